@@ -1,0 +1,84 @@
+//! The two kinds of byte streams the proxy moves data between: plain TCP and TLS (server side
+//! towards clients, client side towards TLS upstreams), behind one small interface.
+
+use std::io;
+
+use bytes::{Bytes, BytesMut};
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use rustls::ServerConnection;
+
+use crate::tls::stream::TlsStream;
+
+/// A connection to a client or an upstream.
+pub enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS terminated by us.
+    ServerTls(Box<TlsStream<ServerConnection>>),
+}
+
+impl Stream {
+    /// Reads what is available (at most `max` bytes, at least one when `max` is 0) and appends
+    /// it to `buf`. Returns 0 at end of stream.
+    pub async fn read_buf(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        let max = max.max(1);
+        match self {
+            Stream::Plain(s) => {
+                let mut owned = std::mem::take(buf);
+                owned.reserve(max.clamp(4096, 64 * 1024));
+                let start = owned.len();
+                let end = owned.capacity().min(start + max);
+                let (res, slice) = s.read(owned.slice_mut(start..end)).await;
+                *buf = slice.into_inner();
+                res
+            }
+            Stream::ServerTls(t) => t.read_plain(buf, max).await,
+        }
+    }
+
+    /// Writes all of `data`; on plain TCP the buffer itself goes to the kernel, no copy.
+    pub async fn write_bytes(&mut self, data: Bytes) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Stream::Plain(s) => s.write_all(data).await.0.map(|_| ()),
+            Stream::ServerTls(t) => t.write_plain(&data).await,
+        }
+    }
+
+    /// Writes a buffer we built (a response or request head), handing it back for reuse.
+    pub async fn write_owned(&mut self, data: BytesMut) -> (io::Result<()>, BytesMut) {
+        if data.is_empty() {
+            return (Ok(()), data);
+        }
+        match self {
+            Stream::Plain(s) => {
+                let (res, d) = s.write_all(data).await;
+                (res.map(|_| ()), d)
+            }
+            Stream::ServerTls(t) => {
+                let res = t.write_plain(&data).await;
+                (res, data)
+            }
+        }
+    }
+
+    /// Closes our side cleanly (close_notify for TLS).
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.shutdown().await,
+            Stream::ServerTls(t) => t.shutdown().await,
+        }
+    }
+
+    /// The TLS session, when there is one.
+    pub fn server_tls(&self) -> Option<&ServerConnection> {
+        match self {
+            Stream::ServerTls(t) => Some(t.conn()),
+            Stream::Plain(_) => None,
+        }
+    }
+}

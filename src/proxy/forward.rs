@@ -1,0 +1,371 @@
+//! Forwarding one request to an upstream and relaying the response, as nginx's `proxy_pass`:
+//! pick a server, reuse a pooled connection or connect, send the rewritten head and stream the
+//! body, read the response head, stream the response back, and pool the connection when the
+//! exchange ended cleanly.
+
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+
+use super::body::{relay, RelayError, RelayParams};
+use super::context::{ConnInfo, RequestVars};
+use super::route;
+use super::AdvanceHead;
+use crate::config::{Listener, Location, ProxyPass, Upstream};
+use crate::conn::Stream;
+use crate::http::{self, BodyFraming, Canned, RequestHead, ResponseHead};
+use crate::runtime::worker::Worker;
+use crate::upstream::{self, UpstreamError};
+
+/// How a failed exchange ends for the client.
+enum Failure {
+    /// Nothing was sent to the client yet: answer with this status.
+    Respond(UpstreamError),
+    /// The client side failed or the response had started: just close.
+    Close,
+    /// The client's body was too large (413).
+    TooLarge,
+    /// The client's body was malformed (400).
+    BadBody,
+    /// The client stopped sending its body in time (408).
+    ClientTimeout,
+}
+
+/// Proxies one request. Returns Ok(true) when the client connection may carry another request.
+#[allow(clippy::too_many_arguments)]
+pub async fn proxy(
+    w: &Worker,
+    listener: &Listener,
+    client: &mut Stream,
+    info: &ConnInfo,
+    head: RequestHead,
+    cbuf: &mut BytesMut,
+    location: &Location,
+    pp: &ProxyPass,
+    host: &[u8],
+    uri: &[u8],
+    last: bool,
+) -> Result<bool, ()> {
+    let Some(up) = w.config.upstreams.get(pp.upstream) else {
+        return Err(());
+    };
+    let http = &listener.http;
+    if let BodyFraming::Length(n) = head.framing {
+        if http.client_max_body_size != 0 && n > http.client_max_body_size {
+            log::warn!(
+                "listener={} peer={}: client intended to send too large body: {n} bytes (413)",
+                listener.name,
+                info.peer
+            );
+            let _ = client
+                .write_bytes(Bytes::from_static(Canned::PayloadTooLarge.bytes()))
+                .await;
+            return Err(());
+        }
+    }
+
+    // Build the upstream head while the request head is still at the front of `cbuf`.
+    let mut obuf = BytesMut::with_capacity(head.head_len + 256);
+    let request_line = {
+        let vars = RequestVars {
+            conn: info,
+            head: &head,
+            buf: cbuf,
+            host,
+            uri,
+            proxy_host: pp.proxy_host.as_bytes(),
+        };
+        let mut target = Vec::with_capacity(head.target.len() + 16);
+        route::map_target(
+            &mut target,
+            location,
+            pp.uri.as_deref(),
+            head.path_and_query.get(cbuf),
+            uri,
+        );
+        let mut host_value = pp.proxy_host.as_bytes().to_vec();
+        let mut values: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(location.set_headers.len());
+        for (name, tpl) in &location.set_headers {
+            let mut v = Vec::new();
+            vars.render(tpl, &mut v);
+            if name.eq_ignore_ascii_case("host") {
+                host_value = v;
+            } else {
+                values.push((name.as_bytes(), v));
+            }
+        }
+        let set: Vec<(&[u8], &[u8])> = values.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        let peer_ip = info.peer.ip().to_string();
+        let params = http::UpstreamRequestParams {
+            target: &target,
+            host: &host_value,
+            x_forwarded_for: http.x_forwarded_for.then_some(peer_ip.as_bytes()),
+            x_forwarded_proto: http.x_forwarded_proto.then_some(if info.tls.is_some() {
+                b"https".as_slice()
+            } else {
+                b"http".as_slice()
+            }),
+            set_headers: &set,
+            remove_headers: &[],
+            keep_alive_upstream: up.keepalive > 0,
+        };
+        http::write_upstream_request(&mut obuf, &head, cbuf, &params);
+        format!(
+            "{} {}",
+            String::from_utf8_lossy(head.method_span.get(cbuf)),
+            String::from_utf8_lossy(head.target.get(cbuf))
+        )
+    };
+    cbuf.advance_head(head.head_len);
+    let upstream_head = obuf.freeze();
+
+    if head.expect_continue && head.framing != BodyFraming::None {
+        // We read the body on the client's behalf, so we say "go ahead" ourselves.
+        if client
+            .write_bytes(Bytes::from_static(http::CONTINUE_100))
+            .await
+            .is_err()
+        {
+            return Err(());
+        }
+    }
+
+    let mut retried = false;
+    loop {
+        let (mut ustream, addr, reused) = match w.pools.take(pp.upstream, up) {
+            Some((s, a)) => (Stream::Plain(s), a, true),
+            None => {
+                let Some(addr) = w.pools.pick(pp.upstream, up) else {
+                    return Err(());
+                };
+                match upstream::connect(addr, up.connect_timeout).await {
+                    Ok(s) => {
+                        w.pools.connects.set(w.pools.connects.get() + 1);
+                        (Stream::Plain(s), addr, false)
+                    }
+                    Err(e) => {
+                        return fail(
+                            client,
+                            listener,
+                            info,
+                            up,
+                            addr,
+                            &request_line,
+                            Failure::Respond(e),
+                        )
+                        .await;
+                    }
+                }
+            }
+        };
+        let result = exchange(
+            client,
+            &mut ustream,
+            listener,
+            up,
+            &head,
+            upstream_head.clone(),
+            cbuf,
+            last,
+        )
+        .await;
+        match result {
+            Ok((keep_client, keep_upstream)) => {
+                if keep_upstream {
+                    if let Stream::Plain(s) = ustream {
+                        w.pools.put(pp.upstream, up, s, addr);
+                    }
+                }
+                return if keep_client { Ok(true) } else { Err(()) };
+            }
+            Err(Failure::Respond(e))
+                if reused
+                    && !retried
+                    && e.is_stale_connection()
+                    && head.framing == BodyFraming::None
+                    && head.is_idempotent(b"") =>
+            {
+                // The pooled connection had been closed by the upstream: retry once, fresh.
+                log::debug!(
+                    "upstream `{}` ({addr}): stale pooled connection ({e}); retrying",
+                    up.name
+                );
+                retried = true;
+                continue;
+            }
+            Err(f) => return fail(client, listener, info, up, addr, &request_line, f).await,
+        }
+    }
+}
+
+/// Logs a failed exchange and answers the client when it still can.
+async fn fail(
+    client: &mut Stream,
+    listener: &Listener,
+    info: &ConnInfo,
+    up: &Upstream,
+    addr: SocketAddr,
+    request: &str,
+    f: Failure,
+) -> Result<bool, ()> {
+    let page = match &f {
+        Failure::Respond(e) => {
+            log::error!(
+                "{e} while proxying, client: {}, listener: {}, request: \"{request}\", upstream: `{}` http://{addr} ({})",
+                info.peer,
+                listener.name,
+                up.name,
+                e.status()
+            );
+            Some(if e.status() == 504 {
+                Canned::GatewayTimeout
+            } else {
+                Canned::BadGateway
+            })
+        }
+        Failure::TooLarge => {
+            log::warn!("client {} sent a body larger than client_max_body_size (413), request: \"{request}\"", info.peer);
+            Some(Canned::PayloadTooLarge)
+        }
+        Failure::BadBody => {
+            log::info!(
+                "client {} sent a malformed chunked body (400), request: \"{request}\"",
+                info.peer
+            );
+            Some(Canned::BadRequest)
+        }
+        Failure::ClientTimeout => {
+            log::info!(
+                "client {} timed out sending the request body (408), request: \"{request}\"",
+                info.peer
+            );
+            Some(Canned::RequestTimeout)
+        }
+        Failure::Close => None,
+    };
+    if let Some(page) = page {
+        let _ = client.write_bytes(Bytes::from_static(page.bytes())).await;
+    }
+    Err(())
+}
+
+/// One request/response exchange on an upstream connection. Returns whether the client and
+/// the upstream connection may each be kept alive.
+#[allow(clippy::too_many_arguments)]
+async fn exchange(
+    client: &mut Stream,
+    ustream: &mut Stream,
+    listener: &Listener,
+    up: &Upstream,
+    head: &RequestHead,
+    upstream_head: Bytes,
+    cbuf: &mut BytesMut,
+    last: bool,
+) -> Result<(bool, bool), Failure> {
+    let http = &listener.http;
+    // 1. The head, then the body as it arrives.
+    match monoio::time::timeout(up.send_timeout, ustream.write_bytes(upstream_head)).await {
+        Err(_) => return Err(Failure::Respond(UpstreamError::SendTimeout)),
+        Ok(Err(e)) => return Err(Failure::Respond(UpstreamError::Io(e))),
+        Ok(Ok(())) => {}
+    }
+    let params = RelayParams {
+        read_timeout: http.body_timeout,
+        write_timeout: up.send_timeout,
+        max_body: http.client_max_body_size,
+        rechunk: false,
+    };
+    if let Err(e) = relay(client, ustream, cbuf, head.framing, &params).await {
+        return Err(match e {
+            RelayError::TooLarge => Failure::TooLarge,
+            RelayError::BadChunk(_) => Failure::BadBody,
+            RelayError::SourceTimeout => Failure::ClientTimeout,
+            RelayError::SourceRead(_) | RelayError::SourceTruncated => Failure::Close,
+            RelayError::SinkWrite(e) => Failure::Respond(UpstreamError::Io(e)),
+            RelayError::SinkTimeout => Failure::Respond(UpstreamError::SendTimeout),
+        });
+    }
+
+    // 2. The response head (skipping interim 1xx responses: we answered 100 ourselves).
+    let limits = http::Limits {
+        max_head_bytes: 64 * 1024,
+        max_headers: 200,
+    };
+    let mut ubuf = BytesMut::with_capacity(16 * 1024);
+    let resp: ResponseHead = loop {
+        if !ubuf.is_empty() {
+            match http::parse_response(&ubuf, head.is_head(), &limits) {
+                Ok(Some(r)) if r.is_interim() => {
+                    let _ = ubuf.split_to(r.head_len);
+                    continue;
+                }
+                Ok(Some(r)) => break r,
+                Ok(None) => {}
+                Err(e) => return Err(Failure::Respond(UpstreamError::BadResponse(e.reason()))),
+            }
+        }
+        match monoio::time::timeout(up.read_timeout, ustream.read_buf(&mut ubuf, 64 * 1024)).await {
+            Err(_) => return Err(Failure::Respond(UpstreamError::ReadTimeout)),
+            Ok(Err(e)) => return Err(Failure::Respond(UpstreamError::Io(e))),
+            Ok(Ok(0)) => return Err(Failure::Respond(UpstreamError::ClosedEarly)),
+            Ok(Ok(_)) => {}
+        }
+    };
+
+    // 3. The response head to the client, then the body as it arrives.
+    let until_close = resp.framing == BodyFraming::UntilClose;
+    let rechunk = until_close && head.version_minor == 1;
+    let keep_client = head.keep_alive && !last && (!until_close || rechunk);
+    let mut out = BytesMut::with_capacity(resp.head_len + 128);
+    let date = crate::clock::http_date(crate::clock::unix_now());
+    let add: [(&[u8], &[u8]); 2] = [(b"Server", b"ringgate"), (b"Date", date.as_bytes())];
+    http::write_client_response(
+        &mut out,
+        &resp,
+        &ubuf,
+        &http::ClientResponseParams {
+            keep_alive: keep_client,
+            client_version_minor: head.version_minor,
+            rechunk,
+            hide_headers: http::rewrite::NGINX_HIDDEN_RESPONSE_HEADERS,
+            add_headers: &add,
+        },
+    );
+    let _ = ubuf.split_to(resp.head_len);
+    match monoio::time::timeout(http.send_timeout, client.write_owned(out)).await {
+        Ok((Ok(()), _)) => {}
+        _ => return Err(Failure::Close),
+    }
+    let params = RelayParams {
+        read_timeout: up.read_timeout,
+        write_timeout: http.send_timeout,
+        max_body: 0,
+        rechunk,
+    };
+    match relay(ustream, client, &mut ubuf, resp.framing, &params).await {
+        Ok(_) => {}
+        Err(RelayError::SourceTimeout) => {
+            log::error!("upstream `{}` timed out while sending the response body; closing the client connection", up.name);
+            return Err(Failure::Close);
+        }
+        Err(RelayError::SourceTruncated) => {
+            log::error!(
+                "upstream `{}` prematurely closed the connection while sending the response body",
+                up.name
+            );
+            return Err(Failure::Close);
+        }
+        Err(RelayError::BadChunk(e)) => {
+            log::error!(
+                "upstream `{}` sent an invalid chunked response body ({})",
+                up.name,
+                e.reason()
+            );
+            return Err(Failure::Close);
+        }
+        Err(_) => return Err(Failure::Close),
+    }
+    // Extra bytes after a complete response mean the upstream broke framing: do not reuse.
+    let keep_upstream = resp.keep_alive && !until_close && ubuf.is_empty() && up.keepalive > 0;
+    Ok((keep_client, keep_upstream))
+}

@@ -1,0 +1,197 @@
+//! Choosing a location for a request and mapping its URI, as nginx does: locations match the
+//! *normalized* path (percent-decoded, `//` merged, `.` and `..` resolved), so `/public/../admin`
+//! is `/admin` and cannot slip past a rule written for `/admin`.
+
+use crate::config::{Location, MatchKind};
+
+/// Why a path cannot be normalized (nginx answers 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathError {
+    /// `..` climbs above the root.
+    AboveRoot,
+    /// A `%` not followed by two hex digits, or a decoded NUL.
+    BadEncoding,
+    /// The path does not start with `/`.
+    NotAbsolute,
+}
+
+/// nginx's `$uri`: the decoded, normalized path (without the query).
+pub fn normalize_path(raw: &[u8]) -> Result<Vec<u8>, PathError> {
+    if raw.first() != Some(&b'/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'%' {
+            let hi = raw.get(i + 1).and_then(|c| (*c as char).to_digit(16));
+            let lo = raw.get(i + 2).and_then(|c| (*c as char).to_digit(16));
+            match (hi, lo) {
+                (Some(h), Some(l)) => {
+                    let v = (h * 16 + l) as u8;
+                    if v == 0 {
+                        return Err(PathError::BadEncoding);
+                    }
+                    decoded.push(v);
+                    i += 3;
+                }
+                _ => return Err(PathError::BadEncoding),
+            }
+        } else {
+            decoded.push(b);
+            i += 1;
+        }
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(decoded.len());
+    for segment in decoded.split(|&b| b == b'/').skip(1) {
+        match segment {
+            b"" | b"." => {}
+            b".." => {
+                if out.is_empty() {
+                    return Err(PathError::AboveRoot);
+                }
+                let cut = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
+                out.truncate(cut);
+            }
+            seg => {
+                out.push(b'/');
+                out.extend_from_slice(seg);
+            }
+        }
+    }
+    // Keep a trailing slash (or `/.`, `/..`) meaning "directory", as nginx does.
+    let ends_dir = decoded.ends_with(b"/") || decoded.ends_with(b"/.") || decoded.ends_with(b"/..");
+    if out.is_empty() || ends_dir {
+        out.push(b'/');
+    }
+    Ok(out)
+}
+
+/// Picks the location for a normalized path: an exact match first, else the longest prefix.
+pub fn find_location<'a>(locations: &'a [Location], path: &[u8]) -> Option<&'a Location> {
+    let mut best: Option<&Location> = None;
+    for loc in locations {
+        let p = loc.path.as_bytes();
+        match loc.kind {
+            MatchKind::Exact if p == path => return Some(loc),
+            MatchKind::Prefix
+                if path.starts_with(p) && best.is_none_or(|b| b.path.len() < p.len()) =>
+            {
+                best = Some(loc);
+            }
+            _ => {}
+        }
+    }
+    best
+}
+
+/// The target sent upstream, as nginx's `proxy_pass`:
+/// - without a URI part, the client's original request target, unchanged;
+/// - with one, the normalized path with the location's prefix replaced by that URI, then the
+///   original query string.
+pub fn map_target(
+    out: &mut Vec<u8>,
+    loc: &Location,
+    uri: Option<&str>,
+    raw_target: &[u8],
+    normalized: &[u8],
+) {
+    match uri {
+        None => out.extend_from_slice(raw_target),
+        Some(uri) => {
+            let rest = match loc.kind {
+                MatchKind::Exact => &[][..],
+                MatchKind::Prefix => normalized.get(loc.path.len()..).unwrap_or(&[]),
+            };
+            out.extend_from_slice(uri.as_bytes());
+            escape_path(out, rest);
+            if let Some(q) = raw_target.iter().position(|&b| b == b'?') {
+                out.extend_from_slice(&raw_target[q..]);
+            }
+        }
+    }
+}
+
+/// Re-escapes a decoded path for the request line (nginx's NGX_ESCAPE_URI).
+fn escape_path(out: &mut Vec<u8>, path: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in path {
+        let keep = b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b);
+        if keep {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Action;
+
+    fn loc(path: &str, kind: MatchKind) -> Location {
+        Location {
+            path: path.into(),
+            kind,
+            action: Action::Return {
+                status: 200,
+                body: None,
+            },
+            set_headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn normalizes_like_nginx() {
+        let n = |s: &str| normalize_path(s.as_bytes()).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(n("/a//b/./c").unwrap(), "/a/b/c");
+        assert_eq!(n("/public/../admin").unwrap(), "/admin");
+        assert_eq!(n("/public/%2e%2e/admin").unwrap(), "/admin");
+        assert_eq!(n("/a/b/").unwrap(), "/a/b/");
+        assert_eq!(n("/").unwrap(), "/");
+        assert_eq!(n("/a/..").unwrap(), "/");
+        assert_eq!(n("/%41").unwrap(), "/A");
+        assert_eq!(n("/.."), Err(PathError::AboveRoot));
+        assert_eq!(n("/%zz"), Err(PathError::BadEncoding));
+        assert_eq!(n("/%00"), Err(PathError::BadEncoding));
+        assert_eq!(n("x"), Err(PathError::NotAbsolute));
+    }
+
+    #[test]
+    fn exact_beats_longest_prefix() {
+        let locs = vec![
+            loc("/", MatchKind::Prefix),
+            loc("/api", MatchKind::Prefix),
+            loc("/api/v1", MatchKind::Prefix),
+            loc("/api", MatchKind::Exact),
+        ];
+        assert_eq!(find_location(&locs, b"/api/v1/x").unwrap().path, "/api/v1");
+        assert_eq!(
+            find_location(&locs, b"/api").unwrap().kind,
+            MatchKind::Exact
+        );
+        assert_eq!(find_location(&locs, b"/apix").unwrap().path, "/api");
+        assert_eq!(find_location(&locs, b"/other").unwrap().path, "/");
+        assert!(find_location(&locs[1..3], b"/x").is_none());
+    }
+
+    #[test]
+    fn maps_targets_like_proxy_pass() {
+        let l = loc("/app/", MatchKind::Prefix);
+        let mut out = Vec::new();
+        map_target(&mut out, &l, None, b"/app/x%20y?q=1", b"/app/x y");
+        assert_eq!(out, b"/app/x%20y?q=1");
+        out.clear();
+        map_target(&mut out, &l, Some("/"), b"/app/x%20y?q=1", b"/app/x y");
+        assert_eq!(out, b"/x%20y?q=1");
+        out.clear();
+        map_target(&mut out, &l, Some("/v2/"), b"/app/", b"/app/");
+        assert_eq!(out, b"/v2/");
+        out.clear();
+        let root = loc("/", MatchKind::Prefix);
+        map_target(&mut out, &root, Some("/"), b"/a/b", b"/a/b");
+        assert_eq!(out, b"/a/b");
+    }
+}

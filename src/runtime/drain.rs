@@ -1,0 +1,109 @@
+//! A per-worker shutdown signal that tasks can await: when the process is asked to stop, idle
+//! keep-alive connections wake up and close, busy ones finish their request first.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+/// One worker's drain state (cheap to clone; `!Send` by design).
+#[derive(Clone, Default)]
+pub struct Drain {
+    inner: Rc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    draining: Cell<bool>,
+    /// Wakers of pending waits, by wait id; a wait removes its entry when dropped.
+    waiters: RefCell<HashMap<u64, Waker>>,
+    next_id: Cell<u64>,
+    active: Cell<usize>,
+}
+
+impl Drain {
+    /// Starts draining and wakes every waiter.
+    pub fn start(&self) {
+        self.inner.draining.set(true);
+        let waiters: Vec<Waker> = self
+            .inner
+            .waiters
+            .borrow_mut()
+            .drain()
+            .map(|(_, w)| w)
+            .collect();
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    /// True once draining has started.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.get()
+    }
+
+    /// Completes when draining starts.
+    pub fn wait(&self) -> DrainWait {
+        let id = self.inner.next_id.get();
+        self.inner.next_id.set(id + 1);
+        DrainWait {
+            drain: self.clone(),
+            id,
+        }
+    }
+
+    /// Counts a connection as active until the guard drops.
+    pub fn track(&self) -> ActiveGuard {
+        self.inner.active.set(self.inner.active.get() + 1);
+        ActiveGuard {
+            drain: self.clone(),
+        }
+    }
+
+    /// Connections still open.
+    pub fn active(&self) -> usize {
+        self.inner.active.get()
+    }
+}
+
+/// Future returned by [`Drain::wait`].
+pub struct DrainWait {
+    drain: Drain,
+    id: u64,
+}
+
+impl Drop for DrainWait {
+    fn drop(&mut self) {
+        self.drain.inner.waiters.borrow_mut().remove(&self.id);
+    }
+}
+
+impl Future for DrainWait {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.drain.is_draining() {
+            return Poll::Ready(());
+        }
+        self.drain
+            .inner
+            .waiters
+            .borrow_mut()
+            .insert(self.id, cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Keeps a connection counted as active.
+pub struct ActiveGuard {
+    drain: Drain,
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        let n = self.drain.inner.active.get();
+        self.drain.inner.active.set(n.saturating_sub(1));
+    }
+}

@@ -1,0 +1,204 @@
+//! One worker: a thread pinned to a CPU, running its own monoio runtime with its own listening
+//! sockets, TLS configurations and upstream pools. Nothing here is shared with other workers.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use monoio::net::{ListenerOpts, TcpListener};
+
+use super::drain::Drain;
+use crate::config::{Config, DriverChoice};
+use crate::upstream::pool::SWEEP_INTERVAL;
+use crate::upstream::Pools;
+
+/// Per-core state every connection task of this worker borrows.
+pub struct Worker {
+    /// Worker index.
+    pub id: usize,
+    /// The configuration (read-only).
+    pub config: Arc<Config>,
+    /// This worker's rustls configuration per listener (None for plain listeners).
+    pub tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// This worker's upstream pools.
+    pub pools: Pools,
+    /// Shutdown signal and active-connection count.
+    pub drain: Drain,
+}
+
+/// What a worker reports to the main thread at start-up.
+pub enum Startup {
+    /// Listening on these addresses (one per listener, in config order).
+    Ready(Vec<SocketAddr>),
+    /// Could not start.
+    Failed(String),
+}
+
+/// Everything a worker thread needs to start.
+pub struct WorkerSpec {
+    /// Worker index.
+    pub id: usize,
+    /// CPU to pin to, if any.
+    pub cpu: Option<usize>,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The address of each listener (ports resolved by worker 0 when 0 was asked for).
+    pub addrs: Vec<SocketAddr>,
+    /// Set by the main thread on SIGTERM/SIGINT.
+    pub stop: Arc<AtomicBool>,
+    /// Where to report start-up.
+    pub report: Sender<Startup>,
+}
+
+/// Runs a worker on the current thread until it has drained after a stop request.
+pub fn run(spec: WorkerSpec) {
+    if let Some(cpu) = spec.cpu {
+        let pinned = core_affinity::get_core_ids()
+            .and_then(|ids| ids.into_iter().find(|c| c.id == cpu))
+            .is_some_and(core_affinity::set_for_current);
+        if !pinned {
+            log::warn!(
+                "worker {}: could not pin to CPU {cpu}; running unpinned",
+                spec.id
+            );
+        }
+    }
+    let uring = spec.config.runtime.driver == DriverChoice::Auto && monoio::utils::detect_uring();
+    let runtime = if uring {
+        monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .with_entries(1024)
+            .enable_timer()
+            .build()
+            .map(monoio::FusionRuntime::from)
+    } else {
+        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .map(monoio::FusionRuntime::from)
+    };
+    let mut runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = spec.report.send(Startup::Failed(format!(
+                "worker {}: cannot start its runtime: {e}",
+                spec.id
+            )));
+            return;
+        }
+    };
+    let driver = if uring { "io_uring" } else { "legacy (epoll)" };
+    if !uring && spec.config.runtime.driver == DriverChoice::Auto {
+        log::warn!(
+            "worker {}: io_uring is unavailable (kernel too old, or disabled by sysctl kernel.io_uring_disabled, seccomp or a container policy); falling back to the legacy epoll driver",
+            spec.id
+        );
+    }
+    log::info!(
+        "worker {} started: driver={driver} cpu={}",
+        spec.id,
+        spec.cpu.map_or("unpinned".to_string(), |c| c.to_string())
+    );
+    runtime.block_on(worker_main(spec));
+}
+
+async fn worker_main(spec: WorkerSpec) {
+    let config = spec.config.clone();
+    let mut tls = Vec::with_capacity(config.listeners.len());
+    for l in &config.listeners {
+        match l.tls.as_ref().map(|t| t.worker_config()) {
+            None => tls.push(None),
+            Some(Ok(c)) => tls.push(Some(c)),
+            Some(Err(e)) => {
+                let _ = spec.report.send(Startup::Failed(format!(
+                    "listener `{}`: TLS setup failed: {e}",
+                    l.name
+                )));
+                return;
+            }
+        }
+    }
+    let mut listeners = Vec::with_capacity(spec.addrs.len());
+    let mut bound = Vec::with_capacity(spec.addrs.len());
+    for (l, addr) in config.listeners.iter().zip(&spec.addrs) {
+        let opts = ListenerOpts::new()
+            .reuse_port(true)
+            .reuse_addr(true)
+            .backlog(4096);
+        match TcpListener::bind_with_config(addr, &opts) {
+            Ok(sock) => {
+                bound.push(sock.local_addr().unwrap_or(*addr));
+                listeners.push(sock);
+            }
+            Err(e) => {
+                let _ = spec.report.send(Startup::Failed(format!(
+                    "listener `{}`: cannot listen on {addr}: {e}",
+                    l.name
+                )));
+                return;
+            }
+        }
+    }
+    let worker = Rc::new(Worker {
+        id: spec.id,
+        config: config.clone(),
+        tls,
+        pools: Pools::new(config.upstreams.len()),
+        drain: Drain::default(),
+    });
+    for (li, sock) in listeners.into_iter().enumerate() {
+        monoio::spawn(accept_loop(worker.clone(), li, sock));
+    }
+    monoio::spawn(sweep_loop(worker.clone()));
+    let _ = spec.report.send(Startup::Ready(bound));
+
+    // Watch for the stop request (an atomic load every 50 ms, off the request path).
+    while !spec.stop.load(Ordering::Relaxed) {
+        monoio::time::sleep(Duration::from_millis(50)).await;
+    }
+    worker.drain.start();
+    let deadline = Instant::now() + config.runtime.shutdown_timeout;
+    while worker.drain.active() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = worker.drain.active();
+    if left > 0 {
+        log::warn!(
+            "worker {}: shutdown timeout reached with {left} connections still open; closing them",
+            worker.id
+        );
+    } else {
+        log::info!("worker {}: drained", worker.id);
+    }
+    worker.pools.clear();
+}
+
+async fn accept_loop(w: Rc<Worker>, li: usize, sock: TcpListener) {
+    loop {
+        let drain = w.drain.wait();
+        let accepted = monoio::select! {
+            r = sock.accept() => Some(r),
+            _ = drain => None,
+        };
+        match accepted {
+            None => return,
+            Some(Ok((stream, peer))) => {
+                monoio::spawn(crate::proxy::serve(w.clone(), li, stream, peer));
+            }
+            Some(Err(e)) => {
+                // EMFILE and friends: log, back off briefly, keep serving what is open.
+                log::error!("worker {}: accept failed: {e}", w.id);
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn sweep_loop(w: Rc<Worker>) {
+    while !w.drain.is_draining() {
+        monoio::time::sleep(SWEEP_INTERVAL).await;
+        w.pools.sweep(&w.config.upstreams);
+    }
+}

@@ -1,0 +1,492 @@
+//! Client-certificate policy as rustls sees it: nginx's `ssl_verify_client` modes on top of
+//! [`ChainVerifier`], plus a per-core cache of verdicts.
+//!
+//! The verdict of every presented chain is cached in a thread-local, bounded map keyed by a
+//! SHA-256 of the chain. The handshake fills it (rustls calls [`ClientAuth::verify_client_cert`]
+//! on the worker's own thread); the proxy reads it back after the handshake through
+//! [`ClientAuth::outcome`]. A resumed session, where rustls does not call the verifier, misses
+//! the cache only if the entry was evicted, and is then verified again: resumption never skips
+//! verification. No lock is taken anywhere: each worker thread owns its cache.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls_pki_types::{CertificateDer, SubjectPublicKeyInfoDer, UnixTime};
+
+use super::verify::{ChainVerifier, TrustStore, VerifiedChain, VerifyError};
+
+/// nginx's `ssl_verify_client`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMode {
+    /// No certificate is requested.
+    Off,
+    /// A verified certificate is required.
+    On,
+    /// A certificate is requested; if one is sent it must verify.
+    Optional,
+    /// A certificate is requested; it need not chain to a trusted CA.
+    OptionalNoCa,
+}
+
+/// What a refused client certificate gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureMode {
+    /// The handshake ends with the TLS alert that says why (our default).
+    Alert,
+    /// The handshake completes and the request gets nginx's 400 page (nginx-compatible).
+    Http,
+}
+
+/// The verdict on a connection's client certificate.
+#[derive(Debug, Clone)]
+pub enum ClientVerifyOutcome {
+    /// No certificate was presented (or none requested).
+    None,
+    /// The chain verified.
+    Success(Arc<VerifiedChain>),
+    /// The chain did not verify.
+    Failed(VerifyError),
+}
+
+impl ClientVerifyOutcome {
+    /// nginx's `$ssl_client_verify`: `NONE`, `SUCCESS` or `FAILED:<reason>`.
+    pub fn nginx_value(&self) -> Cow<'static, str> {
+        match self {
+            ClientVerifyOutcome::None => Cow::Borrowed("NONE"),
+            ClientVerifyOutcome::Success(_) => Cow::Borrowed("SUCCESS"),
+            ClientVerifyOutcome::Failed(e) => Cow::Owned(format!("FAILED:{}", e.openssl_reason())),
+        }
+    }
+}
+
+/// Gives every `ClientAuth` a distinct generation, so verdicts cached under an old trust store
+/// never answer for a new one (reloads build a new `ClientAuth`).
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// One listener's client-certificate policy (shared read-only by the workers' rustls configs).
+#[derive(Debug)]
+pub struct ClientAuth {
+    mode: ClientAuthMode,
+    failure: FailureMode,
+    verifier: Option<ChainVerifier>,
+    hints: Vec<DistinguishedName>,
+    generation: u64,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientAuth {
+    /// Builds the policy. Modes other than `Off` need a trust store.
+    pub fn new(
+        mode: ClientAuthMode,
+        failure: FailureMode,
+        store: Option<Arc<TrustStore>>,
+        depth: u32,
+    ) -> Result<Self, rustls::Error> {
+        let verifier = match (mode, store) {
+            (ClientAuthMode::Off, _) => None,
+            (_, Some(store)) => Some(ChainVerifier::new(store, depth)),
+            (ClientAuthMode::OptionalNoCa, None) => None,
+            (_, None) => {
+                return Err(rustls::Error::General(
+                    "client verification needs a CA bundle (client_certificate)".into(),
+                ))
+            }
+        };
+        let hints = verifier
+            .as_ref()
+            .map(|v| v.store.subjects())
+            .unwrap_or_default();
+        Ok(ClientAuth {
+            mode,
+            failure,
+            verifier,
+            hints,
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+            algorithms: rustls::crypto::aws_lc_rs::default_provider()
+                .signature_verification_algorithms,
+        })
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> ClientAuthMode {
+        self.mode
+    }
+
+    /// The verdict for a peer's chain (leaf first), from this core's cache or freshly verified.
+    pub fn outcome(&self, chain: &[CertificateDer<'_>], now: UnixTime) -> ClientVerifyOutcome {
+        let Some((leaf, rest)) = chain.split_first() else {
+            return ClientVerifyOutcome::None;
+        };
+        if self.mode == ClientAuthMode::Off {
+            return ClientVerifyOutcome::None;
+        }
+        let key = chain_key(self.generation, chain);
+        let now_secs = now.as_secs() as i64;
+        if let Some(hit) = CACHE.with(|c| c.borrow_mut().get(&key, now_secs)) {
+            return hit;
+        }
+        let (outcome, expires) = match &self.verifier {
+            Some(v) => match v.verify(leaf, rest, now) {
+                Ok(chain) => {
+                    let exp = chain.earliest_not_after;
+                    (ClientVerifyOutcome::Success(Arc::new(chain)), exp)
+                }
+                // Failures are cached briefly: a clock-dependent failure may clear.
+                Err(e) => (ClientVerifyOutcome::Failed(e), now_secs + 60),
+            },
+            // optional_no_ca without a CA bundle: nothing can verify.
+            None => (
+                ClientVerifyOutcome::Failed(VerifyError::UnableToGetIssuerCertLocally {
+                    depth: 0,
+                    subject: String::new(),
+                }),
+                now_secs + 60,
+            ),
+        };
+        CACHE.with(|c| c.borrow_mut().insert(key, outcome.clone(), expires));
+        outcome
+    }
+
+    fn verify_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+        tls13: bool,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // rustls's own helpers parse the leaf with webpki, which refuses X.509 v1; verify
+        // against the SubjectPublicKeyInfo instead, which every version has.
+        let bad = || rustls::Error::InvalidCertificate(CertificateError::BadSignature);
+        let (_, x509) = x509_parser::parse_x509_certificate(cert.as_ref())
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let spki = SubjectPublicKeyInfoDer::from(x509.public_key().raw);
+        if tls13 {
+            return rustls::crypto::verify_tls13_signature_with_raw_key(
+                message,
+                &spki,
+                dss,
+                &self.algorithms,
+            );
+        }
+        let entity = webpki::RawPublicKeyEntity::try_from(&spki).map_err(|_| bad())?;
+        let algs = self
+            .algorithms
+            .mapping
+            .iter()
+            .find(|(scheme, _)| *scheme == dss.scheme)
+            .map(|(_, algs)| *algs)
+            .ok_or(rustls::Error::PeerMisbehaved(
+                rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+            ))?;
+        for alg in algs {
+            if entity
+                .verify_signature(*alg, message, dss.signature())
+                .is_ok()
+            {
+                return Ok(HandshakeSignatureValid::assertion());
+            }
+        }
+        Err(bad())
+    }
+}
+
+impl ClientCertVerifier for ClientAuth {
+    fn offer_client_auth(&self) -> bool {
+        self.mode != ClientAuthMode::Off
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.mode == ClientAuthMode::On && self.failure == FailureMode::Alert
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let mut chain = Vec::with_capacity(1 + intermediates.len());
+        chain.push(end_entity.clone());
+        chain.extend(intermediates.iter().cloned());
+        match self.outcome(&chain, now) {
+            ClientVerifyOutcome::Failed(e) if self.failure == FailureMode::Alert => {
+                if self.mode == ClientAuthMode::OptionalNoCa && e.is_ignorable_for_optional_no_ca()
+                {
+                    Ok(ClientCertVerified::assertion())
+                } else {
+                    Err(e.to_rustls())
+                }
+            }
+            _ => Ok(ClientCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verify_signature(message, cert, dss, false)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verify_signature(message, cert, dss, true)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// SHA-256 over the generation and the length-prefixed DER of every certificate of a chain.
+pub fn chain_key(generation: u64, chain: &[CertificateDer<'_>]) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(&generation.to_be_bytes());
+    for c in chain {
+        ctx.update(&(c.as_ref().len() as u64).to_be_bytes());
+        ctx.update(c.as_ref());
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    key
+}
+
+/// Entries per core; beyond it the least recently used verdict is dropped.
+const CACHE_CAPACITY: usize = 4096;
+
+thread_local! {
+    static CACHE: RefCell<VerdictCache> = RefCell::new(VerdictCache::default());
+}
+
+/// A bounded LRU of verdicts with expiry (this core's verified-chain cache).
+#[derive(Default)]
+struct VerdictCache {
+    map: HashMap<[u8; 32], (ClientVerifyOutcome, i64, u64)>,
+    tick: u64,
+    hits: u64,
+    misses: u64,
+}
+
+impl VerdictCache {
+    fn get(&mut self, key: &[u8; 32], now: i64) -> Option<ClientVerifyOutcome> {
+        self.tick += 1;
+        let tick = self.tick;
+        match self.map.get_mut(key) {
+            Some((outcome, expires, used)) if *expires > now => {
+                *used = tick;
+                self.hits += 1;
+                Some(outcome.clone())
+            }
+            Some(_) => {
+                self.map.remove(key);
+                self.misses += 1;
+                None
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
+        }
+    }
+
+    fn insert(&mut self, key: [u8; 32], outcome: ClientVerifyOutcome, expires: i64) {
+        if self.map.len() >= CACHE_CAPACITY {
+            // Evict the least recently used eighth in one pass, so eviction is amortized.
+            let mut ages: Vec<u64> = self.map.values().map(|(_, _, used)| *used).collect();
+            ages.sort_unstable();
+            let cutoff = ages[ages.len() / 8];
+            self.map.retain(|_, (_, _, used)| *used > cutoff);
+        }
+        self.tick += 1;
+        self.map.insert(key, (outcome, expires, self.tick));
+    }
+}
+
+/// This core's cache hits and misses, for metrics.
+pub fn cache_stats() -> (u64, u64) {
+    CACHE.with(|c| {
+        let c = c.borrow();
+        (c.hits, c.misses)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    };
+
+    struct Pki {
+        store: Arc<TrustStore>,
+        ca_cert: rcgen::Certificate,
+        ca_key: KeyPair,
+    }
+
+    fn pki() -> Pki {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let ca_key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(
+            DnType::CommonName,
+            format!("test CA {}", N.fetch_add(1, Ordering::Relaxed)),
+        );
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = p.self_signed(&ca_key).unwrap();
+        let store = Arc::new(TrustStore::from_der(vec![ca_cert.der().clone()]).unwrap());
+        Pki {
+            store,
+            ca_cert,
+            ca_key,
+        }
+    }
+
+    fn client(pki: &Pki, days_offset: i64) -> CertificateDer<'static> {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "client1");
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let now = time::OffsetDateTime::now_utc();
+        p.not_before = now + time::Duration::days(days_offset - 30);
+        p.not_after = now + time::Duration::days(days_offset);
+        p.signed_by(&key, &pki.ca_cert, &pki.ca_key)
+            .unwrap()
+            .der()
+            .clone()
+    }
+
+    #[test]
+    fn nginx_values_per_outcome() {
+        let p = pki();
+        let auth = ClientAuth::new(
+            ClientAuthMode::On,
+            FailureMode::Http,
+            Some(p.store.clone()),
+            1,
+        )
+        .unwrap();
+        let now = UnixTime::now();
+        assert_eq!(auth.outcome(&[], now).nginx_value(), "NONE");
+        assert_eq!(
+            auth.outcome(&[client(&p, 30)], now).nginx_value(),
+            "SUCCESS"
+        );
+        assert_eq!(
+            auth.outcome(&[client(&p, -1)], now).nginx_value(),
+            "FAILED:certificate has expired"
+        );
+        let other = pki();
+        assert_eq!(
+            auth.outcome(&[client(&other, 30)], now).nginx_value(),
+            // What nginx reports for a lone leaf from an unknown CA (measured against nginx).
+            "FAILED:unable to verify the first certificate"
+        );
+    }
+
+    #[test]
+    fn alert_mode_refuses_with_the_reason_and_http_mode_lets_through() {
+        let p = pki();
+        let expired = client(&p, -1);
+        let now = UnixTime::now();
+        let alert = ClientAuth::new(
+            ClientAuthMode::On,
+            FailureMode::Alert,
+            Some(p.store.clone()),
+            1,
+        )
+        .unwrap();
+        assert!(alert.client_auth_mandatory());
+        assert!(matches!(
+            alert.verify_client_cert(&expired, &[], now),
+            Err(rustls::Error::InvalidCertificate(CertificateError::Expired))
+        ));
+        let http = ClientAuth::new(
+            ClientAuthMode::On,
+            FailureMode::Http,
+            Some(p.store.clone()),
+            1,
+        )
+        .unwrap();
+        assert!(!http.client_auth_mandatory());
+        assert!(http.verify_client_cert(&expired, &[], now).is_ok());
+    }
+
+    #[test]
+    fn optional_no_ca_tolerates_unknown_issuers_only() {
+        let p = pki();
+        let other = pki();
+        let now = UnixTime::now();
+        let auth = ClientAuth::new(
+            ClientAuthMode::OptionalNoCa,
+            FailureMode::Alert,
+            Some(p.store.clone()),
+            1,
+        )
+        .unwrap();
+        assert!(!auth.client_auth_mandatory());
+        assert!(auth
+            .verify_client_cert(&client(&other, 30), &[], now)
+            .is_ok());
+        assert!(auth.verify_client_cert(&client(&p, -1), &[], now).is_err());
+    }
+
+    #[test]
+    fn cache_hits_and_generations_are_separate() {
+        let p = pki();
+        let leaf = client(&p, 30);
+        let now = UnixTime::now();
+        let a = ClientAuth::new(
+            ClientAuthMode::On,
+            FailureMode::Alert,
+            Some(p.store.clone()),
+            1,
+        )
+        .unwrap();
+        let (h0, _) = cache_stats();
+        a.outcome(std::slice::from_ref(&leaf), now);
+        a.outcome(std::slice::from_ref(&leaf), now);
+        let (h1, _) = cache_stats();
+        assert_eq!(h1, h0 + 1);
+        // A new trust store (a reload) never reuses the old verdict.
+        let other = pki();
+        let b = ClientAuth::new(
+            ClientAuthMode::On,
+            FailureMode::Alert,
+            Some(other.store.clone()),
+            1,
+        )
+        .unwrap();
+        assert!(matches!(
+            b.outcome(std::slice::from_ref(&leaf), now),
+            ClientVerifyOutcome::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn lru_stays_bounded() {
+        let mut c = VerdictCache::default();
+        for i in 0..(CACHE_CAPACITY + 10) {
+            let mut k = [0u8; 32];
+            k[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            c.insert(k, ClientVerifyOutcome::None, i64::MAX);
+        }
+        assert!(c.map.len() <= CACHE_CAPACITY);
+    }
+}

@@ -1,0 +1,162 @@
+//! Loading certificates and keys from PEM files, with errors that name the file and never print
+//! key material.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::crypto::aws_lc_rs::sign::any_supported_type;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Why a certificate or key file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file holds no PEM block of the expected kind.
+    #[error("{path}: no {what} found (expected PEM `-----BEGIN {what}-----`)")]
+    Empty {
+        /// The file.
+        path: String,
+        /// What was looked for.
+        what: &'static str,
+    },
+    /// A PEM block could not be decoded.
+    #[error("{path}: malformed PEM: {detail}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// What the decoder said.
+        detail: String,
+    },
+    /// The key's type is not one rustls can sign with.
+    #[error("{path}: unsupported private key ({detail}); RSA, ECDSA P-256/P-384 and Ed25519 keys in PKCS#1, PKCS#8 or SEC1 form are supported")]
+    UnsupportedKey {
+        /// The key file.
+        path: String,
+        /// What rustls said.
+        detail: String,
+    },
+    /// The key does not belong to the certificate.
+    #[error("{key_path} does not match the certificate in {cert_path}")]
+    KeyMismatch {
+        /// The certificate file.
+        cert_path: String,
+        /// The key file.
+        key_path: String,
+    },
+    /// The key file may be read by other users.
+    #[error("{path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
+    KeyPermissions {
+        /// The key file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
+impl PemError {
+    /// The file the error is about (the key file for a mismatch).
+    pub fn path(&self) -> &str {
+        match self {
+            PemError::Read { path, .. }
+            | PemError::Empty { path, .. }
+            | PemError::Malformed { path, .. }
+            | PemError::UnsupportedKey { path, .. }
+            | PemError::KeyPermissions { path, .. } => path,
+            PemError::KeyMismatch { key_path, .. } => key_path,
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, PemError> {
+    std::fs::read(path).map_err(|source| PemError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Reads every certificate in a PEM file, in file order (leaf first for a chain file).
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PemError> {
+    let bytes = read(path)?;
+    parse_certs(&bytes, &path.display().to_string())
+}
+
+/// Parses every certificate in PEM text; `label` names the source in errors.
+pub fn parse_certs(bytes: &[u8], label: &str) -> Result<Vec<CertificateDer<'static>>, PemError> {
+    let mut reader = bytes;
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut reader)
+        .collect::<Result<_, _>>()
+        .map_err(|e| PemError::Malformed {
+            path: label.to_string(),
+            detail: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(PemError::Empty {
+            path: label.to_string(),
+            what: "CERTIFICATE",
+        });
+    }
+    Ok(certs)
+}
+
+/// Reads the first private key of a PEM file: PKCS#1 (`RSA PRIVATE KEY`), PKCS#8
+/// (`PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`).
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemError> {
+    let bytes = read(path)?;
+    let mut reader = bytes.as_slice();
+    match rustls_pemfile::private_key(&mut reader) {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) => Err(PemError::Empty {
+            path: path.display().to_string(),
+            what: "PRIVATE KEY",
+        }),
+        // The decoder's message never contains key bytes, only what was malformed.
+        Err(e) => Err(PemError::Malformed {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        }),
+    }
+}
+
+/// Refuses a private key file that group or others can read, as ssh does for its keys.
+pub fn check_key_permissions(path: &Path) -> Result<(), PemError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|source| PemError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(PemError::KeyPermissions {
+            path: path.display().to_string(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// Loads a chain and its key and proves they belong together.
+pub fn load_certified_key(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<Arc<CertifiedKey>, PemError> {
+    let chain = load_certs(cert_path)?;
+    let key = load_key(key_path)?;
+    let signing = any_supported_type(&key).map_err(|e| PemError::UnsupportedKey {
+        path: key_path.display().to_string(),
+        detail: e.to_string(),
+    })?;
+    let certified = CertifiedKey::new(chain, signing);
+    certified.keys_match().map_err(|_| PemError::KeyMismatch {
+        cert_path: cert_path.display().to_string(),
+        key_path: key_path.display().to_string(),
+    })?;
+    Ok(Arc::new(certified))
+}

@@ -1,0 +1,186 @@
+//! A TLS stream over a monoio TCP socket, driving rustls directly.
+//!
+//! We own this small adapter (rather than a wrapper crate) because the proxy needs the rustls
+//! connection itself after the handshake (peer certificates, protocol, cipher, resumption) and
+//! full control of buffers: ciphertext moves through one reused buffer per direction.
+
+use std::io::{self, Write};
+use std::ops::{Deref, DerefMut};
+
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+use rustls::{ConnectionCommon, SideData};
+
+/// Size of the ciphertext buffers: one full TLS record plus overhead.
+const TLS_BUF: usize = 16 * 1024 + 512;
+
+/// A TLS connection over TCP; `C` is `rustls::ServerConnection` or `ClientConnection`.
+pub struct TlsStream<C> {
+    io: TcpStream,
+    conn: C,
+    /// Ciphertext read from the socket but not yet handed to rustls: `rbuf[rpos..]`.
+    rbuf: Option<Vec<u8>>,
+    rpos: usize,
+    wbuf: Option<Vec<u8>>,
+    eof: bool,
+}
+
+impl<C, SD> TlsStream<C>
+where
+    C: DerefMut + Deref<Target = ConnectionCommon<SD>>,
+    SD: SideData,
+{
+    /// Wraps a socket and a fresh rustls connection; call [`TlsStream::handshake`] next.
+    pub fn new(io: TcpStream, conn: C) -> Self {
+        TlsStream {
+            io,
+            conn,
+            rbuf: Some(Vec::with_capacity(TLS_BUF)),
+            rpos: 0,
+            wbuf: Some(Vec::with_capacity(TLS_BUF)),
+            eof: false,
+        }
+    }
+
+    /// The rustls connection (peer certificates, negotiated parameters).
+    pub fn conn(&self) -> &C {
+        &self.conn
+    }
+
+    /// The TCP socket.
+    pub fn socket(&self) -> &TcpStream {
+        &self.io
+    }
+
+    /// Runs the handshake to completion. On failure rustls has already queued the alert that
+    /// says why; we send it before returning the error.
+    pub async fn handshake(&mut self) -> io::Result<()> {
+        while self.conn.is_handshaking() {
+            if self.conn.wants_write() {
+                self.flush_tls().await?;
+                continue;
+            }
+            if self.read_tls().await? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed the connection during the TLS handshake",
+                ));
+            }
+        }
+        self.flush_tls().await
+    }
+
+    /// Reads ciphertext from the socket into rustls and processes it. Returns the bytes read
+    /// (0 at end of stream).
+    async fn read_tls(&mut self) -> io::Result<usize> {
+        let mut buf = self
+            .rbuf
+            .take()
+            .unwrap_or_else(|| Vec::with_capacity(TLS_BUF));
+        if self.rpos >= buf.len() {
+            buf.clear();
+            self.rpos = 0;
+            let (res, b) = self.io.read(buf).await;
+            buf = b;
+            let n = match res {
+                Ok(n) => n,
+                Err(e) => {
+                    self.rbuf = Some(buf);
+                    return Err(e);
+                }
+            };
+            if n == 0 {
+                self.rbuf = Some(buf);
+                self.eof = true;
+                return Ok(0);
+            }
+        }
+        let n = buf.len() - self.rpos;
+        let mut slice = &buf[self.rpos..];
+        let mut fed = 0;
+        // rustls may take less than offered when its buffer is full; keep the rest.
+        while !slice.is_empty() {
+            match self.conn.read_tls(&mut slice) {
+                Ok(0) => break,
+                Ok(k) => fed += k,
+                Err(e) if e.kind() == io::ErrorKind::Other => {
+                    // "message buffer full": process what rustls has first.
+                    break;
+                }
+                Err(e) => {
+                    self.rbuf = Some(buf);
+                    return Err(e);
+                }
+            }
+        }
+        self.rpos += fed;
+        self.rbuf = Some(buf);
+        match self.conn.process_new_packets() {
+            Ok(_) => Ok(n.max(1)),
+            Err(e) => {
+                // Send the alert rustls queued (it says why), then fail.
+                let _ = self.flush_tls().await;
+                Err(io::Error::new(io::ErrorKind::InvalidData, e))
+            }
+        }
+    }
+
+    /// Writes everything rustls has queued to the socket.
+    pub async fn flush_tls(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            let mut buf = self
+                .wbuf
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(TLS_BUF));
+            buf.clear();
+            // Writing into a Vec cannot fail.
+            let _ = self.conn.write_tls(&mut buf);
+            let (res, b) = self.io.write_all(buf).await;
+            self.wbuf = Some(b);
+            res?;
+        }
+        Ok(())
+    }
+
+    /// Reads plaintext, appending to `dst` (at most `max` bytes). Returns 0 at the end of the
+    /// stream: a clean close_notify or a TCP close (the HTTP layer decides whether a message
+    /// was cut short).
+    pub async fn read_plain(&mut self, dst: &mut bytes::BytesMut, max: usize) -> io::Result<usize> {
+        use std::io::BufRead;
+        loop {
+            let mut reader = self.conn.reader();
+            match reader.fill_buf() {
+                Ok([]) => return Ok(0),
+                Ok(chunk) => {
+                    let n = chunk.len().min(max.max(1));
+                    dst.extend_from_slice(&chunk[..n]);
+                    reader.consume(n);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            if self.eof || self.read_tls().await? == 0 {
+                return Ok(0);
+            }
+        }
+    }
+
+    /// Encrypts and sends all of `data`.
+    pub async fn write_plain(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let n = self.conn.writer().write(data)?;
+            data = &data[n..];
+            self.flush_tls().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends close_notify and shuts the socket's write side.
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.conn.send_close_notify();
+        self.flush_tls().await?;
+        monoio::io::AsyncWriteRent::shutdown(&mut self.io).await
+    }
+}

@@ -1,0 +1,1008 @@
+//! Client-certificate chain verification with nginx/OpenSSL 3.0 semantics.
+//!
+//! rustls-webpki cannot be used for client certificates here: it rejects
+//! X.509 v1 certificates (which `openssl x509 -req` produces on OpenSSL 3.0,
+//! as in the seed blog posts) and has no equivalent of nginx's
+//! `ssl_verify_depth`. This module re-implements the parts of OpenSSL's
+//! `x509_vfy.c` that nginx exercises (purpose "sslclient", default flags, no
+//! `X509_V_FLAG_PARTIAL_CHAIN`, security level 2) as a pure function: no I/O,
+//! no global state, no rustls trait implementations.
+//!
+//! nginx installs a verify callback that always continues, so OpenSSL reports
+//! every problem and the *last* reported error becomes the connection's
+//! verify result (`$ssl_client_verify` = `FAILED:<reason>`). [`ChainVerifier`]
+//! reproduces that by running OpenSSL's checks in OpenSSL's order (leaf key
+//! level, chain building, extensions, authentication level, then signatures
+//! and validity from the anchor down to the leaf) and returning the last
+//! error.
+
+use std::fmt;
+use std::sync::Arc;
+
+use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use rustls::DistinguishedName;
+use rustls_pki_types::{CertificateDer, UnixTime};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
+use x509_parser::signature_algorithm::SignatureAlgorithm;
+
+/// Maximum number of intermediates accepted from a peer; bounds the work an
+/// attacker can cause with a huge Certificate message (nginx's depth limit
+/// is far below this in practice).
+pub const MAX_PRESENTED_INTERMEDIATES: usize = 16;
+
+/// Hard bound on the length of any chain we build, protecting against loops
+/// among trust-store certificates that are not self-signed.
+const MAX_BUILT_CHAIN: usize = 40;
+
+/// Why a CA bundle (nginx `ssl_client_certificate`) could not be loaded; the
+/// message is meant for configuration error output.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustStoreError {
+    /// The PEM input contained no `CERTIFICATE` block at all.
+    #[error("CA bundle contains no certificates")]
+    Empty,
+    /// The PEM framing itself is broken.
+    #[error("CA bundle is not valid PEM: {0}")]
+    Pem(String),
+    /// Certificate number `index` (0-based, in file order) is not valid DER X.509.
+    #[error("CA bundle certificate #{index} cannot be parsed: {reason}")]
+    Unparsable {
+        /// 0-based position in the bundle.
+        index: usize,
+        /// Parser diagnostic.
+        reason: String,
+    },
+}
+
+/// One trusted certificate from the CA bundle, pre-parsed so that path
+/// building does not re-parse the bundle per handshake.
+#[derive(Debug, Clone)]
+pub struct TrustAnchor {
+    /// The certificate as it appears in the bundle.
+    pub der: CertificateDer<'static>,
+    /// Raw DER of the subject Name (used for issuer matching and as the CA
+    /// name sent in CertificateRequest).
+    pub subject: Vec<u8>,
+    /// Raw DER of the SubjectPublicKeyInfo.
+    pub spki: Vec<u8>,
+    /// notBefore, Unix seconds.
+    pub not_before: i64,
+    /// notAfter, Unix seconds.
+    pub not_after: i64,
+    /// Whether subject == issuer and the certificate verifies with its own key.
+    pub self_signed: bool,
+}
+
+/// The set of CA certificates client certificates must chain to (nginx's
+/// `ssl_client_certificate`). Shared read-only between worker threads.
+#[derive(Debug, Clone)]
+pub struct TrustStore {
+    anchors: Vec<TrustAnchor>,
+}
+
+impl TrustStore {
+    /// Loads a PEM bundle (several CAs allowed; v1 CA certificates allowed
+    /// as OpenSSL allows them). Non-certificate PEM blocks are ignored.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, TrustStoreError> {
+        let mut reader = pem;
+        let mut ders = Vec::new();
+        for item in rustls_pemfile::certs(&mut reader) {
+            match item {
+                Ok(c) => ders.push(c),
+                Err(e) => return Err(TrustStoreError::Pem(e.to_string())),
+            }
+        }
+        Self::from_der(ders)
+    }
+
+    /// Builds the store from DER certificates, e.g. when they come from a
+    /// source other than a PEM file.
+    pub fn from_der(certs: Vec<CertificateDer<'static>>) -> Result<Self, TrustStoreError> {
+        if certs.is_empty() {
+            return Err(TrustStoreError::Empty);
+        }
+        let mut anchors = Vec::with_capacity(certs.len());
+        for (index, der) in certs.into_iter().enumerate() {
+            let parsed =
+                Parsed::parse(der.as_ref()).map_err(|reason| TrustStoreError::Unparsable {
+                    index,
+                    reason: reason.to_string(),
+                })?;
+            let self_signed = parsed.self_issued && check_signature(&parsed, &parsed).is_ok();
+            anchors.push(TrustAnchor {
+                subject: parsed.subject.to_vec(),
+                spki: parsed.spki.to_vec(),
+                not_before: parsed.not_before,
+                not_after: parsed.not_after,
+                self_signed,
+                der: der.clone(),
+            });
+        }
+        Ok(Self { anchors })
+    }
+
+    /// The subject DNs of all CAs, in bundle order, for the CertificateRequest
+    /// `certificate_authorities` list (nginx sends the names from
+    /// `ssl_client_certificate`).
+    pub fn subjects(&self) -> Vec<DistinguishedName> {
+        self.anchors
+            .iter()
+            .map(|a| DistinguishedName::from(a.subject.clone()))
+            .collect()
+    }
+
+    /// The trusted certificates, for diagnostics and tests.
+    pub fn anchors(&self) -> &[TrustAnchor] {
+        &self.anchors
+    }
+
+    /// Number of CA certificates loaded.
+    pub fn len(&self) -> usize {
+        self.anchors.len()
+    }
+
+    /// Whether the store is empty (never true for a store built by the
+    /// constructors; provided for API completeness).
+    pub fn is_empty(&self) -> bool {
+        self.anchors.is_empty()
+    }
+}
+
+/// A successfully verified chain, kept so later layers can expose the client
+/// identity and expire cached verdicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedChain {
+    /// The chain as verified: leaf first, trust anchor last (a single entry
+    /// when the leaf itself is a trusted self-signed certificate).
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The leaf's notAfter, Unix seconds.
+    pub leaf_not_after: i64,
+    /// The earliest notAfter over the whole chain, Unix seconds; a cached
+    /// verdict must not outlive it.
+    pub earliest_not_after: i64,
+}
+
+/// One verification failure, named after the OpenSSL `X509_V_ERR_*` code
+/// nginx would report. `depth` is OpenSSL's error depth (0 = leaf) and
+/// `subject` the certificate's subject at that depth, for log lines.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT (2): chain ends at a trusted but
+    /// not self-signed CA whose issuer is unknown.
+    #[error("unable to get issuer certificate at depth {depth} ({subject})")]
+    UnableToGetIssuerCert {
+        /// Error depth.
+        depth: u32,
+        /// Subject of the certificate at that depth.
+        subject: String,
+    },
+    /// X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY (20): issuer not found.
+    #[error("unable to get local issuer certificate at depth {depth} ({subject})")]
+    UnableToGetIssuerCertLocally {
+        /// Error depth.
+        depth: u32,
+        /// Subject of the certificate at that depth.
+        subject: String,
+    },
+    /// X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE (21): lone leaf, unknown issuer.
+    #[error("unable to verify the first certificate ({subject})")]
+    UnableToVerifyLeafSignature {
+        /// Subject of the leaf.
+        subject: String,
+    },
+    /// X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT (18): untrusted self-signed leaf.
+    #[error("self-signed certificate ({subject})")]
+    DepthZeroSelfSigned {
+        /// Subject of the leaf.
+        subject: String,
+    },
+    /// X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN (19): chain ends in an untrusted root.
+    #[error("self-signed certificate in certificate chain at depth {depth} ({subject})")]
+    SelfSignedInChain {
+        /// Error depth.
+        depth: u32,
+        /// Subject of the untrusted root.
+        subject: String,
+    },
+    /// X509_V_ERR_CERT_CHAIN_TOO_LONG (22): `ssl_verify_depth` exceeded, or
+    /// more intermediates presented than [`MAX_PRESENTED_INTERMEDIATES`].
+    #[error("certificate chain too long at depth {depth}")]
+    ChainTooLong {
+        /// Error depth.
+        depth: u32,
+    },
+    /// X509_V_ERR_CERT_SIGNATURE_FAILURE (7).
+    #[error("certificate signature failure at depth {depth} ({subject})")]
+    SignatureFailure {
+        /// Error depth.
+        depth: u32,
+        /// Subject of the certificate whose signature failed.
+        subject: String,
+    },
+    /// X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY (6).
+    #[error("unable to decode issuer public key at depth {depth} ({subject})")]
+    UndecodableIssuerKey {
+        /// Error depth.
+        depth: u32,
+        /// Subject of the certificate being checked.
+        subject: String,
+    },
+    /// X509_V_ERR_CERT_NOT_YET_VALID (9).
+    #[error("certificate is not yet valid at depth {depth} ({subject})")]
+    NotYetValid {
+        /// Error depth.
+        depth: u32,
+        /// Subject.
+        subject: String,
+    },
+    /// X509_V_ERR_CERT_HAS_EXPIRED (10).
+    #[error("certificate has expired at depth {depth} ({subject})")]
+    Expired {
+        /// Error depth.
+        depth: u32,
+        /// Subject.
+        subject: String,
+    },
+    /// X509_V_ERR_INVALID_CA (79 in OpenSSL 3.0): an issuing certificate is
+    /// not a CA (no basicConstraints CA:TRUE; v1 only tolerated for the root).
+    #[error("invalid CA certificate at depth {depth} ({subject})")]
+    InvalidCa {
+        /// Error depth.
+        depth: u32,
+        /// Subject.
+        subject: String,
+    },
+    /// X509_V_ERR_PATH_LENGTH_EXCEEDED (25).
+    #[error("path length constraint exceeded at depth {depth} ({subject})")]
+    PathLengthExceeded {
+        /// Error depth.
+        depth: u32,
+        /// Subject.
+        subject: String,
+    },
+    /// X509_V_ERR_INVALID_PURPOSE (26): EKU/keyUsage do not allow TLS client use.
+    #[error("unsuitable certificate purpose at depth {depth} ({subject})")]
+    InvalidPurpose {
+        /// Error depth.
+        depth: u32,
+        /// Subject.
+        subject: String,
+    },
+    /// X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION (34).
+    #[error("unhandled critical extension at depth {depth} ({subject})")]
+    UnhandledCriticalExtension {
+        /// Error depth.
+        depth: u32,
+        /// Subject.
+        subject: String,
+    },
+    /// X509_V_ERR_EE_KEY_TOO_WEAK (66): leaf key below security level 2
+    /// (e.g. RSA < 2048 bits).
+    #[error("EE certificate key too weak ({subject})")]
+    EeKeyTooWeak {
+        /// Subject of the leaf.
+        subject: String,
+    },
+    /// X509_V_ERR_CA_KEY_TOO_WEAK (67).
+    #[error("CA certificate key too weak at depth {depth} ({subject})")]
+    CaKeyTooWeak {
+        /// Error depth.
+        depth: u32,
+        /// Subject.
+        subject: String,
+    },
+    /// X509_V_ERR_CA_MD_TOO_WEAK (68): SHA-1/MD5 signature on a non-anchor
+    /// certificate (OpenSSL uses this code for the leaf's signature too).
+    #[error("CA signature digest algorithm too weak at depth {depth} ({subject})")]
+    CaMdTooWeak {
+        /// Error depth.
+        depth: u32,
+        /// Subject.
+        subject: String,
+    },
+    /// A presented certificate is not parsable X.509 DER. OpenSSL would fail
+    /// the handshake while decoding; reported as X509_V_ERR_UNSPECIFIED.
+    #[error("malformed certificate at depth {depth}: {reason}")]
+    BadEncoding {
+        /// Position in the presented chain (0 = leaf).
+        depth: u32,
+        /// Parser diagnostic.
+        reason: String,
+    },
+}
+
+impl VerifyError {
+    /// OpenSSL 3.0's `X509_verify_cert_error_string()` text for this error,
+    /// exactly what nginx puts after `FAILED:` in `$ssl_client_verify`.
+    pub fn openssl_reason(&self) -> &'static str {
+        match self {
+            Self::UnableToGetIssuerCert { .. } => "unable to get issuer certificate",
+            Self::UnableToGetIssuerCertLocally { .. } => "unable to get local issuer certificate",
+            Self::UnableToVerifyLeafSignature { .. } => "unable to verify the first certificate",
+            Self::DepthZeroSelfSigned { .. } => "self-signed certificate",
+            Self::SelfSignedInChain { .. } => "self-signed certificate in certificate chain",
+            Self::ChainTooLong { .. } => "certificate chain too long",
+            Self::SignatureFailure { .. } => "certificate signature failure",
+            Self::UndecodableIssuerKey { .. } => "unable to decode issuer public key",
+            Self::NotYetValid { .. } => "certificate is not yet valid",
+            Self::Expired { .. } => "certificate has expired",
+            Self::InvalidCa { .. } => "invalid CA certificate",
+            Self::PathLengthExceeded { .. } => "path length constraint exceeded",
+            Self::InvalidPurpose { .. } => "unsuitable certificate purpose",
+            Self::UnhandledCriticalExtension { .. } => "unhandled critical extension",
+            Self::EeKeyTooWeak { .. } => "EE certificate key too weak",
+            Self::CaKeyTooWeak { .. } => "CA certificate key too weak",
+            Self::CaMdTooWeak { .. } => "CA signature digest algorithm too weak",
+            Self::BadEncoding { .. } => "unspecified certificate verification error",
+        }
+    }
+
+    /// Whether nginx's `ngx_ssl_verify_error_optional()` tolerates this error
+    /// under `ssl_verify_client optional_no_ca` (the request proceeds with
+    /// `$ssl_client_verify` = `FAILED:<reason>`).
+    pub fn is_ignorable_for_optional_no_ca(&self) -> bool {
+        matches!(
+            self,
+            Self::DepthZeroSelfSigned { .. }
+                | Self::SelfSignedInChain { .. }
+                | Self::UnableToGetIssuerCert { .. }
+                | Self::UnableToGetIssuerCertLocally { .. }
+                | Self::UnableToVerifyLeafSignature { .. }
+        )
+    }
+
+    /// The rustls error whose TLS alert tells the client why its certificate
+    /// was refused (used when failures abort the handshake).
+    pub fn to_rustls(&self) -> rustls::Error {
+        use rustls::CertificateError as C;
+        let ce = match self {
+            Self::UnableToGetIssuerCert { .. }
+            | Self::UnableToGetIssuerCertLocally { .. }
+            | Self::UnableToVerifyLeafSignature { .. }
+            | Self::DepthZeroSelfSigned { .. }
+            | Self::SelfSignedInChain { .. } => C::UnknownIssuer,
+            Self::Expired { .. } => C::Expired,
+            Self::NotYetValid { .. } => C::NotValidYet,
+            Self::SignatureFailure { .. } | Self::UndecodableIssuerKey { .. } => C::BadSignature,
+            Self::InvalidPurpose { .. } => C::InvalidPurpose,
+            Self::BadEncoding { .. } => C::BadEncoding,
+            Self::ChainTooLong { .. }
+            | Self::InvalidCa { .. }
+            | Self::PathLengthExceeded { .. }
+            | Self::UnhandledCriticalExtension { .. }
+            | Self::EeKeyTooWeak { .. }
+            | Self::CaKeyTooWeak { .. }
+            | Self::CaMdTooWeak { .. } => C::Other(rustls::OtherError(Arc::new(self.clone()))),
+        };
+        rustls::Error::InvalidCertificate(ce)
+    }
+}
+
+/// Verifies client certificate chains against a [`TrustStore`] the way nginx
+/// (OpenSSL 3.0, purpose sslclient, security level 2) does.
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    /// The CAs chains must end in.
+    pub store: Arc<TrustStore>,
+    /// nginx `ssl_verify_depth` (default 1). Semantics measured against
+    /// nginx 1.22.1 / OpenSSL 3.0.19 (Debian 12), CA file holding only the
+    /// root, client sending leaf + intermediates:
+    ///
+    /// | ssl_verify_depth | root→leaf | root→int→leaf | root→int1→int2→leaf |
+    /// |------------------|-----------|---------------|---------------------|
+    /// | 0                | 200       | 400           | 400                 |
+    /// | 1                | 200       | 200           | 400                 |
+    /// | 2                | 200       | 200           | 200                 |
+    /// | 3                | 200       | 200           | 200                 |
+    ///
+    /// i.e. at most `max_depth` intermediates between leaf and trust anchor
+    /// (at most `max_depth + 1` untrusted certificates). A chain that is too
+    /// deep reports "unable to get local issuer certificate" (OpenSSL first
+    /// reports "certificate chain too long", then that error, which wins).
+    pub max_depth: u32,
+}
+
+/// Internal parsed view of one certificate; borrows the DER.
+struct Parsed<'a> {
+    x509: X509Certificate<'a>,
+    subject: &'a [u8],
+    issuer: &'a [u8],
+    spki: &'a [u8],
+    not_before: i64,
+    not_after: i64,
+    self_issued: bool,
+}
+
+impl<'a> Parsed<'a> {
+    fn parse(der: &'a [u8]) -> Result<Self, String> {
+        let (rest, x509) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
+        if !rest.is_empty() {
+            return Err("trailing data after certificate".into());
+        }
+        // Reject duplicate / malformed extensions up front (as OpenSSL does
+        // in x509v3_cache_extensions) so later lookups cannot fail.
+        x509.tbs_certificate
+            .extensions_map()
+            .map_err(|e| e.to_string())?;
+        let subject = x509.tbs_certificate.subject.as_raw();
+        let issuer = x509.tbs_certificate.issuer.as_raw();
+        let spki = x509.tbs_certificate.subject_pki.raw;
+        let not_before = x509.validity().not_before.timestamp();
+        let not_after = x509.validity().not_after.timestamp();
+        Ok(Self {
+            self_issued: subject == issuer,
+            subject,
+            issuer,
+            spki,
+            not_before,
+            not_after,
+            x509,
+        })
+    }
+
+    fn subject_string(&self) -> String {
+        self.x509.tbs_certificate.subject.to_string()
+    }
+
+    fn is_v1(&self) -> bool {
+        self.x509.version().0 == 0
+    }
+
+    /// basicConstraints: None if absent, Some((ca, pathlen)).
+    fn basic_constraints(&self) -> Option<(bool, Option<u32>)> {
+        match self.x509.basic_constraints() {
+            Ok(Some(bc)) => Some((bc.value.ca, bc.value.path_len_constraint)),
+            _ => None,
+        }
+    }
+
+    /// keyUsage: None if absent, Some((digitalSignature|keyAgreement, keyCertSign)).
+    fn key_usage(&self) -> Option<(bool, bool)> {
+        match self.x509.key_usage() {
+            Ok(Some(ku)) => Some((
+                ku.value.digital_signature() || ku.value.key_agreement(),
+                ku.value.key_cert_sign(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// extendedKeyUsage: None if absent, Some(includes clientAuth).
+    /// OpenSSL 3.0 does NOT accept anyExtendedKeyUsage for sslclient
+    /// (measured: `openssl verify -purpose sslclient` and nginx refuse it).
+    fn eku_client(&self) -> Option<bool> {
+        match self.x509.extended_key_usage() {
+            Ok(Some(eku)) => Some(eku.value.client_auth),
+            _ => None,
+        }
+    }
+
+    fn has_unhandled_critical(&self) -> bool {
+        const HANDLED: &[&str] = &[
+            "2.5.29.14", // subjectKeyIdentifier
+            "2.5.29.15", // keyUsage
+            "2.5.29.17", // subjectAltName
+            "2.5.29.18", // issuerAltName
+            "2.5.29.19", // basicConstraints
+            "2.5.29.32", // certificatePolicies
+            "2.5.29.35", // authorityKeyIdentifier
+            "2.5.29.37", // extendedKeyUsage
+            "2.5.29.31", // cRLDistributionPoints
+            "1.3.6.1.5.5.7.1.1",
+        ];
+        self.x509.extensions().iter().any(|e| {
+            e.critical && {
+                let oid = e.oid.to_id_string();
+                !HANDLED.contains(&oid.as_str())
+            }
+        })
+    }
+
+    /// OpenSSL `check_ca()`: 0 = not a CA, 1 = basicConstraints CA:TRUE,
+    /// 3 = v1 self-issued root, 4 = keyUsage keyCertSign without bc.
+    fn check_ca(&self) -> u8 {
+        if let Some((_, cert_sign)) = self.key_usage() {
+            if !cert_sign {
+                return 0;
+            }
+        }
+        match self.basic_constraints() {
+            Some((true, _)) => 1,
+            Some((false, _)) => 0,
+            None => {
+                if self.is_v1() && self.self_issued {
+                    3
+                } else if self.key_usage().is_some() {
+                    4
+                } else {
+                    0
+                }
+            }
+        }
+    }
+
+    /// Security level 2 (112-bit) key check.
+    fn key_strong_enough(&self) -> bool {
+        match self.x509.tbs_certificate.subject_pki.parsed() {
+            Ok(PublicKey::RSA(rsa)) => rsa_bits(rsa.modulus) >= 2048,
+            Ok(PublicKey::EC(_)) => matches!(
+                ec_curve(self).as_deref(),
+                Some(OID_P256 | OID_P384 | OID_P521)
+            ),
+            Ok(_) => {
+                let alg = self
+                    .x509
+                    .tbs_certificate
+                    .subject_pki
+                    .algorithm
+                    .algorithm
+                    .to_id_string();
+                alg == OID_ED25519 || alg == OID_ED448
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether the signature uses a digest below security level 2 (SHA-1, MD5).
+    fn weak_digest(&self) -> bool {
+        matches!(
+            self.x509
+                .signature_algorithm
+                .algorithm
+                .to_id_string()
+                .as_str(),
+            "1.2.840.113549.1.1.5"
+                | "1.2.840.113549.1.1.4"
+                | "1.2.840.10045.4.1"
+                | "1.3.14.3.2.29"
+                | "1.2.840.10040.4.3"
+        )
+    }
+}
+
+const OID_P256: &str = "1.2.840.10045.3.1.7";
+const OID_P384: &str = "1.3.132.0.34";
+const OID_P521: &str = "1.3.132.0.35";
+const OID_ED25519: &str = "1.3.101.112";
+const OID_ED448: &str = "1.3.101.113";
+
+fn rsa_bits(modulus: &[u8]) -> usize {
+    let m: &[u8] = {
+        let start = modulus
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(modulus.len());
+        &modulus[start..]
+    };
+    match m.first() {
+        Some(b) => m.len() * 8 - b.leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+fn ec_curve(p: &Parsed<'_>) -> Option<String> {
+    p.x509
+        .tbs_certificate
+        .subject_pki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|a| a.as_oid().ok())
+        .map(|o| o.to_id_string())
+}
+
+enum SigCheck {
+    /// Issuer key unusable/unsupported.
+    BadKey,
+    /// Signature did not verify.
+    Bad,
+}
+
+/// Verifies `cert`'s signature with `issuer`'s public key using aws-lc-rs.
+fn check_signature(cert: &Parsed<'_>, issuer: &Parsed<'_>) -> Result<(), SigCheck> {
+    let sig_alg =
+        SignatureAlgorithm::try_from(&cert.x509.signature_algorithm).map_err(|_| SigCheck::Bad)?;
+    let sig_oid = cert.x509.signature_algorithm.algorithm.to_id_string();
+    let key_alg = issuer
+        .x509
+        .tbs_certificate
+        .subject_pki
+        .algorithm
+        .algorithm
+        .to_id_string();
+    let alg: &'static dyn VerificationAlgorithm = match sig_alg {
+        SignatureAlgorithm::RSA => {
+            if key_alg != "1.2.840.113549.1.1.1" {
+                return Err(SigCheck::BadKey);
+            }
+            match sig_oid.as_str() {
+                "1.2.840.113549.1.1.11" => &signature::RSA_PKCS1_2048_8192_SHA256,
+                "1.2.840.113549.1.1.12" => &signature::RSA_PKCS1_2048_8192_SHA384,
+                "1.2.840.113549.1.1.13" => &signature::RSA_PKCS1_2048_8192_SHA512,
+                _ => return Err(SigCheck::Bad),
+            }
+        }
+        SignatureAlgorithm::RSASSA_PSS(params) => {
+            if key_alg != "1.2.840.113549.1.1.1" && key_alg != "1.2.840.113549.1.1.10" {
+                return Err(SigCheck::BadKey);
+            }
+            match params.hash_algorithm_oid().to_id_string().as_str() {
+                "2.16.840.1.101.3.4.2.1" => &signature::RSA_PSS_2048_8192_SHA256,
+                "2.16.840.1.101.3.4.2.2" => &signature::RSA_PSS_2048_8192_SHA384,
+                "2.16.840.1.101.3.4.2.3" => &signature::RSA_PSS_2048_8192_SHA512,
+                _ => return Err(SigCheck::Bad),
+            }
+        }
+        SignatureAlgorithm::ECDSA => {
+            if key_alg != "1.2.840.10045.2.1" {
+                return Err(SigCheck::BadKey);
+            }
+            let curve = ec_curve(issuer).ok_or(SigCheck::BadKey)?;
+            match (curve.as_str(), sig_oid.as_str()) {
+                (OID_P256, "1.2.840.10045.4.3.2") => &signature::ECDSA_P256_SHA256_ASN1,
+                (OID_P256, "1.2.840.10045.4.3.3") => &signature::ECDSA_P256_SHA384_ASN1,
+                (OID_P384, "1.2.840.10045.4.3.2") => &signature::ECDSA_P384_SHA256_ASN1,
+                (OID_P384, "1.2.840.10045.4.3.3") => &signature::ECDSA_P384_SHA384_ASN1,
+                (OID_P256 | OID_P384, _) => return Err(SigCheck::Bad),
+                _ => return Err(SigCheck::BadKey),
+            }
+        }
+        SignatureAlgorithm::ED25519 => {
+            if key_alg != OID_ED25519 {
+                return Err(SigCheck::BadKey);
+            }
+            &signature::ED25519
+        }
+        _ => return Err(SigCheck::Bad),
+    };
+    let key = &issuer
+        .x509
+        .tbs_certificate
+        .subject_pki
+        .subject_public_key
+        .data;
+    let tbs: &[u8] = cert.x509.tbs_certificate.as_ref();
+    UnparsedPublicKey::new(alg, key.as_ref())
+        .verify(tbs, &cert.x509.signature_value.data)
+        .map_err(|_| SigCheck::Bad)
+}
+
+/// Where a chain element came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Src {
+    Presented(usize),
+    Store(usize),
+}
+
+impl ChainVerifier {
+    /// Creates a verifier; `max_depth` is nginx's `ssl_verify_depth`.
+    pub fn new(store: Arc<TrustStore>, max_depth: u32) -> Self {
+        Self { store, max_depth }
+    }
+
+    /// Verifies `leaf` + `intermediates` (any order; unrelated extras are
+    /// ignored) at time `now`. On failure returns the error nginx would
+    /// report as `$ssl_client_verify` (the last one OpenSSL reports).
+    pub fn verify(
+        &self,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<VerifiedChain, VerifyError> {
+        if intermediates.len() > MAX_PRESENTED_INTERMEDIATES {
+            return Err(VerifyError::ChainTooLong {
+                depth: MAX_PRESENTED_INTERMEDIATES as u32,
+            });
+        }
+        let leaf_p = Parsed::parse(leaf.as_ref())
+            .map_err(|reason| VerifyError::BadEncoding { depth: 0, reason })?;
+        let mut inters = Vec::with_capacity(intermediates.len());
+        for (i, d) in intermediates.iter().enumerate() {
+            let p = Parsed::parse(d.as_ref()).map_err(|reason| VerifyError::BadEncoding {
+                depth: i as u32 + 1,
+                reason,
+            })?;
+            inters.push(p);
+        }
+        let mut store_p = Vec::with_capacity(self.store.anchors.len());
+        for a in &self.store.anchors {
+            // Parsed once successfully at load time; a failure here is impossible
+            // but is handled by skipping the anchor.
+            store_p.push(Parsed::parse(a.der.as_ref()).ok());
+        }
+
+        let mut last_err: Option<VerifyError> = None;
+        let mut report = |e: VerifyError| last_err = Some(e);
+        let now_s = now.as_secs() as i64;
+
+        // X509_verify_cert: leaf key level first.
+        if !leaf_p.key_strong_enough() {
+            report(VerifyError::EeKeyTooWeak {
+                subject: leaf_p.subject_string(),
+            });
+        }
+
+        // ---- build_chain ----
+        let get = |s: Src| -> Option<&Parsed<'_>> {
+            match s {
+                Src::Presented(i) => inters.get(i),
+                Src::Store(i) => store_p.get(i).and_then(|o| o.as_ref()),
+            }
+        };
+        let mut chain: Vec<Option<Src>> = vec![None]; // None = the leaf
+        let elem = |s: Option<Src>| -> Option<&Parsed<'_>> {
+            match s {
+                None => Some(&leaf_p),
+                Some(s) => get(s),
+            }
+        };
+        let mut trusted = false;
+        let mut too_long = false;
+        let max_untrusted = self.max_depth as usize + 1;
+
+        // A self-signed leaf that is itself in the trust store is trusted.
+        if leaf_p.self_issued {
+            if let Some(i) = self
+                .store
+                .anchors
+                .iter()
+                .position(|a| a.der.as_ref() == leaf.as_ref())
+            {
+                chain[0] = Some(Src::Store(i));
+                trusted = self.store.anchors[i].self_signed;
+            }
+        }
+
+        while !trusted && chain.len() < MAX_BUILT_CHAIN {
+            let top_src = chain[chain.len() - 1];
+            let Some(top) = elem(top_src) else { break };
+            let top_self_signed = top.self_issued && check_signature(top, top).is_ok();
+            if top_self_signed {
+                break;
+            }
+            // Prefer a trusted issuer.
+            let store_cand = find_issuer(top, (0..store_p.len()).map(Src::Store), &get, |s| {
+                !chain.contains(&Some(s))
+            });
+            if let Some(s) = store_cand {
+                chain.push(Some(s));
+                if let Src::Store(i) = s {
+                    if self.store.anchors[i].self_signed {
+                        trusted = true;
+                    }
+                }
+                continue;
+            }
+            // Only search untrusted certs while the trusted part is not started.
+            if matches!(top_src, Some(Src::Store(_))) {
+                break;
+            }
+            let cand = find_issuer(top, (0..inters.len()).map(Src::Presented), &get, |s| {
+                !chain.contains(&Some(s))
+            });
+            match cand {
+                Some(s) => {
+                    chain.push(Some(s));
+                    if chain.len() > max_untrusted {
+                        too_long = true;
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+
+        let n = chain.len();
+        let parsed_chain: Vec<&Parsed<'_>> = chain.iter().filter_map(|s| elem(*s)).collect();
+        if parsed_chain.len() != n {
+            return Err(VerifyError::BadEncoding {
+                depth: 0,
+                reason: "internal chain inconsistency".into(),
+            });
+        }
+        let top = parsed_chain[n - 1];
+        let top_self_signed = top.self_issued && check_signature(top, top).is_ok();
+        if !trusted {
+            if too_long {
+                report(VerifyError::ChainTooLong {
+                    depth: (n - 1) as u32,
+                });
+            }
+            let depth = (n - 1) as u32;
+            let subject = top.subject_string();
+            if top_self_signed && !matches!(chain[n - 1], Some(Src::Store(_))) {
+                report(if n == 1 {
+                    VerifyError::DepthZeroSelfSigned { subject }
+                } else {
+                    VerifyError::SelfSignedInChain { depth, subject }
+                });
+            } else if matches!(chain[n - 1], Some(Src::Store(_))) {
+                report(VerifyError::UnableToGetIssuerCert { depth, subject });
+            } else {
+                report(VerifyError::UnableToGetIssuerCertLocally { depth, subject });
+            }
+        }
+
+        // ---- check_chain_extensions ----
+        let mut plen: u32 = 0;
+        for (i, c) in parsed_chain.iter().enumerate() {
+            let depth = i as u32;
+            if c.has_unhandled_critical() {
+                report(VerifyError::UnhandledCriticalExtension {
+                    depth,
+                    subject: c.subject_string(),
+                });
+            }
+            if i == 0 {
+                let eku_bad = c.eku_client() == Some(false);
+                let ku_bad = matches!(c.key_usage(), Some((false, _)));
+                if eku_bad || ku_bad {
+                    report(VerifyError::InvalidPurpose {
+                        depth,
+                        subject: c.subject_string(),
+                    });
+                }
+            } else {
+                let ca = c.check_ca();
+                if ca == 0 || (i + 1 < n && ca != 1) {
+                    report(VerifyError::InvalidCa {
+                        depth,
+                        subject: c.subject_string(),
+                    });
+                }
+                if c.eku_client() == Some(false) || ca == 0 {
+                    report(VerifyError::InvalidPurpose {
+                        depth,
+                        subject: c.subject_string(),
+                    });
+                }
+                if i > 1 && !c.self_issued {
+                    if let Some((_, Some(pl))) = c.basic_constraints() {
+                        if plen > pl {
+                            report(VerifyError::PathLengthExceeded {
+                                depth,
+                                subject: c.subject_string(),
+                            });
+                        }
+                    }
+                }
+                if !c.self_issued {
+                    plen = plen.saturating_add(1);
+                }
+            }
+        }
+
+        // ---- check_auth_level ----
+        for (i, c) in parsed_chain.iter().enumerate() {
+            if i > 0 && !c.key_strong_enough() {
+                report(VerifyError::CaKeyTooWeak {
+                    depth: i as u32,
+                    subject: c.subject_string(),
+                });
+            }
+            if i + 1 < n && c.weak_digest() {
+                report(VerifyError::CaMdTooWeak {
+                    depth: i as u32,
+                    subject: c.subject_string(),
+                });
+            }
+        }
+
+        // ---- internal_verify: signatures and times, anchor down to leaf ----
+        let mut idx = n - 1;
+        let mut xi = top;
+        let mut xs_idx = idx;
+        let mut skip_sig_for_top = true;
+        if !top.self_issued {
+            if idx == 0 {
+                report(VerifyError::UnableToVerifyLeafSignature {
+                    subject: top.subject_string(),
+                });
+            } else {
+                idx -= 1;
+                xs_idx = idx;
+                skip_sig_for_top = false;
+            }
+        }
+        loop {
+            let xs = parsed_chain[xs_idx];
+            let depth = xs_idx as u32;
+            let is_top_self = skip_sig_for_top && xs_idx == n - 1;
+            if !is_top_self && !xs.weak_digest() {
+                match check_signature(xs, xi) {
+                    Ok(()) => {}
+                    Err(SigCheck::BadKey) => report(VerifyError::UndecodableIssuerKey {
+                        depth,
+                        subject: xs.subject_string(),
+                    }),
+                    Err(SigCheck::Bad) => report(VerifyError::SignatureFailure {
+                        depth,
+                        subject: xs.subject_string(),
+                    }),
+                }
+            }
+            if xs.not_before > now_s {
+                report(VerifyError::NotYetValid {
+                    depth,
+                    subject: xs.subject_string(),
+                });
+            } else if xs.not_after < now_s {
+                report(VerifyError::Expired {
+                    depth,
+                    subject: xs.subject_string(),
+                });
+            }
+            if xs_idx == 0 {
+                break;
+            }
+            xi = xs;
+            xs_idx -= 1;
+        }
+
+        if let Some(e) = last_err {
+            return Err(e);
+        }
+        let ders: Vec<CertificateDer<'static>> = chain
+            .iter()
+            .map(|s| match s {
+                None => CertificateDer::from(leaf.as_ref().to_vec()),
+                Some(Src::Presented(i)) => {
+                    CertificateDer::from(intermediates[*i].as_ref().to_vec())
+                }
+                Some(Src::Store(i)) => self.store.anchors[*i].der.clone(),
+            })
+            .collect();
+        let earliest = parsed_chain
+            .iter()
+            .map(|c| c.not_after)
+            .min()
+            .unwrap_or(leaf_p.not_after);
+        Ok(VerifiedChain {
+            chain: ders,
+            leaf_not_after: leaf_p.not_after,
+            earliest_not_after: earliest,
+        })
+    }
+}
+
+/// Finds an issuer of `cert` among `cands` (name match, then signature):
+/// the first candidate whose signature verifies, else the first name match
+/// (so the signature failure is reported later, as OpenSSL does).
+fn find_issuer<'p, 'a: 'p>(
+    cert: &Parsed<'_>,
+    cands: impl Iterator<Item = Src>,
+    get: &impl Fn(Src) -> Option<&'p Parsed<'a>>,
+    allowed: impl Fn(Src) -> bool,
+) -> Option<Src> {
+    let mut first_name_match = None;
+    for s in cands {
+        if !allowed(s) {
+            continue;
+        }
+        let Some(c) = get(s) else { continue };
+        if c.subject != cert.issuer {
+            continue;
+        }
+        if check_signature(cert, c).is_ok() {
+            return Some(s);
+        }
+        if first_name_match.is_none() {
+            first_name_match = Some(s);
+        }
+    }
+    first_name_match
+}
+
+impl fmt::Display for VerifiedChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "chain of {} (leaf expires {}, chain expires {})",
+            self.chain.len(),
+            self.leaf_not_after,
+            self.earliest_not_after
+        )
+    }
+}

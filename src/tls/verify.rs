@@ -1006,3 +1006,7 @@ impl fmt::Display for VerifiedChain {
         )
     }
 }
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;

@@ -1,0 +1,160 @@
+//! Unit tests for `verify.rs`: chains made with rcgen in the test, and with the openssl CLI
+//! where the case needs what only openssl makes (X.509 v1 certificates).
+
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+};
+use rustls_pki_types::{CertificateDer, UnixTime};
+
+use super::{ChainVerifier, TrustStore, VerifyError};
+
+struct Ca {
+    cert: Certificate,
+    key: KeyPair,
+}
+
+fn ca(name: &str, issuer: Option<&Ca>) -> Ca {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = match issuer {
+        None => p.self_signed(&key).unwrap(),
+        Some(i) => p.signed_by(&key, &i.cert, &i.key).unwrap(),
+    };
+    Ca { cert, key }
+}
+
+fn leaf(issuer: &Ca, eku: Option<ExtendedKeyUsagePurpose>, days: (i64, i64)) -> CertificateDer<'static> {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "client1");
+    if let Some(e) = eku {
+        p.extended_key_usages = vec![e];
+    }
+    let now = time::OffsetDateTime::now_utc();
+    p.not_before = now + time::Duration::days(days.0);
+    p.not_after = now + time::Duration::days(days.1);
+    p.signed_by(&key, &issuer.cert, &issuer.key).unwrap().der().clone()
+}
+
+fn verifier(root: &Ca, depth: u32) -> ChainVerifier {
+    let store = TrustStore::from_der(vec![root.cert.der().clone()]).unwrap();
+    ChainVerifier::new(Arc::new(store), depth)
+}
+
+const VALID: (i64, i64) = (-1, 30);
+
+#[test]
+fn leaf_under_root_verifies_and_reports_expiry() {
+    let root = ca("root", None);
+    let l = leaf(&root, Some(ExtendedKeyUsagePurpose::ClientAuth), VALID);
+    let v = verifier(&root, 1).verify(&l, &[], UnixTime::now()).unwrap();
+    assert_eq!(v.chain.len(), 2);
+    assert!(v.earliest_not_after <= v.leaf_not_after);
+}
+
+#[test]
+fn depth_counts_intermediates_like_nginx() {
+    let root = ca("root", None);
+    let int1 = ca("int1", Some(&root));
+    let int2 = ca("int2", Some(&int1));
+    let direct = leaf(&root, None, VALID);
+    let one = leaf(&int1, None, VALID);
+    let two = leaf(&int2, None, VALID);
+    let now = UnixTime::now();
+    let i1 = int1.cert.der().clone();
+    let i2 = int2.cert.der().clone();
+    assert!(verifier(&root, 0).verify(&direct, &[], now).is_ok());
+    assert!(verifier(&root, 0).verify(&one, std::slice::from_ref(&i1), now).is_err());
+    assert!(verifier(&root, 1).verify(&one, std::slice::from_ref(&i1), now).is_ok());
+    assert!(verifier(&root, 1).verify(&two, &[i2.clone(), i1.clone()], now).is_err());
+    assert!(verifier(&root, 2).verify(&two, &[i2.clone(), i1.clone()], now).is_ok());
+    // Intermediates in any order.
+    assert!(verifier(&root, 2).verify(&two, &[i1, i2], now).is_ok());
+}
+
+#[test]
+fn time_and_purpose_failures_have_openssl_reasons() {
+    let root = ca("root", None);
+    let v = verifier(&root, 1);
+    let now = UnixTime::now();
+    let expired = leaf(&root, None, (-30, -1));
+    let future = leaf(&root, None, (2, 30));
+    let server_only = leaf(&root, Some(ExtendedKeyUsagePurpose::ServerAuth), VALID);
+    let e = v.verify(&expired, &[], now).unwrap_err();
+    assert!(matches!(e, VerifyError::Expired { .. }), "{e:?}");
+    assert_eq!(e.openssl_reason(), "certificate has expired");
+    let e = v.verify(&future, &[], now).unwrap_err();
+    assert_eq!(e.openssl_reason(), "certificate is not yet valid");
+    let e = v.verify(&server_only, &[], now).unwrap_err();
+    assert_eq!(e.openssl_reason(), "unsuitable certificate purpose");
+    assert!(!e.is_ignorable_for_optional_no_ca());
+}
+
+#[test]
+fn unknown_and_self_signed_are_tolerated_only_by_optional_no_ca() {
+    let root = ca("root", None);
+    let other = ca("other", None);
+    let v = verifier(&root, 1);
+    let now = UnixTime::now();
+    let e = v.verify(&leaf(&other, None, VALID), &[], now).unwrap_err();
+    assert!(e.is_ignorable_for_optional_no_ca(), "{e:?}");
+    let e = v.verify(other.cert.der(), &[], now).unwrap_err();
+    assert_eq!(e.openssl_reason(), "self-signed certificate");
+    assert!(e.is_ignorable_for_optional_no_ca());
+    assert!(matches!(
+        e.to_rustls(),
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+    ));
+}
+
+#[test]
+fn garbage_never_panics() {
+    let root = ca("root", None);
+    let v = verifier(&root, 1);
+    let now = UnixTime::now();
+    let good = leaf(&root, None, VALID);
+    for cut in [0, 1, 10, good.len() / 2, good.len() - 1] {
+        let der = CertificateDer::from(good.as_ref()[..cut].to_vec());
+        assert!(v.verify(&der, &[], now).is_err());
+        assert!(v.verify(&good, std::slice::from_ref(&der), now).is_err());
+    }
+    let many: Vec<CertificateDer<'static>> = (0..40).map(|_| root.cert.der().clone()).collect();
+    assert!(v.verify(&good, &many, now).is_err());
+    assert!(TrustStore::from_pem(b"not pem").is_err());
+    assert!(TrustStore::from_pem(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
+}
+
+/// The seed 004 commands make an X.509 v1 client certificate (`openssl x509 -req` without
+/// extensions); OpenSSL, and so nginx, accept it, and so must we.
+#[test]
+fn v1_client_certificate_from_openssl_is_accepted() {
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if !run(&["version"]) {
+        eprintln!("skipped: openssl is not installed");
+        return;
+    }
+    assert!(run(&["genrsa", "-out", "ca.key", "2048"]));
+    assert!(run(&["req", "-new", "-x509", "-days", "3650", "-key", "ca.key", "-out", "ca.crt", "-subj", "/C=CN/O=MyCompany/OU=CA/CN=MyRootCA"]));
+    assert!(run(&["genrsa", "-out", "client.key", "2048"]));
+    assert!(run(&["req", "-new", "-key", "client.key", "-out", "client.csr", "-subj", "/C=CN/O=MyCompany/OU=Client/CN=client1"]));
+    assert!(run(&["x509", "-req", "-days", "365", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "client.crt"]));
+    let ca_pem = std::fs::read(d.join("ca.crt")).unwrap();
+    let client_pem = std::fs::read(d.join("client.crt")).unwrap();
+    let client = rustls_pemfile::certs(&mut client_pem.as_slice()).next().unwrap().unwrap();
+    let store = Arc::new(TrustStore::from_pem(&ca_pem).unwrap());
+    let v = ChainVerifier::new(store, 2);
+    assert!(v.verify(&client, &[], UnixTime::now()).is_ok());
+}

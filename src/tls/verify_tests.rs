@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
 };
 use rustls_pki_types::{CertificateDer, UnixTime};
 
@@ -27,7 +28,11 @@ fn ca(name: &str, issuer: Option<&Ca>) -> Ca {
     Ca { cert, key }
 }
 
-fn leaf(issuer: &Ca, eku: Option<ExtendedKeyUsagePurpose>, days: (i64, i64)) -> CertificateDer<'static> {
+fn leaf(
+    issuer: &Ca,
+    eku: Option<ExtendedKeyUsagePurpose>,
+    days: (i64, i64),
+) -> CertificateDer<'static> {
     let key = KeyPair::generate().unwrap();
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.distinguished_name.push(DnType::CommonName, "client1");
@@ -37,7 +42,10 @@ fn leaf(issuer: &Ca, eku: Option<ExtendedKeyUsagePurpose>, days: (i64, i64)) -> 
     let now = time::OffsetDateTime::now_utc();
     p.not_before = now + time::Duration::days(days.0);
     p.not_after = now + time::Duration::days(days.1);
-    p.signed_by(&key, &issuer.cert, &issuer.key).unwrap().der().clone()
+    p.signed_by(&key, &issuer.cert, &issuer.key)
+        .unwrap()
+        .der()
+        .clone()
 }
 
 fn verifier(root: &Ca, depth: u32) -> ChainVerifier {
@@ -68,10 +76,18 @@ fn depth_counts_intermediates_like_nginx() {
     let i1 = int1.cert.der().clone();
     let i2 = int2.cert.der().clone();
     assert!(verifier(&root, 0).verify(&direct, &[], now).is_ok());
-    assert!(verifier(&root, 0).verify(&one, std::slice::from_ref(&i1), now).is_err());
-    assert!(verifier(&root, 1).verify(&one, std::slice::from_ref(&i1), now).is_ok());
-    assert!(verifier(&root, 1).verify(&two, &[i2.clone(), i1.clone()], now).is_err());
-    assert!(verifier(&root, 2).verify(&two, &[i2.clone(), i1.clone()], now).is_ok());
+    assert!(verifier(&root, 0)
+        .verify(&one, std::slice::from_ref(&i1), now)
+        .is_err());
+    assert!(verifier(&root, 1)
+        .verify(&one, std::slice::from_ref(&i1), now)
+        .is_ok());
+    assert!(verifier(&root, 1)
+        .verify(&two, &[i2.clone(), i1.clone()], now)
+        .is_err());
+    assert!(verifier(&root, 2)
+        .verify(&two, &[i2.clone(), i1.clone()], now)
+        .is_ok());
     // Intermediates in any order.
     assert!(verifier(&root, 2).verify(&two, &[i1, i2], now).is_ok());
 }
@@ -125,7 +141,10 @@ fn garbage_never_panics() {
     let many: Vec<CertificateDer<'static>> = (0..40).map(|_| root.cert.der().clone()).collect();
     assert!(v.verify(&good, &many, now).is_err());
     assert!(TrustStore::from_pem(b"not pem").is_err());
-    assert!(TrustStore::from_pem(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
+    assert!(TrustStore::from_pem(
+        b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+    )
+    .is_err());
 }
 
 /// The seed 004 commands make an X.509 v1 client certificate (`openssl x509 -req` without
@@ -147,13 +166,51 @@ fn v1_client_certificate_from_openssl_is_accepted() {
         return;
     }
     assert!(run(&["genrsa", "-out", "ca.key", "2048"]));
-    assert!(run(&["req", "-new", "-x509", "-days", "3650", "-key", "ca.key", "-out", "ca.crt", "-subj", "/C=CN/O=MyCompany/OU=CA/CN=MyRootCA"]));
+    assert!(run(&[
+        "req",
+        "-new",
+        "-x509",
+        "-days",
+        "3650",
+        "-key",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/C=CN/O=MyCompany/OU=CA/CN=MyRootCA"
+    ]));
     assert!(run(&["genrsa", "-out", "client.key", "2048"]));
-    assert!(run(&["req", "-new", "-key", "client.key", "-out", "client.csr", "-subj", "/C=CN/O=MyCompany/OU=Client/CN=client1"]));
-    assert!(run(&["x509", "-req", "-days", "365", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "client.crt"]));
+    assert!(run(&[
+        "req",
+        "-new",
+        "-key",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/C=CN/O=MyCompany/OU=Client/CN=client1"
+    ]));
+    assert!(run(&[
+        "x509",
+        "-req",
+        "-days",
+        "365",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "client.crt"
+    ]));
     let ca_pem = std::fs::read(d.join("ca.crt")).unwrap();
     let client_pem = std::fs::read(d.join("client.crt")).unwrap();
-    let client = rustls_pemfile::certs(&mut client_pem.as_slice()).next().unwrap().unwrap();
+    let client = rustls_pemfile::certs(&mut client_pem.as_slice())
+        .next()
+        .unwrap()
+        .unwrap();
     let store = Arc::new(TrustStore::from_pem(&ca_pem).unwrap());
     let v = ChainVerifier::new(store, 2);
     assert!(v.verify(&client, &[], UnixTime::now()).is_ok());

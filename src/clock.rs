@@ -84,6 +84,23 @@ pub fn http_date(unix: i64) -> String {
     )
 }
 
+thread_local! {
+    static DATE: std::cell::RefCell<(i64, bytes::Bytes)> =
+        const { std::cell::RefCell::new((i64::MIN, bytes::Bytes::new())) };
+}
+
+/// The `Date` header value for now, formatted at most once per second per thread.
+pub fn cached_http_date() -> bytes::Bytes {
+    let now = unix_now();
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != now {
+            *d = (now, bytes::Bytes::from(http_date(now)));
+        }
+        d.1.clone()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

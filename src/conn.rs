@@ -27,7 +27,11 @@ impl Stream {
         match self {
             Stream::Plain(s) => {
                 let mut owned = std::mem::take(buf);
-                owned.reserve(max.clamp(4096, 64 * 1024));
+                // Grow only when nearly full: reserving on every read would reallocate a
+                // buffer that already has room.
+                if owned.capacity() - owned.len() < max.min(2048) {
+                    owned.reserve(max.clamp(4096, 64 * 1024));
+                }
                 let start = owned.len();
                 let end = owned.capacity().min(start + max);
                 let (res, slice) = s.read(owned.slice_mut(start..end)).await;

@@ -69,6 +69,8 @@ fn openssl_cipher_name(s: CipherSuite) -> &'static str {
 pub struct ConnInfo {
     /// The client's address.
     pub peer: SocketAddr,
+    /// `$remote_addr`, formatted once per connection.
+    pub peer_ip: String,
     /// Our address the client connected to.
     pub local: SocketAddr,
     /// TLS facts, None on a plain listener.
@@ -101,7 +103,7 @@ impl RequestVars<'_> {
         match var {
             Var::Host => out.extend_from_slice(self.host),
             Var::ProxyHost => out.extend_from_slice(self.proxy_host),
-            Var::RemoteAddr => out.extend_from_slice(self.conn.peer.ip().to_string().as_bytes()),
+            Var::RemoteAddr => out.extend_from_slice(self.conn.peer_ip.as_bytes()),
             Var::RemotePort => out.extend_from_slice(self.conn.peer.port().to_string().as_bytes()),
             Var::ServerPort => out.extend_from_slice(self.conn.local.port().to_string().as_bytes()),
             Var::Scheme => out.extend_from_slice(if tls.is_some() { b"https" } else { b"http" }),
@@ -130,7 +132,7 @@ impl RequestVars<'_> {
                 if !first {
                     out.extend_from_slice(b", ");
                 }
-                out.extend_from_slice(self.conn.peer.ip().to_string().as_bytes());
+                out.extend_from_slice(self.conn.peer_ip.as_bytes());
             }
             Var::SslClientVerify => {
                 if let Some(t) = tls {

@@ -10,7 +10,6 @@ use bytes::{Bytes, BytesMut};
 use super::body::{relay, RelayError, RelayParams};
 use super::context::{ConnInfo, RequestVars};
 use super::route;
-use super::AdvanceHead;
 use crate::config::{Listener, Location, ProxyPass, Upstream};
 use crate::conn::Stream;
 use crate::http::{self, BodyFraming, Canned, RequestHead, ResponseHead};
@@ -66,7 +65,7 @@ pub async fn proxy(
 
     // Build the upstream head while the request head is still at the front of `cbuf`.
     let mut obuf = BytesMut::with_capacity(head.head_len + 256);
-    let request_line = {
+    {
         let vars = RequestVars {
             conn: info,
             head: &head,
@@ -95,11 +94,10 @@ pub async fn proxy(
             }
         }
         let set: Vec<(&[u8], &[u8])> = values.iter().map(|(n, v)| (*n, v.as_slice())).collect();
-        let peer_ip = info.peer.ip().to_string();
         let params = http::UpstreamRequestParams {
             target: &target,
             host: &host_value,
-            x_forwarded_for: http.x_forwarded_for.then_some(peer_ip.as_bytes()),
+            x_forwarded_for: http.x_forwarded_for.then_some(info.peer_ip.as_bytes()),
             x_forwarded_proto: http.x_forwarded_proto.then_some(if info.tls.is_some() {
                 b"https".as_slice()
             } else {
@@ -110,13 +108,13 @@ pub async fn proxy(
             keep_alive_upstream: up.keepalive > 0,
         };
         http::write_upstream_request(&mut obuf, &head, cbuf, &params);
-        format!(
-            "{} {}",
-            String::from_utf8_lossy(head.method_span.get(cbuf)),
-            String::from_utf8_lossy(head.target.get(cbuf))
-        )
+    }
+    // The head stays readable for log lines; splitting shares the buffer, nothing is copied.
+    let head_bytes = cbuf.split_to(head.head_len.min(cbuf.len())).freeze();
+    let request_line = RequestLine {
+        head: &head,
+        bytes: &head_bytes,
     };
-    cbuf.advance_head(head.head_len);
     let upstream_head = obuf.freeze();
 
     if head.expect_continue && head.framing != BodyFraming::None {
@@ -198,6 +196,23 @@ pub async fn proxy(
     }
 }
 
+/// The request line, rendered only when a log line needs it.
+struct RequestLine<'a> {
+    head: &'a RequestHead,
+    bytes: &'a [u8],
+}
+
+impl std::fmt::Display for RequestLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}",
+            String::from_utf8_lossy(self.head.method_span.get(self.bytes)),
+            String::from_utf8_lossy(self.head.target.get(self.bytes))
+        )
+    }
+}
+
 /// Logs a failed exchange and answers the client when it still can.
 async fn fail(
     client: &mut Stream,
@@ -205,7 +220,7 @@ async fn fail(
     info: &ConnInfo,
     up: &Upstream,
     addr: SocketAddr,
-    request: &str,
+    request: &RequestLine<'_>,
     f: Failure,
 ) -> Result<bool, ()> {
     let page = match &f {
@@ -276,6 +291,7 @@ async fn exchange(
         rechunk: false,
     };
     if let Err(e) = relay(client, ustream, cbuf, head.framing, &params).await {
+        log::warn!("TEMPDEBUG request body relay failed: {e:?}");
         return Err(match e {
             RelayError::TooLarge => Failure::TooLarge,
             RelayError::BadChunk(_) => Failure::BadBody,
@@ -317,8 +333,8 @@ async fn exchange(
     let rechunk = until_close && head.version_minor == 1;
     let keep_client = head.keep_alive && !last && (!until_close || rechunk);
     let mut out = BytesMut::with_capacity(resp.head_len + 128);
-    let date = crate::clock::http_date(crate::clock::unix_now());
-    let add: [(&[u8], &[u8]); 2] = [(b"Server", b"ringgate"), (b"Date", date.as_bytes())];
+    let date = crate::clock::cached_http_date();
+    let add: [(&[u8], &[u8]); 2] = [(b"Server", b"ringgate"), (b"Date", &date)];
     http::write_client_response(
         &mut out,
         &resp,
@@ -332,6 +348,17 @@ async fn exchange(
         },
     );
     let _ = ubuf.split_to(resp.head_len);
+    // A small response that arrived whole goes out with its head in one write (one TLS record,
+    // one syscall) instead of two.
+    let mut framing = resp.framing;
+    if let BodyFraming::Length(n) = framing {
+        if let Ok(n) = usize::try_from(n) {
+            if n <= ubuf.len() && n <= 16 * 1024 {
+                out.extend_from_slice(&ubuf.split_to(n));
+                framing = BodyFraming::None;
+            }
+        }
+    }
     match monoio::time::timeout(http.send_timeout, client.write_owned(out)).await {
         Ok((Ok(()), _)) => {}
         _ => return Err(Failure::Close),
@@ -342,7 +369,7 @@ async fn exchange(
         max_body: 0,
         rechunk,
     };
-    match relay(ustream, client, &mut ubuf, resp.framing, &params).await {
+    match relay(ustream, client, &mut ubuf, framing, &params).await {
         Ok(_) => {}
         Err(RelayError::SourceTimeout) => {
             log::error!("upstream `{}` timed out while sending the response body; closing the client connection", up.name);

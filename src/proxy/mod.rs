@@ -41,7 +41,12 @@ pub async fn serve(w: Rc<Worker>, li: usize, tcp: TcpStream, peer: SocketAddr) {
             None => return,
         },
     };
-    let info = ConnInfo { peer, local, tls };
+    let info = ConnInfo {
+        peer,
+        peer_ip: peer.ip().to_string(),
+        local,
+        tls,
+    };
     if let Some(page) = refusal {
         // nginx-compatible mode: the handshake completed, the first request gets the 400 page.
         let mut buf = BytesMut::with_capacity(4096);

@@ -132,8 +132,9 @@ impl ServerTls {
         if let Some(key) = &self.tickets {
             // nginx's ssl_session_timeout default: 5 minutes.
             cfg.ticketer = Arc::new(key.ticketer(300)?);
-            // TLS 1.3 tickets: rustls sends 2 by default; one is enough for HTTP/1.1 clients.
-            cfg.send_tls13_tickets = 1;
+            // TLS 1.3: rustls's default of two tickets per handshake, as OpenSSL sends; clients
+            // that open connections in parallel would otherwise run out and fall back to full
+            // handshakes.
         }
         Ok(Arc::new(cfg))
     }

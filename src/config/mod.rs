@@ -217,14 +217,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 /// Validates configuration text; `path` names it in errors and anchors relative file paths.
 pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let mut errs = Collector::new(path, source);
-    let raw: RawConfig = match toml::from_str(source) {
-        Ok(raw) => raw,
-        Err(e) => {
-            // toml's message names the key and what was expected; keep its first line.
-            let message = e.message().trim().to_string();
-            errs.push(e.span(), "", message);
-            return Err(errs.finish());
-        }
+    let raw: RawConfig = match structural(source, &mut errs) {
+        Some(raw) => raw,
+        None => return Err(errs.finish()),
     };
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut resolver = Resolver {
@@ -269,6 +264,63 @@ pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
         listeners,
         upstreams: resolver.upstreams,
     })
+}
+
+/// Deserializes the file's shape. serde stops at the first error, so to report every
+/// structural error at once we blank the top-level section holding each error (keeping line
+/// numbers) and try again, a bounded number of times.
+fn structural(source: &str, errs: &mut Collector<'_>) -> Option<RawConfig> {
+    let mut text = source.to_string();
+    let mut failed = false;
+    for _ in 0..32 {
+        match toml::from_str::<RawConfig>(&text) {
+            Ok(raw) => return (!failed).then_some(raw),
+            Err(e) => {
+                failed = true;
+                // toml's message names the key and what was expected.
+                errs.push(e.span(), "", e.message().trim().to_string());
+                let Some(region) = e.span().and_then(|sp| section_around(&text, sp.start)) else {
+                    return None;
+                };
+                let blanked: String = text[region.clone()]
+                    .chars()
+                    .map(|c| if c == '\n' { '\n' } else { ' ' })
+                    .collect();
+                if blanked == text[region.clone()] {
+                    return None;
+                }
+                text.replace_range(region, &blanked);
+            }
+        }
+    }
+    None
+}
+
+/// The byte range of the top-level section (`[runtime]`, one `[[listener]]` with its
+/// sub-tables, ...) that contains `offset`.
+fn section_around(text: &str, offset: usize) -> Option<std::ops::Range<usize>> {
+    let mut starts = vec![0];
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        let top_level = t.starts_with('[') && {
+            let name = t.trim_start_matches('[').trim_start();
+            !name.starts_with("listener.")
+                && !name.starts_with("upstream.")
+                && !name.starts_with("runtime.")
+        };
+        if top_level && pos > 0 {
+            starts.push(pos);
+        }
+        pos += line.len();
+    }
+    let start = *starts.iter().rev().find(|&&s| s <= offset)?;
+    let end = starts
+        .iter()
+        .copied()
+        .find(|&s| s > offset)
+        .unwrap_or(text.len());
+    Some(start..end)
 }
 
 struct Resolver<'a> {
@@ -929,4 +981,45 @@ fn resolve_addr(text: &str, default_port: u16) -> Result<Vec<SocketAddr>, String
 
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structural_errors_in_several_sections_are_all_reported() {
+        let text = "[runtime]\nworkerz = 2\n\n[[listener]]\nlisten = \"127.0.0.1:0\"\nbogus = 1\n\n[[upstream]]\nname = \"a\"\nservers = [\"127.0.0.1:1\"]\nkeepalive = \"x\"\n";
+        let err = parse_str(text, Path::new("t.toml")).unwrap_err();
+        let lines: Vec<Option<usize>> = err.0.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![Some(2), Some(6), Some(11)], "{err}");
+        assert!(err.0[0].message.contains("workerz"), "{err}");
+        assert!(err.to_string().starts_with("3 configuration errors"));
+    }
+
+    #[test]
+    fn semantic_errors_name_line_and_key() {
+        let text = "[[listener]]\nlisten = \"nowhere\"\n[listener.tls]\ncertificates = [{ cert = \"/nonexistent.crt\", key = \"/nonexistent.key\" }]\nverify_client = \"maybe\"\n[[listener.location]]\npath = \"/\"\nproxy_pass = \"ftp://x\"\n";
+        let err = parse_str(text, Path::new("t.toml")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("t.toml:2: listener[0].listen"), "{text}");
+        assert!(
+            text.contains("listener[0].tls.certificates[0].cert"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t.toml:5: listener[0].tls.verify_client"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t.toml:8: listener[0].location[0].proxy_pass"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn no_listener_is_an_error() {
+        let err = parse_str("", Path::new("e.toml")).unwrap_err();
+        assert!(err.to_string().contains("no [[listener]]"));
+    }
 }

@@ -279,9 +279,7 @@ fn structural(source: &str, errs: &mut Collector<'_>) -> Option<RawConfig> {
                 failed = true;
                 // toml's message names the key and what was expected.
                 errs.push(e.span(), "", e.message().trim().to_string());
-                let Some(region) = e.span().and_then(|sp| section_around(&text, sp.start)) else {
-                    return None;
-                };
+                let region = e.span().and_then(|sp| section_around(&text, sp.start))?;
                 let blanked: String = text[region.clone()]
                     .chars()
                     .map(|c| if c == '\n' { '\n' } else { ' ' })

@@ -160,3 +160,135 @@ pub fn load_certified_key(
     })?;
     Ok(Arc::new(certified))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn openssl(dir: &Path, args: &[&str]) -> bool {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+
+    /// Every key form nginx loads: RSA as PKCS#1 and PKCS#8, ECDSA as SEC1 and PKCS#8, Ed25519.
+    #[test]
+    fn loads_every_key_form_and_matches_its_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        if !openssl(d, &["version"]) {
+            eprintln!("skipped: openssl is not installed");
+            return;
+        }
+        let keys: [(&str, &[&str], &str); 5] = [
+            (
+                "rsa1.key",
+                &["genrsa", "-traditional", "-out", "rsa1.key", "2048"],
+                "BEGIN RSA PRIVATE KEY",
+            ),
+            (
+                "rsa8.key",
+                &["genpkey", "-algorithm", "RSA", "-out", "rsa8.key"],
+                "BEGIN PRIVATE KEY",
+            ),
+            (
+                "ec1.key",
+                &[
+                    "ecparam",
+                    "-name",
+                    "prime256v1",
+                    "-genkey",
+                    "-noout",
+                    "-out",
+                    "ec1.key",
+                ],
+                "BEGIN EC PRIVATE KEY",
+            ),
+            (
+                "ec8.key",
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-384",
+                    "-out",
+                    "ec8.key",
+                ],
+                "BEGIN PRIVATE KEY",
+            ),
+            (
+                "ed.key",
+                &["genpkey", "-algorithm", "ed25519", "-out", "ed.key"],
+                "BEGIN PRIVATE KEY",
+            ),
+        ];
+        for (key, gen, marker) in keys {
+            assert!(openssl(d, gen), "openssl {gen:?}");
+            let pem = std::fs::read_to_string(d.join(key)).unwrap();
+            assert!(pem.contains(marker), "{key}: {pem}");
+            let crt = key.replace(".key", ".crt");
+            assert!(openssl(
+                d,
+                &[
+                    "req",
+                    "-new",
+                    "-x509",
+                    "-key",
+                    key,
+                    "-out",
+                    &crt,
+                    "-days",
+                    "30",
+                    "-subj",
+                    "/CN=localhost"
+                ]
+            ));
+            let loaded = load_certified_key(&d.join(&crt), &d.join(key));
+            assert!(loaded.is_ok(), "{key}: {:?}", loaded.err());
+        }
+        // A key that belongs to another certificate is refused, naming both files.
+        let err = load_certified_key(&d.join("ec1.crt"), &d.join("rsa8.key")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PemError::KeyMismatch { .. } | PemError::UnsupportedKey { .. }
+            ),
+            "{err}"
+        );
+        let err = load_certified_key(&d.join("ec1.crt"), &d.join("ec8.key")).unwrap_err();
+        assert!(err.to_string().contains("ec8.key"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_file_and_never_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        assert!(load_certs(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("missing.pem"));
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "hello\n").unwrap();
+        assert!(matches!(load_certs(&empty), Err(PemError::Empty { .. })));
+        assert!(matches!(load_key(&empty), Err(PemError::Empty { .. })));
+    }
+
+    #[test]
+    fn group_readable_keys_are_reported() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k.key");
+        std::fs::write(&key, "x").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(matches!(
+            check_key_permissions(&key),
+            Err(PemError::KeyPermissions { mode: 0o640, .. })
+        ));
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(check_key_permissions(&key).is_ok());
+    }
+}

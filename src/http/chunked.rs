@@ -163,13 +163,28 @@ impl ChunkedScanner {
     /// Scans `input`; see [`Scan`]. After an error every later call returns
     /// the same error, so a caller cannot accidentally resume.
     pub fn feed(&mut self, input: &[u8]) -> Result<Scan, ChunkError> {
+        self.feed_data(input, |_| {})
+    }
+
+    /// Like [`ChunkedScanner::feed`], and also reports each run of chunk *data* in `input` as
+    /// a `start..end` range, so a caller can de-chunk (for an HTTP/1.0 client) without a
+    /// second parser.
+    pub fn feed_data(
+        &mut self,
+        input: &[u8],
+        mut on_data: impl FnMut(std::ops::Range<usize>),
+    ) -> Result<Scan, ChunkError> {
         if let Some(e) = self.error {
             return Err(e);
         }
         let mut pos = 0;
         while pos < input.len() && self.state != State::Done {
             if self.state == State::Data {
-                pos += self.skip_data(&input[pos..]);
+                let n = self.skip_data(&input[pos..]);
+                if n > 0 {
+                    on_data(pos..pos + n);
+                }
+                pos += n;
                 continue;
             }
             if let Err(e) = self.step(input[pos]) {
@@ -418,6 +433,27 @@ impl LengthCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn feed_data_yields_exactly_the_decoded_body_at_any_split() {
+        let body = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        for split in 1..body.len() {
+            let mut sc = ChunkedScanner::new();
+            let mut out = Vec::new();
+            let mut done = false;
+            for part in [&body[..split], &body[split..]] {
+                if done {
+                    break;
+                }
+                let scan = sc
+                    .feed_data(part, |r| out.extend_from_slice(&part[r]))
+                    .unwrap();
+                done = scan.done;
+            }
+            assert!(done);
+            assert_eq!(out, b"hello world", "split {split}");
+        }
+    }
     use crate::http::test_util::Rng;
 
     /// Feeds `input` in the given piece sizes; returns (total consumed, done).

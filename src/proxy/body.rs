@@ -45,6 +45,9 @@ pub struct RelayParams {
     pub max_body: u64,
     /// Wrap an `UntilClose` body in chunked framing (for an HTTP/1.1 client).
     pub rechunk: bool,
+    /// Strip chunked framing and send only the data (for an HTTP/1.0 client, which cannot
+    /// read chunked; the connection's close ends the body).
+    pub dechunk: bool,
 }
 
 /// Relays one body. `buf` holds bytes already read after the head; on success it holds what
@@ -86,14 +89,26 @@ pub async fn relay(
             let mut scanner = ChunkedScanner::new();
             loop {
                 if !buf.is_empty() {
-                    let scan = scanner.feed(buf).map_err(RelayError::BadChunk)?;
+                    let mut data = Vec::new();
+                    let scan = if p.dechunk {
+                        scanner.feed_data(buf, |r| data.push(r))
+                    } else {
+                        scanner.feed(buf)
+                    }
+                    .map_err(RelayError::BadChunk)?;
                     if p.max_body != 0 && scanner.decoded_len() > p.max_body {
                         return Err(RelayError::TooLarge);
                     }
                     if scan.consumed > 0 {
                         let chunk = buf.split_to(scan.consumed).freeze();
                         moved += chunk.len() as u64;
-                        write(dst, chunk, p.write_timeout).await?;
+                        if p.dechunk {
+                            for r in data {
+                                write(dst, chunk.slice(r), p.write_timeout).await?;
+                            }
+                        } else {
+                            write(dst, chunk, p.write_timeout).await?;
+                        }
                     }
                     if scan.done {
                         return Ok(moved);

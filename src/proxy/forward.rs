@@ -196,6 +196,19 @@ pub async fn proxy(
     }
 }
 
+/// nginx's hidden response headers, plus the chunked framing we remove for HTTP/1.0 clients.
+const HIDDEN_WHEN_DECHUNKING: &[&[u8]] = &[
+    b"date",
+    b"server",
+    b"x-pad",
+    b"x-accel-expires",
+    b"x-accel-redirect",
+    b"x-accel-limit-rate",
+    b"x-accel-buffering",
+    b"x-accel-charset",
+    b"transfer-encoding",
+];
+
 /// The request line, rendered only when a log line needs it.
 struct RequestLine<'a> {
     head: &'a RequestHead,
@@ -289,6 +302,7 @@ async fn exchange(
         write_timeout: up.send_timeout,
         max_body: http.client_max_body_size,
         rechunk: false,
+        dechunk: false,
     };
     if let Err(e) = relay(client, ustream, cbuf, head.framing, &params).await {
         log::warn!("TEMPDEBUG request body relay failed: {e:?}");
@@ -331,7 +345,9 @@ async fn exchange(
     // 3. The response head to the client, then the body as it arrives.
     let until_close = resp.framing == BodyFraming::UntilClose;
     let rechunk = until_close && head.version_minor == 1;
-    let keep_client = head.keep_alive && !last && (!until_close || rechunk);
+    // An HTTP/1.0 client cannot read chunked framing: send the data alone and close after it.
+    let dechunk = resp.framing == BodyFraming::Chunked && head.version_minor == 0;
+    let keep_client = head.keep_alive && !last && (!until_close || rechunk) && !dechunk;
     let mut out = BytesMut::with_capacity(resp.head_len + 128);
     let date = crate::clock::cached_http_date();
     let add: [(&[u8], &[u8]); 2] = [(b"Server", b"ringgate"), (b"Date", &date)];
@@ -343,7 +359,11 @@ async fn exchange(
             keep_alive: keep_client,
             client_version_minor: head.version_minor,
             rechunk,
-            hide_headers: http::rewrite::NGINX_HIDDEN_RESPONSE_HEADERS,
+            hide_headers: if dechunk {
+                HIDDEN_WHEN_DECHUNKING
+            } else {
+                http::rewrite::NGINX_HIDDEN_RESPONSE_HEADERS
+            },
             add_headers: &add,
         },
     );
@@ -368,6 +388,7 @@ async fn exchange(
         write_timeout: http.send_timeout,
         max_body: 0,
         rechunk,
+        dechunk,
     };
     match relay(ustream, client, &mut ubuf, framing, &params).await {
         Ok(_) => {}

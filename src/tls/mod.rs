@@ -123,7 +123,9 @@ impl ServerTls {
             .with_protocol_versions(self.versions.list())?
             .with_client_cert_verifier(self.client_auth.clone())
             .with_cert_resolver(self.resolver.clone());
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // As nginx: HTTP/1.1 and HTTP/1.0 (a client that offers only h2 gets
+        // no_application_protocol, as from nginx without http2).
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
         cfg.session_storage = if self.session_cache == 0 {
             Arc::new(rustls::server::NoServerSessionStorage {})
         } else {

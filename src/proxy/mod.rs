@@ -36,7 +36,7 @@ pub async fn serve(w: Rc<Worker>, li: usize, tcp: TcpStream, peer: SocketAddr) {
     let local = tcp.local_addr().unwrap_or(listener.addr);
     let (mut stream, tls, refusal) = match w.tls.get(li).and_then(Option::as_ref) {
         None => (Stream::Plain(tcp), None, None),
-        Some(cfg) => match handshake(&w, li, listener, cfg, tcp, peer).await {
+        Some(cfg) => match handshake(listener, cfg, tcp, peer).await {
             Some((s, info, refusal)) => (Stream::ServerTls(Box::new(s)), Some(info), refusal),
             None => return,
         },
@@ -73,8 +73,6 @@ pub async fn serve(w: Rc<Worker>, li: usize, tcp: TcpStream, peer: SocketAddr) {
 /// connection is refused or lost (already logged), else the stream, its TLS facts and, in
 /// nginx-compatible mode, the 400 page owed to a refused client.
 async fn handshake(
-    w: &Worker,
-    li: usize,
     listener: &Listener,
     cfg: &std::sync::Arc<rustls::ServerConfig>,
     tcp: TcpStream,
@@ -146,7 +144,6 @@ async fn handshake(
             return None;
         }
     }
-    let _ = (w, li);
     Some((tls, info, refusal))
 }
 

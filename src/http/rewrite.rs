@@ -69,6 +69,9 @@ pub struct ClientResponseParams<'a> {
     /// Replace framing with `Transfer-Encoding: chunked` because the caller
     /// re-chunks an `UntilClose` upstream body for an HTTP/1.1 client.
     pub rechunk: bool,
+    /// Drop framing headers because the caller de-chunks a chunked upstream body for an
+    /// HTTP/1.0 client and ends it by closing the connection.
+    pub dechunk: bool,
     /// Lowercase names of upstream headers to drop
     /// (see [`NGINX_HIDDEN_RESPONSE_HEADERS`]).
     pub hide_headers: &'a [&'a [u8]],
@@ -147,7 +150,7 @@ pub fn write_client_response(
             || name.eq_ignore_ascii_case(b"transfer-encoding");
         let drop = is_hop_by_hop(name)
             || in_list(params.hide_headers, name)
-            || (params.rechunk && framing)
+            || ((params.rechunk || params.dechunk) && framing)
             || listed_in_connection(&resp.headers, buf, name);
         if !drop {
             put_header(out, name, h.value.get(buf));
@@ -380,6 +383,7 @@ X-Real-IP: 10.0.0.1\r\nX-Forwarded-For: fixed\r\n\r\n"
             keep_alive: true,
             client_version_minor: 1,
             rechunk: false,
+            dechunk: false,
             hide_headers: &[],
             add_headers: &[],
         }
@@ -401,10 +405,26 @@ Content-Length: 2\r\nServer: up\r\nSet-Cookie: a=b\r\n\r\nok";
     }
 
     #[test]
+    fn response_dechunked_for_http10_loses_its_framing() {
+        let buf = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n";
+        let p = ClientResponseParams {
+            dechunk: true,
+            keep_alive: false,
+            client_version_minor: 0,
+            ..cparams()
+        };
+        assert_eq!(
+            client(buf, false, &p),
+            "HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
     fn response_connection_and_rechunk() {
         let buf = b"HTTP/1.1 404 \r\nContent-Type: text/plain\r\n\r\n";
         let p = ClientResponseParams {
             rechunk: true,
+            dechunk: false,
             ..cparams()
         };
         assert_eq!(

@@ -196,19 +196,6 @@ pub async fn proxy(
     }
 }
 
-/// nginx's hidden response headers, plus the chunked framing we remove for HTTP/1.0 clients.
-const HIDDEN_WHEN_DECHUNKING: &[&[u8]] = &[
-    b"date",
-    b"server",
-    b"x-pad",
-    b"x-accel-expires",
-    b"x-accel-redirect",
-    b"x-accel-limit-rate",
-    b"x-accel-buffering",
-    b"x-accel-charset",
-    b"transfer-encoding",
-];
-
 /// The request line, rendered only when a log line needs it.
 struct RequestLine<'a> {
     head: &'a RequestHead,
@@ -359,11 +346,8 @@ async fn exchange(
             keep_alive: keep_client,
             client_version_minor: head.version_minor,
             rechunk,
-            hide_headers: if dechunk {
-                HIDDEN_WHEN_DECHUNKING
-            } else {
-                http::rewrite::NGINX_HIDDEN_RESPONSE_HEADERS
-            },
+            dechunk,
+            hide_headers: http::rewrite::NGINX_HIDDEN_RESPONSE_HEADERS,
             add_headers: &add,
         },
     );

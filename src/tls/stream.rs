@@ -97,22 +97,16 @@ where
         }
         let n = buf.len() - self.rpos;
         let mut slice = &buf[self.rpos..];
-        let mut fed = 0;
-        // rustls may take less than offered when its buffer is full; keep the rest.
-        while !slice.is_empty() {
-            match self.conn.read_tls(&mut slice) {
-                Ok(0) => break,
-                Ok(k) => fed += k,
-                Err(e) if e.kind() == io::ErrorKind::Other => {
-                    // "message buffer full": process what rustls has first.
-                    break;
-                }
-                Err(e) => {
-                    self.rbuf = Some(buf);
-                    return Err(e);
-                }
+        // One read_tls per call, then process: rustls refuses more ciphertext ("message buffer
+        // full") until the records it holds are decrypted. What it did not take stays in
+        // `rbuf` for the next call.
+        let fed = match self.conn.read_tls(&mut slice) {
+            Ok(k) => k,
+            Err(e) => {
+                self.rbuf = Some(buf);
+                return Err(e);
             }
-        }
+        };
         self.rpos += fed;
         self.rbuf = Some(buf);
         match self.conn.process_new_packets() {

@@ -324,6 +324,15 @@ async fn handle_request(
             .map(|s| s.as_bytes().to_vec())
             .unwrap_or_default(),
     };
+    if let Some(sni) = misdirected(listener, info, &head, cbuf) {
+        log::warn!(
+            "listener={} peer={}: client verified for server name \"{sni}\" asked for host \"{}\" (421)",
+            listener.name,
+            info.peer,
+            String::from_utf8_lossy(&host)
+        );
+        return respond_canned(stream, &head, cbuf, Canned::MisdirectedRequest, last).await;
+    }
     let Some(location) = route::find_location(&listener.locations, &uri) else {
         return respond_canned(stream, &head, cbuf, Canned::NotFound, last).await;
     };
@@ -356,6 +365,23 @@ async fn handle_request(
             .await
         }
     }
+}
+
+/// nginx's rule against domain fronting: when client certificates are verified and the client
+/// sent SNI, the request's host must be that name (else 421). Returns the SNI on a mismatch.
+fn misdirected<'a>(
+    listener: &Listener,
+    info: &'a ConnInfo,
+    head: &RequestHead,
+    buf: &[u8],
+) -> Option<&'a str> {
+    let tls = listener.tls.as_ref()?;
+    if tls.mode == ClientAuthMode::Off {
+        return None;
+    }
+    let sni = info.tls.as_ref()?.server_name.as_deref()?;
+    let host = head.host_for_nginx(buf)?;
+    (!host.eq_ignore_ascii_case(sni.as_bytes())).then_some(sni)
 }
 
 /// Sends a canned page and decides whether the connection survives it.

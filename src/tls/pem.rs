@@ -153,12 +153,25 @@ pub fn load_certified_key(
         path: key_path.display().to_string(),
         detail: e.to_string(),
     })?;
-    let certified = CertifiedKey::new(chain, signing);
-    certified.keys_match().map_err(|_| PemError::KeyMismatch {
+    // Compare SubjectPublicKeyInfo bytes ourselves: rustls's `keys_match` parses the
+    // certificate with webpki, which refuses the X.509 v1 certificates that the seeds'
+    // `openssl x509 -req -signkey` makes and nginx serves.
+    let mismatch = || PemError::KeyMismatch {
         cert_path: cert_path.display().to_string(),
         key_path: key_path.display().to_string(),
-    })?;
-    Ok(Arc::new(certified))
+    };
+    if let (Some(key_spki), Some(first)) = (signing.public_key(), chain.first()) {
+        let (_, leaf) = x509_parser::parse_x509_certificate(first.as_ref()).map_err(|e| {
+            PemError::Malformed {
+                path: cert_path.display().to_string(),
+                detail: format!("not an X.509 certificate: {e}"),
+            }
+        })?;
+        if key_spki.as_ref() != leaf.public_key().raw {
+            return Err(mismatch());
+        }
+    }
+    Ok(Arc::new(CertifiedKey::new(chain, signing)))
 }
 
 #[cfg(test)]
@@ -250,6 +263,20 @@ mod tests {
             let loaded = load_certified_key(&d.join(&crt), &d.join(key));
             assert!(loaded.is_ok(), "{key}: {:?}", loaded.err());
         }
+        // Seed 000's self-signed server certificate is X.509 v1 (`x509 -req -signkey`).
+        assert!(openssl(
+            d,
+            &["req", "-new", "-key", "rsa8.key", "-out", "v1.csr", "-subj", "/CN=app"]
+        ));
+        assert!(openssl(
+            d,
+            &[
+                "x509", "-req", "-days", "365", "-in", "v1.csr", "-signkey", "rsa8.key", "-out",
+                "v1.pem"
+            ]
+        ));
+        let loaded = load_certified_key(&d.join("v1.pem"), &d.join("rsa8.key"));
+        assert!(loaded.is_ok(), "v1: {:?}", loaded.err());
         // A key that belongs to another certificate is refused, naming both files.
         let err = load_certified_key(&d.join("ec1.crt"), &d.join("rsa8.key")).unwrap_err();
         assert!(

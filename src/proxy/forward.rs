@@ -292,7 +292,6 @@ async fn exchange(
         dechunk: false,
     };
     if let Err(e) = relay(client, ustream, cbuf, head.framing, &params).await {
-        log::warn!("TEMPDEBUG request body relay failed: {e:?}");
         return Err(match e {
             RelayError::TooLarge => Failure::TooLarge,
             RelayError::BadChunk(_) => Failure::BadBody,

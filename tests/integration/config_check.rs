@@ -1,0 +1,102 @@
+//! `ringgate check`: errors name file, line, key and what was expected, all at once.
+
+use crate::support::pki::{p, Pki};
+use crate::support::proxy::check;
+use crate::support::upstream::{Mode, Upstream};
+use crate::support::Cfg;
+
+fn write(pki: &Pki, name: &str, text: &str) -> std::path::PathBuf {
+    let path = pki.path().join(name);
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// The 1-based line of the first occurrence of `needle` in `text`.
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle} not in config"))
+        + 1
+}
+
+#[test]
+fn check_accepts_a_valid_configuration() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let path = write(&pki, "good.toml", &Cfg::new(&pki, &up).render());
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("configuration is valid"), "{out}");
+}
+
+#[test]
+fn check_reports_an_unknown_key_with_file_line_and_key() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let text = Cfg::new(&pki, &up)
+        .http("keepalive_timeout = \"5s\"\nheader_timeout_typo = \"1s\"")
+        .render();
+    let path = write(&pki, "unknown.toml", &text);
+    let (code, _, err) = check(&path);
+    assert_eq!(code, 2, "{err}");
+    let line = line_of(&text, "header_timeout_typo");
+    assert!(
+        err.contains(&format!("{}:{line}:", path.display())),
+        "want {}:{line}: in {err}",
+        path.display()
+    );
+    assert!(err.contains("header_timeout_typo"), "{err}");
+}
+
+#[test]
+fn check_reports_every_error_at_once() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let missing = pki.path().join("nope.crt");
+    let text = Cfg::new(&pki, &up)
+        .tls(&format!(
+            "client_certificate = {}\nverify_client = \"sometimes\"\n",
+            p(&missing)
+        ))
+        .render();
+    let path = write(&pki, "bad.toml", &text);
+    let (code, _, err) = check(&path);
+    assert_eq!(code, 2, "{err}");
+    let file = path.display().to_string();
+    let vline = line_of(&text, "verify_client");
+    let cline = line_of(&text, "client_certificate");
+    assert!(
+        err.lines().any(|l| l
+            .contains(&format!("{file}:{vline}: listener[0].tls.verify_client: "))
+            && l.contains("sometimes")),
+        "bad verify_client not reported as file:line: key: message:\n{err}"
+    );
+    assert!(
+        err.lines().any(|l| l.contains(&format!(
+            "{file}:{cline}: listener[0].tls.client_certificate: "
+        )) && l.contains("nope.crt")),
+        "missing CA file not reported as file:line: key: message:\n{err}"
+    );
+    assert!(err.contains("2 configuration errors"), "{err}");
+}
+
+#[test]
+fn check_reports_a_missing_certificate_file() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let text = Cfg::new(&pki, &up).render().replace(
+        &p(&pki.server.cert),
+        &p(&pki.path().join("missing-server.crt")),
+    );
+    let path = write(&pki, "nocert.toml", &text);
+    let (code, _, err) = check(&path);
+    assert_eq!(code, 2, "{err}");
+    let line = line_of(&text, "missing-server.crt");
+    assert!(
+        err.contains(&format!(
+            "{}:{line}: listener[0].tls.certificates[0].cert: ",
+            path.display()
+        )) && err.contains("missing-server.crt"),
+        "{err}"
+    );
+}

@@ -1,0 +1,141 @@
+//! Behaviours found while building: each test names what once went wrong.
+
+use crate::support::client;
+use crate::support::pki::Pki;
+use crate::support::upstream::{Mode, Upstream};
+use crate::support::{client_for, curl, curl_url, path_str, Cfg};
+
+/// An HTTP/1.0 client cannot read chunked framing: a chunked upstream response reaches it
+/// de-chunked, ended by the connection closing (nginx does the same).
+#[test]
+fn http10_client_gets_a_chunked_upstream_response_dechunked() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Chunked(b"hello chunked world".to_vec(), 4));
+    let proxy = Cfg::new(&pki, &up).start();
+    let mut c = client::connect(
+        proxy.addr(),
+        "localhost",
+        &client_for(&pki, Some(&pki.client)),
+    )
+    .expect("handshake");
+    c.send(b"GET /x HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .expect("send");
+    let r = c.read_response().expect("response");
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(r.header("transfer-encoding"), None, "{}", r.head);
+    assert_eq!(r.header("connection"), Some("close"), "{}", r.head);
+    assert_eq!(r.body, b"hello chunked world");
+}
+
+/// curl --http1.0 offers ALPN `http/1.0`; nginx accepts it, and so must we (it was refused
+/// with no_application_protocol).
+#[test]
+fn alpn_http10_is_accepted() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up).start();
+    let (resolve, url) = curl_url(proxy.addr(), "/alpn");
+    let (code, out, err) = curl(&[
+        "--http1.0",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--resolve",
+        &resolve,
+        "--cacert",
+        path_str(&pki.ca.pem_path),
+        "--cert",
+        path_str(&pki.client.cert),
+        "--key",
+        path_str(&pki.client.key),
+        &url,
+    ]);
+    assert_eq!((code, out.as_str()), (0, "200"), "{err}");
+}
+
+/// The epoll fallback serves the same traffic, and each worker says which driver it runs.
+#[test]
+fn legacy_driver_serves_and_is_logged() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let mut cfg = Cfg::new(&pki, &up).runtime("driver = \"legacy\"");
+    cfg.workers = 2;
+    let proxy = cfg.start();
+    let cc = client_for(&pki, Some(&pki.client));
+    for i in 0..4 {
+        let r = client::get(proxy.addr(), &cc, &format!("/legacy/{i}"));
+        assert_eq!(r.status, 200, "{}", r.head);
+    }
+    proxy.assert_log(&["worker 0 started: driver=legacy (epoll)"]);
+    proxy.assert_log(&["worker 1 started: driver=legacy (epoll)"]);
+}
+
+/// By default workers run io_uring where the kernel offers it, and say so.
+#[test]
+fn default_driver_is_logged() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up).start();
+    assert!(
+        proxy.log_contains("worker 0 started: driver=io_uring")
+            || proxy.log_contains("falling back to the legacy epoll driver"),
+        "{}",
+        proxy.log()
+    );
+}
+
+/// A 64 MiB Content-Length upload over TLS once failed with "message buffer full" when the
+/// TLS adapter fed rustls more ciphertext than it would take before decrypting.
+#[test]
+fn large_tls_upload_is_not_refused_by_rustls_buffering() {
+    use std::io::Write;
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up).http("client_max_body_size = 0").start();
+    let mut c = client::connect(
+        proxy.addr(),
+        "localhost",
+        &client_for(&pki, Some(&pki.client)),
+    )
+    .expect("handshake");
+    let n: usize = 64 << 20;
+    c.send(
+        format!("PUT /big HTTP/1.1\r\nHost: localhost\r\nContent-Length: {n}\r\n\r\n").as_bytes(),
+    )
+    .expect("head");
+    let block = vec![b'z'; 1 << 20];
+    for _ in 0..64 {
+        c.tls.write_all(&block).expect("body");
+    }
+    let r = c.read_response_with(&mut |_| {}, false).expect("response");
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(up.last().body_len, n as u64);
+}
+
+/// nginx answers 421 when a client verified under one SNI name asks for another host (domain
+/// fronting past client verification); without client verification there is no check.
+#[test]
+fn host_differing_from_verified_sni_gets_421() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up).start();
+    let cc = client_for(&pki, Some(&pki.client));
+    let mut c = client::connect(proxy.addr(), "localhost", &cc).expect("handshake");
+    let port = proxy.addr().port();
+    c.send(format!("GET /same HTTP/1.1\r\nHost: LOCALHOST:{port}\r\n\r\n").as_bytes())
+        .expect("send");
+    assert_eq!(c.read_response().expect("response").status, 200);
+    c.send(b"GET /other HTTP/1.1\r\nHost: admin.example.com\r\n\r\n")
+        .expect("send");
+    let r = c.read_response().expect("response");
+    assert_eq!(r.status, 421, "{}", r.head);
+    assert!(up.seen().iter().all(|s| s.target != "/other"));
+    proxy.assert_log(&["admin.example.com", "(421)"]);
+
+    let open = Cfg::new(&pki, &up).tls("verify_client = \"off\"").start();
+    let mut c = client::connect(open.addr(), "localhost", &cc).expect("handshake");
+    c.send(b"GET /other HTTP/1.1\r\nHost: admin.example.com\r\n\r\n")
+        .expect("send");
+    assert_eq!(c.read_response().expect("response").status, 200);
+}

@@ -139,3 +139,53 @@ fn host_differing_from_verified_sni_gets_421() {
         .expect("send");
     assert_eq!(c.read_response().expect("response").status, 200);
 }
+
+/// A resumed session (TLS 1.2 and 1.3) carries the client's verified identity: the upstream
+/// sees the same DN and verify result as on the full handshake, and `$ssl_session_reused` says
+/// `r`. (Envoy marks resumed sessions unvalidated; rpxy turns resumption off for mTLS.)
+#[test]
+fn resumed_sessions_keep_the_verified_identity() {
+    use std::sync::Arc;
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up)
+        .locations(
+            r#"[[listener.location]]
+path = "/"
+proxy_pass = "http://app"
+set_header = { X-DN = "$ssl_client_s_dn", X-Verify = "$ssl_client_verify", X-Reused = "$ssl_session_reused", X-Proto = "$ssl_protocol" }
+"#,
+        )
+        .start();
+    for (version, name) in [
+        (&rustls::version::TLS13, "TLSv1.3"),
+        (&rustls::version::TLS12, "TLSv1.2"),
+    ] {
+        let cache = Arc::new(rustls::client::ClientSessionMemoryCache::new(32));
+        let cfg = client::config(&client::ClientOpts {
+            ca: Some(&pki.ca.pem_path),
+            cert: Some((pki.client.cert.as_path(), pki.client.key.as_path())),
+            version: Some(version),
+            resumption: Some(cache),
+        });
+        let mut reused = Vec::new();
+        for i in 0..3 {
+            let r = client::get(proxy.addr(), &cfg, &format!("/r/{i}"));
+            assert_eq!(r.status, 200, "{}", r.head);
+            let seen = up.last();
+            assert_eq!(
+                seen.header("X-DN"),
+                Some(crate::support::pki::CLIENT_DN),
+                "{name} #{i}"
+            );
+            assert_eq!(seen.header("X-Verify"), Some("SUCCESS"), "{name} #{i}");
+            assert_eq!(seen.header("X-Proto"), Some(name));
+            reused.push(seen.header("X-Reused").unwrap_or_default().to_string());
+        }
+        assert_eq!(reused[0], ".", "{name}: first handshake is full");
+        assert!(
+            reused[1..].iter().all(|r| r == "r"),
+            "{name}: later ones resume: {reused:?}"
+        );
+    }
+}

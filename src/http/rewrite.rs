@@ -113,6 +113,8 @@ pub fn write_upstream_request(
             || name.eq_ignore_ascii_case(b"expect")
             || set_has(name)
             || in_list(params.remove_headers, name)
+            || is_identity_header(name)
+            || name.contains(&b'_')
             || (xff.is_some() && name.eq_ignore_ascii_case(b"x-forwarded-for"))
             || (xfp.is_some() && name.eq_ignore_ascii_case(b"x-forwarded-proto"))
             || listed_in_connection(&req.headers, buf, name);
@@ -252,6 +254,31 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
 }
 
 /// Case-insensitive membership test against lowercase names.
+/// Name prefixes of the identity headers ringgate sets from the client certificate (the
+/// nginx-style `X-SSL-Client-*`, the seed's `X-Client-Role`, Envoy's XFCC, RFC 9440's
+/// `Client-Cert`/`Client-Cert-Chain`).
+const IDENTITY_PREFIXES: &[&[u8]] = &[
+    b"x-ssl-client",
+    b"ssl-client",
+    b"x-client-cert",
+    b"x-client-role",
+    b"x-client-dn",
+    b"x-client-verify",
+    b"x-forwarded-client-cert",
+    b"client-cert",
+];
+
+/// True for a header the client must never be able to send upstream itself: any spelling of
+/// an identity header. The app behind ringgate can trust these because only ringgate sets
+/// them (a configured `set_header` adds its own value after this filter). Names with `_` are
+/// dropped separately (as nginx's default `underscores_in_headers off` ignores them), so
+/// `X_SSL_Client_DN` cannot reach an app that maps `_` to `-`.
+pub fn is_identity_header(name: &[u8]) -> bool {
+    IDENTITY_PREFIXES
+        .iter()
+        .any(|p| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p))
+}
+
 fn in_list(list: &[&[u8]], name: &[u8]) -> bool {
     list.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
@@ -402,6 +429,26 @@ Content-Length: 2\r\nServer: up\r\nSet-Cookie: a=b\r\n\r\nok";
             client(buf, false, &p),
             "HTTP/1.1 200 Fine\r\nContent-Length: 2\r\nSet-Cookie: a=b\r\nServer: ringgate\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn request_identity_headers_from_the_client_never_pass() {
+        let buf = b"GET / HTTP/1.1\r\nHost: h\r\nx-ssl-client-dn: forged\r\nX-SSL-CLIENT-VERIFY: SUCCESS\r\n\
+X_SSL_Client_DN: forged\r\nX-Client-Role: admin\r\nx-forwarded-client-cert: By=x\r\nClient-Cert: :abc=:\r\n\
+Client-Cert-Chain: :abc=:\r\nX-Client-Id: 7\r\nX-SSL-Client-DN: forged-again\r\n\r\n";
+        let set: &[(&[u8], &[u8])] = &[(b"X-SSL-Client-DN", b"CN=real")];
+        let out = upstream(
+            buf,
+            &UpstreamRequestParams {
+                set_headers: set,
+                ..params()
+            },
+        );
+        for forged in ["forged", "SUCCESS", "admin", "By=x", ":abc=:"] {
+            assert!(!out.contains(forged), "{forged} passed: {out}");
+        }
+        assert!(out.contains("X-SSL-Client-DN: CN=real\r\n"), "{out}");
+        assert!(out.contains("X-Client-Id: 7\r\n"), "{out}");
     }
 
     #[test]

@@ -189,3 +189,37 @@ set_header = { X-DN = "$ssl_client_s_dn", X-Verify = "$ssl_client_verify", X-Reu
         );
     }
 }
+
+/// Identity headers are set by ringgate only: a client's copies, in any spelling and even
+/// where no `set_header` names them, never reach the app.
+#[test]
+fn forged_identity_headers_never_reach_the_upstream() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up).start();
+    let mut c = client::connect(
+        proxy.addr(),
+        "localhost",
+        &client_for(&pki, Some(&pki.client)),
+    )
+    .expect("handshake");
+    c.send(
+        b"GET /f HTTP/1.1\r\nHost: localhost\r\nX-SSL-Client-DN: CN=root\r\nx-ssl-client-verify: SUCCESS\r\n\
+X_SSL_CLIENT_DN: CN=root\r\nX-Client-Role: admin\r\nX-Forwarded-Client-Cert: Hash=1\r\n\
+Client-Cert: :AAAA:\r\nClient-Cert-Chain: :AAAA:\r\nX-SSL-Client-DN: CN=root2\r\nX-Kept: yes\r\n\r\n",
+    )
+    .expect("send");
+    assert_eq!(c.read_response().expect("response").status, 200);
+    let seen = up.last();
+    for (name, _) in &seen.headers {
+        let n = name.to_ascii_lowercase().replace('_', "-");
+        assert!(
+            !n.starts_with("x-ssl-client")
+                && !n.starts_with("x-client-role")
+                && !n.contains("client-cert"),
+            "forged {name} reached the upstream: {:?}",
+            seen.headers
+        );
+    }
+    assert_eq!(seen.header("X-Kept"), Some("yes"));
+}

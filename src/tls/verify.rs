@@ -858,7 +858,9 @@ impl ChainVerifier {
                         subject: c.subject_string(),
                     });
                 }
-                if i > 1 && !c.self_issued {
+                // OpenSSL checks every CA above depth 1 (self-issued ones
+                // included); only the plen increment skips self-issued CAs.
+                if i > 1 {
                     if let Some((_, Some(pl))) = c.basic_constraints() {
                         if plen > pl {
                             report(VerifyError::PathLengthExceeded {
@@ -1010,3 +1012,399 @@ impl fmt::Display for VerifiedChain {
 #[cfg(test)]
 #[path = "verify_tests.rs"]
 mod tests;
+
+/// Tests reproducing the measured nginx 1.22 / OpenSSL 3.0 behaviour
+/// (depth table, reason strings, v1 certificates, security level 2).
+#[cfg(test)]
+pub(crate) mod measured_tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    };
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// A generated certificate with its key.
+    pub(crate) struct Gen {
+        pub cert: rcgen::Certificate,
+        pub key: KeyPair,
+    }
+
+    impl Gen {
+        pub(crate) fn der(&self) -> CertificateDer<'static> {
+            self.cert.der().clone()
+        }
+    }
+
+    fn params(cn: &str, ca: bool, eku: Option<ExtendedKeyUsagePurpose>) -> CertificateParams {
+        let mut p = CertificateParams::new(vec![]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        if ca {
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        }
+        if let Some(e) = eku {
+            p.extended_key_usages = vec![e];
+        }
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2090, 1, 1);
+        p
+    }
+
+    pub(crate) fn root(cn: &str) -> Gen {
+        let key = KeyPair::generate().unwrap();
+        let cert = params(cn, true, None).self_signed(&key).unwrap();
+        Gen { cert, key }
+    }
+
+    pub(crate) fn issue(cn: &str, issuer: &Gen, p: CertificateParams) -> Gen {
+        let _ = cn;
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &issuer.cert, &issuer.key).unwrap();
+        Gen { cert, key }
+    }
+
+    pub(crate) fn leaf(cn: &str, issuer: &Gen) -> Gen {
+        issue(
+            cn,
+            issuer,
+            params(cn, false, Some(ExtendedKeyUsagePurpose::ClientAuth)),
+        )
+    }
+
+    fn inter(cn: &str, issuer: &Gen) -> Gen {
+        issue(cn, issuer, params(cn, true, None))
+    }
+
+    pub(crate) fn store_of(certs: &[&Gen]) -> Arc<TrustStore> {
+        Arc::new(TrustStore::from_der(certs.iter().map(|g| g.der()).collect()).unwrap())
+    }
+
+    fn now() -> UnixTime {
+        UnixTime::now()
+    }
+
+    #[test]
+    fn leaf_directly_under_root() {
+        let r = root("Root");
+        let l = leaf("leaf", &r);
+        let v = ChainVerifier::new(store_of(&[&r]), 0);
+        let vc = v.verify(&l.der(), &[], now()).unwrap();
+        assert_eq!(vc.chain.len(), 2);
+        assert_eq!(vc.chain[1], r.der());
+        assert!(vc.earliest_not_after <= vc.leaf_not_after);
+    }
+
+    #[test]
+    fn intermediates_and_depth() {
+        let r = root("Root");
+        let i1 = inter("Int1", &r);
+        let i2 = inter("Int2", &i1);
+        let l1 = leaf("leaf1", &i1);
+        let l2 = leaf("leaf2", &i2);
+        let s = store_of(&[&r]);
+        let at = |d| ChainVerifier::new(s.clone(), d);
+        // Measured nginx table: N intermediates accepted iff N <= depth.
+        assert!(at(1).verify(&l1.der(), &[i1.der()], now()).is_ok());
+        let e = at(0).verify(&l1.der(), &[i1.der()], now()).unwrap_err();
+        assert_eq!(e.openssl_reason(), "unable to get local issuer certificate");
+        // any order, unrelated extras ignored
+        let other = root("Other");
+        let chain = [i1.der(), other.der(), i2.der()];
+        assert!(at(2).verify(&l2.der(), &chain, now()).is_ok());
+        assert!(at(3).verify(&l2.der(), &chain, now()).is_ok());
+        let e = at(1).verify(&l2.der(), &chain, now()).unwrap_err();
+        assert_eq!(e.openssl_reason(), "unable to get local issuer certificate");
+        // missing intermediate
+        let e = at(2).verify(&l2.der(), &[i2.der()], now()).unwrap_err();
+        assert_eq!(e.openssl_reason(), "unable to get local issuer certificate");
+    }
+
+    #[test]
+    fn validity_periods() {
+        let r = root("Root");
+        let mut p = params("old", false, None);
+        p.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        let expired = issue("old", &r, p);
+        let mut p = params("future", false, None);
+        p.not_before = rcgen::date_time_ymd(2080, 1, 1);
+        let future = issue("future", &r, p);
+        let v = ChainVerifier::new(store_of(&[&r]), 1);
+        let e = v.verify(&expired.der(), &[], now()).unwrap_err();
+        assert_eq!(e.openssl_reason(), "certificate has expired");
+        assert!(!e.is_ignorable_for_optional_no_ca());
+        assert!(matches!(
+            e.to_rustls(),
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired)
+        ));
+        let e = v.verify(&future.der(), &[], now()).unwrap_err();
+        assert_eq!(e.openssl_reason(), "certificate is not yet valid");
+
+        let mut p = params("OldInt", true, None);
+        p.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        let old_int = issue("OldInt", &r, p);
+        let l = leaf("l", &old_int);
+        let e = v.verify(&l.der(), &[old_int.der()], now()).unwrap_err();
+        assert_eq!(
+            e,
+            VerifyError::Expired {
+                depth: 1,
+                subject: "CN=OldInt".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_ca_and_self_signed() {
+        let r = root("Root");
+        let other = root("Other");
+        let l = leaf("l", &other);
+        let v = ChainVerifier::new(store_of(&[&r]), 1);
+        let e = v.verify(&l.der(), &[], now()).unwrap_err();
+        assert_eq!(e.openssl_reason(), "unable to verify the first certificate");
+        assert!(e.is_ignorable_for_optional_no_ca());
+        assert!(matches!(
+            e.to_rustls(),
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+        ));
+        let i = inter("I", &other);
+        let l2 = leaf("l2", &i);
+        let e = v.verify(&l2.der(), &[i.der()], now()).unwrap_err();
+        assert_eq!(e.openssl_reason(), "unable to get local issuer certificate");
+        let e = v
+            .verify(&l2.der(), &[i.der(), other.der()], now())
+            .unwrap_err();
+        assert_eq!(
+            e.openssl_reason(),
+            "self-signed certificate in certificate chain"
+        );
+        assert!(e.is_ignorable_for_optional_no_ca());
+        // self-signed leaf
+        let e = v.verify(&other.der(), &[], now()).unwrap_err();
+        assert_eq!(e.openssl_reason(), "self-signed certificate");
+        assert!(e.is_ignorable_for_optional_no_ca());
+        // ... accepted when it is itself in the CA file (seed 000 setup)
+        let v2 = ChainVerifier::new(store_of(&[&other]), 1);
+        assert_eq!(v2.verify(&other.der(), &[], now()).unwrap().chain.len(), 1);
+    }
+
+    #[test]
+    fn purposes() {
+        let r = root("Root");
+        let sa = issue(
+            "sa",
+            &r,
+            params("sa", false, Some(ExtendedKeyUsagePurpose::ServerAuth)),
+        );
+        let none = issue("none", &r, params("none", false, None));
+        let v = ChainVerifier::new(store_of(&[&r]), 1);
+        let e = v.verify(&sa.der(), &[], now()).unwrap_err();
+        assert_eq!(e.openssl_reason(), "unsuitable certificate purpose");
+        assert!(v.verify(&none.der(), &[], now()).is_ok());
+        // non-CA intermediate
+        let notca = issue("NotCA", &r, params("NotCA", false, None));
+        let l = leaf("l", &notca);
+        let e = v.verify(&l.der(), &[notca.der()], now()).unwrap_err();
+        assert_eq!(e.openssl_reason(), "unsuitable certificate purpose");
+        // pathlen 0 on the root with an intermediate below
+        let key = KeyPair::generate().unwrap();
+        let mut p = params("PL0", true, None);
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        let pl0 = Gen {
+            cert: p.self_signed(&key).unwrap(),
+            key,
+        };
+        let i = inter("I", &pl0);
+        let l = leaf("l", &i);
+        let v = ChainVerifier::new(store_of(&[&pl0]), 3);
+        let e = v.verify(&l.der(), &[i.der()], now()).unwrap_err();
+        assert_eq!(e.openssl_reason(), "path length constraint exceeded");
+    }
+
+    #[test]
+    fn bad_signature() {
+        let r = root("Root");
+        let fake = root("Root"); // same name, different key
+        let l = leaf("l", &fake);
+        let v = ChainVerifier::new(store_of(&[&r]), 1);
+        let e = v.verify(&l.der(), &[], now()).unwrap_err();
+        assert_eq!(e.openssl_reason(), "certificate signature failure");
+    }
+
+    #[test]
+    fn garbage_and_limits() {
+        let r = root("Root");
+        let v = ChainVerifier::new(store_of(&[&r]), 100);
+        for bad in [&b""[..], &b"\x30\x03\x02\x01"[..], &[0xffu8; 64][..]] {
+            let e = v
+                .verify(&CertificateDer::from(bad), &[], now())
+                .unwrap_err();
+            assert!(matches!(e, VerifyError::BadEncoding { .. }));
+        }
+        let l = leaf("l", &r);
+        let e = v
+            .verify(&l.der(), &[CertificateDer::from(&b"junk"[..])], now())
+            .unwrap_err();
+        assert!(matches!(e, VerifyError::BadEncoding { depth: 1, .. }));
+        let many: Vec<_> = (0..17).map(|_| r.der()).collect();
+        let e = v.verify(&l.der(), &many, now()).unwrap_err();
+        assert_eq!(e.openssl_reason(), "certificate chain too long");
+        // issuer/subject loop: A signs B, B signs A, neither trusted
+        let a_key = KeyPair::generate().unwrap();
+        let b_key = KeyPair::generate().unwrap();
+        let a0 = params("A", true, None).self_signed(&a_key).unwrap();
+        let b = params("B", true, None)
+            .signed_by(&b_key, &a0, &a_key)
+            .unwrap();
+        let a = params("A", true, None)
+            .signed_by(&a_key, &b, &b_key)
+            .unwrap();
+        let lb = leaf(
+            "lb",
+            &Gen {
+                cert: b,
+                key: b_key,
+            },
+        );
+        let chain = [a.der().clone(), lb.der(), a0.der().clone()];
+        assert!(v.verify(&lb.der(), &chain, now()).is_err());
+        assert!(matches!(
+            TrustStore::from_pem(b"nothing here"),
+            Err(TrustStoreError::Empty)
+        ));
+        let pem = format!(
+            "{}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            r.cert.pem()
+        );
+        assert!(matches!(
+            TrustStore::from_pem(pem.as_bytes()),
+            Err(TrustStoreError::Unparsable { index: 1, .. })
+        ));
+    }
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    pub(crate) struct TempDir(pub PathBuf);
+    impl TempDir {
+        pub(crate) fn new(tag: &str) -> Self {
+            let p = std::env::temp_dir().join(format!(
+                "ringgate-verify-{tag}-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Runs a bash snippet in `dir` (openssl CLI certificate generation).
+    pub(crate) fn sh(dir: &Path, script: &str) {
+        let out = Command::new("bash")
+            .arg("-euo")
+            .arg("pipefail")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "script failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub(crate) fn pem_certs(path: &Path) -> Vec<CertificateDer<'static>> {
+        let data = std::fs::read(path).unwrap();
+        rustls_pemfile::certs(&mut &data[..])
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+    }
+
+    pub(crate) const OPENSSL_CHAINS: &str = r#"
+printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n' > ca.ext
+openssl req -x509 -newkey rsa:2048 -nodes -keyout root.key -out root.crt -days 30 -subj /CN=Root 2>/dev/null
+mk() { # name subj issuer [x509 args...]
+  n=$1; s=$2; i=$3; shift 3
+  openssl req -new -newkey rsa:${BITS:-2048} -nodes -keyout $n.key -out $n.csr -subj "$s" 2>/dev/null
+  openssl x509 -req -in $n.csr -CA $i.crt -CAkey $i.key -CAcreateserial -out $n.crt -days 30 "$@" 2>/dev/null
+}
+mk int1 /CN=Int1 root -extfile ca.ext
+mk int2 /CN=Int2 int1 -extfile ca.ext
+mk leaf2 /CN=leaf2 int2
+mk v1leaf /CN=v1leaf root
+mk v1int /CN=V1Int root
+mk undervi /CN=undervi v1int
+mk sha1leaf /CN=sha1leaf root -sha1
+BITS=1024 mk weak /CN=weak root
+"#;
+
+    #[test]
+    fn openssl_made_chains() {
+        let t = TempDir::new("ossl");
+        sh(&t.0, OPENSSL_CHAINS);
+        let c = |n: &str| pem_certs(&t.0.join(format!("{n}.crt"))).remove(0);
+        let store =
+            Arc::new(TrustStore::from_pem(&std::fs::read(t.0.join("root.crt")).unwrap()).unwrap());
+        let v = |d| ChainVerifier::new(store.clone(), d);
+        // v1 leaf from `openssl x509 -req` without extensions
+        assert!(Parsed::parse(c("v1leaf").as_ref()).unwrap().is_v1());
+        assert!(v(1).verify(&c("v1leaf"), &[], now()).is_ok());
+        assert!(v(2)
+            .verify(&c("leaf2"), &[c("int2"), c("int1")], now())
+            .is_ok());
+        let e = v(1)
+            .verify(&c("leaf2"), &[c("int2"), c("int1")], now())
+            .unwrap_err();
+        assert_eq!(e.openssl_reason(), "unable to get local issuer certificate");
+        // measured: nginx refuses a v1 intermediate (invalid CA, then purpose)
+        let e = v(2)
+            .verify(&c("undervi"), &[c("v1int")], now())
+            .unwrap_err();
+        assert_eq!(e.openssl_reason(), "unsuitable certificate purpose");
+        let e = v(1).verify(&c("sha1leaf"), &[], now()).unwrap_err();
+        assert_eq!(e.openssl_reason(), "CA signature digest algorithm too weak");
+        let e = v(1).verify(&c("weak"), &[], now()).unwrap_err();
+        assert_eq!(e.openssl_reason(), "EE certificate key too weak");
+    }
+
+    #[test]
+    fn seed_script_certs() {
+        let t = TempDir::new("seed");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../main/tests/certs/make-seed-certs.sh"
+        );
+        let script = if Path::new(script).exists() {
+            script.to_string()
+        } else {
+            "/work/main/tests/certs/make-seed-certs.sh".to_string()
+        };
+        sh(&t.0, &format!("{script} out"));
+        let o = t.0.join("out");
+        let store = Arc::new(
+            TrustStore::from_pem(&std::fs::read(o.join("seed004/ca/ca.crt")).unwrap()).unwrap(),
+        );
+        let v = ChainVerifier::new(store, 2);
+        let client = pem_certs(&o.join("seed004/client/client.crt")).remove(0);
+        assert!(v.verify(&client, &[], now()).is_ok());
+        let other = pem_certs(&o.join("seed004/otherca-client/client.crt")).remove(0);
+        assert_eq!(
+            v.verify(&other, &[], now()).unwrap_err().openssl_reason(),
+            "unable to verify the first certificate"
+        );
+        // seed 000: the self-signed v1 public.pem is both CA file and client cert
+        let pubpem = std::fs::read(o.join("seed000/public.pem")).unwrap();
+        let v0 = ChainVerifier::new(Arc::new(TrustStore::from_pem(&pubpem).unwrap()), 2);
+        let c0 = pem_certs(&o.join("seed000/public.pem")).remove(0);
+        assert!(v0.verify(&c0, &[], now()).is_ok());
+    }
+}

@@ -55,8 +55,9 @@ pub struct Args {
     #[arg(long)]
     pub rate: Option<f64>,
 
-    /// Accepted for compatibility; this version uses one OS thread per connection
-    #[arg(long)]
+    /// Accepted for compatibility with wrk-style command lines and ignored: ringgate-load runs
+    /// one OS thread per connection (blocking sockets), so -c sets the thread count
+    #[arg(short = 't', long)]
     pub threads: Option<usize>,
 
     /// Handshake mode: resume TLS sessions (1.3 tickets, 1.2 session IDs or tickets)

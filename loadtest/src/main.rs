@@ -49,19 +49,54 @@ fn run(args: &Args) -> Result<()> {
         );
     }
 
-    let start = Instant::now();
-    let shared = Shared::new(start, &plan);
+    if let Some(t) = args.threads {
+        if t != plan.connections && !args.quiet {
+            eprintln!(
+                "ringgate-load: note: --threads {t} ignored; one thread per connection ({})",
+                plan.connections
+            );
+        }
+    }
+
+    let shared = Shared::new(&plan);
     let mut total = Stats::new();
     let elapsed = thread::scope(|s| -> Result<Duration> {
         let mut handles = Vec::with_capacity(plan.connections);
+        let mut spawn_error = None;
         for i in 0..plan.connections {
             let (plan, tls, shared) = (&plan, tls.as_ref(), &shared);
-            let h = thread::Builder::new()
+            match thread::Builder::new()
                 .name(format!("conn-{i}"))
                 .stack_size(512 * 1024)
-                .spawn_scoped(s, move || worker::run(i, start, plan, tls, shared))
-                .context("cannot spawn a connection thread")?;
-            handles.push(h);
+                .spawn_scoped(s, move || worker::run(i, plan, tls, shared))
+            {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    spawn_error = Some(e);
+                    break;
+                }
+            }
+        }
+        // Time zero once every worker has its first connection (keep-alive mode).
+        let t_connect = Instant::now();
+        while shared.connected.load(Ordering::Relaxed) < handles.len() as u64 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        if plan.mode == Mode::Keepalive && !args.quiet {
+            eprintln!(
+                "ringgate-load: {} connections opened in {:.1} ms",
+                handles.len(),
+                t_connect.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        let start = Instant::now();
+        let _ = shared.start.set(start);
+        if let Some(e) = spawn_error {
+            shared.stop.store(true, Ordering::Relaxed);
+            for h in handles {
+                let _ = h.join();
+            }
+            return Err(e).context("cannot spawn a connection thread");
         }
         progress(&shared, plan.connections as u64, start, args.quiet);
         let elapsed = start.elapsed();
@@ -196,5 +231,4 @@ fn report(args: &Args, plan: &args::Plan, t: &Stats, elapsed: Duration) {
             eprintln!("ringgate-load: sample error: {s}");
         }
     }
-    let _ = args.threads;
 }

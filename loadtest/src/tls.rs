@@ -85,6 +85,8 @@ impl ServerCertVerifier for Insecure {
 pub struct Tls {
     pub config: Arc<ClientConfig>,
     pub server_name: ServerName<'static>,
+    /// Whether sessions are resumed (each client then keeps its own store).
+    pub resume: bool,
 }
 
 pub fn build(args: &Args, host: &str) -> Result<Tls> {
@@ -120,10 +122,11 @@ pub fn build(args: &Args, host: &str) -> Result<Tls> {
             .context("client certificate and key do not fit")?,
         _ => builder.with_no_client_auth(),
     };
-    config.resumption = if args.mode == Mode::Handshake && !args.resume {
-        Resumption::disabled()
+    let resume = !(args.mode == Mode::Handshake && !args.resume);
+    config.resumption = if resume {
+        Resumption::in_memory_sessions(64)
     } else {
-        Resumption::in_memory_sessions(4096)
+        Resumption::disabled()
     };
     let name = args.sni.as_deref().unwrap_or(host);
     let server_name = ServerName::try_from(name.to_string())
@@ -131,5 +134,21 @@ pub fn build(args: &Args, host: &str) -> Result<Tls> {
     Ok(Tls {
         config: Arc::new(config),
         server_name,
+        resume,
     })
+}
+
+impl Tls {
+    /// The same client with a session store of its own (when resumption is on).
+    pub fn with_own_session_store(&self) -> Tls {
+        let mut config = (*self.config).clone();
+        if self.resume {
+            config.resumption = Resumption::in_memory_sessions(64);
+        }
+        Tls {
+            config: Arc::new(config),
+            server_name: self.server_name.clone(),
+            resume: self.resume,
+        }
+    }
 }

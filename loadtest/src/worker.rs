@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -32,12 +33,16 @@ pub struct Shared {
     pub hs_full: AtomicU64,
     pub hs_resumed: AtomicU64,
     pub finished: AtomicU64,
-    pub deadline: Option<Instant>,
+    /// Workers that have opened their first connection (keep-alive) and wait for `start`.
+    pub connected: AtomicU64,
+    /// Set by the main thread once every worker is connected: time zero of the run.
+    pub start: OnceLock<Instant>,
+    pub duration: Option<Duration>,
     pub limit: Option<u64>,
 }
 
 impl Shared {
-    pub fn new(start: Instant, plan: &Plan) -> Self {
+    pub fn new(plan: &Plan) -> Self {
         Shared {
             stop: AtomicBool::new(false),
             issued: AtomicU64::new(0),
@@ -46,13 +51,28 @@ impl Shared {
             hs_full: AtomicU64::new(0),
             hs_resumed: AtomicU64::new(0),
             finished: AtomicU64::new(0),
-            deadline: plan.duration.map(|d| start + d),
+            connected: AtomicU64::new(0),
+            start: OnceLock::new(),
+            duration: plan.duration,
             limit: plan.requests,
         }
     }
 
     fn past_deadline(&self, t: Instant) -> bool {
-        self.deadline.is_some_and(|d| t >= d)
+        match (self.start.get(), self.duration) {
+            (Some(s), Some(d)) => t >= *s + d,
+            _ => false,
+        }
+    }
+
+    /// Waits until the main thread has set the start time.
+    fn wait_start(&self) -> Instant {
+        loop {
+            if let Some(s) = self.start.get() {
+                return *s;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Claims up to `want` requests; 0 means stop.
@@ -250,15 +270,27 @@ fn sleep_until(t: Instant, sh: &Shared) {
 }
 
 /// Drives one connection slot until the run ends.
-pub fn run(index: usize, start: Instant, plan: &Plan, tls: Option<&Tls>, sh: &Shared) -> Stats {
+pub fn run(index: usize, plan: &Plan, tls: Option<&Tls>, sh: &Shared) -> Stats {
+    // Each simulated client keeps its own session store, as a real client does: with one store
+    // shared by every thread, rustls's cap of 8 TLS 1.3 tickets per server is drained by
+    // concurrent handshakes and "resumed" runs fall back to full handshakes.
+    let own = tls.map(Tls::with_own_session_store);
+    let tls = own.as_ref();
     let mut st = Stats::new();
     let mut reader = ResponseReader::new();
+    let mut conn: Option<Conn> = None;
+    // Keep-alive: open the connection (TCP + TLS handshake) before time zero, so that neither
+    // the first request's latency nor the open-loop schedule includes it.
+    if plan.mode == Mode::Keepalive {
+        conn = connect(plan, tls, &mut st, sh).ok();
+    }
+    sh.connected.fetch_add(1, Ordering::Relaxed);
+    let start = sh.wait_start();
     let mut sched = plan
         .rate
         .map(|r| Schedule::new(start, r, plan.connections, index));
     let batch_max = plan.pipeline as u64;
     let batch_buf = plan.request.repeat(plan.pipeline);
-    let mut conn: Option<Conn> = None;
     loop {
         let due = match sched.as_mut() {
             Some(s) => {

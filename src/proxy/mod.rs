@@ -325,7 +325,7 @@ async fn handle_request(
             .unwrap_or_default(),
     };
     if let Some(sni) = misdirected(listener, info, &head, cbuf) {
-        log::warn!(
+        log::info!(
             "listener={} peer={}: client verified for server name \"{sni}\" asked for host \"{}\" (421)",
             listener.name,
             info.peer,
@@ -367,8 +367,10 @@ async fn handle_request(
     }
 }
 
-/// nginx's rule against domain fronting: when client certificates are verified and the client
-/// sent SNI, the request's host must be that name (else 421). Returns the SNI on a mismatch.
+/// nginx's rule against domain fronting: when client certificates are verified and the
+/// client's SNI named one of this listener's `server_names`, the request's host must be that
+/// name (else 421). As in nginx, an SNI that names no configured server is not checked.
+/// Returns the SNI on a mismatch.
 fn misdirected<'a>(
     listener: &Listener,
     info: &'a ConnInfo,
@@ -380,6 +382,13 @@ fn misdirected<'a>(
         return None;
     }
     let sni = info.tls.as_ref()?.server_name.as_deref()?;
+    if !listener
+        .server_names
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(sni))
+    {
+        return None;
+    }
     let host = head.host_for_nginx(buf)?;
     (!host.eq_ignore_ascii_case(sni.as_bytes())).then_some(sni)
 }

@@ -113,14 +113,27 @@ fn large_tls_upload_is_not_refused_by_rustls_buffering() {
     assert_eq!(up.last().body_len, n as u64);
 }
 
-/// nginx answers 421 when a client verified under one SNI name asks for another host (domain
-/// fronting past client verification); without client verification there is no check.
+/// nginx answers 421 when a client verified under one of the server's names asks for another
+/// host (domain fronting past client verification); without client verification, or for an
+/// SNI naming no configured server, there is no check.
 #[test]
 fn host_differing_from_verified_sni_gets_421() {
     let pki = Pki::new();
     let up = Upstream::start(Mode::Echo);
-    let proxy = Cfg::new(&pki, &up).start();
+    // The SNI must name a configured server for nginx's check to apply.
+    let toml = Cfg::new(&pki, &up).render().replacen(
+        "listen = \"127.0.0.1:0\"",
+        "listen = \"127.0.0.1:0\"\nserver_names = [\"localhost\"]",
+        1,
+    );
+    let proxy = crate::support::proxy::Proxy::start(&toml);
     let cc = client_for(&pki, Some(&pki.client));
+    // An SNI naming no configured server is not checked (nginx).
+    let plain = Cfg::new(&pki, &up).start();
+    let mut c = client::connect(plain.addr(), "localhost", &cc).expect("handshake");
+    c.send(b"GET /unnamed HTTP/1.1\r\nHost: admin.example.com\r\n\r\n")
+        .expect("send");
+    assert_eq!(c.read_response().expect("response").status, 200);
     let mut c = client::connect(proxy.addr(), "localhost", &cc).expect("handshake");
     let port = proxy.addr().port();
     c.send(format!("GET /same HTTP/1.1\r\nHost: LOCALHOST:{port}\r\n\r\n").as_bytes())
@@ -133,7 +146,15 @@ fn host_differing_from_verified_sni_gets_421() {
     assert!(up.seen().iter().all(|s| s.target != "/other"));
     proxy.assert_log(&["admin.example.com", "(421)"]);
 
-    let open = Cfg::new(&pki, &up).tls("verify_client = \"off\"").start();
+    let open_toml = Cfg::new(&pki, &up)
+        .tls("verify_client = \"off\"")
+        .render()
+        .replacen(
+            "listen = \"127.0.0.1:0\"",
+            "listen = \"127.0.0.1:0\"\nserver_names = [\"localhost\"]",
+            1,
+        );
+    let open = crate::support::proxy::Proxy::start(&open_toml);
     let mut c = client::connect(open.addr(), "localhost", &cc).expect("handshake");
     c.send(b"GET /other HTTP/1.1\r\nHost: admin.example.com\r\n\r\n")
         .expect("send");

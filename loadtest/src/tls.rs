@@ -122,7 +122,7 @@ pub fn build(args: &Args, host: &str) -> Result<Tls> {
             .context("client certificate and key do not fit")?,
         _ => builder.with_no_client_auth(),
     };
-    let resume = !(args.mode == Mode::Handshake && !args.resume);
+    let resume = args.mode != Mode::Handshake || args.resume;
     config.resumption = if resume {
         Resumption::in_memory_sessions(64)
     } else {

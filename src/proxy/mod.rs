@@ -331,10 +331,10 @@ async fn handle_request(
             info.peer,
             String::from_utf8_lossy(&host)
         );
-        return respond_canned(stream, &head, cbuf, Canned::MisdirectedRequest, last).await;
+        return respond_canned(stream, &head, cbuf, Canned::MisdirectedRequest).await;
     }
     let Some(location) = route::find_location(&listener.locations, &uri) else {
-        return respond_canned(stream, &head, cbuf, Canned::NotFound, last).await;
+        return respond_canned(stream, &head, cbuf, Canned::NotFound).await;
     };
     match &location.action {
         Action::Return { status, body } => {
@@ -399,7 +399,6 @@ async fn respond_canned(
     head: &RequestHead,
     cbuf: &mut BytesMut,
     page: Canned,
-    _last: bool,
 ) -> Result<bool, ()> {
     cbuf.advance_head(head.head_len);
     let _ = stream

@@ -102,11 +102,6 @@ impl Pools {
             g.idle.borrow_mut().clear();
         }
     }
-
-    /// Idle connections currently held, all upstreams together.
-    pub fn idle_count(&self) -> usize {
-        self.groups.iter().map(|g| g.idle.borrow().len()).sum()
-    }
 }
 
 /// How long the periodic sweep waits between passes.

@@ -393,7 +393,7 @@ fn misdirected<'a>(
     (!host.eq_ignore_ascii_case(sni.as_bytes())).then_some(sni)
 }
 
-/// Sends a canned page and decides whether the connection survives it.
+/// Sends a canned page; the connection always closes after it (the pages say `Connection: close`).
 async fn respond_canned(
     stream: &mut Stream,
     head: &RequestHead,

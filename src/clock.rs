@@ -72,6 +72,25 @@ pub fn openssl_time(unix: i64) -> String {
     )
 }
 
+/// nginx's `$time_local` (in UTC): `23/Nov/2026:14:05:09 +0000`.
+pub fn time_local(unix: i64) -> String {
+    let c = civil(unix);
+    let month = MONTHS.get(c.month as usize - 1).copied().unwrap_or("???");
+    format!(
+        "{:02}/{month}/{}:{:02}:{:02}:{:02} +0000",
+        c.day, c.year, c.hour, c.minute, c.second
+    )
+}
+
+/// nginx's `$time_iso8601` (in UTC): `2026-11-23T14:05:09+00:00`.
+pub fn time_iso8601(unix: i64) -> String {
+    let c = civil(unix);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
+    )
+}
+
 /// The IMF-fixdate of RFC 9110 for the `Date` header: `Mon, 23 Nov 2026 14:05:09 GMT`.
 pub fn http_date(unix: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
@@ -113,5 +132,7 @@ mod tests {
         assert_eq!(openssl_time(1_795_442_709), "Nov 23 14:05:09 2026 GMT");
         assert_eq!(openssl_time(0), "Jan  1 00:00:00 1970 GMT");
         assert_eq!(http_date(1_795_442_709), "Mon, 23 Nov 2026 14:05:09 GMT");
+        assert_eq!(time_local(1_795_442_709), "23/Nov/2026:14:05:09 +0000");
+        assert_eq!(time_iso8601(1_795_442_709), "2026-11-23T14:05:09+00:00");
     }
 }

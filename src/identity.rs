@@ -1,8 +1,12 @@
-//! The identity in a client certificate, extracted once per connection so each request only
-//! copies ready-made strings: DNs exactly as nginx prints them (RFC 2253), serial, fingerprint,
-//! validity, and the certificate itself escaped for a header.
+//! The identity in a client certificate, extracted once per presented chain (and cached per
+//! core with the chain's verdict) so each request only copies ready-made strings: DNs exactly
+//! as nginx prints them (RFC 2253), each DN attribute by name, SANs by type, a SPIFFE ID,
+//! serial, fingerprints, validity, and the certificate itself encoded for headers.
 
-use x509_parser::der_parser::asn1_rs::{Tag, ToDer};
+use std::net::IpAddr;
+
+use x509_parser::der_parser::asn1_rs::{Any, Tag, ToDer};
+use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
 /// What the proxy knows about a verified (or presented) client certificate.
@@ -24,13 +28,47 @@ pub struct Identity {
     pub not_after: i64,
     /// `$ssl_client_escaped_cert`: the PEM, percent-encoded.
     pub escaped_pem: String,
+    /// Subject attributes by name, decoded; each may repeat (several OUs are common).
+    pub attributes: Vec<(DnAttr, String)>,
+    /// DNS names from the subjectAltName.
+    pub dns: Vec<String>,
+    /// IP addresses from the subjectAltName.
+    pub ips: Vec<IpAddr>,
+    /// URIs from the subjectAltName.
+    pub uris: Vec<String>,
+    /// Email addresses from the subjectAltName (rfc822Name).
+    pub emails: Vec<String>,
+    /// The first `spiffe://` URI SAN (a SPIFFE X.509-SVID has exactly one).
+    pub spiffe_id: Option<String>,
+    /// The leaf's DER in base64 (RFC 9440 `Client-Cert`, between colons).
+    pub der_base64: String,
+    /// The intermediates the client sent, each DER in base64 (RFC 9440 `Client-Cert-Chain`).
+    pub chain_base64: Vec<String>,
+}
+
+/// The subject attributes roles and bindings match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnAttr {
+    /// commonName.
+    Cn,
+    /// organizationalUnitName.
+    Ou,
+    /// organizationName.
+    O,
+    /// Any other attribute (kept for completeness of `attributes`, never matched by roles).
+    Other,
 }
 
 impl Identity {
     /// Parses a leaf certificate; None when it is not X.509 (a verified chain always is).
     pub fn from_der(der: &[u8]) -> Option<Identity> {
+        Self::from_chain(der, &[])
+    }
+
+    /// Parses a presented chain: the leaf's identity, plus the intermediates for RFC 9440.
+    pub fn from_chain(der: &[u8], intermediates: &[&[u8]]) -> Option<Identity> {
         let (_, cert) = X509Certificate::from_der(der).ok()?;
-        Some(Identity {
+        let mut id = Identity {
             subject_dn: rfc2253(cert.subject()),
             issuer_dn: rfc2253(cert.issuer()),
             serial: serial_hex(cert.raw_serial()),
@@ -39,12 +77,136 @@ impl Identity {
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
             escaped_pem: escape_component(&pem_of(der)),
-        })
+            der_base64: base64_encode(der),
+            chain_base64: intermediates.iter().map(|c| base64_encode(c)).collect(),
+            ..Identity::default()
+        };
+        for rdn in cert.subject().iter_rdn() {
+            for attr in rdn.iter() {
+                let which = match attr.attr_type().to_id_string().as_str() {
+                    "2.5.4.3" => DnAttr::Cn,
+                    "2.5.4.11" => DnAttr::Ou,
+                    "2.5.4.10" => DnAttr::O,
+                    _ => DnAttr::Other,
+                };
+                if let Some(text) = attr_text(attr.attr_value()) {
+                    id.attributes.push((which, text));
+                }
+            }
+        }
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for gn in &san.value.general_names {
+                match gn {
+                    GeneralName::DNSName(n) => id.dns.push((*n).to_string()),
+                    GeneralName::URI(u) => {
+                        if id.spiffe_id.is_none() && u.starts_with("spiffe://") {
+                            id.spiffe_id = Some((*u).to_string());
+                        }
+                        id.uris.push((*u).to_string());
+                    }
+                    GeneralName::RFC822Name(e) => id.emails.push((*e).to_string()),
+                    GeneralName::IPAddress(b) => {
+                        if let Ok(a) = <[u8; 4]>::try_from(*b) {
+                            id.ips.push(IpAddr::from(a));
+                        } else if let Ok(a) = <[u8; 16]>::try_from(*b) {
+                            id.ips.push(IpAddr::from(a));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Some(id)
+    }
+
+    /// The values of one subject attribute, in certificate order.
+    pub fn attr(&self, which: DnAttr) -> impl Iterator<Item = &str> {
+        self.attributes
+            .iter()
+            .filter(move |(a, _)| *a == which)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Envoy's `X-Forwarded-Client-Cert` element for this certificate:
+    /// `Hash=..;Cert="..";Subject="..";URI=..;DNS=..`.
+    pub fn xfcc(&self) -> String {
+        let mut out = String::with_capacity(self.escaped_pem.len() + 256);
+        out.push_str("Hash=");
+        out.push_str(&self.fingerprint_sha256);
+        out.push_str(";Cert=\"");
+        out.push_str(&self.escaped_pem);
+        out.push_str("\";Subject=\"");
+        for c in self.subject_dn.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+        for (key, values) in [("URI", &self.uris), ("DNS", &self.dns)] {
+            for v in values {
+                out.push(';');
+                out.push_str(key);
+                out.push('=');
+                xfcc_value(&mut out, v);
+            }
+        }
+        out
+    }
+
+    /// RFC 9440 `Client-Cert`: the DER as a structured-field byte sequence.
+    pub fn rfc9440_cert(&self) -> String {
+        format!(":{}:", self.der_base64)
+    }
+
+    /// RFC 9440 `Client-Cert-Chain`: each intermediate as a byte sequence, comma separated.
+    pub fn rfc9440_chain(&self) -> String {
+        let mut out = String::new();
+        for (i, c) in self.chain_base64.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push(':');
+            out.push_str(c);
+            out.push(':');
+        }
+        out
     }
 
     /// `$ssl_client_v_remain`: whole days until notAfter, 0 once expired.
     pub fn days_left(&self, now: i64) -> i64 {
         ((self.not_after - now) / 86_400).max(0)
+    }
+}
+
+/// An XFCC value, quoted when it holds a separator (Envoy's rule).
+fn xfcc_value(out: &mut String, v: &str) {
+    if v.contains([',', ';', '=', '"']) {
+        out.push('"');
+        for c in v.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    } else {
+        out.push_str(v);
+    }
+}
+
+/// A DN attribute's value as text, for the string types certificates use.
+fn attr_text(value: &Any<'_>) -> Option<String> {
+    match value.tag() {
+        Tag::Utf8String
+        | Tag::PrintableString
+        | Tag::Ia5String
+        | Tag::T61String
+        | Tag::VisibleString
+        | Tag::NumericString => String::from_utf8(value.data.to_vec()).ok(),
+        Tag::BmpString => decode_bmp(value.data),
+        Tag::UniversalString => decode_universal(value.data),
+        _ => None,
     }
 }
 
@@ -263,6 +425,59 @@ mod tests {
         assert!(id
             .escaped_pem
             .starts_with("-----BEGIN%20CERTIFICATE-----%0A"));
+        assert_eq!(id.attr(DnAttr::Cn).collect::<Vec<_>>(), [" client+1"]);
+        assert_eq!(id.attr(DnAttr::O).collect::<Vec<_>>(), ["My, Company"]);
+    }
+
+    #[test]
+    fn attributes_sans_and_spiffe_are_parsed() {
+        let mut params = rcgen::CertificateParams::new(vec!["svc.example".to_string()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        // (rcgen keeps one value per attribute type; repeated OUs are covered by the seeds'
+        // openssl-made certificates in the integration tests.)
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Corp");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationalUnitName, "Ops");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "a");
+        params.subject_alt_names.push(rcgen::SanType::URI(
+            rcgen::Ia5String::try_from("spiffe://corp/ns/prod/sa/web").unwrap(),
+        ));
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress("10.1.2.3".parse().unwrap()));
+        params.subject_alt_names.push(rcgen::SanType::Rfc822Name(
+            rcgen::Ia5String::try_from("ops@example.com").unwrap(),
+        ));
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = params.self_signed(&key).unwrap().der().to_vec();
+        let id = Identity::from_chain(&der, &[b"\x01\x02"]).unwrap();
+        assert_eq!(id.attr(DnAttr::Ou).collect::<Vec<_>>(), ["Ops"]);
+        assert_eq!(id.attr(DnAttr::O).collect::<Vec<_>>(), ["Corp"]);
+        assert_eq!(id.dns, ["svc.example"]);
+        assert_eq!(
+            id.spiffe_id.as_deref(),
+            Some("spiffe://corp/ns/prod/sa/web")
+        );
+        assert_eq!(id.ips, ["10.1.2.3".parse::<IpAddr>().unwrap()]);
+        assert_eq!(id.emails, ["ops@example.com"]);
+        assert_eq!(id.rfc9440_chain(), ":AQI=:");
+        assert!(id.rfc9440_cert().starts_with(":MII"));
+        let x = id.xfcc();
+        assert!(
+            x.starts_with(&format!("Hash={};Cert=\"-----BEGIN", id.fingerprint_sha256)),
+            "{x}"
+        );
+        assert!(
+            x.ends_with(
+                "\";Subject=\"CN=a,OU=Ops,O=Corp\";URI=spiffe://corp/ns/prod/sa/web;DNS=svc.example"
+            ),
+            "{x}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //!
 //! Data flows one way: accept -> handshake -> identify -> route -> forward -> log.
 
+pub mod access;
 pub mod clock;
 pub mod config;
 pub mod conn;
@@ -28,3 +29,4 @@ pub mod runtime;
 pub mod tls;
 pub mod upstream;
 pub mod vars;
+pub mod vhost;

@@ -4,6 +4,7 @@
 //! into [`Config`], where every address is parsed, every certificate and key is loaded and
 //! checked, and every reference resolves. Nothing downstream validates again.
 
+mod access;
 pub mod error;
 pub mod raw;
 pub mod units;
@@ -17,12 +18,16 @@ use toml::Spanned;
 
 use error::Collector;
 pub use error::{ConfigError, ConfigErrors};
-use raw::{RawConfig, RawHttp, RawListener, RawLocation, RawReturn, RawTls, RawUpstream};
+use raw::{RawConfig, RawHttp, RawListener, RawLocation, RawTls, RawUpstream};
 use units::Quantity;
 
+use crate::access::IdentityPolicy;
 use crate::tls::client_auth::{ClientAuthMode, FailureMode};
 use crate::tls::{ServerTls, TlsVersions};
+use crate::vars::condition::Condition;
+use crate::vars::map::VarMap;
 use crate::vars::Template;
+use crate::vhost::VirtualHosts;
 
 /// The validated configuration.
 #[derive(Debug)]
@@ -31,10 +36,38 @@ pub struct Config {
     pub path: PathBuf,
     /// Workers and process settings.
     pub runtime: Runtime,
-    /// Addresses served.
+    /// Servers (nginx `server` blocks), each on one of [`Config::sockets`].
     pub listeners: Vec<Listener>,
+    /// Addresses bound, each serving one or more listeners chosen by SNI and Host.
+    pub sockets: Vec<Socket>,
     /// Upstream groups, indexed by [`ProxyPass::upstream`].
     pub upstreams: Vec<Upstream>,
+    /// Roles and certificate + address bindings (`[identity]`).
+    pub identity: IdentityPolicy,
+    /// `[[map]]` variables, indexed by [`crate::vars::Var::Map`].
+    pub maps: Vec<VarMap>,
+    /// Content types for `root` locations.
+    pub static_types: StaticTypes,
+}
+
+/// One bound address and the servers on it.
+#[derive(Debug)]
+pub struct Socket {
+    /// Address to bind (port 0 picks a free port).
+    pub addr: SocketAddr,
+    /// Whether connections start with TLS (all servers on an address agree).
+    pub tls: bool,
+    /// The servers, by name, and the default one.
+    pub hosts: VirtualHosts,
+}
+
+/// `[static]`: content types by file extension for `root` locations.
+#[derive(Debug, Clone)]
+pub struct StaticTypes {
+    /// Lowercase extension -> content type.
+    pub types: std::collections::HashMap<String, String>,
+    /// For extensions not in `types` (nginx `default_type`).
+    pub default_type: String,
 }
 
 /// Which io driver workers run.
@@ -68,14 +101,99 @@ pub struct Listener {
     pub name: String,
     /// Address to bind (port 0 picks a free port).
     pub addr: SocketAddr,
+    /// Index into [`Config::sockets`].
+    pub socket: usize,
     /// `server_name`s; the first is `$host` when a request names none.
     pub server_names: Vec<String>,
+    /// nginx `default_server`.
+    pub default_server: bool,
     /// TLS, or None for plain HTTP.
     pub tls: Option<Arc<ServerTls>>,
+    /// `tls.verify_client` as configured: what locations without their own setting require.
+    /// (The handshake may ask more leniently when a location relaxes it: see
+    /// [`Location::verify_client`].)
+    pub verify_client: ClientAuthMode,
     /// Client-side limits and timeouts.
     pub http: HttpSettings,
-    /// Locations, matched as nginx does (exact first, then longest prefix).
+    /// Server-level rules, run before a location is chosen.
+    pub rules: Vec<Rule>,
+    /// Identity headers sent upstream.
+    pub identity_headers: IdentityHeaders,
+    /// Locations, matched as nginx does.
     pub locations: Vec<Location>,
+}
+
+/// A rewrite-phase rule: nginx's `if (cond) { return ...; }`, or a bare `return`.
+#[derive(Debug)]
+pub struct Rule {
+    /// None: always.
+    pub condition: Option<Condition>,
+    /// The status returned.
+    pub status: u16,
+    /// Body text, or the Location of a redirect.
+    pub body: Option<Template>,
+}
+
+/// A field of the client's identity that can be sent upstream as a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityField {
+    /// `$ssl_client_s_dn`.
+    Subject,
+    /// `$ssl_client_i_dn`.
+    Issuer,
+    /// `$ssl_client_verify`.
+    Verify,
+    /// The role from `[identity]` (verified certificates only).
+    Role,
+    /// `$ssl_client_serial`.
+    Serial,
+    /// `$ssl_client_fingerprint` (SHA-1).
+    Fingerprint,
+    /// SHA-256 fingerprint.
+    FingerprintSha256,
+    /// `$ssl_client_v_start`.
+    NotBefore,
+    /// `$ssl_client_v_end`.
+    NotAfter,
+    /// `$ssl_client_escaped_cert`.
+    Cert,
+    /// The SPIFFE ID (verified certificates only).
+    SpiffeId,
+    /// Envoy's `X-Forwarded-Client-Cert` (verified certificates only).
+    Xfcc,
+    /// RFC 9440 `Client-Cert` (verified certificates only).
+    ClientCert,
+    /// RFC 9440 `Client-Cert-Chain` (verified certificates only).
+    ClientCertChain,
+}
+
+impl IdentityField {
+    /// Every field with its config key.
+    pub const ALL: [(&'static str, IdentityField); 14] = [
+        ("subject", IdentityField::Subject),
+        ("issuer", IdentityField::Issuer),
+        ("verify", IdentityField::Verify),
+        ("role", IdentityField::Role),
+        ("serial", IdentityField::Serial),
+        ("fingerprint", IdentityField::Fingerprint),
+        ("fingerprint_sha256", IdentityField::FingerprintSha256),
+        ("not_before", IdentityField::NotBefore),
+        ("not_after", IdentityField::NotAfter),
+        ("cert", IdentityField::Cert),
+        ("spiffe_id", IdentityField::SpiffeId),
+        ("xfcc", IdentityField::Xfcc),
+        ("client_cert", IdentityField::ClientCert),
+        ("client_cert_chain", IdentityField::ClientCertChain),
+    ];
+}
+
+/// `[listener.identity_headers]`, resolved.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityHeaders {
+    /// Field and header name, in a stable order.
+    pub fields: Vec<(IdentityField, String)>,
+    /// The configured names, lowercased: client-sent copies are always removed.
+    pub strip: Vec<Vec<u8>>,
 }
 
 /// Client-side HTTP limits.
@@ -128,19 +246,33 @@ pub enum MatchKind {
     Prefix,
     /// nginx `location = /path`.
     Exact,
+    /// nginx `location ^~ /path`: a prefix that, when longest, stops the regex search.
+    PrefixNoRegex,
+    /// nginx `location ~ regex`.
+    Regex,
+    /// nginx `location ~* regex`.
+    RegexNoCase,
 }
 
 /// A path and its handling.
 #[derive(Debug)]
 pub struct Location {
-    /// The path as written.
+    /// The path (or regex) as written.
     pub path: String,
-    /// Prefix or exact.
+    /// How it matches.
     pub kind: MatchKind,
+    /// The compiled regex of a regex location.
+    pub regex: Option<regex::bytes::Regex>,
     /// What to do.
     pub action: Action,
     /// `proxy_set_header`s: name and compiled value; an empty value removes the header.
     pub set_headers: Vec<(String, Template)>,
+    /// Client certificate requirement for this path (None: the listener's).
+    pub verify_client: Option<ClientAuthMode>,
+    /// Roles allowed in (None: anyone the other checks let in).
+    pub allow_roles: Option<Vec<Arc<str>>>,
+    /// Location-level rules, run after the location is chosen.
+    pub rules: Vec<Rule>,
 }
 
 /// What a location does with a request.
@@ -155,6 +287,19 @@ pub enum Action {
         /// Body text, or the Location for 301/302/303/307/308.
         body: Option<Template>,
     },
+    /// `root`: static files.
+    Static(StaticRoot),
+    /// Nothing but rules (the last of which returns): 404 if they all pass.
+    Rules,
+}
+
+/// `root` and `index` of a static location.
+#[derive(Debug, Clone)]
+pub struct StaticRoot {
+    /// The directory files are served from.
+    pub root: PathBuf,
+    /// Files tried for a request ending in `/`.
+    pub index: Vec<String>,
 }
 
 /// A resolved `proxy_pass`.
@@ -226,8 +371,16 @@ pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
         errs,
         base,
         upstreams: Vec::new(),
+        map_names: raw
+            .map
+            .iter()
+            .map(|m| m.variable.get_ref().clone())
+            .collect(),
     };
     let runtime = resolver.runtime(&raw);
+    let maps = resolver.maps(&raw.map);
+    let identity = resolver.identity(&raw.identity);
+    let static_types = resolver.static_types(&raw.static_files);
     for (i, u) in raw.upstream.iter().enumerate() {
         resolver.upstream(i, u);
     }
@@ -245,16 +398,7 @@ pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
             "no [[listener]] is configured: nothing to serve",
         );
     }
-    let mut seen = std::collections::HashSet::new();
-    for l in &listeners {
-        if l.addr.port() != 0 && !seen.insert(l.addr) {
-            resolver.errs.push(
-                None,
-                &format!("listener `{}`.listen", l.name),
-                format!("{} is used by two listeners", l.addr),
-            );
-        }
-    }
+    let sockets = resolver.sockets(&raw.listener, &mut listeners);
     if !resolver.errs.is_empty() {
         return Err(resolver.errs.finish());
     }
@@ -262,7 +406,11 @@ pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
         path: path.to_path_buf(),
         runtime,
         listeners,
+        sockets,
         upstreams: resolver.upstreams,
+        identity,
+        maps,
+        static_types,
     })
 }
 
@@ -325,6 +473,8 @@ struct Resolver<'a> {
     errs: Collector<'a>,
     base: PathBuf,
     upstreams: Vec<Upstream>,
+    /// `[[map]]` variable names, so templates can use them.
+    map_names: Vec<String>,
 }
 
 fn span<T>(s: &Spanned<T>) -> Option<std::ops::Range<usize>> {
@@ -525,8 +675,27 @@ impl Resolver<'_> {
             .iter()
             .map(|s| s.get_ref().to_ascii_lowercase())
             .collect();
-        let tls = l.tls.as_ref().and_then(|t| self.tls(&key, t));
         let http = self.http(&key, &l.http);
+        let mut rules = self.rules(&format!("{key}.rule"), &l.rule);
+        if let Some(port) = &l.https_redirect {
+            let target = match *port.get_ref() {
+                443 => "https://$host$request_uri".to_string(),
+                0 => {
+                    self.errs.push(
+                        span(port),
+                        &format!("{key}.https_redirect"),
+                        "expected the https port to redirect to, such as 443",
+                    );
+                    "https://$host$request_uri".to_string()
+                }
+                p => format!("https://$host:{p}$request_uri"),
+            };
+            rules.push(Rule {
+                condition: None,
+                status: 301,
+                body: Template::compile(&target).ok(),
+            });
+        }
         let mut locations = Vec::new();
         for (j, loc) in l.location.iter().enumerate() {
             if let Some(loc) =
@@ -535,19 +704,77 @@ impl Resolver<'_> {
                 locations.push(loc);
             }
         }
-        if l.location.is_empty() {
+        let always_returns = rules.iter().any(|r| r.condition.is_none());
+        if l.location.is_empty() && !always_returns {
             self.errs.push(
                 span(&l.listen),
                 &format!("{key}.location"),
-                "a listener needs at least one [[listener.location]]",
+                "a listener needs at least one [[listener.location]] (or a rule or https_redirect that always answers)",
             );
+        }
+        let loc_modes: Vec<ClientAuthMode> =
+            locations.iter().filter_map(|l| l.verify_client).collect();
+        let (tls, verify_client) = match l.tls.as_ref() {
+            Some(t) => match self.tls(&key, t, &loc_modes) {
+                Some((tls, mode)) => (Some(tls), mode),
+                None => (None, ClientAuthMode::Off),
+            },
+            None => {
+                let wants_certs = l.location.iter().any(|loc| {
+                    loc.allow_roles.is_some()
+                        || loc
+                            .verify_client
+                            .as_ref()
+                            .is_some_and(|v| v.get_ref() != "off")
+                });
+                if wants_certs {
+                    self.errs.push(
+                        span(&l.listen),
+                        &key,
+                        "locations with verify_client or allow_roles need client certificates: add [listener.tls] with client_certificate",
+                    );
+                }
+                (None, ClientAuthMode::Off)
+            }
+        };
+        if tls.is_some() && verify_client == ClientAuthMode::Off && loc_modes.is_empty() {
+            for (j, loc) in l.location.iter().enumerate() {
+                if let Some(r) = &loc.allow_roles {
+                    self.errs.push(
+                        span(r),
+                        &format!("{key}.location[{j}].allow_roles"),
+                        "roles come from verified client certificates, but this listener does not ask for one: set tls.verify_client (and client_certificate)",
+                    );
+                }
+            }
+        }
+        let identity_headers = self.identity_headers(&key, &l.identity_headers);
+        for (j, loc) in locations.iter().enumerate() {
+            for (name, _) in &loc.set_headers {
+                if identity_headers
+                    .strip
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+                {
+                    self.errs.push(
+                        span(&l.listen),
+                        &format!("{key}.location[{j}].set_header.{name}"),
+                        "this header is also an identity header of the listener; set it in one place",
+                    );
+                }
+            }
         }
         Some(Listener {
             name,
             addr: addr?,
+            socket: 0,
             server_names,
+            default_server: l.default_server.as_ref().is_some_and(|d| *d.get_ref()),
             tls,
+            verify_client,
             http,
+            rules,
+            identity_headers,
             locations,
         })
     }
@@ -600,7 +827,15 @@ impl Resolver<'_> {
         }
     }
 
-    fn tls(&mut self, key: &str, t: &RawTls) -> Option<Arc<ServerTls>> {
+    /// Resolves `[listener.tls]`. Returns the material and the configured `verify_client`;
+    /// the handshake asks for a certificate leniently (optional) when a location relaxes or
+    /// adds the requirement, and the per-location check enforces it per request.
+    fn tls(
+        &mut self,
+        key: &str,
+        t: &RawTls,
+        loc_modes: &[ClientAuthMode],
+    ) -> Option<(Arc<ServerTls>, ClientAuthMode)> {
         let before = self.errs_len();
         let mut certs = Vec::new();
         if t.certificates.get_ref().is_empty() {
@@ -706,61 +941,148 @@ impl Resolver<'_> {
             },
         };
         let depth = t.verify_depth.as_ref().map_or(1, |d| *d.get_ref());
-        let store = match (&t.client_certificate, mode) {
-            (Some(ca), _) => {
-                let ca_path = self.path(ca.get_ref());
-                match std::fs::read(&ca_path) {
-                    Ok(bytes) => match crate::tls::verify::TrustStore::from_pem(&bytes) {
-                        Ok(store) => Some(Arc::new(store)),
-                        Err(e) => {
-                            self.errs.push(
-                                span(ca),
-                                &format!("{key}.tls.client_certificate"),
-                                format!("{}: {e}", ca_path.display()),
-                            );
-                            None
-                        }
-                    },
-                    Err(e) => {
-                        self.errs.push(
-                            span(ca),
-                            &format!("{key}.tls.client_certificate"),
-                            format!("cannot read {}: {e}", ca_path.display()),
-                        );
-                        None
-                    }
+        let relaxed = loc_modes.iter().any(|m| *m != ClientAuthMode::On);
+        let required = loc_modes.iter().any(|m| *m != ClientAuthMode::Off);
+        let handshake_mode = match mode {
+            ClientAuthMode::On if relaxed => ClientAuthMode::Optional,
+            ClientAuthMode::Off if required => ClientAuthMode::Optional,
+            m => m,
+        };
+        let client_cas = t
+            .client_certificate
+            .as_ref()
+            .and_then(|ca| self.ca_bundle(ca, &format!("{key}.tls.client_certificate")));
+        let extra_cas = t
+            .trusted_certificate
+            .as_ref()
+            .and_then(|ca| self.ca_bundle(ca, &format!("{key}.tls.trusted_certificate")));
+        if client_cas.is_none()
+            && t.client_certificate.is_none()
+            && matches!(
+                handshake_mode,
+                ClientAuthMode::On | ClientAuthMode::Optional
+            )
+        {
+            let at = t.verify_client.as_ref().map(|v| v.span());
+            self.errs.push(
+                at.or(Some(t.certificates.span())),
+                &format!("{key}.tls.client_certificate"),
+                "verify_client (here or in a location) needs client_certificate, the CA bundle to verify clients against",
+            );
+        }
+        let hints = client_cas
+            .as_ref()
+            .map(|s| s.subjects())
+            .unwrap_or_default();
+        let store = match (client_cas, extra_cas) {
+            (None, None) => None,
+            (Some(a), None) => Some(Arc::new(a)),
+            (None, Some(b)) => Some(Arc::new(b)),
+            (Some(a), Some(b)) => {
+                let all: Vec<_> = a
+                    .anchors()
+                    .iter()
+                    .chain(b.anchors())
+                    .map(|x| x.der.clone())
+                    .collect();
+                crate::tls::verify::TrustStore::from_der(all)
+                    .ok()
+                    .map(Arc::new)
+            }
+        };
+        if let Some(first) = t.crl.first() {
+            self.errs.push(
+                span(first),
+                &format!("{key}.tls.crl"),
+                "certificate revocation lists are not supported yet",
+            );
+        }
+        let session_timeout = self.duration(
+            &t.session_timeout,
+            &format!("{key}.tls.session_timeout"),
+            Duration::from_secs(300),
+        );
+        let session_timeout = u32::try_from(session_timeout.as_secs()).unwrap_or(u32::MAX);
+        let tickets_on = t.session_tickets.as_ref().is_none_or(|v| *v.get_ref());
+        let mut ticket_keys = Vec::new();
+        for (j, f) in t.session_ticket_key.iter().enumerate() {
+            let k = format!("{key}.tls.session_ticket_key[{j}]");
+            let file = self.path(f.get_ref());
+            match std::fs::read(&file) {
+                Ok(bytes) => match crate::tls::tickets::TicketKey::from_file_bytes(&bytes) {
+                    Ok(key) => ticket_keys.push(key),
+                    Err(m) => self
+                        .errs
+                        .push(span(f), &k, format!("{}: {m}", file.display())),
+                },
+                Err(e) => {
+                    self.errs
+                        .push(span(f), &k, format!("cannot read {}: {e}", file.display()))
                 }
             }
-            (None, ClientAuthMode::On | ClientAuthMode::Optional) => {
-                let at = t.verify_client.as_ref().map(|v| v.span());
-                self.errs.push(
-                    at,
-                    &format!("{key}.tls.client_certificate"),
-                    "verify_client needs client_certificate, the CA bundle to verify clients against",
-                );
-                None
-            }
-            (None, _) => None,
-        };
-        let tickets = t.session_tickets.as_ref().is_none_or(|v| *v.get_ref());
+        }
         let session_cache = t.session_cache.as_ref().map_or(10_000, |v| *v.get_ref());
         if self.errs_len() != before || certs.is_empty() {
             return None;
         }
-        match ServerTls::new(
+        let tickets = if !tickets_on {
+            None
+        } else if ticket_keys.is_empty() {
+            match crate::tls::tickets::TicketKey::random() {
+                Ok(k) => Some(crate::tls::tickets::TicketKeys(vec![k])),
+                Err(e) => {
+                    self.errs
+                        .push(span(&t.certificates), &format!("{key}.tls"), e.to_string());
+                    return None;
+                }
+            }
+        } else {
+            Some(crate::tls::tickets::TicketKeys(ticket_keys))
+        };
+        let spec = crate::tls::ServerTlsSpec {
             certs,
             versions,
-            mode,
+            mode: handshake_mode,
             failure,
             store,
+            hints,
             depth,
             tickets,
             session_cache,
-        ) {
-            Ok(s) => Some(Arc::new(s)),
+            session_timeout,
+        };
+        match ServerTls::new(spec) {
+            Ok(s) => Some((Arc::new(s), mode)),
             Err(e) => {
                 self.errs
                     .push(span(&t.certificates), &format!("{key}.tls"), e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Reads a PEM CA bundle, reporting problems against `key`.
+    fn ca_bundle(
+        &mut self,
+        ca: &Spanned<String>,
+        key: &str,
+    ) -> Option<crate::tls::verify::TrustStore> {
+        let ca_path = self.path(ca.get_ref());
+        match std::fs::read(&ca_path) {
+            Ok(bytes) => match crate::tls::verify::TrustStore::from_pem(&bytes) {
+                Ok(store) => Some(store),
+                Err(e) => {
+                    self.errs
+                        .push(span(ca), key, format!("{}: {e}", ca_path.display()));
+                    None
+                }
+            },
+            Err(e) => {
+                self.errs.push(
+                    span(ca),
+                    key,
+                    format!("cannot read {}: {e}", ca_path.display()),
+                );
                 None
             }
         }
@@ -778,23 +1100,49 @@ impl Resolver<'_> {
         explicit_upstreams: usize,
     ) -> Option<Location> {
         let path = l.path.get_ref().clone();
-        if !path.starts_with('/') {
-            self.errs.push(
-                span(&l.path),
-                &format!("{key}.path"),
-                "a location path starts with `/`",
-            );
-        }
         let kind = match l.match_kind.as_ref().map(|m| (m, m.get_ref().as_str())) {
             None | Some((_, "prefix")) => MatchKind::Prefix,
-            Some((_, "exact")) => MatchKind::Exact,
+            Some((_, "exact" | "=")) => MatchKind::Exact,
+            Some((_, "prefix_no_regex" | "^~")) => MatchKind::PrefixNoRegex,
+            Some((_, "regex" | "~")) => MatchKind::Regex,
+            Some((_, "regex_nocase" | "~*")) => MatchKind::RegexNoCase,
             Some((m, other)) => {
                 self.errs.push(
                     span(m),
                     &format!("{key}.match"),
-                    format!("`{other}` is not a match kind; expected \"prefix\" or \"exact\""),
+                    format!("`{other}` is not a match kind; expected \"prefix\", \"exact\" (=), \"prefix_no_regex\" (^~), \"regex\" (~) or \"regex_nocase\" (~*)"),
                 );
                 MatchKind::Prefix
+            }
+        };
+        let regex = match kind {
+            MatchKind::Regex | MatchKind::RegexNoCase => {
+                let pattern = if kind == MatchKind::RegexNoCase {
+                    format!("(?i){path}")
+                } else {
+                    path.clone()
+                };
+                match regex::bytes::Regex::new(&pattern) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        self.errs.push(
+                            span(&l.path),
+                            &format!("{key}.path"),
+                            format!("not a valid regex: {e}"),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                if !path.starts_with('/') {
+                    self.errs.push(
+                        span(&l.path),
+                        &format!("{key}.path"),
+                        "a location path starts with `/`",
+                    );
+                }
+                None
             }
         };
         let mut set_headers = Vec::new();
@@ -807,59 +1155,108 @@ impl Resolver<'_> {
                 );
                 continue;
             }
-            match Template::compile(value.get_ref()) {
-                Ok(t) => set_headers.push((name.clone(), t)),
-                Err(e) => self.errs.push(
-                    span(value),
-                    &format!("{key}.set_header.{name}"),
-                    e.to_string(),
-                ),
+            if let Some(t) = self.template(value, &format!("{key}.set_header.{name}")) {
+                set_headers.push((name.clone(), t));
             }
         }
-        let action = match (&l.proxy_pass, &l.return_) {
-            (Some(p), None) => Action::Proxy(self.proxy_pass(key, p, explicit_upstreams)?),
-            (None, Some(r)) => {
-                let (status, body) = match r.get_ref() {
-                    RawReturn::Status(s) => (*s, None),
-                    RawReturn::Full { status, body } => (*status, body.clone()),
-                };
-                if !(100..=599).contains(&status) {
-                    self.errs.push(
-                        span(r),
-                        &format!("{key}.return"),
-                        format!("{status} is not an HTTP status"),
-                    );
-                }
-                let body = match body.map(|b| Template::compile(&b)) {
-                    None => None,
-                    Some(Ok(t)) => Some(t),
-                    Some(Err(e)) => {
-                        self.errs
-                            .push(span(r), &format!("{key}.return"), e.to_string());
-                        None
-                    }
-                };
-                Action::Return { status, body }
+        let verify_client = l.verify_client.as_ref().and_then(|v| match v.get_ref().as_str() {
+            "on" => Some(ClientAuthMode::On),
+            "off" => Some(ClientAuthMode::Off),
+            "optional" => Some(ClientAuthMode::Optional),
+            other => {
+                self.errs.push(
+                    span(v),
+                    &format!("{key}.verify_client"),
+                    format!("`{other}` is not a per-location mode; expected \"on\", \"off\" or \"optional\""),
+                );
+                None
             }
-            (Some(p), Some(_)) => {
+        });
+        let allow_roles = l.allow_roles.as_ref().map(|r| {
+            if r.get_ref().is_empty() {
+                self.errs.push(
+                    span(r),
+                    &format!("{key}.allow_roles"),
+                    "an empty list lets nobody in; remove the key or name the roles",
+                );
+            }
+            r.get_ref().iter().map(|s| Arc::from(s.as_str())).collect()
+        });
+        let rules = self.rules(&format!("{key}.rule"), &l.rule);
+        let mut contents = Vec::new();
+        if let Some(p) = &l.proxy_pass {
+            contents.push(("proxy_pass", span(p)));
+        }
+        if let Some(r) = &l.return_ {
+            contents.push(("return", span(r)));
+        }
+        if let Some(r) = &l.root {
+            contents.push(("root", span(r)));
+        }
+        if contents.len() > 1 {
+            let names: Vec<&str> = contents.iter().map(|(n, _)| *n).collect();
+            self.errs.push(
+                contents[1].1.clone(),
+                key,
+                format!(
+                    "a location has one of proxy_pass, return or root, not {}",
+                    names.join(" and ")
+                ),
+            );
+            return None;
+        }
+        if l.index.is_some() && l.root.is_none() {
+            let at = l.index.as_ref().map(|i| i.span());
+            self.errs
+                .push(at, &format!("{key}.index"), "index needs root");
+        }
+        let action = if let Some(p) = &l.proxy_pass {
+            let pp = self.proxy_pass(key, p, explicit_upstreams)?;
+            if regex.is_some() && pp.uri.is_some() {
                 self.errs.push(
                     span(p),
-                    key,
-                    "a location has either proxy_pass or return, not both",
+                    &format!("{key}.proxy_pass"),
+                    "proxy_pass cannot have a URI part in a regex location (as in nginx)",
                 );
-                return None;
             }
-            (None, None) => {
-                self.errs
-                    .push(span(&l.path), key, "a location needs proxy_pass or return");
-                return None;
+            Action::Proxy(pp)
+        } else if let Some(r) = &l.return_ {
+            let (status, body) = self.return_value(r, &format!("{key}.return"));
+            Action::Return { status, body }
+        } else if let Some(r) = &l.root {
+            let root = self.path(r.get_ref());
+            if !root.is_dir() {
+                self.errs.push(
+                    span(r),
+                    &format!("{key}.root"),
+                    format!("{} is not a directory", root.display()),
+                );
             }
+            let index = l
+                .index
+                .as_ref()
+                .map(|i| i.get_ref().clone())
+                .unwrap_or_else(|| vec!["index.html".to_string()]);
+            Action::Static(StaticRoot { root, index })
+        } else if rules.iter().any(|r| r.condition.is_none()) {
+            Action::Rules
+        } else {
+            self.errs.push(
+                span(&l.path),
+                key,
+                "a location needs proxy_pass, return, root, or a rule without `if` that always answers",
+            );
+            return None;
         };
         Some(Location {
             path,
             kind,
+            regex,
             action,
             set_headers,
+            verify_client,
+            allow_roles,
+            rules,
         })
     }
 

@@ -18,6 +18,18 @@ pub struct RawConfig {
     pub listener: Vec<RawListener>,
     #[serde(default)]
     pub upstream: Vec<RawUpstream>,
+    /// `[identity]`: roles and certificate + address bindings.
+    #[serde(default)]
+    pub identity: RawIdentity,
+    /// `[[map]]`: nginx `map` blocks.
+    #[serde(default)]
+    pub map: Vec<RawMap>,
+    /// `[log_format]`: named access-log formats (nginx `log_format`).
+    #[serde(default)]
+    pub log_format: BTreeMap<String, Spanned<String>>,
+    /// `[static]`: content types for `root` locations.
+    #[serde(default, rename = "static")]
+    pub static_files: RawStatic,
 }
 
 /// `[runtime]`: workers and process-wide settings.
@@ -29,6 +41,7 @@ pub struct RawRuntime {
     pub shutdown_timeout: Option<Spanned<Quantity>>,
     pub driver: Option<Spanned<String>>,
     pub log_level: Option<Spanned<String>>,
+    pub error_log: Option<Spanned<String>>,
 }
 
 /// `[[listener]]`: one address, its TLS policy and its locations (an nginx `server` block).
@@ -39,11 +52,45 @@ pub struct RawListener {
     pub listen: Spanned<String>,
     #[serde(default)]
     pub server_names: Vec<Spanned<String>>,
+    /// nginx `listen ... default_server`: chosen when SNI and Host match no server on the address.
+    pub default_server: Option<Spanned<bool>>,
     pub tls: Option<RawTls>,
     #[serde(default)]
     pub http: RawHttp,
+    /// Server-level `if`/`return`, run before a location is chosen.
+    #[serde(default)]
+    pub rule: Vec<RawRule>,
+    /// Answer everything with a 301 to https on this port (seed 004's `listen 80` server).
+    pub https_redirect: Option<Spanned<u16>>,
+    /// Which identity headers go upstream, by field, and under which name.
+    #[serde(default)]
+    pub identity_headers: BTreeMap<String, Spanned<String>>,
+    /// `access_log = "off"` or `{ path = "...", format = "name" }`.
+    pub access_log: Option<Spanned<RawAccessLog>>,
     #[serde(default)]
     pub location: Vec<RawLocation>,
+}
+
+/// `access_log = "off"` or `access_log = { path = "/var/log/x.log", format = "main" }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawAccessLog {
+    Off(String),
+    To {
+        path: String,
+        #[serde(default)]
+        format: Option<String>,
+    },
+}
+
+/// A rewrite-phase rule: an optional nginx `if` condition and the `return` it triggers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    #[serde(rename = "if")]
+    pub if_: Option<Spanned<String>>,
+    #[serde(rename = "return")]
+    pub return_: Spanned<RawReturn>,
 }
 
 /// `[listener.tls]`: server certificates and client verification.
@@ -58,6 +105,12 @@ pub struct RawTls {
     pub verify_failure: Option<Spanned<String>>,
     pub session_tickets: Option<Spanned<bool>>,
     pub session_cache: Option<Spanned<usize>>,
+    pub session_timeout: Option<Spanned<Quantity>>,
+    #[serde(default)]
+    pub session_ticket_key: Vec<Spanned<String>>,
+    pub trusted_certificate: Option<Spanned<String>>,
+    #[serde(default)]
+    pub crl: Vec<Spanned<String>>,
 }
 
 /// One certificate chain and its key (`ssl_certificate` / `ssl_certificate_key`).
@@ -99,6 +152,17 @@ pub struct RawLocation {
     pub return_: Option<Spanned<RawReturn>>,
     #[serde(default)]
     pub set_header: BTreeMap<String, Spanned<String>>,
+    /// Serve static files from this directory.
+    pub root: Option<Spanned<String>>,
+    /// Index files for directory requests under `root`.
+    pub index: Option<Spanned<Vec<String>>>,
+    /// Per-path client certificate requirement (nginx `ssl_verify_client` in a location).
+    pub verify_client: Option<Spanned<String>>,
+    /// Roles allowed in (see `[identity]`).
+    pub allow_roles: Option<Spanned<Vec<String>>>,
+    /// Location-level `if`/`return`, run in order after the location is chosen.
+    #[serde(default)]
+    pub rule: Vec<RawRule>,
 }
 
 /// `return = 204` or `return = { status = 301, body = "https://$host$request_uri" }`.
@@ -124,4 +188,78 @@ pub struct RawUpstream {
     pub connect_timeout: Option<Spanned<Quantity>>,
     pub read_timeout: Option<Spanned<Quantity>>,
     pub send_timeout: Option<Spanned<Quantity>>,
+}
+
+/// `[identity]`: how a verified certificate becomes a role, and where it may come from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    pub default_role: Option<Spanned<String>>,
+    #[serde(default)]
+    pub roles: Vec<Spanned<RawRoleRule>>,
+    #[serde(default)]
+    pub bindings: Vec<Spanned<RawBinding>>,
+}
+
+/// One role rule: the role and exactly one certificate field to match.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoleRule {
+    pub role: String,
+    pub cn: Option<RawMatcher>,
+    pub ou: Option<RawMatcher>,
+    pub o: Option<RawMatcher>,
+    pub dns: Option<RawMatcher>,
+    pub uri: Option<RawMatcher>,
+    pub email: Option<RawMatcher>,
+    pub spiffe_id: Option<RawMatcher>,
+}
+
+/// `"exact"`, `{ prefix = ".." }` or `{ regex = ".." }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawMatcher {
+    Exact(String),
+    Prefix { prefix: String },
+    Regex { regex: String },
+}
+
+/// A certificate + source address binding.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBinding {
+    pub cn: Option<String>,
+    pub fingerprint: Option<String>,
+    pub serial: Option<String>,
+    pub from: Vec<String>,
+}
+
+/// `[[map]]`: nginx `map SOURCE $VARIABLE { ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMap {
+    pub source: Spanned<String>,
+    pub variable: Spanned<String>,
+    #[serde(default)]
+    pub default: Option<Spanned<String>>,
+    #[serde(default)]
+    pub entries: Vec<Spanned<RawMapEntry>>,
+}
+
+/// One `map` line: an exact string or a regex, and the value it gives.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMapEntry {
+    pub exact: Option<String>,
+    pub regex: Option<String>,
+    pub regex_nocase: Option<String>,
+    pub value: String,
+}
+
+/// `[static]`: nginx `types {}` and `default_type`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatic {
+    pub default_type: Option<Spanned<String>>,
+    pub types: Option<Spanned<BTreeMap<String, String>>>,
 }

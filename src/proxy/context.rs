@@ -2,12 +2,20 @@
 //! and evaluating nginx variables against them.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rustls::{CipherSuite, HandshakeKind, ProtocolVersion, ServerConnection};
 
+use crate::access::BindingCheck;
+use crate::config::IdentityField;
 use crate::http::RequestHead;
 use crate::identity::Identity;
+use crate::vars::map::VarMap;
 use crate::vars::{Template, Var};
+
+/// How deep map variables may refer to other map variables (nginx reports a cycle; we stop).
+const MAX_MAP_DEPTH: u8 = 8;
 
 /// TLS facts of a connection, fixed after the handshake.
 #[derive(Debug, Default)]
@@ -22,8 +30,11 @@ pub struct TlsInfo {
     pub resumed: bool,
     /// `$ssl_client_verify`.
     pub verify: String,
-    /// The client certificate's identity, when one was presented.
-    pub identity: Option<Identity>,
+    /// True when the client's chain verified (`$ssl_client_verify` = `SUCCESS`).
+    pub verified: bool,
+    /// The client certificate's identity, when one was presented (shared with this core's
+    /// verdict cache: parsed once per chain, not per connection).
+    pub identity: Option<Arc<Identity>>,
 }
 
 impl TlsInfo {
@@ -41,6 +52,7 @@ impl TlsInfo {
             server_name: conn.server_name().map(str::to_string),
             resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
             verify: "NONE".into(),
+            verified: false,
             identity: None,
         }
     }
@@ -75,6 +87,143 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// TLS facts, None on a plain listener.
     pub tls: Option<TlsInfo>,
+    /// The server (listener index) the connection was accepted for: the SNI's at the
+    /// handshake, the address's default on plain connections.
+    pub server: usize,
+    /// The role `[identity]` gives the verified client certificate.
+    pub role: Option<Arc<str>>,
+    /// What the certificate + address bindings say about this connection.
+    pub binding: BindingCheck,
+    /// `$connection`: this worker's connection serial number.
+    pub serial: u64,
+}
+
+impl ConnInfo {
+    /// The verified identity, if the client's chain verified.
+    pub fn verified_identity(&self) -> Option<&Identity> {
+        let tls = self.tls.as_ref()?;
+        if tls.verified {
+            tls.identity.as_deref()
+        } else {
+            None
+        }
+    }
+}
+
+/// What only the access log knows: the outcome of a request.
+#[derive(Debug, Default)]
+pub struct LogFacts {
+    /// `$status`.
+    pub status: u16,
+    /// `$body_bytes_sent`.
+    pub body_bytes: u64,
+    /// `$bytes_sent`.
+    pub bytes: u64,
+    /// When the request head started arriving.
+    pub started: Option<Instant>,
+    /// `$upstream_addr`.
+    pub upstream_addr: Option<SocketAddr>,
+    /// `$upstream_status`.
+    pub upstream_status: Option<u16>,
+    /// `$upstream_response_time`.
+    pub upstream_time: Option<Duration>,
+    /// `$access_decision`: `allow`, `allow role=admin`, `deny: ...`.
+    pub decision: String,
+}
+
+/// One request's routing facts, fixed once the server and URI are known.
+pub struct RequestCtx<'a> {
+    /// The connection.
+    pub conn: &'a ConnInfo,
+    /// The server (listener) the Host selected.
+    pub listener: &'a crate::config::Listener,
+    /// `[[map]]` variables.
+    pub maps: &'a [VarMap],
+    /// `$host`.
+    pub host: &'a [u8],
+    /// `$uri` (normalized).
+    pub uri: &'a [u8],
+    /// Requests served on this connection so far, this one included.
+    pub served: u64,
+}
+
+impl<'a> RequestCtx<'a> {
+    /// Variable evaluation for this request, its head in `buf`.
+    pub fn vars<'b>(
+        &'b self,
+        head: &'b RequestHead,
+        buf: &'b [u8],
+        proxy_host: &'b [u8],
+    ) -> RequestVars<'b> {
+        RequestVars {
+            conn: self.conn,
+            head,
+            buf,
+            host: self.host,
+            uri: self.uri,
+            proxy_host,
+            maps: self.maps,
+            server_name: self
+                .listener
+                .server_names
+                .first()
+                .map_or("", String::as_str),
+            served: self.served,
+            log: None,
+        }
+    }
+}
+
+impl ConnInfo {
+    /// Appends the value of an identity header; false when it has none for this connection
+    /// (then the header is not sent). Fields that vouch for the client (role, SPIFFE ID, XFCC,
+    /// RFC 9440) are given for verified certificates only; the certificate's own fields are
+    /// given whenever one was presented, as nginx's variables are, with `verify` saying
+    /// whether it verified.
+    pub fn identity_header(&self, field: IdentityField, out: &mut Vec<u8>) -> bool {
+        let Some(tls) = self.tls.as_ref() else {
+            return false;
+        };
+        if field == IdentityField::Verify {
+            out.extend_from_slice(tls.verify.as_bytes());
+            return true;
+        }
+        if field == IdentityField::Role {
+            return match self.role.as_deref() {
+                Some(r) => {
+                    out.extend_from_slice(r.as_bytes());
+                    true
+                }
+                None => false,
+            };
+        }
+        let Some(id) = tls.identity.as_deref() else {
+            return false;
+        };
+        let verified = tls.verified;
+        let text: String = match field {
+            IdentityField::Subject => id.subject_dn.clone(),
+            IdentityField::Issuer => id.issuer_dn.clone(),
+            IdentityField::Serial => id.serial.clone(),
+            IdentityField::Fingerprint => id.fingerprint_sha1.clone(),
+            IdentityField::FingerprintSha256 => id.fingerprint_sha256.clone(),
+            IdentityField::NotBefore => crate::clock::openssl_time(id.not_before),
+            IdentityField::NotAfter => crate::clock::openssl_time(id.not_after),
+            IdentityField::Cert => id.escaped_pem.clone(),
+            IdentityField::SpiffeId if verified => match &id.spiffe_id {
+                Some(s) => s.clone(),
+                None => return false,
+            },
+            IdentityField::Xfcc if verified => id.xfcc(),
+            IdentityField::ClientCert if verified => id.rfc9440_cert(),
+            IdentityField::ClientCertChain if verified && !id.chain_base64.is_empty() => {
+                id.rfc9440_chain()
+            }
+            _ => return false,
+        };
+        out.extend_from_slice(text.as_bytes());
+        true
+    }
 }
 
 /// What variable evaluation needs about one request.
@@ -91,15 +240,28 @@ pub struct RequestVars<'a> {
     pub uri: &'a [u8],
     /// `$proxy_host`, when proxying.
     pub proxy_host: &'a [u8],
+    /// `[[map]]` variables.
+    pub maps: &'a [VarMap],
+    /// `$server_name`.
+    pub server_name: &'a str,
+    /// `$connection_requests`.
+    pub served: u64,
+    /// The request's outcome, when logging.
+    pub log: Option<&'a LogFacts>,
 }
 
 impl RequestVars<'_> {
     /// Appends a variable's value to `out`; unknown or absent values append nothing, as nginx
     /// prints an empty string.
     pub fn eval(&self, var: &Var, out: &mut Vec<u8>) {
+        self.eval_at(var, out, 0);
+    }
+
+    fn eval_at(&self, var: &Var, out: &mut Vec<u8>, depth: u8) {
         let tls = self.conn.tls.as_ref();
-        let id = tls.and_then(|t| t.identity.as_ref());
+        let id = tls.and_then(|t| t.identity.as_deref());
         let target = self.head.target.get(self.buf);
+        let log = self.log;
         match var {
             Var::Host => out.extend_from_slice(self.host),
             Var::ProxyHost => out.extend_from_slice(self.proxy_host),
@@ -156,6 +318,109 @@ impl RequestVars<'_> {
                     out.extend_from_slice(v);
                 }
             }
+            Var::Request => {
+                out.extend_from_slice(self.head.method_span.get(self.buf));
+                out.push(b' ');
+                out.extend_from_slice(target);
+                out.extend_from_slice(if self.head.version_minor == 0 {
+                    b" HTTP/1.0"
+                } else {
+                    b" HTTP/1.1"
+                });
+            }
+            Var::ServerProtocol => out.extend_from_slice(if self.head.version_minor == 0 {
+                b"HTTP/1.0"
+            } else {
+                b"HTTP/1.1"
+            }),
+            Var::Status => push_num(out, log.map(|l| u64::from(l.status))),
+            Var::BodyBytesSent => push_num(out, log.map(|l| l.body_bytes)),
+            Var::BytesSent => push_num(out, log.map(|l| l.bytes)),
+            Var::RequestTime => {
+                if let Some(t) = log.and_then(|l| l.started) {
+                    push_secs(out, t.elapsed());
+                }
+            }
+            Var::UpstreamAddr => match log.and_then(|l| l.upstream_addr) {
+                Some(a) => out.extend_from_slice(a.to_string().as_bytes()),
+                None => out.push(b'-'),
+            },
+            Var::UpstreamStatus => match log.and_then(|l| l.upstream_status) {
+                Some(s) => out.extend_from_slice(s.to_string().as_bytes()),
+                None => out.push(b'-'),
+            },
+            Var::UpstreamResponseTime => match log.and_then(|l| l.upstream_time) {
+                Some(d) => push_secs(out, d),
+                None => out.push(b'-'),
+            },
+            Var::AccessDecision => push(out, log.map(|l| l.decision.as_str())),
+            Var::SentHttp(_) => {}
+            Var::TimeLocal => {
+                out.extend_from_slice(crate::clock::time_local(crate::clock::unix_now()).as_bytes())
+            }
+            Var::TimeIso8601 => out
+                .extend_from_slice(crate::clock::time_iso8601(crate::clock::unix_now()).as_bytes()),
+            Var::Msec => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                out.extend_from_slice(
+                    format!("{}.{:03}", now.as_secs(), now.subsec_millis()).as_bytes(),
+                );
+            }
+            Var::ServerName => out.extend_from_slice(self.server_name.as_bytes()),
+            Var::ServerAddr => out.extend_from_slice(self.conn.local.ip().to_string().as_bytes()),
+            Var::Connection => out.extend_from_slice(self.conn.serial.to_string().as_bytes()),
+            Var::ConnectionRequests => out.extend_from_slice(self.served.to_string().as_bytes()),
+            Var::ContentLength => {
+                if let Some(v) = self.head.header(self.buf, b"content-length") {
+                    out.extend_from_slice(v);
+                }
+            }
+            Var::ContentType => {
+                if let Some(v) = self.head.header(self.buf, b"content-type") {
+                    out.extend_from_slice(v);
+                }
+            }
+            Var::SslClientEscapedCert => push(out, id.map(|i| i.escaped_pem.as_str())),
+            Var::SslClientVStart => {
+                if let Some(i) = id {
+                    out.extend_from_slice(crate::clock::openssl_time(i.not_before).as_bytes());
+                }
+            }
+            Var::SslClientVEnd => {
+                if let Some(i) = id {
+                    out.extend_from_slice(crate::clock::openssl_time(i.not_after).as_bytes());
+                }
+            }
+            Var::SslClientVRemain => {
+                if let Some(i) = id {
+                    out.extend_from_slice(
+                        i.days_left(crate::clock::unix_now()).to_string().as_bytes(),
+                    );
+                }
+            }
+            Var::SslClientFingerprintSha256 => push(out, id.map(|i| i.fingerprint_sha256.as_str())),
+            Var::SslClientSpiffeId => push(
+                out,
+                self.conn
+                    .verified_identity()
+                    .and_then(|i| i.spiffe_id.as_deref()),
+            ),
+            Var::SslClientRole => push(out, self.conn.role.as_deref()),
+            Var::Map(i) => {
+                let Some(map) = self.maps.get(*i) else {
+                    return;
+                };
+                if depth >= MAX_MAP_DEPTH {
+                    return;
+                }
+                let mut input = Vec::new();
+                map.source
+                    .render(&mut input, |v, o| self.eval_at(v, o, depth + 1));
+                map.lookup(&input)
+                    .render(out, |v, o| self.eval_at(v, o, depth + 1));
+            }
         }
     }
 
@@ -163,6 +428,17 @@ impl RequestVars<'_> {
     pub fn render(&self, t: &Template, out: &mut Vec<u8>) {
         t.render(out, |v, o| self.eval(v, o));
     }
+}
+
+fn push_num(out: &mut Vec<u8>, v: Option<u64>) {
+    if let Some(v) = v {
+        out.extend_from_slice(v.to_string().as_bytes());
+    }
+}
+
+/// Seconds with milliseconds, as nginx's `$request_time`: `0.012`.
+fn push_secs(out: &mut Vec<u8>, d: Duration) {
+    out.extend_from_slice(format!("{}.{:03}", d.as_secs(), d.subsec_millis()).as_bytes());
 }
 
 fn push(out: &mut Vec<u8>, v: Option<&str>) {

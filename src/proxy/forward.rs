@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use bytes::{Bytes, BytesMut};
 
 use super::body::{relay, RelayError, RelayParams};
-use super::context::{ConnInfo, RequestVars};
+use super::context::{ConnInfo, RequestCtx};
 use super::route;
 use crate::config::{Listener, Location, ProxyPass, Upstream};
 use crate::conn::Stream;
@@ -34,20 +34,19 @@ enum Failure {
 #[allow(clippy::too_many_arguments)]
 pub async fn proxy(
     w: &Worker,
-    listener: &Listener,
+    ctx: &RequestCtx<'_>,
     client: &mut Stream,
-    info: &ConnInfo,
     head: RequestHead,
     cbuf: &mut BytesMut,
     location: &Location,
     pp: &ProxyPass,
-    host: &[u8],
-    uri: &[u8],
     last: bool,
 ) -> Result<bool, ()> {
     let Some(up) = w.config.upstreams.get(pp.upstream) else {
         return Err(());
     };
+    let listener = ctx.listener;
+    let info = ctx.conn;
     let http = &listener.http;
     if let BodyFraming::Length(n) = head.framing {
         if http.client_max_body_size != 0 && n > http.client_max_body_size {
@@ -66,21 +65,14 @@ pub async fn proxy(
     // Build the upstream head while the request head is still at the front of `cbuf`.
     let mut obuf = BytesMut::with_capacity(head.head_len + 256);
     {
-        let vars = RequestVars {
-            conn: info,
-            head: &head,
-            buf: cbuf,
-            host,
-            uri,
-            proxy_host: pp.proxy_host.as_bytes(),
-        };
+        let vars = ctx.vars(&head, cbuf, pp.proxy_host.as_bytes());
         let mut target = Vec::with_capacity(head.target.len() + 16);
         route::map_target(
             &mut target,
             location,
             pp.uri.as_deref(),
             head.path_and_query.get(cbuf),
-            uri,
+            ctx.uri,
         );
         let mut host_value = pp.proxy_host.as_bytes().to_vec();
         let mut values: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(location.set_headers.len());
@@ -93,7 +85,19 @@ pub async fn proxy(
                 values.push((name.as_bytes(), v));
             }
         }
+        for (field, name) in &listener.identity_headers.fields {
+            let mut v = Vec::new();
+            if info.identity_header(*field, &mut v) {
+                values.push((name.as_bytes(), v));
+            }
+        }
         let set: Vec<(&[u8], &[u8])> = values.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        let strip: Vec<&[u8]> = listener
+            .identity_headers
+            .strip
+            .iter()
+            .map(Vec::as_slice)
+            .collect();
         let params = http::UpstreamRequestParams {
             target: &target,
             host: &host_value,
@@ -104,7 +108,7 @@ pub async fn proxy(
                 b"http".as_slice()
             }),
             set_headers: &set,
-            remove_headers: &[],
+            remove_headers: &strip,
             keep_alive_upstream: up.keepalive > 0,
         };
         http::write_upstream_request(&mut obuf, &head, cbuf, &params);

@@ -4,48 +4,76 @@
 //! The request path is plain `async fn`s in this module and [`forward`]; every failure becomes
 //! an exact status code and one log line.
 
+pub mod access;
 pub mod body;
 pub mod context;
 pub mod forward;
 pub mod route;
+pub mod static_files;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use monoio::net::TcpStream;
 use rustls::ServerConnection;
 
-use crate::config::{Action, HttpSettings, Listener};
+use crate::access::BindingCheck;
+use crate::config::{Action, HttpSettings, Listener, Rule, Socket};
 use crate::conn::Stream;
 use crate::http::{self, Canned, RequestError, RequestHead};
-use crate::identity::Identity;
 use crate::runtime::worker::Worker;
 use crate::tls::client_auth::{ClientAuthMode, ClientVerifyOutcome, FailureMode};
 use crate::tls::stream::TlsStream;
-use context::{ConnInfo, RequestVars, TlsInfo};
+use context::{ConnInfo, RequestCtx, TlsInfo};
 
 /// Serves one accepted connection until it closes.
-pub async fn serve(w: Rc<Worker>, li: usize, tcp: TcpStream, peer: SocketAddr) {
+pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
     let _active = w.drain.track();
-    let Some(listener) = w.config.listeners.get(li) else {
+    let Some(socket) = w.config.sockets.get(si) else {
         return;
     };
     let _ = tcp.set_nodelay(true);
-    let local = tcp.local_addr().unwrap_or(listener.addr);
-    let (mut stream, tls, refusal) = match w.tls.get(li).and_then(Option::as_ref) {
-        None => (Stream::Plain(tcp), None, None),
-        Some(cfg) => match handshake(listener, cfg, tcp, peer).await {
-            Some((s, info, refusal)) => (Stream::ServerTls(Box::new(s)), Some(info), refusal),
+    let local = tcp.local_addr().unwrap_or(socket.addr);
+    let serial = w.next_connection_serial();
+    let (mut stream, server, tls, refusal) = if socket.tls {
+        match handshake(&w, socket, tcp, peer).await {
+            Some((s, server, info, refusal)) => {
+                (Stream::ServerTls(Box::new(s)), server, Some(info), refusal)
+            }
             None => return,
-        },
+        }
+    } else {
+        (Stream::Plain(tcp), socket.hosts.default, None, None)
+    };
+    let Some(listener) = w.config.listeners.get(server) else {
+        return;
+    };
+    // Identity decisions are made once per connection: the role of a verified certificate and
+    // what the address bindings say (a resumed session carries the same chain, so the same
+    // decisions).
+    let verified = tls
+        .as_ref()
+        .filter(|t| t.verified)
+        .and_then(|t| t.identity.clone());
+    let (role, binding) = match &verified {
+        Some(id) => (
+            w.config.identity.role_for(id),
+            w.config.identity.check_binding(id, peer.ip()),
+        ),
+        None => (None, BindingCheck::Unbound),
     };
     let info = ConnInfo {
         peer,
         peer_ip: peer.ip().to_string(),
         local,
         tls,
+        server,
+        role,
+        binding,
+        serial,
     };
     if let Some(page) = refusal {
         // nginx-compatible mode: the handshake completed, the first request gets the 400 page.
@@ -66,55 +94,77 @@ pub async fn serve(w: Rc<Worker>, li: usize, tcp: TcpStream, peer: SocketAddr) {
         let _ = stream.shutdown().await;
         return;
     }
-    serve_requests(&w, listener, &mut stream, &info).await;
+    serve_requests(&w, socket, listener, &mut stream, &info).await;
 }
 
-/// Runs the TLS handshake and settles the client certificate. Returns None when the
-/// connection is refused or lost (already logged), else the stream, its TLS facts and, in
+/// Runs the TLS handshake (choosing the server by SNI when several share the address) and
+/// settles the client certificate. Returns None when the connection is refused or lost
+/// (already logged), else the stream, the server chosen, its TLS facts and, in
 /// nginx-compatible mode, the 400 page owed to a refused client.
 async fn handshake(
-    listener: &Listener,
-    cfg: &std::sync::Arc<rustls::ServerConfig>,
+    w: &Worker,
+    socket: &Socket,
     tcp: TcpStream,
     peer: SocketAddr,
-) -> Option<(TlsStream<ServerConnection>, TlsInfo, Option<Canned>)> {
-    let conn = match ServerConnection::new(cfg.clone()) {
-        Ok(c) => c,
-        Err(e) => {
-            log::error!(
-                "listener={} peer={peer}: cannot start TLS: {e}",
-                listener.name
-            );
-            return None;
+) -> Option<(TlsStream<ServerConnection>, usize, TlsInfo, Option<Canned>)> {
+    let default = socket.hosts.default;
+    let default_listener = w.config.listeners.get(default)?;
+    let Some(fallback) = w.tls.get(default).cloned().flatten() else {
+        log::error!(
+            "listener={}: no TLS configuration on a TLS address",
+            default_listener.name
+        );
+        return None;
+    };
+    let timeout = default_listener.http.header_timeout;
+    let started = async {
+        if socket.hosts.is_shared() {
+            crate::tls::stream::accept(tcp, |sni| {
+                let id = socket.hosts.select(sni.map(str::as_bytes));
+                match w.tls.get(id).cloned().flatten() {
+                    Some(cfg) => (cfg, id),
+                    None => (fallback.clone(), default),
+                }
+            })
+            .await
+        } else {
+            ServerConnection::new(fallback.clone())
+                .map(|c| (TlsStream::new(tcp, c), default))
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
         }
     };
-    let mut tls = TlsStream::new(tcp, conn);
-    match monoio::time::timeout(listener.http.header_timeout, tls.handshake()).await {
+    let done = async {
+        let (mut tls, server) = started.await?;
+        tls.handshake().await?;
+        Ok::<_, std::io::Error>((tls, server))
+    };
+    let (mut tls, server) = match monoio::time::timeout(timeout, done).await {
         Err(_) => {
             log::info!(
-                "listener={} peer={peer}: TLS handshake timed out after {:?}",
-                listener.name,
-                listener.http.header_timeout
+                "listener={} peer={peer}: TLS handshake timed out after {timeout:?}",
+                default_listener.name,
             );
             return None;
         }
         Ok(Err(e)) => {
-            log_handshake_failure(&listener.name, peer, &e);
+            log_handshake_failure(&default_listener.name, peer, &e);
             return None;
         }
-        Ok(Ok(())) => {}
-    }
+        Ok(Ok(x)) => x,
+    };
+    let listener = w.config.listeners.get(server)?;
     let mut info = TlsInfo::from_connection(tls.conn());
     let server_tls = listener.tls.as_ref()?;
     let mut refusal = None;
     if server_tls.mode != ClientAuthMode::Off {
         let chain = tls.conn().peer_certificates().unwrap_or(&[]);
-        let outcome = server_tls
+        let verdict = server_tls
             .client_auth()
-            .outcome(chain, rustls_pki_types::UnixTime::now());
-        info.verify = outcome.nginx_value().into_owned();
-        info.identity = chain.first().and_then(|c| Identity::from_der(c));
-        match &outcome {
+            .verdict(chain, rustls_pki_types::UnixTime::now());
+        info.verify = verdict.outcome.nginx_value().into_owned();
+        info.verified = matches!(verdict.outcome, ClientVerifyOutcome::Success(_));
+        info.identity = verdict.identity;
+        match &verdict.outcome {
             ClientVerifyOutcome::Success(_) => {}
             ClientVerifyOutcome::None if server_tls.mode == ClientAuthMode::On => {
                 log::warn!(
@@ -144,7 +194,7 @@ async fn handshake(
             return None;
         }
     }
-    Some((tls, info, refusal))
+    Some((tls, server, info, refusal))
 }
 
 fn log_handshake_failure(listener: &str, peer: SocketAddr, e: &std::io::Error) {
@@ -240,7 +290,13 @@ async fn wait_next_request(
     }
 }
 
-async fn serve_requests(w: &Worker, listener: &Listener, stream: &mut Stream, info: &ConnInfo) {
+async fn serve_requests(
+    w: &Worker,
+    socket: &Socket,
+    listener: &Listener,
+    stream: &mut Stream,
+    info: &ConnInfo,
+) {
     let limits = limits(&listener.http);
     let mut cbuf = BytesMut::with_capacity(16 * 1024);
     let mut served: u64 = 0;
@@ -281,7 +337,7 @@ async fn serve_requests(w: &Worker, listener: &Listener, stream: &mut Stream, in
         };
         served += 1;
         let last = served >= listener.http.keepalive_requests || w.drain.is_draining();
-        match handle_request(w, listener, stream, info, head, &mut cbuf, last).await {
+        match handle_request(w, socket, stream, info, head, &mut cbuf, last, served).await {
             Ok(true) if !last => continue,
             _ => break,
         }
@@ -289,17 +345,23 @@ async fn serve_requests(w: &Worker, listener: &Listener, stream: &mut Stream, in
     let _ = stream.shutdown().await;
 }
 
-/// Handles one request whose head is at the start of `cbuf`. Returns Ok(true) when the
+/// Handles one request whose head is at the start of `cbuf`, through nginx's phases: choose
+/// the server (Host), server rules, find the location, location rules, access (client
+/// certificate, bindings, roles), content (proxy, return, static). Returns Ok(true) when the
 /// connection may carry another request.
+#[allow(clippy::too_many_arguments)]
 async fn handle_request(
     w: &Worker,
-    listener: &Listener,
+    socket: &Socket,
     stream: &mut Stream,
     info: &ConnInfo,
     head: RequestHead,
     cbuf: &mut BytesMut,
     last: bool,
+    served: u64,
 ) -> Result<bool, ()> {
+    let config = &w.config;
+    let handshake_listener = config.listeners.get(info.server).ok_or(())?;
     let raw_path = head.path_and_query.get(cbuf);
     let path_only = raw_path.split(|&b| b == b'?').next().unwrap_or(raw_path);
     let uri = match route::normalize_path(path_only) {
@@ -307,7 +369,7 @@ async fn handle_request(
         Err(e) => {
             log::info!(
                 "listener={} peer={}: bad request path ({e:?}) (400)",
-                listener.name,
+                handshake_listener.name,
                 info.peer
             );
             let _ = stream
@@ -316,6 +378,13 @@ async fn handle_request(
             return Err(());
         }
     };
+    // The server for this request: by Host among the servers on the address.
+    let server = if socket.hosts.is_shared() {
+        socket.hosts.select(head.host_for_nginx(cbuf).as_deref())
+    } else {
+        info.server
+    };
+    let listener = config.listeners.get(server).ok_or(())?;
     let host: Vec<u8> = match head.host_for_nginx(cbuf) {
         Some(h) => h.into_owned(),
         None => listener
@@ -324,73 +393,161 @@ async fn handle_request(
             .map(|s| s.as_bytes().to_vec())
             .unwrap_or_default(),
     };
-    if let Some(sni) = misdirected(listener, info, &head, cbuf) {
+    if let Some(why) = misdirected(socket, handshake_listener, listener, info, &head, cbuf) {
         log::info!(
-            "listener={} peer={}: client verified for server name \"{sni}\" asked for host \"{}\" (421)",
-            listener.name,
+            "listener={} peer={}: {why}; asked for host \"{}\" (421)",
+            handshake_listener.name,
             info.peer,
             String::from_utf8_lossy(&host)
         );
         return respond_canned(stream, &head, cbuf, Canned::MisdirectedRequest).await;
     }
+    let ctx = RequestCtx {
+        conn: info,
+        listener,
+        maps: &config.maps,
+        host: &host,
+        uri: &uri,
+        served,
+    };
+    // Server-level rules (nginx's server rewrite phase).
+    if let Some(rule) = first_rule(&listener.rules, &ctx, &head, cbuf) {
+        return respond_rule(
+            stream,
+            &ctx,
+            &head,
+            cbuf,
+            rule.status,
+            rule.body.as_ref(),
+            last,
+        )
+        .await;
+    }
     let Some(location) = route::find_location(&listener.locations, &uri) else {
         return respond_canned(stream, &head, cbuf, Canned::NotFound).await;
     };
+    // Location rules (the location's rewrite phase), then access.
+    if let Some(rule) = first_rule(&location.rules, &ctx, &head, cbuf) {
+        return respond_rule(
+            stream,
+            &ctx,
+            &head,
+            cbuf,
+            rule.status,
+            rule.body.as_ref(),
+            last,
+        )
+        .await;
+    }
+    if let Err(denial) = access::check(listener, location, info) {
+        log::warn!(
+            "listener={} peer={}: {} {} denied ({}): {}",
+            listener.name,
+            info.peer,
+            String::from_utf8_lossy(head.method_span.get(cbuf)),
+            String::from_utf8_lossy(head.target.get(cbuf)),
+            denial.status,
+            denial.reason
+        );
+        let page = if denial.status == 401 {
+            Canned::Unauthorized
+        } else {
+            Canned::Forbidden
+        };
+        return respond_canned(stream, &head, cbuf, page).await;
+    }
     match &location.action {
         Action::Return { status, body } => {
-            let vars = RequestVars {
-                conn: info,
-                head: &head,
-                buf: cbuf,
-                host: &host,
-                uri: &uri,
-                proxy_host: b"",
-            };
-            let mut text = Vec::new();
-            if let Some(b) = body {
-                vars.render(b, &mut text);
-            }
-            let keep = !last && head.keep_alive && head.framing == http::BodyFraming::None;
-            let mut out = BytesMut::with_capacity(512 + text.len());
-            write_return(&mut out, *status, &text, keep);
-            cbuf.advance_head(head.head_len);
-            let (res, _) = stream.write_owned(out).await;
-            res.map_err(|_| ())?;
-            Ok(keep)
+            respond_rule(stream, &ctx, &head, cbuf, *status, body.as_ref(), last).await
         }
-        Action::Proxy(pp) => {
-            forward::proxy(
-                w, listener, stream, info, head, cbuf, location, pp, &host, &uri, last,
-            )
-            .await
+        Action::Proxy(pp) => forward::proxy(w, &ctx, stream, head, cbuf, location, pp, last).await,
+        Action::Static(root) => {
+            let keep = !last && head.keep_alive;
+            static_files::serve(stream, &head, cbuf, root, &uri, &config.static_types, keep).await
         }
+        Action::Rules => respond_canned(stream, &head, cbuf, Canned::NotFound).await,
     }
 }
 
-/// nginx's rule against domain fronting: when client certificates are verified and the
-/// client's SNI named one of this listener's `server_names`, the request's host must be that
-/// name (else 421). As in nginx, an SNI that names no configured server is not checked.
-/// Returns the SNI on a mismatch.
-fn misdirected<'a>(
-    listener: &Listener,
-    info: &'a ConnInfo,
+/// The first rule whose condition holds (or that has none).
+fn first_rule<'r>(
+    rules: &'r [Rule],
+    ctx: &RequestCtx<'_>,
     head: &RequestHead,
     buf: &[u8],
-) -> Option<&'a str> {
-    let tls = listener.tls.as_ref()?;
-    if tls.mode == ClientAuthMode::Off {
+) -> Option<&'r Rule> {
+    if rules.is_empty() {
+        return None;
+    }
+    let vars = ctx.vars(head, buf, b"");
+    rules.iter().find(|r| {
+        r.condition
+            .as_ref()
+            .is_none_or(|c| c.eval(|v, o| vars.eval(v, o)))
+    })
+}
+
+/// Answers with nginx's `return`: the body rendered with the request's variables.
+async fn respond_rule(
+    stream: &mut Stream,
+    ctx: &RequestCtx<'_>,
+    head: &RequestHead,
+    cbuf: &mut BytesMut,
+    status: u16,
+    body: Option<&crate::vars::Template>,
+    last: bool,
+) -> Result<bool, ()> {
+    let mut text = Vec::new();
+    if let Some(b) = body {
+        ctx.vars(head, cbuf, b"").render(b, &mut text);
+    }
+    let keep = !last && head.keep_alive && head.framing == http::BodyFraming::None;
+    let mut out = BytesMut::with_capacity(512 + text.len());
+    write_return(&mut out, status, &text, keep);
+    cbuf.advance_head(head.head_len);
+    let (res, _) = stream.write_owned(out).await;
+    res.map_err(|_| ())?;
+    Ok(keep)
+}
+
+/// Domain fronting past client verification gets 421 Misdirected Request:
+/// - nginx's rule: when the handshake's server verifies client certificates and the client's
+///   SNI named one of the address's servers, the request's host must be that name;
+/// - and when the Host selects a different server than the handshake did, and the two ask
+///   for client certificates differently, the request would escape the TLS policy it came
+///   through.
+///
+/// Returns why, on a mismatch.
+fn misdirected(
+    socket: &Socket,
+    handshake: &Listener,
+    chosen: &Listener,
+    info: &ConnInfo,
+    head: &RequestHead,
+    buf: &[u8],
+) -> Option<String> {
+    let hs_tls = handshake.tls.as_ref()?;
+    if !std::ptr::eq(handshake, chosen) {
+        if let Some(c) = chosen.tls.as_ref() {
+            let differs = c.mode != hs_tls.mode
+                || (c.mode != ClientAuthMode::Off
+                    && !Arc::ptr_eq(c.client_auth(), hs_tls.client_auth()));
+            if differs {
+                return Some(format!(
+                    "the TLS handshake was made for server `{}`, whose client-certificate policy differs from server `{}`",
+                    handshake.name, chosen.name
+                ));
+            }
+        }
+    }
+    if hs_tls.mode == ClientAuthMode::Off {
         return None;
     }
     let sni = info.tls.as_ref()?.server_name.as_deref()?;
-    if !listener
-        .server_names
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case(sni))
-    {
-        return None;
-    }
+    socket.hosts.find(Some(sni.as_bytes()))?;
     let host = head.host_for_nginx(buf)?;
-    (!host.eq_ignore_ascii_case(sni.as_bytes())).then_some(sni)
+    (!host.eq_ignore_ascii_case(sni.as_bytes()))
+        .then(|| format!("client verified for server name \"{sni}\""))
 }
 
 /// Sends a canned page; the connection always closes after it (the pages say `Connection: close`).

@@ -68,14 +68,16 @@ pub fn normalize_path(raw: &[u8]) -> Result<Vec<u8>, PathError> {
     Ok(out)
 }
 
-/// Picks the location for a normalized path: an exact match first, else the longest prefix.
+/// Picks the location for a normalized path as nginx does: an exact match; else the longest
+/// prefix, if it is `^~`; else the first regex (in configuration order) that matches; else the
+/// longest prefix.
 pub fn find_location<'a>(locations: &'a [Location], path: &[u8]) -> Option<&'a Location> {
     let mut best: Option<&Location> = None;
     for loc in locations {
         let p = loc.path.as_bytes();
         match loc.kind {
             MatchKind::Exact if p == path => return Some(loc),
-            MatchKind::Prefix
+            MatchKind::Prefix | MatchKind::PrefixNoRegex
                 if path.starts_with(p) && best.is_none_or(|b| b.path.len() < p.len()) =>
             {
                 best = Some(loc);
@@ -83,7 +85,13 @@ pub fn find_location<'a>(locations: &'a [Location], path: &[u8]) -> Option<&'a L
             _ => {}
         }
     }
-    best
+    if best.is_some_and(|b| b.kind == MatchKind::PrefixNoRegex) {
+        return best;
+    }
+    locations
+        .iter()
+        .find(|l| l.regex.as_ref().is_some_and(|r| r.is_match(path)))
+        .or(best)
 }
 
 /// The target sent upstream, as nginx's `proxy_pass`:
@@ -101,8 +109,11 @@ pub fn map_target(
         None => out.extend_from_slice(raw_target),
         Some(uri) => {
             let rest = match loc.kind {
-                MatchKind::Exact => &[][..],
-                MatchKind::Prefix => normalized.get(loc.path.len()..).unwrap_or(&[]),
+                // (The loader refuses a URI part in regex locations, as nginx does.)
+                MatchKind::Exact | MatchKind::Regex | MatchKind::RegexNoCase => &[][..],
+                MatchKind::Prefix | MatchKind::PrefixNoRegex => {
+                    normalized.get(loc.path.len()..).unwrap_or(&[])
+                }
             };
             out.extend_from_slice(uri.as_bytes());
             escape_path(out, rest);
@@ -132,15 +143,45 @@ mod tests {
     use crate::config::Action;
 
     fn loc(path: &str, kind: MatchKind) -> Location {
+        let regex = match kind {
+            MatchKind::Regex => Some(regex::bytes::Regex::new(path).unwrap()),
+            MatchKind::RegexNoCase => {
+                Some(regex::bytes::Regex::new(&format!("(?i){path}")).unwrap())
+            }
+            _ => None,
+        };
         Location {
             path: path.into(),
             kind,
+            regex,
             action: Action::Return {
                 status: 200,
                 body: None,
             },
             set_headers: Vec::new(),
+            verify_client: None,
+            allow_roles: None,
+            rules: Vec::new(),
         }
+    }
+
+    #[test]
+    fn nginx_order_exact_prefix_stop_regex_prefix() {
+        let locs = vec![
+            loc("/", MatchKind::Prefix),
+            loc("/images/", MatchKind::PrefixNoRegex),
+            loc("\\.(gif|jpg)$", MatchKind::RegexNoCase),
+            loc("^/api/v[0-9]+/", MatchKind::Regex),
+            loc("/api/", MatchKind::Prefix),
+            loc("/docs", MatchKind::Exact),
+        ];
+        let f = |p: &str| find_location(&locs, p.as_bytes()).unwrap().path.clone();
+        assert_eq!(f("/docs"), "/docs");
+        assert_eq!(f("/images/a.gif"), "/images/", "^~ stops the regex search");
+        assert_eq!(f("/x/a.GIF"), "\\.(gif|jpg)$", "regex beats a plain prefix");
+        assert_eq!(f("/api/v2/users"), "^/api/v[0-9]+/", "first matching regex");
+        assert_eq!(f("/api/beta"), "/api/");
+        assert_eq!(f("/other"), "/");
     }
 
     #[test]

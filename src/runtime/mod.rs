@@ -37,7 +37,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let n = config.runtime.workers.max(1);
     let (tx, rx) = mpsc::channel();
     let mut handles = Vec::with_capacity(n);
-    let mut addrs: Vec<SocketAddr> = config.listeners.iter().map(|l| l.addr).collect();
+    let mut addrs: Vec<SocketAddr> = config.sockets.iter().map(|s| s.addr).collect();
 
     // Worker 0 binds first so that port 0 resolves to one port all workers then share.
     for id in 0..n {
@@ -77,8 +77,10 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let listen: Vec<String> = config
         .listeners
         .iter()
-        .zip(&addrs)
-        .map(|(l, a)| format!("{}@{a}", l.name))
+        .map(|l| {
+            let a = addrs.get(l.socket).copied().unwrap_or(l.addr);
+            format!("{}@{a}", l.name)
+        })
         .collect();
     // The readiness line: scripts and tests wait for it.
     println!(

@@ -27,11 +27,23 @@ pub struct Worker {
     pub pools: Pools,
     /// Shutdown signal and active-connection count.
     pub drain: Drain,
+    /// The last `$connection` serial given out.
+    connections: std::cell::Cell<u64>,
+}
+
+impl Worker {
+    /// A new `$connection` number: unique per worker (the worker id is in the low bits, so
+    /// numbers from different workers never collide).
+    pub fn next_connection_serial(&self) -> u64 {
+        let n = self.connections.get() + 1;
+        self.connections.set(n);
+        n * 1024 + (self.id as u64 % 1024)
+    }
 }
 
 /// What a worker reports to the main thread at start-up.
 pub enum Startup {
-    /// Listening on these addresses (one per listener, in config order).
+    /// Listening on these addresses (one per socket, in config order).
     Ready(Vec<SocketAddr>),
     /// Could not start.
     Failed(String),
@@ -45,7 +57,7 @@ pub struct WorkerSpec {
     pub cpu: Option<usize>,
     /// The configuration.
     pub config: Arc<Config>,
-    /// The address of each listener (ports resolved by worker 0 when 0 was asked for).
+    /// The address of each socket (ports resolved by worker 0 when 0 was asked for).
     pub addrs: Vec<SocketAddr>,
     /// Set by the main thread on SIGTERM/SIGINT.
     pub stop: Arc<AtomicBool>,
@@ -134,7 +146,11 @@ async fn worker_main(spec: WorkerSpec) {
     }
     let mut listeners = Vec::with_capacity(spec.addrs.len());
     let mut bound = Vec::with_capacity(spec.addrs.len());
-    for (l, addr) in config.listeners.iter().zip(&spec.addrs) {
+    for (sock, addr) in config.sockets.iter().zip(&spec.addrs) {
+        let l = config
+            .listeners
+            .get(sock.hosts.default)
+            .map_or("?", |l| l.name.as_str());
         let opts = ListenerOpts::new()
             .reuse_port(true)
             .reuse_addr(true)
@@ -146,8 +162,7 @@ async fn worker_main(spec: WorkerSpec) {
             }
             Err(e) => {
                 let _ = spec.report.send(Startup::Failed(format!(
-                    "listener `{}`: cannot listen on {addr}: {e}",
-                    l.name
+                    "listener `{l}`: cannot listen on {addr}: {e}"
                 )));
                 return;
             }
@@ -159,9 +174,10 @@ async fn worker_main(spec: WorkerSpec) {
         tls,
         pools: Pools::new(config.upstreams.len()),
         drain: Drain::default(),
+        connections: std::cell::Cell::new(0),
     });
-    for (li, sock) in listeners.into_iter().enumerate() {
-        monoio::spawn(accept_loop(worker.clone(), li, sock));
+    for (si, sock) in listeners.into_iter().enumerate() {
+        monoio::spawn(accept_loop(worker.clone(), si, sock));
     }
     monoio::spawn(sweep_loop(worker.clone()));
     let _ = spec.report.send(Startup::Ready(bound));
@@ -187,7 +203,7 @@ async fn worker_main(spec: WorkerSpec) {
     worker.pools.clear();
 }
 
-async fn accept_loop(w: Rc<Worker>, li: usize, sock: TcpListener) {
+async fn accept_loop(w: Rc<Worker>, si: usize, sock: TcpListener) {
     loop {
         let drain = w.drain.wait();
         let accepted = monoio::select! {
@@ -197,7 +213,7 @@ async fn accept_loop(w: Rc<Worker>, li: usize, sock: TcpListener) {
         match accepted {
             None => return,
             Some(Ok((stream, peer))) => {
-                monoio::spawn(crate::proxy::serve(w.clone(), li, stream, peer));
+                monoio::spawn(crate::proxy::serve(w.clone(), si, stream, peer));
             }
             Some(Err(e)) => {
                 // EMFILE and friends: log, back off briefly, keep serving what is open.

@@ -21,6 +21,7 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Signatu
 use rustls_pki_types::{CertificateDer, SubjectPublicKeyInfoDer, UnixTime};
 
 use super::verify::{ChainVerifier, TrustStore, VerifiedChain, VerifyError};
+use crate::identity::Identity;
 
 /// nginx's `ssl_verify_client`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +67,16 @@ impl ClientVerifyOutcome {
     }
 }
 
+/// A chain's verdict and the identity parsed from its leaf, cached together per core so that a
+/// returning client costs neither a chain verification nor a certificate parse.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The verification outcome.
+    pub outcome: ClientVerifyOutcome,
+    /// The leaf's identity (None when no certificate was presented or it does not parse).
+    pub identity: Option<Arc<Identity>>,
+}
+
 /// Gives every `ClientAuth` a distinct generation, so verdicts cached under an old trust store
 /// never answer for a new one (reloads build a new `ClientAuth`).
 static GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -82,12 +93,14 @@ pub struct ClientAuth {
 }
 
 impl ClientAuth {
-    /// Builds the policy. Modes other than `Off` need a trust store.
+    /// Builds the policy. Modes other than `Off` need a trust store. `hints` are the CA names
+    /// sent in CertificateRequest (empty: every CA of the store).
     pub fn new(
         mode: ClientAuthMode,
         failure: FailureMode,
         store: Option<Arc<TrustStore>>,
         depth: u32,
+        hints: Vec<DistinguishedName>,
     ) -> Result<Self, rustls::Error> {
         let verifier = match (mode, store) {
             (ClientAuthMode::Off, _) => None,
@@ -99,10 +112,14 @@ impl ClientAuth {
                 ))
             }
         };
-        let hints = verifier
-            .as_ref()
-            .map(|v| v.store.subjects())
-            .unwrap_or_default();
+        let hints = if hints.is_empty() {
+            verifier
+                .as_ref()
+                .map(|v| v.store.subjects())
+                .unwrap_or_default()
+        } else {
+            hints
+        };
         Ok(ClientAuth {
             mode,
             failure,
@@ -121,11 +138,20 @@ impl ClientAuth {
 
     /// The verdict for a peer's chain (leaf first), from this core's cache or freshly verified.
     pub fn outcome(&self, chain: &[CertificateDer<'_>], now: UnixTime) -> ClientVerifyOutcome {
+        self.verdict(chain, now).outcome
+    }
+
+    /// The verdict and identity for a peer's chain, from this core's cache or computed once.
+    pub fn verdict(&self, chain: &[CertificateDer<'_>], now: UnixTime) -> Verdict {
+        let none = Verdict {
+            outcome: ClientVerifyOutcome::None,
+            identity: None,
+        };
         let Some((leaf, rest)) = chain.split_first() else {
-            return ClientVerifyOutcome::None;
+            return none;
         };
         if self.mode == ClientAuthMode::Off {
-            return ClientVerifyOutcome::None;
+            return none;
         }
         let key = chain_key(self.generation, chain);
         let now_secs = now.as_secs() as i64;
@@ -150,8 +176,13 @@ impl ClientAuth {
                 now_secs + 60,
             ),
         };
-        CACHE.with(|c| c.borrow_mut().insert(key, outcome.clone(), expires));
-        outcome
+        let intermediates: Vec<&[u8]> = rest.iter().map(|c| c.as_ref()).collect();
+        let verdict = Verdict {
+            outcome,
+            identity: Identity::from_chain(leaf.as_ref(), &intermediates).map(Arc::new),
+        };
+        CACHE.with(|c| c.borrow_mut().insert(key, verdict.clone(), expires));
+        verdict
     }
 
     fn verify_signature(
@@ -278,14 +309,14 @@ thread_local! {
 /// A bounded LRU of verdicts with expiry (this core's verified-chain cache).
 #[derive(Default)]
 struct VerdictCache {
-    map: HashMap<[u8; 32], (ClientVerifyOutcome, i64, u64)>,
+    map: HashMap<[u8; 32], (Verdict, i64, u64)>,
     tick: u64,
     hits: u64,
     misses: u64,
 }
 
 impl VerdictCache {
-    fn get(&mut self, key: &[u8; 32], now: i64) -> Option<ClientVerifyOutcome> {
+    fn get(&mut self, key: &[u8; 32], now: i64) -> Option<Verdict> {
         self.tick += 1;
         let tick = self.tick;
         match self.map.get_mut(key) {
@@ -306,7 +337,7 @@ impl VerdictCache {
         }
     }
 
-    fn insert(&mut self, key: [u8; 32], outcome: ClientVerifyOutcome, expires: i64) {
+    fn insert(&mut self, key: [u8; 32], outcome: Verdict, expires: i64) {
         if self.map.len() >= CACHE_CAPACITY {
             // Evict the least recently used eighth in one pass, so eviction is amortized.
             let mut ages: Vec<u64> = self.map.values().map(|(_, _, used)| *used).collect();
@@ -380,6 +411,7 @@ mod tests {
             FailureMode::Http,
             Some(p.store.clone()),
             1,
+            Vec::new(),
         )
         .unwrap();
         let now = UnixTime::now();
@@ -410,6 +442,7 @@ mod tests {
             FailureMode::Alert,
             Some(p.store.clone()),
             1,
+            Vec::new(),
         )
         .unwrap();
         assert!(alert.client_auth_mandatory());
@@ -422,6 +455,7 @@ mod tests {
             FailureMode::Http,
             Some(p.store.clone()),
             1,
+            Vec::new(),
         )
         .unwrap();
         assert!(!http.client_auth_mandatory());
@@ -438,6 +472,7 @@ mod tests {
             FailureMode::Alert,
             Some(p.store.clone()),
             1,
+            Vec::new(),
         )
         .unwrap();
         assert!(!auth.client_auth_mandatory());
@@ -457,6 +492,7 @@ mod tests {
             FailureMode::Alert,
             Some(p.store.clone()),
             1,
+            Vec::new(),
         )
         .unwrap();
         let (h0, _) = cache_stats();
@@ -471,6 +507,7 @@ mod tests {
             FailureMode::Alert,
             Some(other.store.clone()),
             1,
+            Vec::new(),
         )
         .unwrap();
         assert!(matches!(
@@ -485,7 +522,14 @@ mod tests {
         for i in 0..(CACHE_CAPACITY + 10) {
             let mut k = [0u8; 32];
             k[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            c.insert(k, ClientVerifyOutcome::None, i64::MAX);
+            c.insert(
+                k,
+                Verdict {
+                    outcome: ClientVerifyOutcome::None,
+                    identity: None,
+                },
+                i64::MAX,
+            );
         }
         assert!(c.map.len() <= CACHE_CAPACITY);
     }

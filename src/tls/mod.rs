@@ -16,11 +16,11 @@ use std::sync::Arc;
 
 use rustls::server::ServerSessionMemoryCache;
 use rustls::sign::CertifiedKey;
-use rustls::{ServerConfig, SupportedProtocolVersion};
+use rustls::{DistinguishedName, ServerConfig, SupportedProtocolVersion};
 
 use client_auth::{ClientAuth, ClientAuthMode, FailureMode};
 use sni::SniResolver;
-use tickets::TicketKey;
+use tickets::TicketKeys;
 use verify::TrustStore;
 
 /// Which TLS versions a listener offers.
@@ -48,6 +48,30 @@ impl TlsVersions {
     }
 }
 
+/// Everything a listener's TLS is made from, resolved and loaded by the configuration.
+pub struct ServerTlsSpec {
+    /// Certificate chains with keys, each with optional explicit names; the first is the default.
+    pub certs: Vec<(Arc<CertifiedKey>, Vec<String>)>,
+    /// Protocol versions offered.
+    pub versions: TlsVersions,
+    /// How the handshake asks for a client certificate.
+    pub mode: ClientAuthMode,
+    /// What a refused client certificate gets.
+    pub failure: FailureMode,
+    /// CAs client chains are verified against (`client_certificate` + `trusted_certificate`).
+    pub store: Option<Arc<TrustStore>>,
+    /// CA names sent in CertificateRequest (`client_certificate` only, as nginx).
+    pub hints: Vec<DistinguishedName>,
+    /// nginx `ssl_verify_depth`.
+    pub depth: u32,
+    /// Session tickets: None for off; the keys otherwise (first encrypts, all decrypt).
+    pub tickets: Option<TicketKeys>,
+    /// Stateful TLS 1.2 sessions per worker (0 = off).
+    pub session_cache: usize,
+    /// Ticket lifetime, seconds (nginx `ssl_session_timeout`).
+    pub session_timeout: u32,
+}
+
 /// The TLS material and policy of one listener, shared read-only by all workers.
 #[derive(Debug)]
 pub struct ServerTls {
@@ -56,31 +80,22 @@ pub struct ServerTls {
     client_auth: Arc<ClientAuth>,
     /// What a refused client certificate gets: a TLS alert or nginx's HTTP 400 page.
     pub failure: FailureMode,
-    /// nginx `ssl_verify_client`.
+    /// How the handshake asks for a client certificate (nginx `ssl_verify_client`, made
+    /// lenient when a location relaxes it).
     pub mode: ClientAuthMode,
-    tickets: Option<TicketKey>,
+    tickets: Option<TicketKeys>,
     session_cache: usize,
+    session_timeout: u32,
 }
 
 impl ServerTls {
-    /// Assembles a listener's TLS from loaded certificates (each with optional explicit names)
-    /// and its client-verification policy.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        certs: Vec<(Arc<CertifiedKey>, Vec<String>)>,
-        versions: TlsVersions,
-        mode: ClientAuthMode,
-        failure: FailureMode,
-        store: Option<Arc<TrustStore>>,
-        depth: u32,
-        tickets: bool,
-        session_cache: usize,
-    ) -> Result<Self, rustls::Error> {
-        let Some((default, _)) = certs.first() else {
+    /// Assembles a listener's TLS from loaded material.
+    pub fn new(spec: ServerTlsSpec) -> Result<Self, rustls::Error> {
+        let Some((default, _)) = spec.certs.first() else {
             return Err(rustls::Error::General("no server certificate".into()));
         };
         let mut resolver = SniResolver::new(default.clone());
-        for (key, names) in &certs {
+        for (key, names) in &spec.certs {
             let names = if names.is_empty() {
                 key.cert
                     .first()
@@ -93,20 +108,22 @@ impl ServerTls {
                 resolver.add(&n, key.clone());
             }
         }
-        let client_auth = Arc::new(ClientAuth::new(mode, failure, store, depth)?);
-        let tickets = if tickets {
-            Some(TicketKey::random()?)
-        } else {
-            None
-        };
+        let client_auth = Arc::new(ClientAuth::new(
+            spec.mode,
+            spec.failure,
+            spec.store,
+            spec.depth,
+            spec.hints,
+        )?);
         Ok(ServerTls {
             resolver: Arc::new(resolver),
-            versions,
+            versions: spec.versions,
             client_auth,
-            failure,
-            mode,
-            tickets,
-            session_cache,
+            failure: spec.failure,
+            mode: spec.mode,
+            tickets: spec.tickets,
+            session_cache: spec.session_cache,
+            session_timeout: spec.session_timeout,
         })
     }
 
@@ -131,9 +148,8 @@ impl ServerTls {
         } else {
             ServerSessionMemoryCache::new(self.session_cache)
         };
-        if let Some(key) = &self.tickets {
-            // nginx's ssl_session_timeout default: 5 minutes.
-            cfg.ticketer = Arc::new(key.ticketer(300)?);
+        if let Some(keys) = &self.tickets {
+            cfg.ticketer = Arc::new(keys.ticketer(self.session_timeout)?);
             // TLS 1.3: rustls's default of two tickets per handshake, as OpenSSL sends; clients
             // that open connections in parallel would otherwise run out and fall back to full
             // handshakes.

@@ -7,9 +7,12 @@
 use std::io::{self, Write};
 use std::ops::{Deref, DerefMut};
 
+use std::sync::Arc;
+
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
-use rustls::{ConnectionCommon, SideData};
+use rustls::server::{AcceptedAlert, Acceptor};
+use rustls::{ConnectionCommon, ServerConfig, ServerConnection, SideData};
 
 /// Size of the ciphertext buffers: one full TLS record plus overhead.
 const TLS_BUF: usize = 16 * 1024 + 512;
@@ -23,6 +26,54 @@ pub struct TlsStream<C> {
     rpos: usize,
     wbuf: Option<Vec<u8>>,
     eof: bool,
+}
+
+/// Reads a ClientHello, lets `choose` pick the server configuration from its SNI (virtual
+/// servers with their own TLS policies on one address), and returns the stream ready for
+/// [`TlsStream::handshake`] together with what `choose` returned alongside the configuration.
+pub async fn accept<T>(
+    mut io: TcpStream,
+    choose: impl FnOnce(Option<&str>) -> (Arc<ServerConfig>, T),
+) -> io::Result<(TlsStream<ServerConnection>, T)> {
+    let mut acceptor = Acceptor::default();
+    let mut buf = Vec::with_capacity(TLS_BUF);
+    loop {
+        buf.clear();
+        let (res, b) = io.read(buf).await;
+        buf = b;
+        if res? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "peer closed the connection before its ClientHello",
+            ));
+        }
+        let mut slice = &buf[..];
+        while !slice.is_empty() {
+            if acceptor.read_tls(&mut slice)? == 0 {
+                break;
+            }
+        }
+        match acceptor.accept() {
+            Ok(None) => continue,
+            Ok(Some(accepted)) => {
+                let (cfg, chosen) = choose(accepted.client_hello().server_name());
+                return match accepted.into_connection(cfg) {
+                    Ok(conn) => Ok((TlsStream::new(io, conn), chosen)),
+                    Err((e, alert)) => Err(send_alert(&mut io, alert, e).await),
+                };
+            }
+            Err((e, alert)) => return Err(send_alert(&mut io, alert, e).await),
+        }
+    }
+}
+
+/// Sends the alert rustls prepared for a failed ClientHello; returns the error to report.
+async fn send_alert(io: &mut TcpStream, mut alert: AcceptedAlert, e: rustls::Error) -> io::Error {
+    let mut out = Vec::new();
+    if alert.write_all(&mut out).is_ok() && !out.is_empty() {
+        let _ = io.write_all(out).await;
+    }
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
 impl<C, SD> TlsStream<C>

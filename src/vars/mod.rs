@@ -1,5 +1,9 @@
-//! nginx-style `$variables` in header values and `return` bodies, compiled once at load time so
-//! that evaluating one on the request path only appends bytes to the output.
+//! nginx-style `$variables` in header values, `return` bodies, rule conditions, maps and log
+//! formats, compiled once at load time so that evaluating one on the request path only appends
+//! bytes to the output.
+
+pub mod condition;
+pub mod map;
 
 use std::fmt;
 
@@ -46,8 +50,64 @@ pub enum Var {
     SslServerName,
     /// `$ssl_session_reused`: `r` or `.`.
     SslSessionReused,
+    /// `$request`: the request line.
+    Request,
+    /// `$status`: the response status (access log).
+    Status,
+    /// `$body_bytes_sent`: response body bytes sent (access log).
+    BodyBytesSent,
+    /// `$bytes_sent`: all bytes sent for the response (access log).
+    BytesSent,
+    /// `$request_time`: seconds with milliseconds since the request head started (access log).
+    RequestTime,
+    /// `$upstream_addr` (access log).
+    UpstreamAddr,
+    /// `$upstream_status` (access log).
+    UpstreamStatus,
+    /// `$upstream_response_time` (access log).
+    UpstreamResponseTime,
+    /// `$time_local`: `25/Nov/2026:10:00:00 +0000`.
+    TimeLocal,
+    /// `$time_iso8601`: `2026-11-25T10:00:00+00:00`.
+    TimeIso8601,
+    /// `$msec`: Unix time with milliseconds.
+    Msec,
+    /// `$server_name`: the first name of the server that handled the request.
+    ServerName,
+    /// `$server_addr`.
+    ServerAddr,
+    /// `$server_protocol`: `HTTP/1.1`.
+    ServerProtocol,
+    /// `$connection`: a per-worker connection serial number.
+    Connection,
+    /// `$connection_requests`: requests served on this connection so far.
+    ConnectionRequests,
+    /// `$content_length`: the request's Content-Length header.
+    ContentLength,
+    /// `$content_type`: the request's Content-Type header.
+    ContentType,
+    /// `$ssl_client_escaped_cert`: the client's PEM, percent-encoded.
+    SslClientEscapedCert,
+    /// `$ssl_client_v_start`: notBefore as `Nov 25 10:00:00 2026 GMT`.
+    SslClientVStart,
+    /// `$ssl_client_v_end`: notAfter, same form.
+    SslClientVEnd,
+    /// `$ssl_client_v_remain`: whole days until notAfter.
+    SslClientVRemain,
+    /// `$ssl_client_fingerprint_sha256` (ringgate).
+    SslClientFingerprintSha256,
+    /// `$ssl_client_spiffe_id` (ringgate): the SPIFFE ID from the URI SAN.
+    SslClientSpiffeId,
+    /// `$ssl_client_role` (ringgate): the role `[identity]` gave a verified certificate.
+    SslClientRole,
+    /// `$access_decision` (ringgate): why the request was allowed or refused (access log).
+    AccessDecision,
     /// `$http_NAME`: a request header, `_` standing for `-`; the name is kept lowercase with `-`.
     Http(String),
+    /// `$sent_http_NAME`: a response header (access log).
+    SentHttp(String),
+    /// A `[[map]]` variable, by index.
+    Map(usize),
 }
 
 impl Var {
@@ -74,7 +134,39 @@ impl Var {
             "ssl_cipher" => Var::SslCipher,
             "ssl_server_name" => Var::SslServerName,
             "ssl_session_reused" => Var::SslSessionReused,
+            "request" => Var::Request,
+            "status" => Var::Status,
+            "body_bytes_sent" => Var::BodyBytesSent,
+            "bytes_sent" => Var::BytesSent,
+            "request_time" => Var::RequestTime,
+            "upstream_addr" => Var::UpstreamAddr,
+            "upstream_status" => Var::UpstreamStatus,
+            "upstream_response_time" => Var::UpstreamResponseTime,
+            "time_local" => Var::TimeLocal,
+            "time_iso8601" => Var::TimeIso8601,
+            "msec" => Var::Msec,
+            "server_name" => Var::ServerName,
+            "server_addr" => Var::ServerAddr,
+            "server_protocol" => Var::ServerProtocol,
+            "connection" => Var::Connection,
+            "connection_requests" => Var::ConnectionRequests,
+            "content_length" => Var::ContentLength,
+            "content_type" => Var::ContentType,
+            "ssl_client_escaped_cert" => Var::SslClientEscapedCert,
+            "ssl_client_v_start" => Var::SslClientVStart,
+            "ssl_client_v_end" => Var::SslClientVEnd,
+            "ssl_client_v_remain" => Var::SslClientVRemain,
+            "ssl_client_fingerprint_sha256" => Var::SslClientFingerprintSha256,
+            "ssl_client_spiffe_id" => Var::SslClientSpiffeId,
+            "ssl_client_role" => Var::SslClientRole,
+            "access_decision" => Var::AccessDecision,
             _ => {
+                if let Some(header) = name.strip_prefix("sent_http_") {
+                    if header.is_empty() {
+                        return None;
+                    }
+                    return Some(Var::SentHttp(header.replace('_', "-").to_ascii_lowercase()));
+                }
                 let header = name.strip_prefix("http_")?;
                 if header.is_empty() {
                     return None;
@@ -82,6 +174,24 @@ impl Var {
                 Var::Http(header.replace('_', "-").to_ascii_lowercase())
             }
         })
+    }
+}
+
+/// The names `[[map]]` blocks define, so templates can refer to them as `$name`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Names<'a> {
+    /// Map variable names, by index.
+    pub maps: &'a [String],
+}
+
+impl Names<'_> {
+    /// A variable by name: a map's first (a map may shadow nothing built in: the loader
+    /// refuses such names), then the built-ins.
+    pub fn lookup(&self, name: &str) -> Option<Var> {
+        if let Some(i) = self.maps.iter().position(|m| m == name) {
+            return Some(Var::Map(i));
+        }
+        Var::from_name(name)
     }
 }
 
@@ -95,7 +205,7 @@ pub enum Part {
 }
 
 /// A compiled string with variables, such as `https://$host$request_uri`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
 }
@@ -111,8 +221,14 @@ impl fmt::Display for UnknownVariable {
 }
 
 impl Template {
-    /// Compiles `$name` and `${name}` references; a `$` not followed by a name is literal.
+    /// Compiles `$name` and `${name}` references to built-in variables; a `$` not followed by
+    /// a name is literal.
     pub fn compile(text: &str) -> Result<Template, UnknownVariable> {
+        Self::compile_with(text, Names::default())
+    }
+
+    /// Compiles with `[[map]]` variables known too.
+    pub fn compile_with(text: &str, names: Names<'_>) -> Result<Template, UnknownVariable> {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
@@ -136,7 +252,9 @@ impl Template {
                 rest = after;
                 continue;
             }
-            let var = Var::from_name(name).ok_or_else(|| UnknownVariable(name.to_string()))?;
+            let var = names
+                .lookup(name)
+                .ok_or_else(|| UnknownVariable(name.to_string()))?;
             if !literal.is_empty() {
                 parts.push(Part::Literal(std::mem::take(&mut literal)));
             }
@@ -153,6 +271,13 @@ impl Template {
     /// The parts, for evaluation.
     pub fn parts(&self) -> &[Part] {
         &self.parts
+    }
+
+    /// True when any part refers to `var`.
+    pub fn uses(&self, var: &Var) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Var(v) if v == var))
     }
 
     /// True when the template is one literal (nothing to evaluate per request).

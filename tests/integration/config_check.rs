@@ -100,3 +100,90 @@ fn check_reports_a_missing_certificate_file() {
         "{err}"
     );
 }
+
+/// The access sections' mistakes: each named with its line and key, all in one run.
+#[test]
+fn check_reports_identity_rule_and_server_mistakes() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let text = format!(
+        r#"[identity]
+roles = [
+  {{ role = "two", ou = "A", cn = "B" }},
+  {{ role = "re", cn = {{ regex = "(" }} }},
+]
+bindings = [ {{ cn = "x", from = ["10.0.0.0/33"] }} ]
+
+[[map]]
+source = "$ssl_client_s_dn"
+variable = "host"
+
+[[listener]]
+name = "a"
+listen = "127.0.0.1:18443"
+default_server = true
+[listener.tls]
+certificates = [{{ cert = {cert}, key = {key} }}]
+client_certificate = {ca}
+[listener.identity_headers]
+subjectt = "X-DN"
+[[listener.rule]]
+if = "$remote_addr == 1"
+return = 403
+[[listener.location]]
+path = "\\.php$"
+match = "~"
+proxy_pass = "http://{up}/x"
+
+[[listener]]
+name = "b"
+listen = "127.0.0.1:18443"
+default_server = true
+[listener.tls]
+certificates = [{{ cert = {cert}, key = {key} }}]
+[[listener.location]]
+path = "/"
+return = 301
+
+[[listener]]
+name = "plain"
+listen = "127.0.0.1:18443"
+[[listener.location]]
+path = "/admin"
+allow_roles = ["admin"]
+return = 204
+"#,
+        cert = p(&pki.server.cert),
+        key = p(&pki.server.key),
+        ca = p(&pki.ca.pem_path),
+        up = up.addr,
+    );
+    let path = write(&pki, "access.toml", &text);
+    let (code, _, err) = check(&path);
+    assert_eq!(code, 2, "{err}");
+    let at = |needle: &str| format!("{}:{}:", path.display(), line_of(&text, needle));
+    for (needle, key, what) in [
+        ("role = \"two\"", "identity.roles[0]", "exactly one field"),
+        ("role = \"re\"", "identity.roles[1]", "not a valid regex"),
+        ("bindings =", "identity.bindings[0].from", "prefix length"),
+        ("variable = \"host\"", "map[0].variable", "built-in variable"),
+        ("subjectt", "identity_headers.subjectt", "unknown identity field"),
+        ("$remote_addr == 1", "rule[0].if", "not an operator"),
+        ("proxy_pass = \"http://", "location[0].proxy_pass", "URI part in a regex location"),
+        ("return = 301", "location[0].return", "needs a body"),
+    ] {
+        let line = err
+            .lines()
+            .find(|l| l.contains(key))
+            .unwrap_or_else(|| panic!("no error for {key} in:\n{err}"));
+        assert!(line.contains(&at(needle)), "{key}: want {} in {line}", at(needle));
+        assert!(line.contains(what), "{key}: want {what:?} in {line}");
+    }
+    for what in [
+        "already has a default server",
+        "servers on one address are all TLS or all plain",
+        "need client certificates",
+    ] {
+        assert!(err.contains(what), "want {what:?} in:\n{err}");
+    }
+}

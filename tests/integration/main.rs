@@ -5,6 +5,7 @@ mod support;
 
 mod config_check;
 mod http_proxy;
+mod identity;
 mod lifecycle;
 mod regressions;
 mod seeds;

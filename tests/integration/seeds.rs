@@ -208,3 +208,52 @@ servers = [{up}]
     );
     assert_eq!(up.last().target, "/seed000");
 }
+
+/// Seed 004's own openssl-made client (`/C=CN/O=MyCompany/OU=Client/CN=client1`, X.509 v1)
+/// through the seed's role model (tests/configs/seed004-roles.toml): role `client` from its
+/// OU, /api allowed, /admin refused; and section 6's binding of client1 to one address.
+#[test]
+fn seed004_client_gets_its_role_from_its_ou() {
+    let Some(dir) = make_seed_certs() else {
+        return;
+    };
+    let d: PathBuf = dir.path().join("seed004");
+    let up = Upstream::start(Mode::Echo);
+    let files = (
+        d.join("server/server.crt"),
+        d.join("server/server.key"),
+        d.join("ca/ca.crt"),
+    );
+    let files = (files.0.as_path(), files.1.as_path(), files.2.as_path());
+    let cfg = client::config(&ClientOpts {
+        ca: Some(files.2),
+        cert: Some((&d.join("client/client.crt"), &d.join("client/client.key"))),
+        ..Default::default()
+    });
+    let get = |proxy: &Proxy, path: &str| {
+        let mut c = client::connect(proxy.addr_of("mtls"), "server.example.com", &cfg)
+            .expect("the seed's client completes the handshake");
+        c.send(format!("GET {path} HTTP/1.1\r\nHost: server.example.com\r\n\r\n").as_bytes())
+            .expect("send");
+        c.read_response().expect("response")
+    };
+    let proxy = Proxy::start(&crate::identity::roles_config_with(files, &up, "127.0.0.1"));
+    let r = get(&proxy, "/api/orders");
+    assert_eq!(r.status, 200, "{}\nlog:\n{}", r.head, proxy.log());
+    let seen = up.last();
+    assert_eq!(seen.header("X-Client-Role"), Some("client"));
+    assert_eq!(
+        seen.header("X-SSL-Client-DN"),
+        Some("CN=client1,OU=Client,O=MyCompany,C=CN")
+    );
+    assert!(seen
+        .header("X-SSL-Client-Serial")
+        .is_some_and(|s| s.len() >= 30 && s.bytes().all(|b| b.is_ascii_hexdigit())));
+    assert_eq!(get(&proxy, "/admin/users").status, 403);
+    // As the file ships: client1 may only come from 10.0.0.5.
+    let proxy = Proxy::start(&crate::identity::roles_config_with(files, &up, "10.0.0.5"));
+    assert_eq!(get(&proxy, "/api/orders").status, 403);
+    proxy.assert_log(&[
+        "CN=client1,OU=Client,O=MyCompany,C=CN is bound to 10.0.0.5, not to 127.0.0.1",
+    ]);
+}

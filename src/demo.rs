@@ -39,9 +39,14 @@ pub fn run(port: u16, dir: Option<PathBuf>) -> Result<()> {
     };
     println!("ringgate demo: certificates and config in {d}");
     println!("echo upstream on 127.0.0.1:{upstream}; try (Ctrl-C stops the demo):\n");
-    println!("  curl --cacert {d}/ca.crt --cert {d}/client.crt --key {d}/client.key https://localhost:{p}/");
+    println!(
+        "  curl --cacert {d}/ca.crt https://localhost:{p}/public/    # no certificate needed here"
+    );
+    println!("  curl --cacert {d}/ca.crt https://localhost:{p}/api/       # 401: a certificate is required");
+    println!("  curl --cacert {d}/ca.crt --cert {d}/client.crt --key {d}/client.key https://localhost:{p}/api/");
+    println!("  curl --cacert {d}/ca.crt --cert {d}/client.crt --key {d}/client.key https://localhost:{p}/admin/   # 403: role client");
     println!("  curl --cacert {d}/ca.crt --cert {d}/admin.crt --key {d}/admin.key https://localhost:{p}/admin/");
-    println!("  curl --cacert {d}/ca.crt https://localhost:{p}/     # no certificate: refused in the handshake");
+    println!("  curl --cacert {d}/ca.crt --cert {d}/gateway.crt --key {d}/gateway.key https://localhost:{p}/ops/");
     println!("  openssl s_client -connect 127.0.0.1:{p} -cert {d}/ops.crt -key {d}/ops.key -CAfile {d}/ca.crt\n");
     crate::logging::init(config.runtime.log_level);
     crate::runtime::run(config)?;
@@ -112,6 +117,16 @@ fn demo_config(dir: &Path, port: u16, upstream: u16) -> String {
 [runtime]
 workers = 1
 
+# The enterprise seed's role model: the role comes from the certificate's OU.
+[identity]
+default_role = "none"
+roles = [
+  {{ role = "client", ou = "Client" }},
+  {{ role = "admin", ou = "Admin" }},
+  {{ role = "ops", ou = "Ops" }},
+  {{ role = "gateway", ou = "Gateway" }},
+]
+
 [[listener]]
 name = "demo"
 listen = "127.0.0.1:{port}"
@@ -123,10 +138,36 @@ client_certificate = "{d}/ca.crt"
 verify_client = "on"
 verify_depth = 1
 
+# Set by ringgate only: client-sent copies are always removed.
+[listener.identity_headers]
+subject = "X-SSL-Client-DN"
+verify = "X-SSL-Client-Verify"
+role = "X-Client-Role"
+
+[[listener.location]]
+path = "/public/"
+verify_client = "off"
+proxy_pass = "http://echo"
+
+[[listener.location]]
+path = "/api/"
+allow_roles = ["client", "gateway"]
+proxy_pass = "http://echo"
+
+[[listener.location]]
+path = "/admin/"
+allow_roles = ["admin", "gateway"]
+proxy_pass = "http://echo"
+
+[[listener.location]]
+path = "/ops/"
+allow_roles = ["ops", "gateway"]
+proxy_pass = "http://echo"
+
 [[listener.location]]
 path = "/"
-proxy_pass = "http://echo/"
-set_header = {{ Host = "$host", X-SSL-Client-DN = "$ssl_client_s_dn", X-SSL-Client-Verify = "$ssl_client_verify" }}
+proxy_pass = "http://echo"
+set_header = {{ Host = "$host" }}
 
 [[upstream]]
 name = "echo"

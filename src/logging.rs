@@ -1,9 +1,13 @@
-//! The error log: one line per event on stderr, `TIME LEVEL [thread] message`.
+//! The error log: one line per event, `TIME LEVEL [thread] message`, on stderr or in the file
+//! `runtime.error_log` names (nginx's `error_log`).
 //!
-//! Each line is formatted into its own buffer and written with one `write` call, so lines from
-//! different workers never interleave mid-line.
+//! Each line is formatted into its own buffer and written with one `write` call (the file is
+//! opened with O_APPEND), so lines from different workers never interleave mid-line and no
+//! lock is taken.
 
 use std::io::Write;
+use std::path::Path;
+use std::sync::OnceLock;
 
 use log::{LevelFilter, Log, Metadata, Record};
 
@@ -29,13 +33,35 @@ impl Log for StderrLogger {
             thread.name().unwrap_or("main"),
             record.args()
         );
-        let _ = std::io::stderr().write_all(line.as_bytes());
+        match FILE.get() {
+            Some(mut f) => {
+                let _ = f.write_all(line.as_bytes());
+            }
+            None => {
+                let _ = std::io::stderr().write_all(line.as_bytes());
+            }
+        }
     }
 
     fn flush(&self) {}
 }
 
 static LOGGER: StderrLogger = StderrLogger;
+
+/// The error-log file, once configured (stderr until then).
+static FILE: OnceLock<std::fs::File> = OnceLock::new();
+
+/// Sends the error log to `path` (appending, created 0640 if missing) from now on.
+pub fn log_to_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)?;
+    let _ = FILE.set(f);
+    Ok(())
+}
 
 /// Installs the logger once; later calls only change the level.
 pub fn init(level: LevelFilter) {

@@ -81,6 +81,12 @@ fn main() -> ExitCode {
                 }
             }
             ringgate::logging::init(cfg.runtime.log_level);
+            if let Some(path) = &cfg.runtime.error_log {
+                if let Err(e) = ringgate::logging::log_to_file(path) {
+                    eprintln!("cannot open the error log {}: {e}", path.display());
+                    return ExitCode::from(1);
+                }
+            }
             match ringgate::runtime::run(cfg) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -92,6 +92,8 @@ pub struct Runtime {
     pub driver: DriverChoice,
     /// Log verbosity.
     pub log_level: log::LevelFilter,
+    /// The error-log file (None: stderr).
+    pub error_log: Option<PathBuf>,
 }
 
 /// One listening address (an nginx `server` block).
@@ -589,12 +591,27 @@ impl Resolver<'_> {
                 }
             },
         };
+        let error_log = r.error_log.as_ref().and_then(|p| {
+            let path = self.path(p.get_ref());
+            match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                    self.errs.push(
+                        span(p),
+                        "runtime.error_log",
+                        format!("{} is not a directory", dir.display()),
+                    );
+                    None
+                }
+                _ => Some(path),
+            }
+        });
         Runtime {
             workers,
             cpus,
             shutdown_timeout,
             driver,
             log_level,
+            error_log,
         }
     }
 

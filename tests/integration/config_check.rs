@@ -166,17 +166,33 @@ return = 204
         ("role = \"two\"", "identity.roles[0]", "exactly one field"),
         ("role = \"re\"", "identity.roles[1]", "not a valid regex"),
         ("bindings =", "identity.bindings[0].from", "prefix length"),
-        ("variable = \"host\"", "map[0].variable", "built-in variable"),
-        ("subjectt", "identity_headers.subjectt", "unknown identity field"),
+        (
+            "variable = \"host\"",
+            "map[0].variable",
+            "built-in variable",
+        ),
+        (
+            "subjectt",
+            "identity_headers.subjectt",
+            "unknown identity field",
+        ),
         ("$remote_addr == 1", "rule[0].if", "not an operator"),
-        ("proxy_pass = \"http://", "location[0].proxy_pass", "URI part in a regex location"),
+        (
+            "proxy_pass = \"http://",
+            "location[0].proxy_pass",
+            "URI part in a regex location",
+        ),
         ("return = 301", "location[0].return", "needs a body"),
     ] {
         let line = err
             .lines()
             .find(|l| l.contains(key))
             .unwrap_or_else(|| panic!("no error for {key} in:\n{err}"));
-        assert!(line.contains(&at(needle)), "{key}: want {} in {line}", at(needle));
+        assert!(
+            line.contains(&at(needle)),
+            "{key}: want {} in {line}",
+            at(needle)
+        );
         assert!(line.contains(what), "{key}: want {what:?} in {line}");
     }
     for what in [

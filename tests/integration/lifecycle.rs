@@ -56,3 +56,28 @@ fn sigterm_lets_an_in_flight_request_finish_then_exits_zero() {
         "only the in-flight request reached the upstream"
     );
 }
+
+/// `runtime.error_log` (nginx `error_log`): log lines go to the file, stdout keeps the
+/// readiness line.
+#[test]
+fn error_log_goes_to_the_configured_file() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let file = pki.path().join("error.log");
+    let proxy = Cfg::new(&pki, &up)
+        .runtime(&format!("error_log = {}", crate::support::pki::p(&file)))
+        .start();
+    let r = client::get(proxy.addr(), &client_for(&pki, Some(&pki.client)), "/x");
+    assert_eq!(r.status, 200);
+    let _ = client::try_get(proxy.addr(), &client_for(&pki, None), "/x");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if text.contains("worker 0 started") && text.contains("refused") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "error log holds:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!proxy.log().contains("worker 0 started"), "{}", proxy.log());
+}

@@ -17,6 +17,7 @@
 //! Data flows one way: accept -> handshake -> identify -> route -> forward -> log.
 
 pub mod access;
+pub mod access_log;
 pub mod clock;
 pub mod config;
 pub mod conn;

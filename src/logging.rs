@@ -5,8 +5,11 @@
 //! opened with O_APPEND), so lines from different workers never interleave mid-line and no
 //! lock is taken.
 
+use std::cell::RefCell;
+use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use log::{LevelFilter, Log, Metadata, Record};
@@ -33,13 +36,22 @@ impl Log for StderrLogger {
             thread.name().unwrap_or("main"),
             record.args()
         );
-        match FILE.get() {
-            Some(mut f) => {
-                let _ = f.write_all(line.as_bytes());
-            }
-            None => {
-                let _ = std::io::stderr().write_all(line.as_bytes());
-            }
+        let written = PATH.get().is_some_and(|path| {
+            // Each thread keeps its own O_APPEND handle and reopens it when the generation
+            // moves (SIGUSR1): no lock, and lines stay whole.
+            LOCAL.with(|local| {
+                let mut local = local.borrow_mut();
+                let generation = GENERATION.load(Ordering::Acquire);
+                if local.as_ref().is_none_or(|(g, _)| *g != generation) {
+                    *local = open(path).ok().map(|f| (generation, f));
+                }
+                local
+                    .as_mut()
+                    .is_some_and(|(_, f)| f.write_all(line.as_bytes()).is_ok())
+            })
+        });
+        if !written {
+            let _ = std::io::stderr().write_all(line.as_bytes());
         }
     }
 
@@ -49,18 +61,35 @@ impl Log for StderrLogger {
 static LOGGER: StderrLogger = StderrLogger;
 
 /// The error-log file, once configured (stderr until then).
-static FILE: OnceLock<std::fs::File> = OnceLock::new();
+static PATH: OnceLock<PathBuf> = OnceLock::new();
 
-/// Sends the error log to `path` (appending, created 0640 if missing) from now on.
-pub fn log_to_file(path: &Path) -> std::io::Result<()> {
+/// Bumped to make every thread reopen the file.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static LOCAL: RefCell<Option<(u64, File)>> = const { RefCell::new(None) };
+}
+
+fn open(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o640)
-        .open(path)?;
-    let _ = FILE.set(f);
+        .open(path)
+}
+
+/// Sends the error log to `path` (appending, created 0640 if missing) from now on; fails when
+/// the file cannot be opened.
+pub fn log_to_file(path: &Path) -> std::io::Result<()> {
+    open(path)?;
+    let _ = PATH.set(path.to_path_buf());
     Ok(())
+}
+
+/// Makes every thread reopen the error-log file before its next line (logrotate, SIGUSR1).
+pub fn reopen() {
+    GENERATION.fetch_add(1, Ordering::AcqRel);
 }
 
 /// Installs the logger once; later calls only change the level.

@@ -1,6 +1,6 @@
 //! Resolving the access-related sections: `[identity]` (roles, bindings), `[[map]]`, rules
 //! (`if`/`return`), identity headers, `[static]` types, and grouping listeners that share an
-//! address into virtual servers.
+//! address into virtual servers; `[log_format]` and access logs.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,10 +9,14 @@ use std::sync::Arc;
 use toml::Spanned;
 
 use super::raw::{
-    RawIdentity, RawListener, RawMap, RawMatcher, RawReturn, RawRoleRule, RawRule, RawStatic,
+    RawAccessLog, RawIdentity, RawListener, RawMap, RawMatcher, RawReturn, RawRoleRule, RawRule,
+    RawStatic,
 };
-use super::{span, IdentityField, IdentityHeaders, Listener, Resolver, Rule, Socket, StaticTypes};
+use super::{
+    span, AccessLog, IdentityField, IdentityHeaders, Listener, Resolver, Rule, Socket, StaticTypes,
+};
 use crate::access::{Binding, BindingKey, Cidr, Field, IdentityPolicy, Matcher, RoleRule};
+use crate::access_log::LogFormat;
 use crate::vars::condition::Condition;
 use crate::vars::map::VarMap;
 use crate::vars::{Names, Template, Var};
@@ -263,6 +267,93 @@ impl Resolver<'_> {
                 .unwrap_or(usize::MAX)
         });
         out
+    }
+
+    /// `[log_format]` plus the built-in `combined`, `default` and `json`.
+    pub(super) fn log_formats(
+        &mut self,
+        raw: &std::collections::BTreeMap<String, Spanned<String>>,
+    ) {
+        for (name, text) in [
+            ("combined", crate::access_log::COMBINED),
+            ("default", crate::access_log::DEFAULT),
+        ] {
+            if let Ok(t) = Template::compile(text) {
+                self.log_formats
+                    .insert(name.to_string(), Arc::new(LogFormat::Template(t)));
+            }
+        }
+        self.log_formats
+            .insert("json".to_string(), Arc::new(LogFormat::Json));
+        for (name, text) in raw {
+            let key = format!("log_format.{name}");
+            if matches!(name.as_str(), "combined" | "default" | "json") {
+                self.errs.push(
+                    span(text),
+                    &key,
+                    format!("`{name}` is built in; give the format another name"),
+                );
+                continue;
+            }
+            if let Some(t) = self.template(text, &key) {
+                self.log_formats
+                    .insert(name.clone(), Arc::new(LogFormat::Template(t)));
+            }
+        }
+    }
+
+    /// `access_log = "off"` or `{ path, format }`.
+    pub(super) fn access_log(
+        &mut self,
+        key: &str,
+        raw: &Spanned<RawAccessLog>,
+    ) -> Option<AccessLog> {
+        match raw.get_ref() {
+            RawAccessLog::Off(s) if s == "off" => None,
+            RawAccessLog::Off(other) => {
+                self.errs.push(
+                    span(raw),
+                    key,
+                    format!(
+                        "`{other}`: expected \"off\" or {{ path = \"...\", format = \"...\" }}"
+                    ),
+                );
+                None
+            }
+            RawAccessLog::To { path, format } => {
+                let name = format.as_deref().unwrap_or("default");
+                let Some(format) = self.log_formats.get(name).cloned() else {
+                    let mut known: Vec<&str> =
+                        self.log_formats.keys().map(String::as_str).collect();
+                    known.sort_unstable();
+                    self.errs.push(
+                        span(raw),
+                        &format!("{key}.format"),
+                        format!("no log format `{name}`; known: {}", known.join(", ")),
+                    );
+                    return None;
+                };
+                let path = self.path(path);
+                if let Some(dir) = path.parent() {
+                    if !dir.as_os_str().is_empty() && !dir.is_dir() {
+                        self.errs.push(
+                            span(raw),
+                            &format!("{key}.path"),
+                            format!("{} is not a directory", dir.display()),
+                        );
+                        return None;
+                    }
+                }
+                let file = match self.log_files.iter().position(|p| *p == path) {
+                    Some(i) => i,
+                    None => {
+                        self.log_files.push(path);
+                        self.log_files.len() - 1
+                    }
+                };
+                Some(AccessLog { file, format })
+            }
+        }
     }
 
     /// `[static]`: nginx's `types` and `default_type`, or a built-in table.

@@ -48,6 +48,8 @@ pub struct Config {
     pub maps: Vec<VarMap>,
     /// Content types for `root` locations.
     pub static_types: StaticTypes,
+    /// Access-log files, each opened once and shared by the listeners that name it.
+    pub log_files: Vec<PathBuf>,
 }
 
 /// One bound address and the servers on it.
@@ -121,8 +123,19 @@ pub struct Listener {
     pub rules: Vec<Rule>,
     /// Identity headers sent upstream.
     pub identity_headers: IdentityHeaders,
+    /// Where and how requests are logged (None: not logged).
+    pub access_log: Option<AccessLog>,
     /// Locations, matched as nginx does.
     pub locations: Vec<Location>,
+}
+
+/// A listener's access log: which of [`Config::log_files`], in which format.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    /// Index into [`Config::log_files`].
+    pub file: usize,
+    /// How lines are rendered.
+    pub format: Arc<crate::access_log::LogFormat>,
 }
 
 /// A rewrite-phase rule: nginx's `if (cond) { return ...; }`, or a bare `return`.
@@ -376,13 +389,16 @@ pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
         map_names: raw
             .map
             .iter()
-            .map(|m| m.variable.get_ref().clone())
+            .map(|m| m.variable.get_ref().trim_start_matches('$').to_string())
             .collect(),
+        log_formats: std::collections::HashMap::new(),
+        log_files: Vec::new(),
     };
     let runtime = resolver.runtime(&raw);
     let maps = resolver.maps(&raw.map);
     let identity = resolver.identity(&raw.identity);
     let static_types = resolver.static_types(&raw.static_files);
+    resolver.log_formats(&raw.log_format);
     for (i, u) in raw.upstream.iter().enumerate() {
         resolver.upstream(i, u);
     }
@@ -413,6 +429,7 @@ pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
         identity,
         maps,
         static_types,
+        log_files: resolver.log_files,
     })
 }
 
@@ -477,6 +494,10 @@ struct Resolver<'a> {
     upstreams: Vec<Upstream>,
     /// `[[map]]` variable names, so templates can use them.
     map_names: Vec<String>,
+    /// Named access-log formats, built-in and `[log_format]`.
+    log_formats: std::collections::HashMap<String, Arc<crate::access_log::LogFormat>>,
+    /// Access-log files named so far.
+    log_files: Vec<PathBuf>,
 }
 
 fn span<T>(s: &Spanned<T>) -> Option<std::ops::Range<usize>> {
@@ -766,6 +787,10 @@ impl Resolver<'_> {
             }
         }
         let identity_headers = self.identity_headers(&key, &l.identity_headers);
+        let access_log = l
+            .access_log
+            .as_ref()
+            .and_then(|a| self.access_log(&format!("{key}.access_log"), a));
         for (j, loc) in locations.iter().enumerate() {
             for (name, _) in &loc.set_headers {
                 if identity_headers
@@ -792,6 +817,7 @@ impl Resolver<'_> {
             http,
             rules,
             identity_headers,
+            access_log,
             locations,
         })
     }

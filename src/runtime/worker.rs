@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use monoio::net::{ListenerOpts, TcpListener};
 
 use super::drain::Drain;
+use crate::access_log::writer::{WorkerLog, FLUSH_EVERY};
 use crate::config::{Config, DriverChoice};
 use crate::upstream::pool::SWEEP_INTERVAL;
 use crate::upstream::Pools;
@@ -27,6 +28,8 @@ pub struct Worker {
     pub pools: Pools,
     /// Shutdown signal and active-connection count.
     pub drain: Drain,
+    /// This worker's access-log buffers.
+    pub access_log: WorkerLog,
     /// The last `$connection` serial given out.
     connections: std::cell::Cell<u64>,
 }
@@ -63,6 +66,8 @@ pub struct WorkerSpec {
     pub stop: Arc<AtomicBool>,
     /// Where to report start-up.
     pub report: Sender<Startup>,
+    /// The access-log writer, when any listener logs.
+    pub access_log: Option<Sender<crate::access_log::writer::Msg>>,
 }
 
 /// Runs a worker on the current thread until it has drained after a stop request.
@@ -174,12 +179,16 @@ async fn worker_main(spec: WorkerSpec) {
         tls,
         pools: Pools::new(config.upstreams.len()),
         drain: Drain::default(),
+        access_log: WorkerLog::new(spec.access_log.clone(), config.log_files.len()),
         connections: std::cell::Cell::new(0),
     });
     for (si, sock) in listeners.into_iter().enumerate() {
         monoio::spawn(accept_loop(worker.clone(), si, sock));
     }
     monoio::spawn(sweep_loop(worker.clone()));
+    if !config.log_files.is_empty() {
+        monoio::spawn(flush_loop(worker.clone()));
+    }
     let _ = spec.report.send(Startup::Ready(bound));
 
     // Watch for the stop request (an atomic load every 50 ms, off the request path).
@@ -201,6 +210,14 @@ async fn worker_main(spec: WorkerSpec) {
         log::info!("worker {}: drained", worker.id);
     }
     worker.pools.clear();
+    worker.access_log.flush();
+}
+
+async fn flush_loop(w: Rc<Worker>) {
+    while !w.drain.is_draining() {
+        monoio::time::sleep(FLUSH_EVERY).await;
+        w.access_log.flush();
+    }
 }
 
 async fn accept_loop(w: Rc<Worker>, si: usize, sock: TcpListener) {

@@ -1,0 +1,222 @@
+//! Getting access-log lines to disk without blocking a worker: each worker appends rendered
+//! lines to its own buffer per file (no lock) and hands full buffers, or whatever it has every
+//! [`FLUSH_EVERY`], to one writer thread over a channel; the writer thread does the blocking
+//! `write` calls, and reopens every file on SIGUSR1 (logrotate's `postrotate`).
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// A worker hands its buffer over once it holds this much.
+pub const FLUSH_AT: usize = 64 * 1024;
+
+/// And at least this often when it holds anything.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
+
+/// What workers and the signal handler tell the writer thread.
+#[derive(Debug)]
+pub enum Msg {
+    /// Append these complete lines to file `usize`.
+    Write(usize, Vec<u8>),
+    /// Reopen every file (after logrotate moved them).
+    Reopen,
+}
+
+/// The writer thread.
+pub struct LogThread {
+    tx: Sender<Msg>,
+    handle: JoinHandle<()>,
+}
+
+fn open(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)
+}
+
+impl LogThread {
+    /// Opens every file (so a bad path fails at start-up, not on the first request) and starts
+    /// the thread.
+    pub fn start(paths: Vec<PathBuf>) -> std::io::Result<LogThread> {
+        let mut files = Vec::with_capacity(paths.len());
+        for p in &paths {
+            files.push(open(p).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("access log {}: {e}", p.display()))
+            })?);
+        }
+        let (tx, rx) = channel();
+        let handle = std::thread::Builder::new()
+            .name("ringgate-log".into())
+            .spawn(move || run(paths, files, rx))?;
+        Ok(LogThread { tx, handle })
+    }
+
+    /// A sender for one worker (or the signal handler).
+    pub fn sender(&self) -> Sender<Msg> {
+        self.tx.clone()
+    }
+
+    /// Waits until every sender is gone and everything sent is written.
+    pub fn finish(self) {
+        drop(self.tx);
+        if self.handle.join().is_err() {
+            log::error!("the access-log writer thread panicked");
+        }
+    }
+}
+
+fn run(paths: Vec<PathBuf>, mut files: Vec<File>, rx: Receiver<Msg>) {
+    let mut failing = vec![false; files.len()];
+    for msg in rx {
+        match msg {
+            Msg::Write(id, data) => {
+                let Some(f) = files.get_mut(id) else { continue };
+                match f.write_all(&data) {
+                    Ok(()) => failing[id] = false,
+                    Err(e) => {
+                        // Say it once per failure streak, not once per line.
+                        if !failing[id] {
+                            log::error!(
+                                "cannot write the access log {}: {e}; lines are being lost",
+                                paths[id].display()
+                            );
+                            failing[id] = true;
+                        }
+                    }
+                }
+            }
+            Msg::Reopen => {
+                for (id, p) in paths.iter().enumerate() {
+                    match open(p) {
+                        Ok(f) => files[id] = f,
+                        Err(e) => log::error!(
+                            "cannot reopen the access log {}: {e}; still writing to the old file",
+                            p.display()
+                        ),
+                    }
+                }
+                log::info!("reopened {} access log file(s)", paths.len());
+            }
+        }
+    }
+}
+
+/// One worker's buffers, one per log file.
+pub struct WorkerLog {
+    tx: Option<Sender<Msg>>,
+    bufs: RefCell<Vec<Vec<u8>>>,
+}
+
+impl WorkerLog {
+    /// Buffers for `files` files, sending to the writer thread (None: logging is off).
+    pub fn new(tx: Option<Sender<Msg>>, files: usize) -> Self {
+        WorkerLog {
+            tx,
+            bufs: RefCell::new((0..files).map(|_| Vec::new()).collect()),
+        }
+    }
+
+    /// Appends one line to `file`'s buffer with `render`; hands the buffer over once it is
+    /// large.
+    pub fn append(&self, file: usize, render: impl FnOnce(&mut Vec<u8>)) {
+        let full = {
+            let mut bufs = self.bufs.borrow_mut();
+            let Some(buf) = bufs.get_mut(file) else {
+                return;
+            };
+            render(buf);
+            (buf.len() >= FLUSH_AT).then(|| std::mem::take(buf))
+        };
+        if let Some(data) = full {
+            self.send(file, data);
+        }
+    }
+
+    /// Hands every non-empty buffer to the writer thread.
+    pub fn flush(&self) {
+        let pending: Vec<(usize, Vec<u8>)> = self
+            .bufs
+            .borrow_mut()
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(i, b)| (i, std::mem::take(b)))
+            .collect();
+        for (i, data) in pending {
+            self.send(i, data);
+        }
+    }
+
+    fn send(&self, file: usize, data: Vec<u8>) {
+        if let Some(tx) = &self.tx {
+            // The writer thread only goes away at exit; a line lost then is not worth a panic.
+            let _ = tx.send(Msg::Write(file, data));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_reach_the_file_in_order_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let t = LogThread::start(vec![path.clone()]).unwrap();
+        let w = WorkerLog::new(Some(t.sender()), 1);
+        w.append(0, |b| b.extend_from_slice(b"one\n"));
+        w.append(0, |b| b.extend_from_slice(b"two\n"));
+        w.flush();
+        // logrotate: move the file away, then ask for a reopen.
+        let rotated = dir.path().join("access.log.1");
+        let tx = t.sender();
+        // Make sure the first lines are written before the rename.
+        for _ in 0..100 {
+            if std::fs::read_to_string(&path).unwrap_or_default() == "one\ntwo\n" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::fs::rename(&path, &rotated).unwrap();
+        tx.send(Msg::Reopen).unwrap();
+        w.append(0, |b| b.extend_from_slice(b"three\n"));
+        w.flush();
+        drop(tx);
+        drop(w);
+        t.finish();
+        assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "one\ntwo\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "three\n");
+    }
+
+    #[test]
+    fn a_full_buffer_is_handed_over_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let t = LogThread::start(vec![path.clone()]).unwrap();
+        let w = WorkerLog::new(Some(t.sender()), 1);
+        let line = vec![b'x'; 1000];
+        for _ in 0..(FLUSH_AT / 1000 + 1) {
+            w.append(0, |b| {
+                b.extend_from_slice(&line);
+                b.push(b'\n');
+            });
+        }
+        assert!(w.bufs.borrow()[0].is_empty(), "handed over at FLUSH_AT");
+        drop(w);
+        t.finish();
+        assert!(std::fs::metadata(&path).unwrap().len() >= FLUSH_AT as u64);
+    }
+
+    #[test]
+    fn an_unwritable_path_fails_at_start() {
+        assert!(LogThread::start(vec![PathBuf::from("/nonexistent/dir/a.log")]).is_err());
+    }
+}

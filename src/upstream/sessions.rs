@@ -1,6 +1,6 @@
 //! TLS sessions to upstreams, kept per core without a lock.
 //!
-//! rustls's `ClientSessionMemoryCache` guards its map with a `Mutex`; the project's rule is no
+//! rustls's `ClientSessionMemoryCache` guards its map with a lock; the project's rule is no
 //! lock on the handshake and forwarding path. rustls calls a session store only from inside
 //! `ClientConnection::new` and `process_new_packets`, that is on the worker thread that owns
 //! the connection, so the sessions live in a `thread_local!` map and the store itself is only a

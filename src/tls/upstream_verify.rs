@@ -67,7 +67,6 @@ fn chain_message(error: &VerifyError, too_long: bool, max_depth: u32) -> String 
         | VerifyError::SelfSignedInChain { .. } => {
             " (unknown CA: the upstream's certificate does not chain to trusted_certificate)"
         }
-        VerifyError::Expired { .. } => " (upstream certificate expired)",
         _ => "",
     };
     format!("upstream SSL certificate verify error: {error}{hint}")

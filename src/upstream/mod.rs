@@ -120,7 +120,7 @@ impl fmt::Display for UpstreamError {
                 f.write_str("upstream closed the connection before the end of the response body")
             }
             UpstreamError::TlsHandshakeTimeout => {
-                f.write_str("upstream timed out while SSL handshaking (connect_timeout)")
+                f.write_str("upstream timed out (connect_timeout)")
             }
             UpstreamError::Tls(t) => t.fmt(f),
         }

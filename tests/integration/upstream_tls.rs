@@ -763,7 +763,7 @@ fn a_silent_upstream_times_out_in_the_handshake_with_504() {
         &proxy,
         addr,
         504,
-        &["upstream timed out while SSL handshaking"],
+        &["upstream timed out (connect_timeout) while SSL handshaking to upstream"],
     );
     assert!(started.elapsed() >= Duration::from_millis(900));
 }

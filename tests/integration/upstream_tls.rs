@@ -782,8 +782,13 @@ fn verify_off_warns_loudly_and_accepts_any_certificate() {
     let proxy = u.proxy(&up.server(), &section);
     proxy.assert_log(&["WARN", "upstream `app`", "verify = false", "NOT verified"]);
     assert_eq!(status_of(&u, &proxy), 200, "log:\n{}", proxy.log());
-    // SNI is the upstream's name by default.
+    // SNI is the upstream's name by default...
     assert_eq!(up.conns()[0].sni.as_deref(), Some("app"));
+    // ... and none with server_name = false (nginx's proxy_ssl_server_name off).
+    let up = TlsUpstream::start(u.upstream_config(&rogue, ALL), Reply::Echo);
+    let proxy = u.proxy(&up.server(), &format!("{section}server_name = false\n"));
+    assert_eq!(status_of(&u, &proxy), 200, "log:\n{}", proxy.log());
+    assert_eq!(up.conns()[0].sni, None);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
-use rustls::ServerConnection;
+use rustls::{ClientConnection, ServerConnection};
 
 use crate::tls::stream::TlsStream;
 
@@ -17,6 +17,8 @@ pub enum Stream {
     Plain(TcpStream),
     /// TLS terminated by us.
     ServerTls(Box<TlsStream<ServerConnection>>),
+    /// TLS we originated, towards an upstream.
+    ClientTls(Box<TlsStream<ClientConnection>>),
 }
 
 impl Stream {
@@ -39,6 +41,7 @@ impl Stream {
                 res
             }
             Stream::ServerTls(t) => t.read_plain(buf, max).await,
+            Stream::ClientTls(t) => t.read_plain(buf, max).await,
         }
     }
 
@@ -50,6 +53,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => s.write_all(data).await.0.map(|_| ()),
             Stream::ServerTls(t) => t.write_plain(&data).await,
+            Stream::ClientTls(t) => t.write_plain(&data).await,
         }
     }
 
@@ -67,6 +71,10 @@ impl Stream {
                 let res = t.write_plain(&data).await;
                 (res, data)
             }
+            Stream::ClientTls(t) => {
+                let res = t.write_plain(&data).await;
+                (res, data)
+            }
         }
     }
 
@@ -75,6 +83,7 @@ impl Stream {
         match self {
             Stream::Plain(s) => s.shutdown().await,
             Stream::ServerTls(t) => t.shutdown().await,
+            Stream::ClientTls(t) => t.shutdown().await,
         }
     }
 
@@ -82,7 +91,26 @@ impl Stream {
     pub fn server_tls(&self) -> Option<&ServerConnection> {
         match self {
             Stream::ServerTls(t) => Some(t.conn()),
-            Stream::Plain(_) => None,
+            Stream::Plain(_) | Stream::ClientTls(_) => None,
+        }
+    }
+
+    /// The TLS session towards an upstream, when there is one.
+    pub fn client_tls(&self) -> Option<&ClientConnection> {
+        match self {
+            Stream::ClientTls(t) => Some(t.conn()),
+            Stream::Plain(_) | Stream::ServerTls(_) => None,
+        }
+    }
+
+    /// Whether a connection whose exchange just ended can carry another one: for TLS, nothing
+    /// received is left unread (no plaintext, no ciphertext, no close_notify), so a pooled
+    /// connection never hands one response's leftovers to the next request.
+    pub fn reusable(&self) -> bool {
+        match self {
+            Stream::Plain(_) => true,
+            Stream::ServerTls(t) => t.is_drained(),
+            Stream::ClientTls(t) => t.is_drained(),
         }
     }
 }

@@ -8,6 +8,7 @@ mod access;
 pub mod error;
 pub mod raw;
 pub mod units;
+mod upstream_tls;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use units::Quantity;
 use crate::access::IdentityPolicy;
 use crate::tls::client_auth::{ClientAuthMode, FailureMode};
 use crate::tls::{ServerTls, TlsVersions};
+use crate::upstream::tls::UpstreamTls;
 use crate::vars::condition::Condition;
 use crate::vars::map::VarMap;
 use crate::vars::Template;
@@ -345,6 +347,8 @@ pub struct Upstream {
     pub read_timeout: Duration,
     /// Longest wait between two writes to the upstream (504 after).
     pub send_timeout: Duration,
+    /// TLS to the servers (`proxy_pass https://`, `[upstream.tls]`); None for plain HTTP.
+    pub tls: Option<Arc<UpstreamTls>>,
 }
 
 impl Upstream {
@@ -357,6 +361,7 @@ impl Upstream {
             connect_timeout: Duration::from_secs(60),
             read_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -393,6 +398,7 @@ pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
             .collect(),
         log_formats: std::collections::HashMap::new(),
         log_files: Vec::new(),
+        tls_sections: Vec::new(),
     };
     let runtime = resolver.runtime(&raw);
     let maps = resolver.maps(&raw.map);
@@ -498,6 +504,8 @@ struct Resolver<'a> {
     log_formats: std::collections::HashMap<String, Arc<crate::access_log::LogFormat>>,
     /// Access-log files named so far.
     log_files: Vec<PathBuf>,
+    /// For each explicit upstream: whether it has an `[upstream.tls]` section (loaded or not).
+    tls_sections: Vec<bool>,
 }
 
 fn span<T>(s: &Spanned<T>) -> Option<std::ops::Range<usize>> {
@@ -686,6 +694,10 @@ impl Resolver<'_> {
             &format!("{key}.send_timeout"),
             up.send_timeout,
         );
+        if let Some(t) = &u.tls {
+            up.tls = self.upstream_tls(&key, &up.name, t);
+        }
+        self.tls_sections.push(u.tls.is_some());
         self.upstreams.push(up);
     }
 
@@ -1311,17 +1323,12 @@ impl Resolver<'_> {
     ) -> Option<ProxyPass> {
         let text = p.get_ref();
         let k = format!("{key}.proxy_pass");
-        let rest = if let Some(r) = text.strip_prefix("http://") {
-            r
-        } else if text.starts_with("https://") {
-            self.errs.push(
-                span(p),
-                &k,
-                "https upstreams (proxy_ssl_*) are not supported yet; use http://",
-            );
-            return None;
+        let (https, rest) = if let Some(r) = text.strip_prefix("http://") {
+            (false, r)
+        } else if let Some(r) = text.strip_prefix("https://") {
+            (true, r)
         } else {
-            self.errs.push(span(p), &k, format!("`{text}` is not a proxy_pass URL; expected http://upstream-or-host[:port][/uri]"));
+            self.errs.push(span(p), &k, format!("`{text}` is not a proxy_pass URL; expected http:// or https://upstream-or-host[:port][/uri]"));
             return None;
         };
         let (authority, uri) = match rest.find('/') {
@@ -1337,11 +1344,32 @@ impl Resolver<'_> {
             .iter()
             .position(|u| u.name == authority)
         {
+            let has_section = self.tls_sections.get(idx).copied().unwrap_or(false);
+            if https && !has_section {
+                self.errs.push(span(p), &k, format!(
+                    "https://{authority} verifies the upstream's certificate by default: add [upstream.tls] to upstream `{authority}` with trusted_certificate (the CA bundle to verify it with), or verify = false"
+                ));
+                return None;
+            }
+            if !https && has_section {
+                self.errs.push(
+                    span(p),
+                    &k,
+                    format!("upstream `{authority}` has [upstream.tls]: write https://{authority}"),
+                );
+                return None;
+            }
             return Some(ProxyPass {
                 upstream: idx,
                 uri,
                 proxy_host: authority.to_string(),
             });
+        }
+        if https {
+            self.errs.push(span(p), &k, format!(
+                "https://{authority} verifies the upstream's certificate by default: declare [[upstream]] name = \"{authority}\" with its servers and [upstream.tls] trusted_certificate (or verify = false)"
+            ));
+            return None;
         }
         // An implicit upstream, as nginx makes for `proxy_pass http://host:port`.
         if let Some(idx) = self.upstreams.iter().position(|u| u.name == authority) {

@@ -177,7 +177,8 @@ pub enum RawReturn {
     },
 }
 
-/// `[[upstream]]`: a named group of plain HTTP/1.1 servers (an nginx `upstream` block).
+/// `[[upstream]]`: a named group of HTTP/1.1 servers (an nginx `upstream` block), spoken to
+/// in plain TCP or, with `proxy_pass = "https://NAME"`, in TLS.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
@@ -188,6 +189,22 @@ pub struct RawUpstream {
     pub connect_timeout: Option<Spanned<Quantity>>,
     pub read_timeout: Option<Spanned<Quantity>>,
     pub send_timeout: Option<Spanned<Quantity>>,
+    pub tls: Option<Spanned<RawUpstreamTls>>,
+}
+
+/// `[upstream.tls]`: how ringgate talks TLS to the upstream (nginx's `proxy_ssl_*`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    pub verify: Option<Spanned<bool>>,
+    pub trusted_certificate: Option<Spanned<String>>,
+    pub verify_depth: Option<Spanned<u32>>,
+    pub name: Option<Spanned<String>>,
+    pub server_name: Option<Spanned<bool>>,
+    pub certificate: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    pub protocols: Option<Spanned<Vec<String>>>,
+    pub session_reuse: Option<Spanned<bool>>,
 }
 
 /// `[identity]`: how a verified certificate becomes a role, and where it may come from.

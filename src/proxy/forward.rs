@@ -135,15 +135,15 @@ pub async fn proxy(
     let mut retried = false;
     loop {
         let (mut ustream, addr, reused) = match w.pools.take(pp.upstream, up) {
-            Some((s, a)) => (Stream::Plain(s), a, true),
+            Some((s, a)) => (s, a, true),
             None => {
-                let Some(addr) = w.pools.pick(pp.upstream, up) else {
+                let Some((server, addr)) = w.pools.pick(pp.upstream, up) else {
                     return Err(());
                 };
-                match upstream::connect(addr, up.connect_timeout).await {
+                match upstream::open(&w.pools, pp.upstream, up, server, addr).await {
                     Ok(s) => {
                         w.pools.connects.set(w.pools.connects.get() + 1);
-                        (Stream::Plain(s), addr, false)
+                        (s, addr, false)
                     }
                     Err(e) => {
                         return fail(
@@ -174,9 +174,7 @@ pub async fn proxy(
         match result {
             Ok((keep_client, keep_upstream)) => {
                 if keep_upstream {
-                    if let Stream::Plain(s) = ustream {
-                        w.pools.put(pp.upstream, up, s, addr);
-                    }
+                    w.pools.put(pp.upstream, up, ustream, addr);
                 }
                 return if keep_client { Ok(true) } else { Err(()) };
             }
@@ -230,10 +228,12 @@ async fn fail(
     let page = match &f {
         Failure::Respond(e) => {
             log::error!(
-                "{e} while proxying, client: {}, listener: {}, request: \"{request}\", upstream: `{}` http://{addr} ({})",
+                "{e} {}, client: {}, listener: {}, request: \"{request}\", upstream: `{}` {}://{addr} ({})",
+                e.context(),
                 info.peer,
                 listener.name,
                 up.name,
+                if up.tls.is_some() { "https" } else { "http" },
                 e.status()
             );
             Some(if e.status() == 504 {
@@ -285,7 +285,7 @@ async fn exchange(
     // 1. The head, then the body as it arrives.
     match monoio::time::timeout(up.send_timeout, ustream.write_bytes(upstream_head)).await {
         Err(_) => return Err(Failure::Respond(UpstreamError::SendTimeout)),
-        Ok(Err(e)) => return Err(Failure::Respond(UpstreamError::Io(e))),
+        Ok(Err(e)) => return Err(Failure::Respond(UpstreamError::io(e, up))),
         Ok(Ok(())) => {}
     }
     let params = RelayParams {
@@ -301,7 +301,7 @@ async fn exchange(
             RelayError::BadChunk(_) => Failure::BadBody,
             RelayError::SourceTimeout => Failure::ClientTimeout,
             RelayError::SourceRead(_) | RelayError::SourceTruncated => Failure::Close,
-            RelayError::SinkWrite(e) => Failure::Respond(UpstreamError::Io(e)),
+            RelayError::SinkWrite(e) => Failure::Respond(UpstreamError::io(e, up)),
             RelayError::SinkTimeout => Failure::Respond(UpstreamError::SendTimeout),
         });
     }
@@ -326,7 +326,7 @@ async fn exchange(
         }
         match monoio::time::timeout(up.read_timeout, ustream.read_buf(&mut ubuf, 64 * 1024)).await {
             Err(_) => return Err(Failure::Respond(UpstreamError::ReadTimeout)),
-            Ok(Err(e)) => return Err(Failure::Respond(UpstreamError::Io(e))),
+            Ok(Err(e)) => return Err(Failure::Respond(UpstreamError::io(e, up))),
             Ok(Ok(0)) => return Err(Failure::Respond(UpstreamError::ClosedEarly)),
             Ok(Ok(_)) => {}
         }

@@ -6,10 +6,12 @@
 //! cache and ticketer, so no handshake touches state another core uses.
 
 pub mod client_auth;
+pub mod hostname;
 pub mod pem;
 pub mod sni;
 pub mod stream;
 pub mod tickets;
+pub mod upstream_verify;
 pub mod verify;
 
 use std::sync::Arc;

@@ -103,6 +103,14 @@ where
         &self.io
     }
 
+    /// True when everything received has been read: no plaintext or ciphertext waiting, no
+    /// close_notify or end of stream seen. Only such a connection may be reused.
+    pub fn is_drained(&self) -> bool {
+        !self.eof
+            && self.conn.wants_read()
+            && self.rbuf.as_ref().is_none_or(|b| self.rpos >= b.len())
+    }
+
     /// Runs the handshake to completion. On failure rustls has already queued the alert that
     /// says why; we send it before returning the error.
     pub async fn handshake(&mut self) -> io::Result<()> {

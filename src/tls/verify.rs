@@ -380,8 +380,21 @@ impl VerifyError {
     }
 }
 
-/// Verifies client certificate chains against a [`TrustStore`] the way nginx
-/// (OpenSSL 3.0, purpose sslclient, security level 2) does.
+/// The OpenSSL purpose a chain is verified for: what the leaf (and every CA
+/// above it) must allow by extendedKeyUsage and keyUsage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `sslclient`: a TLS client certificate (nginx `ssl_verify_client`).
+    SslClient,
+    /// `sslserver`: a TLS server certificate, what OpenSSL checks on the
+    /// client side of a connection (nginx `proxy_ssl_verify`): EKU serverAuth
+    /// (or Netscape/Microsoft SGC) or no EKU at all; keyUsage, when present,
+    /// digitalSignature, keyEncipherment or keyAgreement.
+    SslServer,
+}
+
+/// Verifies certificate chains against a [`TrustStore`] the way nginx
+/// (OpenSSL 3.0, purpose sslclient or sslserver, security level 2) does.
 #[derive(Debug, Clone)]
 pub struct ChainVerifier {
     /// The CAs chains must end in.
@@ -401,7 +414,11 @@ pub struct ChainVerifier {
     /// (at most `max_depth + 1` untrusted certificates). A chain that is too
     /// deep reports "unable to get local issuer certificate" (OpenSSL first
     /// reports "certificate chain too long", then that error, which wins).
+    /// nginx's `proxy_ssl_verify_depth` goes through the same OpenSSL call.
     pub max_depth: u32,
+    /// What the chain must be good for (client certificates unless built
+    /// with [`ChainVerifier::for_servers`]).
+    pub purpose: Purpose,
 }
 
 /// Internal parsed view of one certificate; borrows the DER.
@@ -455,6 +472,40 @@ impl<'a> Parsed<'a> {
         match self.x509.basic_constraints() {
             Ok(Some(bc)) => Some((bc.value.ca, bc.value.path_len_constraint)),
             _ => None,
+        }
+    }
+
+    /// Whether keyUsage (when present) allows the TLS use of `purpose`:
+    /// OpenSSL's `ku_reject` with KU_DIGITAL_SIGNATURE|KU_KEY_AGREEMENT for
+    /// sslclient, and KU_TLS (adding keyEncipherment) for sslserver.
+    fn ku_allows(&self, purpose: Purpose) -> bool {
+        match self.x509.key_usage() {
+            Ok(Some(ku)) => {
+                let ku = ku.value;
+                ku.digital_signature()
+                    || ku.key_agreement()
+                    || (purpose == Purpose::SslServer && ku.key_encipherment())
+            }
+            _ => true,
+        }
+    }
+
+    /// extendedKeyUsage: None if absent, Some(allows `purpose`). For
+    /// sslserver OpenSSL also accepts the Netscape and Microsoft
+    /// Server-Gated-Cryptography purposes (`XKU_SGC`).
+    fn eku_allows(&self, purpose: Purpose) -> Option<bool> {
+        match purpose {
+            Purpose::SslClient => self.eku_client(),
+            Purpose::SslServer => match self.x509.extended_key_usage() {
+                Ok(Some(eku)) => Some(
+                    eku.value.server_auth
+                        || eku.value.other.iter().any(|o| {
+                            let id = o.to_id_string();
+                            id == OID_NS_SGC || id == OID_MS_SGC
+                        }),
+                ),
+                _ => None,
+            },
         }
     }
 
@@ -563,6 +614,8 @@ impl<'a> Parsed<'a> {
 }
 
 const OID_P256: &str = "1.2.840.10045.3.1.7";
+const OID_NS_SGC: &str = "2.16.840.1.113730.4.1";
+const OID_MS_SGC: &str = "1.3.6.1.4.1.311.10.3.3";
 const OID_P384: &str = "1.3.132.0.34";
 const OID_P521: &str = "1.3.132.0.35";
 const OID_ED25519: &str = "1.3.101.112";
@@ -677,9 +730,24 @@ enum Src {
 }
 
 impl ChainVerifier {
-    /// Creates a verifier; `max_depth` is nginx's `ssl_verify_depth`.
+    /// Creates a verifier of client certificates; `max_depth` is nginx's
+    /// `ssl_verify_depth`.
     pub fn new(store: Arc<TrustStore>, max_depth: u32) -> Self {
-        Self { store, max_depth }
+        Self {
+            store,
+            max_depth,
+            purpose: Purpose::SslClient,
+        }
+    }
+
+    /// Creates a verifier of server certificates (ringgate as a TLS client
+    /// of its upstreams); `max_depth` is nginx's `proxy_ssl_verify_depth`.
+    pub fn for_servers(store: Arc<TrustStore>, max_depth: u32) -> Self {
+        Self {
+            store,
+            max_depth,
+            purpose: Purpose::SslServer,
+        }
     }
 
     /// Verifies `leaf` + `intermediates` (any order; unrelated extras are
@@ -691,18 +759,40 @@ impl ChainVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<VerifiedChain, VerifyError> {
+        self.verify_all(leaf, intermediates, now)
+            .map_err(|mut errors| {
+                errors.pop().unwrap_or(VerifyError::BadEncoding {
+                    depth: 0,
+                    reason: "verification failed without a reason".into(),
+                })
+            })
+    }
+
+    /// Like [`ChainVerifier::verify`], but on failure returns every error
+    /// OpenSSL would report, in order (never empty; the last is the verdict),
+    /// so that a log line can say more than the verdict: a chain longer than
+    /// `max_depth` allows ends in "unable to get local issuer certificate"
+    /// with "certificate chain too long" reported before it.
+    pub fn verify_all(
+        &self,
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<VerifiedChain, Vec<VerifyError>> {
         if intermediates.len() > MAX_PRESENTED_INTERMEDIATES {
-            return Err(VerifyError::ChainTooLong {
+            return Err(vec![VerifyError::ChainTooLong {
                 depth: MAX_PRESENTED_INTERMEDIATES as u32,
-            });
+            }]);
         }
         let leaf_p = Parsed::parse(leaf.as_ref())
-            .map_err(|reason| VerifyError::BadEncoding { depth: 0, reason })?;
+            .map_err(|reason| vec![VerifyError::BadEncoding { depth: 0, reason }])?;
         let mut inters = Vec::with_capacity(intermediates.len());
         for (i, d) in intermediates.iter().enumerate() {
-            let p = Parsed::parse(d.as_ref()).map_err(|reason| VerifyError::BadEncoding {
-                depth: i as u32 + 1,
-                reason,
+            let p = Parsed::parse(d.as_ref()).map_err(|reason| {
+                vec![VerifyError::BadEncoding {
+                    depth: i as u32 + 1,
+                    reason,
+                }]
             })?;
             inters.push(p);
         }
@@ -713,8 +803,8 @@ impl ChainVerifier {
             store_p.push(Parsed::parse(a.der.as_ref()).ok());
         }
 
-        let mut last_err: Option<VerifyError> = None;
-        let mut report = |e: VerifyError| last_err = Some(e);
+        let mut errors: Vec<VerifyError> = Vec::new();
+        let mut report = |e: VerifyError| errors.push(e);
         let now_s = now.as_secs() as i64;
 
         // X509_verify_cert: leaf key level first.
@@ -797,10 +887,10 @@ impl ChainVerifier {
         let n = chain.len();
         let parsed_chain: Vec<&Parsed<'_>> = chain.iter().filter_map(|s| elem(*s)).collect();
         if parsed_chain.len() != n {
-            return Err(VerifyError::BadEncoding {
+            return Err(vec![VerifyError::BadEncoding {
                 depth: 0,
                 reason: "internal chain inconsistency".into(),
-            });
+            }]);
         }
         let top = parsed_chain[n - 1];
         let top_self_signed = top.self_issued && check_signature(top, top).is_ok();
@@ -836,8 +926,8 @@ impl ChainVerifier {
                 });
             }
             if i == 0 {
-                let eku_bad = c.eku_client() == Some(false);
-                let ku_bad = matches!(c.key_usage(), Some((false, _)));
+                let eku_bad = c.eku_allows(self.purpose) == Some(false);
+                let ku_bad = !c.ku_allows(self.purpose);
                 if eku_bad || ku_bad {
                     report(VerifyError::InvalidPurpose {
                         depth,
@@ -852,7 +942,7 @@ impl ChainVerifier {
                         subject: c.subject_string(),
                     });
                 }
-                if c.eku_client() == Some(false) || ca == 0 {
+                if c.eku_allows(self.purpose) == Some(false) || ca == 0 {
                     report(VerifyError::InvalidPurpose {
                         depth,
                         subject: c.subject_string(),
@@ -943,8 +1033,8 @@ impl ChainVerifier {
             xs_idx -= 1;
         }
 
-        if let Some(e) = last_err {
-            return Err(e);
+        if !errors.is_empty() {
+            return Err(errors);
         }
         let ders: Vec<CertificateDer<'static>> = chain
             .iter()

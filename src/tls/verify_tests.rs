@@ -215,3 +215,55 @@ fn v1_client_certificate_from_openssl_is_accepted() {
     let v = ChainVerifier::new(store, 2);
     assert!(v.verify(&client, &[], UnixTime::now()).is_ok());
 }
+
+/// The sslserver purpose (ringgate verifying an upstream): serverAuth or no EKU at the leaf;
+/// a client-only leaf is refused, and the client verifier is unchanged.
+#[test]
+fn server_purpose_is_openssl_sslserver() {
+    let root = ca("root", None);
+    let store = Arc::new(TrustStore::from_der(vec![root.cert.der().clone()]).unwrap());
+    let servers = ChainVerifier::for_servers(store.clone(), 1);
+    let clients = ChainVerifier::new(store, 1);
+    let now = UnixTime::now();
+    let server_leaf = leaf(&root, Some(ExtendedKeyUsagePurpose::ServerAuth), VALID);
+    let client_leaf = leaf(&root, Some(ExtendedKeyUsagePurpose::ClientAuth), VALID);
+    let no_eku = leaf(&root, None, VALID);
+    assert!(servers.verify(&server_leaf, &[], now).is_ok());
+    assert!(servers.verify(&no_eku, &[], now).is_ok());
+    assert_eq!(
+        servers
+            .verify(&client_leaf, &[], now)
+            .unwrap_err()
+            .openssl_reason(),
+        "unsuitable certificate purpose"
+    );
+    assert!(clients.verify(&client_leaf, &[], now).is_ok());
+    assert!(clients.verify(&server_leaf, &[], now).is_err());
+}
+
+/// `verify_all` keeps every error OpenSSL reports: a chain too deep for the depth reports
+/// "certificate chain too long" before the verdict "unable to get local issuer certificate".
+#[test]
+fn verify_all_keeps_the_errors_before_the_verdict() {
+    let root = ca("root", None);
+    let i1 = ca("int1", Some(&root));
+    let i2 = ca("int2", Some(&i1));
+    let l = leaf(&i2, Some(ExtendedKeyUsagePurpose::ServerAuth), VALID);
+    let store = Arc::new(TrustStore::from_der(vec![root.cert.der().clone()]).unwrap());
+    let chain = [i2.cert.der().clone(), i1.cert.der().clone()];
+    let now = UnixTime::now();
+    let errors = ChainVerifier::for_servers(store.clone(), 1)
+        .verify_all(&l, &chain, now)
+        .unwrap_err();
+    assert!(matches!(
+        errors.first(),
+        Some(VerifyError::ChainTooLong { .. })
+    ));
+    assert_eq!(
+        errors.last().map(VerifyError::openssl_reason),
+        Some("unable to get local issuer certificate")
+    );
+    assert!(ChainVerifier::for_servers(store, 2)
+        .verify_all(&l, &chain, now)
+        .is_ok());
+}

@@ -1,10 +1,12 @@
-//! Upstream servers: choosing one (round robin), connecting with a deadline, and each worker's
-//! pool of idle keep-alive connections.
+//! Upstream servers: choosing one (round robin), connecting with a deadline (and a TLS
+//! handshake for `https://` upstreams), and each worker's pool of idle keep-alive connections.
 //!
 //! Everything here is per worker (`!Send`, `Rc`/`RefCell`): pools are never shared between
 //! cores, so taking or returning a connection is a plain vector operation.
 
 pub mod pool;
+pub mod sessions;
+pub mod tls;
 
 use std::fmt;
 use std::io;
@@ -12,8 +14,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use monoio::net::TcpStream;
+use rustls::ClientConnection;
 
+use crate::config::Upstream;
+use crate::conn::Stream;
+use crate::tls::stream::TlsStream;
 pub use pool::Pools;
+use tls::TlsFailure;
 
 /// Why talking to an upstream failed; decides 502 versus 504 and what the log says.
 #[derive(Debug)]
@@ -34,6 +41,10 @@ pub enum UpstreamError {
     BadResponse(&'static str),
     /// The response body ended before its declared length.
     Truncated,
+    /// The TLS handshake did not finish within `connect_timeout`.
+    TlsHandshakeTimeout,
+    /// TLS with the upstream failed: its certificate, ours, or the protocol.
+    Tls(TlsFailure),
 }
 
 impl UpstreamError {
@@ -42,7 +53,8 @@ impl UpstreamError {
         match self {
             UpstreamError::ConnectTimeout
             | UpstreamError::ReadTimeout
-            | UpstreamError::SendTimeout => 504,
+            | UpstreamError::SendTimeout
+            | UpstreamError::TlsHandshakeTimeout => 504,
             _ => 502,
         }
     }
@@ -59,6 +71,29 @@ impl UpstreamError {
                     | io::ErrorKind::UnexpectedEof
             ),
             _ => false,
+        }
+    }
+
+    /// An I/O error on an upstream stream: a TLS failure when the stream's TLS layer says so
+    /// (with TLS 1.3 an upstream refusing our certificate is only heard after the handshake,
+    /// on the first read), else plain I/O.
+    pub fn io(e: io::Error, up: &Upstream) -> UpstreamError {
+        match up.tls.as_ref() {
+            Some(t) => match TlsFailure::from_io(&e, t.has_client_cert()) {
+                Some(f) => UpstreamError::Tls(f),
+                None => UpstreamError::Io(e),
+            },
+            None => UpstreamError::Io(e),
+        }
+    }
+
+    /// Where the failure happened, for the log line ("... while SSL handshaking to upstream").
+    pub fn context(&self) -> &'static str {
+        match self {
+            UpstreamError::TlsHandshakeTimeout | UpstreamError::Tls(_) => {
+                "while SSL handshaking to upstream"
+            }
+            _ => "while proxying",
         }
     }
 }
@@ -84,6 +119,10 @@ impl fmt::Display for UpstreamError {
             UpstreamError::Truncated => {
                 f.write_str("upstream closed the connection before the end of the response body")
             }
+            UpstreamError::TlsHandshakeTimeout => {
+                f.write_str("upstream timed out (connect_timeout)")
+            }
+            UpstreamError::Tls(t) => t.fmt(f),
         }
     }
 }
@@ -98,5 +137,38 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, U
             let _ = s.set_nodelay(true);
             Ok(s)
         }
+    }
+}
+
+/// Opens a new connection to server `server` (at `addr`) of upstream `id`: TCP within
+/// `connect_timeout`, then, for a TLS upstream, the handshake within `connect_timeout` again
+/// (as nginx times its SSL handshake with `proxy_connect_timeout`), with this worker's own
+/// rustls configuration for that server.
+pub async fn open(
+    pools: &Pools,
+    id: usize,
+    up: &Upstream,
+    server: usize,
+    addr: SocketAddr,
+) -> Result<Stream, UpstreamError> {
+    let tcp = connect(addr, up.connect_timeout).await?;
+    let Some(tls) = up.tls.as_ref() else {
+        return Ok(Stream::Plain(tcp));
+    };
+    let have_cert = tls.has_client_cert();
+    let setup = |e: rustls::Error| UpstreamError::Tls(TlsFailure::Other(e.to_string()));
+    let cfg = pools.client_config(id, server, tls).map_err(setup)?;
+    let conn = ClientConnection::new(cfg, tls.server_name()).map_err(setup)?;
+    let mut stream = TlsStream::new(tcp, conn);
+    match monoio::time::timeout(up.connect_timeout, stream.handshake()).await {
+        Err(_) => Err(UpstreamError::TlsHandshakeTimeout),
+        Ok(Ok(())) => Ok(Stream::ClientTls(Box::new(stream))),
+        Ok(Err(e)) => Err(match TlsFailure::from_io(&e, have_cert) {
+            Some(f) => UpstreamError::Tls(f),
+            None if e.kind() == io::ErrorKind::UnexpectedEof => {
+                UpstreamError::Tls(TlsFailure::ClosedInHandshake)
+            }
+            None => UpstreamError::Tls(TlsFailure::Other(e.to_string())),
+        }),
     }
 }

@@ -1,16 +1,21 @@
-//! Each worker's idle upstream connections: LIFO reuse (the most recently used connection is
-//! the least likely to have been closed by the upstream), bounded, with an idle timeout.
+//! Each worker's idle upstream connections, plain or TLS: LIFO reuse (the most recently used
+//! connection is the least likely to have been closed by the upstream), bounded, with an idle
+//! timeout. Also each worker's rustls configurations for its TLS upstreams, one per server,
+//! made on first use, each with its own per-core session store.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
+use rustls::ClientConfig;
 
+use super::tls::UpstreamTls;
 use crate::config::Upstream;
+use crate::conn::Stream;
 
 struct Idle {
-    stream: TcpStream,
+    stream: Stream,
     addr: SocketAddr,
     since: Instant,
 }
@@ -19,6 +24,8 @@ struct Idle {
 struct Group {
     idle: RefCell<Vec<Idle>>,
     next_server: Cell<usize>,
+    /// This worker's TLS configuration per server index, made on first use.
+    tls: RefCell<Vec<Option<Arc<ClientConfig>>>>,
 }
 
 /// One worker's pools, one group per configured upstream (same indexes as the config).
@@ -40,8 +47,8 @@ impl Pools {
         }
     }
 
-    /// The next server of an upstream, round robin per worker.
-    pub fn pick(&self, id: usize, upstream: &Upstream) -> Option<SocketAddr> {
+    /// The next server of an upstream, round robin per worker: its index and address.
+    pub fn pick(&self, id: usize, upstream: &Upstream) -> Option<(usize, SocketAddr)> {
         let group = self.groups.get(id)?;
         let n = upstream.servers.len();
         if n == 0 {
@@ -49,12 +56,39 @@ impl Pools {
         }
         let i = group.next_server.get();
         group.next_server.set(i.wrapping_add(1));
-        upstream.servers.get(i % n).copied()
+        let index = i % n;
+        upstream.servers.get(index).map(|a| (index, *a))
+    }
+
+    /// This worker's rustls configuration for server `server` of upstream `id`: made once,
+    /// then shared by every connection this worker opens to that server, so that they resume
+    /// each other's sessions.
+    pub fn client_config(
+        &self,
+        id: usize,
+        server: usize,
+        tls: &UpstreamTls,
+    ) -> Result<Arc<ClientConfig>, rustls::Error> {
+        let Some(group) = self.groups.get(id) else {
+            return tls.worker_config();
+        };
+        let mut configs = group.tls.borrow_mut();
+        if configs.len() <= server {
+            configs.resize(server + 1, None);
+        }
+        if let Some(Some(cfg)) = configs.get(server) {
+            return Ok(cfg.clone());
+        }
+        let cfg = tls.worker_config()?;
+        if let Some(slot) = configs.get_mut(server) {
+            *slot = Some(cfg.clone());
+        }
+        Ok(cfg)
     }
 
     /// Takes the most recently returned idle connection that has not outlived
     /// `keepalive_timeout`; older ones are closed on the way.
-    pub fn take(&self, id: usize, upstream: &Upstream) -> Option<(TcpStream, SocketAddr)> {
+    pub fn take(&self, id: usize, upstream: &Upstream) -> Option<(Stream, SocketAddr)> {
         let group = self.groups.get(id)?;
         let mut idle = group.idle.borrow_mut();
         while let Some(conn) = idle.pop() {
@@ -67,9 +101,10 @@ impl Pools {
     }
 
     /// Returns a connection whose last exchange ended cleanly; beyond `keepalive` idle
-    /// connections the oldest is closed.
-    pub fn put(&self, id: usize, upstream: &Upstream, stream: TcpStream, addr: SocketAddr) {
-        if upstream.keepalive == 0 {
+    /// connections the oldest is closed. A TLS connection with anything left unread is
+    /// closed instead.
+    pub fn put(&self, id: usize, upstream: &Upstream, stream: Stream, addr: SocketAddr) {
+        if upstream.keepalive == 0 || !stream.reusable() {
             return;
         }
         let Some(group) = self.groups.get(id) else {

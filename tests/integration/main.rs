@@ -10,3 +10,4 @@ mod lifecycle;
 mod regressions;
 mod seeds;
 mod tls_verify;
+mod upstream_tls;

@@ -110,7 +110,7 @@ fn run(paths: Vec<PathBuf>, mut files: Vec<File>, rx: Receiver<Msg>) {
 
 /// One worker's buffers, one per log file.
 pub struct WorkerLog {
-    tx: Option<Sender<Msg>>,
+    tx: RefCell<Option<Sender<Msg>>>,
     bufs: RefCell<Vec<Vec<u8>>>,
 }
 
@@ -118,7 +118,7 @@ impl WorkerLog {
     /// Buffers for `files` files, sending to the writer thread (None: logging is off).
     pub fn new(tx: Option<Sender<Msg>>, files: usize) -> Self {
         WorkerLog {
-            tx,
+            tx: RefCell::new(tx),
             bufs: RefCell::new((0..files).map(|_| Vec::new()).collect()),
         }
     }
@@ -154,8 +154,15 @@ impl WorkerLog {
         }
     }
 
+    /// Flushes and lets go of the writer thread (at worker exit: the writer thread ends once
+    /// every worker has closed).
+    pub fn close(&self) {
+        self.flush();
+        self.tx.borrow_mut().take();
+    }
+
     fn send(&self, file: usize, data: Vec<u8>) {
-        if let Some(tx) = &self.tx {
+        if let Some(tx) = self.tx.borrow().as_ref() {
             // The writer thread only goes away at exit; a line lost then is not worth a panic.
             let _ = tx.send(Msg::Write(file, data));
         }

@@ -129,6 +129,22 @@ pub struct LogFacts {
     pub upstream_time: Option<Duration>,
     /// `$access_decision`: `allow`, `allow role=admin`, `deny: ...`.
     pub decision: String,
+    /// The server (listener index) that handled the request: whose access log gets the line.
+    pub server: usize,
+}
+
+impl LogFacts {
+    /// Records a canned page as the response.
+    pub fn canned(&mut self, page: crate::http::Canned) {
+        let bytes = page.bytes();
+        self.status = page.status();
+        self.bytes = bytes.len() as u64;
+        let head = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(bytes.len(), |i| i + 4);
+        self.body_bytes = (bytes.len() - head) as u64;
+    }
 }
 
 /// One request's routing facts, fixed once the server and URI are known.

@@ -4,11 +4,12 @@
 //! exchange ended cleanly.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
 use super::body::{relay, RelayError, RelayParams};
-use super::context::{ConnInfo, RequestCtx};
+use super::context::{ConnInfo, LogFacts, RequestCtx};
 use super::route;
 use crate::config::{Listener, Location, ProxyPass, Upstream};
 use crate::conn::Stream;
@@ -30,17 +31,20 @@ enum Failure {
     ClientTimeout,
 }
 
-/// Proxies one request. Returns Ok(true) when the client connection may carry another request.
+/// Proxies one request whose head is `hb` (already split off the client buffer; `cbuf` starts
+/// with its body). Returns Ok(true) when the client connection may carry another request.
 #[allow(clippy::too_many_arguments)]
 pub async fn proxy(
     w: &Worker,
     ctx: &RequestCtx<'_>,
     client: &mut Stream,
-    head: RequestHead,
+    head: &RequestHead,
+    hb: &Bytes,
     cbuf: &mut BytesMut,
     location: &Location,
     pp: &ProxyPass,
     last: bool,
+    facts: &mut LogFacts,
 ) -> Result<bool, ()> {
     let Some(up) = w.config.upstreams.get(pp.upstream) else {
         return Err(());
@@ -55,6 +59,7 @@ pub async fn proxy(
                 listener.name,
                 info.peer
             );
+            facts.canned(Canned::PayloadTooLarge);
             let _ = client
                 .write_bytes(Bytes::from_static(Canned::PayloadTooLarge.bytes()))
                 .await;
@@ -62,16 +67,15 @@ pub async fn proxy(
         }
     }
 
-    // Build the upstream head while the request head is still at the front of `cbuf`.
     let mut obuf = BytesMut::with_capacity(head.head_len + 256);
     {
-        let vars = ctx.vars(&head, cbuf, pp.proxy_host.as_bytes());
+        let vars = ctx.vars(head, hb, pp.proxy_host.as_bytes());
         let mut target = Vec::with_capacity(head.target.len() + 16);
         route::map_target(
             &mut target,
             location,
             pp.uri.as_deref(),
-            head.path_and_query.get(cbuf),
+            head.path_and_query.get(hb),
             ctx.uri,
         );
         let mut host_value = pp.proxy_host.as_bytes().to_vec();
@@ -111,14 +115,9 @@ pub async fn proxy(
             remove_headers: &strip,
             keep_alive_upstream: up.keepalive > 0,
         };
-        http::write_upstream_request(&mut obuf, &head, cbuf, &params);
+        http::write_upstream_request(&mut obuf, head, hb, &params);
     }
-    // The head stays readable for log lines; splitting shares the buffer, nothing is copied.
-    let head_bytes = cbuf.split_to(head.head_len.min(cbuf.len())).freeze();
-    let request_line = RequestLine {
-        head: &head,
-        bytes: &head_bytes,
-    };
+    let request_line = RequestLine { head, bytes: hb };
     let upstream_head = obuf.freeze();
 
     if head.expect_continue && head.framing != BodyFraming::None {
@@ -134,6 +133,7 @@ pub async fn proxy(
 
     let mut retried = false;
     loop {
+        let began = Instant::now();
         let (mut ustream, addr, reused) = match w.pools.take(pp.upstream, up) {
             Some((s, a)) => (s, a, true),
             None => {
@@ -146,6 +146,8 @@ pub async fn proxy(
                         (s, addr, false)
                     }
                     Err(e) => {
+                        facts.upstream_addr = Some(addr);
+                        facts.upstream_time = Some(began.elapsed());
                         return fail(
                             client,
                             listener,
@@ -154,23 +156,27 @@ pub async fn proxy(
                             addr,
                             &request_line,
                             Failure::Respond(e),
+                            facts,
                         )
                         .await;
                     }
                 }
             }
         };
+        facts.upstream_addr = Some(addr);
         let result = exchange(
             client,
             &mut ustream,
             listener,
             up,
-            &head,
+            head,
             upstream_head.clone(),
             cbuf,
             last,
+            facts,
         )
         .await;
+        facts.upstream_time = Some(began.elapsed());
         match result {
             Ok((keep_client, keep_upstream)) => {
                 if keep_upstream {
@@ -193,7 +199,7 @@ pub async fn proxy(
                 retried = true;
                 continue;
             }
-            Err(f) => return fail(client, listener, info, up, addr, &request_line, f).await,
+            Err(f) => return fail(client, listener, info, up, addr, &request_line, f, facts).await,
         }
     }
 }
@@ -216,6 +222,7 @@ impl std::fmt::Display for RequestLine<'_> {
 }
 
 /// Logs a failed exchange and answers the client when it still can.
+#[allow(clippy::too_many_arguments)]
 async fn fail(
     client: &mut Stream,
     listener: &Listener,
@@ -224,6 +231,7 @@ async fn fail(
     addr: SocketAddr,
     request: &RequestLine<'_>,
     f: Failure,
+    facts: &mut LogFacts,
 ) -> Result<bool, ()> {
     let page = match &f {
         Failure::Respond(e) => {
@@ -263,6 +271,7 @@ async fn fail(
         Failure::Close => None,
     };
     if let Some(page) = page {
+        facts.canned(page);
         let _ = client.write_bytes(Bytes::from_static(page.bytes())).await;
     }
     Err(())
@@ -280,6 +289,7 @@ async fn exchange(
     upstream_head: Bytes,
     cbuf: &mut BytesMut,
     last: bool,
+    facts: &mut LogFacts,
 ) -> Result<(bool, bool), Failure> {
     let http = &listener.http;
     // 1. The head, then the body as it arrives.
@@ -355,6 +365,9 @@ async fn exchange(
         },
     );
     let _ = ubuf.split_to(resp.head_len);
+    facts.status = resp.status;
+    facts.upstream_status = Some(resp.status);
+    facts.bytes = out.len() as u64;
     // A small response that arrived whole goes out with its head in one write (one TLS record,
     // one syscall) instead of two.
     let mut framing = resp.framing;
@@ -363,6 +376,8 @@ async fn exchange(
             if n <= ubuf.len() && n <= 16 * 1024 {
                 out.extend_from_slice(&ubuf.split_to(n));
                 framing = BodyFraming::None;
+                facts.body_bytes = n as u64;
+                facts.bytes += n as u64;
             }
         }
     }
@@ -378,7 +393,10 @@ async fn exchange(
         dechunk,
     };
     match relay(ustream, client, &mut ubuf, framing, &params).await {
-        Ok(_) => {}
+        Ok(n) => {
+            facts.body_bytes += n;
+            facts.bytes += n;
+        }
         Err(RelayError::SourceTimeout) => {
             log::error!("upstream `{}` timed out while sending the response body; closing the client connection", up.name);
             return Err(Failure::Close);

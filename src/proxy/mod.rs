@@ -27,7 +27,7 @@ use crate::http::{self, Canned, RequestError, RequestHead};
 use crate::runtime::worker::Worker;
 use crate::tls::client_auth::{ClientAuthMode, ClientVerifyOutcome, FailureMode};
 use crate::tls::stream::TlsStream;
-use context::{ConnInfo, RequestCtx, TlsInfo};
+use context::{ConnInfo, LogFacts, RequestCtx, TlsInfo};
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
@@ -306,6 +306,7 @@ async fn serve_requests(
         {
             break;
         }
+        let started = Instant::now();
         let head = match read_head(stream, &mut cbuf, &limits, listener.http.header_timeout).await {
             Ok(h) => h,
             Err(HeadError::Closed | HeadError::Io) => break,
@@ -335,9 +336,22 @@ async fn serve_requests(
                 break;
             }
         };
+        // The head gets a buffer of its own (a split, not a copy): the body and any pipelined
+        // request stay in `cbuf`, and the head stays readable for the access log.
+        let hb = cbuf.split_to(head.head_len.min(cbuf.len())).freeze();
         served += 1;
         let last = served >= listener.http.keepalive_requests || w.drain.is_draining();
-        match handle_request(w, socket, stream, info, head, &mut cbuf, last, served).await {
+        let mut facts = LogFacts {
+            started: Some(started),
+            server: info.server,
+            ..LogFacts::default()
+        };
+        let result = handle_request(
+            w, socket, stream, info, &head, &hb, &mut cbuf, last, served, &mut facts,
+        )
+        .await;
+        log_request(w, info, &head, &hb, served, &facts);
+        match result {
             Ok(true) if !last => continue,
             _ => break,
         }
@@ -345,24 +359,71 @@ async fn serve_requests(
     let _ = stream.shutdown().await;
 }
 
-/// Handles one request whose head is at the start of `cbuf`, through nginx's phases: choose
-/// the server (Host), server rules, find the location, location rules, access (client
-/// certificate, bindings, roles), content (proxy, return, static). Returns Ok(true) when the
-/// connection may carry another request.
+/// Writes the request's access-log line, when its server logs.
+fn log_request(
+    w: &Worker,
+    info: &ConnInfo,
+    head: &RequestHead,
+    hb: &[u8],
+    served: u64,
+    facts: &LogFacts,
+) {
+    let Some(listener) = w.config.listeners.get(facts.server) else {
+        return;
+    };
+    let Some(al) = &listener.access_log else {
+        return;
+    };
+    let raw_path = head.path_and_query.get(hb);
+    let path_only = raw_path.split(|&b| b == b'?').next().unwrap_or(raw_path);
+    let uri = route::normalize_path(path_only).unwrap_or_else(|_| path_only.to_vec());
+    let host = request_host(listener, head, hb);
+    let ctx = RequestCtx {
+        conn: info,
+        listener,
+        maps: &w.config.maps,
+        host: &host,
+        uri: &uri,
+        served,
+    };
+    let mut vars = ctx.vars(head, hb, b"");
+    vars.log = Some(facts);
+    w.access_log
+        .append(al.file, |buf| al.format.render(buf, |v, o| vars.eval(v, o)));
+}
+
+/// nginx's `$host`: from the request, else the server's first name.
+fn request_host(listener: &Listener, head: &RequestHead, hb: &[u8]) -> Vec<u8> {
+    match head.host_for_nginx(hb) {
+        Some(h) => h.into_owned(),
+        None => listener
+            .server_names
+            .first()
+            .map(|s| s.as_bytes().to_vec())
+            .unwrap_or_default(),
+    }
+}
+
+/// Handles one request (its head in `hb`, its body at the start of `cbuf`) through nginx's
+/// phases: choose the server (Host), server rules, find the location, location rules, access
+/// (client certificate, bindings, roles), content (proxy, return, static). Records the outcome
+/// in `facts`. Returns Ok(true) when the connection may carry another request.
 #[allow(clippy::too_many_arguments)]
 async fn handle_request(
     w: &Worker,
     socket: &Socket,
     stream: &mut Stream,
     info: &ConnInfo,
-    head: RequestHead,
+    head: &RequestHead,
+    hb: &bytes::Bytes,
     cbuf: &mut BytesMut,
     last: bool,
     served: u64,
+    facts: &mut LogFacts,
 ) -> Result<bool, ()> {
     let config = &w.config;
     let handshake_listener = config.listeners.get(info.server).ok_or(())?;
-    let raw_path = head.path_and_query.get(cbuf);
+    let raw_path = head.path_and_query.get(hb);
     let path_only = raw_path.split(|&b| b == b'?').next().unwrap_or(raw_path);
     let uri = match route::normalize_path(path_only) {
         Ok(u) => u,
@@ -372,35 +433,27 @@ async fn handle_request(
                 handshake_listener.name,
                 info.peer
             );
-            let _ = stream
-                .write_bytes(bytes::Bytes::from_static(Canned::BadRequest.bytes()))
-                .await;
-            return Err(());
+            return respond_canned(stream, Canned::BadRequest, facts).await;
         }
     };
     // The server for this request: by Host among the servers on the address.
     let server = if socket.hosts.is_shared() {
-        socket.hosts.select(head.host_for_nginx(cbuf).as_deref())
+        socket.hosts.select(head.host_for_nginx(hb).as_deref())
     } else {
         info.server
     };
+    facts.server = server;
     let listener = config.listeners.get(server).ok_or(())?;
-    let host: Vec<u8> = match head.host_for_nginx(cbuf) {
-        Some(h) => h.into_owned(),
-        None => listener
-            .server_names
-            .first()
-            .map(|s| s.as_bytes().to_vec())
-            .unwrap_or_default(),
-    };
-    if let Some(why) = misdirected(socket, handshake_listener, listener, info, &head, cbuf) {
+    let host = request_host(listener, head, hb);
+    if let Some(why) = misdirected(socket, handshake_listener, listener, info, head, hb) {
         log::info!(
             "listener={} peer={}: {why}; asked for host \"{}\" (421)",
             handshake_listener.name,
             info.peer,
             String::from_utf8_lossy(&host)
         );
-        return respond_canned(stream, &head, cbuf, Canned::MisdirectedRequest).await;
+        facts.decision = format!("deny: {why}");
+        return respond_canned(stream, Canned::MisdirectedRequest, facts).await;
     }
     let ctx = RequestCtx {
         conn: info,
@@ -411,61 +464,55 @@ async fn handle_request(
         served,
     };
     // Server-level rules (nginx's server rewrite phase).
-    if let Some(rule) = first_rule(&listener.rules, &ctx, &head, cbuf) {
-        return respond_rule(
-            stream,
-            &ctx,
-            &head,
-            cbuf,
-            rule.status,
-            rule.body.as_ref(),
-            last,
-        )
-        .await;
+    if let Some(rule) = first_rule(&listener.rules, &ctx, head, hb) {
+        facts.decision = format!("rule: return {}", rule.status);
+        let body = rule.body.as_ref();
+        return respond_rule(stream, &ctx, head, hb, rule.status, body, last, facts).await;
     }
     let Some(location) = route::find_location(&listener.locations, &uri) else {
-        return respond_canned(stream, &head, cbuf, Canned::NotFound).await;
+        return respond_canned(stream, Canned::NotFound, facts).await;
     };
     // Location rules (the location's rewrite phase), then access.
-    if let Some(rule) = first_rule(&location.rules, &ctx, &head, cbuf) {
-        return respond_rule(
-            stream,
-            &ctx,
-            &head,
-            cbuf,
-            rule.status,
-            rule.body.as_ref(),
-            last,
-        )
-        .await;
+    if let Some(rule) = first_rule(&location.rules, &ctx, head, hb) {
+        facts.decision = format!("rule: return {}", rule.status);
+        let body = rule.body.as_ref();
+        return respond_rule(stream, &ctx, head, hb, rule.status, body, last, facts).await;
     }
     if let Err(denial) = access::check(listener, location, info) {
         log::warn!(
             "listener={} peer={}: {} {} denied ({}): {}",
             listener.name,
             info.peer,
-            String::from_utf8_lossy(head.method_span.get(cbuf)),
-            String::from_utf8_lossy(head.target.get(cbuf)),
+            String::from_utf8_lossy(head.method_span.get(hb)),
+            String::from_utf8_lossy(head.target.get(hb)),
             denial.status,
             denial.reason
         );
+        facts.decision = format!("deny: {}", denial.reason);
         let page = if denial.status == 401 {
             Canned::Unauthorized
         } else {
             Canned::Forbidden
         };
-        return respond_canned(stream, &head, cbuf, page).await;
+        return respond_canned(stream, page, facts).await;
     }
+    facts.decision = match &info.role {
+        Some(r) => format!("allow role={r}"),
+        None => "allow".to_string(),
+    };
     match &location.action {
         Action::Return { status, body } => {
-            respond_rule(stream, &ctx, &head, cbuf, *status, body.as_ref(), last).await
+            respond_rule(stream, &ctx, head, hb, *status, body.as_ref(), last, facts).await
         }
-        Action::Proxy(pp) => forward::proxy(w, &ctx, stream, head, cbuf, location, pp, last).await,
+        Action::Proxy(pp) => {
+            forward::proxy(w, &ctx, stream, head, hb, cbuf, location, pp, last, facts).await
+        }
         Action::Static(root) => {
             let keep = !last && head.keep_alive;
-            static_files::serve(stream, &head, cbuf, root, &uri, &config.static_types, keep).await
+            let types = &config.static_types;
+            static_files::serve(stream, head, hb, root, &uri, types, keep, facts).await
         }
-        Action::Rules => respond_canned(stream, &head, cbuf, Canned::NotFound).await,
+        Action::Rules => respond_canned(stream, Canned::NotFound, facts).await,
     }
 }
 
@@ -488,23 +535,27 @@ fn first_rule<'r>(
 }
 
 /// Answers with nginx's `return`: the body rendered with the request's variables.
+#[allow(clippy::too_many_arguments)]
 async fn respond_rule(
     stream: &mut Stream,
     ctx: &RequestCtx<'_>,
     head: &RequestHead,
-    cbuf: &mut BytesMut,
+    hb: &[u8],
     status: u16,
     body: Option<&crate::vars::Template>,
     last: bool,
+    facts: &mut LogFacts,
 ) -> Result<bool, ()> {
     let mut text = Vec::new();
     if let Some(b) = body {
-        ctx.vars(head, cbuf, b"").render(b, &mut text);
+        ctx.vars(head, hb, b"").render(b, &mut text);
     }
     let keep = !last && head.keep_alive && head.framing == http::BodyFraming::None;
     let mut out = BytesMut::with_capacity(512 + text.len());
-    write_return(&mut out, status, &text, keep);
-    cbuf.advance_head(head.head_len);
+    let body_len = write_return(&mut out, status, &text, keep);
+    facts.status = status;
+    facts.bytes = out.len() as u64;
+    facts.body_bytes = body_len as u64;
     let (res, _) = stream.write_owned(out).await;
     res.map_err(|_| ())?;
     Ok(keep)
@@ -553,11 +604,10 @@ fn misdirected(
 /// Sends a canned page; the connection always closes after it (the pages say `Connection: close`).
 async fn respond_canned(
     stream: &mut Stream,
-    head: &RequestHead,
-    cbuf: &mut BytesMut,
     page: Canned,
+    facts: &mut LogFacts,
 ) -> Result<bool, ()> {
-    cbuf.advance_head(head.head_len);
+    facts.canned(page);
     let _ = stream
         .write_bytes(bytes::Bytes::from_static(page.bytes()))
         .await;
@@ -567,7 +617,7 @@ async fn respond_canned(
 
 /// The response to nginx's `return`: a redirect with Location for 301/302/303/307/308, the
 /// text as body for other codes with text, or the standard page.
-fn write_return(out: &mut BytesMut, status: u16, text: &[u8], keep_alive: bool) {
+fn write_return(out: &mut BytesMut, status: u16, text: &[u8], keep_alive: bool) -> usize {
     use bytes::BufMut;
     let reason = http::reason_phrase(status);
     let is_redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
@@ -596,19 +646,9 @@ fn write_return(out: &mut BytesMut, status: u16, text: &[u8], keep_alive: bool) 
             b"Connection: close\r\n\r\n".as_slice()
         });
         out.put_slice(&body);
+        body.len()
     } else {
         http::canned::write_response(out, status, reason, b"text/plain", text, keep_alive);
-    }
-}
-
-/// Drops a consumed head from the front of the client buffer.
-trait AdvanceHead {
-    fn advance_head(&mut self, n: usize);
-}
-
-impl AdvanceHead for BytesMut {
-    fn advance_head(&mut self, n: usize) {
-        let n = n.min(self.len());
-        let _ = self.split_to(n);
+        text.len()
     }
 }

@@ -12,27 +12,30 @@ use std::path::Path;
 
 use bytes::{BufMut, BytesMut};
 
-use super::AdvanceHead;
+use super::context::LogFacts;
 use crate::config::{StaticRoot, StaticTypes};
 use crate::conn::Stream;
 use crate::http::{self, Canned, RequestHead};
 
 const CHUNK: usize = 64 * 1024;
 
-/// Serves `uri` from `root`. Returns Ok(true) when the connection may carry another request.
+/// Serves `uri` from `root` (the request head in `hb`). Returns Ok(true) when the connection
+/// may carry another request.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     stream: &mut Stream,
     head: &RequestHead,
-    cbuf: &mut BytesMut,
+    hb: &[u8],
     root: &StaticRoot,
     uri: &[u8],
     types: &StaticTypes,
     keep_alive: bool,
+    facts: &mut LogFacts,
 ) -> Result<bool, ()> {
-    let method = head.method_span.get(cbuf);
+    let method = head.method_span.get(hb);
     let is_head = method == b"HEAD";
     if method != b"GET" && !is_head {
-        return canned(stream, head, cbuf, Canned::MethodNotAllowed).await;
+        return canned(stream, Canned::MethodNotAllowed, facts).await;
     }
     // A request body on a GET is unusual; we do not read it, so the connection must close.
     let keep_alive = keep_alive && head.framing == http::BodyFraming::None;
@@ -56,13 +59,13 @@ pub async fn serve(
                 } else {
                     Canned::NotFound
                 };
-                return canned(stream, head, cbuf, page).await;
+                return canned(stream, page, facts).await;
             }
         }
     }
     let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
-        Err(e) => return not_found(stream, head, cbuf, &path, &e).await,
+        Err(e) => return not_found(stream, &path, &e, facts).await,
     };
     if meta.is_dir() {
         // nginx: a directory without the slash is redirected to the slash.
@@ -85,27 +88,29 @@ pub async fn serve(
             )
             .as_bytes(),
         );
+        facts.status = 301;
         if !is_head {
             out.put_slice(&body);
+            facts.body_bytes = body.len() as u64;
         }
-        return finish(stream, head, cbuf, out, keep_alive).await;
+        return finish(stream, out, keep_alive, facts).await;
     }
     let file = match monoio::fs::File::open(&path).await {
         Ok(f) => f,
-        Err(e) => return not_found(stream, head, cbuf, &path, &e).await,
+        Err(e) => return not_found(stream, &path, &e, facts).await,
     };
     let size = meta.len();
     let mtime = meta.mtime();
     let etag = format!("\"{mtime:x}-{size:x}\"");
     let last_modified = crate::clock::http_date(mtime);
     let not_modified = head
-        .header(cbuf, b"if-none-match")
+        .header(hb, b"if-none-match")
         .map(|v| {
             v.split(|&b| b == b',')
                 .any(|t| t.trim_ascii() == etag.as_bytes() || t.trim_ascii() == b"*")
         })
         .unwrap_or_else(|| {
-            head.header(cbuf, b"if-modified-since")
+            head.header(hb, b"if-modified-since")
                 .is_some_and(|v| v.trim_ascii() == last_modified.as_bytes())
         });
     let mut out = BytesMut::with_capacity(CHUNK);
@@ -136,11 +141,12 @@ pub async fn serve(
         )
         .as_bytes(),
     );
+    facts.status = if not_modified { 304 } else { 200 };
     if not_modified || is_head {
         let _ = file.close().await;
-        return finish(stream, head, cbuf, out, keep_alive).await;
+        return finish(stream, out, keep_alive, facts).await;
     }
-    cbuf.advance_head(head.head_len);
+    facts.bytes = out.len() as u64;
     let (res, mut buf) = stream.write_owned(out).await;
     res.map_err(|_| ())?;
     let mut pos: u64 = 0;
@@ -163,7 +169,11 @@ pub async fn serve(
                 let _ = file.close().await;
                 return Err(());
             }
-            Ok(n) => pos += n as u64,
+            Ok(n) => {
+                pos += n as u64;
+                facts.body_bytes = pos;
+                facts.bytes += n as u64;
+            }
         }
         let (res, b) = stream.write_owned(buf).await;
         buf = b;
@@ -190,10 +200,9 @@ fn content_type<'a>(path: &Path, types: &'a StaticTypes) -> &'a str {
 
 async fn not_found(
     stream: &mut Stream,
-    head: &RequestHead,
-    cbuf: &mut BytesMut,
     path: &Path,
     e: &std::io::Error,
+    facts: &mut LogFacts,
 ) -> Result<bool, ()> {
     let page = if e.kind() == std::io::ErrorKind::PermissionDenied {
         log::error!("open() \"{}\" failed ({e}) (403)", path.display());
@@ -202,26 +211,20 @@ async fn not_found(
         log::info!("open() \"{}\" failed ({e}) (404)", path.display());
         Canned::NotFound
     };
-    canned(stream, head, cbuf, page).await
+    canned(stream, page, facts).await
 }
 
-async fn canned(
-    stream: &mut Stream,
-    head: &RequestHead,
-    cbuf: &mut BytesMut,
-    page: Canned,
-) -> Result<bool, ()> {
-    super::respond_canned(stream, head, cbuf, page).await
+async fn canned(stream: &mut Stream, page: Canned, facts: &mut LogFacts) -> Result<bool, ()> {
+    super::respond_canned(stream, page, facts).await
 }
 
 async fn finish(
     stream: &mut Stream,
-    head: &RequestHead,
-    cbuf: &mut BytesMut,
     out: BytesMut,
     keep_alive: bool,
+    facts: &mut LogFacts,
 ) -> Result<bool, ()> {
-    cbuf.advance_head(head.head_len);
+    facts.bytes = out.len() as u64;
     let (res, _) = stream.write_owned(out).await;
     res.map_err(|_| ())?;
     if keep_alive {

@@ -210,7 +210,7 @@ async fn worker_main(spec: WorkerSpec) {
         log::info!("worker {}: drained", worker.id);
     }
     worker.pools.clear();
-    worker.access_log.flush();
+    worker.access_log.close();
 }
 
 async fn flush_loop(w: Rc<Worker>) {

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod access_log;
 mod config_check;
 mod http_proxy;
 mod identity;

@@ -49,7 +49,10 @@ pub fn run(port: u16, dir: Option<PathBuf>) -> Result<()> {
     println!("  curl --cacert {d}/ca.crt --cert {d}/gateway.crt --key {d}/gateway.key https://localhost:{p}/ops/");
     println!("  openssl s_client -connect 127.0.0.1:{p} -cert {d}/ops.crt -key {d}/ops.key -CAfile {d}/ca.crt\n");
     crate::logging::init(config.runtime.log_level);
-    crate::runtime::run(config)?;
+    let path = config_path.clone();
+    let loader: crate::runtime::reload::Loader =
+        Box::new(move || crate::config::load(&path).map_err(|e| e.to_string()));
+    crate::runtime::run(config, loader)?;
     Ok(())
 }
 

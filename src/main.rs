@@ -87,7 +87,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             }
-            match ringgate::runtime::run(cfg) {
+            let path = config.clone();
+            let loader: ringgate::runtime::reload::Loader =
+                Box::new(move || ringgate::config::load(&path).map_err(|e| e.to_string()));
+            match ringgate::runtime::run(cfg, loader) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     log::error!("{e}");

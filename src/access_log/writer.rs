@@ -4,11 +4,13 @@
 //! `write` calls, and reopens every file on SIGUSR1 (logrotate's `postrotate`).
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -21,8 +23,8 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// What workers and the signal handler tell the writer thread.
 #[derive(Debug)]
 pub enum Msg {
-    /// Append these complete lines to file `usize`.
-    Write(usize, Vec<u8>),
+    /// Append these complete lines to this file.
+    Write(Arc<Path>, Vec<u8>),
     /// Reopen every file (after logrotate moved them).
     Reopen,
 }
@@ -41,20 +43,26 @@ fn open(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// Opens every file once to prove it can be written (at start-up and before a reload is
+/// accepted), so a bad path fails there and not on the first request.
+pub fn check_paths(paths: &[PathBuf]) -> std::io::Result<()> {
+    for p in paths {
+        open(p).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("access log {}: {e}", p.display()))
+        })?;
+    }
+    Ok(())
+}
+
 impl LogThread {
-    /// Opens every file (so a bad path fails at start-up, not on the first request) and starts
-    /// the thread.
-    pub fn start(paths: Vec<PathBuf>) -> std::io::Result<LogThread> {
-        let mut files = Vec::with_capacity(paths.len());
-        for p in &paths {
-            files.push(open(p).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("access log {}: {e}", p.display()))
-            })?);
-        }
+    /// Checks the initial files and starts the thread; files are opened when first written
+    /// (a reload may name new ones) and kept open.
+    pub fn start(paths: &[PathBuf]) -> std::io::Result<LogThread> {
+        check_paths(paths)?;
         let (tx, rx) = channel();
         let handle = std::thread::Builder::new()
             .name("ringgate-log".into())
-            .spawn(move || run(paths, files, rx))?;
+            .spawn(move || run(rx))?;
         Ok(LogThread { tx, handle })
     }
 
@@ -72,37 +80,53 @@ impl LogThread {
     }
 }
 
-fn run(paths: Vec<PathBuf>, mut files: Vec<File>, rx: Receiver<Msg>) {
-    let mut failing = vec![false; files.len()];
+/// An open file and whether writing it is failing (said once per failure streak).
+struct Open {
+    file: Option<File>,
+    failing: bool,
+}
+
+fn run(rx: Receiver<Msg>) {
+    let mut files: HashMap<Arc<Path>, Open> = HashMap::new();
     for msg in rx {
         match msg {
-            Msg::Write(id, data) => {
-                let Some(f) = files.get_mut(id) else { continue };
-                match f.write_all(&data) {
-                    Ok(()) => failing[id] = false,
+            Msg::Write(path, data) => {
+                let entry = files.entry(path.clone()).or_insert_with(|| Open {
+                    file: None,
+                    failing: false,
+                });
+                if entry.file.is_none() {
+                    entry.file = open(&path).ok();
+                }
+                let res = match entry.file.as_mut() {
+                    Some(f) => f.write_all(&data),
+                    None => Err(std::io::Error::other("cannot open the file")),
+                };
+                match res {
+                    Ok(()) => entry.failing = false,
                     Err(e) => {
-                        // Say it once per failure streak, not once per line.
-                        if !failing[id] {
+                        if !entry.failing {
                             log::error!(
                                 "cannot write the access log {}: {e}; lines are being lost",
-                                paths[id].display()
+                                path.display()
                             );
-                            failing[id] = true;
+                            entry.failing = true;
                         }
+                        entry.file = None;
                     }
                 }
             }
             Msg::Reopen => {
-                for (id, p) in paths.iter().enumerate() {
-                    match open(p) {
-                        Ok(f) => files[id] = f,
+                for (path, entry) in files.iter_mut() {
+                    match open(path) {
+                        Ok(f) => entry.file = Some(f),
                         Err(e) => log::error!(
                             "cannot reopen the access log {}: {e}; still writing to the old file",
-                            p.display()
+                            path.display()
                         ),
                     }
                 }
-                log::info!("reopened {} access log file(s)", paths.len());
+                log::info!("reopened {} access log file(s)", files.len());
             }
         }
     }
@@ -111,46 +135,46 @@ fn run(paths: Vec<PathBuf>, mut files: Vec<File>, rx: Receiver<Msg>) {
 /// One worker's buffers, one per log file.
 pub struct WorkerLog {
     tx: RefCell<Option<Sender<Msg>>>,
-    bufs: RefCell<Vec<Vec<u8>>>,
+    bufs: RefCell<HashMap<Arc<Path>, Vec<u8>>>,
 }
 
 impl WorkerLog {
-    /// Buffers for `files` files, sending to the writer thread (None: logging is off).
-    pub fn new(tx: Option<Sender<Msg>>, files: usize) -> Self {
+    /// Empty buffers, sending to the writer thread (None: logging is off).
+    pub fn new(tx: Option<Sender<Msg>>) -> Self {
         WorkerLog {
             tx: RefCell::new(tx),
-            bufs: RefCell::new((0..files).map(|_| Vec::new()).collect()),
+            bufs: RefCell::new(HashMap::new()),
         }
     }
 
     /// Appends one line to `file`'s buffer with `render`; hands the buffer over once it is
     /// large.
-    pub fn append(&self, file: usize, render: impl FnOnce(&mut Vec<u8>)) {
+    pub fn append(&self, file: &Arc<Path>, render: impl FnOnce(&mut Vec<u8>)) {
         let full = {
             let mut bufs = self.bufs.borrow_mut();
-            let Some(buf) = bufs.get_mut(file) else {
-                return;
+            let buf = match bufs.get_mut(file) {
+                Some(b) => b,
+                None => bufs.entry(file.clone()).or_default(),
             };
             render(buf);
             (buf.len() >= FLUSH_AT).then(|| std::mem::take(buf))
         };
         if let Some(data) = full {
-            self.send(file, data);
+            self.send(file.clone(), data);
         }
     }
 
     /// Hands every non-empty buffer to the writer thread.
     pub fn flush(&self) {
-        let pending: Vec<(usize, Vec<u8>)> = self
+        let pending: Vec<(Arc<Path>, Vec<u8>)> = self
             .bufs
             .borrow_mut()
             .iter_mut()
-            .enumerate()
             .filter(|(_, b)| !b.is_empty())
-            .map(|(i, b)| (i, std::mem::take(b)))
+            .map(|(p, b)| (p.clone(), std::mem::take(b)))
             .collect();
-        for (i, data) in pending {
-            self.send(i, data);
+        for (p, data) in pending {
+            self.send(p, data);
         }
     }
 
@@ -161,7 +185,7 @@ impl WorkerLog {
         self.tx.borrow_mut().take();
     }
 
-    fn send(&self, file: usize, data: Vec<u8>) {
+    fn send(&self, file: Arc<Path>, data: Vec<u8>) {
         if let Some(tx) = self.tx.borrow().as_ref() {
             // The writer thread only goes away at exit; a line lost then is not worth a panic.
             let _ = tx.send(Msg::Write(file, data));
@@ -177,10 +201,11 @@ mod tests {
     fn lines_reach_the_file_in_order_and_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
-        let t = LogThread::start(vec![path.clone()]).unwrap();
-        let w = WorkerLog::new(Some(t.sender()), 1);
-        w.append(0, |b| b.extend_from_slice(b"one\n"));
-        w.append(0, |b| b.extend_from_slice(b"two\n"));
+        let t = LogThread::start(std::slice::from_ref(&path)).unwrap();
+        let w = WorkerLog::new(Some(t.sender()));
+        let key: Arc<Path> = Arc::from(path.as_path());
+        w.append(&key, |b| b.extend_from_slice(b"one\n"));
+        w.append(&key, |b| b.extend_from_slice(b"two\n"));
         w.flush();
         // logrotate: move the file away, then ask for a reopen.
         let rotated = dir.path().join("access.log.1");
@@ -194,7 +219,7 @@ mod tests {
         }
         std::fs::rename(&path, &rotated).unwrap();
         tx.send(Msg::Reopen).unwrap();
-        w.append(0, |b| b.extend_from_slice(b"three\n"));
+        w.append(&key, |b| b.extend_from_slice(b"three\n"));
         w.flush();
         drop(tx);
         drop(w);
@@ -207,16 +232,17 @@ mod tests {
     fn a_full_buffer_is_handed_over_without_waiting() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
-        let t = LogThread::start(vec![path.clone()]).unwrap();
-        let w = WorkerLog::new(Some(t.sender()), 1);
+        let t = LogThread::start(std::slice::from_ref(&path)).unwrap();
+        let w = WorkerLog::new(Some(t.sender()));
+        let key: Arc<Path> = Arc::from(path.as_path());
         let line = vec![b'x'; 1000];
         for _ in 0..(FLUSH_AT / 1000 + 1) {
-            w.append(0, |b| {
+            w.append(&key, |b| {
                 b.extend_from_slice(&line);
                 b.push(b'\n');
             });
         }
-        assert!(w.bufs.borrow()[0].is_empty(), "handed over at FLUSH_AT");
+        assert!(w.bufs.borrow()[&key].is_empty(), "handed over at FLUSH_AT");
         drop(w);
         t.finish();
         assert!(std::fs::metadata(&path).unwrap().len() >= FLUSH_AT as u64);
@@ -224,6 +250,6 @@ mod tests {
 
     #[test]
     fn an_unwritable_path_fails_at_start() {
-        assert!(LogThread::start(vec![PathBuf::from("/nonexistent/dir/a.log")]).is_err());
+        assert!(LogThread::start(&[PathBuf::from("/nonexistent/dir/a.log")]).is_err());
     }
 }

@@ -344,14 +344,13 @@ impl Resolver<'_> {
                         return None;
                     }
                 }
-                let file = match self.log_files.iter().position(|p| *p == path) {
-                    Some(i) => i,
-                    None => {
-                        self.log_files.push(path);
-                        self.log_files.len() - 1
-                    }
-                };
-                Some(AccessLog { file, format })
+                if !self.log_files.contains(&path) {
+                    self.log_files.push(path.clone());
+                }
+                Some(AccessLog {
+                    path: Arc::from(path.as_path()),
+                    format,
+                })
             }
         }
     }

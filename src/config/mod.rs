@@ -52,6 +52,9 @@ pub struct Config {
     pub static_types: StaticTypes,
     /// Access-log files, each opened once and shared by the listeners that name it.
     pub log_files: Vec<PathBuf>,
+    /// The files a change of which reloads the configuration: the file itself and every
+    /// certificate, key, CA, CRL and ticket key it reads (not logs, not static roots).
+    pub watched: Vec<PathBuf>,
 }
 
 /// One bound address and the servers on it.
@@ -98,6 +101,10 @@ pub struct Runtime {
     pub log_level: log::LevelFilter,
     /// The error-log file (None: stderr).
     pub error_log: Option<PathBuf>,
+    /// Reload when a watched file changes.
+    pub watch: bool,
+    /// How often watched files are looked at.
+    pub watch_interval: Duration,
 }
 
 /// One listening address (an nginx `server` block).
@@ -131,11 +138,11 @@ pub struct Listener {
     pub locations: Vec<Location>,
 }
 
-/// A listener's access log: which of [`Config::log_files`], in which format.
+/// A listener's access log: which file, in which format.
 #[derive(Debug, Clone)]
 pub struct AccessLog {
-    /// Index into [`Config::log_files`].
-    pub file: usize,
+    /// The file (one of [`Config::log_files`]).
+    pub path: Arc<Path>,
     /// How lines are rendered.
     pub format: Arc<crate::access_log::LogFormat>,
 }
@@ -399,6 +406,7 @@ pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
         log_formats: std::collections::HashMap::new(),
         log_files: Vec::new(),
         tls_sections: Vec::new(),
+        read_paths: std::cell::RefCell::new(Vec::new()),
     };
     let runtime = resolver.runtime(&raw);
     let maps = resolver.maps(&raw.map);
@@ -426,6 +434,7 @@ pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
     if !resolver.errs.is_empty() {
         return Err(resolver.errs.finish());
     }
+    let watched = resolver.watched(path);
     Ok(Config {
         path: path.to_path_buf(),
         runtime,
@@ -435,6 +444,7 @@ pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
         identity,
         maps,
         static_types,
+        watched,
         log_files: resolver.log_files,
     })
 }
@@ -506,6 +516,8 @@ struct Resolver<'a> {
     log_files: Vec<PathBuf>,
     /// For each explicit upstream: whether it has an `[upstream.tls]` section (loaded or not).
     tls_sections: Vec<bool>,
+    /// Every path the file named, for the reload watcher.
+    read_paths: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 fn span<T>(s: &Spanned<T>) -> Option<std::ops::Range<usize>> {
@@ -513,13 +525,17 @@ fn span<T>(s: &Spanned<T>) -> Option<std::ops::Range<usize>> {
 }
 
 impl Resolver<'_> {
+    /// A path from the file, relative to the file's directory; remembered so a reload can
+    /// watch what the configuration reads.
     fn path(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
-        if p.is_absolute() {
+        let full = if p.is_absolute() {
             p.to_path_buf()
         } else {
             self.base.join(p)
-        }
+        };
+        self.read_paths.borrow_mut().push(full.clone());
+        full
     }
 
     fn duration(
@@ -634,6 +650,12 @@ impl Resolver<'_> {
                 _ => Some(path),
             }
         });
+        let watch = r.watch.as_ref().is_none_or(|w| *w.get_ref());
+        let watch_interval = self.duration(
+            &r.watch_interval,
+            "runtime.watch_interval",
+            Duration::from_secs(1),
+        );
         Runtime {
             workers,
             cpus,
@@ -641,6 +663,8 @@ impl Resolver<'_> {
             driver,
             log_level,
             error_log,
+            watch,
+            watch_interval,
         }
     }
 
@@ -765,7 +789,7 @@ impl Resolver<'_> {
         let loc_modes: Vec<ClientAuthMode> =
             locations.iter().filter_map(|l| l.verify_client).collect();
         let (tls, verify_client) = match l.tls.as_ref() {
-            Some(t) => match self.tls(&key, t, &loc_modes) {
+            Some(t) => match self.tls(&key, &name, t, &loc_modes) {
                 Some((tls, mode)) => (Some(tls), mode),
                 None => (None, ClientAuthMode::Off),
             },
@@ -888,6 +912,7 @@ impl Resolver<'_> {
     fn tls(
         &mut self,
         key: &str,
+        name: &str,
         t: &RawTls,
         loc_modes: &[ClientAuthMode],
     ) -> Option<(Arc<ServerTls>, ClientAuthMode)> {
@@ -1083,7 +1108,8 @@ impl Resolver<'_> {
         let tickets = if !tickets_on {
             None
         } else if ticket_keys.is_empty() {
-            match crate::tls::tickets::TicketKey::random() {
+            // Stable for the life of the process, so a reload does not invalidate tickets.
+            match crate::tls::tickets::TicketKey::for_listener(name) {
                 Ok(k) => Some(crate::tls::tickets::TicketKeys(vec![k])),
                 Err(e) => {
                     self.errs
@@ -1141,6 +1167,18 @@ impl Resolver<'_> {
                 None
             }
         }
+    }
+
+    /// The configuration file and the regular files it reads, without the logs it writes.
+    fn watched(&self, config: &Path) -> Vec<PathBuf> {
+        let mut out = vec![config.to_path_buf()];
+        for p in self.read_paths.borrow().iter() {
+            let is_log = self.log_files.contains(p);
+            if !is_log && p.is_file() && !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        out
     }
 
     /// The collector only grows: comparing lengths tells whether a section added errors.

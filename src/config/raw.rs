@@ -42,6 +42,8 @@ pub struct RawRuntime {
     pub driver: Option<Spanned<String>>,
     pub log_level: Option<Spanned<String>>,
     pub error_log: Option<Spanned<String>>,
+    pub watch: Option<Spanned<bool>>,
+    pub watch_interval: Option<Spanned<Quantity>>,
 }
 
 /// `[[listener]]`: one address, its TLS policy and its locations (an nginx `server` block).

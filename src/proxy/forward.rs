@@ -14,7 +14,7 @@ use super::route;
 use crate::config::{Listener, Location, ProxyPass, Upstream};
 use crate::conn::Stream;
 use crate::http::{self, BodyFraming, Canned, RequestHead, ResponseHead};
-use crate::runtime::worker::Worker;
+use crate::runtime::worker::State;
 use crate::upstream::{self, UpstreamError};
 
 /// How a failed exchange ends for the client.
@@ -35,7 +35,7 @@ enum Failure {
 /// with its body). Returns Ok(true) when the client connection may carry another request.
 #[allow(clippy::too_many_arguments)]
 pub async fn proxy(
-    w: &Worker,
+    w: &State,
     ctx: &RequestCtx<'_>,
     client: &mut Stream,
     head: &RequestHead,

@@ -24,7 +24,7 @@ use crate::access::BindingCheck;
 use crate::config::{Action, HttpSettings, Listener, Rule, Socket};
 use crate::conn::Stream;
 use crate::http::{self, Canned, RequestError, RequestHead};
-use crate::runtime::worker::Worker;
+use crate::runtime::worker::{State, Worker};
 use crate::tls::client_auth::{ClientAuthMode, ClientVerifyOutcome, FailureMode};
 use crate::tls::stream::TlsStream;
 use context::{ConnInfo, LogFacts, RequestCtx, TlsInfo};
@@ -32,14 +32,18 @@ use context::{ConnInfo, LogFacts, RequestCtx, TlsInfo};
 /// Serves one accepted connection until it closes.
 pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
     let _active = w.drain.track();
-    let Some(socket) = w.config.sockets.get(si) else {
+    // The configuration generation current at accept serves this connection to its end: a
+    // reload changes what new connections get, never what an established one is doing.
+    let st = w.state();
+    let st: &State = &st;
+    let Some(socket) = st.config.sockets.get(si) else {
         return;
     };
     let _ = tcp.set_nodelay(true);
     let local = tcp.local_addr().unwrap_or(socket.addr);
     let serial = w.next_connection_serial();
     let (mut stream, server, tls, refusal) = if socket.tls {
-        match handshake(&w, socket, tcp, peer).await {
+        match handshake(st, socket, tcp, peer).await {
             Some((s, server, info, refusal)) => {
                 (Stream::ServerTls(Box::new(s)), server, Some(info), refusal)
             }
@@ -48,7 +52,7 @@ pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
     } else {
         (Stream::Plain(tcp), socket.hosts.default, None, None)
     };
-    let Some(listener) = w.config.listeners.get(server) else {
+    let Some(listener) = st.config.listeners.get(server) else {
         return;
     };
     // Identity decisions are made once per connection: the role of a verified certificate and
@@ -60,8 +64,8 @@ pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
         .and_then(|t| t.identity.clone());
     let (role, binding) = match &verified {
         Some(id) => (
-            w.config.identity.role_for(id),
-            w.config.identity.check_binding(id, peer.ip()),
+            st.config.identity.role_for(id),
+            st.config.identity.check_binding(id, peer.ip()),
         ),
         None => (None, BindingCheck::Unbound),
     };
@@ -94,7 +98,7 @@ pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
         let _ = stream.shutdown().await;
         return;
     }
-    serve_requests(&w, socket, listener, &mut stream, &info).await;
+    serve_requests(&w, st, socket, listener, &mut stream, &info).await;
 }
 
 /// Runs the TLS handshake (choosing the server by SNI when several share the address) and
@@ -102,7 +106,7 @@ pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
 /// (already logged), else the stream, the server chosen, its TLS facts and, in
 /// nginx-compatible mode, the 400 page owed to a refused client.
 async fn handshake(
-    w: &Worker,
+    w: &State,
     socket: &Socket,
     tcp: TcpStream,
     peer: SocketAddr,
@@ -292,6 +296,7 @@ async fn wait_next_request(
 
 async fn serve_requests(
     w: &Worker,
+    st: &State,
     socket: &Socket,
     listener: &Listener,
     stream: &mut Stream,
@@ -347,10 +352,10 @@ async fn serve_requests(
             ..LogFacts::default()
         };
         let result = handle_request(
-            w, socket, stream, info, &head, &hb, &mut cbuf, last, served, &mut facts,
+            st, socket, stream, info, &head, &hb, &mut cbuf, last, served, &mut facts,
         )
         .await;
-        log_request(w, info, &head, &hb, served, &facts);
+        log_request(w, st, info, &head, &hb, served, &facts);
         match result {
             Ok(true) if !last => continue,
             _ => break,
@@ -362,13 +367,14 @@ async fn serve_requests(
 /// Writes the request's access-log line, when its server logs.
 fn log_request(
     w: &Worker,
+    st: &State,
     info: &ConnInfo,
     head: &RequestHead,
     hb: &[u8],
     served: u64,
     facts: &LogFacts,
 ) {
-    let Some(listener) = w.config.listeners.get(facts.server) else {
+    let Some(listener) = st.config.listeners.get(facts.server) else {
         return;
     };
     let Some(al) = &listener.access_log else {
@@ -381,15 +387,16 @@ fn log_request(
     let ctx = RequestCtx {
         conn: info,
         listener,
-        maps: &w.config.maps,
+        maps: &st.config.maps,
         host: &host,
         uri: &uri,
         served,
     };
     let mut vars = ctx.vars(head, hb, b"");
     vars.log = Some(facts);
-    w.access_log
-        .append(al.file, |buf| al.format.render(buf, |v, o| vars.eval(v, o)));
+    w.access_log.append(&al.path, |buf| {
+        al.format.render(buf, |v, o| vars.eval(v, o))
+    });
 }
 
 /// nginx's `$host`: from the request, else the server's first name.
@@ -410,7 +417,7 @@ fn request_host(listener: &Listener, head: &RequestHead, hb: &[u8]) -> Vec<u8> {
 /// in `facts`. Returns Ok(true) when the connection may carry another request.
 #[allow(clippy::too_many_arguments)]
 async fn handle_request(
-    w: &Worker,
+    st: &State,
     socket: &Socket,
     stream: &mut Stream,
     info: &ConnInfo,
@@ -421,7 +428,7 @@ async fn handle_request(
     served: u64,
     facts: &mut LogFacts,
 ) -> Result<bool, ()> {
-    let config = &w.config;
+    let config = &st.config;
     let handshake_listener = config.listeners.get(info.server).ok_or(())?;
     let raw_path = head.path_and_query.get(hb);
     let path_only = raw_path.split(|&b| b == b'?').next().unwrap_or(raw_path);
@@ -505,7 +512,7 @@ async fn handle_request(
             respond_rule(stream, &ctx, head, hb, *status, body.as_ref(), last, facts).await
         }
         Action::Proxy(pp) => {
-            forward::proxy(w, &ctx, stream, head, hb, cbuf, location, pp, last, facts).await
+            forward::proxy(st, &ctx, stream, head, hb, cbuf, location, pp, last, facts).await
         }
         Action::Static(root) => {
             let keep = !last && head.keep_alive;

@@ -1,8 +1,11 @@
 //! Process lifecycle: start the access-log writer and one pinned worker per core, print the
-//! readiness line, reopen logs on SIGUSR1, and on SIGTERM/SIGINT stop accepting, let in-flight
-//! requests finish (up to the deadline), write out the logs and exit.
+//! readiness line, then watch: SIGHUP and changed files reload the configuration (validated
+//! whole, then handed to every worker by message), SIGUSR1 reopens the logs, and SIGTERM/SIGINT
+//! stop accepting, let in-flight requests finish (up to the deadline), write out the logs and
+//! exit.
 
 pub mod drain;
+pub mod reload;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -13,6 +16,7 @@ use std::time::Duration;
 
 use crate::access_log::writer::{LogThread, Msg};
 use crate::config::Config;
+use reload::{Loader, Reloader, Trigger};
 use worker::{Startup, WorkerSpec};
 
 /// Why the proxy could not run.
@@ -32,26 +36,27 @@ pub enum RunError {
     AccessLog(std::io::Error),
 }
 
-/// Serves `config` until SIGTERM or SIGINT; returns after every worker has drained.
-pub fn run(config: Config) -> Result<(), RunError> {
+/// Serves `config` until SIGTERM or SIGINT; `loader` reads the configuration again, the same
+/// way, when a reload is asked for. Returns after every worker has drained.
+pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
     let config = Arc::new(config);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone()).map_err(RunError::Signals)?;
     }
-    let logs = if config.log_files.is_empty() {
-        None
-    } else {
-        Some(LogThread::start(config.log_files.clone()).map_err(RunError::AccessLog)?)
-    };
-    let signals = reopen_on_sigusr1(logs.as_ref().map(LogThread::sender))?;
+    let logs = LogThread::start(&config.log_files).map_err(RunError::AccessLog)?;
+    let (trigger_tx, trigger_rx) = mpsc::channel();
+    let signals = signal_thread(logs.sender(), trigger_tx)?;
     let n = config.runtime.workers.max(1);
     let (tx, rx) = mpsc::channel();
     let mut handles = Vec::with_capacity(n);
+    let mut to_workers = Vec::with_capacity(n);
     let mut addrs: Vec<SocketAddr> = config.sockets.iter().map(|s| s.addr).collect();
 
     // Worker 0 binds first so that port 0 resolves to one port all workers then share.
     for id in 0..n {
+        let (reload_tx, reload_rx) = mpsc::channel();
+        to_workers.push(reload_tx);
         let spec = WorkerSpec {
             id,
             cpu: config.runtime.cpus.get(id).copied(),
@@ -59,33 +64,29 @@ pub fn run(config: Config) -> Result<(), RunError> {
             addrs: addrs.clone(),
             stop: stop.clone(),
             report: tx.clone(),
-            access_log: logs.as_ref().map(LogThread::sender),
+            access_log: Some(logs.sender()),
+            reloads: reload_rx,
         };
         let handle = std::thread::Builder::new()
             .name(format!("ringgate-w{id}"))
             .spawn(move || worker::run(spec))
             .map_err(RunError::Spawn)?;
         handles.push(handle);
-        match rx.recv_timeout(Duration::from_secs(30)) {
+        let failure = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(Startup::Ready(bound)) => {
                 if id == 0 {
                     addrs = bound;
                 }
+                None
             }
-            Ok(Startup::Failed(msg)) => {
-                stop.store(true, Ordering::Relaxed);
-                join_all(handles);
-                signals.close();
-                return Err(RunError::Startup(msg));
-            }
-            Err(_) => {
-                stop.store(true, Ordering::Relaxed);
-                join_all(handles);
-                signals.close();
-                return Err(RunError::Startup(format!(
-                    "worker {id} did not start within 30s"
-                )));
-            }
+            Ok(Startup::Failed(msg)) => Some(msg),
+            Err(_) => Some(format!("worker {id} did not start within 30s")),
+        };
+        if let Some(msg) = failure {
+            stop.store(true, Ordering::Relaxed);
+            join_all(handles);
+            signals.close();
+            return Err(RunError::Startup(msg));
         }
     }
     let listen: Vec<String> = config
@@ -103,32 +104,47 @@ pub fn run(config: Config) -> Result<(), RunError> {
         listen.join(",")
     );
     log::info!("serving with {n} workers: {}", listen.join(", "));
+
+    let mut reloader = Reloader::new(config, loader, to_workers);
+    while !stop.load(Ordering::Relaxed) {
+        match trigger_rx.recv_timeout(reloader.poll_interval()) {
+            Ok(t) => reloader.reload(t),
+            Err(mpsc::RecvTimeoutError::Timeout) => reloader.poll_files(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(reloader.poll_interval());
+                reloader.poll_files();
+            }
+        }
+    }
+    drop(reloader);
     join_all(handles);
     signals.close();
-    if let Some(l) = logs {
-        l.finish();
-    }
+    logs.finish();
     log::info!("all workers stopped; exiting");
     Ok(())
 }
 
-/// On SIGUSR1 (logrotate's postrotate), reopen the error log and every access log, as nginx
-/// does on USR1. Returns the handle that stops the signal thread.
-fn reopen_on_sigusr1(
-    access: Option<std::sync::mpsc::Sender<Msg>>,
+/// SIGHUP asks for a reload (as nginx); SIGUSR1 reopens the error log and every access log
+/// (logrotate's postrotate), as nginx does on USR1. Returns the handle that stops the thread.
+fn signal_thread(
+    access: mpsc::Sender<Msg>,
+    reloads: mpsc::Sender<Trigger>,
 ) -> Result<signal_hook::iterator::Handle, RunError> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR1])
-        .map_err(RunError::Signals)?;
+    use signal_hook::consts::{SIGHUP, SIGUSR1};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGHUP, SIGUSR1]).map_err(RunError::Signals)?;
     let handle = signals.handle();
     std::thread::Builder::new()
         .name("ringgate-signals".into())
         .spawn(move || {
-            for _ in signals.forever() {
-                crate::logging::reopen();
-                if let Some(tx) = &access {
-                    let _ = tx.send(Msg::Reopen);
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    let _ = reloads.send(Trigger::Signal);
+                } else {
+                    crate::logging::reopen();
+                    let _ = access.send(Msg::Reopen);
+                    log::info!("SIGUSR1: reopening log files");
                 }
-                log::info!("SIGUSR1: reopening log files");
             }
         })
         .map_err(RunError::Spawn)?;

@@ -1,10 +1,16 @@
 //! One worker: a thread pinned to a CPU, running its own monoio runtime with its own listening
 //! sockets, TLS configurations and upstream pools. Nothing here is shared with other workers.
+//!
+//! A configuration reload reaches each worker as a message (a new `Arc<Config>`); the worker
+//! builds a new [`State`] from it (its own rustls configs and pools) and new connections take
+//! that one. Connections already open keep the `Rc<State>` they started with until they end:
+//! nothing established is disturbed and no lock is ever read.
 
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,25 +22,57 @@ use crate::config::{Config, DriverChoice};
 use crate::upstream::pool::SWEEP_INTERVAL;
 use crate::upstream::Pools;
 
-/// Per-core state every connection task of this worker borrows.
-pub struct Worker {
-    /// Worker index.
-    pub id: usize,
+/// One configuration generation as this worker runs it.
+pub struct State {
     /// The configuration (read-only).
     pub config: Arc<Config>,
     /// This worker's rustls configuration per listener (None for plain listeners).
     pub tls: Vec<Option<Arc<rustls::ServerConfig>>>,
-    /// This worker's upstream pools.
+    /// This worker's upstream pools for this generation.
     pub pools: Pools,
+}
+
+impl State {
+    /// Builds this worker's TLS configurations and empty pools for `config`.
+    pub fn new(config: Arc<Config>) -> Result<State, String> {
+        let mut tls = Vec::with_capacity(config.listeners.len());
+        for l in &config.listeners {
+            match l.tls.as_ref().map(|t| t.worker_config()) {
+                None => tls.push(None),
+                Some(Ok(c)) => tls.push(Some(c)),
+                Some(Err(e)) => {
+                    return Err(format!("listener `{}`: TLS setup failed: {e}", l.name))
+                }
+            }
+        }
+        Ok(State {
+            pools: Pools::new(config.upstreams.len()),
+            config,
+            tls,
+        })
+    }
+}
+
+/// Per-core state every connection task of this worker borrows.
+pub struct Worker {
+    /// Worker index.
+    pub id: usize,
+    /// The current configuration generation (new connections take this one).
+    state: RefCell<Rc<State>>,
     /// Shutdown signal and active-connection count.
     pub drain: Drain,
     /// This worker's access-log buffers.
     pub access_log: WorkerLog,
     /// The last `$connection` serial given out.
-    connections: std::cell::Cell<u64>,
+    connections: Cell<u64>,
 }
 
 impl Worker {
+    /// The current generation, for a new connection to keep until it ends.
+    pub fn state(&self) -> Rc<State> {
+        self.state.borrow().clone()
+    }
+
     /// A new `$connection` number: unique per worker (the worker id is in the low bits, so
     /// numbers from different workers never collide).
     pub fn next_connection_serial(&self) -> u64 {
@@ -66,8 +104,10 @@ pub struct WorkerSpec {
     pub stop: Arc<AtomicBool>,
     /// Where to report start-up.
     pub report: Sender<Startup>,
-    /// The access-log writer, when any listener logs.
+    /// The access-log writer.
     pub access_log: Option<Sender<crate::access_log::writer::Msg>>,
+    /// New configurations, after a reload validated them.
+    pub reloads: Receiver<Arc<Config>>,
 }
 
 /// Runs a worker on the current thread until it has drained after a stop request.
@@ -135,20 +175,13 @@ pub fn run(spec: WorkerSpec) {
 
 async fn worker_main(spec: WorkerSpec) {
     let config = spec.config.clone();
-    let mut tls = Vec::with_capacity(config.listeners.len());
-    for l in &config.listeners {
-        match l.tls.as_ref().map(|t| t.worker_config()) {
-            None => tls.push(None),
-            Some(Ok(c)) => tls.push(Some(c)),
-            Some(Err(e)) => {
-                let _ = spec.report.send(Startup::Failed(format!(
-                    "listener `{}`: TLS setup failed: {e}",
-                    l.name
-                )));
-                return;
-            }
+    let state = match State::new(config.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = spec.report.send(Startup::Failed(e));
+            return;
         }
-    }
+    };
     let mut listeners = Vec::with_capacity(spec.addrs.len());
     let mut bound = Vec::with_capacity(spec.addrs.len());
     for (sock, addr) in config.sockets.iter().zip(&spec.addrs) {
@@ -175,28 +208,35 @@ async fn worker_main(spec: WorkerSpec) {
     }
     let worker = Rc::new(Worker {
         id: spec.id,
-        config: config.clone(),
-        tls,
-        pools: Pools::new(config.upstreams.len()),
+        state: RefCell::new(Rc::new(state)),
         drain: Drain::default(),
-        access_log: WorkerLog::new(spec.access_log.clone(), config.log_files.len()),
-        connections: std::cell::Cell::new(0),
+        access_log: WorkerLog::new(spec.access_log.clone()),
+        connections: Cell::new(0),
     });
     for (si, sock) in listeners.into_iter().enumerate() {
         monoio::spawn(accept_loop(worker.clone(), si, sock));
     }
     monoio::spawn(sweep_loop(worker.clone()));
-    if !config.log_files.is_empty() {
-        monoio::spawn(flush_loop(worker.clone()));
-    }
+    monoio::spawn(flush_loop(worker.clone()));
     let _ = spec.report.send(Startup::Ready(bound));
 
-    // Watch for the stop request (an atomic load every 50 ms, off the request path).
+    // Watch for the stop request and for reloads (a channel poll every 50 ms, off the request
+    // path).
     while !spec.stop.load(Ordering::Relaxed) {
         monoio::time::sleep(Duration::from_millis(50)).await;
+        while let Ok(new) = spec.reloads.try_recv() {
+            match State::new(new) {
+                Ok(s) => {
+                    *worker.state.borrow_mut() = Rc::new(s);
+                    log::debug!("worker {}: took the new configuration", worker.id);
+                }
+                // The main thread built the same configs before sending: not expected.
+                Err(e) => log::error!("worker {}: keeping the old configuration: {e}", worker.id),
+            }
+        }
     }
     worker.drain.start();
-    let deadline = Instant::now() + config.runtime.shutdown_timeout;
+    let deadline = Instant::now() + worker.state().config.runtime.shutdown_timeout;
     while worker.drain.active() > 0 && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -209,7 +249,7 @@ async fn worker_main(spec: WorkerSpec) {
     } else {
         log::info!("worker {}: drained", worker.id);
     }
-    worker.pools.clear();
+    worker.state().pools.clear();
     worker.access_log.close();
 }
 
@@ -244,6 +284,7 @@ async fn accept_loop(w: Rc<Worker>, si: usize, sock: TcpListener) {
 async fn sweep_loop(w: Rc<Worker>) {
     while !w.drain.is_draining() {
         monoio::time::sleep(SWEEP_INTERVAL).await;
-        w.pools.sweep(&w.config.upstreams);
+        let st = w.state();
+        st.pools.sweep(&st.config.upstreams);
     }
 }

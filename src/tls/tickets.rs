@@ -39,6 +39,29 @@ impl TicketKey {
         Ok(key)
     }
 
+    /// This process's key for a listener: derived from a random secret made once per process
+    /// and the listener's name, so a configuration reload keeps tickets valid while listeners
+    /// never share keys.
+    pub fn for_listener(name: &str) -> Result<Self, rustls::Error> {
+        static SEED: std::sync::OnceLock<Option<[u8; 32]>> = std::sync::OnceLock::new();
+        let seed = SEED
+            .get_or_init(|| {
+                let mut s = [0u8; 32];
+                SystemRandom::new().fill(&mut s).ok().map(|_| s)
+            })
+            .ok_or(rustls::Error::FailedToGetRandomBytes)?;
+        let hmac = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &seed);
+        let tag = aws_lc_rs::hmac::sign(&hmac, name.as_bytes());
+        let mut key = TicketKey {
+            id: [0; 4],
+            secret: [0; 32],
+        };
+        key.secret.copy_from_slice(tag.as_ref());
+        let id = aws_lc_rs::hmac::sign(&hmac, &[b"id:", name.as_bytes()].concat());
+        key.id.copy_from_slice(&id.as_ref()[..4]);
+        Ok(key)
+    }
+
     /// A key from an nginx `ssl_session_ticket_key` file: 48 bytes (16 name, 32 secret) or 80
     /// bytes (16 name, 64 secret). The name's first bytes become the key id; the secret is
     /// hashed into an AES-256-GCM key. The tickets are ringgate's own format (not nginx's),
@@ -167,6 +190,16 @@ mod tests {
             .ticketer(3600)
             .unwrap();
         assert!(other.decrypt(&t).is_none());
+    }
+
+    #[test]
+    fn listener_keys_are_stable_and_distinct() {
+        let a1 = TicketKeys(vec![TicketKey::for_listener("a").unwrap()]);
+        let a2 = TicketKeys(vec![TicketKey::for_listener("a").unwrap()]);
+        let b = TicketKeys(vec![TicketKey::for_listener("b").unwrap()]);
+        let t = a1.ticketer(60).unwrap().encrypt(b"s").unwrap();
+        assert_eq!(a2.ticketer(60).unwrap().decrypt(&t).unwrap(), b"s");
+        assert!(b.ticketer(60).unwrap().decrypt(&t).is_none());
     }
 
     #[test]

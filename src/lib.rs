@@ -25,6 +25,7 @@ pub mod demo;
 pub mod http;
 pub mod identity;
 pub mod logging;
+pub mod metrics;
 pub mod proxy;
 pub mod runtime;
 pub mod tls;

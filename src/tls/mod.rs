@@ -88,9 +88,23 @@ pub struct ServerTls {
     tickets: Option<TicketKeys>,
     session_cache: usize,
     session_timeout: u32,
+    /// Subject and notAfter of each served certificate, for expiry metrics.
+    served: Vec<(String, i64)>,
+    /// Subject and notAfter of each CA clients are verified against.
+    cas: Vec<(String, i64)>,
 }
 
 impl ServerTls {
+    /// Subject (RFC 2253) and notAfter (Unix seconds) of every certificate this listener serves.
+    pub fn server_certificates(&self) -> &[(String, i64)] {
+        &self.served
+    }
+
+    /// Subject and notAfter of every CA client certificates are verified against.
+    pub fn client_cas(&self) -> &[(String, i64)] {
+        &self.cas
+    }
+
     /// Assembles a listener's TLS from loaded material.
     pub fn new(spec: ServerTlsSpec) -> Result<Self, rustls::Error> {
         let Some((default, _)) = spec.certs.first() else {
@@ -110,6 +124,24 @@ impl ServerTls {
                 resolver.add(&n, key.clone());
             }
         }
+        let served = spec
+            .certs
+            .iter()
+            .filter_map(|(k, _)| k.cert.first())
+            .filter_map(|c| crate::identity::Identity::from_der(c))
+            .map(|id| (id.subject_dn, id.not_after))
+            .collect();
+        let cas = spec
+            .store
+            .as_ref()
+            .map(|st| {
+                st.anchors()
+                    .iter()
+                    .filter_map(|a| crate::identity::Identity::from_der(&a.der))
+                    .map(|id| (id.subject_dn, id.not_after))
+                    .collect()
+            })
+            .unwrap_or_default();
         let client_auth = Arc::new(ClientAuth::new(
             spec.mode,
             spec.failure,
@@ -126,6 +158,8 @@ impl ServerTls {
             tickets: spec.tickets,
             session_cache: spec.session_cache,
             session_timeout: spec.session_timeout,
+            served,
+            cas,
         })
     }
 

@@ -1,0 +1,478 @@
+//! Metrics: each worker counts into its own plain cells (no atomics, no lock on the request
+//! path); a scrape asks every worker for a [`Snapshot`] by message, merges them and renders
+//! Prometheus text.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::config::Config;
+use crate::identity::Identity;
+
+/// Latencies are kept in microseconds, from 1 µs to 1 hour, 3 significant digits. (These
+/// constant bounds are valid, so this is always `Some`; a `None` would only mean no latency
+/// figures.)
+fn new_histogram() -> Option<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).ok()
+}
+
+/// Client certificates remembered per worker for their days-left gauge.
+const CLIENT_CERTS: usize = 256;
+
+/// One worker's counters.
+pub struct WorkerStats {
+    requests: RefCell<BTreeMap<u16, u64>>,
+    handshakes: RefCell<BTreeMap<(&'static str, &'static str), u64>>,
+    upstream_new: Cell<u64>,
+    upstream_reused: Cell<u64>,
+    request_time: RefCell<Option<Histogram<u64>>>,
+    upstream_time: RefCell<Option<Histogram<u64>>>,
+    client_certs: RefCell<HashMap<String, (i64, u64)>>,
+    tick: Cell<u64>,
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        WorkerStats {
+            requests: RefCell::default(),
+            handshakes: RefCell::default(),
+            upstream_new: Cell::new(0),
+            upstream_reused: Cell::new(0),
+            request_time: RefCell::new(new_histogram()),
+            upstream_time: RefCell::new(new_histogram()),
+            client_certs: RefCell::default(),
+            tick: Cell::new(0),
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+impl WorkerStats {
+    /// A request answered with `status` after `took`.
+    pub fn request(&self, status: u16, took: Duration) {
+        *self.requests.borrow_mut().entry(status).or_default() += 1;
+        if let Some(h) = self.request_time.borrow_mut().as_mut() {
+            let _ = h.record(micros(took));
+        }
+    }
+
+    /// Time spent on an upstream exchange.
+    pub fn upstream(&self, took: Duration) {
+        if let Some(h) = self.upstream_time.borrow_mut().as_mut() {
+            let _ = h.record(micros(took));
+        }
+    }
+
+    /// A new upstream connection (`reused = false`) or a pooled one handed out again.
+    pub fn upstream_connection(&self, reused: bool) {
+        let c = if reused {
+            &self.upstream_reused
+        } else {
+            &self.upstream_new
+        };
+        c.set(c.get() + 1);
+    }
+
+    /// A TLS handshake: `kind` is `full` or `resumed`, `outcome` `ok` or why it was refused.
+    pub fn handshake(&self, kind: &'static str, outcome: &'static str) {
+        *self
+            .handshakes
+            .borrow_mut()
+            .entry((kind, outcome))
+            .or_default() += 1;
+    }
+
+    /// A verified client certificate, for its days-left gauge (the most recent are kept).
+    pub fn client_certificate(&self, id: &Identity) {
+        let tick = self.tick.get() + 1;
+        self.tick.set(tick);
+        let mut certs = self.client_certs.borrow_mut();
+        if let Some(e) = certs.get_mut(&id.subject_dn) {
+            *e = (id.not_after, tick);
+            return;
+        }
+        if certs.len() >= CLIENT_CERTS {
+            if let Some(oldest) = certs
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+            {
+                certs.remove(&oldest);
+            }
+        }
+        certs.insert(id.subject_dn.clone(), (id.not_after, tick));
+    }
+
+    /// A copy of everything, for a scrape.
+    pub fn snapshot(&self, open_connections: usize, verify_cache: (u64, u64)) -> Snapshot {
+        Snapshot {
+            workers: 1,
+            requests: self.requests.borrow().clone(),
+            handshakes: self.handshakes.borrow().clone(),
+            upstream_new: self.upstream_new.get(),
+            upstream_reused: self.upstream_reused.get(),
+            request_time: self.request_time.borrow().clone(),
+            upstream_time: self.upstream_time.borrow().clone(),
+            client_certs: self
+                .client_certs
+                .borrow()
+                .iter()
+                .map(|(k, (na, _))| (k.clone(), *na))
+                .collect(),
+            open_connections: open_connections as u64,
+            verify_cache_hits: verify_cache.0,
+            verify_cache_misses: verify_cache.1,
+        }
+    }
+}
+
+/// Everything one or more workers counted (sent from a worker to the admin thread).
+#[derive(Clone)]
+pub struct Snapshot {
+    /// Workers merged into this one.
+    pub workers: u64,
+    requests: BTreeMap<u16, u64>,
+    handshakes: BTreeMap<(&'static str, &'static str), u64>,
+    upstream_new: u64,
+    upstream_reused: u64,
+    request_time: Option<Histogram<u64>>,
+    upstream_time: Option<Histogram<u64>>,
+    client_certs: BTreeMap<String, i64>,
+    open_connections: u64,
+    verify_cache_hits: u64,
+    verify_cache_misses: u64,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            workers: 0,
+            requests: BTreeMap::new(),
+            handshakes: BTreeMap::new(),
+            upstream_new: 0,
+            upstream_reused: 0,
+            request_time: new_histogram(),
+            upstream_time: new_histogram(),
+            client_certs: BTreeMap::new(),
+            open_connections: 0,
+            verify_cache_hits: 0,
+            verify_cache_misses: 0,
+        }
+    }
+}
+
+impl Snapshot {
+    /// Adds another worker's numbers.
+    pub fn merge(&mut self, o: &Snapshot) {
+        self.workers += o.workers;
+        for (k, v) in &o.requests {
+            *self.requests.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.handshakes {
+            *self.handshakes.entry(*k).or_default() += v;
+        }
+        self.upstream_new += o.upstream_new;
+        self.upstream_reused += o.upstream_reused;
+        for (mine, theirs) in [
+            (&mut self.request_time, &o.request_time),
+            (&mut self.upstream_time, &o.upstream_time),
+        ] {
+            if let (Some(m), Some(t)) = (mine.as_mut(), theirs.as_ref()) {
+                let _ = m.add(t);
+            }
+        }
+        for (k, v) in &o.client_certs {
+            self.client_certs.insert(k.clone(), *v);
+        }
+        self.open_connections += o.open_connections;
+        self.verify_cache_hits += o.verify_cache_hits;
+        self.verify_cache_misses += o.verify_cache_misses;
+    }
+}
+
+/// Reload outcomes, counted by the main thread.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Reloads {
+    /// Reloads applied.
+    pub applied: u64,
+    /// Reloads refused (the running configuration was kept).
+    pub refused: u64,
+}
+
+/// Histogram buckets, in seconds (Prometheus' usual latency buckets, finer at the low end).
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
+];
+
+/// Renders the Prometheus text exposition (format 0.0.4).
+pub fn render(s: &Snapshot, config: &Config, reloads: Reloads, now: i64) -> String {
+    let mut o = String::with_capacity(8192);
+    let help = |o: &mut String, name: &str, kind: &str, text: &str| {
+        let _ = writeln!(o, "# HELP {name} {text}");
+        let _ = writeln!(o, "# TYPE {name} {kind}");
+    };
+    help(
+        &mut o,
+        "ringgate_workers",
+        "gauge",
+        "Workers that answered this scrape.",
+    );
+    let _ = writeln!(o, "ringgate_workers {}", s.workers);
+    help(
+        &mut o,
+        "ringgate_open_connections",
+        "gauge",
+        "Client connections open now.",
+    );
+    let _ = writeln!(o, "ringgate_open_connections {}", s.open_connections);
+    help(
+        &mut o,
+        "ringgate_requests_total",
+        "counter",
+        "Requests answered, by status.",
+    );
+    for (status, n) in &s.requests {
+        let _ = writeln!(o, "ringgate_requests_total{{status=\"{status}\"}} {n}");
+    }
+    help(
+        &mut o,
+        "ringgate_handshakes_total",
+        "counter",
+        "TLS handshakes by kind (full, resumed) and outcome (ok, or why the client was refused).",
+    );
+    for ((kind, outcome), n) in &s.handshakes {
+        let _ = writeln!(
+            o,
+            "ringgate_handshakes_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}"
+        );
+    }
+    help(
+        &mut o,
+        "ringgate_verify_cache_hits_total",
+        "counter",
+        "Client chains whose verdict came from the per-core cache.",
+    );
+    let _ = writeln!(
+        o,
+        "ringgate_verify_cache_hits_total {}",
+        s.verify_cache_hits
+    );
+    help(
+        &mut o,
+        "ringgate_verify_cache_misses_total",
+        "counter",
+        "Client chains verified in full.",
+    );
+    let _ = writeln!(
+        o,
+        "ringgate_verify_cache_misses_total {}",
+        s.verify_cache_misses
+    );
+    help(
+        &mut o,
+        "ringgate_upstream_connections_total",
+        "counter",
+        "Upstream connections by how they were had: opened, or reused from the pool.",
+    );
+    let _ = writeln!(
+        o,
+        "ringgate_upstream_connections_total{{result=\"new\"}} {}",
+        s.upstream_new
+    );
+    let _ = writeln!(
+        o,
+        "ringgate_upstream_connections_total{{result=\"reused\"}} {}",
+        s.upstream_reused
+    );
+    for (name, h, text) in [
+        (
+            "ringgate_request_duration_seconds",
+            &s.request_time,
+            "Time from the request head's first byte to the end of the response.",
+        ),
+        (
+            "ringgate_upstream_duration_seconds",
+            &s.upstream_time,
+            "Time from taking an upstream connection to the end of the upstream's response.",
+        ),
+    ] {
+        let Some(h) = h else { continue };
+        help(&mut o, name, "histogram", text);
+        for le in BUCKETS {
+            let upto = (le * 1_000_000.0) as u64;
+            let n = h.count_between(0, upto);
+            let _ = writeln!(o, "{name}_bucket{{le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {}", h.len());
+        let sum = h.mean() * h.len() as f64 / 1_000_000.0;
+        let _ = writeln!(o, "{name}_sum {sum:.6}");
+        let _ = writeln!(o, "{name}_count {}", h.len());
+        let q = format!("{name}_quantile");
+        help(
+            &mut o,
+            &q,
+            "gauge",
+            "Latency quantiles from the same hdrhistogram (since start).",
+        );
+        for quantile in [0.5, 0.9, 0.99, 0.999] {
+            let v = h.value_at_quantile(quantile) as f64 / 1_000_000.0;
+            let _ = writeln!(o, "{q}{{quantile=\"{quantile}\"}} {v:.6}");
+        }
+    }
+    help(
+        &mut o,
+        "ringgate_config_reloads_total",
+        "counter",
+        "Configuration reloads by result.",
+    );
+    let _ = writeln!(
+        o,
+        "ringgate_config_reloads_total{{result=\"applied\"}} {}",
+        reloads.applied
+    );
+    let _ = writeln!(
+        o,
+        "ringgate_config_reloads_total{{result=\"refused\"}} {}",
+        reloads.refused
+    );
+    help(
+        &mut o,
+        "ringgate_certificate_days_left",
+        "gauge",
+        "Whole days until notAfter of the certificates ringgate serves and trusts.",
+    );
+    for l in &config.listeners {
+        let Some(tls) = &l.tls else { continue };
+        for (subject, not_after) in tls.server_certificates() {
+            let _ = writeln!(
+                o,
+                "ringgate_certificate_days_left{{kind=\"server\",listener=\"{}\",subject=\"{}\"}} {}",
+                label(&l.name),
+                label(&subject),
+                days(*not_after, now)
+            );
+        }
+        for (subject, not_after) in tls.client_cas() {
+            let _ = writeln!(
+                o,
+                "ringgate_certificate_days_left{{kind=\"client_ca\",listener=\"{}\",subject=\"{}\"}} {}",
+                label(&l.name),
+                label(&subject),
+                days(*not_after, now)
+            );
+        }
+    }
+    help(
+        &mut o,
+        "ringgate_client_certificate_days_left",
+        "gauge",
+        "Whole days until notAfter of verified client certificates seen recently (at most 256 per worker).",
+    );
+    for (subject, not_after) in &s.client_certs {
+        let _ = writeln!(
+            o,
+            "ringgate_client_certificate_days_left{{subject=\"{}\"}} {}",
+            label(subject),
+            days(*not_after, now)
+        );
+    }
+    o
+}
+
+/// Whole days left (negative once expired).
+fn days(not_after: i64, now: i64) -> i64 {
+    (not_after - now).div_euclid(86_400)
+}
+
+/// A Prometheus label value: `\`, `"` and newlines escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_merge_and_render() {
+        let a = WorkerStats::default();
+        a.request(200, Duration::from_millis(2));
+        a.request(200, Duration::from_millis(4));
+        a.request(403, Duration::from_micros(300));
+        a.handshake("full", "ok");
+        a.upstream_connection(false);
+        a.upstream_connection(true);
+        a.upstream(Duration::from_millis(1));
+        let b = WorkerStats::default();
+        b.request(200, Duration::from_millis(1));
+        b.handshake("resumed", "ok");
+        b.handshake("full", "unknown_ca");
+        let id = Identity {
+            subject_dn: "CN=a\"b".into(),
+            not_after: 10 * 86_400 + 5,
+            ..Identity::default()
+        };
+        b.client_certificate(&id);
+        let mut s = Snapshot::default();
+        s.merge(&a.snapshot(3, (5, 1)));
+        s.merge(&b.snapshot(2, (1, 1)));
+        let cfg = crate::config::parse_str(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\n[[listener.location]]\npath = \"/\"\nreturn = 204\n",
+            std::path::Path::new("m.toml"),
+        )
+        .unwrap();
+        let text = render(
+            &s,
+            &cfg,
+            Reloads {
+                applied: 2,
+                refused: 1,
+            },
+            0,
+        );
+        for line in [
+            "ringgate_workers 2",
+            "ringgate_open_connections 5",
+            "ringgate_requests_total{status=\"200\"} 3",
+            "ringgate_requests_total{status=\"403\"} 1",
+            "ringgate_handshakes_total{kind=\"full\",outcome=\"ok\"} 1",
+            "ringgate_handshakes_total{kind=\"full\",outcome=\"unknown_ca\"} 1",
+            "ringgate_handshakes_total{kind=\"resumed\",outcome=\"ok\"} 1",
+            "ringgate_verify_cache_hits_total 6",
+            "ringgate_upstream_connections_total{result=\"reused\"} 1",
+            "ringgate_request_duration_seconds_bucket{le=\"0.0005\"} 1",
+            "ringgate_request_duration_seconds_bucket{le=\"0.0025\"} 3",
+            "ringgate_request_duration_seconds_bucket{le=\"+Inf\"} 4",
+            "ringgate_request_duration_seconds_count 4",
+            "ringgate_config_reloads_total{result=\"refused\"} 1",
+            "ringgate_client_certificate_days_left{subject=\"CN=a\\\"b\"} 10",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn client_certificates_stay_bounded() {
+        let w = WorkerStats::default();
+        for i in 0..(CLIENT_CERTS + 10) {
+            w.client_certificate(&Identity {
+                subject_dn: format!("CN={i}"),
+                ..Identity::default()
+            });
+        }
+        assert_eq!(w.client_certs.borrow().len(), CLIENT_CERTS);
+        assert!(w
+            .client_certs
+            .borrow()
+            .contains_key(&format!("CN={}", CLIENT_CERTS + 9)));
+    }
+}

@@ -20,18 +20,21 @@ struct Cli {
 enum Command {
     /// Serve a configuration file.
     Run {
-        /// The TOML configuration.
-        #[arg(short, long)]
-        config: PathBuf,
+        #[command(flatten)]
+        source: Source,
         /// Override the number of workers.
         #[arg(long)]
         workers: Option<usize>,
     },
     /// Validate a configuration (loading every certificate and key) without serving.
     Check {
-        /// The TOML configuration.
-        #[arg(short, long)]
-        config: PathBuf,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Translate an nginx.conf into ringgate's TOML, printed on stdout (warnings on stderr).
+    ImportNginx {
+        /// The nginx configuration.
+        file: PathBuf,
     },
     /// Make a CA and certificates, start a small upstream and serve mTLS on 127.0.0.1.
     Demo {
@@ -44,15 +47,50 @@ enum Command {
     },
 }
 
+/// Where the configuration comes from: ringgate's TOML or an nginx.conf.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct Source {
+    /// The TOML configuration.
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// An nginx configuration, translated as `import-nginx` does.
+    #[arg(long)]
+    nginx_config: Option<PathBuf>,
+}
+
+impl Source {
+    fn path(&self) -> &std::path::Path {
+        self.config
+            .as_deref()
+            .or(self.nginx_config.as_deref())
+            .unwrap_or(std::path::Path::new(""))
+    }
+
+    /// Loads the configuration; nginx warnings go to stderr.
+    fn load(&self) -> Result<ringgate::config::Config, ringgate::config::ConfigErrors> {
+        match &self.nginx_config {
+            Some(n) => {
+                let (config, warnings) = ringgate::nginx::load(n)?;
+                for w in warnings {
+                    eprintln!("{w}");
+                }
+                Ok(config)
+            }
+            None => ringgate::config::load(self.path()),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ringgate::logging::init(log::LevelFilter::Info);
     match cli.command {
-        Command::Check { config } => match ringgate::config::load(&config) {
+        Command::Check { source } => match source.load() {
             Ok(c) => {
                 println!(
                     "{}: configuration is valid ({} listener{}, {} upstream{})",
-                    config.display(),
+                    source.path().display(),
                     c.listeners.len(),
                     if c.listeners.len() == 1 { "" } else { "s" },
                     c.upstreams.len(),
@@ -65,8 +103,21 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { config, workers } => {
-            let mut cfg = match ringgate::config::load(&config) {
+        Command::ImportNginx { file } => match ringgate::nginx::translate_file(&file) {
+            Ok(t) => {
+                for w in &t.warnings {
+                    eprintln!("{w}");
+                }
+                print!("{}", t.toml);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprint!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run { source, workers } => {
+            let mut cfg = match source.load() {
                 Ok(c) => c,
                 Err(e) => {
                     eprint!("{e}");

@@ -651,7 +651,32 @@ impl Translator {
         let covered = locations
             .iter()
             .any(|l| l.path == "/" && matches!(l.match_kind, None | Some("prefix_no_regex")));
-        if !covered {
+        if !covered && s.scope.root.is_none() && !self.conf_dir.join("html").is_dir() {
+            // nginx would look for files under its default root, which does not exist here:
+            // every request no location matches gets 404.
+            locations.push(OutLocation {
+                at: s.at.clone(),
+                note: Some(format!(
+                    "requests no location matches: nginx looks under {}, which does not exist",
+                    self.conf_dir.join("html").display()
+                )),
+                path: "/".into(),
+                match_kind: None,
+                proxy_pass: None,
+                ret: Some(L::new(
+                    OutReturn {
+                        status: 404,
+                        body: None,
+                    },
+                    &s.at,
+                )),
+                root: None,
+                index: None,
+                verify_client: None,
+                set_header: Vec::new(),
+                rules: Vec::new(),
+            });
+        } else if !covered {
             let root = self.static_root(&s.scope, &s.at, None);
             locations.push(OutLocation {
                 at: s.at.clone(),

@@ -27,6 +27,8 @@ pub struct Directive {
 const MAX_DEPTH: usize = 64;
 /// Most files one configuration may read (a glob that fans out is bounded too).
 const MAX_FILES: usize = 1_000;
+/// Largest file read.
+const MAX_FILE_BYTES: u64 = 16 << 20;
 /// Most directives in one configuration, includes expanded.
 const MAX_DIRECTIVES: usize = 500_000;
 
@@ -88,6 +90,21 @@ fn read(path: &Path, from: Option<&Origin>) -> Result<String, NginxError> {
             message,
         },
     };
+    // Only regular files, and not huge ones: `include /dev/zero` must not hang.
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => {
+            return Err(fail(format!("{} is not a regular file", path.display())))
+        }
+        Ok(m) if m.len() > MAX_FILE_BYTES => {
+            return Err(fail(format!(
+                "{} is larger than {} MiB",
+                path.display(),
+                MAX_FILE_BYTES >> 20
+            )))
+        }
+        Ok(_) => {}
+        Err(e) => return Err(fail(format!("cannot read {}: {e}", path.display()))),
+    }
     let bytes =
         std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
     String::from_utf8(bytes).map_err(|e| {
@@ -389,6 +406,12 @@ mod tests {
         std::fs::write(&main, "include nginx.conf;\n").unwrap();
         let e = parse_file(&main).unwrap_err();
         assert!(e.message.contains("include loop"), "{e}");
+
+        std::fs::write(&main, "include /dev/zero;\n").unwrap();
+        let e = parse_file(&main).unwrap_err();
+        assert!(e.message.contains("not a regular file"), "{e}");
+        std::fs::write(&main, "include /;\n").unwrap();
+        assert!(parse_file(&main).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod support;
 mod config_check;
 mod http_proxy;
 mod lifecycle;
+mod nginx_import;
 mod regressions;
 mod seeds;
 mod tls_verify;

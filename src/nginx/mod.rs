@@ -169,7 +169,11 @@ pub fn remap(errors: ConfigErrors, map: &SourceMap, main: &Path) -> ConfigErrors
                     file: o.file.to_path_buf(),
                     line: Some(o.line),
                     key: o.directive.clone(),
-                    message: format!("{} (TOML key {})", e.message, e.key),
+                    message: if e.key.is_empty() {
+                        e.message
+                    } else {
+                        format!("{} (TOML key {})", e.message, e.key)
+                    },
                 },
                 None => ConfigError {
                     file: main.to_path_buf(),

@@ -86,7 +86,12 @@ impl Diag {
     /// A non-negative integer.
     pub fn number(&mut self, d: &Directive, a: &str) -> Option<u64> {
         match a.parse::<u64>() {
-            Ok(n) => Some(n),
+            // TOML integers are signed 64-bit.
+            Ok(n) if i64::try_from(n).is_ok() => Some(n),
+            Ok(_) => {
+                self.error(&d.origin, format!("number too large \"{a}\""));
+                None
+            }
             Err(_) => {
                 self.error(&d.origin, format!("invalid number \"{a}\""));
                 None

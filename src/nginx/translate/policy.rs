@@ -7,7 +7,7 @@ pub enum Disposition {
     /// Cannot change what a client gets: a warning with the reason.
     Ignore(&'static str),
     /// Changes behaviour ringgate does not have: an error with the reason.
-    Refuse(&'static str),
+    Refuse(String),
     /// Not a directive ringgate knows of.
     Unknown,
 }
@@ -491,11 +491,13 @@ pub fn disposition(name: &str, args: &[String]) -> Disposition {
         return if args.len() == 1 && args[0].eq_ignore_ascii_case(value) {
             Disposition::Ignore(reason)
         } else {
-            Disposition::Refuse(reason)
+            Disposition::Refuse(format!(
+                "ringgate supports only `{name} {value}` ({reason})"
+            ))
         };
     }
     if let Some((_, reason)) = REFUSED.iter().find(|(n, _)| *n == name) {
-        return Disposition::Refuse(reason);
+        return Disposition::Refuse((*reason).to_string());
     }
     Disposition::Unknown
 }

@@ -541,7 +541,8 @@ fn session_cache(d: &Directive, diag: &mut Diag) -> Option<u64> {
         };
         total = total.saturating_add(n);
     }
-    Some(total)
+    // TOML integers are signed 64-bit.
+    Some(total.min(i64::MAX as u64))
 }
 
 /// `access_log off` or `access_log PATH [FORMAT [buffer=... flush=... gzip if=...]]`.

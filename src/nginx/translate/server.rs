@@ -54,7 +54,17 @@ impl Translator {
             match e.name.as_str() {
                 "listen" if self.simple(e) => {
                     if let Some(l) = self.listen(e) {
-                        listens.push(l);
+                        if let Some(prev) = listens.iter().find(|p: &&Listen| p.addr == l.addr) {
+                            self.diag.error(
+                                &e.origin,
+                                format!(
+                                    "duplicate listen {} (first on line {})",
+                                    l.addr, prev.at.line
+                                ),
+                            );
+                        } else {
+                            listens.push(l);
+                        }
                     }
                 }
                 "server_name" if self.simple(e) => {

@@ -617,6 +617,8 @@ fn behaviour_changing_directives_are_errors_with_file_and_line() {
         ("server { location @named { } }", "named locations"),
         ("server { ssl_verify_client maybe; return 204; }", "invalid value"),
         ("server { keepalive_timeout 5x; return 204; }", "keepalive_timeout"),
+        ("server { keepalive_requests 9223372036854775808; return 204; }", "number too large"),
+        ("server { listen 80; listen *:80; return 204; }", "duplicate listen 80"),
     ] {
         let e = tr_err(&http(snippet));
         let text = error_text(&e);

@@ -71,11 +71,12 @@ impl Source {
     fn load(&self) -> Result<ringgate::config::Config, ringgate::config::ConfigErrors> {
         match &self.nginx_config {
             Some(n) => {
-                let (config, warnings) = ringgate::nginx::load(n)?;
-                for w in warnings {
+                let t = ringgate::nginx::translate_file(n)?;
+                // Warnings first, so they are seen even when loading fails.
+                for w in &t.warnings {
                     eprintln!("{w}");
                 }
-                Ok(config)
+                ringgate::nginx::load_translation(&t, n)
             }
             None => ringgate::config::load(self.path()),
         }

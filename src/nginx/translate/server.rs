@@ -429,8 +429,8 @@ impl Translator {
         }
         match pass {
             Some(p) => {
-                let (text, renamed) = self.proxy_target(&p, &sc.proxy)?;
                 let mut headers = sc.headers.clone().unwrap_or_default();
+                let (text, renamed) = self.proxy_target(&p, &sc.proxy, &headers)?;
                 if let Some(host) = renamed {
                     // The upstream is `NAME#n` in ringgate; nginx's $proxy_host is NAME.
                     for h in &mut headers {

@@ -302,11 +302,12 @@ fn proxy_set_header_inherits_only_into_levels_without_their_own() {
 fn proxy_settings_make_one_upstream_per_combination() {
     let t = tr(&http(
         r#"proxy_read_timeout 30s;
+        proxy_http_version 1.1; proxy_set_header Connection "";
         upstream app { server 127.0.0.1:8080 weight=3 max_fails=2; server 127.0.0.2 backup; keepalive 16; keepalive_timeout 30s; least_conn; }
         server {
             location /a { proxy_pass http://app; }
             location /b { proxy_pass http://app/x/; }
-            location /c { proxy_pass http://app; proxy_connect_timeout 2s; proxy_set_header X-P $proxy_host; }
+            location /c { proxy_pass http://app; proxy_connect_timeout 2s; proxy_set_header X-P $proxy_host; proxy_set_header Connection ""; }
             location /d { proxy_pass http://10.0.0.1:9000; proxy_send_timeout 3s; proxy_http_version 1.1; }
             location /e { proxy_pass http://10.0.0.1:80/; }
         }"#,
@@ -337,7 +338,7 @@ fn proxy_settings_make_one_upstream_per_combination() {
     // The renamed upstream keeps nginx's $proxy_host.
     assert_eq!(s(&d, &loc(2, "set_header.Host")), "app");
     assert_eq!(s(&d, &loc(2, "set_header.X-P")), "app");
-    assert!(!has(&d, &loc(0, "set_header")));
+    assert_eq!(s(&d, &loc(0, "set_header.Connection")), "");
     assert_eq!(s(&d, &loc(4, "proxy_pass")), "http://10.0.0.1/");
     assert!(t
         .warnings
@@ -345,6 +346,32 @@ fn proxy_settings_make_one_upstream_per_combination() {
         .any(|w| w.message.contains("weight=3 max_fails=2")));
     assert!(t.warnings.iter().any(|w| w.message.contains("backup")));
     assert!(warned(&t, "least_conn"));
+}
+
+#[test]
+fn upstream_keepalive_counts_only_where_nginx_reuses_connections() {
+    // nginx's defaults (HTTP/1.0, Connection: close) make `keepalive` ineffective.
+    let t = tr(&http(
+        "upstream app { server 127.0.0.1:1; keepalive 8; }\nserver { location / { proxy_pass http://app; } location /b { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }",
+    ));
+    let d = doc(&t);
+    assert_eq!(i(&d, "upstream.0.keepalive"), 0);
+    assert_eq!(i(&d, "upstream.1.keepalive"), 8);
+    assert_eq!(s(&d, "upstream.1.name"), "app#2");
+    assert_eq!(
+        t.warnings
+            .iter()
+            .filter(|w| w.origin.directive == "keepalive")
+            .count(),
+        1
+    );
+    let t = tr(&http(
+        "proxy_http_version 1.0;\nserver { listen 443 ssl http2; listen localhost:8080; ssl_certificate /c; ssl_certificate_key /k; return 204; }",
+    ));
+    assert!(warned(&t, "proxy_http_version"));
+    assert!(t.warnings.iter().any(|w| w.message.contains("http2")));
+    assert!(t.warnings.iter().any(|w| w.message.contains("localhost")));
+    assert_eq!(s(&doc(&t), "listener.1.listen"), "127.0.0.1:8080");
 }
 
 #[test]
@@ -736,7 +763,7 @@ fn scenario_one_loads_and_behaves_as_nginx() {
 #[test]
 fn plain_proxy_with_upstream_block_loads() {
     let t = tr(&http(
-        "upstream app { server 127.0.0.1:8081; server 127.0.0.1:8082; keepalive 8; }\nserver { listen 127.0.0.1:0; server_name app.local;\n keepalive_requests 10; client_max_body_size 5m;\n location /api/ { proxy_pass http://app/v1/; proxy_set_header X-Real-IP $remote_addr; proxy_read_timeout 5s; }\n location = /health { return 200 ok; } }",
+        "upstream app { server 127.0.0.1:8081; server 127.0.0.1:8082; keepalive 8; }\nserver { listen 127.0.0.1:0; server_name app.local;\n keepalive_requests 10; client_max_body_size 5m;\n location /api/ { proxy_pass http://app/v1/; proxy_set_header X-Real-IP $remote_addr; proxy_read_timeout 5s;\n proxy_http_version 1.1; proxy_set_header Connection \"\"; }\n location = /health { return 200 ok; } }",
     ));
     let c = crate::config::parse_str(&t.toml, Path::new(MAIN))
         .unwrap_or_else(|e| panic!("{e}\n{}", t.toml));

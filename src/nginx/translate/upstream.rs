@@ -23,6 +23,8 @@ pub struct Block {
     pub keepalive_timeout: Option<L<String>>,
     /// Some proxy_pass names it.
     pub used: bool,
+    /// The "keepalive has no effect" warning was given.
+    pub warned_keepalive: bool,
 }
 
 /// Upstreams made so far, by their settings.
@@ -133,6 +135,7 @@ impl Translator {
             keepalive: None,
             keepalive_timeout: None,
             used: false,
+            warned_keepalive: false,
         };
         for e in block {
             if e.block.is_some() {
@@ -228,9 +231,17 @@ impl Translator {
         &mut self,
         pass: &L<Target>,
         proxy: &Proxy,
+        headers: &[L<(String, String)>],
     ) -> Option<(String, Option<String>)> {
         let t = &pass.v;
         let at = &pass.at;
+        // nginx reuses upstream connections only with HTTP/1.1 and its default
+        // `Connection: close` replaced.
+        let reuses = proxy.http_version.as_ref().is_some_and(|v| v.v == "1.1")
+            && headers.iter().any(|h| {
+                h.v.0.eq_ignore_ascii_case("connection")
+                    && !h.v.1.to_ascii_lowercase().contains("close")
+            });
         let block = self
             .upstream_blocks
             .iter()
@@ -241,10 +252,25 @@ impl Translator {
             Some(i) => {
                 let b = &mut self.upstream_blocks[i];
                 b.used = true;
+                let keepalive = match &b.keepalive {
+                    Some(k) if reuses => k.clone(),
+                    Some(k) => {
+                        if !b.warned_keepalive {
+                            b.warned_keepalive = true;
+                            self.diag.warn(
+                                &k.at,
+                                "has no effect in nginx here (it needs proxy_http_version 1.1 and proxy_set_header Connection \"\"): written as keepalive = 0, as nginx behaves",
+                            );
+                        }
+                        L::new(0, &k.at)
+                    }
+                    None => L::new(0, &b.at),
+                };
+                let b = &self.upstream_blocks[i];
                 (
                     b.name.clone(),
                     b.servers.clone(),
-                    b.keepalive.clone().unwrap_or_else(|| L::new(0, &b.at)),
+                    keepalive,
                     b.keepalive_timeout.clone(),
                     format!("upstream block \"{}\"", b.name),
                 )
@@ -275,6 +301,7 @@ impl Translator {
         let key: Vec<String> = vec![
             base.clone(),
             t.https.to_string(),
+            keepalive.v.to_string(),
             format!("{:?}", proxy.connect_timeout.as_ref().map(|v| &v.v)),
             format!("{:?}", proxy.read_timeout.as_ref().map(|v| &v.v)),
             format!("{:?}", proxy.send_timeout.as_ref().map(|v| &v.v)),

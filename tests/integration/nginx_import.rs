@@ -420,3 +420,67 @@ fn seed004_whole_file_runs_as_the_seed_says() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `nginx -t` on the seed files: they are real nginx configurations (seed 004 less the two
+/// per-location `ssl_verify_client` lines nginx refuses), and ringgate translates the same text.
+#[test]
+fn seed_files_are_valid_nginx_configurations() {
+    let Some(nginx) = nginx_binary() else {
+        eprintln!("SKIPPED: nginx is not installed (apt-get install nginx)");
+        return;
+    };
+    let Some(root) = Root::new() else { return };
+    let s0 = fill(
+        seed_text("seed000.conf"),
+        &[
+            ("@ROOT@", root.prefix()),
+            ("@PORT_S1@", "127.0.0.1:1"),
+            ("@PORT_S2@", "127.0.0.1:2"),
+            ("@APP@", "127.0.0.1:9000"),
+            ("@MTLS_APP@", "127.0.0.1:9443"),
+        ],
+    );
+    let s4 = fill(
+        seed_text("seed004.conf"),
+        &[
+            ("@ROOT@", root.prefix()),
+            ("@HTTPS_PORT@", "127.0.0.1:3"),
+            ("@HTTP_PORT@", "127.0.0.1:4"),
+        ],
+    );
+    let s4_for_nginx: String = s4
+        .lines()
+        .filter(|l| !l.contains("{ ssl_verify_client"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(s4.lines().count(), s4_for_nginx.lines().count() + 2);
+    for (name, for_nginx, for_ringgate) in [("seed000", &s0, &s0), ("seed004", &s4_for_nginx, &s4)]
+    {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nginx/mime.types"),
+            dir.path().join("mime.types"),
+        )
+        .expect("mime.types");
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, for_nginx).expect("write");
+        let out = Command::new(nginx)
+            .arg("-t")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf)
+            .arg("-g")
+            .arg("error_log stderr;")
+            .output()
+            .expect("nginx -t");
+        assert!(
+            out.status.success(),
+            "nginx -t refuses {name}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(&conf, for_ringgate).expect("write");
+        let (code, _, err) = run_cli(&["import-nginx", path_str(&conf)]);
+        assert_eq!(code, 0, "{name}: {err}");
+    }
+}

@@ -7,6 +7,8 @@
 //! and warnings for directives that cannot change behaviour. [`load`] feeds the TOML to
 //! [`crate::config::parse_str`] and maps every error back to the nginx file and line.
 
+#![warn(missing_docs)]
+
 pub mod fuzz;
 pub mod glob;
 pub mod lexer;

@@ -12,6 +12,7 @@
 //! - [`proxy`]: the connection and request path: handshake, route, forward, relay.
 //! - [`upstream`]: connecting to upstreams and per-core keep-alive pools.
 //! - [`vars`]: nginx `$variables`, compiled at load time.
+//! - [`nginx`]: an nginx.conf translated into this configuration (`--nginx-config`).
 //! - [`demo`]: the self-contained demo (`ringgate demo`).
 //!
 //! Data flows one way: accept -> handshake -> identify -> route -> forward -> log.
@@ -26,6 +27,7 @@ pub mod http;
 pub mod identity;
 pub mod logging;
 pub mod metrics;
+pub mod nginx;
 pub mod proxy;
 pub mod runtime;
 pub mod tls;

@@ -20,18 +20,21 @@ struct Cli {
 enum Command {
     /// Serve a configuration file.
     Run {
-        /// The TOML configuration.
-        #[arg(short, long)]
-        config: PathBuf,
+        #[command(flatten)]
+        source: Source,
         /// Override the number of workers.
         #[arg(long)]
         workers: Option<usize>,
     },
     /// Validate a configuration (loading every certificate and key) without serving.
     Check {
-        /// The TOML configuration.
-        #[arg(short, long)]
-        config: PathBuf,
+        #[command(flatten)]
+        source: Source,
+    },
+    /// Translate an nginx.conf into ringgate's TOML, printed on stdout (warnings on stderr).
+    ImportNginx {
+        /// The nginx configuration.
+        file: PathBuf,
     },
     /// Make a CA and certificates, start a small upstream and serve mTLS on 127.0.0.1.
     Demo {
@@ -44,15 +47,70 @@ enum Command {
     },
 }
 
+/// Where the configuration comes from: ringgate's TOML or an nginx.conf.
+#[derive(clap::Args, Clone)]
+#[group(required = true, multiple = false)]
+struct Source {
+    /// The TOML configuration.
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// An nginx configuration, translated as `import-nginx` does.
+    #[arg(long)]
+    nginx_config: Option<PathBuf>,
+}
+
+impl Source {
+    fn path(&self) -> &std::path::Path {
+        self.config
+            .as_deref()
+            .or(self.nginx_config.as_deref())
+            .unwrap_or(std::path::Path::new(""))
+    }
+
+    /// Loads the configuration; nginx warnings go to stderr.
+    fn load(&self) -> Result<ringgate::config::Config, ringgate::config::ConfigErrors> {
+        self.load_warning(|w| eprintln!("{w}"))
+    }
+
+    /// Loads the configuration, handing each nginx warning to `warn`.
+    fn load_warning(
+        &self,
+        warn: impl Fn(&str),
+    ) -> Result<ringgate::config::Config, ringgate::config::ConfigErrors> {
+        match &self.nginx_config {
+            Some(n) => {
+                let t = ringgate::nginx::translate_file(n)?;
+                // Warnings first, so they are seen even when loading fails.
+                for w in &t.warnings {
+                    warn(&w.to_string());
+                }
+                ringgate::nginx::load_translation(&t, n)
+            }
+            None => ringgate::config::load(self.path()),
+        }
+    }
+}
+
+/// `--workers` overrides the file, at start and on every reload.
+fn override_workers(cfg: &mut ringgate::config::Config, workers: Option<usize>) {
+    if let Some(w) = workers {
+        cfg.runtime.workers = w.max(1);
+        if cfg.runtime.cpus.len() < cfg.runtime.workers {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            cfg.runtime.cpus = (0..cfg.runtime.workers).map(|i| i % cores).collect();
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ringgate::logging::init(log::LevelFilter::Info);
     match cli.command {
-        Command::Check { config } => match ringgate::config::load(&config) {
+        Command::Check { source } => match source.load() {
             Ok(c) => {
                 println!(
                     "{}: configuration is valid ({} listener{}, {} upstream{})",
-                    config.display(),
+                    source.path().display(),
                     c.listeners.len(),
                     if c.listeners.len() == 1 { "" } else { "s" },
                     c.upstreams.len(),
@@ -65,21 +123,28 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { config, workers } => {
-            let mut cfg = match ringgate::config::load(&config) {
+        Command::ImportNginx { file } => match ringgate::nginx::translate_file(&file) {
+            Ok(t) => {
+                for w in &t.warnings {
+                    eprintln!("{w}");
+                }
+                print!("{}", t.toml);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprint!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run { source, workers } => {
+            let mut cfg = match source.load() {
                 Ok(c) => c,
                 Err(e) => {
                     eprint!("{e}");
                     return ExitCode::from(2);
                 }
             };
-            if let Some(w) = workers {
-                cfg.runtime.workers = w.max(1);
-                if cfg.runtime.cpus.len() < cfg.runtime.workers {
-                    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                    cfg.runtime.cpus = (0..cfg.runtime.workers).map(|i| i % cores).collect();
-                }
-            }
+            override_workers(&mut cfg, workers);
             ringgate::logging::init(cfg.runtime.log_level);
             if let Some(path) = &cfg.runtime.error_log {
                 if let Err(e) = ringgate::logging::log_to_file(path) {
@@ -87,9 +152,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             }
-            let path = config.clone();
-            let loader: ringgate::runtime::reload::Loader =
-                Box::new(move || ringgate::config::load(&path).map_err(|e| e.to_string()));
+            // A reload reads the configuration the same way (nginx warnings into the log).
+            let loader: ringgate::runtime::reload::Loader = Box::new(move || {
+                let mut cfg = source
+                    .load_warning(|w| log::warn!("{w}"))
+                    .map_err(|e| e.to_string())?;
+                override_workers(&mut cfg, workers);
+                Ok(cfg)
+            });
             match ringgate::runtime::run(cfg, loader) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

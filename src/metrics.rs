@@ -355,7 +355,7 @@ pub fn render(s: &Snapshot, config: &Config, reloads: Reloads, now: i64) -> Stri
                 o,
                 "ringgate_certificate_days_left{{kind=\"server\",listener=\"{}\",subject=\"{}\"}} {}",
                 label(&l.name),
-                label(&subject),
+                label(subject),
                 days(*not_after, now)
             );
         }
@@ -364,7 +364,7 @@ pub fn render(s: &Snapshot, config: &Config, reloads: Reloads, now: i64) -> Stri
                 o,
                 "ringgate_certificate_days_left{{kind=\"client_ca\",listener=\"{}\",subject=\"{}\"}} {}",
                 label(&l.name),
-                label(&subject),
+                label(subject),
                 days(*not_after, now)
             );
         }

@@ -8,6 +8,7 @@ mod config_check;
 mod http_proxy;
 mod identity;
 mod lifecycle;
+mod nginx_import;
 mod regressions;
 mod reload;
 mod seeds;

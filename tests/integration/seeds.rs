@@ -10,7 +10,7 @@ use crate::support::upstream::{Mode, Upstream};
 use crate::support::{curl, path_str};
 
 /// Runs the script into a temporary folder; None (with a message) when openssl is missing.
-fn make_seed_certs() -> Option<tempfile::TempDir> {
+pub fn make_seed_certs() -> Option<tempfile::TempDir> {
     if std::process::Command::new("openssl")
         .arg("version")
         .output()

@@ -24,9 +24,19 @@ impl Proxy {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("ringgate.toml");
         std::fs::write(&config_path, toml).expect("write config");
+        Proxy::spawn(dir, config_path, "-c")
+    }
+
+    /// Starts `ringgate run --nginx-config FILE` on an nginx.conf already written (the
+    /// directory is kept alive with the proxy) and waits for the readiness line.
+    pub fn start_nginx(dir: tempfile::TempDir, nginx_conf: std::path::PathBuf) -> Proxy {
+        Proxy::spawn(dir, nginx_conf, "--nginx-config")
+    }
+
+    fn spawn(dir: tempfile::TempDir, config_path: std::path::PathBuf, flag: &str) -> Proxy {
         let mut child = Command::new(BIN)
             .arg("run")
-            .arg("-c")
+            .arg(flag)
             .arg(&config_path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

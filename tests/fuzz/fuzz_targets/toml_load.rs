@@ -1,0 +1,6 @@
+//! The TOML configuration loader on arbitrary text: no panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| ringgate::nginx::fuzz::toml_load(data));

@@ -1319,10 +1319,10 @@ impl Resolver<'_> {
         } else if let Some(r) = &l.root {
             let root = self.path(r.get_ref());
             if !root.is_dir() {
-                self.errs.push(
-                    span(r),
-                    &format!("{key}.root"),
-                    format!("{} is not a directory", root.display()),
+                // nginx loads such a configuration and answers 404; so do we, but say so.
+                log::warn!(
+                    "{key}.root: {} is not a directory; requests there will get 404",
+                    root.display()
                 );
             }
             let index = l

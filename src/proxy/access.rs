@@ -4,18 +4,21 @@
 
 use crate::access::BindingCheck;
 use crate::config::{Listener, Location};
-use crate::tls::client_auth::ClientAuthMode;
+use crate::http::Canned;
+use crate::tls::client_auth::{ClientAuthMode, FailureMode};
 
 use super::context::ConnInfo;
 
 /// Why a request is refused, and with which status (401: no acceptable certificate; 403: a
-/// verified client that may not enter).
+/// verified client that may not enter; 400 with nginx's own page where nginx would answer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
-    /// 401 or 403.
+    /// 400, 401 or 403.
     pub status: u16,
     /// For the log line.
     pub reason: String,
+    /// The page to answer with.
+    pub page: Canned,
 }
 
 /// Decides whether the connection's client may use `location` of `listener`.
@@ -30,13 +33,26 @@ pub fn check(listener: &Listener, location: &Location, conn: &ConnInfo) -> Resul
     };
     let required = location.verify_client.unwrap_or(listener.verify_client);
     if required == ClientAuthMode::On && verified.is_none() {
+        // The server's own `ssl_verify_client on`, in nginx-compatible mode, answers as nginx
+        // does (its 400 pages); a location's own requirement (ringgate's) answers 401.
+        let nginx_page = location.verify_client.is_none()
+            && listener
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.failure == FailureMode::Http);
+        let (status, page) = match (nginx_page, verify) {
+            (true, "NONE") => (400, Canned::NoClientCert),
+            (true, _) => (400, Canned::ClientCertError),
+            (false, _) => (401, Canned::Unauthorized),
+        };
         return Err(Denial {
-            status: 401,
+            status,
             reason: format!(
                 "location `{}` requires a verified client certificate (ssl_client_verify={verify}, subject: {})",
                 location.path,
                 subject()
             ),
+            page,
         });
     }
     if let BindingCheck::Denied(allowed) = &conn.binding {
@@ -47,6 +63,7 @@ pub fn check(listener: &Listener, location: &Location, conn: &ConnInfo) -> Resul
                 subject(),
                 conn.peer_ip
             ),
+            page: Canned::Forbidden,
         });
     }
     if let Some(roles) = &location.allow_roles {
@@ -58,6 +75,7 @@ pub fn check(listener: &Listener, location: &Location, conn: &ConnInfo) -> Resul
                     location.path,
                     roles.join(", ")
                 ),
+                page: Canned::Unauthorized,
             });
         }
         match conn.role.as_deref() {
@@ -72,6 +90,7 @@ pub fn check(listener: &Listener, location: &Location, conn: &ConnInfo) -> Resul
                         location.path,
                         roles.join(", ")
                     ),
+                    page: Canned::Forbidden,
                 })
             }
         }

@@ -80,9 +80,11 @@ pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
         serial,
     };
     if let Some(page) = refusal {
-        // nginx-compatible mode: the handshake completed, the first request gets the 400 page.
+        // nginx-compatible mode: the handshake completed, the first request gets the 400 page
+        // (and an access-log line, as nginx writes one).
+        let started = Instant::now();
         let mut buf = BytesMut::with_capacity(4096);
-        let _ = monoio::time::timeout(
+        let head = monoio::time::timeout(
             listener.http.header_timeout,
             read_head(
                 &mut stream,
@@ -95,6 +97,20 @@ pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
         let _ = stream
             .write_bytes(bytes::Bytes::from_static(page.bytes()))
             .await;
+        if let Ok(Ok(head)) = head {
+            let hb = buf.split_to(head.head_len.min(buf.len()));
+            let mut facts = LogFacts {
+                started: Some(started),
+                server: info.server,
+                decision: format!(
+                    "deny: client certificate ({})",
+                    info.tls.as_ref().map_or("", |t| t.verify.as_str())
+                ),
+                ..LogFacts::default()
+            };
+            facts.canned(page);
+            log_request(&w, st, &info, &head, &hb, 1, &facts);
+        }
         let _ = stream.shutdown().await;
         return;
     }
@@ -496,12 +512,7 @@ async fn handle_request(
             denial.reason
         );
         facts.decision = format!("deny: {}", denial.reason);
-        let page = if denial.status == 401 {
-            Canned::Unauthorized
-        } else {
-            Canned::Forbidden
-        };
-        return respond_canned(stream, page, facts).await;
+        return respond_canned(stream, denial.page, facts).await;
     }
     facts.decision = match &info.role {
         Some(r) => format!("allow role={r}"),

@@ -592,7 +592,11 @@ impl Translator {
                     }
                     name = format!("{name}-{n}");
                 }
-                let tls = if ssl_addrs.contains(&l.addr) {
+                // Port 0 ("any free port", used by tests) names no shared address: only the
+                // listen's own `ssl` counts, as ringgate's loader never shares port 0 either.
+                let own_ssl = l.ssl || s.scope.ssl.as_ref().is_some_and(|v| v.v);
+                let port_zero = l.addr == "0" || l.addr.ends_with(":0");
+                let tls = if own_ssl || (!port_zero && ssl_addrs.contains(&l.addr)) {
                     self.listener_tls(&s, l)
                 } else {
                     None

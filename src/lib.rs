@@ -19,6 +19,7 @@
 
 pub mod access;
 pub mod access_log;
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod conn;

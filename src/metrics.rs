@@ -19,6 +19,16 @@ fn new_histogram() -> Option<Histogram<u64>> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).ok()
 }
 
+thread_local! {
+    /// This worker's counters (each worker thread has its own; no lock, no atomics).
+    static STATS: WorkerStats = WorkerStats::default();
+}
+
+/// Counts into this thread's (worker's) statistics.
+pub fn with<R>(f: impl FnOnce(&WorkerStats) -> R) -> R {
+    STATS.with(f)
+}
+
 /// Client certificates remembered per worker for their days-left gauge.
 const CLIENT_CERTS: usize = 256;
 

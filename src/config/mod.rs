@@ -52,6 +52,8 @@ pub struct Config {
     pub static_types: StaticTypes,
     /// Access-log files, each opened once and shared by the listeners that name it.
     pub log_files: Vec<PathBuf>,
+    /// Where the admin endpoint (`/metrics`, `/healthz`, `/readyz`) listens, if anywhere.
+    pub admin: Option<SocketAddr>,
     /// The files a change of which reloads the configuration: the file itself and every
     /// certificate, key, CA, CRL and ticket key it reads (not logs, not static roots).
     pub watched: Vec<PathBuf>,
@@ -431,6 +433,25 @@ pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
         );
     }
     let sockets = resolver.sockets(&raw.listener, &mut listeners);
+    let admin = raw
+        .admin
+        .as_ref()
+        .and_then(|a| match parse_listen(a.listen.get_ref()) {
+            Ok(addr) => {
+                if sockets.iter().any(|s| s.addr == addr && addr.port() != 0) {
+                    resolver.errs.push(
+                        span(&a.listen),
+                        "admin.listen",
+                        format!("{addr} is also a listener's address"),
+                    );
+                }
+                Some(addr)
+            }
+            Err(m) => {
+                resolver.errs.push(span(&a.listen), "admin.listen", m);
+                None
+            }
+        });
     if !resolver.errs.is_empty() {
         return Err(resolver.errs.finish());
     }
@@ -445,6 +466,7 @@ pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
         maps,
         static_types,
         watched,
+        admin,
         log_files: resolver.log_files,
     })
 }

@@ -30,6 +30,15 @@ pub struct RawConfig {
     /// `[static]`: content types for `root` locations.
     #[serde(default, rename = "static")]
     pub static_files: RawStatic,
+    /// `[admin]`: metrics and health endpoints.
+    pub admin: Option<RawAdmin>,
+}
+
+/// `[admin]`: where `/metrics`, `/healthz` and `/readyz` are served (plain HTTP).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Spanned<String>,
 }
 
 /// `[runtime]`: workers and process-wide settings.

@@ -135,7 +135,10 @@ pub async fn proxy(
     loop {
         let began = Instant::now();
         let (mut ustream, addr, reused) = match w.pools.take(pp.upstream, up) {
-            Some((s, a)) => (s, a, true),
+            Some((s, a)) => {
+                crate::metrics::with(|m| m.upstream_connection(true));
+                (s, a, true)
+            }
             None => {
                 let Some((server, addr)) = w.pools.pick(pp.upstream, up) else {
                     return Err(());
@@ -143,6 +146,7 @@ pub async fn proxy(
                 match upstream::open(&w.pools, pp.upstream, up, server, addr).await {
                     Ok(s) => {
                         w.pools.connects.set(w.pools.connects.get() + 1);
+                        crate::metrics::with(|m| m.upstream_connection(false));
                         (s, addr, false)
                     }
                     Err(e) => {

@@ -55,6 +55,20 @@ pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
     let Some(listener) = st.config.listeners.get(server) else {
         return;
     };
+    if let Some(t) = &tls {
+        let kind = if t.resumed { "resumed" } else { "full" };
+        let outcome = match refusal {
+            Some(Canned::NoClientCert) => "no_certificate",
+            Some(_) => "bad_certificate",
+            None => "ok",
+        };
+        crate::metrics::with(|m| {
+            m.handshake(kind, outcome);
+            if let Some(id) = t.identity.as_deref().filter(|_| t.verified) {
+                m.client_certificate(id);
+            }
+        });
+    }
     // Identity decisions are made once per connection: the role of a verified certificate and
     // what the address bindings say (a resumed session carries the same chain, so the same
     // decisions).
@@ -109,6 +123,7 @@ pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
                 ..LogFacts::default()
             };
             facts.canned(page);
+            crate::metrics::with(|m| m.request(facts.status, started.elapsed()));
             log_request(&w, st, &info, &head, &hb, 1, &facts);
         }
         let _ = stream.shutdown().await;
@@ -164,10 +179,12 @@ async fn handshake(
                 "listener={} peer={peer}: TLS handshake timed out after {timeout:?}",
                 default_listener.name,
             );
+            crate::metrics::with(|m| m.handshake("full", "timeout"));
             return None;
         }
         Ok(Err(e)) => {
-            log_handshake_failure(&default_listener.name, peer, &e);
+            let outcome = log_handshake_failure(&default_listener.name, peer, &e);
+            crate::metrics::with(|m| m.handshake("full", outcome));
             return None;
         }
         Ok(Ok(x)) => x,
@@ -210,6 +227,8 @@ async fn handshake(
         if refusal.is_some() && server_tls.failure == FailureMode::Alert {
             // Reached only when the verifier let the handshake finish (a resumed session whose
             // certificate no longer verifies): refuse now, at the TLS layer.
+            let kind = if info.resumed { "resumed" } else { "full" };
+            crate::metrics::with(|m| m.handshake(kind, "bad_certificate"));
             let _ = tls.shutdown().await;
             return None;
         }
@@ -217,23 +236,48 @@ async fn handshake(
     Some((tls, server, info, refusal))
 }
 
-fn log_handshake_failure(listener: &str, peer: SocketAddr, e: &std::io::Error) {
+/// Logs why a handshake failed; returns the metrics outcome label.
+fn log_handshake_failure(listener: &str, peer: SocketAddr, e: &std::io::Error) -> &'static str {
     let rustls_err = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
     match rustls_err {
-        Some(rustls::Error::NoCertificatesPresented) => log::warn!(
-            "listener={listener} peer={peer}: refused: client sent no required SSL certificate (alert certificate_required)"
-        ),
-        Some(rustls::Error::InvalidCertificate(ce)) => log::warn!(
-            "listener={listener} peer={peer}: refused client certificate: {ce:?} (alert {:?})",
-            rustls::AlertDescription::from(ce.clone())
-        ),
-        Some(rustls::Error::AlertReceived(a)) => log::info!(
-            "listener={listener} peer={peer}: client aborted the TLS handshake with alert {a:?}"
-        ),
-        Some(other) => log::info!("listener={listener} peer={peer}: TLS handshake failed: {other}"),
-        None => log::info!("listener={listener} peer={peer}: TLS handshake failed: {e}"),
+        Some(rustls::Error::NoCertificatesPresented) => {
+            log::warn!(
+                "listener={listener} peer={peer}: refused: client sent no required SSL certificate (alert certificate_required)"
+            );
+            "no_certificate"
+        }
+        Some(rustls::Error::InvalidCertificate(ce)) => {
+            log::warn!(
+                "listener={listener} peer={peer}: refused client certificate: {ce:?} (alert {:?})",
+                rustls::AlertDescription::from(ce.clone())
+            );
+            use rustls::CertificateError as C;
+            match ce {
+                C::UnknownIssuer => "unknown_ca",
+                C::Expired | C::ExpiredContext { .. } => "expired",
+                C::NotValidYet | C::NotValidYetContext { .. } => "not_yet_valid",
+                C::Revoked => "revoked",
+                C::BadSignature => "bad_signature",
+                C::InvalidPurpose | C::InvalidPurposeContext { .. } => "bad_purpose",
+                _ => "bad_certificate",
+            }
+        }
+        Some(rustls::Error::AlertReceived(a)) => {
+            log::info!(
+                "listener={listener} peer={peer}: client aborted the TLS handshake with alert {a:?}"
+            );
+            "client_alert"
+        }
+        Some(other) => {
+            log::info!("listener={listener} peer={peer}: TLS handshake failed: {other}");
+            "protocol_error"
+        }
+        None => {
+            log::info!("listener={listener} peer={peer}: TLS handshake failed: {e}");
+            "io_error"
+        }
     }
 }
 
@@ -371,6 +415,16 @@ async fn serve_requests(
             st, socket, stream, info, &head, &hb, &mut cbuf, last, served, &mut facts,
         )
         .await;
+        if facts.status == 0 {
+            // No response went out: the client went away first (nginx's 499).
+            facts.status = 499;
+        }
+        crate::metrics::with(|m| {
+            m.request(facts.status, started.elapsed());
+            if let Some(t) = facts.upstream_time {
+                m.upstream(t);
+            }
+        });
         log_request(w, st, info, &head, &hb, served, &facts);
         match result {
             Ok(true) if !last => continue,

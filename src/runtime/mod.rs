@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::access_log::writer::{LogThread, Msg};
+use crate::admin::{AdminLink, ReloadCounters};
 use crate::config::Config;
 use reload::{Loader, Reloader, Trigger};
 use worker::{Startup, WorkerSpec};
@@ -51,12 +52,15 @@ pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
     let (tx, rx) = mpsc::channel();
     let mut handles = Vec::with_capacity(n);
     let mut to_workers = Vec::with_capacity(n);
+    let mut scrapes = Vec::with_capacity(n);
     let mut addrs: Vec<SocketAddr> = config.sockets.iter().map(|s| s.addr).collect();
 
     // Worker 0 binds first so that port 0 resolves to one port all workers then share.
     for id in 0..n {
         let (reload_tx, reload_rx) = mpsc::channel();
         to_workers.push(reload_tx);
+        let (scrape_tx, scrape_rx) = mpsc::channel();
+        scrapes.push(scrape_tx);
         let spec = WorkerSpec {
             id,
             cpu: config.runtime.cpus.get(id).copied(),
@@ -66,6 +70,7 @@ pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
             report: tx.clone(),
             access_log: Some(logs.sender()),
             reloads: reload_rx,
+            snapshots: scrape_rx,
         };
         let handle = std::thread::Builder::new()
             .name(format!("ringgate-w{id}"))
@@ -89,6 +94,34 @@ pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
             return Err(RunError::Startup(msg));
         }
     }
+    let counters = Arc::new(ReloadCounters::default());
+    let admin_stop = Arc::new(AtomicBool::new(false));
+    let mut admin = None;
+    let mut admin_configs = None;
+    if let Some(addr) = config.admin {
+        let (cfg_tx, cfg_rx) = mpsc::channel();
+        let link = AdminLink {
+            workers: scrapes,
+            configs: cfg_rx,
+            reloads: counters.clone(),
+            stop: admin_stop.clone(),
+        };
+        match crate::admin::start(addr, config.clone(), link) {
+            Ok((bound, handle)) => {
+                log::info!("admin endpoint on http://{bound} (/metrics, /healthz, /readyz)");
+                admin = Some((bound, handle));
+                admin_configs = Some(cfg_tx);
+            }
+            Err(e) => {
+                stop.store(true, Ordering::Relaxed);
+                join_all(handles);
+                signals.close();
+                return Err(RunError::Startup(format!(
+                    "admin: cannot listen on {addr}: {e}"
+                )));
+            }
+        }
+    }
     let listen: Vec<String> = config
         .listeners
         .iter()
@@ -98,14 +131,18 @@ pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
         })
         .collect();
     // The readiness line: scripts and tests wait for it.
+    let admin_note = admin
+        .as_ref()
+        .map(|(a, _)| format!(" admin={a}"))
+        .unwrap_or_default();
     println!(
-        "ringgate ready pid={} workers={n} listen={}",
+        "ringgate ready pid={} workers={n} listen={}{admin_note}",
         std::process::id(),
         listen.join(",")
     );
     log::info!("serving with {n} workers: {}", listen.join(", "));
 
-    let mut reloader = Reloader::new(config, loader, to_workers);
+    let mut reloader = Reloader::new(config, loader, to_workers, admin_configs, counters);
     while !stop.load(Ordering::Relaxed) {
         match trigger_rx.recv_timeout(reloader.poll_interval()) {
             Ok(t) => reloader.reload(t),
@@ -118,6 +155,10 @@ pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
     }
     drop(reloader);
     join_all(handles);
+    admin_stop.store(true, Ordering::Relaxed);
+    if let Some((_, h)) = admin {
+        let _ = h.join();
+    }
     signals.close();
     logs.finish();
     log::info!("all workers stopped; exiting");

@@ -12,6 +12,9 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::Ordering;
+
+use crate::admin::ReloadCounters;
 use crate::config::Config;
 
 /// Reads the configuration again, the way the running one was read (TOML, or an nginx.conf
@@ -53,24 +56,29 @@ pub struct Reloader {
     current: Arc<Config>,
     loader: Loader,
     workers: Vec<Sender<Arc<Config>>>,
+    admin: Option<Sender<Arc<Config>>>,
     stamps: Vec<(PathBuf, Option<Stamp>)>,
-    /// Reloads applied so far.
-    pub applied: u64,
-    /// Reloads refused so far.
-    pub refused: u64,
+    counters: Arc<ReloadCounters>,
 }
 
 impl Reloader {
-    /// Starts watching the files `current` was read from.
-    pub fn new(current: Arc<Config>, loader: Loader, workers: Vec<Sender<Arc<Config>>>) -> Self {
+    /// Starts watching the files `current` was read from; applied configurations go to every
+    /// worker and to the admin endpoint, outcomes into `counters`.
+    pub fn new(
+        current: Arc<Config>,
+        loader: Loader,
+        workers: Vec<Sender<Arc<Config>>>,
+        admin: Option<Sender<Arc<Config>>>,
+        counters: Arc<ReloadCounters>,
+    ) -> Self {
         let stamps = stamps_of(&current);
         Reloader {
             current,
             loader,
             workers,
+            admin,
             stamps,
-            applied: 0,
-            refused: 0,
+            counters,
         }
     }
 
@@ -116,11 +124,11 @@ impl Reloader {
                 if new.runtime.log_level != self.current.runtime.log_level {
                     log::set_max_level(new.runtime.log_level);
                 }
-                for w in &self.workers {
+                for w in self.workers.iter().chain(self.admin.as_ref()) {
                     // A worker that has exited (shutdown) no longer needs it.
                     let _ = w.send(new.clone());
                 }
-                self.applied += 1;
+                self.counters.applied.fetch_add(1, Ordering::Relaxed);
                 log::info!(
                     "configuration reloaded ({} listener(s), {} upstream(s)); new connections use it, open ones finish on the old one",
                     new.listeners.len(),
@@ -129,7 +137,7 @@ impl Reloader {
                 self.current = new;
             }
             Err(e) => {
-                self.refused += 1;
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
                 // One log line per problem (the "N configuration errors:" header says nothing).
                 let problems = e
                     .lines()
@@ -154,6 +162,9 @@ impl Reloader {
         let addrs = |c: &Config| -> Vec<(std::net::SocketAddr, bool)> {
             c.sockets.iter().map(|s| (s.addr, s.tls)).collect()
         };
+        if new.admin != cur.admin {
+            log::warn!("reload: admin.listen changes need a restart");
+        }
         if addrs(&new) != addrs(cur) {
             return Err(
                 "the listen addresses (or TLS on them) changed; that needs a restart".into(),

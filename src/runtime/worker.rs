@@ -108,6 +108,8 @@ pub struct WorkerSpec {
     pub access_log: Option<Sender<crate::access_log::writer::Msg>>,
     /// New configurations, after a reload validated them.
     pub reloads: Receiver<Arc<Config>>,
+    /// Scrapes: answer each with this worker's metrics snapshot.
+    pub snapshots: Receiver<Sender<crate::metrics::Snapshot>>,
 }
 
 /// Runs a worker on the current thread until it has drained after a stop request.
@@ -224,6 +226,11 @@ async fn worker_main(spec: WorkerSpec) {
     // path).
     while !spec.stop.load(Ordering::Relaxed) {
         monoio::time::sleep(Duration::from_millis(50)).await;
+        while let Ok(reply) = spec.snapshots.try_recv() {
+            let cache = crate::tls::client_auth::cache_stats();
+            let snap = crate::metrics::with(|m| m.snapshot(worker.drain.active(), cache));
+            let _ = reply.send(snap);
+        }
         while let Ok(new) = spec.reloads.try_recv() {
             match State::new(new) {
                 Ok(s) => {

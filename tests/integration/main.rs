@@ -9,6 +9,7 @@ mod http_proxy;
 mod identity;
 mod lifecycle;
 mod nginx_import;
+mod observability;
 mod regressions;
 mod reload;
 mod seeds;

@@ -12,6 +12,8 @@ pub struct Proxy {
     child: Option<Child>,
     pub pid: u32,
     pub listeners: Vec<(String, SocketAddr)>,
+    /// The admin endpoint's address, when `[admin]` is configured.
+    pub admin: Option<SocketAddr>,
     log: Arc<Mutex<String>>,
     _dir: tempfile::TempDir,
     pub config_path: std::path::PathBuf,
@@ -94,11 +96,16 @@ impl Proxy {
             }
         };
         let listeners = parse_ready(&ready);
+        let admin = ready
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("admin="))
+            .and_then(|a| a.parse().ok());
         let pid = child.id();
         Proxy {
             child: Some(child),
             pid,
             listeners,
+            admin,
             log,
             _dir: dir,
             config_path,

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use rustls_pki_types::{CertificateDer, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls_pki_types::{CertificateDer, UnixTime};
 
 use super::verify::{ChainVerifier, TrustStore, VerifiedChain, VerifyError};
 use crate::identity::Identity;
@@ -184,48 +184,6 @@ impl ClientAuth {
         CACHE.with(|c| c.borrow_mut().insert(key, verdict.clone(), expires));
         verdict
     }
-
-    fn verify_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-        tls13: bool,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        // rustls's own helpers parse the leaf with webpki, which refuses X.509 v1; verify
-        // against the SubjectPublicKeyInfo instead, which every version has.
-        let bad = || rustls::Error::InvalidCertificate(CertificateError::BadSignature);
-        let (_, x509) = x509_parser::parse_x509_certificate(cert.as_ref())
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        let spki = SubjectPublicKeyInfoDer::from(x509.public_key().raw);
-        if tls13 {
-            return rustls::crypto::verify_tls13_signature_with_raw_key(
-                message,
-                &spki,
-                dss,
-                &self.algorithms,
-            );
-        }
-        let entity = webpki::RawPublicKeyEntity::try_from(&spki).map_err(|_| bad())?;
-        let algs = self
-            .algorithms
-            .mapping
-            .iter()
-            .find(|(scheme, _)| *scheme == dss.scheme)
-            .map(|(_, algs)| *algs)
-            .ok_or(rustls::Error::PeerMisbehaved(
-                rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
-            ))?;
-        for alg in algs {
-            if entity
-                .verify_signature(*alg, message, dss.signature())
-                .is_ok()
-            {
-                return Ok(HandshakeSignatureValid::assertion());
-            }
-        }
-        Err(bad())
-    }
 }
 
 impl ClientCertVerifier for ClientAuth {
@@ -269,7 +227,7 @@ impl ClientCertVerifier for ClientAuth {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.verify_signature(message, cert, dss, false)
+        super::signature::verify_with_spki(&self.algorithms, message, cert, dss, false)
     }
 
     fn verify_tls13_signature(
@@ -278,7 +236,7 @@ impl ClientCertVerifier for ClientAuth {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.verify_signature(message, cert, dss, true)
+        super::signature::verify_with_spki(&self.algorithms, message, cert, dss, true)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -448,7 +406,9 @@ mod tests {
         assert!(alert.client_auth_mandatory());
         assert!(matches!(
             alert.verify_client_cert(&expired, &[], now),
-            Err(rustls::Error::InvalidCertificate(CertificateError::Expired))
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired
+            ))
         ));
         let http = ClientAuth::new(
             ClientAuthMode::On,

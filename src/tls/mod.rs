@@ -8,6 +8,7 @@
 pub mod client_auth;
 pub mod hostname;
 pub mod pem;
+pub mod signature;
 pub mod sni;
 pub mod stream;
 pub mod tickets;

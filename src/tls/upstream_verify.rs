@@ -19,7 +19,7 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::hostname::check_host;
 use super::verify::{ChainVerifier, TrustStore, VerifyError};
@@ -196,7 +196,7 @@ impl ServerCertVerifier for UpstreamVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_with_spki(&self.algorithms, message, cert, dss, false)
+        super::signature::verify_with_spki(&self.algorithms, message, cert, dss, false)
     }
 
     fn verify_tls13_signature(
@@ -205,51 +205,12 @@ impl ServerCertVerifier for UpstreamVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_with_spki(&self.algorithms, message, cert, dss, true)
+        super::signature::verify_with_spki(&self.algorithms, message, cert, dss, true)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
-}
-
-/// Checks a handshake signature against the certificate's SubjectPublicKeyInfo: rustls's own
-/// helpers parse the certificate with webpki, which refuses X.509 v1 (as in
-/// `client_auth.rs` for client certificates).
-pub fn verify_with_spki(
-    algorithms: &WebPkiSupportedAlgorithms,
-    message: &[u8],
-    cert: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-    tls13: bool,
-) -> Result<HandshakeSignatureValid, rustls::Error> {
-    let bad = || rustls::Error::InvalidCertificate(CertificateError::BadSignature);
-    let (_, x509) = x509_parser::parse_x509_certificate(cert.as_ref())
-        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-    let spki = SubjectPublicKeyInfoDer::from(x509.public_key().raw);
-    if tls13 {
-        return rustls::crypto::verify_tls13_signature_with_raw_key(
-            message, &spki, dss, algorithms,
-        );
-    }
-    let entity = webpki::RawPublicKeyEntity::try_from(&spki).map_err(|_| bad())?;
-    let algs = algorithms
-        .mapping
-        .iter()
-        .find(|(scheme, _)| *scheme == dss.scheme)
-        .map(|(_, algs)| *algs)
-        .ok_or(rustls::Error::PeerMisbehaved(
-            rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
-        ))?;
-    for alg in algs {
-        if entity
-            .verify_signature(*alg, message, dss.signature())
-            .is_ok()
-        {
-            return Ok(HandshakeSignatureValid::assertion());
-        }
-    }
-    Err(bad())
 }
 
 #[cfg(test)]

@@ -125,21 +125,31 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemError> {
     }
 }
 
-/// Refuses a private key file that group or others can read, as ssh does for its keys.
+/// Refuses a private key file that group or others can read, as ssh does for its keys, with
+/// PostgreSQL's one exception: a key owned by root may also be readable by its group (0640 at
+/// most). That is how a Kubernetes secret volume hands a key to a non-root container (owner
+/// root, group `fsGroup`, mode 0440), and how `root:ringgate 0640` keys work under systemd.
 pub fn check_key_permissions(path: &Path) -> Result<(), PemError> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let meta = std::fs::metadata(path).map_err(|source| PemError::Read {
         path: path.display().to_string(),
         source,
     })?;
     let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if !key_mode_allowed(mode, meta.uid()) {
         return Err(PemError::KeyPermissions {
             path: path.display().to_string(),
             mode,
         });
     }
     Ok(())
+}
+
+/// The rule of [`check_key_permissions`] on a key's permission bits and owner: nothing for
+/// others; for the group, read only, and only when root owns the file.
+pub fn key_mode_allowed(mode: u32, owner_uid: u32) -> bool {
+    let refused = if owner_uid == 0 { 0o037 } else { 0o077 };
+    mode & 0o777 & refused == 0
 }
 
 /// Loads a chain and its key and proves they belong together.
@@ -306,16 +316,38 @@ mod tests {
 
     #[test]
     fn group_readable_keys_are_reported() {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("k.key");
         std::fs::write(&key, "x").unwrap();
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(
             check_key_permissions(&key),
-            Err(PemError::KeyPermissions { mode: 0o640, .. })
+            Err(PemError::KeyPermissions { mode: 0o644, .. })
         ));
+        // Group-readable passes only for a root-owned file (the tests may run as root).
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let root_owned = std::fs::metadata(&key).unwrap().uid() == 0;
+        assert_eq!(check_key_permissions(&key).is_ok(), root_owned);
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(check_key_permissions(&key).is_ok());
+    }
+
+    #[test]
+    fn key_modes_follow_postgresql_rule() {
+        // Owned by the user that runs ringgate (or any non-root user): 0600 at most.
+        for ok in [0o600, 0o400] {
+            assert!(key_mode_allowed(ok, 10001), "{ok:o}");
+        }
+        for bad in [0o640, 0o440, 0o604, 0o644, 0o660] {
+            assert!(!key_mode_allowed(bad, 10001), "{bad:o}");
+        }
+        // Owned by root: the group may read (a Kubernetes secret with fsGroup: 0440).
+        for ok in [0o600, 0o400, 0o640, 0o440] {
+            assert!(key_mode_allowed(ok, 0), "{ok:o}");
+        }
+        for bad in [0o644, 0o444, 0o660, 0o650, 0o604] {
+            assert!(!key_mode_allowed(bad, 0), "{bad:o}");
+        }
     }
 }

@@ -730,20 +730,17 @@ fn local_config(d: &Deploy, pki: &Pki, up: &Upstream, listen: bool) -> Local {
     );
     kubelet_volume(&ssl, &[("ca.crt", &pki.ca.pem_path)]);
     let text = d.config_text();
-    // `[admin]` is the admin endpoint's table (issue 8); the loader on this branch does not
-    // know it yet and refuses unknown keys, so it is left out here. The loader that serves
-    // /healthz, /readyz and /metrics accepts it as written.
     let admin = "[admin]\nlisten = \"0.0.0.0:9901\"\n";
     assert!(text.contains(admin), "the ConfigMap's [admin] table moved");
     let mut local = text
-        .replace(admin, "")
         .replace("\"/etc/ringgate/tls/", &format!("\"{}/", tls.display()))
         .replace("\"/etc/ssl/", &format!("\"{}/", ssl.display()))
         .replace("[\"app:8080\"]", &format!("[{}]", up.server()));
     if listen {
         local = local
             .replace("\"0.0.0.0:8443\"", "\"127.0.0.1:0\"")
-            .replace("\"0.0.0.0:8080\"", "\"127.0.0.1:0\"");
+            .replace("\"0.0.0.0:8080\"", "\"127.0.0.1:0\"")
+            .replace("\"0.0.0.0:9901\"", "\"127.0.0.1:0\"");
     }
     let left: Vec<&str> = local
         .lines()
@@ -892,6 +889,22 @@ fn configmap_configuration_serves_and_logs_to_stdout() {
         &|l| l.starts_with("127.0.0.1 [") && l.ends_with("] ClientVerify:NONE DN:-"),
         "access-log line for the request without a certificate",
     );
+    // The probes the Deployment declares answer on the admin address.
+    let admin: SocketAddr = ready
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("admin="))
+        .expect("admin= in the readiness line")
+        .parse()
+        .unwrap();
+    for (path, want) in [("/healthz", "HTTP/1.1 200"), ("/readyz", "HTTP/1.1 200")] {
+        let mut t = TcpStream::connect(admin).unwrap();
+        t.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        t.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut resp = String::new();
+        let _ = t.read_to_string(&mut resp);
+        assert!(resp.starts_with(want), "{path}: {resp}");
+    }
     // SIGTERM: a graceful exit 0.
     let _ = Command::new("kill")
         .arg("-TERM")

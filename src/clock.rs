@@ -91,6 +91,55 @@ pub fn time_iso8601(unix: i64) -> String {
     )
 }
 
+/// `$time_local` and `$time_iso8601` of the current second, formatted once per second per
+/// thread (log lines ask for them on every request).
+struct TimeCache {
+    second: i64,
+    local: String,
+    iso: String,
+}
+
+thread_local! {
+    static TIMES: std::cell::RefCell<TimeCache> = const {
+        std::cell::RefCell::new(TimeCache { second: i64::MIN, local: String::new(), iso: String::new() })
+    };
+}
+
+fn with_times(f: impl FnOnce(&TimeCache)) {
+    let now = unix_now();
+    TIMES.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.second != now {
+            t.second = now;
+            t.local = time_local(now);
+            t.iso = time_iso8601(now);
+        }
+        f(&t);
+    });
+}
+
+/// Appends `$time_local` for now.
+pub fn push_time_local(out: &mut Vec<u8>) {
+    with_times(|t| out.extend_from_slice(t.local.as_bytes()));
+}
+
+/// Appends `$time_iso8601` for now.
+pub fn push_time_iso8601(out: &mut Vec<u8>) {
+    with_times(|t| out.extend_from_slice(t.iso.as_bytes()));
+}
+
+/// Appends [`openssl_time`] without a temporary string.
+pub fn push_openssl_time(out: &mut Vec<u8>, unix: i64) {
+    use std::io::Write;
+    let c = civil(unix);
+    let month = MONTHS.get(c.month as usize - 1).copied().unwrap_or("???");
+    let _ = write!(
+        out,
+        "{month} {:>2} {:02}:{:02}:{:02} {} GMT",
+        c.day, c.hour, c.minute, c.second, c.year
+    );
+}
+
 /// The IMF-fixdate of RFC 9110 for the `Date` header: `Mon, 23 Nov 2026 14:05:09 GMT`.
 pub fn http_date(unix: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
@@ -134,5 +183,8 @@ mod tests {
         assert_eq!(http_date(1_795_442_709), "Mon, 23 Nov 2026 14:05:09 GMT");
         assert_eq!(time_local(1_795_442_709), "23/Nov/2026:14:05:09 +0000");
         assert_eq!(time_iso8601(1_795_442_709), "2026-11-23T14:05:09+00:00");
+        let mut out = Vec::new();
+        push_openssl_time(&mut out, 1_795_442_709);
+        assert_eq!(out, openssl_time(1_795_442_709).as_bytes());
     }
 }

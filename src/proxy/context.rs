@@ -12,7 +12,7 @@ use crate::config::IdentityField;
 use crate::http::RequestHead;
 use crate::identity::Identity;
 use crate::vars::map::VarMap;
-use crate::vars::{Template, Var};
+use crate::vars::{Lookup, Template, Var};
 
 /// How deep map variables may refer to other map variables (nginx reports a cycle; we stop).
 const MAX_MAP_DEPTH: u8 = 8;
@@ -282,8 +282,8 @@ impl RequestVars<'_> {
             Var::Host => out.extend_from_slice(self.host),
             Var::ProxyHost => out.extend_from_slice(self.proxy_host),
             Var::RemoteAddr => out.extend_from_slice(self.conn.peer_ip.as_bytes()),
-            Var::RemotePort => out.extend_from_slice(self.conn.peer.port().to_string().as_bytes()),
-            Var::ServerPort => out.extend_from_slice(self.conn.local.port().to_string().as_bytes()),
+            Var::RemotePort => push_u64(out, u64::from(self.conn.peer.port())),
+            Var::ServerPort => push_u64(out, u64::from(self.conn.local.port())),
             Var::Scheme => out.extend_from_slice(if tls.is_some() { b"https" } else { b"http" }),
             Var::RequestUri => out.extend_from_slice(target),
             Var::Uri => out.extend_from_slice(self.uri),
@@ -358,11 +358,14 @@ impl RequestVars<'_> {
                 }
             }
             Var::UpstreamAddr => match log.and_then(|l| l.upstream_addr) {
-                Some(a) => out.extend_from_slice(a.to_string().as_bytes()),
+                Some(a) => {
+                    use std::io::Write;
+                    let _ = write!(out, "{a}");
+                }
                 None => out.push(b'-'),
             },
             Var::UpstreamStatus => match log.and_then(|l| l.upstream_status) {
-                Some(s) => out.extend_from_slice(s.to_string().as_bytes()),
+                Some(s) => push_u64(out, u64::from(s)),
                 None => out.push(b'-'),
             },
             Var::UpstreamResponseTime => match log.and_then(|l| l.upstream_time) {
@@ -371,23 +374,21 @@ impl RequestVars<'_> {
             },
             Var::AccessDecision => push(out, log.map(|l| l.decision.as_str())),
             Var::SentHttp(_) => {}
-            Var::TimeLocal => {
-                out.extend_from_slice(crate::clock::time_local(crate::clock::unix_now()).as_bytes())
-            }
-            Var::TimeIso8601 => out
-                .extend_from_slice(crate::clock::time_iso8601(crate::clock::unix_now()).as_bytes()),
+            Var::TimeLocal => crate::clock::push_time_local(out),
+            Var::TimeIso8601 => crate::clock::push_time_iso8601(out),
             Var::Msec => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default();
-                out.extend_from_slice(
-                    format!("{}.{:03}", now.as_secs(), now.subsec_millis()).as_bytes(),
-                );
+                push_secs(out, now);
             }
             Var::ServerName => out.extend_from_slice(self.server_name.as_bytes()),
-            Var::ServerAddr => out.extend_from_slice(self.conn.local.ip().to_string().as_bytes()),
-            Var::Connection => out.extend_from_slice(self.conn.serial.to_string().as_bytes()),
-            Var::ConnectionRequests => out.extend_from_slice(self.served.to_string().as_bytes()),
+            Var::ServerAddr => {
+                use std::io::Write;
+                let _ = write!(out, "{}", self.conn.local.ip());
+            }
+            Var::Connection => push_u64(out, self.conn.serial),
+            Var::ConnectionRequests => push_u64(out, self.served),
             Var::ContentLength => {
                 if let Some(v) = self.head.header(self.buf, b"content-length") {
                     out.extend_from_slice(v);
@@ -401,19 +402,17 @@ impl RequestVars<'_> {
             Var::SslClientEscapedCert => push(out, id.map(|i| i.escaped_pem.as_str())),
             Var::SslClientVStart => {
                 if let Some(i) = id {
-                    out.extend_from_slice(crate::clock::openssl_time(i.not_before).as_bytes());
+                    crate::clock::push_openssl_time(out, i.not_before);
                 }
             }
             Var::SslClientVEnd => {
                 if let Some(i) = id {
-                    out.extend_from_slice(crate::clock::openssl_time(i.not_after).as_bytes());
+                    crate::clock::push_openssl_time(out, i.not_after);
                 }
             }
             Var::SslClientVRemain => {
                 if let Some(i) = id {
-                    out.extend_from_slice(
-                        i.days_left(crate::clock::unix_now()).to_string().as_bytes(),
-                    );
+                    push_u64(out, i.days_left(crate::clock::unix_now()).max(0) as u64);
                 }
             }
             Var::SslClientFingerprintSha256 => push(out, id.map(|i| i.fingerprint_sha256.as_str())),
@@ -431,11 +430,18 @@ impl RequestVars<'_> {
                 if depth >= MAX_MAP_DEPTH {
                     return;
                 }
-                let mut input = Vec::new();
-                map.source
-                    .render(&mut input, |v, o| self.eval_at(v, o, depth + 1));
-                map.lookup(&input)
-                    .render(out, |v, o| self.eval_at(v, o, depth + 1));
+                // The usual source (`$ssl_client_s_dn`) is looked up in place.
+                let held = map.source.single_var().and_then(|v| self.held(v));
+                let value = match held {
+                    Some(input) => map.lookup(input),
+                    None => {
+                        let mut input = Vec::new();
+                        map.source
+                            .render(&mut input, |v, o| self.eval_at(v, o, depth + 1));
+                        map.lookup(&input)
+                    }
+                };
+                value.render(out, |v, o| self.eval_at(v, o, depth + 1));
             }
         }
     }
@@ -444,17 +450,66 @@ impl RequestVars<'_> {
     pub fn render(&self, t: &Template, out: &mut Vec<u8>) {
         t.render(out, |v, o| self.eval(v, o));
     }
+
+    /// The value of `var` where it is already held as bytes (no formatting needed).
+    fn held(&self, var: &Var) -> Option<&[u8]> {
+        let tls = self.conn.tls.as_ref();
+        let id = tls.and_then(|t| t.identity.as_deref());
+        Some(match var {
+            Var::Host => self.host,
+            Var::Uri => self.uri,
+            Var::RemoteAddr => self.conn.peer_ip.as_bytes(),
+            Var::RequestUri => self.head.target.get(self.buf),
+            Var::RequestMethod => self.head.method_span.get(self.buf),
+            Var::SslClientVerify => tls?.verify.as_bytes(),
+            Var::SslClientSDn => id?.subject_dn.as_bytes(),
+            Var::SslClientIDn => id?.issuer_dn.as_bytes(),
+            Var::SslClientSerial => id?.serial.as_bytes(),
+            Var::SslClientFingerprint => id?.fingerprint_sha1.as_bytes(),
+            Var::SslServerName => tls?.server_name.as_deref()?.as_bytes(),
+            Var::SslClientRole => self.conn.role.as_deref()?.as_bytes(),
+            Var::Http(name) => self.head.header(self.buf, name.as_bytes())?,
+            _ => return None,
+        })
+    }
+}
+
+impl Lookup for RequestVars<'_> {
+    fn append(&self, var: &Var, out: &mut Vec<u8>) {
+        self.eval(var, out);
+    }
+
+    fn borrow(&self, var: &Var) -> Option<&[u8]> {
+        self.held(var)
+    }
 }
 
 fn push_num(out: &mut Vec<u8>, v: Option<u64>) {
     if let Some(v) = v {
-        out.extend_from_slice(v.to_string().as_bytes());
+        push_u64(out, v);
     }
+}
+
+/// Appends a number's digits straight into `out` (no temporary string: evaluating a variable
+/// allocates at most its output).
+fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// Seconds with milliseconds, as nginx's `$request_time`: `0.012`.
 fn push_secs(out: &mut Vec<u8>, d: Duration) {
-    out.extend_from_slice(format!("{}.{:03}", d.as_secs(), d.subsec_millis()).as_bytes());
+    use std::io::Write;
+    let _ = write!(out, "{}.{:03}", d.as_secs(), d.subsec_millis());
 }
 
 fn push(out: &mut Vec<u8>, v: Option<&str>) {

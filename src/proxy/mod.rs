@@ -599,11 +599,9 @@ fn first_rule<'r>(
         return None;
     }
     let vars = ctx.vars(head, buf, b"");
-    rules.iter().find(|r| {
-        r.condition
-            .as_ref()
-            .is_none_or(|c| c.eval(|v, o| vars.eval(v, o)))
-    })
+    rules
+        .iter()
+        .find(|r| r.condition.as_ref().is_none_or(|c| c.eval(&vars)))
 }
 
 /// Answers with nginx's `return`: the body rendered with the request's variables.

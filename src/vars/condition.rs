@@ -6,7 +6,7 @@
 
 use regex::bytes::Regex;
 
-use super::{Names, Template, Var};
+use super::{Lookup, Names, Template, Var};
 
 /// A compiled condition.
 #[derive(Debug, Clone)]
@@ -106,27 +106,50 @@ impl Condition {
         }
     }
 
-    /// Evaluates with `lookup` appending each variable's value.
-    pub fn eval(&self, mut lookup: impl FnMut(&Var, &mut Vec<u8>)) -> bool {
-        let mut value = Vec::new();
+    /// Evaluates against `l`. Values already held (headers, DNs, the verify result) and
+    /// literal operands are compared in place: no temporary buffer for the usual conditions.
+    pub fn eval(&self, l: &impl Lookup) -> bool {
+        let mut held = Vec::new();
         match self {
-            Condition::Truthy(v) => {
-                lookup(v, &mut value);
-                !(value.is_empty() || value == b"0")
-            }
+            Condition::Truthy(v) => match l.borrow(v) {
+                Some(b) => !(b.is_empty() || b == b"0"),
+                None => {
+                    l.append(v, &mut held);
+                    !(held.is_empty() || held == b"0")
+                }
+            },
             Condition::Equals {
                 var,
                 value: other,
                 negate,
             } => {
-                lookup(var, &mut value);
-                let mut rhs = Vec::new();
-                other.render(&mut rhs, &mut lookup);
-                (value == rhs) != *negate
+                let lhs: &[u8] = match l.borrow(var) {
+                    Some(b) => b,
+                    None => {
+                        l.append(var, &mut held);
+                        &held
+                    }
+                };
+                let equal = match (other.as_literal(), other.single_var()) {
+                    (Some(lit), _) => lhs == lit.as_bytes(),
+                    (None, Some(v)) if l.borrow(v).is_some() => Some(lhs) == l.borrow(v),
+                    _ => {
+                        let mut rhs = Vec::new();
+                        other.render(&mut rhs, |v, o| l.append(v, o));
+                        lhs == rhs.as_slice()
+                    }
+                };
+                equal != *negate
             }
             Condition::Matches { var, regex, negate } => {
-                lookup(var, &mut value);
-                regex.is_match(&value) != *negate
+                let m = match l.borrow(var) {
+                    Some(b) => regex.is_match(b),
+                    None => {
+                        l.append(var, &mut held);
+                        regex.is_match(&held)
+                    }
+                };
+                m != *negate
             }
         }
     }
@@ -166,13 +189,29 @@ fn unquote(s: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    /// Values for the tests: the verify result is "held" (borrowable), the rest appended.
+    struct Fake<'a> {
+        verify: &'a str,
+        addr: &'a str,
+    }
+
+    impl Lookup for Fake<'_> {
+        fn append(&self, v: &Var, out: &mut Vec<u8>) {
+            match v {
+                Var::SslClientVerify => out.extend_from_slice(self.verify.as_bytes()),
+                Var::RemoteAddr => out.extend_from_slice(self.addr.as_bytes()),
+                Var::Map(0) => out.extend_from_slice(b"10.0.0.5"),
+                _ => {}
+            }
+        }
+
+        fn borrow(&self, v: &Var) -> Option<&[u8]> {
+            (*v == Var::SslClientVerify).then_some(self.verify.as_bytes())
+        }
+    }
+
     fn eval(c: &Condition, verify: &str, addr: &str) -> bool {
-        c.eval(|v, out| match v {
-            Var::SslClientVerify => out.extend_from_slice(verify.as_bytes()),
-            Var::RemoteAddr => out.extend_from_slice(addr.as_bytes()),
-            Var::Map(0) => out.extend_from_slice(b"10.0.0.5"),
-            _ => {}
-        })
+        c.eval(&Fake { verify, addr })
     }
 
     #[test]

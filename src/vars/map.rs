@@ -70,8 +70,20 @@ impl VarMap {
     /// The value template for a looked-up input.
     pub fn lookup(&self, input: &[u8]) -> &Template {
         if !input.is_empty() {
-            if let Some(v) = self.exact.get(&input.to_ascii_lowercase()) {
-                return v;
+            if !self.exact.is_empty() {
+                // Lowercase on the stack for the usual lengths (a DN, a host): no allocation.
+                let mut stack = [0u8; 512];
+                let hit = if input.len() <= stack.len() {
+                    let key = &mut stack[..input.len()];
+                    key.copy_from_slice(input);
+                    key.make_ascii_lowercase();
+                    self.exact.get(&key[..])
+                } else {
+                    self.exact.get(&input.to_ascii_lowercase())
+                };
+                if let Some(v) = hit {
+                    return v;
+                }
             }
             if let Some((_, v)) = self.regexes.iter().find(|(re, _)| re.is_match(input)) {
                 return v;

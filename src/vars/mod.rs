@@ -177,6 +177,18 @@ impl Var {
     }
 }
 
+/// Where variable values come from at evaluation time.
+pub trait Lookup {
+    /// Appends the value of `var` to `out` (nothing when it has none).
+    fn append(&self, var: &Var, out: &mut Vec<u8>);
+
+    /// The value of `var` as it is already held (a header, a DN, the host), when no work is
+    /// needed to produce it: lets conditions and maps compare without a temporary buffer.
+    fn borrow(&self, _var: &Var) -> Option<&[u8]> {
+        None
+    }
+}
+
 /// The names `[[map]]` blocks define, so templates can refer to them as `$name`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Names<'a> {
@@ -271,6 +283,14 @@ impl Template {
     /// The parts, for evaluation.
     pub fn parts(&self) -> &[Part] {
         &self.parts
+    }
+
+    /// The variable, when the template is exactly one variable (`$ssl_client_s_dn`).
+    pub fn single_var(&self) -> Option<&Var> {
+        match self.parts.as_slice() {
+            [Part::Var(v)] => Some(v),
+            _ => None,
+        }
     }
 
     /// True when any part refers to `var`.

@@ -198,6 +198,22 @@ async fn handshake(
 }
 
 fn log_handshake_failure(listener: &str, peer: SocketAddr, e: &std::io::Error) {
+    if let Some(r) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<crate::tls::client_auth::RefusedCertificate>())
+    {
+        let alert = match &r.error {
+            rustls::Error::InvalidCertificate(ce) => {
+                format!("{:?}", rustls::AlertDescription::from(ce.clone()))
+            }
+            other => other.to_string(),
+        };
+        log::warn!(
+            "listener={listener} peer={peer}: refused client certificate: {} (alert {alert})",
+            r.detail
+        );
+        return;
+    }
     let rustls_err = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());

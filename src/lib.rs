@@ -12,12 +12,14 @@
 //! - [`proxy`]: the connection and request path: handshake, route, forward, relay.
 //! - [`upstream`]: connecting to upstreams and per-core keep-alive pools.
 //! - [`vars`]: nginx `$variables`, compiled at load time.
+//! - [`ca`]: `ringgate ca`, a certificate authority in an `openssl ca` directory.
 //! - [`demo`]: the self-contained demo (`ringgate demo`).
 //!
 //! Data flows one way: accept -> handshake -> identify -> route -> forward -> log.
 
 pub mod access;
 pub mod access_log;
+pub mod ca;
 pub mod clock;
 pub mod config;
 pub mod conn;

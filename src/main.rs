@@ -33,6 +33,9 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// A certificate authority in an `openssl ca` directory: init, issue, revoke, crl,
+    /// export-p12, list.
+    Ca(ringgate::ca::cli::CaArgs),
     /// Make a CA and certificates, start a small upstream and serve mTLS on 127.0.0.1.
     Demo {
         /// Port for the mTLS listener (0 picks a free one).
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Ca(args) => ringgate::ca::cli::run(args),
         Command::Demo { port, dir } => match ringgate::demo::run(port, dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

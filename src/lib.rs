@@ -14,6 +14,7 @@
 //! - [`vars`]: nginx `$variables`, compiled at load time.
 //! - [`ca`]: `ringgate ca`, a certificate authority in an `openssl ca` directory.
 //! - [`demo`]: the self-contained demo (`ringgate demo`).
+//! - [`doctor`]: findings about the configured certificates, keys and CRLs (`ringgate check`).
 //!
 //! Data flows one way: accept -> handshake -> identify -> route -> forward -> log.
 
@@ -24,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod demo;
+pub mod doctor;
 pub mod http;
 pub mod identity;
 pub mod logging;

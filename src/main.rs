@@ -61,7 +61,11 @@ fn main() -> ExitCode {
                     c.upstreams.len(),
                     if c.upstreams.len() == 1 { "" } else { "s" }
                 );
-                ExitCode::SUCCESS
+                if ringgate::doctor::print_report(&c) {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                }
             }
             Err(e) => {
                 eprint!("{e}");
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             }
+            ringgate::doctor::log_startup(&cfg);
             match ringgate::runtime::run(cfg) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

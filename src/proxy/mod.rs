@@ -76,9 +76,11 @@ pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
         serial,
     };
     if let Some(page) = refusal {
-        // nginx-compatible mode: the handshake completed, the first request gets the 400 page.
+        // nginx-compatible mode: the handshake completed, the first request gets the 400 page
+        // and, as in nginx, an access-log line (with $ssl_client_verify = FAILED:reason).
         let mut buf = BytesMut::with_capacity(4096);
-        let _ = monoio::time::timeout(
+        let started = Instant::now();
+        let head = monoio::time::timeout(
             listener.http.header_timeout,
             read_head(
                 &mut stream,
@@ -91,6 +93,16 @@ pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
         let _ = stream
             .write_bytes(bytes::Bytes::from_static(page.bytes()))
             .await;
+        if let Ok(Ok(head)) = head {
+            let hb = buf.split_to(head.head_len.min(buf.len())).freeze();
+            let mut facts = LogFacts {
+                started: Some(started),
+                server,
+                ..LogFacts::default()
+            };
+            facts.canned(page);
+            log_request(&w, &info, &head, &hb, 1, &facts);
+        }
         let _ = stream.shutdown().await;
         return;
     }

@@ -269,7 +269,17 @@ impl ClientCertVerifier for ClientAuth {
                 {
                     Ok(ClientCertVerified::assertion())
                 } else {
-                    REFUSAL.with(|r| *r.borrow_mut() = Some(e.to_string()));
+                    let mut detail = e.to_string();
+                    if e.depth() != Some(0) {
+                        // The error is about a CA of the chain: name the client too.
+                        if let Ok((_, x)) = x509_parser::parse_x509_certificate(end_entity) {
+                            detail.push_str(&format!(
+                                "; client certificate {}",
+                                crate::identity::rfc2253(x.subject())
+                            ));
+                        }
+                    }
+                    REFUSAL.with(|r| *r.borrow_mut() = Some(detail));
                     Err(e.to_rustls())
                 }
             }

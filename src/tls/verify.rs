@@ -397,6 +397,35 @@ impl VerifyError {
         }
     }
 
+    /// OpenSSL's error depth (0 = the client's own certificate), when the error has one.
+    pub fn depth(&self) -> Option<u32> {
+        match self {
+            Self::UnableToVerifyLeafSignature { .. }
+            | Self::DepthZeroSelfSigned { .. }
+            | Self::EeKeyTooWeak { .. } => Some(0),
+            Self::UnableToGetIssuerCert { depth, .. }
+            | Self::UnableToGetIssuerCertLocally { depth, .. }
+            | Self::SelfSignedInChain { depth, .. }
+            | Self::ChainTooLong { depth }
+            | Self::SignatureFailure { depth, .. }
+            | Self::UndecodableIssuerKey { depth, .. }
+            | Self::NotYetValid { depth, .. }
+            | Self::Expired { depth, .. }
+            | Self::InvalidCa { depth, .. }
+            | Self::PathLengthExceeded { depth, .. }
+            | Self::InvalidPurpose { depth, .. }
+            | Self::UnhandledCriticalExtension { depth, .. }
+            | Self::CaKeyTooWeak { depth, .. }
+            | Self::CaMdTooWeak { depth, .. }
+            | Self::BadEncoding { depth, .. }
+            | Self::UnableToGetCrl { depth, .. }
+            | Self::CrlSignatureFailure { depth, .. }
+            | Self::CrlNotYetValid { depth, .. }
+            | Self::CrlHasExpired { depth, .. }
+            | Self::Revoked { depth, .. } => Some(*depth),
+        }
+    }
+
     /// Whether nginx's `ngx_ssl_verify_error_optional()` tolerates this error
     /// under `ssl_verify_client optional_no_ca` (the request proceeds with
     /// `$ssl_client_verify` = `FAILED:<reason>`).

@@ -9,6 +9,7 @@ mod http_proxy;
 mod identity;
 mod lifecycle;
 mod regressions;
+mod revocation;
 mod seeds;
 mod tls_verify;
 mod upstream_tls;

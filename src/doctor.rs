@@ -169,7 +169,7 @@ impl Doctor {
                     format!("{which} is not valid before {}: peers refuse it (certificate is not yet valid); check the clock", crate::clock::iso8601(not_before)),
                     true,
                 );
-            } else if not_after - self.now < CERT_WARN_DAYS * DAY {
+            } else if not_after - self.now <= CERT_WARN_DAYS * DAY {
                 self.push(
                     Level::Warn,
                     key,

@@ -146,7 +146,10 @@ fn ringgate_ca_and_openssl_ca_take_turns() {
         info.contains("friendlyName: client1") && info.contains("BEGIN PRIVATE KEY"),
         "{info}"
     );
-    assert!(info.contains("CN = MyRootCA"), "the CA is in the file: {info}");
+    assert!(
+        info.contains("CN = MyRootCA"),
+        "the CA is in the file: {info}"
+    );
     let (ok, _) = try_sh(
         d,
         "openssl pkcs12 -in ca/private/client1.p12 -passin pass:wrong -noout",
@@ -259,7 +262,9 @@ fn ringgate_ca_on_the_seed_ca() {
         .expect("serial");
     assert!(out.contains(&format!("Serial Number: {serial}")), "{out}");
     assert!(
-        out.contains(&format!("\t{serial}\tunknown\t/C=CN/O=MyCompany/OU=Client/CN=client1")),
+        out.contains(&format!(
+            "\t{serial}\tunknown\t/C=CN/O=MyCompany/OU=Client/CN=client1"
+        )),
         "{out}"
     );
     // Revoking it again is an error; openssl sees the same database.

@@ -6,6 +6,7 @@ mod support;
 mod access_log;
 mod ca_tool;
 mod config_check;
+mod doctor;
 mod http_proxy;
 mod identity;
 mod lifecycle;

@@ -290,7 +290,7 @@ fn tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), &'static str> {
     ))
 }
 
-fn expect<'a>(
+fn take_tag<'a>(
     input: &'a [u8],
     tag: u8,
     what: &'static str,
@@ -306,11 +306,11 @@ fn expect<'a>(
 const OID_OCSP_BASIC: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01];
 
 fn parse(der: &[u8]) -> Result<Parsed<'_>, &'static str> {
-    let (resp, trailing) = expect(der, 0x30, "not a SEQUENCE")?;
+    let (resp, trailing) = take_tag(der, 0x30, "not a SEQUENCE")?;
     if !trailing.is_empty() {
         return Err("trailing data after the response");
     }
-    let (status, rest) = expect(resp.body, 0x0a, "no responseStatus")?;
+    let (status, rest) = take_tag(resp.body, 0x0a, "no responseStatus")?;
     let status = *status.body.first().ok_or("empty responseStatus")?;
     let mut out = Parsed {
         status,
@@ -323,25 +323,25 @@ fn parse(der: &[u8]) -> Result<Parsed<'_>, &'static str> {
     if status != 0 {
         return Ok(out);
     }
-    let (bytes, _) = expect(rest, 0xa0, "no responseBytes")?;
-    let (bytes, _) = expect(bytes.body, 0x30, "bad responseBytes")?;
-    let (oid, rest) = expect(bytes.body, 0x06, "bad responseType")?;
+    let (bytes, _) = take_tag(rest, 0xa0, "no responseBytes")?;
+    let (bytes, _) = take_tag(bytes.body, 0x30, "bad responseBytes")?;
+    let (oid, rest) = take_tag(bytes.body, 0x06, "bad responseType")?;
     if oid.body != OID_OCSP_BASIC {
         return Err("not a basic OCSP response");
     }
-    let (basic, _) = expect(rest, 0x04, "bad response")?;
-    let (basic, _) = expect(basic.body, 0x30, "bad BasicOCSPResponse")?;
-    let (tbs, rest) = expect(basic.body, 0x30, "bad tbsResponseData")?;
-    let (sig_alg, rest) = expect(rest, 0x30, "bad signatureAlgorithm")?;
-    let (sig, rest) = expect(rest, 0x03, "bad signature")?;
+    let (basic, _) = take_tag(rest, 0x04, "bad response")?;
+    let (basic, _) = take_tag(basic.body, 0x30, "bad BasicOCSPResponse")?;
+    let (tbs, rest) = take_tag(basic.body, 0x30, "bad tbsResponseData")?;
+    let (sig_alg, rest) = take_tag(rest, 0x30, "bad signatureAlgorithm")?;
+    let (sig, rest) = take_tag(rest, 0x03, "bad signature")?;
     out.tbs = tbs.whole;
     out.sig_alg = sig_alg.whole;
     out.signature = sig.body.get(1..).ok_or("empty signature")?;
-    if let Ok((certs, _)) = expect(rest, 0xa0, "") {
-        let (seq, _) = expect(certs.body, 0x30, "bad certs")?;
+    if let Ok((certs, _)) = take_tag(rest, 0xa0, "") {
+        let (seq, _) = take_tag(certs.body, 0x30, "bad certs")?;
         let mut r = seq.body;
         while !r.is_empty() {
-            let (c, next) = expect(r, 0x30, "bad certificate")?;
+            let (c, next) = take_tag(r, 0x30, "bad certificate")?;
             out.certs.push(c.whole);
             r = next;
         }
@@ -356,11 +356,11 @@ fn parse(der: &[u8]) -> Result<Parsed<'_>, &'static str> {
     if t.tag != 0xa1 && t.tag != 0xa2 {
         return Err("bad responderID");
     }
-    let (_, rest) = expect(next, 0x18, "bad producedAt")?;
-    let (responses, _) = expect(rest, 0x30, "bad responses")?;
+    let (_, rest) = take_tag(next, 0x18, "bad producedAt")?;
+    let (responses, _) = take_tag(rest, 0x30, "bad responses")?;
     let mut r = responses.body;
     while !r.is_empty() {
-        let (single, next) = expect(r, 0x30, "bad SingleResponse")?;
+        let (single, next) = take_tag(r, 0x30, "bad SingleResponse")?;
         out.responses.push(parse_single(single.body)?);
         r = next;
     }
@@ -368,12 +368,12 @@ fn parse(der: &[u8]) -> Result<Parsed<'_>, &'static str> {
 }
 
 fn parse_single(body: &[u8]) -> Result<Single<'_>, &'static str> {
-    let (cert_id, rest) = expect(body, 0x30, "bad CertID")?;
-    let (alg, id_rest) = expect(cert_id.body, 0x30, "bad hashAlgorithm")?;
-    let (oid, _) = expect(alg.body, 0x06, "bad hashAlgorithm")?;
-    let (name_hash, id_rest) = expect(id_rest, 0x04, "bad issuerNameHash")?;
-    let (key_hash, id_rest) = expect(id_rest, 0x04, "bad issuerKeyHash")?;
-    let (serial, _) = expect(id_rest, 0x02, "bad serialNumber")?;
+    let (cert_id, rest) = take_tag(body, 0x30, "bad CertID")?;
+    let (alg, id_rest) = take_tag(cert_id.body, 0x30, "bad hashAlgorithm")?;
+    let (oid, _) = take_tag(alg.body, 0x06, "bad hashAlgorithm")?;
+    let (name_hash, id_rest) = take_tag(id_rest, 0x04, "bad issuerNameHash")?;
+    let (key_hash, id_rest) = take_tag(id_rest, 0x04, "bad issuerKeyHash")?;
+    let (serial, _) = take_tag(id_rest, 0x02, "bad serialNumber")?;
     let (status, rest) = tlv(rest)?;
     let cert_status = match status.tag {
         0x80 => 0,
@@ -381,11 +381,11 @@ fn parse_single(body: &[u8]) -> Result<Single<'_>, &'static str> {
         0x82 => 2,
         _ => return Err("bad certStatus"),
     };
-    let (this_update, rest) = expect(rest, 0x18, "bad thisUpdate")?;
+    let (this_update, rest) = take_tag(rest, 0x18, "bad thisUpdate")?;
     let this_update = generalized_time(this_update.body)?;
-    let next_update = match expect(rest, 0xa0, "") {
+    let next_update = match take_tag(rest, 0xa0, "") {
         Ok((n, _)) => {
-            let (t, _) = expect(n.body, 0x18, "bad nextUpdate")?;
+            let (t, _) = take_tag(n.body, 0x18, "bad nextUpdate")?;
             Some(generalized_time(t.body)?)
         }
         Err(_) => None,

@@ -13,17 +13,21 @@
 //! - [`upstream`]: connecting to upstreams and per-core keep-alive pools.
 //! - [`vars`]: nginx `$variables`, compiled at load time.
 //! - [`nginx`]: an nginx.conf translated into this configuration (`--nginx-config`).
+//! - [`ca`]: `ringgate ca`, a certificate authority in an `openssl ca` directory.
 //! - [`demo`]: the self-contained demo (`ringgate demo`).
+//! - [`doctor`]: findings about the configured certificates, keys and CRLs (`ringgate check`).
 //!
 //! Data flows one way: accept -> handshake -> identify -> route -> forward -> log.
 
 pub mod access;
 pub mod access_log;
 pub mod admin;
+pub mod ca;
 pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod demo;
+pub mod doctor;
 pub mod http;
 pub mod identity;
 pub mod logging;

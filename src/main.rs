@@ -36,6 +36,9 @@ enum Command {
         /// The nginx configuration.
         file: PathBuf,
     },
+    /// A certificate authority in an `openssl ca` directory: init, issue, revoke, crl,
+    /// export-p12, list.
+    Ca(ringgate::ca::cli::CaArgs),
     /// Make a CA and certificates, start a small upstream and serve mTLS on 127.0.0.1.
     Demo {
         /// Port for the mTLS listener (0 picks a free one).
@@ -116,7 +119,11 @@ fn main() -> ExitCode {
                     c.upstreams.len(),
                     if c.upstreams.len() == 1 { "" } else { "s" }
                 );
-                ExitCode::SUCCESS
+                if ringgate::doctor::print_report(&c) {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                }
             }
             Err(e) => {
                 eprint!("{e}");
@@ -160,6 +167,7 @@ fn main() -> ExitCode {
                 override_workers(&mut cfg, workers);
                 Ok(cfg)
             });
+            ringgate::doctor::log_startup(&cfg);
             match ringgate::runtime::run(cfg, loader) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -168,6 +176,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Ca(args) => ringgate::ca::cli::run(args),
         Command::Demo { port, dir } => match ringgate::demo::run(port, dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

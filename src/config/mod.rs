@@ -107,6 +107,8 @@ pub struct Runtime {
     pub watch: bool,
     /// How often watched files are looked at.
     pub watch_interval: Duration,
+    /// Private keys that group or others can read are served anyway (with a warning).
+    pub allow_insecure_key_permissions: bool,
 }
 
 /// One listening address (an nginx `server` block).
@@ -409,6 +411,7 @@ pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
         log_files: Vec::new(),
         tls_sections: Vec::new(),
         read_paths: std::cell::RefCell::new(Vec::new()),
+        allow_insecure_keys: false,
     };
     let runtime = resolver.runtime(&raw);
     let maps = resolver.maps(&raw.map);
@@ -540,6 +543,8 @@ struct Resolver<'a> {
     tls_sections: Vec<bool>,
     /// Every path the file named, for the reload watcher.
     read_paths: std::cell::RefCell<Vec<PathBuf>>,
+    /// `runtime.allow_insecure_key_permissions`.
+    allow_insecure_keys: bool,
 }
 
 fn span<T>(s: &Spanned<T>) -> Option<std::ops::Range<usize>> {
@@ -678,6 +683,11 @@ impl Resolver<'_> {
             "runtime.watch_interval",
             Duration::from_secs(1),
         );
+        let allow_insecure_key_permissions = r
+            .allow_insecure_key_permissions
+            .as_ref()
+            .is_some_and(|v| *v.get_ref());
+        self.allow_insecure_keys = allow_insecure_key_permissions;
         Runtime {
             workers,
             cpus,
@@ -687,6 +697,7 @@ impl Resolver<'_> {
             error_log,
             watch,
             watch_interval,
+            allow_insecure_key_permissions,
         }
     }
 
@@ -951,10 +962,32 @@ impl Resolver<'_> {
             let ck = format!("{key}.tls.certificates[{j}]");
             let cert_path = self.path(c.cert.get_ref());
             let key_path = self.path(c.key.get_ref());
-            match crate::tls::pem::load_certified_key(&cert_path, &key_path) {
+            match crate::tls::pem::load_certified_key_checked(
+                &cert_path,
+                &key_path,
+                self.allow_insecure_keys,
+            ) {
                 Ok(k) => {
                     let names: Vec<String> =
                         c.server_names.iter().map(|n| n.get_ref().clone()).collect();
+                    let k = match &c.ocsp {
+                        None => k,
+                        Some(o) => {
+                            let path = self.path(o.get_ref());
+                            match crate::tls::ocsp::load_staple(&path, &k.cert) {
+                                Ok(staple) => {
+                                    let mut with = (*k).clone();
+                                    with.ocsp = Some(staple.der);
+                                    Arc::new(with)
+                                }
+                                Err(e) => {
+                                    self.errs
+                                        .push(span(o), &format!("{ck}.ocsp"), e.to_string());
+                                    k
+                                }
+                            }
+                        }
+                    };
                     certs.push((k, names));
                 }
                 Err(e) => {
@@ -1092,13 +1125,7 @@ impl Resolver<'_> {
                     .map(Arc::new)
             }
         };
-        if let Some(first) = t.crl.first() {
-            self.errs.push(
-                span(first),
-                &format!("{key}.tls.crl"),
-                "certificate revocation lists are not supported yet",
-            );
-        }
+        let revocation = self.revocation(key, t, store.as_deref(), handshake_mode);
         let session_timeout = self.duration(
             &t.session_timeout,
             &format!("{key}.tls.session_timeout"),
@@ -1150,6 +1177,7 @@ impl Resolver<'_> {
             store,
             hints,
             depth,
+            revocation,
             tickets,
             session_cache,
             session_timeout,
@@ -1162,6 +1190,73 @@ impl Resolver<'_> {
                 None
             }
         }
+    }
+
+    /// Loads `crl` (every file verified against the CA that signed it) with the listener's
+    /// `crl_require_all` / `crl_expired` policy.
+    fn revocation(
+        &mut self,
+        key: &str,
+        t: &RawTls,
+        store: Option<&crate::tls::verify::TrustStore>,
+        mode: ClientAuthMode,
+    ) -> Option<Arc<crate::tls::crl::Revocation>> {
+        use crate::tls::crl::{CrlPolicy, ExpiredCrl, Revocation};
+        let mut policy = CrlPolicy::default();
+        if let Some(v) = &t.crl_require_all {
+            policy.require_all = *v.get_ref();
+        }
+        if let Some(v) = &t.crl_expired {
+            match v.get_ref().as_str() {
+                "refuse" => policy.expired = ExpiredCrl::Refuse,
+                text => match units::parse_duration(text) {
+                    Ok(d) => {
+                        policy.expired =
+                            ExpiredCrl::Grace(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                    }
+                    Err(_) => self.errs.push(
+                        span(v),
+                        &format!("{key}.tls.crl_expired"),
+                        format!("`{text}` is neither \"refuse\" (nginx's behaviour) nor a grace period such as \"12h\" or \"1d\""),
+                    ),
+                },
+            }
+        }
+        let first = t.crl.first()?;
+        if mode == ClientAuthMode::Off {
+            self.errs.push(
+                span(first),
+                &format!("{key}.tls.crl"),
+                "CRLs check client certificates, but this listener does not ask for one: set verify_client (and client_certificate)",
+            );
+            return None;
+        }
+        let Some(store) = store else {
+            self.errs.push(
+                span(first),
+                &format!("{key}.tls.crl"),
+                "CRLs are verified against the CAs that issued them: set client_certificate (or trusted_certificate)",
+            );
+            return None;
+        };
+        let mut crls = Vec::new();
+        for (j, f) in t.crl.iter().enumerate() {
+            let k = format!("{key}.tls.crl[{j}]");
+            let path = self.path(f.get_ref());
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    match crate::tls::crl::parse_crls(&bytes, &path.display().to_string(), store) {
+                        Ok(c) => crls.extend(c),
+                        Err(e) => self.errs.push(span(f), &k, e.to_string()),
+                    }
+                }
+                Err(e) => {
+                    self.errs
+                        .push(span(f), &k, format!("cannot read {}: {e}", path.display()))
+                }
+            }
+        }
+        Some(Arc::new(Revocation::new(crls, policy)))
     }
 
     /// Reads a PEM CA bundle, reporting problems against `key`.

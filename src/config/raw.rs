@@ -53,6 +53,8 @@ pub struct RawRuntime {
     pub error_log: Option<Spanned<String>>,
     pub watch: Option<Spanned<bool>>,
     pub watch_interval: Option<Spanned<Quantity>>,
+    /// Serve with private keys group or others can read (refused otherwise).
+    pub allow_insecure_key_permissions: Option<Spanned<bool>>,
 }
 
 /// `[[listener]]`: one address, its TLS policy and its locations (an nginx `server` block).
@@ -122,6 +124,10 @@ pub struct RawTls {
     pub trusted_certificate: Option<Spanned<String>>,
     #[serde(default)]
     pub crl: Vec<Spanned<String>>,
+    /// Every CA of a client's chain must have a CRL (nginx's behaviour; default true).
+    pub crl_require_all: Option<Spanned<bool>>,
+    /// `"refuse"` (nginx) or a grace period such as `"1d"` for CRLs past their nextUpdate.
+    pub crl_expired: Option<Spanned<String>>,
 }
 
 /// One certificate chain and its key (`ssl_certificate` / `ssl_certificate_key`).
@@ -133,6 +139,8 @@ pub struct RawCertificate {
     /// Names this certificate answers for by SNI; taken from its SANs (or CN) when absent.
     #[serde(default)]
     pub server_names: Vec<Spanned<String>>,
+    /// A DER OCSP response for this certificate, stapled in handshakes (`ssl_stapling_file`).
+    pub ocsp: Option<Spanned<String>>,
 }
 
 /// `[listener.http]`: limits and timeouts of the client side.

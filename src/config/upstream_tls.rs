@@ -68,7 +68,11 @@ impl Resolver<'_> {
             (Some(c), Some(kf)) => {
                 let cert_path = self.path(c.get_ref());
                 let key_path = self.path(kf.get_ref());
-                match crate::tls::pem::load_certified_key(&cert_path, &key_path) {
+                match crate::tls::pem::load_certified_key_checked(
+                    &cert_path,
+                    &key_path,
+                    self.allow_insecure_keys,
+                ) {
                     Ok(ck) => Some(ck),
                     Err(e) => {
                         let (at, which) = if e.path() == key_path.display().to_string() {

@@ -236,8 +236,41 @@ async fn handshake(
     Some((tls, server, info, refusal))
 }
 
+/// The metrics label of a refused client certificate.
+fn certificate_outcome(ce: &rustls::CertificateError) -> &'static str {
+    use rustls::CertificateError as C;
+    match ce {
+        C::UnknownIssuer => "unknown_ca",
+        C::Expired | C::ExpiredContext { .. } => "expired",
+        C::NotValidYet | C::NotValidYetContext { .. } => "not_yet_valid",
+        C::Revoked => "revoked",
+        C::BadSignature => "bad_signature",
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => "bad_purpose",
+        _ => "bad_certificate",
+    }
+}
+
 /// Logs why a handshake failed; returns the metrics outcome label.
 fn log_handshake_failure(listener: &str, peer: SocketAddr, e: &std::io::Error) -> &'static str {
+    if let Some(r) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<crate::tls::client_auth::RefusedCertificate>())
+    {
+        let alert = match &r.error {
+            rustls::Error::InvalidCertificate(ce) => {
+                format!("{:?}", rustls::AlertDescription::from(ce.clone()))
+            }
+            other => other.to_string(),
+        };
+        log::warn!(
+            "listener={listener} peer={peer}: refused client certificate: {} (alert {alert})",
+            r.detail
+        );
+        return match &r.error {
+            rustls::Error::InvalidCertificate(ce) => certificate_outcome(ce),
+            _ => "bad_certificate",
+        };
+    }
     let rustls_err = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
@@ -253,16 +286,7 @@ fn log_handshake_failure(listener: &str, peer: SocketAddr, e: &std::io::Error) -
                 "listener={listener} peer={peer}: refused client certificate: {ce:?} (alert {:?})",
                 rustls::AlertDescription::from(ce.clone())
             );
-            use rustls::CertificateError as C;
-            match ce {
-                C::UnknownIssuer => "unknown_ca",
-                C::Expired | C::ExpiredContext { .. } => "expired",
-                C::NotValidYet | C::NotValidYetContext { .. } => "not_yet_valid",
-                C::Revoked => "revoked",
-                C::BadSignature => "bad_signature",
-                C::InvalidPurpose | C::InvalidPurposeContext { .. } => "bad_purpose",
-                _ => "bad_certificate",
-            }
+            certificate_outcome(ce)
         }
         Some(rustls::Error::AlertReceived(a)) => {
             log::info!(

@@ -129,6 +129,8 @@ impl Reloader {
                     let _ = w.send(new.clone());
                 }
                 self.counters.applied.fetch_add(1, Ordering::Relaxed);
+                // The doctor's start-up findings (near expiry, CRL policy) for the new set.
+                crate::doctor::log_startup(&new);
                 log::info!(
                     "configuration reloaded ({} listener(s), {} upstream(s)); new connections use it, open ones finish on the old one",
                     new.listeners.len(),

@@ -20,6 +20,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
+use super::crl::Revocation;
 use super::verify::{ChainVerifier, TrustStore, VerifiedChain, VerifyError};
 use crate::identity::Identity;
 
@@ -131,6 +132,18 @@ impl ClientAuth {
         })
     }
 
+    /// Checks every chain against these CRLs too (nginx `ssl_crl`). A reload builds a new
+    /// `ClientAuth`, whose new generation keeps verdicts cached under the old CRLs out.
+    pub fn with_revocation(mut self, revocation: Option<Arc<Revocation>>) -> Self {
+        self.verifier = self.verifier.map(|v| v.with_revocation(revocation));
+        self
+    }
+
+    /// The CRLs chains are checked against, if any.
+    pub fn revocation(&self) -> Option<&Arc<Revocation>> {
+        self.verifier.as_ref().and_then(|v| v.revocation.as_ref())
+    }
+
     /// The mode.
     pub fn mode(&self) -> ClientAuthMode {
         self.mode
@@ -161,7 +174,7 @@ impl ClientAuth {
         let (outcome, expires) = match &self.verifier {
             Some(v) => match v.verify(leaf, rest, now) {
                 Ok(chain) => {
-                    let exp = chain.earliest_not_after;
+                    let exp = chain.cache_until;
                     (ClientVerifyOutcome::Success(Arc::new(chain)), exp)
                 }
                 // Failures are cached briefly: a clock-dependent failure may clear.
@@ -214,6 +227,17 @@ impl ClientCertVerifier for ClientAuth {
                 {
                     Ok(ClientCertVerified::assertion())
                 } else {
+                    let mut detail = e.to_string();
+                    if e.depth() != Some(0) {
+                        // The error is about a CA of the chain: name the client too.
+                        if let Ok((_, x)) = x509_parser::parse_x509_certificate(end_entity) {
+                            detail.push_str(&format!(
+                                "; client certificate {}",
+                                crate::identity::rfc2253(x.subject())
+                            ));
+                        }
+                    }
+                    REFUSAL.with(|r| *r.borrow_mut() = Some(detail));
                     Err(e.to_rustls())
                 }
             }
@@ -242,6 +266,30 @@ impl ClientCertVerifier for ClientAuth {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+thread_local! {
+    /// Why this thread's verifier last refused a chain, for the log line of the handshake that
+    /// failed (rustls carries only the alert's reason).
+    static REFUSAL: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Takes the detail of the refusal the verifier recorded on this thread, if any. The TLS stream
+/// calls it right after rustls returns the handshake error, with no await in between, so the
+/// detail belongs to that connection.
+pub fn take_refusal() -> Option<String> {
+    REFUSAL.with(|r| r.borrow_mut().take())
+}
+
+/// A client certificate refused in the handshake: the rustls error (whose alert was sent) and
+/// the verifier's account of why, naming the certificate.
+#[derive(Debug, thiserror::Error)]
+#[error("{detail} ({error})")]
+pub struct RefusedCertificate {
+    /// What rustls reported (it chose the alert from it).
+    pub error: rustls::Error,
+    /// Why, with subject, depth and, for revocation, serial and CRL.
+    pub detail: String,
 }
 
 /// SHA-256 over the generation and the length-prefixed DER of every certificate of a chain.

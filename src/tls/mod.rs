@@ -6,7 +6,9 @@
 //! cache and ticketer, so no handshake touches state another core uses.
 
 pub mod client_auth;
+pub mod crl;
 pub mod hostname;
+pub mod ocsp;
 pub mod pem;
 pub mod signature;
 pub mod sni;
@@ -67,6 +69,8 @@ pub struct ServerTlsSpec {
     pub hints: Vec<DistinguishedName>,
     /// nginx `ssl_verify_depth`.
     pub depth: u32,
+    /// CRLs and their policy (nginx `ssl_crl`), if any.
+    pub revocation: Option<Arc<crl::Revocation>>,
     /// Session tickets: None for off; the keys otherwise (first encrypts, all decrypt).
     pub tickets: Option<TicketKeys>,
     /// Stateful TLS 1.2 sessions per worker (0 = off).
@@ -143,13 +147,10 @@ impl ServerTls {
                     .collect()
             })
             .unwrap_or_default();
-        let client_auth = Arc::new(ClientAuth::new(
-            spec.mode,
-            spec.failure,
-            spec.store,
-            spec.depth,
-            spec.hints,
-        )?);
+        let client_auth = Arc::new(
+            ClientAuth::new(spec.mode, spec.failure, spec.store, spec.depth, spec.hints)?
+                .with_revocation(spec.revocation),
+        );
         Ok(ServerTls {
             resolver: Arc::new(resolver),
             versions: spec.versions,

@@ -52,7 +52,7 @@ pub enum PemError {
         key_path: String,
     },
     /// The key file may be read by other users.
-    #[error("{path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
+    #[error("{path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}` (or set runtime.allow_insecure_key_permissions = true)")]
     KeyPermissions {
         /// The key file.
         path: String,
@@ -150,6 +150,20 @@ pub fn check_key_permissions(path: &Path) -> Result<(), PemError> {
 pub fn key_mode_allowed(mode: u32, owner_uid: u32) -> bool {
     let refused = if owner_uid == 0 { 0o037 } else { 0o077 };
     mode & 0o777 & refused == 0
+}
+
+/// Like [`load_certified_key`], first refusing a key file group or others can read unless
+/// `allow_insecure` (`runtime.allow_insecure_key_permissions`) says otherwise.
+pub fn load_certified_key_checked(
+    cert_path: &Path,
+    key_path: &Path,
+    allow_insecure: bool,
+) -> Result<Arc<CertifiedKey>, PemError> {
+    let loaded = load_certified_key(cert_path, key_path)?;
+    if !allow_insecure {
+        check_key_permissions(key_path)?;
+    }
+    Ok(loaded)
 }
 
 /// Loads a chain and its key and proves they belong together.

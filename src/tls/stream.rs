@@ -168,12 +168,21 @@ where
         };
         self.rpos += fed;
         self.rbuf = Some(buf);
+        let _ = crate::tls::client_auth::take_refusal();
         match self.conn.process_new_packets() {
             Ok(_) => Ok(n.max(1)),
             Err(e) => {
+                // Taken before any await: the detail is this connection's.
+                let refusal = crate::tls::client_auth::take_refusal();
                 // Send the alert rustls queued (it says why), then fail.
                 let _ = self.flush_tls().await;
-                Err(io::Error::new(io::ErrorKind::InvalidData, e))
+                Err(match refusal {
+                    Some(detail) => io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        crate::tls::client_auth::RefusedCertificate { error: e, detail },
+                    ),
+                    None => io::Error::new(io::ErrorKind::InvalidData, e),
+                })
             }
         }
     }

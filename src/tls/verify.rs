@@ -159,9 +159,11 @@ pub struct VerifiedChain {
     pub chain: Vec<CertificateDer<'static>>,
     /// The leaf's notAfter, Unix seconds.
     pub leaf_not_after: i64,
-    /// The earliest notAfter over the whole chain, Unix seconds; a cached
-    /// verdict must not outlive it.
+    /// The earliest notAfter over the whole chain, Unix seconds.
     pub earliest_not_after: i64,
+    /// Until when this verdict may be cached, Unix seconds: the earliest notAfter, or sooner
+    /// when a CRL it was checked against reaches its nextUpdate.
+    pub cache_until: i64,
 }
 
 /// One verification failure, named after the OpenSSL `X509_V_ERR_*` code
@@ -302,6 +304,57 @@ pub enum VerifyError {
         /// Subject.
         subject: String,
     },
+    /// X509_V_ERR_UNABLE_TO_GET_CRL (3): no CRL of this certificate's issuer is configured
+    /// (with `crl_require_all`, every CA of the chain needs one, as in nginx).
+    #[error("unable to get certificate CRL at depth {depth} ({subject}): no CRL of its issuer is configured")]
+    UnableToGetCrl {
+        /// Error depth.
+        depth: u32,
+        /// Subject of the certificate whose issuer has no CRL.
+        subject: String,
+    },
+    /// X509_V_ERR_CRL_SIGNATURE_FAILURE (8): the issuer's CRL was signed by another key.
+    #[error("CRL signature failure at depth {depth} ({subject}): {crl} was signed by another key than the issuer in the chain")]
+    CrlSignatureFailure {
+        /// Error depth.
+        depth: u32,
+        /// Subject of the certificate being checked.
+        subject: String,
+        /// The CRL file.
+        crl: String,
+    },
+    /// X509_V_ERR_CRL_NOT_YET_VALID (11).
+    #[error("CRL is not yet valid at depth {depth} ({subject}): {crl}")]
+    CrlNotYetValid {
+        /// Error depth.
+        depth: u32,
+        /// Subject of the certificate being checked.
+        subject: String,
+        /// The CRL file.
+        crl: String,
+    },
+    /// X509_V_ERR_CRL_HAS_EXPIRED (12): the issuer's CRL is past its nextUpdate.
+    #[error("CRL has expired at depth {depth} ({subject}): {crl} expired at {next_update}")]
+    CrlHasExpired {
+        /// Error depth.
+        depth: u32,
+        /// Subject of the certificate being checked.
+        subject: String,
+        /// The CRL file.
+        crl: String,
+        /// Its nextUpdate, ISO 8601.
+        next_update: String,
+    },
+    /// X509_V_ERR_CERT_REVOKED (23): the certificate is on its issuer's CRL.
+    #[error("certificate revoked at depth {depth} ({subject}, {detail})")]
+    Revoked {
+        /// Error depth.
+        depth: u32,
+        /// Subject of the revoked certificate.
+        subject: String,
+        /// Serial (hex, as `$ssl_client_serial`), when it was revoked and why, and the CRL.
+        detail: String,
+    },
     /// A presented certificate is not parsable X.509 DER. OpenSSL would fail
     /// the handshake while decoding; reported as X509_V_ERR_UNSPECIFIED.
     #[error("malformed certificate at depth {depth}: {reason}")]
@@ -336,6 +389,40 @@ impl VerifyError {
             Self::CaKeyTooWeak { .. } => "CA certificate key too weak",
             Self::CaMdTooWeak { .. } => "CA signature digest algorithm too weak",
             Self::BadEncoding { .. } => "unspecified certificate verification error",
+            Self::UnableToGetCrl { .. } => "unable to get certificate CRL",
+            Self::CrlSignatureFailure { .. } => "CRL signature failure",
+            Self::CrlNotYetValid { .. } => "CRL is not yet valid",
+            Self::CrlHasExpired { .. } => "CRL has expired",
+            Self::Revoked { .. } => "certificate revoked",
+        }
+    }
+
+    /// OpenSSL's error depth (0 = the client's own certificate), when the error has one.
+    pub fn depth(&self) -> Option<u32> {
+        match self {
+            Self::UnableToVerifyLeafSignature { .. }
+            | Self::DepthZeroSelfSigned { .. }
+            | Self::EeKeyTooWeak { .. } => Some(0),
+            Self::UnableToGetIssuerCert { depth, .. }
+            | Self::UnableToGetIssuerCertLocally { depth, .. }
+            | Self::SelfSignedInChain { depth, .. }
+            | Self::ChainTooLong { depth }
+            | Self::SignatureFailure { depth, .. }
+            | Self::UndecodableIssuerKey { depth, .. }
+            | Self::NotYetValid { depth, .. }
+            | Self::Expired { depth, .. }
+            | Self::InvalidCa { depth, .. }
+            | Self::PathLengthExceeded { depth, .. }
+            | Self::InvalidPurpose { depth, .. }
+            | Self::UnhandledCriticalExtension { depth, .. }
+            | Self::CaKeyTooWeak { depth, .. }
+            | Self::CaMdTooWeak { depth, .. }
+            | Self::BadEncoding { depth, .. }
+            | Self::UnableToGetCrl { depth, .. }
+            | Self::CrlSignatureFailure { depth, .. }
+            | Self::CrlNotYetValid { depth, .. }
+            | Self::CrlHasExpired { depth, .. }
+            | Self::Revoked { depth, .. } => Some(*depth),
         }
     }
 
@@ -368,6 +455,12 @@ impl VerifyError {
             Self::SignatureFailure { .. } | Self::UndecodableIssuerKey { .. } => C::BadSignature,
             Self::InvalidPurpose { .. } => C::InvalidPurpose,
             Self::BadEncoding { .. } => C::BadEncoding,
+            // certificate_revoked
+            Self::Revoked { .. } => C::Revoked,
+            // unknown_ca, as OpenSSL, BoringSSL and rustls send when revocation status is unknown
+            Self::UnableToGetCrl { .. } => C::UnknownRevocationStatus,
+            Self::CrlHasExpired { .. } | Self::CrlNotYetValid { .. } => C::ExpiredRevocationList,
+            Self::CrlSignatureFailure { .. } => C::BadSignature,
             Self::ChainTooLong { .. }
             | Self::InvalidCa { .. }
             | Self::PathLengthExceeded { .. }
@@ -419,6 +512,8 @@ pub struct ChainVerifier {
     /// What the chain must be good for (client certificates unless built
     /// with [`ChainVerifier::for_servers`]).
     pub purpose: Purpose,
+    /// CRLs every certificate of the chain is checked against (nginx `ssl_crl`), if any.
+    pub revocation: Option<Arc<super::crl::Revocation>>,
 }
 
 /// Internal parsed view of one certificate; borrows the DER.
@@ -636,17 +731,19 @@ fn rsa_bits(modulus: &[u8]) -> usize {
 }
 
 fn ec_curve(p: &Parsed<'_>) -> Option<String> {
-    p.x509
-        .tbs_certificate
-        .subject_pki
-        .algorithm
+    spki_curve(&p.x509.tbs_certificate.subject_pki)
+}
+
+fn spki_curve(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<String> {
+    spki.algorithm
         .parameters
         .as_ref()
         .and_then(|a| a.as_oid().ok())
         .map(|o| o.to_id_string())
 }
 
-enum SigCheck {
+/// Why a signature did not verify.
+pub(crate) enum SigCheck {
     /// Issuer key unusable/unsupported.
     BadKey,
     /// Signature did not verify.
@@ -655,16 +752,26 @@ enum SigCheck {
 
 /// Verifies `cert`'s signature with `issuer`'s public key using aws-lc-rs.
 fn check_signature(cert: &Parsed<'_>, issuer: &Parsed<'_>) -> Result<(), SigCheck> {
-    let sig_alg =
-        SignatureAlgorithm::try_from(&cert.x509.signature_algorithm).map_err(|_| SigCheck::Bad)?;
-    let sig_oid = cert.x509.signature_algorithm.algorithm.to_id_string();
-    let key_alg = issuer
-        .x509
-        .tbs_certificate
-        .subject_pki
-        .algorithm
-        .algorithm
-        .to_id_string();
+    verify_signed(
+        &cert.x509.signature_algorithm,
+        cert.x509.tbs_certificate.as_ref(),
+        &cert.x509.signature_value.data,
+        &issuer.x509.tbs_certificate.subject_pki,
+    )
+}
+
+/// Verifies a signature over `tbs` (a certificate's or a CRL's signed part) made with the
+/// algorithm `sig_alg` by the key in `issuer_spki`, with the algorithms OpenSSL accepts at
+/// security level 2. Shared by chain verification and CRL loading.
+pub(crate) fn verify_signed(
+    sig_alg_id: &x509_parser::x509::AlgorithmIdentifier<'_>,
+    tbs: &[u8],
+    signature: &[u8],
+    issuer_spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+) -> Result<(), SigCheck> {
+    let sig_alg = SignatureAlgorithm::try_from(sig_alg_id).map_err(|_| SigCheck::Bad)?;
+    let sig_oid = sig_alg_id.algorithm.to_id_string();
+    let key_alg = issuer_spki.algorithm.algorithm.to_id_string();
     let alg: &'static dyn VerificationAlgorithm = match sig_alg {
         SignatureAlgorithm::RSA => {
             if key_alg != "1.2.840.113549.1.1.1" {
@@ -692,7 +799,7 @@ fn check_signature(cert: &Parsed<'_>, issuer: &Parsed<'_>) -> Result<(), SigChec
             if key_alg != "1.2.840.10045.2.1" {
                 return Err(SigCheck::BadKey);
             }
-            let curve = ec_curve(issuer).ok_or(SigCheck::BadKey)?;
+            let curve = spki_curve(issuer_spki).ok_or(SigCheck::BadKey)?;
             match (curve.as_str(), sig_oid.as_str()) {
                 (OID_P256, "1.2.840.10045.4.3.2") => &signature::ECDSA_P256_SHA256_ASN1,
                 (OID_P256, "1.2.840.10045.4.3.3") => &signature::ECDSA_P256_SHA384_ASN1,
@@ -710,15 +817,9 @@ fn check_signature(cert: &Parsed<'_>, issuer: &Parsed<'_>) -> Result<(), SigChec
         }
         _ => return Err(SigCheck::Bad),
     };
-    let key = &issuer
-        .x509
-        .tbs_certificate
-        .subject_pki
-        .subject_public_key
-        .data;
-    let tbs: &[u8] = cert.x509.tbs_certificate.as_ref();
+    let key = &issuer_spki.subject_public_key.data;
     UnparsedPublicKey::new(alg, key.as_ref())
-        .verify(tbs, &cert.x509.signature_value.data)
+        .verify(tbs, signature)
         .map_err(|_| SigCheck::Bad)
 }
 
@@ -737,7 +838,14 @@ impl ChainVerifier {
             store,
             max_depth,
             purpose: Purpose::SslClient,
+            revocation: None,
         }
+    }
+
+    /// Adds revocation checking (nginx `ssl_crl`: OpenSSL's CRL_CHECK | CRL_CHECK_ALL).
+    pub fn with_revocation(mut self, revocation: Option<Arc<super::crl::Revocation>>) -> Self {
+        self.revocation = revocation;
+        self
     }
 
     /// Creates a verifier of server certificates (ringgate as a TLS client
@@ -747,6 +855,7 @@ impl ChainVerifier {
             store,
             max_depth,
             purpose: Purpose::SslServer,
+            revocation: None,
         }
     }
 
@@ -846,6 +955,12 @@ impl ChainVerifier {
         }
 
         while !trusted && chain.len() < MAX_BUILT_CHAIN {
+            // OpenSSL's build_chain stops extending a chain (trusted issuers included) once it
+            // holds more than verify_depth + 1 certificates.
+            if chain.len() > max_untrusted {
+                too_long = true;
+                break;
+            }
             let top_src = chain[chain.len() - 1];
             let Some(top) = elem(top_src) else { break };
             let top_self_signed = top.self_issued && check_signature(top, top).is_ok();
@@ -873,13 +988,7 @@ impl ChainVerifier {
                 !chain.contains(&Some(s))
             });
             match cand {
-                Some(s) => {
-                    chain.push(Some(s));
-                    if chain.len() > max_untrusted {
-                        too_long = true;
-                        break;
-                    }
-                }
+                Some(s) => chain.push(Some(s)),
                 None => break,
             }
         }
@@ -982,6 +1091,59 @@ impl ChainVerifier {
             }
         }
 
+        // ---- check_revocation (CRL_CHECK_ALL): every certificate, the anchor included ----
+        let mut cache_until = i64::MAX;
+        if let Some(rev) = &self.revocation {
+            for (i, c) in parsed_chain.iter().enumerate() {
+                let issuer = if i + 1 < n {
+                    Some(parsed_chain[i + 1])
+                } else if c.self_issued {
+                    Some(*c)
+                } else {
+                    None
+                };
+                let out = rev.check(c.issuer, issuer.map(|p| p.spki), c.x509.raw_serial(), now_s);
+                cache_until = cache_until.min(out.until);
+                let depth = i as u32;
+                for p in out.problems {
+                    use super::crl::CrlProblem as P;
+                    let subject = c.subject_string();
+                    report(match p {
+                        P::NoCrl => VerifyError::UnableToGetCrl { depth, subject },
+                        P::SignatureFailure { source } => VerifyError::CrlSignatureFailure {
+                            depth,
+                            subject,
+                            crl: source,
+                        },
+                        P::NotYetValid { source } => VerifyError::CrlNotYetValid {
+                            depth,
+                            subject,
+                            crl: source,
+                        },
+                        P::Expired {
+                            source,
+                            next_update,
+                        } => VerifyError::CrlHasExpired {
+                            depth,
+                            subject,
+                            crl: source,
+                            next_update: crate::clock::iso8601(next_update),
+                        },
+                        P::Revoked { source, entry } => VerifyError::Revoked {
+                            depth,
+                            subject,
+                            detail: format!(
+                                "serial {}, revoked {}{}, per {source}",
+                                serial_hex(c.x509.raw_serial()),
+                                crate::clock::iso8601(entry.revoked_at),
+                                entry.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                            ),
+                        },
+                    });
+                }
+            }
+        }
+
         // ---- internal_verify: signatures and times, anchor down to leaf ----
         let mut idx = n - 1;
         let mut xi = top;
@@ -1055,8 +1217,19 @@ impl ChainVerifier {
             chain: ders,
             leaf_not_after: leaf_p.not_after,
             earliest_not_after: earliest,
+            cache_until: earliest.min(cache_until),
         })
     }
+}
+
+/// A serial number as nginx's `$ssl_client_serial` prints it: upper-case hex, no separators,
+/// the sign-padding zero byte left out.
+pub fn serial_hex(raw: &[u8]) -> String {
+    let start = raw
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
+    raw[start..].iter().map(|b| format!("{b:02X}")).collect()
 }
 
 /// Finds an issuer of `cert` among `cands` (name match, then signature):

@@ -267,3 +267,116 @@ fn verify_all_keeps_the_errors_before_the_verdict() {
         .verify_all(&l, &chain, now)
         .is_ok());
 }
+
+/// OpenSSL's build_chain limits the whole chain, trusted certificates included: an
+/// intermediate in the CA file counts towards verify_depth as one the client sends does.
+#[test]
+fn trusted_intermediates_count_towards_depth() {
+    let root = ca("root", None);
+    let int1 = ca("int1", Some(&root));
+    let l = leaf(&int1, None, VALID);
+    let store = Arc::new(
+        TrustStore::from_der(vec![root.cert.der().clone(), int1.cert.der().clone()]).unwrap(),
+    );
+    let now = UnixTime::now();
+    assert!(ChainVerifier::new(store.clone(), 1)
+        .verify(&l, &[], now)
+        .is_ok());
+    let e = ChainVerifier::new(store, 0)
+        .verify(&l, &[], now)
+        .unwrap_err();
+    assert_eq!(e.openssl_reason(), "unable to get issuer certificate");
+}
+
+/// Revocation through the verifier: "certificate revoked" for the leaf and for an
+/// intermediate, "unable to get certificate CRL" for a CA without a CRL, and the CRL's
+/// nextUpdate bounding how long a verdict may be cached.
+#[test]
+fn revocation_in_chain_verification() {
+    use crate::tls::crl::{parse_crls, CrlPolicy, ExpiredCrl, Revocation};
+    use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
+    let root = ca("root", None);
+    let int1 = ca("int1", Some(&root));
+    let serial_of = |d: &CertificateDer<'_>| {
+        let (_, c) = x509_parser::parse_x509_certificate(d.as_ref()).unwrap();
+        c.raw_serial().to_vec()
+    };
+    let l = leaf(&int1, None, VALID);
+    let i1 = int1.cert.der().clone();
+    let now_t = time::OffsetDateTime::now_utc();
+    let crl = |issuer: &Ca, serials: Vec<Vec<u8>>| {
+        CertificateRevocationListParams {
+            this_update: now_t - time::Duration::days(1),
+            next_update: now_t + time::Duration::days(7),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .into_iter()
+                .map(|s| RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&s),
+                    revocation_time: now_t - time::Duration::hours(1),
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(&issuer.cert, &issuer.key)
+        .unwrap()
+        .der()
+        .to_vec()
+    };
+    let store = Arc::new(TrustStore::from_der(vec![root.cert.der().clone(), i1.clone()]).unwrap());
+    let set = |files: &[Vec<u8>], require_all| {
+        let mut crls = Vec::new();
+        for f in files {
+            crls.extend(parse_crls(f, "t.crl", &store).unwrap());
+        }
+        Some(Arc::new(Revocation::new(
+            crls,
+            CrlPolicy {
+                require_all,
+                expired: ExpiredCrl::Refuse,
+            },
+        )))
+    };
+    let now = UnixTime::now();
+    let v = |r| ChainVerifier::new(store.clone(), 2).with_revocation(r);
+    let root_crl = crl(&root, vec![]);
+    // Both CRLs, nothing revoked: accepted, cacheable until the CRLs' nextUpdate.
+    let ok = v(set(&[root_crl.clone(), crl(&int1, vec![])], true))
+        .verify(&l, &[], now)
+        .unwrap();
+    assert!(ok.cache_until <= (now_t + time::Duration::days(7)).unix_timestamp());
+    assert!(ok.cache_until < ok.earliest_not_after);
+    // The leaf revoked by int1's CRL.
+    let e = v(set(
+        &[root_crl.clone(), crl(&int1, vec![serial_of(&l)])],
+        true,
+    ))
+    .verify(&l, &[], now)
+    .unwrap_err();
+    assert_eq!(e.openssl_reason(), "certificate revoked");
+    assert!(matches!(
+        e.to_rustls(),
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked)
+    ));
+    assert!(e.to_string().contains("serial"), "{e}");
+    // The intermediate revoked by the root's CRL.
+    let e = v(set(
+        &[crl(&root, vec![serial_of(&i1)]), crl(&int1, vec![])],
+        true,
+    ))
+    .verify(&l, &[], now)
+    .unwrap_err();
+    assert!(matches!(e, VerifyError::Revoked { depth: 1, .. }), "{e}");
+    // int1 has no CRL: refused under crl_require_all, accepted without it.
+    let e = v(set(std::slice::from_ref(&root_crl), true))
+        .verify(&l, &[], now)
+        .unwrap_err();
+    assert_eq!(e.openssl_reason(), "unable to get certificate CRL");
+    assert!(matches!(e, VerifyError::UnableToGetCrl { depth: 0, .. }));
+    assert!(v(set(std::slice::from_ref(&root_crl), false))
+        .verify(&l, &[], now)
+        .is_ok());
+}

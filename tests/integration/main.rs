@@ -4,8 +4,10 @@
 mod support;
 
 mod access_log;
+mod ca_tool;
 mod config_check;
 mod deploy;
+mod doctor;
 mod http_proxy;
 mod identity;
 mod lifecycle;
@@ -13,6 +15,7 @@ mod nginx_import;
 mod observability;
 mod regressions;
 mod reload;
+mod revocation;
 mod seeds;
 mod tls_verify;
 mod upstream_tls;

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use super::{
-    analyze_headers, has_bad_line_endings, header_spans, is_tchar, with_header_array, BodyFraming,
+    analyze_headers, has_bad_line_endings, header_spans, with_header_array, BodyFraming,
     FramingError, HeaderSpan, Limits, Span,
 };
 
@@ -275,8 +275,16 @@ fn build_head(buf: &[u8], raw: RawRequest) -> Result<RequestHead, RequestError> 
         return Err(RequestError::BadSyntax("bare CR, bare LF or NUL in head"));
     }
     let method_bytes = raw.method.get(buf);
-    if method_bytes.is_empty() || !method_bytes.iter().copied().all(is_tchar) {
+    // nginx's method alphabet (`A`-`Z`, `_`, `-`), stricter than RFC 9110's token: `get` or
+    // `G1` are refused with 400 rather than handed to an upstream that may read them
+    // case-insensitively.
+    if method_bytes.is_empty() || !method_bytes.iter().copied().all(is_method_char) {
         return Err(RequestError::BadSyntax("invalid method"));
+    }
+    if method_bytes == b"CONNECT" && raw.target.get(buf).first() != Some(&b'/') {
+        // nginx: an authority-form target is an invalid request line (400); CONNECT with an
+        // origin-form target is a method it does not serve (405).
+        return Err(RequestError::BadTarget);
     }
     if method_bytes == b"TRACE" || method_bytes == b"CONNECT" {
         return Err(RequestError::MethodNotAllowed);
@@ -316,6 +324,11 @@ fn build_head(buf: &[u8], raw: RawRequest) -> Result<RequestHead, RequestError> 
         expect_continue: facts.expect_continue && raw.version_minor == 1,
         host: facts.host,
     })
+}
+
+/// A method byte as nginx accepts it: upper-case letters, `_` and `-`.
+fn is_method_char(b: u8) -> bool {
+    b.is_ascii_uppercase() || b == b'_' || b == b'-'
 }
 
 /// RFC 9112 §3.2: Host is mandatory in HTTP/1.1 and must be unique; its
@@ -622,6 +635,10 @@ mod tests {
         );
         assert_eq!(
             err(b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"),
+            RequestError::BadTarget
+        );
+        assert_eq!(
+            err(b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n"),
             RequestError::MethodNotAllowed
         );
         assert_eq!(err(b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n").status(), 405);
@@ -713,6 +730,16 @@ mod tests {
             assert_eq!(h.method_span.get(&buf), m);
         }
         assert!(ok(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n").is_head());
+        ok(b"M_-X / HTTP/1.1\r\nHost: a\r\n\r\n");
+        for bad in [&b"get"[..], b"Get", b"M1", b"M.X", b"M!"] {
+            let mut buf = bad.to_vec();
+            buf.extend_from_slice(b" / HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert_eq!(
+                err(&buf),
+                RequestError::BadSyntax("invalid method"),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

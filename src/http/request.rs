@@ -239,7 +239,12 @@ fn raw_parts(buf: &[u8], req: &httparse::Request<'_, '_>, head_len: usize) -> Ra
 fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> RequestError {
     match e {
         httparse::Error::TooManyHeaders => RequestError::TooManyHeaders,
-        httparse::Error::Version if looks_like_http_version(first_line_last_token(buf)) => {
+        // A well-formed three-part line with a version we do not speak is 505; anything else
+        // (`GET /a b HTTP/1.1`, a space inside the target) is a bad request line, as in nginx.
+        httparse::Error::Version
+            if first_line_parts(buf) == 3
+                && looks_like_http_version(first_line_last_token(buf)) =>
+        {
             RequestError::VersionNotSupported
         }
         httparse::Error::Version => RequestError::BadSyntax("invalid HTTP version"),
@@ -249,6 +254,14 @@ fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> RequestError {
         httparse::Error::NewLine => RequestError::BadSyntax("invalid line ending"),
         _ => RequestError::BadSyntax("malformed request head"),
     }
+}
+
+/// How many space-separated parts the first line has.
+fn first_line_parts(buf: &[u8]) -> usize {
+    let line_end = buf.iter().position(|&b| b == b'\r' || b == b'\n');
+    buf[..line_end.unwrap_or(buf.len())]
+        .split(|&b| b == b' ')
+        .count()
 }
 
 /// The last space-separated token of the first line (the version).
@@ -671,6 +684,7 @@ mod tests {
         assert_eq!((e, e.status()), (RequestError::VersionNotSupported, 505));
         assert_eq!(err(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n").status(), 505);
         assert_eq!(err(b"GET / HTXP/1.1\r\nHost: a\r\n\r\n").status(), 400);
+        assert_eq!(err(b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n").status(), 400);
         let h = ok(b"GET / HTTP/1.0\r\n\r\n");
         assert_eq!(h.version_minor, 0);
         assert!(!h.keep_alive);

@@ -13,5 +13,6 @@ mod observability;
 mod regressions;
 mod reload;
 mod seeds;
+mod smuggling;
 mod tls_verify;
 mod upstream_tls;

@@ -53,6 +53,8 @@ pub struct RawRuntime {
     pub error_log: Option<Spanned<String>>,
     pub watch: Option<Spanned<bool>>,
     pub watch_interval: Option<Spanned<Quantity>>,
+    pub max_connections: Option<Spanned<usize>>,
+    pub max_connections_per_worker: Option<Spanned<usize>>,
 }
 
 /// `[[listener]]`: one address, its TLS policy and its locations (an nginx `server` block).

@@ -24,14 +24,15 @@ use crate::access::BindingCheck;
 use crate::config::{Action, HttpSettings, Listener, Rule, Socket};
 use crate::conn::Stream;
 use crate::http::{self, Canned, RequestError, RequestHead};
-use crate::runtime::worker::{State, Worker};
+use crate::runtime::worker::{ConnSlot, State, Worker};
 use crate::tls::client_auth::{ClientAuthMode, ClientVerifyOutcome, FailureMode};
 use crate::tls::stream::TlsStream;
 use context::{ConnInfo, LogFacts, RequestCtx, TlsInfo};
 
 /// Serves one accepted connection until it closes.
-pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
-    let _active = w.drain.track();
+pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr, slot: ConnSlot) {
+    // Counted open (in the worker and in the process) until this function returns.
+    let _slot = slot;
     // The configuration generation current at accept serves this connection to its end: a
     // reload changes what new connections get, never what an established one is doing.
     let st = w.state();

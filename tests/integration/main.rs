@@ -5,6 +5,7 @@ mod support;
 
 mod access_log;
 mod config_check;
+mod failing_upstreams;
 mod hostile_clients;
 mod http_proxy;
 mod identity;

@@ -16,5 +16,6 @@ mod regressions;
 mod reload;
 mod seeds;
 mod smuggling;
+mod tls_audit;
 mod tls_verify;
 mod upstream_tls;

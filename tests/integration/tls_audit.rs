@@ -32,6 +32,9 @@ fn tls_audit_finds_no_weak_protocol_or_cipher() {
         "tls-audit failed ({:?}):\n{stdout}\n{stderr}",
         out.status.code()
     );
-    assert!(stdout.contains("protocols enabled: TLSv1.2 TLSv1.3"), "{stdout}");
+    assert!(
+        stdout.contains("protocols enabled: TLSv1.2 TLSv1.3"),
+        "{stdout}"
+    );
     assert!(stdout.contains("tls-audit: passed"), "{stdout}");
 }

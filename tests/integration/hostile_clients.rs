@@ -420,6 +420,19 @@ return = { status = 200, body = "hello" }
     proxy.assert_log(&["connection limit reached"]);
 }
 
+/// This process's soft limit of open files.
+fn open_files_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(1024)
+}
+
 /// Open file descriptors of a process.
 pub fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -429,7 +442,17 @@ pub fn fd_count(pid: u32) -> usize {
 
 #[test]
 fn two_thousand_idle_tls_connections_are_held_cheaply() {
-    const N: usize = 2000;
+    // This process and the proxy each need a descriptor per connection: fewer connections where
+    // the soft limit is low (the proxy inherits it), said so.
+    let limit = open_files_limit();
+    let n = 2000.min(limit.saturating_sub(200));
+    if n < 2000 {
+        println!("idle connections: RLIMIT_NOFILE is {limit}: holding {n} instead of 2,000");
+    }
+    if n < 500 {
+        println!("skipped: RLIMIT_NOFILE {limit} is too low to measure idle connections");
+        return;
+    }
     let pki = Pki::new();
     let up = Upstream::start(Mode::Echo);
     let proxy = Cfg::new(&pki, &up).start();
@@ -442,27 +465,27 @@ fn two_thousand_idle_tls_connections_are_held_cheaply() {
     let base = proxy.rss_kib();
     let fds_before = fd_count(proxy.pid);
     let started = Instant::now();
-    let mut idle = Vec::with_capacity(N);
-    for _ in 0..N {
+    let mut idle = Vec::with_capacity(n);
+    for _ in 0..n {
         idle.push(conn(&proxy, &pki));
     }
     let opened_in = started.elapsed();
     std::thread::sleep(Duration::from_millis(500));
     let held = proxy.rss_kib();
     let fds = fd_count(proxy.pid);
-    let per_conn = held.saturating_sub(base) as f64 / N as f64;
+    let per_conn = held.saturating_sub(base) as f64 / n as f64;
     // Still serving while holding them.
     let t = Instant::now();
     let r = client::get(proxy.addr(), &cfg, "/while-idle");
     let served_in = t.elapsed();
     println!(
-        "idle connections: {N} mTLS connections opened in {:.1}s; proxy RSS {base} KiB -> {held} KiB: \
+        "idle connections: {n} mTLS connections opened in {:.1}s; proxy RSS {base} KiB -> {held} KiB: \
          {per_conn:.1} KiB per idle connection; fds {fds_before} -> {fds}; a request meanwhile took {:.1} ms",
         opened_in.as_secs_f64(),
         served_in.as_secs_f64() * 1e3
     );
     assert_eq!(r.status, 200);
-    assert!(fds >= fds_before + N, "{fds} fds for {N} connections");
+    assert!(fds >= fds_before + n, "{fds} fds for {n} connections");
     assert!(
         per_conn < 64.0,
         "{per_conn:.1} KiB per idle connection (bound 64 KiB)"

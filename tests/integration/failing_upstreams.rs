@@ -60,7 +60,7 @@ fn started_then_closed(proxy: &Proxy, pki: &Pki) -> usize {
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
         .and_then(|(_, v)| v.parse().ok())
         .expect("a Content-Length");
-    let mut got = Vec::new();
+    let mut got = c.take_buffered();
     let _ = c.tls.sock.set_read_timeout(Some(Duration::from_secs(5)));
     let mut buf = [0u8; 4096];
     loop {

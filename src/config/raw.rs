@@ -53,7 +53,9 @@ pub struct RawRuntime {
     pub error_log: Option<Spanned<String>>,
     pub watch: Option<Spanned<bool>>,
     pub watch_interval: Option<Spanned<Quantity>>,
+    /// Client connections the process keeps open at most.
     pub max_connections: Option<Spanned<usize>>,
+    /// Client connections one worker keeps open at most.
     pub max_connections_per_worker: Option<Spanned<usize>>,
 }
 

@@ -38,6 +38,7 @@ pub struct WorkerStats {
     handshakes: RefCell<BTreeMap<(&'static str, &'static str), u64>>,
     upstream_new: Cell<u64>,
     upstream_reused: Cell<u64>,
+    connections_refused: Cell<u64>,
     request_time: RefCell<Option<Histogram<u64>>>,
     upstream_time: RefCell<Option<Histogram<u64>>>,
     client_certs: RefCell<HashMap<String, (i64, u64)>>,
@@ -51,6 +52,7 @@ impl Default for WorkerStats {
             handshakes: RefCell::default(),
             upstream_new: Cell::new(0),
             upstream_reused: Cell::new(0),
+            connections_refused: Cell::new(0),
             request_time: RefCell::new(new_histogram()),
             upstream_time: RefCell::new(new_histogram()),
             client_certs: RefCell::default(),
@@ -87,6 +89,12 @@ impl WorkerStats {
             &self.upstream_new
         };
         c.set(c.get() + 1);
+    }
+
+    /// A client connection refused at accept because a connection limit was reached.
+    pub fn connection_refused(&self) {
+        self.connections_refused
+            .set(self.connections_refused.get() + 1);
     }
 
     /// A TLS handshake: `kind` is `full` or `resumed`, `outcome` `ok` or why it was refused.
@@ -127,6 +135,7 @@ impl WorkerStats {
             handshakes: self.handshakes.borrow().clone(),
             upstream_new: self.upstream_new.get(),
             upstream_reused: self.upstream_reused.get(),
+            connections_refused: self.connections_refused.get(),
             request_time: self.request_time.borrow().clone(),
             upstream_time: self.upstream_time.borrow().clone(),
             client_certs: self
@@ -151,6 +160,7 @@ pub struct Snapshot {
     handshakes: BTreeMap<(&'static str, &'static str), u64>,
     upstream_new: u64,
     upstream_reused: u64,
+    connections_refused: u64,
     request_time: Option<Histogram<u64>>,
     upstream_time: Option<Histogram<u64>>,
     client_certs: BTreeMap<String, i64>,
@@ -167,6 +177,7 @@ impl Default for Snapshot {
             handshakes: BTreeMap::new(),
             upstream_new: 0,
             upstream_reused: 0,
+            connections_refused: 0,
             request_time: new_histogram(),
             upstream_time: new_histogram(),
             client_certs: BTreeMap::new(),
@@ -189,6 +200,7 @@ impl Snapshot {
         }
         self.upstream_new += o.upstream_new;
         self.upstream_reused += o.upstream_reused;
+        self.connections_refused += o.connections_refused;
         for (mine, theirs) in [
             (&mut self.request_time, &o.request_time),
             (&mut self.upstream_time, &o.upstream_time),
@@ -242,6 +254,17 @@ pub fn render(s: &Snapshot, config: &Config, reloads: Reloads, now: i64) -> Stri
         "Client connections open now.",
     );
     let _ = writeln!(o, "ringgate_open_connections {}", s.open_connections);
+    help(
+        &mut o,
+        "ringgate_connections_refused_total",
+        "counter",
+        "Client connections closed at accept because runtime.max_connections or runtime.max_connections_per_worker was reached.",
+    );
+    let _ = writeln!(
+        o,
+        "ringgate_connections_refused_total {}",
+        s.connections_refused
+    );
     help(
         &mut o,
         "ringgate_requests_total",
@@ -426,6 +449,9 @@ mod tests {
         b.request(200, Duration::from_millis(1));
         b.handshake("resumed", "ok");
         b.handshake("full", "unknown_ca");
+        a.connection_refused();
+        b.connection_refused();
+        b.connection_refused();
         let id = Identity {
             subject_dn: "CN=a\"b".into(),
             not_after: 10 * 86_400 + 5,
@@ -458,6 +484,7 @@ mod tests {
             "ringgate_handshakes_total{kind=\"full\",outcome=\"unknown_ca\"} 1",
             "ringgate_handshakes_total{kind=\"resumed\",outcome=\"ok\"} 1",
             "ringgate_verify_cache_hits_total 6",
+            "ringgate_connections_refused_total 3",
             "ringgate_upstream_connections_total{result=\"reused\"} 1",
             "ringgate_request_duration_seconds_bucket{le=\"0.0005\"} 1",
             "ringgate_request_duration_seconds_bucket{le=\"0.0025\"} 3",

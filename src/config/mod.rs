@@ -109,7 +109,16 @@ pub struct Runtime {
     pub watch_interval: Duration,
     /// Private keys that group or others can read are served anyway (with a warning).
     pub allow_insecure_key_permissions: bool,
+    /// Client connections the whole process keeps open at most; more are accepted and closed
+    /// at once.
+    pub max_connections: usize,
+    /// Client connections one worker keeps open at most.
+    pub max_connections_per_worker: usize,
 }
+
+/// Default of `runtime.max_connections`: generous (file descriptors usually run out first;
+/// see `tuning/`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 65536;
 
 /// One listening address (an nginx `server` block).
 #[derive(Debug)]
@@ -688,6 +697,28 @@ impl Resolver<'_> {
             .as_ref()
             .is_some_and(|v| *v.get_ref());
         self.allow_insecure_keys = allow_insecure_key_permissions;
+        let mut limit = |v: &Option<Spanned<usize>>, key: &str, default: usize| match v {
+            None => default,
+            Some(n) if *n.get_ref() == 0 => {
+                self.errs.push(
+                    span(n),
+                    key,
+                    "at least 1 (a limit of 0 would refuse every client)",
+                );
+                default
+            }
+            Some(n) => *n.get_ref(),
+        };
+        let max_connections = limit(
+            &r.max_connections,
+            "runtime.max_connections",
+            DEFAULT_MAX_CONNECTIONS,
+        );
+        let max_connections_per_worker = limit(
+            &r.max_connections_per_worker,
+            "runtime.max_connections_per_worker",
+            max_connections,
+        );
         Runtime {
             workers,
             cpus,
@@ -698,6 +729,8 @@ impl Resolver<'_> {
             watch,
             watch_interval,
             allow_insecure_key_permissions,
+            max_connections,
+            max_connections_per_worker,
         }
     }
 
@@ -1635,6 +1668,38 @@ mod tests {
         assert!(
             text.contains("t.toml:8: listener[0].location[0].proxy_pass"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn connection_limits_default_generous_and_refuse_zero() {
+        let base = "[[listener]]\nlisten = \"127.0.0.1:0\"\n[[listener.location]]\npath = \"/\"\nreturn = 204\n";
+        let c = parse_str(base, Path::new("t.toml")).unwrap();
+        assert_eq!(c.runtime.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(
+            c.runtime.max_connections_per_worker,
+            DEFAULT_MAX_CONNECTIONS
+        );
+        let text = format!("[runtime]\nmax_connections = 100\n{base}");
+        let c = parse_str(&text, Path::new("t.toml")).unwrap();
+        assert_eq!(
+            (
+                c.runtime.max_connections,
+                c.runtime.max_connections_per_worker
+            ),
+            (100, 100)
+        );
+        let text =
+            format!("[runtime]\nmax_connections = 100\nmax_connections_per_worker = 7\n{base}");
+        let c = parse_str(&text, Path::new("t.toml")).unwrap();
+        assert_eq!(c.runtime.max_connections_per_worker, 7);
+        let text = format!("[runtime]\nmax_connections_per_worker = 0\n{base}");
+        let err = parse_str(&text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("t.toml:2: runtime.max_connections_per_worker: at least 1"),
+            "{err}"
         );
     }
 

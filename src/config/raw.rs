@@ -55,6 +55,10 @@ pub struct RawRuntime {
     pub watch_interval: Option<Spanned<Quantity>>,
     /// Serve with private keys group or others can read (refused otherwise).
     pub allow_insecure_key_permissions: Option<Spanned<bool>>,
+    /// Client connections the process keeps open at most.
+    pub max_connections: Option<Spanned<usize>>,
+    /// Client connections one worker keeps open at most.
+    pub max_connections_per_worker: Option<Spanned<usize>>,
 }
 
 /// `[[listener]]`: one address, its TLS policy and its locations (an nginx `server` block).

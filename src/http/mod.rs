@@ -10,6 +10,7 @@
 
 pub mod canned;
 pub mod chunked;
+pub mod fuzz;
 pub mod request;
 pub mod response;
 pub mod rewrite;

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use super::{
-    analyze_headers, has_bad_line_endings, header_spans, is_tchar, with_header_array, BodyFraming,
+    analyze_headers, has_bad_line_endings, header_spans, with_header_array, BodyFraming,
     FramingError, HeaderSpan, Limits, Span,
 };
 
@@ -239,7 +239,12 @@ fn raw_parts(buf: &[u8], req: &httparse::Request<'_, '_>, head_len: usize) -> Ra
 fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> RequestError {
     match e {
         httparse::Error::TooManyHeaders => RequestError::TooManyHeaders,
-        httparse::Error::Version if looks_like_http_version(first_line_last_token(buf)) => {
+        // A well-formed three-part line with a version we do not speak is 505; anything else
+        // (`GET /a b HTTP/1.1`, a space inside the target) is a bad request line, as in nginx.
+        httparse::Error::Version
+            if first_line_parts(buf) == 3
+                && looks_like_http_version(first_line_last_token(buf)) =>
+        {
             RequestError::VersionNotSupported
         }
         httparse::Error::Version => RequestError::BadSyntax("invalid HTTP version"),
@@ -249,6 +254,14 @@ fn map_httparse_error(e: httparse::Error, buf: &[u8]) -> RequestError {
         httparse::Error::NewLine => RequestError::BadSyntax("invalid line ending"),
         _ => RequestError::BadSyntax("malformed request head"),
     }
+}
+
+/// How many space-separated parts the first line has.
+fn first_line_parts(buf: &[u8]) -> usize {
+    let line_end = buf.iter().position(|&b| b == b'\r' || b == b'\n');
+    buf[..line_end.unwrap_or(buf.len())]
+        .split(|&b| b == b' ')
+        .count()
 }
 
 /// The last space-separated token of the first line (the version).
@@ -275,8 +288,16 @@ fn build_head(buf: &[u8], raw: RawRequest) -> Result<RequestHead, RequestError> 
         return Err(RequestError::BadSyntax("bare CR, bare LF or NUL in head"));
     }
     let method_bytes = raw.method.get(buf);
-    if method_bytes.is_empty() || !method_bytes.iter().copied().all(is_tchar) {
+    // nginx's method alphabet (`A`-`Z`, `_`, `-`), stricter than RFC 9110's token: `get` or
+    // `G1` are refused with 400 rather than handed to an upstream that may read them
+    // case-insensitively.
+    if method_bytes.is_empty() || !method_bytes.iter().copied().all(is_method_char) {
         return Err(RequestError::BadSyntax("invalid method"));
+    }
+    if method_bytes == b"CONNECT" && raw.target.get(buf).first() != Some(&b'/') {
+        // nginx: an authority-form target is an invalid request line (400); CONNECT with an
+        // origin-form target is a method it does not serve (405).
+        return Err(RequestError::BadTarget);
     }
     if method_bytes == b"TRACE" || method_bytes == b"CONNECT" {
         return Err(RequestError::MethodNotAllowed);
@@ -316,6 +337,11 @@ fn build_head(buf: &[u8], raw: RawRequest) -> Result<RequestHead, RequestError> 
         expect_continue: facts.expect_continue && raw.version_minor == 1,
         host: facts.host,
     })
+}
+
+/// A method byte as nginx accepts it: upper-case letters, `_` and `-`.
+fn is_method_char(b: u8) -> bool {
+    b.is_ascii_uppercase() || b == b'_' || b == b'-'
 }
 
 /// RFC 9112 §3.2: Host is mandatory in HTTP/1.1 and must be unique; its
@@ -622,6 +648,10 @@ mod tests {
         );
         assert_eq!(
             err(b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"),
+            RequestError::BadTarget
+        );
+        assert_eq!(
+            err(b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n"),
             RequestError::MethodNotAllowed
         );
         assert_eq!(err(b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n").status(), 405);
@@ -654,6 +684,7 @@ mod tests {
         assert_eq!((e, e.status()), (RequestError::VersionNotSupported, 505));
         assert_eq!(err(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n").status(), 505);
         assert_eq!(err(b"GET / HTXP/1.1\r\nHost: a\r\n\r\n").status(), 400);
+        assert_eq!(err(b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n").status(), 400);
         let h = ok(b"GET / HTTP/1.0\r\n\r\n");
         assert_eq!(h.version_minor, 0);
         assert!(!h.keep_alive);
@@ -713,6 +744,16 @@ mod tests {
             assert_eq!(h.method_span.get(&buf), m);
         }
         assert!(ok(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n").is_head());
+        ok(b"M_-X / HTTP/1.1\r\nHost: a\r\n\r\n");
+        for bad in [&b"get"[..], b"Get", b"M1", b"M.X", b"M!"] {
+            let mut buf = bad.to_vec();
+            buf.extend_from_slice(b" / HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert_eq!(
+                err(&buf),
+                RequestError::BadSyntax("invalid method"),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -111,7 +111,9 @@ pub fn write_upstream_request(
         let drop = is_hop_by_hop(name)
             || name.eq_ignore_ascii_case(b"host")
             || name.eq_ignore_ascii_case(b"expect")
-            || set_has(name)
+            // A `set_header` never replaces framing: the body is streamed as the client
+            // framed it, so its Content-Length or Transfer-Encoding must go with it.
+            || (set_has(name) && !in_list(PROTECTED, name))
             || in_list(params.remove_headers, name)
             || is_identity_header(name)
             || name.contains(&b'_')
@@ -333,6 +335,26 @@ Expect: 100-continue\r\nUser-Agent: curl\r\nContent-Length: 3\r\nTrailer: X\r\nP
             "POST /up HTTP/1.1\r\nHost: backend\r\nUser-Agent: curl\r\nContent-Length: 3\r\n\
 Trailer: X\r\nProxy-Authorization: b\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn set_header_never_removes_the_body_framing() {
+        let set: &[(&[u8], &[u8])] = &[(b"Content-Length", b""), (b"Transfer-Encoding", b"x")];
+        let p = UpstreamRequestParams {
+            set_headers: set,
+            ..params()
+        };
+        let got = upstream(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n",
+            &p,
+        );
+        assert!(got.contains("\r\nContent-Length: 3\r\n"), "{got}");
+        let got = upstream(
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &p,
+        );
+        assert!(got.contains("\r\nTransfer-Encoding: chunked\r\n"), "{got}");
+        assert!(!got.contains(": x\r\n"), "{got}");
     }
 
     #[test]

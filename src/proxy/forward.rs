@@ -420,7 +420,22 @@ async fn exchange(
             );
             return Err(Failure::Close);
         }
-        Err(_) => return Err(Failure::Close),
+        Err(RelayError::SourceRead(e)) => {
+            log::error!(
+                "upstream `{}` connection failed while sending the response body ({e}); closing the client connection",
+                up.name
+            );
+            return Err(Failure::Close);
+        }
+        Err(RelayError::SinkWrite(_) | RelayError::SinkTimeout) => {
+            // The client went away or stopped reading (nginx logs this at info level too).
+            log::info!(
+                "the client stopped taking the response from upstream `{}`; closing",
+                up.name
+            );
+            return Err(Failure::Close);
+        }
+        Err(RelayError::TooLarge) => return Err(Failure::Close),
     }
     // Extra bytes after a complete response mean the upstream broke framing: do not reuse.
     let keep_upstream = resp.keep_alive && !until_close && ubuf.is_empty() && up.keepalive > 0;

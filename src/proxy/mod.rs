@@ -24,14 +24,15 @@ use crate::access::BindingCheck;
 use crate::config::{Action, HttpSettings, Listener, Rule, Socket};
 use crate::conn::Stream;
 use crate::http::{self, Canned, RequestError, RequestHead};
-use crate::runtime::worker::{State, Worker};
+use crate::runtime::worker::{ConnSlot, State, Worker};
 use crate::tls::client_auth::{ClientAuthMode, ClientVerifyOutcome, FailureMode};
 use crate::tls::stream::TlsStream;
 use context::{ConnInfo, LogFacts, RequestCtx, TlsInfo};
 
 /// Serves one accepted connection until it closes.
-pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
-    let _active = w.drain.track();
+pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr, slot: ConnSlot) {
+    // Counted open (in the worker and in the process) until this function returns.
+    let _slot = slot;
     // The configuration generation current at accept serves this connection to its end: a
     // reload changes what new connections get, never what an established one is doing.
     let st = w.state();
@@ -43,7 +44,9 @@ pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr) {
     let local = tcp.local_addr().unwrap_or(socket.addr);
     let serial = w.next_connection_serial();
     let (mut stream, server, tls, refusal) = if socket.tls {
-        match handshake(st, socket, tcp, peer).await {
+        // Boxed: a connection's task keeps only what an idle connection needs inline (the
+        // handshake's and a request's larger states live on the heap while they run).
+        match Box::pin(handshake(st, socket, tcp, peer)).await {
             Some((s, server, info, refusal)) => {
                 (Stream::ServerTls(Box::new(s)), server, Some(info), refusal)
             }
@@ -387,7 +390,8 @@ async fn serve_requests(
     info: &ConnInfo,
 ) {
     let limits = limits(&listener.http);
-    let mut cbuf = BytesMut::with_capacity(16 * 1024);
+    // Empty until the first bytes arrive: an idle connection holds no request buffer.
+    let mut cbuf = BytesMut::new();
     let mut served: u64 = 0;
     loop {
         if served > 0
@@ -435,9 +439,9 @@ async fn serve_requests(
             server: info.server,
             ..LogFacts::default()
         };
-        let result = handle_request(
+        let result = Box::pin(handle_request(
             st, socket, stream, info, &head, &hb, &mut cbuf, last, served, &mut facts,
-        )
+        ))
         .await;
         if facts.status == 0 {
             // No response went out: the client went away first (nginx's 499).

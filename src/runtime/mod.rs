@@ -9,7 +9,7 @@ pub mod reload;
 pub mod worker;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +54,9 @@ pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
     let mut to_workers = Vec::with_capacity(n);
     let mut scrapes = Vec::with_capacity(n);
     let mut addrs: Vec<SocketAddr> = config.sockets.iter().map(|s| s.addr).collect();
+    // Client connections open in the whole process, for runtime.max_connections: one atomic
+    // counter, touched once at accept and once at close (never a lock).
+    let open_connections = Arc::new(AtomicUsize::new(0));
 
     // Worker 0 binds first so that port 0 resolves to one port all workers then share.
     for id in 0..n {
@@ -71,6 +74,7 @@ pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
             access_log: Some(logs.sender()),
             reloads: reload_rx,
             snapshots: scrape_rx,
+            open_connections: open_connections.clone(),
         };
         let handle = std::thread::Builder::new()
             .name(format!("ringgate-w{id}"))

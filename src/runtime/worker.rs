@@ -9,14 +9,14 @@
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use monoio::net::{ListenerOpts, TcpListener};
 
-use super::drain::Drain;
+use super::drain::{ActiveGuard, Drain};
 use crate::access_log::writer::{WorkerLog, FLUSH_EVERY};
 use crate::config::{Config, DriverChoice};
 use crate::upstream::pool::SWEEP_INTERVAL;
@@ -65,7 +65,27 @@ pub struct Worker {
     pub access_log: WorkerLog,
     /// The last `$connection` serial given out.
     connections: Cell<u64>,
+    /// Client connections open in the whole process (shared by every worker).
+    open_total: Arc<AtomicUsize>,
+    /// Connections refused since the last refusal log line, and when that line was written.
+    refusals: Cell<(u64, Option<Instant>)>,
 }
+
+/// A client connection's place in its worker's and the process's counts, given back when the
+/// connection ends.
+pub struct ConnSlot {
+    _active: ActiveGuard,
+    total: Arc<AtomicUsize>,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.total.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How often at most a worker logs that it refuses connections.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(1);
 
 impl Worker {
     /// The current generation, for a new connection to keep until it ends.
@@ -110,6 +130,8 @@ pub struct WorkerSpec {
     pub reloads: Receiver<Arc<Config>>,
     /// Scrapes: answer each with this worker's metrics snapshot.
     pub snapshots: Receiver<Sender<crate::metrics::Snapshot>>,
+    /// Client connections open in the whole process (one counter shared by every worker).
+    pub open_connections: Arc<AtomicUsize>,
 }
 
 /// Runs a worker on the current thread until it has drained after a stop request.
@@ -214,6 +236,8 @@ async fn worker_main(spec: WorkerSpec) {
         drain: Drain::default(),
         access_log: WorkerLog::new(spec.access_log.clone()),
         connections: Cell::new(0),
+        open_total: spec.open_connections.clone(),
+        refusals: Cell::new((0, None)),
     });
     for (si, sock) in listeners.into_iter().enumerate() {
         monoio::spawn(accept_loop(worker.clone(), si, sock));
@@ -276,13 +300,90 @@ async fn accept_loop(w: Rc<Worker>, si: usize, sock: TcpListener) {
         };
         match accepted {
             None => return,
-            Some(Ok((stream, peer))) => {
-                monoio::spawn(crate::proxy::serve(w.clone(), si, stream, peer));
-            }
+            Some(Ok((stream, peer))) => match admit(&w) {
+                Some(slot) => {
+                    monoio::spawn(crate::proxy::serve(w.clone(), si, stream, peer, slot));
+                }
+                None => refuse(&w, si, stream),
+            },
             Some(Err(e)) => {
                 // EMFILE and friends: log, back off briefly, keep serving what is open.
                 log::error!("worker {}: accept failed: {e}", w.id);
                 monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Takes a place for a new client connection, or None when `runtime.max_connections` (the
+/// process) or `runtime.max_connections_per_worker` (this worker) is reached.
+fn admit(w: &Worker) -> Option<ConnSlot> {
+    let (max_total, max_worker) = {
+        let st = w.state.borrow();
+        let rt = &st.config.runtime;
+        (rt.max_connections, rt.max_connections_per_worker)
+    };
+    if w.drain.active() >= max_worker {
+        return None;
+    }
+    // Count first, then check: two workers accepting at once can never both take the last
+    // place.
+    if w.open_total.fetch_add(1, Ordering::Relaxed) >= max_total {
+        w.open_total.fetch_sub(1, Ordering::Relaxed);
+        return None;
+    }
+    Some(ConnSlot {
+        _active: w.drain.track(),
+        total: w.open_total.clone(),
+    })
+}
+
+/// Refuses a connection over a limit: counted, logged at most once a second per worker, and
+/// closed at once; a plain-HTTP client gets a 503 page first (a TLS client cannot be answered
+/// without the handshake the limit is there to avoid).
+fn refuse(w: &Rc<Worker>, si: usize, stream: monoio::net::TcpStream) {
+    crate::metrics::with(|m| m.connection_refused());
+    let (count, last) = w.refusals.get();
+    let count = count + 1;
+    let now = Instant::now();
+    if last.is_none_or(|t| now.duration_since(t) >= REFUSAL_LOG_EVERY) {
+        let st = w.state();
+        let rt = &st.config.runtime;
+        log::warn!(
+            "worker {}: connection limit reached (runtime.max_connections = {}, runtime.max_connections_per_worker = {}; open: {} here, {} in all); refusing new connections ({count} refused since the last such line)",
+            w.id,
+            rt.max_connections,
+            rt.max_connections_per_worker,
+            w.drain.active(),
+            w.open_total.load(Ordering::Relaxed),
+        );
+        w.refusals.set((0, Some(now)));
+    } else {
+        w.refusals.set((count, last));
+    }
+    let plain = w.state().config.sockets.get(si).is_some_and(|s| !s.tls);
+    if plain {
+        monoio::spawn(refuse_plain(stream));
+    }
+    // A TLS connection is dropped here: closed at once.
+}
+
+/// Writes the 503 page to a refused plain-HTTP connection and closes it, reading briefly what
+/// the client had already sent so that the close is a FIN, not a reset that could destroy the
+/// page before the client reads it.
+async fn refuse_plain(mut stream: monoio::net::TcpStream) {
+    use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+    let page = crate::http::Canned::ServiceUnavailable.bytes();
+    let wrote = monoio::time::timeout(Duration::from_secs(1), stream.write_all(page)).await;
+    if matches!(wrote, Ok((Ok(_), _))) {
+        let _ = stream.shutdown().await;
+        let mut buf = vec![0u8; 4096];
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match monoio::time::timeout(left, stream.read(buf)).await {
+                Ok((Ok(n), b)) if n > 0 => buf = b,
+                _ => break,
             }
         }
     }

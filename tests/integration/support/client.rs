@@ -337,6 +337,12 @@ impl Conn {
         Ok(resp)
     }
 
+    /// Bytes already read from the connection but not yet returned (after a head, the start of
+    /// the body).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
     /// True when the server closed the connection (EOF or close_notify) within `wait`.
     pub fn closed_by_server(&mut self, wait: Duration) -> bool {
         let _ = self.tls.sock.set_read_timeout(Some(wait));

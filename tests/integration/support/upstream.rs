@@ -23,6 +23,12 @@ pub enum Mode {
     Garbage,
     /// Answers as Echo (keep-alive), then closes the connection shortly after.
     AnswerThenClose,
+    /// Answers with exactly these bytes, then closes the connection.
+    Raw(Vec<u8>),
+    /// Answers with these bytes, keeps the connection open this long, then closes it.
+    RawHold(Vec<u8>, Duration),
+    /// Answers with these bytes, then resets the connection (RST, not FIN).
+    RawReset(Vec<u8>),
 }
 
 /// One request as the upstream saw it.
@@ -75,6 +81,29 @@ struct Shared {
     mode: Mutex<Mode>,
     seen: Mutex<Vec<Seen>>,
     accepts: AtomicUsize,
+    /// Connections currently open (accepted and not yet ended on our side).
+    open: AtomicUsize,
+    /// Every byte received, per connection, in order.
+    raw: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Reads through to the socket and keeps a copy of every byte in the connection's raw log.
+struct Tee {
+    inner: TcpStream,
+    shared: Arc<Shared>,
+    conn: usize,
+}
+
+impl Read for Tee {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut raw = self.shared.raw.lock().expect("raw");
+        if raw.len() < self.conn {
+            raw.resize(self.conn, Vec::new());
+        }
+        raw[self.conn - 1].extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
 }
 
 pub struct Upstream {
@@ -90,14 +119,20 @@ impl Upstream {
             mode: Mutex::new(mode),
             seen: Mutex::new(Vec::new()),
             accepts: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
+            raw: Mutex::new(Vec::new()),
         });
         let s2 = shared.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
                 let n = s2.accepts.fetch_add(1, Ordering::SeqCst) + 1;
+                s2.open.fetch_add(1, Ordering::SeqCst);
                 let s3 = s2.clone();
-                std::thread::spawn(move || serve(conn, n, &s3));
+                std::thread::spawn(move || {
+                    serve(conn, n, &s3);
+                    s3.open.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         Upstream { addr, shared }
@@ -110,6 +145,26 @@ impl Upstream {
     /// Connections accepted so far.
     pub fn accepts(&self) -> usize {
         self.shared.accepts.load(Ordering::SeqCst)
+    }
+
+    /// Connections open now: accepted and not yet closed by either side.
+    pub fn open_conns(&self) -> usize {
+        self.shared.open.load(Ordering::SeqCst)
+    }
+
+    /// Every byte received on every connection, connections one after the other.
+    pub fn raw_all(&self) -> Vec<u8> {
+        self.shared.raw.lock().expect("raw").concat()
+    }
+
+    /// True when `needle` occurs in what any connection received.
+    pub fn received(&self, needle: &[u8]) -> bool {
+        self.shared
+            .raw
+            .lock()
+            .expect("raw")
+            .iter()
+            .any(|c| c.windows(needle.len().max(1)).any(|w| w == needle))
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -134,12 +189,17 @@ impl Upstream {
     }
 }
 
-fn serve(conn: TcpStream, n: usize, shared: &Shared) {
+fn serve(conn: TcpStream, n: usize, shared: &Arc<Shared>) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let Ok(mut out) = conn.try_clone() else {
         return;
     };
-    let mut r = BufReader::with_capacity(256 * 1024, conn);
+    let tee = Tee {
+        inner: conn,
+        shared: shared.clone(),
+        conn: n,
+    };
+    let mut r = BufReader::with_capacity(256 * 1024, tee);
     loop {
         let mut request_line = String::new();
         match r.read_line(&mut request_line) {
@@ -236,6 +296,21 @@ fn serve(conn: TcpStream, n: usize, shared: &Shared) {
                 res
             }
             Mode::Close => return,
+            Mode::Raw(bytes) => {
+                let _ = out.write_all(&bytes);
+                return;
+            }
+            Mode::RawHold(bytes, hold) => {
+                let _ = out.write_all(&bytes);
+                std::thread::sleep(hold);
+                return;
+            }
+            Mode::RawReset(bytes) => {
+                let _ = out.write_all(&bytes);
+                std::thread::sleep(Duration::from_millis(50));
+                let _ = socket2::SockRef::from(&out).set_linger(Some(Duration::ZERO));
+                return;
+            }
             Mode::Garbage => {
                 let _ = out.write_all(b"this is not HTTP at all\r\n\r\n");
                 return;

@@ -1,0 +1,320 @@
+//! Failing upstreams (issue 9), one test each: the client gets 502/504 while nothing was sent
+//! yet, or a closed connection once the response had started; every failure writes a log line;
+//! and nothing leaks: a broken connection never goes back to the pool and the proxy's open file
+//! descriptors return to their baseline.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use crate::hostile_clients::fd_count;
+use crate::support::client::{self, Conn};
+use crate::support::pki::Pki;
+use crate::support::proxy::Proxy;
+use crate::support::upstream::{Mode, Upstream};
+use crate::support::{client_for, Cfg};
+
+fn start(up: &Upstream, extra: &str) -> (Pki, Proxy) {
+    let pki = Pki::new();
+    let proxy = Cfg::new(&pki, up)
+        .up(&format!("read_timeout = \"1s\"\n{extra}"))
+        .start();
+    (pki, proxy)
+}
+
+fn conn(proxy: &Proxy, pki: &Pki) -> Conn {
+    client::connect(
+        proxy.addr(),
+        "localhost",
+        &client_for(pki, Some(&pki.client)),
+    )
+    .expect("handshake")
+}
+
+/// One GET on a fresh connection: the status, after which the connection must be closed.
+#[track_caller]
+fn status_then_closed(proxy: &Proxy, pki: &Pki) -> u16 {
+    let mut c = conn(proxy, pki);
+    c.send(b"GET /fail HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("send");
+    let r = c.read_response().expect("a response");
+    assert!(
+        c.closed_by_server(Duration::from_secs(3)),
+        "left open after {}",
+        r.status
+    );
+    r.status
+}
+
+/// One GET whose response starts and then breaks: the client gets the head and then a closed
+/// connection before the declared end. Returns how many body bytes arrived.
+#[track_caller]
+fn started_then_closed(proxy: &Proxy, pki: &Pki) -> usize {
+    let mut c = conn(proxy, pki);
+    c.send(b"GET /fail HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("send");
+    let (status, head, headers) = c.read_head().expect("the response head");
+    assert_eq!(status, 200, "{head}");
+    let declared: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("a Content-Length");
+    let mut got = c.take_buffered();
+    let _ = c.tls.sock.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.tls.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(
+        got.len() < declared,
+        "the whole body arrived ({} of {declared})",
+        got.len()
+    );
+    got.len()
+}
+
+#[test]
+fn connection_refused_is_502() {
+    let dead: SocketAddr = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up)
+        .locations("[[listener.location]]\npath = \"/\"\nproxy_pass = \"http://dead\"\n")
+        .up(&format!(
+            "\n[[upstream]]\nname = \"dead\"\nservers = [\"{dead}\"]\n"
+        ))
+        .start();
+    assert_eq!(status_then_closed(&proxy, &pki), 502);
+    proxy.assert_log(&[
+        "connect() failed",
+        "refused",
+        &format!("upstream: `dead` http://{dead}"),
+        "(502)",
+    ]);
+}
+
+#[test]
+fn reset_in_the_middle_of_the_head_is_502() {
+    let up = Upstream::start(Mode::RawReset(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Le".to_vec(),
+    ));
+    let (pki, proxy) = start(&up, "");
+    assert_eq!(status_then_closed(&proxy, &pki), 502);
+    proxy.assert_log(&["upstream: `app`", "(502)"]);
+}
+
+#[test]
+fn reset_in_the_middle_of_the_body_closes_the_client_connection() {
+    let mut resp = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    resp.extend_from_slice(&[b'x'; 3000]);
+    let up = Upstream::start(Mode::RawReset(resp));
+    let (pki, proxy) = start(&up, "");
+    let got = started_then_closed(&proxy, &pki);
+    assert!(got <= 3000, "{got} body bytes for 3000 sent");
+    proxy.assert_log(&["upstream `app`", "while sending the response body"]);
+}
+
+#[test]
+fn truncated_content_length_body_closes_the_client_connection() {
+    let mut resp = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_vec();
+    resp.extend_from_slice(&[b'x'; 100]);
+    let up = Upstream::start(Mode::Raw(resp));
+    let (pki, proxy) = start(&up, "");
+    assert_eq!(started_then_closed(&proxy, &pki), 100);
+    proxy.assert_log(&[
+        "upstream `app`",
+        "prematurely closed the connection while sending the response body",
+    ]);
+}
+
+#[test]
+fn slow_response_past_read_timeout_is_504() {
+    let up = Upstream::start(Mode::Delay(Duration::from_secs(3)));
+    let (pki, proxy) = start(&up, "");
+    let t = Instant::now();
+    assert_eq!(status_then_closed(&proxy, &pki), 504);
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "504 after {:?} (read_timeout 1s)",
+        t.elapsed()
+    );
+    proxy.assert_log(&[
+        "upstream timed out while reading the response",
+        "upstream: `app`",
+        "(504)",
+    ]);
+}
+
+#[test]
+fn slow_body_past_read_timeout_closes_the_client_connection() {
+    let mut resp = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_vec();
+    resp.extend_from_slice(&[b'x'; 10]);
+    let up = Upstream::start(Mode::RawHold(resp, Duration::from_secs(4)));
+    let (pki, proxy) = start(&up, "");
+    let t = Instant::now();
+    assert_eq!(started_then_closed(&proxy, &pki), 10);
+    assert!(
+        t.elapsed() < Duration::from_millis(3500),
+        "{:?}",
+        t.elapsed()
+    );
+    proxy.assert_log(&["upstream `app` timed out while sending the response body"]);
+}
+
+#[test]
+fn garbage_response_is_502() {
+    let up = Upstream::start(Mode::Garbage);
+    let (pki, proxy) = start(&up, "");
+    assert_eq!(status_then_closed(&proxy, &pki), 502);
+    proxy.assert_log(&[
+        "upstream sent an invalid response",
+        "upstream: `app`",
+        "(502)",
+    ]);
+}
+
+/// A TCP server that answers whatever it gets with `reply` and closes (a plain-HTTP server, or
+/// a dead one, where the proxy expects TLS).
+fn not_tls(reply: &'static [u8]) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(reply);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn tls_upstream_failing_its_handshake_is_502() {
+    let plain_http = not_tls(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    let silent_close = not_tls(b"");
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up)
+        .locations(
+            "[[listener.location]]\npath = \"/\"\nproxy_pass = \"https://plain\"\n\n\
+             [[listener.location]]\npath = \"/closing/\"\nproxy_pass = \"https://closing\"\n",
+        )
+        .up(&format!(
+            "\n[[upstream]]\nname = \"plain\"\nservers = [\"{plain_http}\"]\n[upstream.tls]\nverify = false\n\n\
+             [[upstream]]\nname = \"closing\"\nservers = [\"{silent_close}\"]\n[upstream.tls]\nverify = false\n"
+        ))
+        .start();
+    assert_eq!(status_then_closed(&proxy, &pki), 502);
+    proxy.assert_log(&[
+        "while SSL handshaking to upstream",
+        &format!("upstream: `plain` https://{plain_http}"),
+        "(502)",
+    ]);
+    let mut c = conn(&proxy, &pki);
+    c.send(b"GET /closing/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("send");
+    assert_eq!(c.read_response().expect("response").status, 502);
+    proxy.assert_log(&[
+        "upstream closed the connection during the TLS handshake",
+        &format!("upstream: `closing` https://{silent_close}"),
+        "(502)",
+    ]);
+}
+
+/// Waits until the proxy's open descriptors are back at `baseline` (up to 5 s); the count.
+fn fds_settle(proxy: &Proxy, baseline: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = fd_count(proxy.pid);
+        if n <= baseline || Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn failures_leave_no_broken_pooled_connection_and_no_leaked_descriptor() {
+    let up = Upstream::start(Mode::Echo);
+    let (pki, proxy) = start(&up, "");
+    let ok = |c: &mut Conn, path: &str| {
+        c.send(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+            .expect("send");
+        let r = c.read_response().expect("response");
+        assert_eq!(r.status, 200, "{path}: {}", r.head);
+        r
+    };
+    // Baseline: one pooled upstream connection, no client connection.
+    ok(&mut conn(&proxy, &pki), "/warm");
+    assert_eq!(up.accepts(), 1);
+    std::thread::sleep(Duration::from_millis(300));
+    let baseline = fd_count(proxy.pid);
+
+    let mut truncated = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_vec();
+    truncated.extend_from_slice(&[b'x'; 100]);
+    let mut reset = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    reset.extend_from_slice(&[b'y'; 3000]);
+    let mut stalled = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".to_vec();
+    stalled.extend_from_slice(&[b'z'; 10]);
+    let failures: Vec<(&str, Mode, bool)> = vec![
+        ("truncated body", Mode::Raw(truncated), true),
+        ("reset mid-body", Mode::RawReset(reset), true),
+        (
+            "stalled body",
+            Mode::RawHold(stalled, Duration::from_secs(3)),
+            true,
+        ),
+        ("garbage", Mode::Garbage, false),
+        (
+            "reset mid-head",
+            Mode::RawReset(b"HTTP/1.1 200 OK\r\nCont".to_vec()),
+            false,
+        ),
+        ("slow head", Mode::Delay(Duration::from_secs(3)), false),
+    ];
+    for (what, mode, started) in failures {
+        let accepts = up.accepts();
+        up.set_mode(mode);
+        if started {
+            started_then_closed(&proxy, &pki);
+        } else {
+            let s = status_then_closed(&proxy, &pki);
+            assert!(s == 502 || s == 504, "{what}: {s}");
+        }
+        // The next request is served, on a connection opened after the failure: the broken
+        // one was not pooled, and nothing it had left unread reaches this client.
+        up.set_mode(Mode::Echo);
+        let before = up.accepts();
+        let r = ok(
+            &mut conn(&proxy, &pki),
+            &format!("/after-{}", what.replace(' ', "-")),
+        );
+        assert!(r.body.is_empty(), "{what}: stale bytes {:?}", r.text());
+        let conn_no: usize = r
+            .header("x-upstream-conn")
+            .and_then(|v| v.parse().ok())
+            .expect("X-Upstream-Conn");
+        assert!(
+            conn_no > accepts,
+            "{what}: answered on upstream connection {conn_no}, opened before the failure \
+             (accepts before {accepts}, before the retry {before})"
+        );
+    }
+    let after = fds_settle(&proxy, baseline);
+    println!("proxy fds: baseline {baseline}, after the failures {after}");
+    assert!(
+        after <= baseline,
+        "descriptors leaked: {after} open, baseline {baseline}"
+    );
+}

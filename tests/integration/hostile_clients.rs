@@ -1,0 +1,503 @@
+//! Hostile clients (issue 9): slowloris and slow bodies cut off by their timeouts while other
+//! clients are served, connection limits refusing cleanly, oversized heads and bodies, and many
+//! idle connections held cheaply. Figures are printed (run with `--nocapture` to see them);
+//! the assertions are generous bounds: speed and memory are measured in benchmarks, not
+//! asserted tightly in timed tests.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::support::client::{self, Conn};
+use crate::support::pki::Pki;
+use crate::support::proxy::Proxy;
+use crate::support::upstream::{Mode, Upstream};
+use crate::support::{client_for, Cfg};
+
+fn conn(proxy: &Proxy, pki: &Pki) -> Conn {
+    client::connect(
+        proxy.addr(),
+        "localhost",
+        &client_for(pki, Some(&pki.client)),
+    )
+    .expect("handshake")
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// One slowloris connection: a TLS handshake, then a request head dribbled one byte a second.
+/// Returns how long it survived from its first byte of HTTP to the 408 (None when no 408
+/// came).
+fn slowloris(addr: SocketAddr, cfg: &Arc<rustls::ClientConfig>) -> Option<(Duration, u16)> {
+    let mut c = client::connect(addr, "localhost", cfg).ok()?;
+    let head = b"GET /slow HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let started = Instant::now();
+    for &b in head.iter() {
+        if c.send(&[b]).is_err() {
+            return None;
+        }
+        // Between bytes, wait a second for the proxy's answer.
+        let _ = c.tls.sock.set_read_timeout(Some(Duration::from_secs(1)));
+        match c.read_head() {
+            Ok((status, _, _)) => return Some((started.elapsed(), status)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+#[test]
+fn slowloris_is_cut_at_header_timeout_while_other_clients_are_served() {
+    const TIMEOUT_S: u64 = 3;
+    const ATTACKERS: usize = 40;
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up)
+        .http(&format!("header_timeout = \"{TIMEOUT_S}s\""))
+        .start();
+    let addr = proxy.addr();
+    let cfg = client_for(&pki, Some(&pki.client));
+
+    let attackers: Vec<_> = (0..ATTACKERS)
+        .map(|_| {
+            let cfg = cfg.clone();
+            std::thread::spawn(move || slowloris(addr, &cfg))
+        })
+        .collect();
+
+    // Normal clients in the same seconds: a new connection (full mTLS handshake) and a request
+    // every 20 ms, and a keep-alive connection with a request every 10 ms.
+    let stop = Arc::new(AtomicBool::new(false));
+    let normal = {
+        let cfg = cfg.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut lat = Vec::new();
+            let mut statuses = Vec::new();
+            let mut ka = client::connect(addr, "localhost", &cfg).expect("keep-alive conn");
+            let mut i = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                if i % 3 == 0 {
+                    let r = client::get(addr, &cfg, "/normal-new");
+                    statuses.push(r.status);
+                } else {
+                    ka.send(b"GET /normal-ka HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                        .expect("send");
+                    statuses.push(ka.read_response().expect("keep-alive response").status);
+                }
+                lat.push(t.elapsed());
+                i += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            (lat, statuses)
+        })
+    };
+
+    let mut survived = Vec::new();
+    for a in attackers {
+        match a.join().expect("attacker thread") {
+            Some((d, status)) => {
+                assert_eq!(status, 408, "slowloris answered {status}");
+                survived.push(d);
+            }
+            None => panic!("a slowloris connection got no 408"),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (mut lat, statuses) = normal.join().expect("normal client");
+    lat.sort();
+    survived.sort();
+    let longest = survived.last().copied().unwrap_or_default();
+    let p99 = percentile(&lat, 0.99);
+    println!(
+        "slowloris: {ATTACKERS} connections dribbling 1 byte/s, header_timeout {TIMEOUT_S}s: \
+         longest survived {:.2}s, shortest {:.2}s; normal requests during the attack: n={}, \
+         p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        longest.as_secs_f64(),
+        survived[0].as_secs_f64(),
+        lat.len(),
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+    let timeout = Duration::from_secs(TIMEOUT_S);
+    assert!(
+        survived[0] >= timeout - Duration::from_millis(300),
+        "cut before header_timeout: {:?}",
+        survived[0]
+    );
+    assert!(
+        longest <= timeout + Duration::from_millis(1500),
+        "a slowloris survived {longest:?}, past header_timeout {timeout:?}"
+    );
+    assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
+    assert!(lat.len() >= 50, "only {} normal requests", lat.len());
+    assert!(
+        p99 < Duration::from_secs(1),
+        "normal p99 {p99:?} under attack"
+    );
+    proxy.assert_log(&["client timed out sending the request head (408)"]);
+    assert!(
+        up.seen().iter().all(|s| s.target != "/slow"),
+        "a slowloris request reached the upstream"
+    );
+}
+
+#[test]
+fn slow_body_is_cut_at_body_timeout_with_408() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up).http("body_timeout = \"1s\"").start();
+    let mut c = conn(&proxy, &pki);
+    c.send(b"POST /slow-body HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789")
+        .expect("send");
+    let t = Instant::now();
+    let r = c.read_response().expect("response");
+    let waited = t.elapsed();
+    assert_eq!(r.status, 408, "{}", r.head);
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "408 after {waited:?}"
+    );
+    assert!(c.closed_by_server(Duration::from_secs(3)));
+    proxy.assert_log(&["timed out sending the request body (408)", "/slow-body"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(up.seen().is_empty(), "the upstream got a complete request");
+
+    // A body that keeps coming, a byte every 300 ms, is not cut (body_timeout is the longest
+    // pause, as nginx's client_body_timeout).
+    let mut c = conn(&proxy, &pki);
+    c.send(b"POST /dribble HTTP/1.1\r\nHost: localhost\r\nContent-Length: 6\r\n\r\n")
+        .expect("send");
+    for b in b"abcdef" {
+        std::thread::sleep(Duration::from_millis(300));
+        c.send(&[*b]).expect("send a byte");
+    }
+    let r = c.read_response().expect("response");
+    assert_eq!((r.status, r.text().as_str()), (200, "abcdef"));
+}
+
+/// Sends `req`; returns the status and whether the proxy closed the connection after it.
+fn status_and_close(proxy: &Proxy, pki: &Pki, req: &[u8]) -> (u16, bool) {
+    let mut c = conn(proxy, pki);
+    c.send(req).expect("send");
+    let r = c.read_response().expect("response");
+    (r.status, c.closed_by_server(Duration::from_secs(3)))
+}
+
+#[test]
+fn oversized_heads_get_431_and_bodies_413() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up)
+        .http("max_header_bytes = \"4k\"\nmax_headers = 20\nclient_max_body_size = \"1k\"")
+        .start();
+    let big_field = format!(
+        "GET /big HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(8000)
+    );
+    assert_eq!(
+        status_and_close(&proxy, &pki, big_field.as_bytes()),
+        (431, true)
+    );
+    let long_line = format!(
+        "GET /{} HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        "a".repeat(8000)
+    );
+    assert_eq!(
+        status_and_close(&proxy, &pki, long_line.as_bytes()),
+        (431, true)
+    );
+    let mut many = "GET /many HTTP/1.1\r\nHost: localhost\r\n".to_string();
+    for i in 0..40 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    assert_eq!(status_and_close(&proxy, &pki, many.as_bytes()), (431, true));
+    proxy.assert_log(&["request header too large", "(431)"]);
+    proxy.assert_log(&["too many request headers", "(431)"]);
+
+    // A head that never ends is refused once it passes the limit, not buffered further.
+    let mut c = conn(&proxy, &pki);
+    c.send(b"GET /endless HTTP/1.1\r\nHost: localhost\r\n")
+        .expect("send");
+    let mut refused = false;
+    for _ in 0..64 {
+        if c.send(&[b'X'; 1024]).is_err() {
+            refused = true;
+            break;
+        }
+    }
+    let r = c.read_response();
+    assert!(
+        refused || matches!(&r, Ok(r) if r.status == 431),
+        "endless head: {r:?}"
+    );
+
+    let mut body = b"POST /cl HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5000\r\n\r\n".to_vec();
+    body.extend_from_slice(&[b'x'; 5000]);
+    assert_eq!(status_and_close(&proxy, &pki, &body), (413, true));
+    proxy.assert_log(&["too large body: 5000 bytes (413)"]);
+    let mut chunked =
+        b"POST /chunked HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..6 {
+        chunked.extend_from_slice(b"200\r\n");
+        chunked.extend_from_slice(&[b'y'; 0x200]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    assert_eq!(status_and_close(&proxy, &pki, &chunked), (413, true));
+    proxy.assert_log(&["larger than client_max_body_size (413)", "/chunked"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        up.seen().is_empty(),
+        "a refused request reached the upstream whole: {:?}",
+        up.seen().iter().map(|s| &s.target).collect::<Vec<_>>()
+    );
+}
+
+/// A plain GET to the admin endpoint: the body.
+fn admin_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("admin connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n").as_bytes())
+        .expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn refused_total(proxy: &Proxy) -> u64 {
+    let text = admin_get(proxy.admin.expect("admin address"), "/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("ringgate_connections_refused_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no refused counter in:\n{text}"))
+}
+
+/// True when the server closes a fresh TCP connection at once, before any handshake.
+fn closed_at_once(addr: SocketAddr, pki: &Pki) -> bool {
+    let tcp = TcpStream::connect(addr).expect("TCP connect is accepted");
+    let t = Instant::now();
+    let r = client::handshake(tcp, "localhost", &client_for(pki, Some(&pki.client)));
+    r.is_err() && t.elapsed() < Duration::from_secs(2)
+}
+
+#[test]
+fn per_worker_connection_limit_refuses_cleanly_and_frees_slots() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up)
+        .runtime("max_connections_per_worker = 3\n\n[admin]\nlisten = \"127.0.0.1:0\"")
+        .start();
+    let mut held: Vec<Conn> = (0..3).map(|_| conn(&proxy, &pki)).collect();
+    for c in &mut held {
+        c.send(b"GET /held HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .expect("send");
+        assert_eq!(c.read_response().expect("response").status, 200);
+    }
+    for _ in 0..10 {
+        assert!(
+            closed_at_once(proxy.addr(), &pki),
+            "a 4th connection was served"
+        );
+    }
+    proxy.assert_log(&[
+        "WARN",
+        "connection limit reached",
+        "runtime.max_connections_per_worker = 3",
+    ]);
+    let warnings = proxy
+        .log()
+        .lines()
+        .filter(|l| l.contains("connection limit reached"))
+        .count();
+    assert!(
+        warnings <= 3,
+        "{warnings} warnings for 10 refusals: not rate limited"
+    );
+    assert_eq!(refused_total(&proxy), 10);
+    // The held connections still work, and closing one frees its place.
+    held[0]
+        .send(b"GET /still HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("send");
+    assert_eq!(held[0].read_response().expect("response").status, 200);
+    drop(held.remove(0));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match client::try_get(proxy.addr(), &client_for(&pki, Some(&pki.client)), "/after") {
+            Ok(r) => {
+                assert_eq!(r.status, 200);
+                break;
+            }
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("no slot freed after a close: {e}"),
+        }
+    }
+}
+
+#[test]
+fn process_connection_limit_counts_every_worker() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let mut cfg = Cfg::new(&pki, &up).runtime("max_connections = 4");
+    cfg.workers = 2;
+    let proxy = cfg.start();
+    let mut held: Vec<Conn> = (0..4).map(|_| conn(&proxy, &pki)).collect();
+    for c in &mut held {
+        c.send(b"GET /held HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .expect("send");
+        assert_eq!(c.read_response().expect("response").status, 200);
+    }
+    for _ in 0..6 {
+        assert!(
+            closed_at_once(proxy.addr(), &pki),
+            "a 5th connection was served"
+        );
+    }
+    proxy.assert_log(&["connection limit reached", "runtime.max_connections = 4"]);
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = client::get(proxy.addr(), &client_for(&pki, Some(&pki.client)), "/after");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn plain_listener_over_its_limit_answers_503_and_closes() {
+    let proxy = Proxy::start(
+        r#"[runtime]
+workers = 1
+max_connections = 1
+
+[[listener]]
+name = "plain"
+listen = "127.0.0.1:0"
+
+[[listener.location]]
+path = "/"
+return = { status = 200, body = "hello" }
+"#,
+    );
+    let mut first = TcpStream::connect(proxy.addr()).expect("connect");
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    first
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .expect("send");
+    let mut buf = [0u8; 512];
+    let n = first.read(&mut buf).expect("first answer");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+
+    let mut second = TcpStream::connect(proxy.addr()).expect("TCP connect is accepted");
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = second.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let mut out = Vec::new();
+    let _ = second.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("Connection: close"), "{text}");
+    proxy.assert_log(&["connection limit reached"]);
+}
+
+/// This process's soft limit of open files.
+fn open_files_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(1024)
+}
+
+/// Open file descriptors of a process.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn two_thousand_idle_tls_connections_are_held_cheaply() {
+    // This process and the proxy each need a descriptor per connection: fewer connections where
+    // the soft limit is low (the proxy inherits it), said so.
+    let limit = open_files_limit();
+    let n = 2000.min(limit.saturating_sub(200));
+    if n < 2000 {
+        println!("idle connections: RLIMIT_NOFILE is {limit}: holding {n} instead of 2,000");
+    }
+    if n < 500 {
+        println!("skipped: RLIMIT_NOFILE {limit} is too low to measure idle connections");
+        return;
+    }
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up).start();
+    let cfg = client_for(&pki, Some(&pki.client));
+    // Warm up: allocator arenas, TLS caches, the upstream pool.
+    for _ in 0..20 {
+        assert_eq!(client::get(proxy.addr(), &cfg, "/warm").status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let base = proxy.rss_kib();
+    let fds_before = fd_count(proxy.pid);
+    let started = Instant::now();
+    let mut idle = Vec::with_capacity(n);
+    for _ in 0..n {
+        idle.push(conn(&proxy, &pki));
+    }
+    let opened_in = started.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let held = proxy.rss_kib();
+    let fds = fd_count(proxy.pid);
+    let per_conn = held.saturating_sub(base) as f64 / n as f64;
+    // Still serving while holding them.
+    let t = Instant::now();
+    let r = client::get(proxy.addr(), &cfg, "/while-idle");
+    let served_in = t.elapsed();
+    println!(
+        "idle connections: {n} mTLS connections opened in {:.1}s; proxy RSS {base} KiB -> {held} KiB: \
+         {per_conn:.1} KiB per idle connection; fds {fds_before} -> {fds}; a request meanwhile took {:.1} ms",
+        opened_in.as_secs_f64(),
+        served_in.as_secs_f64() * 1e3
+    );
+    assert_eq!(r.status, 200);
+    assert!(fds >= fds_before + n, "{fds} fds for {n} connections");
+    assert!(
+        per_conn < 64.0,
+        "{per_conn:.1} KiB per idle connection (bound 64 KiB)"
+    );
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fd_count(proxy.pid) > fds_before + 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        fd_count(proxy.pid) <= fds_before + 2,
+        "fds did not come back: {} (before {fds_before})",
+        fd_count(proxy.pid)
+    );
+}

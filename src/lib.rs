@@ -14,6 +14,7 @@
 //! - [`vars`]: nginx `$variables`, compiled at load time.
 //! - [`nginx`]: an nginx.conf translated into this configuration (`--nginx-config`).
 //! - [`demo`]: the self-contained demo (`ringgate demo`).
+//! - [`tune`]: host settings for many connections and their checker (`ringgate tune --check`).
 //!
 //! Data flows one way: accept -> handshake -> identify -> route -> forward -> log.
 
@@ -32,6 +33,7 @@ pub mod nginx;
 pub mod proxy;
 pub mod runtime;
 pub mod tls;
+pub mod tune;
 pub mod upstream;
 pub mod vars;
 pub mod vhost;

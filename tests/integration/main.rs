@@ -15,4 +15,5 @@ mod regressions;
 mod reload;
 mod seeds;
 mod tls_verify;
+mod tune;
 mod upstream_tls;

@@ -286,6 +286,9 @@ global
     nbthread 1
     cpu-map 1/1 $PROXY_CPU
     ulimit-n $FDS
+    # HAProxy wants 2 x maxconn descriptors; idle client connections use one each, so a
+    # lower hard limit (20000 here) is enough: warn instead of refusing to start.
+    no strict-limits
     maxconn $HAPROXY_MAXCONN
     ssl-default-bind-options ssl-min-ver TLSv1.2
     tune.ssl.cachesize 100000

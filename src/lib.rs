@@ -16,6 +16,7 @@
 //! - [`ca`]: `ringgate ca`, a certificate authority in an `openssl ca` directory.
 //! - [`demo`]: the self-contained demo (`ringgate demo`).
 //! - [`doctor`]: findings about the configured certificates, keys and CRLs (`ringgate check`).
+//! - [`tune`]: host settings for many connections and their checker (`ringgate tune --check`).
 //!
 //! Data flows one way: accept -> handshake -> identify -> route -> forward -> log.
 
@@ -36,6 +37,7 @@ pub mod nginx;
 pub mod proxy;
 pub mod runtime;
 pub mod tls;
+pub mod tune;
 pub mod upstream;
 pub mod vars;
 pub mod vhost;

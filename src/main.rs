@@ -39,6 +39,13 @@ enum Command {
     /// A certificate authority in an `openssl ca` directory: init, issue, revoke, crl,
     /// export-p12, list.
     Ca(ringgate::ca::cli::CaArgs),
+    /// Host settings for 100k+ connections: `--check` reports what falls short (exit 1);
+    /// without it, prints the recommended sysctl settings.
+    Tune {
+        /// Read /proc/sys, the process limits, io_uring and the CPUs and compare.
+        #[arg(long)]
+        check: bool,
+    },
     /// Make a CA and certificates, start a small upstream and serve mTLS on 127.0.0.1.
     Demo {
         /// Port for the mTLS listener (0 picks a free one).
@@ -177,6 +184,19 @@ fn main() -> ExitCode {
             }
         }
         Command::Ca(args) => ringgate::ca::cli::run(args),
+        Command::Tune { check: false } => {
+            print!("{}", ringgate::tune::sysctl_file());
+            ExitCode::SUCCESS
+        }
+        Command::Tune { check: true } => {
+            let (text, ok) = ringgate::tune::render(&ringgate::tune::Host::real().checks());
+            print!("{text}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
         Command::Demo { port, dir } => match ringgate::demo::run(port, dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

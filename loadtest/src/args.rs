@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "keepalive")]
     pub mode: Mode,
 
-    /// Concurrent connections (one OS thread each)
+    /// Concurrent connections, spread over the threads (-t)
     #[arg(short = 'c', long = "connections", default_value_t = 10)]
     pub connections: usize,
 
@@ -55,10 +55,19 @@ pub struct Args {
     #[arg(long)]
     pub rate: Option<f64>,
 
-    /// Accepted for compatibility with wrk-style command lines and ignored: ringgate-load runs
-    /// one OS thread per connection (blocking sockets), so -c sets the thread count
-    #[arg(short = 't', long)]
-    pub threads: Option<usize>,
+    /// OS threads, each driving its share of the connections with one event loop (epoll)
+    #[arg(short = 't', long, default_value_t = 1)]
+    pub threads: usize,
+
+    /// Idle mode: open this many connections (TCP + TLS handshake, plus one request with
+    /// --idle-request), hold them open for the duration (-d), then close them; for memory
+    /// measurements. Replaces -c; no other load is sent
+    #[arg(long, value_name = "N")]
+    pub idle: Option<usize>,
+
+    /// Idle mode: send one request on each connection after the handshake
+    #[arg(long)]
+    pub idle_request: bool,
 
     /// Handshake mode: resume TLS sessions (1.3 tickets, 1.2 session IDs or tickets)
     #[arg(long)]
@@ -224,6 +233,12 @@ pub struct Plan {
     pub addr: SocketAddr,
     pub mode: Mode,
     pub connections: usize,
+    /// Event-loop threads (at most `connections`).
+    pub threads: usize,
+    /// Idle mode: hold `connections` open, no load.
+    pub idle: bool,
+    /// Idle mode: one request per connection once it is open.
+    pub idle_request: bool,
     pub pipeline: usize,
     pub duration: Option<Duration>,
     pub requests: Option<u64>,
@@ -237,7 +252,28 @@ pub struct Plan {
 impl Args {
     pub fn plan(&self) -> Result<Plan> {
         let target = parse_url(&self.url)?;
-        if self.connections == 0 {
+        if self.threads == 0 {
+            bail!("-t/--threads must be at least 1");
+        }
+        if self.idle_request && self.idle.is_none() {
+            bail!("--idle-request applies to --idle");
+        }
+        if let Some(n) = self.idle {
+            if n == 0 {
+                bail!("--idle must be at least 1");
+            }
+            if self.mode != Mode::Keepalive
+                || self.rate.is_some()
+                || self.requests.is_some()
+                || self.pipeline > 1
+            {
+                bail!(
+                    "--idle holds connections open: no --mode handshake, --rate, -n or --pipeline"
+                );
+            }
+        }
+        let connections = self.idle.unwrap_or(self.connections);
+        if connections == 0 {
             bail!("-c/--connections must be at least 1");
         }
         if self.pipeline == 0 {
@@ -317,7 +353,10 @@ impl Args {
             target,
             addr,
             mode: self.mode,
-            connections: self.connections,
+            connections,
+            threads: self.threads.min(connections),
+            idle: self.idle.is_some(),
+            idle_request: self.idle_request,
             pipeline: self.pipeline,
             duration,
             requests: self.requests,
@@ -453,5 +492,44 @@ mod tests {
         assert!(args(&["http://127.0.0.1:1/", "--rate=-5"]).plan().is_err());
         assert!(Args::try_parse_from(["ringgate-load", "x", "--tls", "1.1"]).is_err());
         assert!(Args::try_parse_from(["ringgate-load", "x", "--mode", "foo"]).is_err());
+    }
+
+    #[test]
+    fn threads_and_idle() {
+        let p = args(&["http://127.0.0.1:1/", "-t", "4", "-c", "2"])
+            .plan()
+            .unwrap();
+        // No more threads than connections.
+        assert_eq!(p.threads, 2);
+        assert_eq!(args(&["http://127.0.0.1:1/"]).plan().unwrap().threads, 1);
+        assert!(args(&["http://127.0.0.1:1/", "-t", "0"]).plan().is_err());
+        let p = args(&[
+            "http://127.0.0.1:1/",
+            "--idle",
+            "10000",
+            "--idle-request",
+            "-t",
+            "2",
+        ])
+        .plan()
+        .unwrap();
+        assert!(p.idle && p.idle_request);
+        assert_eq!((p.connections, p.threads), (10000, 2));
+        assert!(args(&["http://127.0.0.1:1/", "--idle-request"])
+            .plan()
+            .is_err());
+        assert!(args(&["http://127.0.0.1:1/", "--idle", "0"])
+            .plan()
+            .is_err());
+        assert!(
+            args(&["http://127.0.0.1:1/", "--idle", "5", "--rate", "10"])
+                .plan()
+                .is_err()
+        );
+        assert!(
+            args(&["http://127.0.0.1:1/", "--idle", "5", "--mode", "handshake"])
+                .plan()
+                .is_err()
+        );
     }
 }

@@ -1,10 +1,14 @@
-//! HTTP/1.1 response reader: parses heads with httparse and consumes Content-Length,
-//! chunked and read-until-close bodies completely.
+//! HTTP/1.1 response parser: incremental (bytes are pushed in as they arrive, complete
+//! responses come out), so one event loop can drive many connections. Parses heads with
+//! httparse and consumes Content-Length, chunked and read-until-close bodies completely,
+//! without keeping body bytes around. `read_response` wraps it for blocking readers.
 
-use std::io::{self, Read};
+use std::io;
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 64;
+/// Initial buffer; bodies are consumed as they arrive, so only heads and chunk lines need room.
+const INITIAL_BUF: usize = 16 * 1024;
 
 #[derive(Debug)]
 pub enum ReadError {
@@ -41,11 +45,27 @@ enum BodyKind {
     UntilClose,
 }
 
-/// Buffered reader that keeps bytes beyond the current response (pipelining).
+/// Where the parser is inside the current response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Head,
+    Length(u64),
+    ChunkSize,
+    ChunkData(u64),
+    ChunkEnd,
+    Trailers,
+    UntilClose,
+}
+
+/// Incremental response parser with its own buffer; keeps bytes beyond the current response
+/// (pipelining).
 pub struct ResponseReader {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    state: State,
+    /// The response being read: status, body bytes so far, close.
+    cur: Response,
 }
 
 impl Default for ResponseReader {
@@ -57,24 +77,36 @@ impl Default for ResponseReader {
 impl ResponseReader {
     pub fn new() -> Self {
         ResponseReader {
-            buf: vec![0; 16 * 1024],
+            buf: vec![0; INITIAL_BUF],
             start: 0,
             end: 0,
+            state: State::Head,
+            cur: Response {
+                status: 0,
+                body_len: 0,
+                close: false,
+            },
         }
     }
 
-    /// Drops buffered bytes (before reusing the reader on a new connection).
+    /// Drops buffered bytes and any partial response (before reusing it on a new connection).
     pub fn reset(&mut self) {
         self.start = 0;
         self.end = 0;
+        self.state = State::Head;
+    }
+
+    /// Whether a response is partly read (or unparsed bytes are buffered).
+    pub fn is_mid_response(&self) -> bool {
+        self.state != State::Head || self.start != self.end
     }
 
     fn available(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
-    /// Reads more bytes; returns 0 at EOF.
-    fn fill<R: Read>(&mut self, r: &mut R) -> io::Result<usize> {
+    /// Room to read into; call `filled` with the number of bytes written there.
+    pub fn space(&mut self) -> &mut [u8] {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -88,136 +120,179 @@ impl ResponseReader {
                 self.buf.resize(n, 0);
             }
         }
+        &mut self.buf[self.end..]
+    }
+
+    /// Marks `n` bytes of `space()` as received.
+    pub fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.buf.len());
+    }
+
+    /// Consumes up to `n` buffered body bytes; returns how many.
+    fn take(&mut self, n: u64) -> u64 {
+        let k = ((self.end - self.start) as u64).min(n);
+        self.start += k as usize;
+        k
+    }
+
+    /// Position of the next CRLF in the buffered bytes.
+    fn crlf(&self) -> Option<usize> {
+        self.available().windows(2).position(|w| w == b"\r\n")
+    }
+
+    fn finish(&mut self) -> Response {
+        self.state = State::Head;
+        self.cur.clone()
+    }
+
+    /// Parses what is buffered: `Ok(Some)` for each complete response, `Ok(None)` when more
+    /// bytes are needed.
+    pub fn parse(&mut self, head_request: bool) -> Result<Option<Response>, ReadError> {
         loop {
-            match r.read(&mut self.buf[self.end..]) {
-                Ok(n) => {
-                    self.end += n;
-                    return Ok(n);
+            match self.state {
+                State::Head => {
+                    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                    let mut resp = httparse::Response::new(&mut headers);
+                    let (status, kind, close, n) = match resp.parse(self.available()) {
+                        Ok(httparse::Status::Complete(n)) => {
+                            let status = resp.code.unwrap_or(0);
+                            let (kind, close) = body_kind(&resp, status, head_request)?;
+                            (status, kind, close, n)
+                        }
+                        Ok(httparse::Status::Partial) => {
+                            if self.end - self.start >= MAX_HEAD {
+                                return Err(ReadError::Bad("response head too large".into()));
+                            }
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(ReadError::Bad(format!("bad response head: {e}"))),
+                    };
+                    self.start += n;
+                    if (100..200).contains(&status) {
+                        // Interim response (100 Continue, ...): the real one follows.
+                        continue;
+                    }
+                    self.cur = Response {
+                        status,
+                        body_len: 0,
+                        close,
+                    };
+                    self.state = match kind {
+                        BodyKind::None => return Ok(Some(self.finish())),
+                        BodyKind::Length(0) => return Ok(Some(self.finish())),
+                        BodyKind::Length(n) => State::Length(n),
+                        BodyKind::Chunked => State::ChunkSize,
+                        BodyKind::UntilClose => State::UntilClose,
+                    };
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                State::Length(left) => {
+                    let k = self.take(left);
+                    self.cur.body_len += k;
+                    if k == left {
+                        return Ok(Some(self.finish()));
+                    }
+                    self.state = State::Length(left - k);
+                    return Ok(None);
+                }
+                State::ChunkSize => {
+                    let Some(i) = self.crlf() else {
+                        if self.end - self.start > MAX_HEAD {
+                            return Err(ReadError::Bad("chunk line too long".into()));
+                        }
+                        return Ok(None);
+                    };
+                    let line = &self.buf[self.start..self.start + i + 2];
+                    let size = match httparse::parse_chunk_size(line) {
+                        Ok(httparse::Status::Complete((_, n))) => n,
+                        _ => return Err(ReadError::Bad("bad chunk size".into())),
+                    };
+                    self.start += i + 2;
+                    self.state = if size == 0 {
+                        State::Trailers
+                    } else {
+                        State::ChunkData(size)
+                    };
+                }
+                State::ChunkData(left) => {
+                    let k = self.take(left);
+                    self.cur.body_len = self.cur.body_len.saturating_add(k);
+                    if k < left {
+                        self.state = State::ChunkData(left - k);
+                        return Ok(None);
+                    }
+                    self.state = State::ChunkEnd;
+                }
+                State::ChunkEnd => {
+                    if self.end - self.start < 2 {
+                        return Ok(None);
+                    }
+                    if &self.buf[self.start..self.start + 2] != b"\r\n" {
+                        return Err(ReadError::Bad("chunk not followed by CRLF".into()));
+                    }
+                    self.start += 2;
+                    self.state = State::ChunkSize;
+                }
+                State::Trailers => {
+                    let Some(i) = self.crlf() else {
+                        if self.end - self.start > MAX_HEAD {
+                            return Err(ReadError::Bad("trailer line too long".into()));
+                        }
+                        return Ok(None);
+                    };
+                    self.start += i + 2;
+                    if i == 0 {
+                        return Ok(Some(self.finish()));
+                    }
+                }
+                State::UntilClose => {
+                    let k = self.take(u64::MAX);
+                    self.cur.body_len += k;
+                    return Ok(None);
+                }
             }
         }
     }
 
-    fn fill_or_closed<R: Read>(&mut self, r: &mut R) -> Result<(), ReadError> {
-        match self.fill(r)? {
-            0 => Err(ReadError::Closed),
-            _ => Ok(()),
+    /// The peer closed (EOF): completes a read-until-close body, else the response was cut.
+    pub fn eof(&mut self) -> Result<Response, ReadError> {
+        if self.state == State::UntilClose {
+            self.cur.body_len += self.take(u64::MAX);
+            self.cur.close = true;
+            return Ok(self.finish());
         }
+        Err(ReadError::Closed)
     }
 
-    /// Reads one complete response. `head_request`: the request was HEAD (no body follows).
-    pub fn read_response<R: Read>(
+    /// Reads one complete response from a blocking reader (the tests' way in). `head_request`: the request was
+    /// HEAD (no body follows).
+    #[cfg(test)]
+    pub fn read_response<R: std::io::Read>(
         &mut self,
         r: &mut R,
         head_request: bool,
     ) -> Result<Response, ReadError> {
         loop {
-            let (status, kind, close, consumed) = loop {
-                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                let mut resp = httparse::Response::new(&mut headers);
-                match resp.parse(self.available()) {
-                    Ok(httparse::Status::Complete(n)) => {
-                        let status = resp.code.unwrap_or(0);
-                        let (kind, close) = body_kind(&resp, status, head_request)?;
-                        break (status, kind, close, n);
+            if let Some(resp) = self.parse(head_request)? {
+                return Ok(resp);
+            }
+            let n = loop {
+                match r.read(self.space()) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // TLS peers that close without close_notify.
+                    Err(e)
+                        if e.kind() == io::ErrorKind::UnexpectedEof
+                            && self.state == State::UntilClose =>
+                    {
+                        break 0
                     }
-                    Ok(httparse::Status::Partial) => {
-                        if self.end - self.start >= MAX_HEAD {
-                            return Err(ReadError::Bad("response head too large".into()));
-                        }
-                        self.fill_or_closed(r)?;
-                    }
-                    Err(e) => return Err(ReadError::Bad(format!("bad response head: {e}"))),
+                    Err(e) => return Err(e.into()),
                 }
             };
-            self.start += consumed;
-            if (100..200).contains(&status) {
-                // Interim response (100 Continue, ...): the real one follows.
-                continue;
+            if n == 0 {
+                return self.eof();
             }
-            let body_len = match kind {
-                BodyKind::None => 0,
-                BodyKind::Length(n) => {
-                    self.skip(r, n)?;
-                    n
-                }
-                BodyKind::Chunked => self.read_chunked(r)?,
-                BodyKind::UntilClose => self.read_until_close(r)?,
-            };
-            return Ok(Response {
-                status,
-                body_len,
-                close,
-            });
-        }
-    }
-
-    fn skip<R: Read>(&mut self, r: &mut R, mut n: u64) -> Result<(), ReadError> {
-        loop {
-            let have = (self.end - self.start) as u64;
-            if have >= n {
-                self.start += n as usize;
-                return Ok(());
-            }
-            n -= have;
-            self.start = self.end;
-            self.fill_or_closed(r)?;
-        }
-    }
-
-    /// Reads a CRLF-terminated line, returning it without the CRLF.
-    fn line<R: Read>(&mut self, r: &mut R) -> Result<Vec<u8>, ReadError> {
-        loop {
-            if let Some(i) = self.available().windows(2).position(|w| w == b"\r\n") {
-                let line = self.buf[self.start..self.start + i].to_vec();
-                self.start += i + 2;
-                return Ok(line);
-            }
-            if self.end - self.start > MAX_HEAD {
-                return Err(ReadError::Bad("chunk line too long".into()));
-            }
-            self.fill_or_closed(r)?;
-        }
-    }
-
-    fn read_chunked<R: Read>(&mut self, r: &mut R) -> Result<u64, ReadError> {
-        let mut total = 0u64;
-        loop {
-            let mut line = self.line(r)?;
-            line.extend_from_slice(b"\r\n");
-            let size = match httparse::parse_chunk_size(&line) {
-                Ok(httparse::Status::Complete((_, n))) => n,
-                _ => return Err(ReadError::Bad("bad chunk size".into())),
-            };
-            if size == 0 {
-                // Trailers, then an empty line.
-                while !self.line(r)?.is_empty() {}
-                return Ok(total);
-            }
-            self.skip(r, size)?;
-            total = total.saturating_add(size);
-            if !self.line(r)?.is_empty() {
-                return Err(ReadError::Bad("chunk not followed by CRLF".into()));
-            }
-        }
-    }
-
-    fn read_until_close<R: Read>(&mut self, r: &mut R) -> Result<u64, ReadError> {
-        let mut total = (self.end - self.start) as u64;
-        self.start = self.end;
-        loop {
-            match self.fill(r) {
-                Ok(0) => return Ok(total),
-                Ok(n) => {
-                    total += n as u64;
-                    self.start = self.end;
-                }
-                // TLS peers that close without close_notify.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(total),
-                Err(e) => return Err(ReadError::Io(e)),
-            }
+            self.filled(n);
         }
     }
 }
@@ -270,6 +345,7 @@ fn body_kind(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     /// A reader that returns at most `step` bytes per read, to exercise partial reads.
     struct Trickle<'a> {
@@ -386,5 +462,35 @@ mod tests {
         assert_eq!(a.body_len, 0);
         let b = rr.read_response(&mut src, false).unwrap();
         assert_eq!(b.body_len, 1);
+    }
+
+    #[test]
+    fn incremental_feed_consumes_bodies_without_buffering_them() {
+        let mut data = b"HTTP/1.1 200 OK\r\nContent-Length: 65536\r\n\r\n".to_vec();
+        data.resize(data.len() + 65536, b'x');
+        data.extend_from_slice(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        data.extend_from_slice(b"4\r\nabcd\r\n0\r\n\r\n");
+        let mut rr = ResponseReader::new();
+        let mut got = Vec::new();
+        for piece in data.chunks(1000) {
+            let mut rest = piece;
+            while !rest.is_empty() {
+                let space = rr.space();
+                let n = space.len().min(rest.len());
+                space[..n].copy_from_slice(&rest[..n]);
+                rr.filled(n);
+                rest = &rest[n..];
+                while let Some(r) = rr.parse(false).unwrap() {
+                    got.push(r.body_len);
+                }
+            }
+        }
+        assert_eq!(got, vec![65536, 4]);
+        assert!(!rr.is_mid_response());
+        // Bodies were consumed as they came: the buffer never grew.
+        assert_eq!(rr.buf.len(), INITIAL_BUF);
+        // EOF in the middle of a response is an error; it ends a body without a length.
+        rr.filled(0);
+        assert!(matches!(rr.eof(), Err(ReadError::Closed)));
     }
 }

@@ -15,7 +15,7 @@ use clap::Parser;
 use serde_json::json;
 
 use crate::args::{Args, Mode};
-use crate::worker::{Shared, Stats};
+use crate::worker::{Shared, Stats, Totals};
 
 fn main() {
     let args = Args::parse();
@@ -44,31 +44,65 @@ fn run(args: &Args) -> Result<()> {
             .map(|r| format!(", open loop at {r} req/s"))
             .unwrap_or_default();
         eprintln!(
-            "ringgate-load: {} mode={:?} connections={} pipeline={} for {what}{rate}",
-            args.url, plan.mode, plan.connections, plan.pipeline
+            "ringgate-load: {} mode={} connections={} threads={} pipeline={} for {what}{rate}",
+            args.url,
+            mode_name(&plan),
+            plan.connections,
+            plan.threads,
+            plan.pipeline
         );
     }
 
-    if let Some(t) = args.threads {
-        if t != plan.connections && !args.quiet {
-            eprintln!(
-                "ringgate-load: note: --threads {t} ignored; one thread per connection ({})",
-                plan.connections
-            );
-        }
-    }
+    raise_fd_limit(plan.connections, args.quiet);
+    let (total, elapsed) = drive(&plan, tls.as_ref(), args.quiet)?;
+    report(args, &plan, &total, elapsed);
+    Ok(())
+}
 
-    let shared = Shared::new(&plan);
+/// Raises the soft limit on open files to the hard limit when the connections need more.
+fn raise_fd_limit(connections: usize, quiet: bool) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let want = connections as u64 + 64;
+    let lim = getrlimit(Resource::Nofile);
+    let Some(cur) = lim.current else { return };
+    if cur >= want {
+        return;
+    }
+    let new = lim.maximum.map_or(want, |m| m.min(want.max(cur)));
+    let _ = setrlimit(
+        Resource::Nofile,
+        rustix::process::Rlimit {
+            current: Some(new),
+            maximum: lim.maximum,
+        },
+    );
+    if new < want && !quiet {
+        eprintln!(
+            "ringgate-load: warning: {connections} connections need about {want} file descriptors; \
+             the limit is {new} (raise it with ulimit -n)"
+        );
+    }
+}
+
+/// Runs the plan on `plan.threads` event-loop threads; returns the merged results and the
+/// time from time zero to the end of the last thread.
+pub(crate) fn drive(
+    plan: &args::Plan,
+    tls: Option<&tls::Tls>,
+    quiet: bool,
+) -> Result<(Stats, Duration)> {
+    let shared = Shared::new(plan);
     let mut total = Stats::new();
+    let threads = plan.threads.max(1);
     let elapsed = thread::scope(|s| -> Result<Duration> {
-        let mut handles = Vec::with_capacity(plan.connections);
+        let mut handles = Vec::with_capacity(threads);
         let mut spawn_error = None;
-        for i in 0..plan.connections {
-            let (plan, tls, shared) = (&plan, tls.as_ref(), &shared);
+        for tid in 0..threads {
+            let indexes: Vec<usize> = (tid..plan.connections).step_by(threads).collect();
+            let shared = &shared;
             match thread::Builder::new()
-                .name(format!("conn-{i}"))
-                .stack_size(512 * 1024)
-                .spawn_scoped(s, move || worker::run(i, plan, tls, shared))
+                .name(format!("load-{tid}"))
+                .spawn_scoped(s, move || worker::run(tid, &indexes, plan, tls, shared))
             {
                 Ok(h) => handles.push(h),
                 Err(e) => {
@@ -77,70 +111,91 @@ fn run(args: &Args) -> Result<()> {
                 }
             }
         }
-        // Time zero once every worker has its first connection (keep-alive mode).
+        if let Some(e) = spawn_error {
+            shared.stop.store(true, Ordering::Relaxed);
+            let _ = shared.start.set(Instant::now());
+            for h in handles {
+                let _ = h.join();
+            }
+            return Err(e).context("cannot spawn a load thread");
+        }
+        // Time zero once every connection is open (keep-alive and idle modes).
         let t_connect = Instant::now();
-        while shared.connected.load(Ordering::Relaxed) < handles.len() as u64 {
+        while shared.connected.load(Ordering::Relaxed) < plan.connections as u64 {
             thread::sleep(Duration::from_millis(1));
         }
-        if plan.mode == Mode::Keepalive && !args.quiet {
+        let opened = shared.totals();
+        if plan.idle {
+            // Printed even with -q: scripts wait for this line before measuring.
             eprintln!(
-                "ringgate-load: {} connections opened in {:.1} ms",
-                handles.len(),
+                "ringgate-load: idle: {} of {} connections open ({} errors) in {:.1} ms; holding",
+                opened.open,
+                plan.connections,
+                opened.errors,
                 t_connect.elapsed().as_secs_f64() * 1e3
+            );
+        } else if plan.mode == Mode::Keepalive && !quiet {
+            eprintln!(
+                "ringgate-load: {} connections opened in {:.1} ms ({} errors)",
+                plan.connections,
+                t_connect.elapsed().as_secs_f64() * 1e3,
+                opened.errors
             );
         }
         let start = Instant::now();
         let _ = shared.start.set(start);
-        if let Some(e) = spawn_error {
-            shared.stop.store(true, Ordering::Relaxed);
-            for h in handles {
-                let _ = h.join();
-            }
-            return Err(e).context("cannot spawn a connection thread");
-        }
-        progress(&shared, plan.connections as u64, start, args.quiet);
+        progress(&shared, threads as u64, start, quiet, plan.idle);
         let elapsed = start.elapsed();
         for h in handles {
             match h.join() {
                 Ok(st) => total.merge(&st),
-                Err(_) => anyhow::bail!("a connection thread panicked"),
+                Err(_) => anyhow::bail!("a load thread panicked"),
             }
         }
         Ok(elapsed)
     })?;
-    report(args, &plan, &total, elapsed);
-    Ok(())
+    Ok((total, elapsed))
 }
 
-/// Prints a progress line every second until every worker has finished.
-fn progress(sh: &Shared, workers: u64, start: Instant, quiet: bool) {
-    let mut last = (0u64, 0u64, 0u64, 0u64);
+/// Prints a progress line every second until every thread has finished.
+fn progress(sh: &Shared, threads: u64, start: Instant, quiet: bool, idle: bool) {
+    let mut last = Totals::default();
     let mut tick = 1u64;
     loop {
         let next = start + Duration::from_secs(tick);
         while Instant::now() < next {
-            if sh.finished.load(Ordering::Relaxed) >= workers {
+            if sh.finished.load(Ordering::Relaxed) >= threads {
                 return;
             }
-            thread::sleep(Duration::from_millis(20).min(next - Instant::now()));
+            thread::sleep(Duration::from_millis(10).min(next - Instant::now()));
         }
-        let now = (
-            sh.requests.load(Ordering::Relaxed),
-            sh.errors.load(Ordering::Relaxed),
-            sh.hs_full.load(Ordering::Relaxed),
-            sh.hs_resumed.load(Ordering::Relaxed),
-        );
+        let now = sh.totals();
         if !quiet {
-            eprintln!(
-                "[{tick}s] {} req/s, {} errors, handshakes/s full {} resumed {}",
-                now.0 - last.0,
-                now.1 - last.1,
-                now.2 - last.2,
-                now.3 - last.3
-            );
+            if idle {
+                eprintln!(
+                    "[{tick}s] {} connections open, {} errors",
+                    now.open, now.errors
+                );
+            } else {
+                eprintln!(
+                    "[{tick}s] {} req/s, {} errors, handshakes/s full {} resumed {}",
+                    now.requests - last.requests,
+                    now.errors - last.errors,
+                    now.hs_full - last.hs_full,
+                    now.hs_resumed - last.hs_resumed
+                );
+            }
         }
         last = now;
         tick += 1;
+    }
+}
+
+fn mode_name(plan: &args::Plan) -> &'static str {
+    match plan.mode {
+        _ if plan.idle => "idle",
+        Mode::Keepalive => "keepalive",
+        Mode::Handshake => "handshake",
     }
 }
 
@@ -170,8 +225,9 @@ fn report(args: &Args, plan: &args::Plan, t: &Stats, elapsed: Duration) {
             .collect();
         let v = json!({
             "url": args.url,
-            "mode": match plan.mode { Mode::Keepalive => "keepalive", Mode::Handshake => "handshake" },
+            "mode": mode_name(plan),
             "connections": plan.connections,
+            "threads": plan.threads,
             "pipeline": plan.pipeline,
             "rate": plan.rate,
             "requests": t.requests,
@@ -191,11 +247,27 @@ fn report(args: &Args, plan: &args::Plan, t: &Stats, elapsed: Duration) {
             "errors": errors,
             "errors_total": errors_total,
             "body_bytes": t.body_bytes,
+            "idle": if plan.idle {
+                json!({
+                    "target": plan.connections,
+                    "established": t.idle_established,
+                    "open_at_end": t.idle_open_at_end,
+                    "with_request": plan.idle_request,
+                })
+            } else {
+                serde_json::Value::Null
+            },
         });
         println!("{v}");
     } else {
-        println!("ringgate-load {} ({:?})", args.url, plan.mode);
+        println!("ringgate-load {} ({})", args.url, mode_name(plan));
         println!("  duration      {secs:.2} s");
+        if plan.idle {
+            println!(
+                "  idle          {} of {} connections established, {} open at the end",
+                t.idle_established, plan.connections, t.idle_open_at_end
+            );
+        }
         println!("  requests      {} ({rps:.1} req/s)", t.requests);
         println!(
             "  latency (us)  p50 {p50}  p90 {p90}  p99 {p99}  p99.9 {p999}  max {max}  mean {:.0}",
@@ -232,3 +304,6 @@ fn report(args: &Args, plan: &args::Plan, t: &Stats, elapsed: Duration) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

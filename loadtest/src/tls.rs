@@ -141,12 +141,15 @@ pub fn build(args: &Args, host: &str) -> Result<Tls> {
 impl Tls {
     /// The same client with a session store of its own (when resumption is on).
     pub fn with_own_session_store(&self) -> Tls {
-        let mut config = (*self.config).clone();
-        if self.resume {
+        let config = if self.resume {
+            let mut config = (*self.config).clone();
             config.resumption = Resumption::in_memory_sessions(64);
-        }
+            Arc::new(config)
+        } else {
+            self.config.clone()
+        };
         Tls {
-            config: Arc::new(config),
+            config,
             server_name: self.server_name.clone(),
             resume: self.resume,
         }

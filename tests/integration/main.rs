@@ -22,4 +22,5 @@ mod seeds;
 mod smuggling;
 mod tls_audit;
 mod tls_verify;
+mod tune;
 mod upstream_tls;

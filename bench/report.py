@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""bench/report.py: turns bench/run.sh's raw results (one JSON object per proxy and scenario)
+into the ratio table, a summary JSON and SVG bar charts. Python standard library only.
+
+    python3 bench/report.py --meta '{...}' --jsonl run-STAMP.jsonl --out bench/results/run-STAMP
+
+writes OUT.txt (the table, also printed), OUT.json (summary + raw), OUT.svg (every scenario)
+and OUT-charts/SCENARIO.svg (one chart per scenario).
+"""
+
+import argparse
+import html
+import json
+import os
+import sys
+
+PROXIES = ["nginx", "haproxy", "ringgate"]
+COLORS = {"nginx": "#2e7d32", "haproxy": "#1565c0", "ringgate": "#ef6c00"}
+
+# scenario: (title, metric label, unit, higher is better, target on ringgate/nginx)
+SCENARIOS = {
+    "ka-small": ("keep-alive, small responses", "requests/s", "req/s", True, (">=", 1.3)),
+    "ka-64k": ("keep-alive, 64 KiB responses", "requests/s", "req/s", True, (">=", 1.3)),
+    "hs-full-ecdsa": ("full mTLS handshakes, ECDSA P-256", "handshakes/s", "hs/s", True, (">=", 1.5)),
+    "hs-full-rsa": ("full mTLS handshakes, RSA-2048", "handshakes/s", "hs/s", True, (">=", 1.5)),
+    "hs-resumed-tls13": ("resumed handshakes, TLS 1.3", "handshakes/s", "hs/s", True, (">=", 1.5)),
+    "hs-resumed-tls12": ("resumed handshakes, TLS 1.2", "handshakes/s", "hs/s", True, (">=", 1.5)),
+    "rate-latency": ("latency at a fixed rate", "p99 latency", "us", False, ("<=", 1.0)),
+    "idle-memory": ("memory per idle mTLS connection", "RSS per connection", "bytes", False, ("<=", 1.0)),
+}
+ORDER = list(SCENARIOS)
+
+
+def load(path):
+    rows = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                print(f"report: skipping a bad line: {e}", file=sys.stderr)
+                continue
+            rows[(r["proxy"], r["scenario"])] = r
+    return rows
+
+
+def figures(r):
+    """The figures of one proxy in one scenario."""
+    res = r.get("result") or {}
+    hz = r.get("clk_tck") or 100
+    cpu_s = r.get("cpu_ticks", 0) / hz
+    req = res.get("requests", 0) or 0
+    hs = res.get("handshakes", {}) or {}
+    full, resumed = hs.get("full", 0) or 0, hs.get("resumed", 0) or 0
+    lat = res.get("latency_us", {}) or {}
+    f = {
+        "rps": res.get("rps", 0.0) or 0.0,
+        "requests": req,
+        "errors": res.get("errors_total", 0) or 0,
+        "errors_by_cause": {k: v for k, v in (res.get("errors") or {}).items() if v},
+        "statuses": res.get("statuses", {}),
+        "p50_us": lat.get("p50"),
+        "p90_us": lat.get("p90"),
+        "p99_us": lat.get("p99"),
+        "p999_us": lat.get("p999"),
+        "max_us": lat.get("max"),
+        "hs_full": full,
+        "hs_resumed": resumed,
+        "cpu_s": cpu_s,
+        "cpu_us_per_request": cpu_s * 1e6 / req if req else None,
+        "cpu_us_per_handshake": cpu_s * 1e6 / (full + resumed) if full + resumed else None,
+    }
+    if r["scenario"] == "idle-memory":
+        idle = res.get("idle") or {}
+        est = idle.get("established", 0) or 0
+        delta = (r.get("rss_after_kb", 0) - r.get("rss_before_kb", 0)) * 1024
+        f["idle_established"] = est
+        f["rss_before_kb"] = r.get("rss_before_kb")
+        f["rss_after_kb"] = r.get("rss_after_kb")
+        f["bytes_per_connection"] = delta / est if est else None
+    return f
+
+
+def primary(sc, f):
+    if f is None:
+        return None
+    if sc == "rate-latency":
+        return f["p99_us"]
+    if sc == "idle-memory":
+        return f["bytes_per_connection"]
+    return f["rps"]
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and digits:
+        return f"{v:.{digits}f}"
+    return f"{v:,.0f}".replace(",", "")
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def build(meta, rows):
+    present = [p for p in PROXIES if any(k[0] == p for k in rows)]
+    summary = {"meta": meta, "proxies": present, "scenarios": {}}
+    for sc in ORDER:
+        per = {p: figures(rows[(p, sc)]) for p in present if (p, sc) in rows}
+        if not per:
+            continue
+        title, metric, unit, higher, target = SCENARIOS[sc]
+        vals = {p: primary(sc, per.get(p)) for p in present}
+        rg = vals.get("ringgate")
+        r_n = ratio(rg, vals.get("nginx"))
+        r_h = ratio(rg, vals.get("haproxy"))
+        op, bound = target
+        met = None
+        if r_n is not None:
+            met = r_n >= bound if op == ">=" else r_n <= bound
+        summary["scenarios"][sc] = {
+            "title": title,
+            "metric": metric,
+            "unit": unit,
+            "higher_is_better": higher,
+            "values": vals,
+            "ringgate_over_nginx": r_n,
+            "ringgate_over_haproxy": r_h,
+            "target": f"ringgate/nginx {op} {bound}",
+            "target_met": met,
+            "figures": per,
+            "args": next(iter(rows[(p, sc)]["args"] for p in present if (p, sc) in rows)),
+        }
+    return summary
+
+
+def table(s):
+    m = s["meta"]
+    pr = s["proxies"]
+    out = []
+    out.append(
+        f"ringgate vs nginx vs HAProxy, {m.get('date')}, kernel {m.get('kernel')}, "
+        f"{m.get('cpus')} CPUs ({m.get('cpu_model')})"
+    )
+    out.append(
+        f"proxy on CPU {m.get('proxy_cpu')} (1 worker / 1 thread), ringgate-load "
+        f"(-t {m.get('load_threads')}) on CPU {m.get('load_cpu')}, upstream nginx on CPU "
+        f"{m.get('upstream_cpu')}; -c {m.get('connections')} -d {m.get('duration')}; fixed rate "
+        f"{m.get('rate')} req/s ({m.get('rate_fraction')} of nginx's keep-alive maximum); "
+        f"{m.get('idle_connections')} idle connections"
+    )
+    out.append(
+        f"ringgate {m.get('ringgate')}, nginx {m.get('nginx')}, HAProxy {m.get('haproxy')}, "
+        f"{m.get('openssl')}; mTLS with client certificates (ECDSA P-256 client, CA)"
+    )
+    out.append(f"command: {m.get('command')}")
+    out.append("")
+    w = 18
+    head = f"{'scenario':<18} {'metric':<14}" + "".join(f"{p:>11}" for p in pr)
+    head += f" {'rg/nginx':>9} {'rg/haproxy':>10}  target"
+    out.append(head)
+    for sc, d in s["scenarios"].items():
+        line = f"{sc:<{w}} {d['unit']:<14}" + "".join(f"{fmt(d['values'].get(p)):>11}" for p in pr)
+        rn, rh = d["ringgate_over_nginx"], d["ringgate_over_haproxy"]
+        line += f" {fmt(rn, 2) if rn is not None else '-':>9} {fmt(rh, 2) if rh is not None else '-':>10}"
+        met = d["target_met"]
+        line += f"  {d['target'].replace('ringgate/nginx ', '')} " + (
+            "MET" if met else "MISSED" if met is not None else "-"
+        )
+        out.append(line)
+        if sc == "rate-latency":
+            for q, key in (("p50", "p50_us"), ("p99.9", "p999_us"), ("achieved", "rps")):
+                vals = {p: d["figures"].get(p, {}).get(key) for p in pr}
+                unit = "req/s" if key == "rps" else "us"
+                line = f"{'':<{w}} {q + ' ' + unit:<14}" + "".join(f"{fmt(vals.get(p)):>11}" for p in pr)
+                rn = ratio(vals.get("ringgate"), vals.get("nginx"))
+                rh = ratio(vals.get("ringgate"), vals.get("haproxy"))
+                line += f" {fmt(rn, 2) if rn is not None else '-':>9} {fmt(rh, 2) if rh is not None else '-':>10}"
+                out.append(line)
+    out.append("")
+    out.append("CPU time of the proxy under test (utime+stime of all its processes, /proc/PID/stat)")
+    out.append(f"{'scenario':<18} {'per':<14}" + "".join(f"{p:>11}" for p in pr) + f" {'rg/nginx':>9} {'rg/haproxy':>10}")
+    for sc, d in s["scenarios"].items():
+        if sc == "idle-memory":
+            continue
+        key = "cpu_us_per_handshake" if sc.startswith("hs-") else "cpu_us_per_request"
+        per = "us/handshake" if sc.startswith("hs-") else "us/request"
+        vals = {p: d["figures"].get(p, {}).get(key) for p in pr}
+        line = f"{sc:<18} {per:<14}" + "".join(f"{fmt(vals.get(p), 1):>11}" for p in pr)
+        rn = ratio(vals.get("ringgate"), vals.get("nginx"))
+        rh = ratio(vals.get("ringgate"), vals.get("haproxy"))
+        line += f" {fmt(rn, 2) if rn is not None else '-':>9} {fmt(rh, 2) if rh is not None else '-':>10}"
+        out.append(line)
+    out.append("")
+    out.append("handshakes (full/resumed), errors and non-200 statuses")
+    for sc, d in s["scenarios"].items():
+        parts = []
+        for p in pr:
+            f = d["figures"].get(p)
+            if f is None:
+                continue
+            x = f"{p}: "
+            if sc.startswith("hs-") or sc == "idle-memory":
+                x += f"{f['hs_full']}/{f['hs_resumed']} hs, "
+            x += f"{f['errors']} errors"
+            if f["errors_by_cause"]:
+                x += " (" + ", ".join(f"{k} {v}" for k, v in f["errors_by_cause"].items()) + ")"
+            bad = {k: v for k, v in (f["statuses"] or {}).items() if k != "200"}
+            if bad:
+                x += " statuses " + ", ".join(f"{k}: {v}" for k, v in bad.items())
+            if sc == "idle-memory":
+                x += f", {f.get('idle_established')} open, RSS {f.get('rss_before_kb')} -> {f.get('rss_after_kb')} kB"
+            parts.append(x)
+        out.append(f"{sc:<18} " + "; ".join(parts))
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- SVG
+
+
+def esc(s):
+    return html.escape(str(s), quote=True)
+
+
+def nice_max(v):
+    if v <= 0:
+        return 1.0
+    import math
+
+    e = 10 ** math.floor(math.log10(v))
+    for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if v <= m * e:
+            return m * e
+    return 10 * e
+
+
+def short(v):
+    if v is None:
+        return "n/a"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f}M"
+    if v >= 1e4:
+        return f"{v / 1e3:.1f}k"
+    if v >= 100:
+        return f"{v:.0f}"
+    return f"{v:.1f}"
+
+
+def panel(x, y, w, h, title, subtitle, groups, proxies):
+    """A bar chart: groups = [(label, {proxy: value})]."""
+    el = [f'<g transform="translate({x},{y})">']
+    el.append(f'<rect width="{w}" height="{h}" fill="#fff" stroke="#ccc"/>')
+    el.append(f'<text x="{w / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">{esc(title)}</text>')
+    el.append(f'<text x="{w / 2}" y="37" text-anchor="middle" font-size="11" fill="#555">{esc(subtitle)}</text>')
+    left, right, top, bottom = 56, 12, 50, 40
+    pw, ph = w - left - right, h - top - bottom
+    vmax = nice_max(max([v for _, vals in groups for v in vals.values() if v is not None] or [1]))
+    for i in range(5):
+        gy = top + ph - ph * i / 4
+        el.append(f'<line x1="{left}" x2="{left + pw}" y1="{gy:.1f}" y2="{gy:.1f}" stroke="#eee"/>')
+        el.append(f'<text x="{left - 4}" y="{gy + 4:.1f}" text-anchor="end" font-size="10" fill="#555">{esc(short(vmax * i / 4))}</text>')
+    gw = pw / max(len(groups), 1)
+    bw = min(40, gw * 0.8 / max(len(proxies), 1))
+    for gi, (label, vals) in enumerate(groups):
+        gx = left + gi * gw + (gw - bw * len(proxies)) / 2
+        for pi, p in enumerate(proxies):
+            v = vals.get(p)
+            bx = gx + pi * bw
+            if v is None:
+                el.append(f'<text x="{bx + bw / 2:.1f}" y="{top + ph - 4}" text-anchor="middle" font-size="9" fill="#999">n/a</text>')
+                continue
+            bh = ph * v / vmax
+            el.append(
+                f'<rect x="{bx + 1:.1f}" y="{top + ph - bh:.1f}" width="{bw - 2:.1f}" height="{bh:.1f}" fill="{COLORS[p]}">'
+                f"<title>{esc(p)}: {esc(short(v))}</title></rect>"
+            )
+            el.append(f'<text x="{bx + bw / 2:.1f}" y="{top + ph - bh - 3:.1f}" text-anchor="middle" font-size="10">{esc(short(v))}</text>')
+        if label:
+            el.append(f'<text x="{left + gi * gw + gw / 2:.1f}" y="{top + ph + 14}" text-anchor="middle" font-size="11">{esc(label)}</text>')
+    # legend
+    lx = left
+    for p in proxies:
+        el.append(f'<rect x="{lx}" y="{h - 16}" width="10" height="10" fill="{COLORS[p]}"/>')
+        el.append(f'<text x="{lx + 14}" y="{h - 7}" font-size="11">{esc(p)}</text>')
+        lx += 80
+    el.append("</g>")
+    return el
+
+
+def scenario_groups(sc, d, proxies):
+    if sc == "rate-latency":
+        return [
+            (q, {p: d["figures"].get(p, {}).get(k) for p in proxies})
+            for q, k in (("p50", "p50_us"), ("p99", "p99_us"), ("p99.9", "p999_us"))
+        ]
+    return [("", {p: d["values"].get(p) for p in proxies})]
+
+
+def subtitle(sc, d):
+    better = "higher is better" if d["higher_is_better"] else "lower is better"
+    unit = "us" if sc == "rate-latency" else d["unit"]
+    rn = d["ringgate_over_nginx"]
+    extra = f"; ringgate/nginx {rn:.2f}" if rn is not None else ""
+    return f"{d['metric']} ({unit}), {better}{extra}"
+
+
+def svg_doc(w, h, body):
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+        f'font-family="sans-serif">\n<rect width="{w}" height="{h}" fill="#fafafa"/>\n'
+        + "\n".join(body)
+        + "\n</svg>\n"
+    )
+
+
+def charts(s, out):
+    pr = s["proxies"]
+    scs = list(s["scenarios"].items())
+    pw, ph, cols = 400, 280, 3
+    rows = (len(scs) + cols - 1) // cols
+    body = [
+        f'<text x="10" y="22" font-size="16" font-weight="bold">{esc("ringgate vs nginx vs HAProxy, " + str(s["meta"].get("date")))}</text>'
+    ]
+    os.makedirs(out + "-charts", exist_ok=True)
+    for i, (sc, d) in enumerate(scs):
+        x, y = 10 + (i % cols) * (pw + 10), 34 + (i // cols) * (ph + 10)
+        groups = scenario_groups(sc, d, pr)
+        body += panel(x, y, pw, ph, d["title"], subtitle(sc, d), groups, pr)
+        one = panel(0, 0, pw, ph, d["title"], subtitle(sc, d), groups, pr)
+        with open(os.path.join(out + "-charts", sc + ".svg"), "w") as f:
+            f.write(svg_doc(pw, ph, one))
+    with open(out + ".svg", "w") as f:
+        f.write(svg_doc(cols * (pw + 10) + 10, 34 + rows * (ph + 10), body))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--meta", default="{}")
+    ap.add_argument("--jsonl", required=True)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    meta = json.loads(a.meta)
+    rows = load(a.jsonl)
+    s = build(meta, rows)
+    t = table(s)
+    sys.stdout.write(t)
+    with open(a.out + ".txt", "w") as f:
+        f.write(t)
+    s["raw"] = list(rows.values())
+    with open(a.out + ".json", "w") as f:
+        json.dump(s, f, indent=1)
+    charts(s, a.out)
+    print(f"\nwritten: {a.out}.txt {a.out}.json {a.out}.svg {a.out}-charts/", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

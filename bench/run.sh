@@ -1,0 +1,514 @@
+#!/usr/bin/env bash
+# bench/run.sh: ringgate against nginx and HAProxy, one run, same certificates, same upstream,
+# same load. Installs what is missing (nginx, haproxy, openssl, taskset) from Debian's
+# packages, builds ringgate and ringgate-load, makes the certificates, runs every scenario
+# against every proxy in turn and writes bench/results/run-<UTC>.{txt,json,jsonl,svg}.
+#
+#   bench/run.sh                              # everything, default durations (~8 min)
+#   DURATION=3s IDLE_CONNS=1000 bench/run.sh  # a quick pass
+#   PROXIES="nginx ringgate" bench/run.sh     # a subset (nginx first: it sets the fixed rate)
+#   SKIP_BUILD=1 KEEP_TMP=1 bench/run.sh
+#
+# The proxy under test runs on CPU 0 (PROXY_CPU, one worker/thread), ringgate-load and the
+# upstream nginx on CPU 1 (LOAD_CPU, UPSTREAM_CPU). See bench/README.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-50}
+WARMUP=${WARMUP:-2s}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+IDLE_HOLD=${IDLE_HOLD:-5s}
+RATE_FRACTION=${RATE_FRACTION:-0.5}
+LOAD_THREADS=${LOAD_THREADS:-1}
+PROXIES=${PROXIES:-nginx haproxy ringgate}
+PROXY_CPU=${PROXY_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+UPSTREAM_CPU=${UPSTREAM_CPU:-1}
+RESULTS=${RESULTS:-$ROOT/bench/results}
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- dependencies
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+missing=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    # Keep the distribution's nginx and haproxy services from starting (they would take ports
+    # and a CPU); the system configurations are never used.
+    policy_added=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+        as_root chmod +x /usr/sbin/policy-rc.d
+        policy_added=1
+    fi
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    [ "$policy_added" = 1 ] && as_root rm -f /usr/sbin/policy-rc.d
+    for svc in nginx haproxy; do
+        as_root systemctl stop "$svc" >/dev/null 2>&1 || as_root service "$svc" stop >/dev/null 2>&1 || true
+    done
+fi
+NGINX=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy 2>/dev/null || echo /usr/sbin/haproxy)
+command -v cargo >/dev/null 2>&1 || [ "${SKIP_BUILD:-0}" = 1 ] || die "cargo not found (install Rust: https://rustup.rs)"
+ncpu=$(nproc)
+[ "$ncpu" -ge 2 ] || log "warning: only $ncpu CPU; proxy and load generator share it"
+[ "$PROXY_CPU" -lt "$ncpu" ] || die "PROXY_CPU=$PROXY_CPU but only $ncpu CPUs"
+[ "${LOAD_CPU%%[-,]*}" -lt "$ncpu" ] || LOAD_CPU=0
+[ "$UPSTREAM_CPU" -lt "$ncpu" ] || UPSTREAM_CPU=0
+
+# 10,000 idle connections: the load generator needs one descriptor each, the proxy one each
+# plus its upstream pool. Raise the soft limit (and, as root, the hard one); see tuning/.
+# Where the hard limit is lower and cannot be raised (no CAP_SYS_RESOURCE, as in some
+# containers), the proxies get what there is: nginx's worker_rlimit_nofile and HAProxy's
+# ulimit-n are set to it.
+need_fds=$((IDLE_CONNS + 100))
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+FDS=$(ulimit -n)
+[ "$FDS" != unlimited ] || FDS=65536
+if [ "$FDS" -lt "$need_fds" ]; then
+    die "open-file limit $FDS < $need_fds needed for IDLE_CONNS=$IDLE_CONNS (ulimit -n; see tuning/README.md)"
+fi
+[ "$FDS" -ge 65536 ] || log "open-file limit $FDS (hard limit $(ulimit -Hn)); proxies get that"
+HAPROXY_MAXCONN=$((IDLE_CONNS + 100))
+
+# ---------------------------------------------------------------- build
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    log "building ringgate and ringgate-load (release, target dir $TARGET_DIR)"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -q -p ringgate -p ringgate-load)
+fi
+RINGGATE=$TARGET_DIR/release/ringgate
+LOAD=$TARGET_DIR/release/ringgate-load
+[ -x "$RINGGATE" ] || die "$RINGGATE missing"
+[ -x "$LOAD" ] || die "$LOAD missing"
+
+# ---------------------------------------------------------------- processes and cleanup
+W=$(mktemp -d /tmp/ringgate-bench.XXXXXX)
+# nginx workers run as an unprivileged user: they must reach the upstream's files.
+chmod 755 "$W"
+PIDS=()
+cleanup() {
+    local rc=$?
+    for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]+"${PIDS[@]}"}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null || true
+    done
+    if [ "${KEEP_TMP:-0}" = 1 ]; then log "kept $W"; else rm -rf "$W"; fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# stop PID: TERM, wait up to 5 s, then KILL; removes it from PIDS.
+stop() {
+    local p=$1 q keep=()
+    kill "$p" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    for q in "${PIDS[@]+"${PIDS[@]}"}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+    PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
+USED_PORTS=" "
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Ports below the kernel's ephemeral range, so that no client socket of the load generator (or
+# one in TIME_WAIT) holds the port we bind.
+EPH_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$EPH_LOW" -gt 12000 ] || EPH_LOW=32768
+free_port() {
+    local p
+    for _ in $(seq 200); do
+        p=$((10000 + RANDOM % (EPH_LOW - 10000)))
+        case "$USED_PORTS" in *" $p "*) continue ;; esac
+        if command -v ss >/dev/null 2>&1; then
+            ss -Htan "sport = :$p" 2>/dev/null | grep -q . && continue
+        fi
+        port_busy "$p" && continue
+        USED_PORTS="$USED_PORTS$p "
+        echo "$p"
+        return 0
+    done
+    die "no free port found"
+}
+
+wait_port() { # port pid what
+    for _ in $(seq 100); do
+        kill -0 "$2" 2>/dev/null || die "$3 exited at startup (see logs under $W)"
+        port_busy "$1" && return 0
+        sleep 0.1
+    done
+    die "$3 not listening on $1 after 10 s"
+}
+
+# ---------------------------------------------------------------- certificates
+log "certificates in $W/pki"
+mkdir -p "$W/pki" && cd "$W/pki"
+cat >ca.cnf <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = ringgate bench CA
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+EOF
+cat >server.ext <<'EOF'
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost,IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+cat >client.ext <<'EOF'
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+ec_key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+rsa_key() { openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null; }
+ec_key ca.key
+openssl req -x509 -new -key ca.key -config ca.cnf -extensions v3_ca -days 7 -sha256 -out ca.crt
+issue() { # name keygen cn ext
+    "$2" "$1.key"
+    openssl req -new -key "$1.key" -subj "/CN=$3" -out "$1.csr"
+    openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 7 -sha256 \
+        -extfile "$4" -out "$1.crt" 2>/dev/null
+}
+issue server-ecdsa ec_key localhost server.ext
+issue server-rsa rsa_key localhost server.ext
+issue client ec_key bench-client client.ext
+openssl verify -CAfile ca.crt server-ecdsa.crt server-rsa.crt client.crt >/dev/null \
+    || die "certificate chain does not verify"
+# HAProxy reads the certificate and its key from one file.
+cat server-ecdsa.crt server-ecdsa.key >server-ecdsa.pem
+cat server-rsa.crt server-rsa.key >server-rsa.pem
+PKI=$W/pki
+cd "$ROOT"
+
+# ---------------------------------------------------------------- upstream
+# One nginx, fixed bodies: "ok\n" at / and 64 KiB at /64k.
+UPORT=$(free_port)
+U=$W/upstream
+mkdir -p "$U/logs" "$U/tmp" "$U/www"
+head -c 65536 /dev/zero | tr '\0' 'x' >"$U/www/64k"
+cat >"$W/upstream.conf" <<EOF
+daemon off;
+master_process on;
+pid $U/nginx.pid;
+error_log $U/logs/error.log warn;
+worker_processes 1;
+worker_rlimit_nofile $FDS;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    client_body_temp_path $U/tmp/body;
+    proxy_temp_path $U/tmp/proxy;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    server {
+        listen 127.0.0.1:$UPORT reuseport backlog=4096;
+        default_type text/plain;
+        location = /64k { root $U/www; }
+        location / { return 200 "ok\n"; }
+    }
+}
+EOF
+taskset -c "$UPSTREAM_CPU" "$NGINX" -p "$U" -c "$W/upstream.conf" -e "$U/logs/error.log" &
+UPID=$!
+PIDS+=("$UPID")
+wait_port "$UPORT" "$UPID" "upstream nginx"
+log "upstream nginx pid $UPID on 127.0.0.1:$UPORT (cpu $UPSTREAM_CPU)"
+
+# ---------------------------------------------------------------- proxy configurations
+# The same nginx.conf for nginx and ringgate (`ringgate run --nginx-config`): upstream
+# keepalive needs proxy_http_version 1.1 and Connection "" (ringgate's importer keeps the
+# pool only then, as nginx reuses connections only then).
+nginx_conf() { # dir port kind(ecdsa|rsa)
+    mkdir -p "$1/logs" "$1/tmp"
+    cat <<EOF
+daemon off;
+master_process on;
+pid $1/nginx.pid;
+error_log $1/logs/error.log warn;
+worker_processes 1;
+worker_rlimit_nofile $FDS;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    client_body_temp_path $1/tmp/body;
+    proxy_temp_path $1/tmp/proxy;
+    keepalive_requests 100000;
+    keepalive_timeout 75s;
+    upstream app {
+        server 127.0.0.1:$UPORT;
+        keepalive 32;
+    }
+    server {
+        listen 127.0.0.1:$2 ssl backlog=4096;
+        ssl_certificate $PKI/server-$3.crt;
+        ssl_certificate_key $PKI/server-$3.key;
+        ssl_client_certificate $PKI/ca.crt;
+        ssl_verify_client on;
+        ssl_verify_depth 1;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_tickets on;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_timeout 5m;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+}
+
+haproxy_conf() { # dir port kind
+    mkdir -p "$1"
+    cat <<EOF
+global
+    nbthread 1
+    cpu-map 1/1 $PROXY_CPU
+    ulimit-n $FDS
+    # HAProxy wants 2 x maxconn descriptors; idle client connections use one each, so a
+    # lower hard limit (20000 here) is enough: warn instead of refusing to start.
+    no strict-limits
+    maxconn $HAPROXY_MAXCONN
+    ssl-default-bind-options ssl-min-ver TLSv1.2
+    tune.ssl.cachesize 100000
+defaults
+    mode http
+    maxconn $HAPROXY_MAXCONN
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 75s
+    timeout server 60s
+    timeout http-request 60s
+    timeout http-keep-alive 75s
+frontend bench
+    bind 127.0.0.1:$2 ssl crt $PKI/server-$3.pem ca-file $PKI/ca.crt verify required alpn http/1.1
+    default_backend app
+backend app
+    server app 127.0.0.1:$UPORT pool-max-conn 32
+EOF
+}
+
+# Start PROXY with certificate KIND on a new port; sets PPID_ (pid) and PPORT.
+start_proxy() { # proxy kind
+    local name=$1 kind=$2 d=$W/$1-$2
+    PPORT=$(free_port)
+    mkdir -p "$d"
+    case $name in
+    nginx)
+        nginx_conf "$d" "$PPORT" "$kind" >"$d/nginx.conf"
+        taskset -c "$PROXY_CPU" "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log" \
+            >"$d/out" 2>"$d/err" &
+        PPID_=$!
+        PIDS+=("$PPID_")
+        wait_port "$PPORT" "$PPID_" "nginx"
+        ;;
+    haproxy)
+        haproxy_conf "$d" "$PPORT" "$kind" >"$d/haproxy.cfg"
+        taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$d/haproxy.cfg" >"$d/out" 2>"$d/err" &
+        PPID_=$!
+        PIDS+=("$PPID_")
+        wait_port "$PPORT" "$PPID_" "haproxy"
+        ;;
+    ringgate)
+        nginx_conf "$d" "$PPORT" "$kind" >"$d/nginx.conf"
+        taskset -c "$PROXY_CPU" "$RINGGATE" run --nginx-config "$d/nginx.conf" --workers 1 \
+            >"$d/out" 2>"$d/err" &
+        PPID_=$!
+        PIDS+=("$PPID_")
+        for _ in $(seq 100); do
+            grep -q '^ringgate ready' "$d/out" 2>/dev/null && break
+            kill -0 "$PPID_" 2>/dev/null || break
+            sleep 0.1
+        done
+        grep -q '^ringgate ready' "$d/out" || die "ringgate did not start: $(tail -n5 "$d/err")"
+        ;;
+    esac
+    log "$name ($kind) pid $PPID_ on 127.0.0.1:$PPORT (cpu $PROXY_CPU)"
+}
+
+# ---------------------------------------------------------------- measurement helpers
+# The pid and its descendants (nginx: master + worker).
+proc_tree() {
+    local p c
+    for p in "$@"; do
+        echo "$p"
+        for c in $(cat "/proc/$p/task/"*/children 2>/dev/null); do proc_tree "$c"; done
+    done
+}
+# utime+stime in clock ticks of all the proxy's processes.
+cpu_ticks() {
+    local total=0 p s
+    for p in $(proc_tree "$1"); do
+        s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        s=${s##*) }
+        # after "comm) ": state is field 1; utime, stime are fields 12, 13 here
+        # shellcheck disable=SC2086
+        set -- $s
+        total=$((total + ${12} + ${13}))
+    done
+    echo "$total"
+}
+# Resident memory (kB) of all the proxy's processes.
+rss_kb() {
+    local total=0 p v
+    for p in $(proc_tree "$1"); do
+        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null) || continue
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+HZ=$(getconf CLK_TCK)
+json_num() { grep -o "\"$2\":[-0-9.eE+]*" "$1" | head -n1 | cut -d: -f2; }
+
+mkdir -p "$RESULTS"
+STAMP=$(date -u +%Y%m%d-%H%M%S)
+JSONL=$W/run.jsonl
+: >"$JSONL"
+
+# scenario -> certificate kind, URL path, ringgate-load arguments
+scenario_kind() { case $1 in hs-full-rsa) echo rsa ;; *) echo ecdsa ;; esac; }
+scenario_path() { case $1 in ka-64k) echo /64k ;; *) echo / ;; esac; }
+scenario_args() {
+    case $1 in
+    ka-small | ka-64k) echo "--mode keepalive -c $CONNS -d $DURATION" ;;
+    hs-full-ecdsa | hs-full-rsa) echo "--mode handshake -c $CONNS -d $DURATION" ;;
+    hs-resumed-tls13) echo "--mode handshake --resume --tls 1.3 -c $CONNS -d $DURATION" ;;
+    hs-resumed-tls12) echo "--mode handshake --resume --tls 1.2 -c $CONNS -d $DURATION" ;;
+    rate-latency) echo "--mode keepalive --rate $RATE -c $CONNS -d $DURATION" ;;
+    idle-memory) echo "--idle $IDLE_CONNS --idle-request -d $IDLE_HOLD" ;;
+    esac
+}
+ECDSA_SCENARIOS=(ka-small ka-64k hs-full-ecdsa hs-resumed-tls13 hs-resumed-tls12 rate-latency idle-memory)
+RATE=${RATE:-}
+
+# run_scenario proxy pid port scenario
+run_scenario() {
+    local name=$1 pid=$2 port=$3 sc=$4 out err before after req ticks errs rss0=0 rss1=0 args lpid
+    out=$W/$name-$sc.json
+    err=$W/$name-$sc.err
+    args=$(scenario_args "$sc")
+    local common=(--cert "$PKI/client.crt" --key "$PKI/client.key" --cacert "$PKI/ca.crt"
+        --sni localhost -H "Host: localhost:$port" --json -t "$LOAD_THREADS")
+    local url="https://127.0.0.1:$port$(scenario_path "$sc")"
+    log "$name: $sc: ringgate-load $url $args"
+    if [ "$sc" = idle-memory ]; then
+        sleep 1
+        rss0=$(rss_kb "$pid")
+        before=$(cpu_ticks "$pid")
+        # shellcheck disable=SC2086
+        taskset -c "$LOAD_CPU" "$LOAD" "$url" "${common[@]}" $args >"$out" 2>"$err" &
+        lpid=$!
+        PIDS+=("$lpid")
+        for _ in $(seq 1200); do
+            grep -q 'idle: .* connections open' "$err" 2>/dev/null && break
+            kill -0 "$lpid" 2>/dev/null || break
+            sleep 0.1
+        done
+        sleep 1
+        rss1=$(rss_kb "$pid")
+        log "$name: $sc: $(grep -o 'idle: .*' "$err" | head -n1); RSS ${rss0} kB -> ${rss1} kB"
+        wait "$lpid" || log "$name: $sc: ringgate-load failed: $(tail -n3 "$err")"
+        stop "$lpid"
+        after=$(cpu_ticks "$pid")
+    else
+        before=$(cpu_ticks "$pid")
+        # shellcheck disable=SC2086
+        if ! taskset -c "$LOAD_CPU" "$LOAD" "$url" "${common[@]}" -q $args >"$out" 2>"$err"; then
+            log "$name: $sc: ringgate-load failed: $(tail -n3 "$err")"
+        fi
+        after=$(cpu_ticks "$pid")
+    fi
+    [ -s "$out" ] || echo '{}' >"$out"
+    kill -0 "$pid" 2>/dev/null || log "$name: PROXY EXITED during $sc"
+    req=$(json_num "$out" requests); req=${req:-0}
+    errs=$(json_num "$out" errors_total); errs=${errs:-0}
+    ticks=$((after - before))
+    printf '{"proxy":"%s","scenario":"%s","url":"%s","args":"%s","cpu_ticks":%d,"clk_tck":%d,"rss_before_kb":%d,"rss_after_kb":%d,"result":%s}\n' \
+        "$name" "$sc" "$url" "$args" "$ticks" "$HZ" "$rss0" "$rss1" "$(cat "$out")" >>"$JSONL"
+    log "$name: $sc: $(printf '%.0f' "$(json_num "$out" rps)") req/s, p99 $(json_num "$out" p99) us, errors $errs, cpu $ticks ticks for $req requests"
+    if [ "$errs" != 0 ]; then
+        grep -o '"errors":{[^}]*}' "$out" | sed "s/^/[bench] $name: $sc: /" >&2 || true
+        grep 'sample error' "$err" | head -n3 | sed "s/^/[bench] $name: $sc: /" >&2 || true
+    fi
+    local non200
+    non200=$(grep -o '"statuses":{[^}]*}' "$out" | grep -o '"[0-9]*":[0-9]*' | grep -v '^"200"' || true)
+    [ -z "$non200" ] || log "$name: $sc: WARNING non-200 responses: $(echo $non200)"
+}
+
+warm_up() { # port
+    taskset -c "$LOAD_CPU" "$LOAD" "https://127.0.0.1:$1/" --cert "$PKI/client.crt" \
+        --key "$PKI/client.key" --cacert "$PKI/ca.crt" --sni localhost \
+        -H "Host: localhost:$1" -q -c "$CONNS" -d "$WARMUP" >/dev/null 2>&1 || true
+}
+
+save_logs() { # proxy kind; the translation's "directive ignored" warnings are left out
+    local d=$W/$1-$2 f dst=$RESULTS/run-$STAMP-$1-$2.log
+    for f in "$d/err" "$d/logs/error.log"; do
+        [ -s "$f" ] && grep -v ': warning: .*ignored' "$f" >>"$dst" || true
+    done
+    if [ -s "$dst" ]; then
+        log "$1 ($2) logged $(wc -l <"$dst") lines: $dst"
+    else
+        rm -f "$dst"
+    fi
+}
+
+# ---------------------------------------------------------------- the run
+for proxy in $PROXIES; do
+    start_proxy "$proxy" ecdsa
+    warm_up "$PPORT"
+    for sc in "${ECDSA_SCENARIOS[@]}"; do
+        if [ "$sc" = rate-latency ] && [ -z "$RATE" ]; then
+            # 50% of nginx's measured maximum (keep-alive, small responses).
+            src=$(grep '"proxy":"nginx","scenario":"ka-small"' "$JSONL" || true)
+            [ -n "$src" ] || src=$(grep '"scenario":"ka-small"' "$JSONL" | head -n1)
+            max=$(echo "$src" | grep -o '"rps":[0-9.eE+]*' | head -n1 | cut -d: -f2)
+            RATE=$(awk -v m="${max:-0}" -v f="$RATE_FRACTION" 'BEGIN{ r = int(m * f); if (r < 100) r = 100; print r }')
+            log "fixed rate: $RATE req/s ($RATE_FRACTION of $(printf '%.0f' "${max:-0}") req/s)"
+        fi
+        run_scenario "$proxy" "$PPID_" "$PPORT" "$sc"
+    done
+    stop "$PPID_"
+    save_logs "$proxy" ecdsa
+    start_proxy "$proxy" rsa
+    warm_up "$PPORT"
+    run_scenario "$proxy" "$PPID_" "$PPORT" hs-full-rsa
+    stop "$PPID_"
+    save_logs "$proxy" rsa
+done
+
+# ---------------------------------------------------------------- report
+cp "$JSONL" "$RESULTS/run-$STAMP.jsonl"
+META=$(printf '{"stamp":"%s","date":"%s","kernel":"%s","cpus":%d,"cpu_model":"%s","proxy_cpu":"%s","load_cpu":"%s","upstream_cpu":"%s","duration":"%s","connections":%d,"idle_connections":%d,"load_threads":%d,"rate":"%s","rate_fraction":"%s","ringgate":"%s","nginx":"%s","haproxy":"%s","openssl":"%s","command":"%s"}' \
+    "$STAMP" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(uname -r)" "$ncpu" \
+    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //;s/"//g')" \
+    "$PROXY_CPU" "$LOAD_CPU" "$UPSTREAM_CPU" "$DURATION" "$CONNS" "$IDLE_CONNS" "$LOAD_THREADS" \
+    "$RATE" "$RATE_FRACTION" \
+    "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')" \
+    "$("$NGINX" -v 2>&1 | cut -d/ -f2)" "$("$HAPROXY" -v 2>/dev/null | head -n1 | awk '{print $3}')" \
+    "$(openssl version | cut -d' ' -f1-2)" \
+    "DURATION=$DURATION CONNS=$CONNS IDLE_CONNS=$IDLE_CONNS PROXIES=\\\"$PROXIES\\\" bench/run.sh")
+python3 "$ROOT/bench/report.py" --meta "$META" --jsonl "$RESULTS/run-$STAMP.jsonl" \
+    --out "$RESULTS/run-$STAMP"

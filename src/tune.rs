@@ -1,0 +1,571 @@
+//! `ringgate tune`: host settings for 100k+ connections. `--check` reads what the host has
+//! (`/proc/sys`, the process limits in `/proc/self/limits`, io_uring, the CPU count) and
+//! prints each setting with its current and recommended value and OK or LOW; without
+//! `--check` it prints the recommended kernel settings as a sysctl file.
+//!
+//! The readings go through a root path, so tests point it at a fake `/proc`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// How a setting compares with the recommendation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Meets the recommendation.
+    Ok,
+    /// Falls short of it.
+    Low,
+    /// Could not be read here (a container without that /proc file); not counted as short.
+    Unknown,
+    /// Shown for information only.
+    Info,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Low => "LOW",
+            Status::Unknown => "N/A",
+            Status::Info => "INFO",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// The sysctl key, limit or property.
+    pub name: String,
+    /// What the host has.
+    pub current: String,
+    /// What 100k+ connections want.
+    pub recommended: String,
+    /// How they compare.
+    pub status: Status,
+    /// Why it matters, or how to fix it.
+    pub note: String,
+}
+
+/// A sysctl with a minimum: `(key, minimum, why)`.
+const SYSCTL_MIN: &[(&str, u64, &str)] = &[
+    (
+        "fs.file-max",
+        2_097_152,
+        "system-wide open files: one per client and per upstream connection",
+    ),
+    (
+        "fs.nr_open",
+        1_048_576,
+        "ceiling for a process's nofile limit",
+    ),
+    (
+        "net.core.somaxconn",
+        65_535,
+        "caps each listener's accept queue (ringgate asks for 4096)",
+    ),
+    (
+        "net.ipv4.tcp_max_syn_backlog",
+        65_535,
+        "half-open connections kept during handshake bursts",
+    ),
+    (
+        "net.core.netdev_max_backlog",
+        16_384,
+        "packets queued per CPU before the stack takes them",
+    ),
+    (
+        "net.core.rmem_max",
+        16_777_216,
+        "largest receive buffer a socket may ask for",
+    ),
+    (
+        "net.core.wmem_max",
+        16_777_216,
+        "largest send buffer a socket may ask for",
+    ),
+];
+
+/// Recommended local port range (upstream connections and load generators).
+const PORT_RANGE: (u64, u64) = (10_000, 65_535);
+/// Recommended open-file limit of the ringgate process.
+const NOFILE: u64 = 1_048_576;
+/// io_uring rings are charged to RLIMIT_MEMLOCK before this kernel.
+const MEMLOCK_KERNEL: (u64, u64) = (5, 12);
+/// Locked memory that rings need there (a 1024-entry ring per worker uses well under 1 MiB).
+const MEMLOCK_MIN: u64 = 64 * 1024 * 1024;
+
+/// What the checker reads; the root is `/` on a real host.
+pub struct Host {
+    root: PathBuf,
+    /// io_uring probe: `Ok` when a ring can be created, else why not.
+    io_uring: Result<(), String>,
+    cpus: usize,
+}
+
+impl Host {
+    /// The real host: `/proc`, a real io_uring probe, the CPUs this process may use.
+    pub fn real() -> Host {
+        Host {
+            root: PathBuf::from("/"),
+            io_uring: probe_io_uring(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
+    /// A host whose `/proc` lives under `root` (tests), with a given probe result and CPUs.
+    pub fn at(root: &Path, io_uring: Result<(), String>, cpus: usize) -> Host {
+        Host {
+            root: root.to_path_buf(),
+            io_uring,
+            cpus,
+        }
+    }
+
+    fn read(&self, rel: &str) -> Option<String> {
+        std::fs::read_to_string(self.root.join(rel))
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+
+    fn sysctl(&self, key: &str) -> Option<String> {
+        self.read(&format!("proc/sys/{}", key.replace('.', "/")))
+    }
+
+    /// Soft and hard values of a limit in `/proc/self/limits` (`None` = unlimited).
+    fn limit(&self, name: &str) -> Option<(Option<u64>, Option<u64>)> {
+        let text = self.read("proc/self/limits")?;
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        let mut it = line[name.len()..].split_whitespace();
+        let v = |s: Option<&str>| -> Option<Option<u64>> {
+            match s? {
+                "unlimited" => Some(None),
+                n => n.parse().ok().map(Some),
+            }
+        };
+        Some((v(it.next())?, v(it.next())?))
+    }
+
+    /// Every check, in report order.
+    pub fn checks(&self) -> Vec<Check> {
+        let mut out = Vec::new();
+        for &(key, min, why) in SYSCTL_MIN {
+            out.push(match self.sysctl(key).and_then(|v| parse_u64(&v)) {
+                Some(v) => Check {
+                    name: key.into(),
+                    current: v.to_string(),
+                    recommended: format!(">= {min}"),
+                    status: if v >= min { Status::Ok } else { Status::Low },
+                    note: why.into(),
+                },
+                None => unknown(key, format!(">= {min}"), why),
+            });
+        }
+
+        let key = "net.ipv4.ip_local_port_range";
+        let want = format!(
+            "{} {} (>= {} ports)",
+            PORT_RANGE.0,
+            PORT_RANGE.1,
+            span(PORT_RANGE)
+        );
+        let why = "ephemeral ports for upstream connections";
+        out.push(match self.sysctl(key).and_then(|v| parse_pair(&v)) {
+            Some(r) => Check {
+                name: key.into(),
+                current: format!("{} {} ({} ports)", r.0, r.1, span(r)),
+                recommended: want,
+                status: if span(r) >= span(PORT_RANGE) {
+                    Status::Ok
+                } else {
+                    Status::Low
+                },
+                note: why.into(),
+            },
+            None => unknown(key, want, why),
+        });
+
+        let key = "net.ipv4.tcp_tw_reuse";
+        let why =
+            "reuse TIME_WAIT ports for new outgoing (upstream) connections; 2 = loopback only";
+        out.push(match self.sysctl(key).and_then(|v| parse_u64(&v)) {
+            Some(v) => Check {
+                name: key.into(),
+                current: v.to_string(),
+                recommended: "1".into(),
+                status: if v == 1 { Status::Ok } else { Status::Low },
+                note: why.into(),
+            },
+            None => unknown(key, "1".into(), why),
+        });
+
+        out.push(match self.limit("Max open files") {
+            Some((soft, hard)) => Check {
+                name: "nofile (RLIMIT_NOFILE)".into(),
+                current: format!("{} soft, {} hard", show(soft), show(hard)),
+                recommended: format!(">= {NOFILE}"),
+                status: if soft.is_none_or(|s| s >= NOFILE) {
+                    Status::Ok
+                } else {
+                    Status::Low
+                },
+                note: "one file descriptor per connection: ulimit -n, LimitNOFILE=, limits.conf"
+                    .into(),
+            },
+            None => unknown(
+                "nofile (RLIMIT_NOFILE)",
+                format!(">= {NOFILE}"),
+                "one file descriptor per connection",
+            ),
+        });
+
+        let kernel = self.read("proc/sys/kernel/osrelease");
+        let charged = kernel
+            .as_deref()
+            .and_then(kernel_version)
+            .is_none_or(|v| v < MEMLOCK_KERNEL);
+        out.push(match self.limit("Max locked memory") {
+            Some((soft, hard)) => {
+                let enough = soft.is_none_or(|s| s >= MEMLOCK_MIN);
+                Check {
+                    name: "memlock (RLIMIT_MEMLOCK)".into(),
+                    current: format!("{} soft, {} hard", show_bytes(soft), show_bytes(hard)),
+                    recommended: if charged {
+                        format!(">= {} MiB", MEMLOCK_MIN >> 20)
+                    } else {
+                        "any (kernel >= 5.12 does not charge rings to it)".into()
+                    },
+                    status: if enough || !charged {
+                        Status::Ok
+                    } else {
+                        Status::Low
+                    },
+                    note: format!(
+                        "io_uring rings count against it on kernels before 5.12 (this one: {})",
+                        kernel.as_deref().unwrap_or("unknown")
+                    ),
+                }
+            }
+            None => unknown(
+                "memlock (RLIMIT_MEMLOCK)",
+                format!(">= {} MiB", MEMLOCK_MIN >> 20),
+                "io_uring rings on kernels before 5.12",
+            ),
+        });
+
+        let key = "kernel.io_uring_disabled";
+        out.push(match self.sysctl(key).and_then(|v| parse_u64(&v)) {
+            Some(v) => Check {
+                name: key.into(),
+                current: v.to_string(),
+                recommended: "0".into(),
+                status: if v == 0 { Status::Ok } else { Status::Low },
+                note:
+                    "1: only the io_uring_group may use it, 2: nobody; workers fall back to epoll"
+                        .into(),
+            },
+            // Kernels before 6.6 have no such switch: io_uring is on.
+            None => Check {
+                name: key.into(),
+                current: "absent (kernel < 6.6)".into(),
+                recommended: "0".into(),
+                status: Status::Ok,
+                note: "no switch on this kernel".into(),
+            },
+        });
+
+        out.push(Check {
+            name: "io_uring".into(),
+            current: match &self.io_uring {
+                Ok(()) => "available".into(),
+                Err(e) => format!("unavailable: {e}"),
+            },
+            recommended: "available".into(),
+            status: if self.io_uring.is_ok() {
+                Status::Ok
+            } else {
+                Status::Low
+            },
+            note: "without it workers run on epoll (legacy driver), slower".into(),
+        });
+
+        out.push(Check {
+            name: "CPUs".into(),
+            current: self.cpus.to_string(),
+            recommended: "one worker per CPU".into(),
+            status: Status::Info,
+            note: format!(
+                "runtime.workers defaults to {}; pin IRQs away from worker CPUs on small hosts",
+                self.cpus
+            ),
+        });
+        out
+    }
+}
+
+fn unknown(name: &str, recommended: String, why: &str) -> Check {
+    Check {
+        name: name.into(),
+        current: "unreadable".into(),
+        recommended,
+        status: Status::Unknown,
+        note: why.into(),
+    }
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    s.split_whitespace().next()?.parse().ok()
+}
+
+fn parse_pair(s: &str) -> Option<(u64, u64)> {
+    let mut it = s.split_whitespace().map(|x| x.parse::<u64>().ok());
+    Some((it.next()??, it.next()??))
+}
+
+fn span(r: (u64, u64)) -> u64 {
+    (r.1 + 1).saturating_sub(r.0)
+}
+
+fn show(v: Option<u64>) -> String {
+    v.map_or("unlimited".into(), |n| n.to_string())
+}
+
+fn show_bytes(v: Option<u64>) -> String {
+    match v {
+        None => "unlimited".into(),
+        Some(n) if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        Some(n) if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        Some(n) => format!("{n} B"),
+    }
+}
+
+/// `6.1.0-18-amd64` -> (6, 1).
+fn kernel_version(s: &str) -> Option<(u64, u64)> {
+    let mut it = s.split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// Whether an io_uring instance can be created here (kernel support, seccomp, sysctl).
+pub fn probe_io_uring() -> Result<(), String> {
+    io_uring::IoUring::new(8)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The report as printed, and whether everything meets the recommendation.
+pub fn render(checks: &[Check]) -> (String, bool) {
+    let w = |f: fn(&Check) -> usize, head: &str| {
+        checks.iter().map(f).max().unwrap_or(0).max(head.len())
+    };
+    let (wn, wc, wr) = (
+        w(|c| c.name.len(), "setting"),
+        w(|c| c.current.len(), "current"),
+        w(|c| c.recommended.len(), "recommended"),
+    );
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<wn$}  {:<wc$}  {:<wr$}  status",
+        "setting", "current", "recommended"
+    );
+    for c in checks {
+        let _ = writeln!(
+            s,
+            "{:<wn$}  {:<wc$}  {:<wr$}  {:<4}  {}",
+            c.name,
+            c.current,
+            c.recommended,
+            c.status.label(),
+            c.note
+        );
+    }
+    let low: Vec<&str> = checks
+        .iter()
+        .filter(|c| c.status == Status::Low)
+        .map(|c| c.name.as_str())
+        .collect();
+    let unknown = checks
+        .iter()
+        .filter(|c| c.status == Status::Unknown)
+        .count();
+    if low.is_empty() {
+        let _ = write!(s, "verdict: OK: this host is ready for 100k+ connections");
+    } else {
+        let _ = write!(
+            s,
+            "verdict: LOW: {} setting{} short for 100k+ connections ({}); see tuning/README.md",
+            low.len(),
+            if low.len() == 1 { "" } else { "s" },
+            low.join(", ")
+        );
+    }
+    if unknown > 0 {
+        let _ = write!(s, " ({unknown} not readable here)");
+    }
+    s.push('\n');
+    (s, low.is_empty())
+}
+
+/// The recommended kernel settings as a sysctl.d file.
+pub fn sysctl_file() -> String {
+    let mut s = String::from("# ringgate: kernel settings for 100k+ connections (ringgate tune)\n");
+    for &(key, min, why) in SYSCTL_MIN {
+        let _ = writeln!(s, "# {why}\n{key} = {min}");
+    }
+    let _ = writeln!(
+        s,
+        "# ephemeral ports for upstream connections\nnet.ipv4.ip_local_port_range = {} {}",
+        PORT_RANGE.0, PORT_RANGE.1
+    );
+    let _ = writeln!(
+        s,
+        "# reuse TIME_WAIT ports for new outgoing connections\nnet.ipv4.tcp_tw_reuse = 1"
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: &str = "\
+Limit                     Soft Limit           Hard Limit           Units
+Max cpu time              unlimited            unlimited            seconds
+Max locked memory         8388608              8388608              bytes
+Max open files            1024                 524288               files
+";
+
+    fn fake(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        for (rel, text) in files {
+            let p = d.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap_or(d.path()))
+                .unwrap_or_else(|e| panic!("mkdir: {e}"));
+            std::fs::write(&p, text).unwrap_or_else(|e| panic!("write: {e}"));
+        }
+        d
+    }
+
+    fn tuned() -> Vec<(&'static str, String)> {
+        let mut v: Vec<(&str, String)> = SYSCTL_MIN
+            .iter()
+            .map(|&(k, min, _)| (k, format!("{min}\n")))
+            .collect();
+        v.push(("net.ipv4.ip_local_port_range", "10000\t65535\n".into()));
+        v.push(("net.ipv4.tcp_tw_reuse", "1\n".into()));
+        v.push(("kernel.io_uring_disabled", "0\n".into()));
+        v.push(("kernel.osrelease", "6.1.0-18-amd64\n".into()));
+        v
+    }
+
+    fn host(sysctls: &[(&str, String)], limits: &str, uring: Result<(), String>) -> Vec<Check> {
+        let mut files: Vec<(String, String)> = sysctls
+            .iter()
+            .map(|(k, v)| (format!("proc/sys/{}", k.replace('.', "/")), v.clone()))
+            .collect();
+        files.push(("proc/self/limits".into(), limits.into()));
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let d = fake(&refs);
+        Host::at(d.path(), uring, 4).checks()
+    }
+
+    fn status(checks: &[Check], name: &str) -> Status {
+        checks
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.status)
+            .unwrap_or_else(|| panic!("no check {name}"))
+    }
+
+    #[test]
+    fn a_tuned_host_passes() {
+        let limits = LIMITS.replace(
+            "1024                 524288",
+            "1048576              1048576",
+        );
+        let c = host(&tuned(), &limits, Ok(()));
+        assert!(
+            c.iter()
+                .all(|c| matches!(c.status, Status::Ok | Status::Info)),
+            "{c:#?}"
+        );
+        let (text, ok) = render(&c);
+        assert!(ok);
+        assert!(text.contains("verdict: OK"), "{text}");
+        assert!(text.contains("net.core.somaxconn"));
+        assert!(text.contains("CPUs"));
+        // Kernel >= 5.12: memlock does not matter for io_uring.
+        assert_eq!(status(&c, "memlock (RLIMIT_MEMLOCK)"), Status::Ok);
+    }
+
+    #[test]
+    fn a_default_host_falls_short_and_says_what() {
+        let mut s = tuned();
+        for (k, v) in s.iter_mut() {
+            match *k {
+                "net.core.somaxconn" => *v = "4096\n".into(),
+                "net.ipv4.ip_local_port_range" => *v = "32768\t60999\n".into(),
+                "net.ipv4.tcp_tw_reuse" => *v = "2\n".into(),
+                "kernel.io_uring_disabled" => *v = "2\n".into(),
+                "kernel.osrelease" => *v = "5.10.0-28-amd64\n".into(),
+                _ => {}
+            }
+        }
+        let c = host(
+            &s,
+            LIMITS,
+            Err("Operation not permitted (os error 1)".into()),
+        );
+        assert_eq!(status(&c, "net.core.somaxconn"), Status::Low);
+        assert_eq!(status(&c, "net.ipv4.ip_local_port_range"), Status::Low);
+        assert_eq!(status(&c, "net.ipv4.tcp_tw_reuse"), Status::Low);
+        assert_eq!(status(&c, "kernel.io_uring_disabled"), Status::Low);
+        assert_eq!(status(&c, "io_uring"), Status::Low);
+        assert_eq!(status(&c, "nofile (RLIMIT_NOFILE)"), Status::Low);
+        // 8 MiB locked memory on a 5.10 kernel: rings are charged there.
+        assert_eq!(status(&c, "memlock (RLIMIT_MEMLOCK)"), Status::Low);
+        assert_eq!(status(&c, "fs.nr_open"), Status::Ok);
+        let nofile = c
+            .iter()
+            .find(|c| c.name.starts_with("nofile"))
+            .map(|c| c.current.clone());
+        assert_eq!(nofile.as_deref(), Some("1024 soft, 524288 hard"));
+        let (text, ok) = render(&c);
+        assert!(!ok);
+        assert!(text.contains("verdict: LOW: 7 settings short"), "{text}");
+        assert!(text.contains("32768 60999 (28232 ports)"), "{text}");
+    }
+
+    #[test]
+    fn missing_files_are_not_counted_as_short() {
+        let d = fake(&[("proc/sys/fs/nr_open", "1048576\n")]);
+        let c = Host::at(d.path(), Ok(()), 1).checks();
+        assert_eq!(status(&c, "fs.nr_open"), Status::Ok);
+        assert_eq!(status(&c, "net.core.somaxconn"), Status::Unknown);
+        assert_eq!(status(&c, "nofile (RLIMIT_NOFILE)"), Status::Unknown);
+        // No switch before 6.6: io_uring is on.
+        assert_eq!(status(&c, "kernel.io_uring_disabled"), Status::Ok);
+        let (text, ok) = render(&c);
+        assert!(ok, "{text}");
+        assert!(text.contains("not readable here"), "{text}");
+    }
+
+    #[test]
+    fn unlimited_limits_and_parsing() {
+        let limits = "Max locked memory         unlimited            unlimited            bytes\nMax open files            unlimited            unlimited            files\n";
+        let mut s = tuned();
+        s.retain(|(k, _)| *k != "kernel.osrelease");
+        let c = host(&s, limits, Ok(()));
+        assert_eq!(status(&c, "nofile (RLIMIT_NOFILE)"), Status::Ok);
+        assert_eq!(status(&c, "memlock (RLIMIT_MEMLOCK)"), Status::Ok);
+        assert_eq!(kernel_version("6.18.44-fc-v657"), Some((6, 18)));
+        assert_eq!(kernel_version("4.19"), Some((4, 19)));
+        assert_eq!(parse_pair("1024 \t 65535"), Some((1024, 65535)));
+        assert_eq!(show_bytes(Some(65536)), "64 KiB");
+        assert_eq!(show_bytes(Some(8 << 20)), "8 MiB");
+        assert!(sysctl_file().contains("net.core.somaxconn = 65535"));
+    }
+}

@@ -107,13 +107,15 @@ impl WorkerStats {
     }
 
     /// A verified client certificate, for its days-left gauge (the most recent are kept).
-    pub fn client_certificate(&self, id: &Identity) {
+    /// Returns true the first time this worker sees it (recently), so the caller can warn once
+    /// about a certificate near expiry.
+    pub fn client_certificate(&self, id: &Identity) -> bool {
         let tick = self.tick.get() + 1;
         self.tick.set(tick);
         let mut certs = self.client_certs.borrow_mut();
         if let Some(e) = certs.get_mut(&id.subject_dn) {
             *e = (id.not_after, tick);
-            return;
+            return false;
         }
         if certs.len() >= CLIENT_CERTS {
             if let Some(oldest) = certs
@@ -125,6 +127,7 @@ impl WorkerStats {
             }
         }
         certs.insert(id.subject_dn.clone(), (id.not_after, tick));
+        true
     }
 
     /// A copy of everything, for a scrape.
@@ -379,7 +382,7 @@ pub fn render(s: &Snapshot, config: &Config, reloads: Reloads, now: i64) -> Stri
         &mut o,
         "ringgate_certificate_days_left",
         "gauge",
-        "Whole days until notAfter of the certificates ringgate serves and trusts.",
+        "Whole days until notAfter of the certificates ringgate serves and trusts (kind server, client_ca), or nextUpdate of its CRLs (kind crl).",
     );
     for l in &config.listeners {
         let Some(tls) = &l.tls else { continue };
@@ -391,6 +394,18 @@ pub fn render(s: &Snapshot, config: &Config, reloads: Reloads, now: i64) -> Stri
                 label(subject),
                 days(*not_after, now)
             );
+        }
+        for (issuer, next_update) in tls.crls() {
+            // A CRL without nextUpdate never expires (as in OpenSSL): no gauge for it.
+            if let Some(next) = next_update {
+                let _ = writeln!(
+                    o,
+                    "ringgate_certificate_days_left{{kind=\"crl\",listener=\"{}\",subject=\"{}\"}} {}",
+                    label(&l.name),
+                    label(issuer),
+                    days(*next, now)
+                );
+            }
         }
         for (subject, not_after) in tls.client_cas() {
             let _ = writeln!(

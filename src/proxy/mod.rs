@@ -29,6 +29,10 @@ use crate::tls::client_auth::{ClientAuthMode, ClientVerifyOutcome, FailureMode};
 use crate::tls::stream::TlsStream;
 use context::{ConnInfo, LogFacts, RequestCtx, TlsInfo};
 
+/// A verified client certificate with fewer days left is warned about (once per worker while
+/// it is seen).
+const CLIENT_EXPIRY_WARN_DAYS: i64 = 30;
+
 /// Serves one accepted connection until it closes.
 pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr, slot: ConnSlot) {
     // Counted open (in the worker and in the process) until this function returns.
@@ -68,7 +72,15 @@ pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr, s
         crate::metrics::with(|m| {
             m.handshake(kind, outcome);
             if let Some(id) = t.identity.as_deref().filter(|_| t.verified) {
-                m.client_certificate(id);
+                let days = id.days_left(crate::clock::unix_now());
+                if m.client_certificate(id) && days < CLIENT_EXPIRY_WARN_DAYS {
+                    log::warn!(
+                        "listener={} peer={peer}: client certificate {} (serial {}) expires in {days} day(s)",
+                        listener.name,
+                        id.subject_dn,
+                        id.serial
+                    );
+                }
             }
         });
     }

@@ -97,6 +97,8 @@ pub struct ServerTls {
     served: Vec<(String, i64)>,
     /// Subject and notAfter of each CA clients are verified against.
     cas: Vec<(String, i64)>,
+    /// Issuer and nextUpdate of each CRL, for expiry metrics.
+    crls: Vec<(String, Option<i64>)>,
 }
 
 impl ServerTls {
@@ -108,6 +110,11 @@ impl ServerTls {
     /// Subject and notAfter of every CA client certificates are verified against.
     pub fn client_cas(&self) -> &[(String, i64)] {
         &self.cas
+    }
+
+    /// Issuer (RFC 2253) and nextUpdate (Unix seconds; None: never expires) of every CRL.
+    pub fn crls(&self) -> &[(String, Option<i64>)] {
+        &self.crls
     }
 
     /// Assembles a listener's TLS from loaded material.
@@ -147,6 +154,16 @@ impl ServerTls {
                     .collect()
             })
             .unwrap_or_default();
+        let crls = spec
+            .revocation
+            .as_ref()
+            .map(|r| {
+                r.crls()
+                    .iter()
+                    .map(|c| (c.issuer.clone(), c.next_update))
+                    .collect()
+            })
+            .unwrap_or_default();
         let client_auth = Arc::new(
             ClientAuth::new(spec.mode, spec.failure, spec.store, spec.depth, spec.hints)?
                 .with_revocation(spec.revocation),
@@ -162,6 +179,7 @@ impl ServerTls {
             session_timeout: spec.session_timeout,
             served,
             cas,
+            crls,
         })
     }
 

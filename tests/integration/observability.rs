@@ -12,7 +12,7 @@ use crate::support::proxy::Proxy;
 use crate::support::upstream::{Mode, Upstream};
 
 /// A plain GET to the admin endpoint: (status, body).
-fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
+pub(crate) fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("admin connect");
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
@@ -32,7 +32,7 @@ fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
-fn metric(text: &str, line_start: &str) -> Option<f64> {
+pub(crate) fn metric(text: &str, line_start: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(line_start) && l[line_start.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next())

@@ -588,3 +588,185 @@ servers = [{up}]
         "{err}"
     );
 }
+
+/// Revoke + reload while a load runs, on one live process: a new CRL written over the
+/// configured file is picked up by the file watcher; the revoked client is refused on its next
+/// full handshake (certificate_revoked) and on its next resumed one, while another client
+/// keeps being served without a single failed request.
+#[test]
+fn revoke_and_reload_under_load() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    if !ossl::available("revoke_and_reload_under_load") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    sh(
+        d,
+        r#"$RINGGATE ca init ca --cn "Reload CA" --org Acme
+           $RINGGATE ca -d ca issue server --cn localhost --san DNS:localhost,IP:127.0.0.1
+           $RINGGATE ca -d ca issue client --cn alice --ou Client
+           $RINGGATE ca -d ca issue client --cn bob --ou Client --days 10
+           $RINGGATE ca -d ca crl --out current.crl"#,
+    );
+    let up = Upstream::start(Mode::Echo);
+    let text = format!(
+        r#"[runtime]
+workers = 2
+watch_interval = "200ms"
+
+[admin]
+listen = "127.0.0.1:0"
+
+[[listener]]
+name = "main"
+listen = "127.0.0.1:0"
+
+[listener.tls]
+certificates = [{{ cert = {cert}, key = {key} }}]
+client_certificate = {ca}
+crl = [{crl}]
+
+[[listener.location]]
+path = "/"
+proxy_pass = "http://app"
+
+[[upstream]]
+name = "app"
+servers = [{up}]
+"#,
+        cert = p(&d.join("ca/certs/localhost.crt")),
+        key = p(&d.join("ca/private/localhost.key")),
+        ca = p(&d.join("ca/ca.crt")),
+        crl = p(&d.join("current.crl")),
+        up = up.server()
+    );
+    let proxy = Proxy::start(&text);
+    let addr = proxy.addr();
+    let who = |name: &str, cache: Option<Arc<ClientSessionMemoryCache>>| {
+        client::config(&ClientOpts {
+            ca: Some(&d.join("ca/ca.crt")),
+            cert: Some((
+                &d.join(format!("ca/certs/{name}.crt")),
+                &d.join(format!("ca/private/{name}.key")),
+            )),
+            version: Some(&rustls::version::TLS13),
+            resumption: cache,
+        })
+    };
+    let alice = who("alice", Some(Arc::new(ClientSessionMemoryCache::new(32))));
+    assert_eq!(get(addr, "localhost", &alice).expect("alice").status, 200);
+
+    // Bob's load: new connections and a kept-alive one, all the while.
+    let done = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut load = Vec::new();
+    for t in 0..2 {
+        let bob = who("bob", None);
+        let (done, ok, failed) = (done.clone(), ok.clone(), failed.clone());
+        load.push(std::thread::spawn(move || {
+            let mut keep: Option<client::Conn> = None;
+            while !done.load(Ordering::Relaxed) {
+                let r = if t == 0 {
+                    get(addr, "localhost", &bob).map(|r| r.status)
+                } else {
+                    let c = match keep.take() {
+                        Some(c) => Ok(c),
+                        None => client::connect(addr, "localhost", &bob),
+                    };
+                    c.and_then(|mut c| {
+                        c.send(b"GET /k HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+                        let r = c.read_response()?;
+                        // keepalive_requests (1000) ends a connection with Connection: close.
+                        if r.header("connection") != Some("close") {
+                            keep = Some(c);
+                        }
+                        Ok(r.status)
+                    })
+                };
+                match r {
+                    Ok(200) => ok.fetch_add(1, Ordering::Relaxed),
+                    other => {
+                        eprintln!("bob (thread {t}) failed: {other:?}");
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        }));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Revoke alice and publish the CRL over the configured file in one rename.
+    sh(
+        d,
+        "$RINGGATE ca -d ca revoke --cert ca/certs/alice.crt --reason keyCompromise
+         $RINGGATE ca -d ca crl --out next.crl
+         mv next.crl current.crl",
+    );
+    proxy
+        .assert_log(&["reloading the configuration (a configuration or certificate file changed)"]);
+    proxy.assert_log(&["configuration reloaded"]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Alice, resuming her session: refused, and nothing reaches the app for her.
+    let mut c = client::connect(addr, "localhost", &alice).expect("resumed handshake");
+    assert_eq!(
+        c.tls.conn.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    let r = c
+        .send(b"GET /alice HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .and_then(|_| c.read_response());
+    assert!(
+        r.is_err(),
+        "a revoked client was served on resumption: {r:?}"
+    );
+    // Alice, in full: the certificate_revoked alert.
+    let r = get(addr, "localhost", &who("alice", None));
+    assert_eq!(
+        alert(&r),
+        Some(AlertDescription::CertificateRevoked),
+        "{r:?}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    done.store(true, Ordering::Relaxed);
+    for t in load {
+        t.join().expect("load thread");
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(ok > 20, "only {ok} of bob's requests went through");
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of bob's requests failed during the reload; log:\n{}",
+        proxy.log()
+    );
+    assert!(up.seen().iter().all(|s| s.target != "/alice"));
+    // Bob's certificate has 10 days left: warned about once per worker that saw him, not once
+    // per connection.
+    let warned = proxy
+        .log()
+        .matches("client certificate CN=bob,OU=Client (serial")
+        .count();
+    assert!(
+        (1..=2).contains(&warned),
+        "warned {warned} times:\n{}",
+        proxy.log()
+    );
+    // (Issued a moment ago: 10 whole days left, or 9 where a second has passed.)
+    assert!(
+        proxy.log_contains("expires in 10 day(s)") || proxy.log_contains("expires in 9 day(s)"),
+        "{}",
+        proxy.log()
+    );
+    // The reloaded CRL's nextUpdate is a gauge (`ringgate ca crl`: 30 days).
+    let admin = proxy.admin.expect("admin address");
+    let (status, text) = super::observability::admin_get(admin, "/metrics");
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        super::observability::metric(
+            &text,
+            "ringgate_certificate_days_left{kind=\"crl\",listener=\"main\",subject=\"CN=Reload CA,O=Acme\"}"
+        ),
+        Some(29.0),
+        "{text}"
+    );
+}

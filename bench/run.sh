@@ -8,6 +8,7 @@
 #   DURATION=3s IDLE_CONNS=1000 bench/run.sh  # a quick pass
 #   PROXIES="nginx ringgate" bench/run.sh     # a subset (nginx first: it sets the fixed rate)
 #   SKIP_BUILD=1 KEEP_TMP=1 bench/run.sh
+#   SCENARIOS="ka-small ka-64k" PROXIES=ringgate PROFILE=ringgate bench/run.sh  # perf profiles
 #
 # The proxy under test runs on CPU 0 (PROXY_CPU, one worker/thread), ringgate-load and the
 # upstream nginx on CPU 1 (LOAD_CPU, UPSTREAM_CPU). See bench/README.md.
@@ -27,6 +28,10 @@ PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 UPSTREAM_CPU=${UPSTREAM_CPU:-1}
 RESULTS=${RESULTS:-$ROOT/bench/results}
+# A subset of the scenarios (names as in the table), and the proxies to profile with
+# `perf record -g` while each scenario runs (profiles land beside the results).
+SCENARIOS=${SCENARIOS:-}
+PROFILE=${PROFILE:-}
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -413,6 +418,13 @@ run_scenario() {
         --sni localhost -H "Host: localhost:$port" --json -t "$LOAD_THREADS")
     local url="https://127.0.0.1:$port$(scenario_path "$sc")"
     log "$name: $sc: ringgate-load $url $args"
+    local perf_pid=
+    if [[ " $PROFILE " == *" $name "* ]] && command -v perf >/dev/null 2>&1; then
+        perf record -q -F 999 -g -p "$pid" -o "$RESULTS/run-$STAMP-$name-$sc.perf.data" \
+            >/dev/null 2>&1 &
+        perf_pid=$!
+        sleep 0.5
+    fi
     if [ "$sc" = idle-memory ]; then
         sleep 1
         rss0=$(rss_kb "$pid")
@@ -439,6 +451,11 @@ run_scenario() {
             log "$name: $sc: ringgate-load failed: $(tail -n3 "$err")"
         fi
         after=$(cpu_ticks "$pid")
+    fi
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+        log "$name: $sc: profile: perf report -i $RESULTS/run-$STAMP-$name-$sc.perf.data"
     fi
     [ -s "$out" ] || echo '{}' >"$out"
     kill -0 "$pid" 2>/dev/null || log "$name: PROXY EXITED during $sc"
@@ -476,10 +493,12 @@ save_logs() { # proxy kind; the translation's "directive ignored" warnings are l
 }
 
 # ---------------------------------------------------------------- the run
+wanted() { [ -z "$SCENARIOS" ] || [[ " $SCENARIOS " == *" $1 "* ]]; }
 for proxy in $PROXIES; do
     start_proxy "$proxy" ecdsa
     warm_up "$PPORT"
     for sc in "${ECDSA_SCENARIOS[@]}"; do
+        wanted "$sc" || continue
         if [ "$sc" = rate-latency ] && [ -z "$RATE" ]; then
             # 50% of nginx's measured maximum (keep-alive, small responses).
             src=$(grep '"proxy":"nginx","scenario":"ka-small"' "$JSONL" || true)
@@ -492,6 +511,7 @@ for proxy in $PROXIES; do
     done
     stop "$PPID_"
     save_logs "$proxy" ecdsa
+    wanted hs-full-rsa || continue
     start_proxy "$proxy" rsa
     warm_up "$PPORT"
     run_scenario "$proxy" "$PPID_" "$PPORT" hs-full-rsa
@@ -509,6 +529,6 @@ META=$(printf '{"stamp":"%s","date":"%s","kernel":"%s","cpus":%d,"cpu_model":"%s
     "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')" \
     "$("$NGINX" -v 2>&1 | cut -d/ -f2)" "$("$HAPROXY" -v 2>/dev/null | head -n1 | awk '{print $3}')" \
     "$(openssl version | cut -d' ' -f1-2)" \
-    "DURATION=$DURATION CONNS=$CONNS IDLE_CONNS=$IDLE_CONNS PROXIES=\\\"$PROXIES\\\" bench/run.sh")
+    "DURATION=$DURATION CONNS=$CONNS IDLE_CONNS=$IDLE_CONNS PROXIES=\\\"$PROXIES\\\"${SCENARIOS:+ SCENARIOS=\\\"$SCENARIOS\\\"} bench/run.sh")
 python3 "$ROOT/bench/report.py" --meta "$META" --jsonl "$RESULTS/run-$STAMP.jsonl" \
     --out "$RESULTS/run-$STAMP"

@@ -361,6 +361,10 @@ pub struct Upstream {
     pub keepalive: usize,
     /// How long an idle pooled connection is kept.
     pub keepalive_timeout: Duration,
+    /// How long idle connections beyond `keepalive` are kept before they are closed
+    /// (HAProxy's pool-purge-delay): a burst's connections serve the next burst instead of
+    /// being closed and reopened. Zero closes them at once, as nginx does.
+    pub purge_delay: Duration,
     /// Time to establish a connection (504 after... as nginx: 504 on connect timeout).
     pub connect_timeout: Duration,
     /// Longest wait between two reads from the upstream (504 after).
@@ -378,6 +382,7 @@ impl Upstream {
             servers,
             keepalive: 32,
             keepalive_timeout: Duration::from_secs(60),
+            purge_delay: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(60),
             read_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
@@ -596,6 +601,23 @@ impl Resolver<'_> {
         }
     }
 
+    /// A duration where zero means "none" (closes at once, never waits).
+    fn duration_or_zero(
+        &mut self,
+        q: &Option<Spanned<Quantity>>,
+        key: &str,
+        default: Duration,
+    ) -> Duration {
+        match q.as_ref().map(|q| (q, q.get_ref().duration())) {
+            None => default,
+            Some((_, Ok(d))) => d,
+            Some((q, Err(m))) => {
+                self.errs.push(span(q), key, m);
+                default
+            }
+        }
+    }
+
     fn size(&mut self, q: &Option<Spanned<Quantity>>, key: &str, default: u64) -> u64 {
         match q {
             None => default,
@@ -768,6 +790,11 @@ impl Resolver<'_> {
             &u.keepalive_timeout,
             &format!("{key}.keepalive_timeout"),
             up.keepalive_timeout,
+        );
+        up.purge_delay = self.duration_or_zero(
+            &u.purge_delay,
+            &format!("{key}.purge_delay"),
+            up.purge_delay,
         );
         up.connect_timeout = self.duration(
             &u.connect_timeout,

@@ -209,6 +209,7 @@ pub struct RawUpstream {
     pub servers: Spanned<Vec<String>>,
     pub keepalive: Option<Spanned<usize>>,
     pub keepalive_timeout: Option<Spanned<Quantity>>,
+    pub purge_delay: Option<Spanned<Quantity>>,
     pub connect_timeout: Option<Spanned<Quantity>>,
     pub read_timeout: Option<Spanned<Quantity>>,
     pub send_timeout: Option<Spanned<Quantity>>,

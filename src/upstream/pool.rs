@@ -1,9 +1,14 @@
 //! Each worker's idle upstream connections, plain or TLS: LIFO reuse (the most recently used
 //! connection is the least likely to have been closed by the upstream), bounded, with an idle
-//! timeout. Also each worker's rustls configurations for its TLS upstreams, one per server,
+//! timeout. Connections beyond the bound (`keepalive`) are closed once they have stayed idle
+//! for `purge_delay` (HAProxy's pool-purge-delay), not the moment they come back: a burst's
+//! connections then serve the next burst instead of being closed and opened again (nginx
+//! closes them at once, which under bursty load means a connect per request beyond the bound
+//! and TIME_WAIT sockets piling up). Also each worker's rustls configurations for its TLS upstreams, one per server,
 //! made on first use, each with its own per-core session store.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +27,8 @@ struct Idle {
 
 #[derive(Default)]
 struct Group {
-    idle: RefCell<Vec<Idle>>,
+    /// Oldest-returned first: taken from the back, purged from the front.
+    idle: RefCell<VecDeque<Idle>>,
     next_server: Cell<usize>,
     /// This worker's TLS configuration per server index, made on first use.
     tls: RefCell<Vec<Option<Arc<ClientConfig>>>>,
@@ -91,7 +97,7 @@ impl Pools {
     pub fn take(&self, id: usize, upstream: &Upstream) -> Option<(Stream, SocketAddr)> {
         let group = self.groups.get(id)?;
         let mut idle = group.idle.borrow_mut();
-        while let Some(conn) = idle.pop() {
+        while let Some(conn) = idle.pop_back() {
             if conn.since.elapsed() < upstream.keepalive_timeout {
                 self.reuses.set(self.reuses.get() + 1);
                 return Some((conn.stream, conn.addr));
@@ -100,9 +106,9 @@ impl Pools {
         None
     }
 
-    /// Returns a connection whose last exchange ended cleanly; beyond `keepalive` idle
-    /// connections the oldest is closed. A TLS connection with anything left unread is
-    /// closed instead.
+    /// Returns a connection whose last exchange ended cleanly. Idle connections beyond
+    /// `keepalive` that have waited `purge_delay` are closed, oldest first. A TLS connection
+    /// with anything left unread is closed instead.
     pub fn put(&self, id: usize, upstream: &Upstream, stream: Stream, addr: SocketAddr) {
         if upstream.keepalive == 0 || !stream.reusable() {
             return;
@@ -110,24 +116,24 @@ impl Pools {
         let Some(group) = self.groups.get(id) else {
             return;
         };
+        let now = Instant::now();
         let mut idle = group.idle.borrow_mut();
-        if idle.len() >= upstream.keepalive {
-            idle.remove(0);
-        }
-        idle.push(Idle {
+        idle.push_back(Idle {
             stream,
             addr,
-            since: Instant::now(),
+            since: now,
         });
+        purge_surplus(&mut idle, upstream, now);
     }
 
-    /// Closes idle connections older than their upstream's timeout (run periodically).
+    /// Closes idle connections older than their upstream's timeout, and the surplus beyond
+    /// `keepalive` that has waited `purge_delay` (run periodically).
     pub fn sweep(&self, upstreams: &[Upstream]) {
+        let now = Instant::now();
         for (group, up) in self.groups.iter().zip(upstreams) {
-            group
-                .idle
-                .borrow_mut()
-                .retain(|c| c.since.elapsed() < up.keepalive_timeout);
+            let mut idle = group.idle.borrow_mut();
+            idle.retain(|c| now.saturating_duration_since(c.since) < up.keepalive_timeout);
+            purge_surplus(&mut idle, up, now);
         }
     }
 
@@ -135,6 +141,19 @@ impl Pools {
     pub fn clear(&self) {
         for g in &self.groups {
             g.idle.borrow_mut().clear();
+        }
+    }
+}
+
+/// Closes the oldest idle connections while more than `keepalive` are held and the oldest has
+/// waited `purge_delay`.
+fn purge_surplus(idle: &mut VecDeque<Idle>, upstream: &Upstream, now: Instant) {
+    while idle.len() > upstream.keepalive {
+        match idle.front() {
+            Some(oldest) if now.saturating_duration_since(oldest.since) >= upstream.purge_delay => {
+                idle.pop_front();
+            }
+            _ => break,
         }
     }
 }

@@ -490,6 +490,69 @@ fn upstream_connections_are_pooled_and_a_stale_one_is_retried() {
     assert_eq!(closer.accepts(), 3);
 }
 
+/// A burst of `n` overlapping requests, each on its own client connection.
+fn burst(proxy: &crate::support::proxy::Proxy, pki: &Pki, n: usize, tag: &str) {
+    std::thread::scope(|s| {
+        for i in 0..n {
+            s.spawn(move || {
+                let mut c = conn(proxy, pki);
+                c.send(format!("GET /{tag}/{i} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+                    .expect("send");
+                assert_eq!(c.read_response().expect("response").status, 200);
+            });
+        }
+    });
+}
+
+/// Waits until the upstream holds `n` open connections (closes reach it asynchronously).
+fn wait_open(up: &Upstream, n: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if up.open_conns() == n {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn idle_connections_beyond_keepalive_serve_the_next_burst_then_are_purged() {
+    let pki = Pki::new();
+    // Each request takes 300 ms upstream: a burst of 6 needs 6 upstream connections.
+    let up = Upstream::start(Mode::Delay(Duration::from_millis(300)));
+    let text = Cfg::new(&pki, &up)
+        .render()
+        .replace("keepalive = 8", "keepalive = 2\npurge_delay = \"2s\"");
+    let proxy = crate::support::proxy::Proxy::start(&text);
+    burst(&proxy, &pki, 6, "one");
+    assert_eq!(up.accepts(), 6);
+    // The 4 beyond keepalive are still idle: the next burst reuses all 6.
+    assert!(wait_open(&up, 6), "{} open", up.open_conns());
+    burst(&proxy, &pki, 6, "two");
+    assert_eq!(up.accepts(), 6, "the second burst opened new connections");
+    // Past purge_delay, the surplus is closed, the keepalive 2 stay.
+    std::thread::sleep(Duration::from_millis(2200));
+    burst(&proxy, &pki, 1, "three");
+    assert!(
+        wait_open(&up, 2),
+        "{} open after purge_delay",
+        up.open_conns()
+    );
+    assert_eq!(up.accepts(), 6);
+
+    // purge_delay = "0s": nginx's behaviour, the surplus is closed as it comes back.
+    let up = Upstream::start(Mode::Delay(Duration::from_millis(300)));
+    let text = Cfg::new(&pki, &up)
+        .render()
+        .replace("keepalive = 8", "keepalive = 2\npurge_delay = \"0s\"");
+    let proxy = crate::support::proxy::Proxy::start(&text);
+    burst(&proxy, &pki, 6, "one");
+    assert!(wait_open(&up, 2), "{} open", up.open_conns());
+    burst(&proxy, &pki, 6, "two");
+    assert_eq!(up.accepts(), 10);
+}
+
 #[test]
 fn proxy_pass_maps_paths_like_nginx() {
     let pki = Pki::new();

@@ -32,6 +32,14 @@ RESULTS=${RESULTS:-$ROOT/bench/results}
 # `perf record -g` while each scenario runs (profiles land beside the results).
 SCENARIOS=${SCENARIOS:-}
 PROFILE=${PROFILE:-}
+# Every process of the run (the three proxies, the upstream, the load) runs with the glibc
+# tunable that tuning/README.md recommends and deploy/ sets; empty runs with glibc's default.
+BENCH_GLIBC_TUNABLES=${BENCH_GLIBC_TUNABLES-glibc.cpu.x86_rep_movsb_threshold=4194304}
+if [ -n "$BENCH_GLIBC_TUNABLES" ]; then
+    export GLIBC_TUNABLES=$BENCH_GLIBC_TUNABLES
+else
+    unset GLIBC_TUNABLES
+fi
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -529,6 +537,6 @@ META=$(printf '{"stamp":"%s","date":"%s","kernel":"%s","cpus":%d,"cpu_model":"%s
     "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')" \
     "$("$NGINX" -v 2>&1 | cut -d/ -f2)" "$("$HAPROXY" -v 2>/dev/null | head -n1 | awk '{print $3}')" \
     "$(openssl version | cut -d' ' -f1-2)" \
-    "DURATION=$DURATION CONNS=$CONNS IDLE_CONNS=$IDLE_CONNS PROXIES=\\\"$PROXIES\\\"${SCENARIOS:+ SCENARIOS=\\\"$SCENARIOS\\\"} bench/run.sh")
+    "${BENCH_GLIBC_TUNABLES:+(all processes with GLIBC_TUNABLES=$BENCH_GLIBC_TUNABLES) }DURATION=$DURATION CONNS=$CONNS IDLE_CONNS=$IDLE_CONNS PROXIES=\\\"$PROXIES\\\"${SCENARIOS:+ SCENARIOS=\\\"$SCENARIOS\\\"} bench/run.sh")
 python3 "$ROOT/bench/report.py" --meta "$META" --jsonl "$RESULTS/run-$STAMP.jsonl" \
     --out "$RESULTS/run-$STAMP"

@@ -78,6 +78,22 @@ impl Stream {
         }
     }
 
+    /// Writes a head we built followed by the first part of its body, without copying the
+    /// body: over TLS in one send where rustls's buffer allows; on plain TCP in two.
+    pub async fn write_head_and_body(&mut self, head: BytesMut, body: Bytes) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => {
+                s.write_all(head).await.0?;
+                if !body.is_empty() {
+                    s.write_all(body).await.0?;
+                }
+                Ok(())
+            }
+            Stream::ServerTls(t) => t.write_plain_parts(&[&head, &body]).await,
+            Stream::ClientTls(t) => t.write_plain_parts(&[&head, &body]).await,
+        }
+    }
+
     /// Closes our side cleanly (close_notify for TLS).
     pub async fn shutdown(&mut self) -> io::Result<()> {
         match self {

@@ -372,21 +372,30 @@ async fn exchange(
     facts.status = resp.status;
     facts.upstream_status = Some(resp.status);
     facts.bytes = out.len() as u64;
-    // A small response that arrived whole goes out with its head in one write (one TLS record,
-    // one syscall) instead of two.
+    // The part of a Content-Length body that arrived with the head goes out with it: one send
+    // (and, when it is small, one TLS record) instead of two.
     let mut framing = resp.framing;
+    let mut first = Bytes::new();
     if let BodyFraming::Length(n) = framing {
-        if let Ok(n) = usize::try_from(n) {
-            if n <= ubuf.len() && n <= 16 * 1024 {
-                out.extend_from_slice(&ubuf.split_to(n));
-                framing = BodyFraming::None;
-                facts.body_bytes = n as u64;
-                facts.bytes += n as u64;
-            }
+        let k = usize::try_from(n).map_or(ubuf.len(), |n| n.min(ubuf.len()));
+        if k > 0 {
+            first = ubuf.split_to(k).freeze();
+            framing = BodyFraming::Length(n - k as u64);
+            facts.body_bytes = k as u64;
+            facts.bytes += k as u64;
         }
     }
-    match monoio::time::timeout(http.send_timeout, client.write_owned(out)).await {
-        Ok((Ok(()), _)) => {}
+    let send = async {
+        if first.len() <= 16 * 1024 {
+            // Small (or none): one buffer, one TLS record.
+            out.extend_from_slice(&first);
+            client.write_owned(out).await.0
+        } else {
+            client.write_head_and_body(out, first).await
+        }
+    };
+    match monoio::time::timeout(http.send_timeout, send).await {
+        Ok(Ok(())) => {}
         _ => return Err(Failure::Close),
     }
     let params = RelayParams {

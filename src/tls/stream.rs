@@ -244,13 +244,25 @@ where
     }
 
     /// Encrypts and sends all of `data`.
-    pub async fn write_plain(&mut self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
-            let n = self.conn.writer().write(data)?;
-            data = &data[n..];
-            self.flush_tls().await?;
+    pub async fn write_plain(&mut self, data: &[u8]) -> io::Result<()> {
+        self.write_plain_parts(&[data]).await
+    }
+
+    /// Encrypts and sends all of every part, in order, with as few socket writes as rustls's
+    /// buffer allows (a response head and the first part of its body go out in one send).
+    pub async fn write_plain_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        for part in parts {
+            let mut data = *part;
+            while !data.is_empty() {
+                let n = self.conn.writer().write(data)?;
+                data = &data[n..];
+                if n == 0 || !data.is_empty() {
+                    // rustls's outgoing buffer is full: send what it holds, then go on.
+                    self.flush_tls().await?;
+                }
+            }
         }
-        Ok(())
+        self.flush_tls().await
     }
 
     /// Sends close_notify and shuts the socket's write side.

@@ -461,7 +461,7 @@ pub fn examine(cfg: &Config) -> Vec<Finding> {
         now: crate::clock::unix_now(),
         out: Vec::new(),
     };
-    let Ok(text) = std::fs::read_to_string(&cfg.path) else {
+    let Ok(text) = crate::files::read_to_string(&cfg.path) else {
         return d.out;
     };
     let Ok(raw) = toml::from_str::<RawConfig>(&text) else {

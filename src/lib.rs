@@ -29,6 +29,7 @@ pub mod config;
 pub mod conn;
 pub mod demo;
 pub mod doctor;
+pub mod files;
 pub mod http;
 pub mod identity;
 pub mod logging;

@@ -393,7 +393,7 @@ impl Upstream {
 
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let source = std::fs::read_to_string(path).map_err(|e| {
+    let source = crate::files::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),
             line: None,
@@ -1197,7 +1197,7 @@ impl Resolver<'_> {
         for (j, f) in t.session_ticket_key.iter().enumerate() {
             let k = format!("{key}.tls.session_ticket_key[{j}]");
             let file = self.path(f.get_ref());
-            match std::fs::read(&file) {
+            match crate::files::read(&file) {
                 Ok(bytes) => match crate::tls::tickets::TicketKey::from_file_bytes(&bytes) {
                     Ok(key) => ticket_keys.push(key),
                     Err(m) => self
@@ -1303,7 +1303,7 @@ impl Resolver<'_> {
         for (j, f) in t.crl.iter().enumerate() {
             let k = format!("{key}.tls.crl[{j}]");
             let path = self.path(f.get_ref());
-            match std::fs::read(&path) {
+            match crate::files::read(&path) {
                 Ok(bytes) => {
                     match crate::tls::crl::parse_crls(&bytes, &path.display().to_string(), store) {
                         Ok(c) => crls.extend(c),
@@ -1326,7 +1326,7 @@ impl Resolver<'_> {
         key: &str,
     ) -> Option<crate::tls::verify::TrustStore> {
         let ca_path = self.path(ca.get_ref());
-        match std::fs::read(&ca_path) {
+        match crate::files::read(&ca_path) {
             Ok(bytes) => match crate::tls::verify::TrustStore::from_pem(&bytes) {
                 Ok(store) => Some(store),
                 Err(e) => {

@@ -30,7 +30,7 @@ impl Resolver<'_> {
         let store = match &t.trusted_certificate {
             Some(ca) => {
                 let path = self.path(ca.get_ref());
-                match std::fs::read(&path) {
+                match crate::files::read(&path) {
                     Ok(bytes) => match TrustStore::from_pem(&bytes) {
                         Ok(s) => Some(Arc::new(s)),
                         Err(e) => {

@@ -105,8 +105,8 @@ fn read(path: &Path, from: Option<&Origin>) -> Result<String, NginxError> {
         Ok(_) => {}
         Err(e) => return Err(fail(format!("cannot read {}: {e}", path.display()))),
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+    let bytes = crate::files::read(path)
+        .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
     String::from_utf8(bytes).map_err(|e| {
         let line = e.as_bytes()[..e.utf8_error().valid_up_to()]
             .iter()

@@ -92,7 +92,7 @@ pub fn load_staple(
     chain: &[rustls_pki_types::CertificateDer<'_>],
 ) -> Result<Staple, OcspError> {
     let label = path.display().to_string();
-    let der = std::fs::read(path).map_err(|source| OcspError::Read {
+    let der = crate::files::read(path).map_err(|source| OcspError::Read {
         path: label.clone(),
         source,
     })?;

@@ -76,7 +76,7 @@ impl PemError {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, PemError> {
-    std::fs::read(path).map_err(|source| PemError::Read {
+    crate::files::read(path).map_err(|source| PemError::Read {
         path: path.display().to_string(),
         source,
     })

@@ -101,6 +101,30 @@ fn check_reports_a_missing_certificate_file() {
     );
 }
 
+/// A configuration or a file it names that is a device or a FIFO: an error at once, no hang.
+#[test]
+fn check_refuses_devices_and_fifos_without_hanging() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let text = Cfg::new(&pki, &up)
+        .render()
+        .replace(&p(&pki.server.cert), "\"/dev/zero\"")
+        .replace(&p(&pki.ca.pem_path), "\"/dev/urandom\"");
+    let path = write(&pki, "devices.toml", &text);
+    let (code, _, err) = check(&path);
+    assert_eq!(code, 2, "{err}");
+    for needle in ["/dev/zero", "/dev/urandom"] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(needle) && l.contains("not a regular file")),
+            "{needle}: {err}"
+        );
+    }
+    let (code, _, err) = check(std::path::Path::new("/dev/zero"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
 /// The access sections' mistakes: each named with its line and key, all in one run.
 #[test]
 fn check_reports_identity_rule_and_server_mistakes() {

@@ -69,6 +69,39 @@ servers = [{up}]
     )
 }
 
+/// Two workers, mTLS with the CA and server certificate `ringgate ca` made under `d/ca`, `/`
+/// proxied to `up`; `runtime` lines go under `[runtime]` (after which sections may follow),
+/// `tls` lines under `[listener.tls]`.
+fn ca_tool_config(d: &Path, up: &Upstream, runtime: &str, tls: &str) -> String {
+    format!(
+        r#"[runtime]
+workers = 2
+{runtime}
+
+[[listener]]
+name = "main"
+listen = "127.0.0.1:0"
+
+[listener.tls]
+certificates = [{{ cert = {cert}, key = {key} }}]
+client_certificate = {ca}
+{tls}
+
+[[listener.location]]
+path = "/"
+proxy_pass = "http://app"
+
+[[upstream]]
+name = "app"
+servers = [{up}]
+"#,
+        cert = p(&d.join("ca/certs/localhost.crt")),
+        key = p(&d.join("ca/private/localhost.key")),
+        ca = p(&d.join("ca/ca.crt")),
+        up = up.server()
+    )
+}
+
 fn client_of(
     d: &Path,
     who: &str,
@@ -190,34 +223,15 @@ fn resumed_session_of_a_revoked_client_is_refused() {
     ossl::ticket_key(&d.join("ticket.key"));
     let up = Upstream::start(Mode::Echo);
     let config = |crl: &str| {
-        format!(
-            r#"[runtime]
-workers = 2
-
-[[listener]]
-name = "main"
-listen = "127.0.0.1:0"
-
-[listener.tls]
-certificates = [{{ cert = {cert}, key = {key} }}]
-client_certificate = {ca}
-crl = [{crl}]
-session_ticket_key = [{tk}]
-
-[[listener.location]]
-path = "/"
-proxy_pass = "http://app"
-
-[[upstream]]
-name = "app"
-servers = [{up}]
-"#,
-            cert = p(&d.join("ca/certs/localhost.crt")),
-            key = p(&d.join("ca/private/localhost.key")),
-            ca = p(&d.join("ca/ca.crt")),
-            crl = p(&d.join(crl)),
-            tk = p(&d.join("ticket.key")),
-            up = up.server()
+        ca_tool_config(
+            d,
+            &up,
+            "",
+            &format!(
+                "crl = [{}]\nsession_ticket_key = [{}]",
+                p(&d.join(crl)),
+                p(&d.join("ticket.key"))
+            ),
         )
     };
     let cache = ClientSessionMemoryCache::new(32);
@@ -610,36 +624,11 @@ fn revoke_and_reload_under_load() {
            $RINGGATE ca -d ca crl --out current.crl"#,
     );
     let up = Upstream::start(Mode::Echo);
-    let text = format!(
-        r#"[runtime]
-workers = 2
-watch_interval = "200ms"
-
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "main"
-listen = "127.0.0.1:0"
-
-[listener.tls]
-certificates = [{{ cert = {cert}, key = {key} }}]
-client_certificate = {ca}
-crl = [{crl}]
-
-[[listener.location]]
-path = "/"
-proxy_pass = "http://app"
-
-[[upstream]]
-name = "app"
-servers = [{up}]
-"#,
-        cert = p(&d.join("ca/certs/localhost.crt")),
-        key = p(&d.join("ca/private/localhost.key")),
-        ca = p(&d.join("ca/ca.crt")),
-        crl = p(&d.join("current.crl")),
-        up = up.server()
+    let text = ca_tool_config(
+        d,
+        &up,
+        "watch_interval = \"200ms\"\n\n[admin]\nlisten = \"127.0.0.1:0\"",
+        &format!("crl = [{}]", p(&d.join("current.crl"))),
     );
     let proxy = Proxy::start(&text);
     let addr = proxy.addr();

@@ -585,19 +585,13 @@ impl Resolver<'_> {
         key: &str,
         default: Duration,
     ) -> Duration {
+        let d = self.duration_or_zero(q, key, default);
         match q {
-            None => default,
-            Some(q) => match q.get_ref().duration() {
-                Ok(d) if d.is_zero() => {
-                    self.errs.push(span(q), key, "must be greater than zero");
-                    default
-                }
-                Ok(d) => d,
-                Err(m) => {
-                    self.errs.push(span(q), key, m);
-                    default
-                }
-            },
+            Some(q) if d.is_zero() => {
+                self.errs.push(span(q), key, "must be greater than zero");
+                default
+            }
+            _ => d,
         }
     }
 

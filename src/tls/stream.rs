@@ -255,6 +255,13 @@ where
             let mut data = *part;
             while !data.is_empty() {
                 let n = self.conn.writer().write(data)?;
+                if n == 0 && !self.conn.wants_write() {
+                    // Nothing taken and nothing to send that would make room: never spin.
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "the TLS connection takes no more data",
+                    ));
+                }
                 data = &data[n..];
                 if n == 0 || !data.is_empty() {
                     // rustls's outgoing buffer is full: send what it holds, then go on.

@@ -4,8 +4,9 @@
 //! for `purge_delay` (HAProxy's pool-purge-delay), not the moment they come back: a burst's
 //! connections then serve the next burst instead of being closed and opened again (nginx
 //! closes them at once, which under bursty load means a connect per request beyond the bound
-//! and TIME_WAIT sockets piling up). Also each worker's rustls configurations for its TLS upstreams, one per server,
-//! made on first use, each with its own per-core session store.
+//! and TIME_WAIT sockets piling up). The surplus is purged as connections come back and by the
+//! periodic sweep. Also each worker's rustls configurations for its TLS upstreams, one per
+//! server, made on first use, each with its own per-core session store.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

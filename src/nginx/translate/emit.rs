@@ -173,6 +173,7 @@ fn runtime(w: &mut Writer, r: &OutRuntime) {
         && r.shutdown_timeout.is_none()
         && r.error_log.is_none()
         && r.log_level.is_none()
+        && r.max_connections_per_worker.is_none()
     {
         return;
     }
@@ -184,6 +185,9 @@ fn runtime(w: &mut Writer, r: &OutRuntime) {
     w.s("shutdown_timeout", &r.shutdown_timeout);
     w.s("error_log", &r.error_log);
     w.s("log_level", &r.log_level);
+    if let Some(n) = &r.max_connections_per_worker {
+        w.kv("max_connections_per_worker", n.v.to_string(), &n.at);
+    }
 }
 
 fn upstream(w: &mut Writer, u: &OutUpstream) {

@@ -151,6 +151,7 @@ impl Diag {
 const SUPPORTED: &[&str] = &[
     "worker_processes",
     "worker_shutdown_timeout",
+    "worker_connections",
     "events",
     "http",
     "server",
@@ -333,7 +334,18 @@ impl Translator {
                 "events" => {
                     if let Some(block) = self.block(d, 0..=0) {
                         for e in block {
-                            self.diag.other(e, "events");
+                            if e.name == "worker_connections" {
+                                // nginx counts upstream connections in it too; ringgate's cap
+                                // counts clients only, so the same number admits no fewer.
+                                if let Some(n) =
+                                    self.diag.one(e).and_then(|a| self.diag.number(e, a))
+                                {
+                                    self.out.runtime.max_connections_per_worker =
+                                        Some(L::new(n, &e.origin));
+                                }
+                            } else {
+                                self.diag.other(e, "events");
+                            }
                         }
                     }
                 }

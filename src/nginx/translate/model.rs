@@ -47,6 +47,8 @@ pub struct OutRuntime {
     pub error_log: Option<L<String>>,
     /// `log_level`.
     pub log_level: Option<L<String>>,
+    /// `max_connections_per_worker` (`worker_connections`).
+    pub max_connections_per_worker: Option<L<u64>>,
 }
 
 /// `[static]`.

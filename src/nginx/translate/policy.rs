@@ -45,10 +45,6 @@ const IGNORED: &[(&str, &str)] = &[
         "ringgate pins one worker per CPU itself (runtime.cpus)",
     ),
     (
-        "worker_connections",
-        "ringgate has no per-worker connection cap; see tuning/ for kernel limits",
-    ),
-    (
         "multi_accept",
         "each ringgate worker accepts on its own SO_REUSEPORT socket",
     ),

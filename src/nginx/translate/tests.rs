@@ -97,7 +97,9 @@ fn main_context_and_runtime() {
     assert_eq!(s(&d, "runtime.error_log"), "/var/log/e.log");
     assert_eq!(s(&d, "runtime.log_level"), "warn");
     assert_eq!(s(&d, "runtime.shutdown_timeout"), "5s");
-    assert!(warned(&t, "worker_connections") && warned(&t, "multi_accept") && warned(&t, "use"));
+    assert_eq!(i(&d, "runtime.max_connections_per_worker"), 10);
+    assert!(!warned(&t, "worker_connections"));
+    assert!(warned(&t, "multi_accept") && warned(&t, "use"));
     let d = doc(&tr("worker_processes 3; http { server { return 204; } }"));
     assert_eq!(i(&d, "runtime.workers"), 3);
     // stderr keeps ringgate's default destination; relative paths are under the conf dir.
@@ -932,7 +934,6 @@ fn seed004_translates() {
     for ignored in [
         "user",
         "pid",
-        "worker_connections",
         "sendfile",
         "tcp_nopush",
         "types_hash_max_size",

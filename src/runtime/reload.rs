@@ -117,6 +117,9 @@ impl Reloader {
             Trigger::FileChange => "a configuration or certificate file changed",
         };
         log::info!("reloading the configuration ({reason})");
+        // Stamped before anything is read: a file that changes while (or after) it is read
+        // differs from its stamp and triggers another reload, instead of being taken as read.
+        let before = stamps_of(&self.current);
         let result = (self.loader)().and_then(|new| self.validate(new));
         match result {
             Ok(new) => {
@@ -155,7 +158,7 @@ impl Reloader {
             }
         }
         // Whatever happened, remember what was read: the next change triggers again.
-        self.stamps = stamps_of(&self.current);
+        self.stamps = restamp(&self.current, &before);
     }
 
     /// What cannot change without a restart, and what the workers will build.
@@ -194,4 +197,19 @@ impl Reloader {
 
 fn stamps_of(c: &Config) -> Vec<(PathBuf, Option<Stamp>)> {
     c.watched.iter().map(|p| (p.clone(), stamp(p))).collect()
+}
+
+/// The stamps of `c`'s files as they were before a reload read them (`before`); a file the
+/// reload brought in is stamped now.
+fn restamp(c: &Config, before: &[(PathBuf, Option<Stamp>)]) -> Vec<(PathBuf, Option<Stamp>)> {
+    c.watched
+        .iter()
+        .map(|p| {
+            let s = before
+                .iter()
+                .find(|(q, _)| q == p)
+                .map_or_else(|| stamp(p), |(_, s)| *s);
+            (p.clone(), s)
+        })
+        .collect()
 }

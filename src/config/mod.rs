@@ -365,6 +365,12 @@ pub struct Upstream {
     /// (HAProxy's pool-purge-delay): a burst's connections serve the next burst instead of
     /// being closed and reopened. Zero closes them at once, as nginx does.
     pub purge_delay: Duration,
+    /// Failed connections to a server within `fail_timeout` that make ringgate skip it for
+    /// `fail_timeout` (nginx's `max_fails`; 0: never skipped).
+    pub max_fails: u32,
+    /// How long a failing server is skipped, and the window its failures are counted in
+    /// (nginx's `fail_timeout`).
+    pub fail_timeout: Duration,
     /// Time to establish a connection (504 after... as nginx: 504 on connect timeout).
     pub connect_timeout: Duration,
     /// Longest wait between two reads from the upstream (504 after).
@@ -383,6 +389,8 @@ impl Upstream {
             keepalive: 32,
             keepalive_timeout: Duration::from_secs(60),
             purge_delay: Duration::from_secs(1),
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(60),
             read_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
@@ -789,6 +797,14 @@ impl Resolver<'_> {
             &u.purge_delay,
             &format!("{key}.purge_delay"),
             up.purge_delay,
+        );
+        if let Some(m) = &u.max_fails {
+            up.max_fails = *m.get_ref();
+        }
+        up.fail_timeout = self.duration(
+            &u.fail_timeout,
+            &format!("{key}.fail_timeout"),
+            up.fail_timeout,
         );
         up.connect_timeout = self.duration(
             &u.connect_timeout,

@@ -210,6 +210,8 @@ pub struct RawUpstream {
     pub keepalive: Option<Spanned<usize>>,
     pub keepalive_timeout: Option<Spanned<Quantity>>,
     pub purge_delay: Option<Spanned<Quantity>>,
+    pub max_fails: Option<Spanned<u32>>,
+    pub fail_timeout: Option<Spanned<Quantity>>,
     pub connect_timeout: Option<Spanned<Quantity>>,
     pub read_timeout: Option<Spanned<Quantity>>,
     pub send_timeout: Option<Spanned<Quantity>>,

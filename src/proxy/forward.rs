@@ -139,33 +139,26 @@ pub async fn proxy(
                 crate::metrics::with(|m| m.upstream_connection(true));
                 (s, a, true)
             }
-            None => {
-                let Some((server, addr)) = w.pools.pick(pp.upstream, up) else {
-                    return Err(());
-                };
-                match upstream::open(&w.pools, pp.upstream, up, server, addr).await {
-                    Ok(s) => {
-                        w.pools.connects.set(w.pools.connects.get() + 1);
-                        crate::metrics::with(|m| m.upstream_connection(false));
-                        (s, addr, false)
-                    }
-                    Err(e) => {
-                        facts.upstream_addr = Some(addr);
-                        facts.upstream_time = Some(began.elapsed());
-                        return fail(
-                            client,
-                            listener,
-                            info,
-                            up,
-                            addr,
-                            &request_line,
-                            Failure::Respond(e),
-                            facts,
-                        )
-                        .await;
-                    }
+            None => match connect(w, pp.upstream, up, listener, info, &request_line).await {
+                Some(Ok((s, addr))) => (s, addr, false),
+                Some(Err((e, addr))) => {
+                    facts.upstream_addr = Some(addr);
+                    facts.upstream_time = Some(began.elapsed());
+                    let failure = Failure::Respond(e);
+                    return fail(
+                        client,
+                        listener,
+                        info,
+                        up,
+                        addr,
+                        &request_line,
+                        failure,
+                        facts,
+                    )
+                    .await;
                 }
-            }
+                None => return Err(()),
+            },
         };
         facts.upstream_addr = Some(addr);
         let result = exchange(
@@ -204,6 +197,55 @@ pub async fn proxy(
                 continue;
             }
             Err(f) => return fail(client, listener, info, up, addr, &request_line, f, facts).await,
+        }
+    }
+}
+
+/// Opens a connection to one of the upstream's servers. A server that cannot be reached (TCP or
+/// TLS) is counted against `max_fails` and the next one is tried, each server at most once,
+/// as nginx's default `proxy_next_upstream error timeout` does: nothing was sent yet, so any
+/// method may go elsewhere. Returns the last failure when every server failed; None when the
+/// upstream has no server.
+async fn connect(
+    w: &State,
+    id: usize,
+    up: &Upstream,
+    listener: &Listener,
+    info: &ConnInfo,
+    request: &RequestLine<'_>,
+) -> Option<Result<(crate::conn::Stream, SocketAddr), (UpstreamError, SocketAddr)>> {
+    let mut tried: Vec<usize> = Vec::new();
+    loop {
+        let (server, addr) = w.pools.pick(id, up, &tried)?;
+        match upstream::open(&w.pools, id, up, server, addr).await {
+            Ok(s) => {
+                w.pools.succeeded(id, server);
+                w.pools.connects.set(w.pools.connects.get() + 1);
+                crate::metrics::with(|m| m.upstream_connection(false));
+                return Some(Ok((s, addr)));
+            }
+            Err(e) => {
+                tried.push(server);
+                if w.pools.failed(id, up, server) {
+                    log::warn!(
+                        "upstream `{}` server {addr} skipped for {:?} after {} failed connection(s) (max_fails, fail_timeout)",
+                        up.name,
+                        up.fail_timeout,
+                        up.max_fails
+                    );
+                }
+                if tried.len() >= up.servers.len() {
+                    return Some(Err((e, addr)));
+                }
+                log::error!(
+                    "{e} {}, client: {}, listener: {}, request: \"{request}\", upstream: `{}` {}://{addr}; trying the next server",
+                    e.context(),
+                    info.peer,
+                    listener.name,
+                    up.name,
+                    if up.tls.is_some() { "https" } else { "http" },
+                );
+            }
         }
     }
 }

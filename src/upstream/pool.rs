@@ -26,11 +26,23 @@ struct Idle {
     since: Instant,
 }
 
+/// A server's recent connection failures (nginx's max_fails / fail_timeout, per worker).
+#[derive(Debug, Clone, Copy, Default)]
+struct Health {
+    /// Failures counted since `since`.
+    fails: u32,
+    since: Option<Instant>,
+    /// Skipped by `pick` until then.
+    down_until: Option<Instant>,
+}
+
 #[derive(Default)]
 struct Group {
     /// Oldest-returned first: taken from the back, purged from the front.
     idle: RefCell<VecDeque<Idle>>,
     next_server: Cell<usize>,
+    /// Per server index, made on first failure.
+    health: RefCell<Vec<Health>>,
     /// This worker's TLS configuration per server index, made on first use.
     tls: RefCell<Vec<Option<Arc<ClientConfig>>>>,
 }
@@ -54,17 +66,79 @@ impl Pools {
         }
     }
 
-    /// The next server of an upstream, round robin per worker: its index and address.
-    pub fn pick(&self, id: usize, upstream: &Upstream) -> Option<(usize, SocketAddr)> {
+    /// The next server of an upstream, round robin per worker, skipping servers marked down
+    /// and those in `tried`: its index and address. When every server left is down, they are
+    /// tried anyway (Envoy's panic mode; nginx would answer 502 "no live upstreams").
+    pub fn pick(
+        &self,
+        id: usize,
+        upstream: &Upstream,
+        tried: &[usize],
+    ) -> Option<(usize, SocketAddr)> {
         let group = self.groups.get(id)?;
         let n = upstream.servers.len();
-        if n == 0 {
-            return None;
-        }
-        let i = group.next_server.get();
-        group.next_server.set(i.wrapping_add(1));
-        let index = i % n;
+        let start = group.next_server.get();
+        group.next_server.set(start.wrapping_add(1));
+        let now = Instant::now();
+        let health = group.health.borrow();
+        let candidates = (0..n)
+            .map(|k| start.wrapping_add(k) % n)
+            .filter(|i| !tried.contains(i));
+        let up_now = |i: &usize| {
+            health
+                .get(*i)
+                .and_then(|h| h.down_until)
+                .is_none_or(|t| t <= now)
+        };
+        let index = candidates
+            .clone()
+            .find(up_now)
+            .or_else(|| candidates.clone().next())?;
         upstream.servers.get(index).map(|a| (index, *a))
+    }
+
+    /// Counts a failed connection to a server; at `max_fails` failures within
+    /// `fail_timeout` it is skipped for `fail_timeout`. Returns true when this marked it down.
+    pub fn failed(&self, id: usize, upstream: &Upstream, server: usize) -> bool {
+        let Some(group) = self.groups.get(id) else {
+            return false;
+        };
+        if upstream.max_fails == 0 || upstream.servers.len() < 2 {
+            // One server has nowhere else to go (nginx never marks a lone server down).
+            return false;
+        }
+        let now = Instant::now();
+        let mut health = group.health.borrow_mut();
+        if health.len() <= server {
+            health.resize(server + 1, Health::default());
+        }
+        let Some(h) = health.get_mut(server) else {
+            return false;
+        };
+        let fresh = h
+            .since
+            .is_some_and(|s| now.saturating_duration_since(s) < upstream.fail_timeout);
+        if !fresh {
+            h.fails = 0;
+            h.since = Some(now);
+        }
+        h.fails += 1;
+        if h.fails >= upstream.max_fails {
+            h.fails = 0;
+            h.since = None;
+            h.down_until = Some(now + upstream.fail_timeout);
+            return true;
+        }
+        false
+    }
+
+    /// A connection to a server succeeded: its failure count starts again.
+    pub fn succeeded(&self, id: usize, server: usize) {
+        if let Some(group) = self.groups.get(id) {
+            if let Some(h) = group.health.borrow_mut().get_mut(server) {
+                *h = Health::default();
+            }
+        }
     }
 
     /// This worker's rustls configuration for server `server` of upstream `id`: made once,

@@ -318,3 +318,71 @@ fn failures_leave_no_broken_pooled_connection_and_no_leaked_descriptor() {
         "descriptors leaked: {after} open, baseline {baseline}"
     );
 }
+
+/// A port nothing listens on (bound, then let go).
+fn dead_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+/// A group with a dead server and a live one, new upstream connection per request: each
+/// request that picks the dead server goes on to the live one (nginx's `proxy_next_upstream
+/// error`), so every client gets 200; with max_fails the dead server is then skipped for
+/// fail_timeout instead of being tried again. With every server dead: 502.
+#[test]
+fn a_dead_server_in_a_group_is_passed_over_and_skipped() {
+    let live = Upstream::start(Mode::Echo);
+    let pki = Pki::new();
+    let servers = |extra: &str| {
+        Cfg::new(&pki, &live)
+            .render()
+            .replace(
+                &format!("servers = [{}]", live.server()),
+                &format!("servers = [\"{}\", {}]", dead_addr(), live.server()),
+            )
+            .replace("keepalive = 8", &format!("keepalive = 0\n{extra}"))
+    };
+    let get = |proxy: &Proxy| {
+        let mut c = conn(proxy, &pki);
+        c.send(b"GET /next HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .expect("send");
+        c.read_response().expect("response").status
+    };
+
+    // Defaults (max_fails 1, fail_timeout 10s): tried once, then skipped.
+    let proxy = Proxy::start(&servers(""));
+    for i in 0..8 {
+        assert_eq!(get(&proxy), 200, "request {i}");
+    }
+    assert_eq!(live.accepts(), 8);
+    proxy.assert_log(&["trying the next server"]);
+    let log = proxy.log();
+    assert_eq!(log.matches("trying the next server").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("skipped for 10s after 1 failed connection")
+            .count(),
+        1,
+        "{log}"
+    );
+    drop(proxy);
+
+    // max_fails = 0: never skipped, so every other request passes over it; still all 200.
+    let proxy = Proxy::start(&servers("max_fails = 0"));
+    for i in 0..8 {
+        assert_eq!(get(&proxy), 200, "request {i}");
+    }
+    let log = proxy.log();
+    assert!(log.matches("trying the next server").count() >= 3, "{log}");
+    assert!(!log.contains("skipped for"), "{log}");
+    drop(proxy);
+
+    // Every server dead: 502, with the last failure's log line.
+    let text = Cfg::new(&pki, &live).render().replace(
+        &format!("servers = [{}]", live.server()),
+        &format!("servers = [\"{}\", \"{}\"]", dead_addr(), dead_addr()),
+    );
+    let proxy = Proxy::start(&text);
+    assert_eq!(get(&proxy), 502);
+    proxy.assert_log(&["trying the next server"]);
+    proxy.assert_log(&["(502)"]);
+}

@@ -216,7 +216,7 @@ impl Translator {
             self.diag.warn(
                 &e.origin,
                 format!(
-                    "{} ignored: ringgate uses every server round robin",
+                    "{} ignored: ringgate uses every server round robin, skipping one that failed for the upstream's fail_timeout (10s) after max_fails (1) failures, nginx's defaults, set per [[upstream]]",
                     ignored.join(" ")
                 ),
             );

@@ -128,7 +128,7 @@ pub struct LogFacts {
     /// `$upstream_response_time`.
     pub upstream_time: Option<Duration>,
     /// `$access_decision`: `allow`, `allow role=admin`, `deny: ...`.
-    pub decision: String,
+    pub decision: std::borrow::Cow<'static, str>,
     /// The server (listener index) that handled the request: whose access log gets the line.
     pub server: usize,
 }
@@ -372,7 +372,7 @@ impl RequestVars<'_> {
                 Some(d) => push_secs(out, d),
                 None => out.push(b'-'),
             },
-            Var::AccessDecision => push(out, log.map(|l| l.decision.as_str())),
+            Var::AccessDecision => push(out, log.map(|l| l.decision.as_ref())),
             Var::SentHttp(_) => {}
             Var::TimeLocal => crate::clock::push_time_local(out),
             Var::TimeIso8601 => crate::clock::push_time_iso8601(out),

@@ -78,13 +78,13 @@ pub async fn proxy(
             head.path_and_query.get(hb),
             ctx.uri,
         );
-        let mut host_value = pp.proxy_host.as_bytes().to_vec();
+        let mut host_value = std::borrow::Cow::Borrowed(pp.proxy_host.as_bytes());
         let mut values: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(location.set_headers.len());
         for (name, tpl) in &location.set_headers {
             let mut v = Vec::new();
             vars.render(tpl, &mut v);
             if name.eq_ignore_ascii_case("host") {
-                host_value = v;
+                host_value = std::borrow::Cow::Owned(v);
             } else {
                 values.push((name.as_bytes(), v));
             }

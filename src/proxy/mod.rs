@@ -134,7 +134,8 @@ pub async fn serve(w: Rc<Worker>, si: usize, tcp: TcpStream, peer: SocketAddr, s
                 decision: format!(
                     "deny: client certificate ({})",
                     info.tls.as_ref().map_or("", |t| t.verify.as_str())
-                ),
+                )
+                .into(),
                 ..LogFacts::default()
             };
             facts.canned(page);
@@ -492,7 +493,7 @@ fn log_request(
     };
     let raw_path = head.path_and_query.get(hb);
     let path_only = raw_path.split(|&b| b == b'?').next().unwrap_or(raw_path);
-    let uri = route::normalize_path(path_only).unwrap_or_else(|_| path_only.to_vec());
+    let uri = route::normalize_path(path_only).unwrap_or(std::borrow::Cow::Borrowed(path_only));
     let host = request_host(listener, head, hb);
     let ctx = RequestCtx {
         conn: info,
@@ -510,14 +511,19 @@ fn log_request(
 }
 
 /// nginx's `$host`: from the request, else the server's first name.
-fn request_host(listener: &Listener, head: &RequestHead, hb: &[u8]) -> Vec<u8> {
+fn request_host<'a>(
+    listener: &'a Listener,
+    head: &RequestHead,
+    hb: &'a [u8],
+) -> std::borrow::Cow<'a, [u8]> {
     match head.host_for_nginx(hb) {
-        Some(h) => h.into_owned(),
-        None => listener
-            .server_names
-            .first()
-            .map(|s| s.as_bytes().to_vec())
-            .unwrap_or_default(),
+        Some(h) => h,
+        None => std::borrow::Cow::Borrowed(
+            listener
+                .server_names
+                .first()
+                .map_or(&[][..], |s| s.as_bytes()),
+        ),
     }
 }
 
@@ -569,7 +575,7 @@ async fn handle_request(
             info.peer,
             String::from_utf8_lossy(&host)
         );
-        facts.decision = format!("deny: {why}");
+        facts.decision = format!("deny: {why}").into();
         return respond_canned(stream, Canned::MisdirectedRequest, facts).await;
     }
     let ctx = RequestCtx {
@@ -582,7 +588,7 @@ async fn handle_request(
     };
     // Server-level rules (nginx's server rewrite phase).
     if let Some(rule) = first_rule(&listener.rules, &ctx, head, hb) {
-        facts.decision = format!("rule: return {}", rule.status);
+        facts.decision = format!("rule: return {}", rule.status).into();
         let body = rule.body.as_ref();
         return respond_rule(stream, &ctx, head, hb, rule.status, body, last, facts).await;
     }
@@ -591,7 +597,7 @@ async fn handle_request(
     };
     // Location rules (the location's rewrite phase), then access.
     if let Some(rule) = first_rule(&location.rules, &ctx, head, hb) {
-        facts.decision = format!("rule: return {}", rule.status);
+        facts.decision = format!("rule: return {}", rule.status).into();
         let body = rule.body.as_ref();
         return respond_rule(stream, &ctx, head, hb, rule.status, body, last, facts).await;
     }
@@ -605,12 +611,12 @@ async fn handle_request(
             denial.status,
             denial.reason
         );
-        facts.decision = format!("deny: {}", denial.reason);
+        facts.decision = format!("deny: {}", denial.reason).into();
         return respond_canned(stream, denial.page, facts).await;
     }
     facts.decision = match &info.role {
-        Some(r) => format!("allow role={r}"),
-        None => "allow".to_string(),
+        Some(r) => format!("allow role={r}").into(),
+        None => "allow".into(),
     };
     match &location.action {
         Action::Return { status, body } => {

@@ -172,6 +172,7 @@ fn readiness(config: &Config, workers: &[Sender<Sender<Snapshot>>]) -> Result<()
         let reachable = up
             .servers
             .iter()
+            .chain(&up.backup_servers)
             .any(|a| TcpStream::connect_timeout(a, Duration::from_millis(500)).is_ok());
         if !reachable {
             down.push(format!("upstream `{}` has no reachable server", up.name));

@@ -357,6 +357,9 @@ pub struct Upstream {
     pub name: String,
     /// Servers, used round robin.
     pub servers: Vec<SocketAddr>,
+    /// Servers used only while every one of `servers` is down or has failed for the request
+    /// (nginx's `server ... backup`). Server indexes continue after `servers`.
+    pub backup_servers: Vec<SocketAddr>,
     /// Idle connections kept per worker.
     pub keepalive: usize,
     /// How long an idle pooled connection is kept.
@@ -382,10 +385,24 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// Primary and backup servers together.
+    pub fn server_count(&self) -> usize {
+        self.servers.len() + self.backup_servers.len()
+    }
+
+    /// Server `i`: a primary below `servers.len()`, a backup after.
+    pub fn server(&self, i: usize) -> Option<SocketAddr> {
+        match i.checked_sub(self.servers.len()) {
+            None => self.servers.get(i).copied(),
+            Some(b) => self.backup_servers.get(b).copied(),
+        }
+    }
+
     fn with_defaults(name: String, servers: Vec<SocketAddr>) -> Self {
         Upstream {
             name,
             servers,
+            backup_servers: Vec::new(),
             keepalive: 32,
             keepalive_timeout: Duration::from_secs(60),
             purge_delay: Duration::from_secs(1),
@@ -785,6 +802,15 @@ impl Resolver<'_> {
             );
         }
         let mut up = Upstream::with_defaults(name, servers);
+        for s in u.backup_servers.iter().flat_map(|b| b.get_ref()) {
+            match resolve_addr(s, 80) {
+                Ok(addrs) => up.backup_servers.extend(addrs),
+                Err(m) => {
+                    let at = u.backup_servers.as_ref().map_or(span(&u.servers), span);
+                    self.errs.push(at, &format!("{key}.backup_servers"), m);
+                }
+            }
+        }
         if let Some(k) = &u.keepalive {
             up.keepalive = *k.get_ref();
         }

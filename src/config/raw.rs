@@ -207,6 +207,7 @@ pub enum RawReturn {
 pub struct RawUpstream {
     pub name: Spanned<String>,
     pub servers: Spanned<Vec<String>>,
+    pub backup_servers: Option<Spanned<Vec<String>>>,
     pub keepalive: Option<Spanned<usize>>,
     pub keepalive_timeout: Option<Spanned<Quantity>>,
     pub purge_delay: Option<Spanned<Quantity>>,

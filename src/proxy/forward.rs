@@ -234,7 +234,7 @@ async fn connect(
                         up.max_fails
                     );
                 }
-                if tried.len() >= up.servers.len() {
+                if tried.len() >= up.server_count() {
                     return Some(Err((e, addr)));
                 }
                 log::error!(

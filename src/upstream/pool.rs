@@ -67,8 +67,9 @@ impl Pools {
     }
 
     /// The next server of an upstream, round robin per worker, skipping servers marked down
-    /// and those in `tried`: its index and address. When every server left is down, they are
-    /// tried anyway (Envoy's panic mode; nginx would answer 502 "no live upstreams").
+    /// and those in `tried`: its index and address. Backup servers come in only when no
+    /// primary is left. When every server left is down, they are tried anyway, primaries
+    /// first (Envoy's panic mode; nginx would answer 502 "no live upstreams").
     pub fn pick(
         &self,
         id: usize,
@@ -76,14 +77,14 @@ impl Pools {
         tried: &[usize],
     ) -> Option<(usize, SocketAddr)> {
         let group = self.groups.get(id)?;
-        let n = upstream.servers.len();
         let start = group.next_server.get();
         group.next_server.set(start.wrapping_add(1));
         let now = Instant::now();
         let health = group.health.borrow();
-        let candidates = (0..n)
-            .map(|k| start.wrapping_add(k) % n)
-            .filter(|i| !tried.contains(i));
+        let (n, m) = (upstream.servers.len(), upstream.backup_servers.len());
+        let primaries = (0..n).map(|k| start.wrapping_add(k) % n);
+        let backups = (0..m).map(|k| n + start.wrapping_add(k) % m);
+        let candidates = primaries.chain(backups).filter(|i| !tried.contains(i));
         let up_now = |i: &usize| {
             health
                 .get(*i)
@@ -94,7 +95,7 @@ impl Pools {
             .clone()
             .find(up_now)
             .or_else(|| candidates.clone().next())?;
-        upstream.servers.get(index).map(|a| (index, *a))
+        upstream.server(index).map(|a| (index, a))
     }
 
     /// Counts a failed connection to a server; at `max_fails` failures within
@@ -103,7 +104,7 @@ impl Pools {
         let Some(group) = self.groups.get(id) else {
             return false;
         };
-        if upstream.max_fails == 0 || upstream.servers.len() < 2 {
+        if upstream.max_fails == 0 || upstream.server_count() < 2 {
             // One server has nowhere else to go (nginx never marks a lone server down).
             return false;
         }

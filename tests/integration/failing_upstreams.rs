@@ -386,3 +386,43 @@ fn a_dead_server_in_a_group_is_passed_over_and_skipped() {
     proxy.assert_log(&["trying the next server"]);
     proxy.assert_log(&["(502)"]);
 }
+
+/// `backup_servers` (nginx's `server ... backup`) take requests only while no primary can:
+/// a live primary gets everything; a dead one hands its requests to the backup.
+#[test]
+fn backup_servers_serve_only_when_the_primaries_cannot() {
+    let primary = Upstream::start(Mode::Echo);
+    let backup = Upstream::start(Mode::Echo);
+    let pki = Pki::new();
+    let config = |primary_addr: &str| {
+        Cfg::new(&pki, &primary)
+            .render()
+            .replace(
+                &format!("servers = [{}]", primary.server()),
+                &format!(
+                    "servers = [{primary_addr}]\nbackup_servers = [{}]",
+                    backup.server()
+                ),
+            )
+            .replace("keepalive = 8", "keepalive = 0")
+    };
+    let get = |proxy: &Proxy| {
+        let mut c = conn(proxy, &pki);
+        c.send(b"GET /b HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .expect("send");
+        c.read_response().expect("response").status
+    };
+    let proxy = Proxy::start(&config(&primary.server()));
+    for _ in 0..4 {
+        assert_eq!(get(&proxy), 200);
+    }
+    assert_eq!((primary.accepts(), backup.accepts()), (4, 0));
+    drop(proxy);
+
+    let proxy = Proxy::start(&config(&format!("\"{}\"", dead_addr())));
+    for _ in 0..4 {
+        assert_eq!(get(&proxy), 200);
+    }
+    assert_eq!(backup.accepts(), 4);
+    proxy.assert_log(&["trying the next server"]);
+}

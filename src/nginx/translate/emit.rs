@@ -200,6 +200,14 @@ fn upstream(w: &mut Writer, u: &OutUpstream) {
         w.raw(&line, Some(&s.at));
     }
     w.raw("]", Some(&u.at));
+    if !u.backup_servers.is_empty() {
+        w.raw("backup_servers = [", Some(&u.at));
+        for s in &u.backup_servers {
+            let line = format!("  {},  # {}", q(&s.v), w.where_(&s.at));
+            w.raw(&line, Some(&s.at));
+        }
+        w.raw("]", Some(&u.at));
+    }
     w.kv("keepalive", u.keepalive.v.to_string(), &u.keepalive.at);
     w.s("keepalive_timeout", &u.keepalive_timeout);
     w.s("connect_timeout", &u.connect_timeout);

@@ -97,6 +97,8 @@ pub struct OutUpstream {
     pub name: String,
     /// `servers`.
     pub servers: Vec<L<String>>,
+    /// `backup_servers`.
+    pub backup_servers: Vec<L<String>>,
     /// `keepalive` idle connections per worker.
     pub keepalive: L<u64>,
     /// `keepalive_timeout`.

@@ -17,6 +17,8 @@ pub struct Block {
     pub at: Origin,
     /// `server` addresses with a port.
     pub servers: Vec<L<String>>,
+    /// `server ... backup` addresses with a port.
+    pub backups: Vec<L<String>>,
     /// `keepalive`.
     pub keepalive: Option<L<u64>>,
     /// `keepalive_timeout`.
@@ -132,6 +134,7 @@ impl Translator {
             name,
             at: d.origin.clone(),
             servers: Vec::new(),
+            backups: Vec::new(),
             keepalive: None,
             keepalive_timeout: None,
             used: false,
@@ -193,13 +196,15 @@ impl Translator {
             return;
         };
         let mut ignored = Vec::new();
+        let mut backup = false;
         for p in &e.args[1..] {
             let name = p.split('=').next().unwrap_or(p);
             match name {
-                "backup" | "down" => {
+                "backup" => backup = true,
+                "down" => {
                     self.diag.warn(
                         &e.origin,
-                        format!("a `{p}` server is left out: ringgate has no failover to standby servers"),
+                        "a `down` server is left out, as nginx never sends it a request",
                     );
                     return;
                 }
@@ -221,7 +226,11 @@ impl Translator {
                 ),
             );
         }
-        b.servers.push(L::new(addr, &e.origin));
+        if backup {
+            b.backups.push(L::new(addr, &e.origin));
+        } else {
+            b.servers.push(L::new(addr, &e.origin));
+        }
     }
 
     /// The upstream for a location's `proxy_pass` and effective proxy_* settings. Returns the
@@ -248,7 +257,7 @@ impl Translator {
             .position(|b| b.name == t.authority);
         let default_port = if t.https { 443 } else { 80 };
         // nginx's $proxy_host: the upstream name, or host[:port] without the default port.
-        let (base, servers, keepalive, keepalive_timeout, note) = match block {
+        let (base, (servers, backup_servers), keepalive, keepalive_timeout, note) = match block {
             Some(i) => {
                 let b = &mut self.upstream_blocks[i];
                 b.used = true;
@@ -269,7 +278,7 @@ impl Translator {
                 let b = &self.upstream_blocks[i];
                 (
                     b.name.clone(),
-                    b.servers.clone(),
+                    (b.servers.clone(), b.backups.clone()),
                     keepalive,
                     b.keepalive_timeout.clone(),
                     format!("upstream block \"{}\"", b.name),
@@ -284,7 +293,7 @@ impl Translator {
                 };
                 (
                     name,
-                    vec![L::new(format!("{}:{port}", t.host), at)],
+                    (vec![L::new(format!("{}:{port}", t.host), at)], Vec::new()),
                     // Without an upstream block and `keepalive`, nginx closes every upstream
                     // connection after its request.
                     L::new(0, at),
@@ -335,6 +344,7 @@ impl Translator {
             note,
             name: name.clone(),
             servers,
+            backup_servers,
             keepalive,
             keepalive_timeout,
             connect_timeout: proxy.connect_timeout.clone(),
@@ -409,6 +419,7 @@ impl Translator {
                 note: format!("upstream block \"{}\", which no proxy_pass uses", b.name),
                 name: b.name.clone(),
                 servers: b.servers.clone(),
+                backup_servers: b.backups.clone(),
                 keepalive: b.keepalive.clone().unwrap_or_else(|| L::new(0, &b.at)),
                 keepalive_timeout: b.keepalive_timeout.clone(),
                 connect_timeout: None,

@@ -320,39 +320,42 @@ fn failures_leave_no_broken_pooled_connection_and_no_leaked_descriptor() {
 }
 
 /// A port nothing listens on (bound, then let go).
-fn dead_addr() -> SocketAddr {
+fn dead_addr() -> String {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+    format!("\"{}\"", l.local_addr().expect("addr"))
 }
 
-/// A group with a dead server and a live one, new upstream connection per request: each
-/// request that picks the dead server goes on to the live one (nginx's `proxy_next_upstream
-/// error`), so every client gets 200; with max_fails the dead server is then skipped for
-/// fail_timeout instead of being tried again. With every server dead: 502.
+/// The default configuration with these `servers` lines (TOML) in the upstream, no pooled
+/// connections (each request connects, so each picks a server), and `extra` upstream lines.
+fn group_config(pki: &Pki, up: &Upstream, servers: &str, extra: &str) -> String {
+    Cfg::new(pki, up)
+        .render()
+        .replace(&format!("servers = [{}]", up.server()), servers)
+        .replace("keepalive = 8", &format!("keepalive = 0\n{extra}"))
+}
+
+/// One GET on its own connection: the status.
+fn get_once(proxy: &Proxy, pki: &Pki) -> u16 {
+    let mut c = conn(proxy, pki);
+    c.send(b"GET /next HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    c.read_response().expect("response").status
+}
+
+/// A group with a dead server and a live one: each request that picks the dead server goes on
+/// to the live one (nginx's `proxy_next_upstream error`), so every client gets 200; with
+/// max_fails the dead server is then skipped for fail_timeout instead of being tried again.
+/// With every server dead: 502.
 #[test]
 fn a_dead_server_in_a_group_is_passed_over_and_skipped() {
     let live = Upstream::start(Mode::Echo);
     let pki = Pki::new();
-    let servers = |extra: &str| {
-        Cfg::new(&pki, &live)
-            .render()
-            .replace(
-                &format!("servers = [{}]", live.server()),
-                &format!("servers = [\"{}\", {}]", dead_addr(), live.server()),
-            )
-            .replace("keepalive = 8", &format!("keepalive = 0\n{extra}"))
-    };
-    let get = |proxy: &Proxy| {
-        let mut c = conn(proxy, &pki);
-        c.send(b"GET /next HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .expect("send");
-        c.read_response().expect("response").status
-    };
+    let both = format!("servers = [{}, {}]", dead_addr(), live.server());
 
     // Defaults (max_fails 1, fail_timeout 10s): tried once, then skipped.
-    let proxy = Proxy::start(&servers(""));
+    let proxy = Proxy::start(&group_config(&pki, &live, &both, ""));
     for i in 0..8 {
-        assert_eq!(get(&proxy), 200, "request {i}");
+        assert_eq!(get_once(&proxy, &pki), 200, "request {i}");
     }
     assert_eq!(live.accepts(), 8);
     proxy.assert_log(&["trying the next server"]);
@@ -367,9 +370,9 @@ fn a_dead_server_in_a_group_is_passed_over_and_skipped() {
     drop(proxy);
 
     // max_fails = 0: never skipped, so every other request passes over it; still all 200.
-    let proxy = Proxy::start(&servers("max_fails = 0"));
+    let proxy = Proxy::start(&group_config(&pki, &live, &both, "max_fails = 0"));
     for i in 0..8 {
-        assert_eq!(get(&proxy), 200, "request {i}");
+        assert_eq!(get_once(&proxy, &pki), 200, "request {i}");
     }
     let log = proxy.log();
     assert!(log.matches("trying the next server").count() >= 3, "{log}");
@@ -377,12 +380,9 @@ fn a_dead_server_in_a_group_is_passed_over_and_skipped() {
     drop(proxy);
 
     // Every server dead: 502, with the last failure's log line.
-    let text = Cfg::new(&pki, &live).render().replace(
-        &format!("servers = [{}]", live.server()),
-        &format!("servers = [\"{}\", \"{}\"]", dead_addr(), dead_addr()),
-    );
-    let proxy = Proxy::start(&text);
-    assert_eq!(get(&proxy), 502);
+    let dead = format!("servers = [{}, {}]", dead_addr(), dead_addr());
+    let proxy = Proxy::start(&group_config(&pki, &live, &dead, ""));
+    assert_eq!(get_once(&proxy, &pki), 502);
     proxy.assert_log(&["trying the next server"]);
     proxy.assert_log(&["(502)"]);
 }
@@ -394,34 +394,32 @@ fn backup_servers_serve_only_when_the_primaries_cannot() {
     let primary = Upstream::start(Mode::Echo);
     let backup = Upstream::start(Mode::Echo);
     let pki = Pki::new();
-    let config = |primary_addr: &str| {
-        Cfg::new(&pki, &primary)
-            .render()
-            .replace(
-                &format!("servers = [{}]", primary.server()),
-                &format!(
-                    "servers = [{primary_addr}]\nbackup_servers = [{}]",
-                    backup.server()
-                ),
-            )
-            .replace("keepalive = 8", "keepalive = 0")
+    let with_backup = |first: &str| {
+        format!(
+            "servers = [{first}]\nbackup_servers = [{}]",
+            backup.server()
+        )
     };
-    let get = |proxy: &Proxy| {
-        let mut c = conn(proxy, &pki);
-        c.send(b"GET /b HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .expect("send");
-        c.read_response().expect("response").status
-    };
-    let proxy = Proxy::start(&config(&primary.server()));
+    let proxy = Proxy::start(&group_config(
+        &pki,
+        &primary,
+        &with_backup(&primary.server()),
+        "",
+    ));
     for _ in 0..4 {
-        assert_eq!(get(&proxy), 200);
+        assert_eq!(get_once(&proxy, &pki), 200);
     }
     assert_eq!((primary.accepts(), backup.accepts()), (4, 0));
     drop(proxy);
 
-    let proxy = Proxy::start(&config(&format!("\"{}\"", dead_addr())));
+    let proxy = Proxy::start(&group_config(
+        &pki,
+        &primary,
+        &with_backup(&dead_addr()),
+        "",
+    ));
     for _ in 0..4 {
-        assert_eq!(get(&proxy), 200);
+        assert_eq!(get_once(&proxy, &pki), 200);
     }
     assert_eq!(backup.accepts(), 4);
     proxy.assert_log(&["trying the next server"]);

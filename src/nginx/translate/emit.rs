@@ -208,6 +208,10 @@ fn upstream(w: &mut Writer, u: &OutUpstream) {
         }
         w.raw("]", Some(&u.at));
     }
+    if let Some(m) = &u.max_fails {
+        w.kv("max_fails", m.v.to_string(), &m.at);
+    }
+    w.s("fail_timeout", &u.fail_timeout);
     w.kv("keepalive", u.keepalive.v.to_string(), &u.keepalive.at);
     w.s("keepalive_timeout", &u.keepalive_timeout);
     w.s("connect_timeout", &u.connect_timeout);

@@ -99,6 +99,10 @@ pub struct OutUpstream {
     pub servers: Vec<L<String>>,
     /// `backup_servers`.
     pub backup_servers: Vec<L<String>>,
+    /// `max_fails`.
+    pub max_fails: Option<L<u64>>,
+    /// `fail_timeout`.
+    pub fail_timeout: Option<L<String>>,
     /// `keepalive` idle connections per worker.
     pub keepalive: L<u64>,
     /// `keepalive_timeout`.

@@ -318,6 +318,7 @@ fn proxy_settings_make_one_upstream_per_combination() {
     assert_eq!(s(&d, "upstream.0.name"), "app");
     assert_eq!(s(&d, "upstream.0.servers.0"), "127.0.0.1:8080");
     assert_eq!(get(&d, "upstream.0.servers").as_array().unwrap().len(), 1);
+    assert_eq!(i(&d, "upstream.0.max_fails"), 2);
     assert_eq!(s(&d, "upstream.0.backup_servers.0"), "127.0.0.2:80");
     assert_eq!(i(&d, "upstream.0.keepalive"), 16);
     assert_eq!(s(&d, "upstream.0.keepalive_timeout"), "30s");
@@ -342,7 +343,7 @@ fn proxy_settings_make_one_upstream_per_combination() {
     assert!(t
         .warnings
         .iter()
-        .any(|w| w.message.contains("weight=3 max_fails=2")));
+        .any(|w| w.message.contains("weight=3 ignored")));
     assert!(!t.warnings.iter().any(|w| w.message.contains("backup")));
     assert!(warned(&t, "least_conn"));
 }
@@ -951,4 +952,29 @@ fn seed_snippets_translate_verbatim() {
     tr("log_format ssl_log '$remote_addr [$time_local] '\n'ClientVerify:$ssl_client_verify DN:$ssl_client_s_dn';\naccess_log /var/log/nginx/ssl_access.log ssl_log;\n");
     // Section 7 as the inside of a server.
     tr("location /public { ssl_verify_client off; }\nlocation /admin { ssl_verify_client on; }\n");
+}
+
+#[test]
+fn server_failure_settings_become_the_upstreams() {
+    let t = tr(&http(
+        r#"upstream app {
+            server 127.0.0.1:8080 max_fails=3 fail_timeout=30s;
+            server 127.0.0.2:8080 max_fails=5;
+            server 127.0.0.3:8080 backup;
+        }
+        server { location / { proxy_pass http://app; } }"#,
+    ));
+    let d = doc(&t);
+    assert_eq!(i(&d, "upstream.0.max_fails"), 3);
+    assert_eq!(s(&d, "upstream.0.fail_timeout"), "30s");
+    assert_eq!(s(&d, "upstream.0.backup_servers.0"), "127.0.0.3:8080");
+    assert!(t
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("max_fails=5 ignored") && w.message.contains("set 3")));
+    // An implicit upstream keeps ringgate's (nginx's) defaults: nothing written.
+    let d = doc(&tr(&http(
+        "server { location / { proxy_pass http://127.0.0.1:9000; } }",
+    )));
+    assert!(!has(&d, "upstream.0.max_fails"));
 }

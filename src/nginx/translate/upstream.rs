@@ -19,6 +19,10 @@ pub struct Block {
     pub servers: Vec<L<String>>,
     /// `server ... backup` addresses with a port.
     pub backups: Vec<L<String>>,
+    /// `max_fails=` of its servers (ringgate has one value per upstream).
+    pub max_fails: Option<L<u64>>,
+    /// `fail_timeout=` of its servers.
+    pub fail_timeout: Option<L<String>>,
     /// `keepalive`.
     pub keepalive: Option<L<u64>>,
     /// `keepalive_timeout`.
@@ -135,6 +139,8 @@ impl Translator {
             at: d.origin.clone(),
             servers: Vec::new(),
             backups: Vec::new(),
+            max_fails: None,
+            fail_timeout: None,
             keepalive: None,
             keepalive_timeout: None,
             used: false,
@@ -208,8 +214,13 @@ impl Translator {
                     );
                     return;
                 }
-                "weight" | "max_fails" | "fail_timeout" | "max_conns" | "slow_start"
-                | "resolve" | "service" | "route" => ignored.push(p.as_str()),
+                "max_fails" | "fail_timeout" => {
+                    let value = p.split_once('=').map_or("", |(_, v)| v);
+                    self.failure_setting(e, b, name, value);
+                }
+                "weight" | "max_conns" | "slow_start" | "resolve" | "service" | "route" => {
+                    ignored.push(p.as_str())
+                }
                 _ => {
                     self.diag
                         .error(&e.origin, format!("invalid parameter \"{p}\""));
@@ -221,7 +232,7 @@ impl Translator {
             self.diag.warn(
                 &e.origin,
                 format!(
-                    "{} ignored: ringgate uses every server round robin, skipping one that failed for the upstream's fail_timeout (10s) after max_fails (1) failures, nginx's defaults, set per [[upstream]]",
+                    "{} ignored: ringgate uses every server round robin",
                     ignored.join(" ")
                 ),
             );
@@ -230,6 +241,37 @@ impl Translator {
             b.backups.push(L::new(addr, &e.origin));
         } else {
             b.servers.push(L::new(addr, &e.origin));
+        }
+    }
+
+    /// A server's `max_fails=` or `fail_timeout=`: ringgate has one value per upstream, so the
+    /// first one given is used and a different one on another server is warned about.
+    fn failure_setting(&mut self, e: &Directive, b: &mut Block, name: &str, value: &str) {
+        let at = &e.origin;
+        let (prev, now) = if name == "max_fails" {
+            let Some(n) = self.diag.number(e, value) else {
+                return;
+            };
+            let prev = b.max_fails.as_ref().map(|v| (v.v.to_string(), v.at.line));
+            if prev.is_none() {
+                b.max_fails = Some(L::new(n, at));
+            }
+            (prev, n.to_string())
+        } else {
+            let Some(d) = self.diag.duration(e, value) else {
+                return;
+            };
+            let prev = b.fail_timeout.as_ref().map(|v| (v.v.clone(), v.at.line));
+            if prev.is_none() {
+                b.fail_timeout = Some(L::new(d.clone(), at));
+            }
+            (prev, d)
+        };
+        if let Some((v, line)) = prev.filter(|(v, _)| *v != now) {
+            self.diag.warn(
+                at,
+                format!("{name}={now} ignored: ringgate has one {name} per upstream, and line {line} set {v}"),
+            );
         }
     }
 
@@ -257,51 +299,60 @@ impl Translator {
             .position(|b| b.name == t.authority);
         let default_port = if t.https { 443 } else { 80 };
         // nginx's $proxy_host: the upstream name, or host[:port] without the default port.
-        let (base, (servers, backup_servers), keepalive, keepalive_timeout, note) = match block {
-            Some(i) => {
-                let b = &mut self.upstream_blocks[i];
-                b.used = true;
-                let keepalive = match &b.keepalive {
-                    Some(k) if reuses => k.clone(),
-                    Some(k) => {
-                        if !b.warned_keepalive {
-                            b.warned_keepalive = true;
-                            self.diag.warn(
+        let (base, (servers, backup_servers, fails), keepalive, keepalive_timeout, note) =
+            match block {
+                Some(i) => {
+                    let b = &mut self.upstream_blocks[i];
+                    b.used = true;
+                    let keepalive = match &b.keepalive {
+                        Some(k) if reuses => k.clone(),
+                        Some(k) => {
+                            if !b.warned_keepalive {
+                                b.warned_keepalive = true;
+                                self.diag.warn(
                                 &k.at,
                                 "has no effect in nginx here (it needs proxy_http_version 1.1 and proxy_set_header Connection \"\"): written as keepalive = 0, as nginx behaves",
                             );
+                            }
+                            L::new(0, &k.at)
                         }
-                        L::new(0, &k.at)
-                    }
-                    None => L::new(0, &b.at),
-                };
-                let b = &self.upstream_blocks[i];
-                (
-                    b.name.clone(),
-                    (b.servers.clone(), b.backups.clone()),
-                    keepalive,
-                    b.keepalive_timeout.clone(),
-                    format!("upstream block \"{}\"", b.name),
-                )
-            }
-            None => {
-                let port = t.port.unwrap_or(default_port);
-                let name = if port == default_port {
-                    t.host.clone()
-                } else {
-                    format!("{}:{port}", t.host)
-                };
-                (
-                    name,
-                    (vec![L::new(format!("{}:{port}", t.host), at)], Vec::new()),
-                    // Without an upstream block and `keepalive`, nginx closes every upstream
-                    // connection after its request.
-                    L::new(0, at),
-                    None,
-                    format!("proxy_pass to {}, an implicit upstream", t.authority),
-                )
-            }
-        };
+                        None => L::new(0, &b.at),
+                    };
+                    let b = &self.upstream_blocks[i];
+                    (
+                        b.name.clone(),
+                        (
+                            b.servers.clone(),
+                            b.backups.clone(),
+                            (b.max_fails.clone(), b.fail_timeout.clone()),
+                        ),
+                        keepalive,
+                        b.keepalive_timeout.clone(),
+                        format!("upstream block \"{}\"", b.name),
+                    )
+                }
+                None => {
+                    let port = t.port.unwrap_or(default_port);
+                    let name = if port == default_port {
+                        t.host.clone()
+                    } else {
+                        format!("{}:{port}", t.host)
+                    };
+                    (
+                        name,
+                        (
+                            vec![L::new(format!("{}:{port}", t.host), at)],
+                            Vec::new(),
+                            (None, None),
+                        ),
+                        // Without an upstream block and `keepalive`, nginx closes every upstream
+                        // connection after its request.
+                        L::new(0, at),
+                        None,
+                        format!("proxy_pass to {}, an implicit upstream", t.authority),
+                    )
+                }
+            };
         let tls = if t.https {
             Some(self.upstream_tls(proxy, &base, at)?)
         } else {
@@ -345,6 +396,8 @@ impl Translator {
             name: name.clone(),
             servers,
             backup_servers,
+            max_fails: fails.0,
+            fail_timeout: fails.1,
             keepalive,
             keepalive_timeout,
             connect_timeout: proxy.connect_timeout.clone(),
@@ -420,6 +473,8 @@ impl Translator {
                 name: b.name.clone(),
                 servers: b.servers.clone(),
                 backup_servers: b.backups.clone(),
+                max_fails: b.max_fails.clone(),
+                fail_timeout: b.fail_timeout.clone(),
                 keepalive: b.keepalive.clone().unwrap_or_else(|| L::new(0, &b.at)),
                 keepalive_timeout: b.keepalive_timeout.clone(),
                 connect_timeout: None,

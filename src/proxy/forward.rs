@@ -132,15 +132,35 @@ pub async fn proxy(
     }
 
     let mut retried = false;
+    // Servers this request has been sent to or failed to reach (by index), each at most once.
+    let mut tried: Vec<usize> = Vec::new();
+    // A request without a body whose method is idempotent can be sent again elsewhere.
+    let resendable = head.framing == BodyFraming::None && head.is_idempotent(b"");
     loop {
         let began = Instant::now();
-        let (mut ustream, addr, reused) = match w.pools.take(pp.upstream, up) {
+        let pooled = if tried.is_empty() {
+            w.pools.take(pp.upstream, up)
+        } else {
+            // Passing the request on: a fresh connection to a server not tried yet.
+            None
+        };
+        let (mut ustream, addr, server) = match pooled {
             Some((s, a)) => {
                 crate::metrics::with(|m| m.upstream_connection(true));
-                (s, a, true)
+                (s, a, None)
             }
-            None => match connect(w, pp.upstream, up, listener, info, &request_line).await {
-                Some(Ok((s, addr))) => (s, addr, false),
+            None => match connect(
+                w,
+                pp.upstream,
+                up,
+                listener,
+                info,
+                &request_line,
+                &mut tried,
+            )
+            .await
+            {
+                Some(Ok((s, addr, server))) => (s, addr, Some(server)),
                 Some(Err((e, addr))) => {
                     facts.upstream_addr = Some(addr);
                     facts.upstream_time = Some(began.elapsed());
@@ -182,11 +202,7 @@ pub async fn proxy(
                 return if keep_client { Ok(true) } else { Err(()) };
             }
             Err(Failure::Respond(e))
-                if reused
-                    && !retried
-                    && e.is_stale_connection()
-                    && head.framing == BodyFraming::None
-                    && head.is_idempotent(b"") =>
+                if server.is_none() && !retried && e.is_stale_connection() && resendable =>
             {
                 // The pooled connection had been closed by the upstream: retry once, fresh.
                 log::debug!(
@@ -194,6 +210,23 @@ pub async fn proxy(
                     up.name
                 );
                 retried = true;
+                continue;
+            }
+            Err(Failure::Respond(e))
+                if resendable && e.passes_to_next_server() && tried.len() < up.server_count() =>
+            {
+                // A fresh connection failed before the response began (nginx's
+                // proxy_next_upstream error timeout): count it, go on to the next server.
+                if let Some(s) = server {
+                    mark_failed(w, pp.upstream, up, s, addr);
+                }
+                log::error!(
+                    "{e} {}, client: {}, listener: {}, request: \"{request_line}\", upstream: `{}` {addr}; trying the next server",
+                    e.context(),
+                    info.peer,
+                    listener.name,
+                    up.name,
+                );
                 continue;
             }
             Err(f) => return fail(client, listener, info, up, addr, &request_line, f, facts).await,
@@ -206,6 +239,7 @@ pub async fn proxy(
 /// as nginx's default `proxy_next_upstream error timeout` does: nothing was sent yet, so any
 /// method may go elsewhere. Returns the last failure when every server failed; None when the
 /// upstream has no server.
+#[allow(clippy::type_complexity)]
 async fn connect(
     w: &State,
     id: usize,
@@ -213,27 +247,20 @@ async fn connect(
     listener: &Listener,
     info: &ConnInfo,
     request: &RequestLine<'_>,
-) -> Option<Result<(crate::conn::Stream, SocketAddr), (UpstreamError, SocketAddr)>> {
-    let mut tried: Vec<usize> = Vec::new();
+    tried: &mut Vec<usize>,
+) -> Option<Result<(crate::conn::Stream, SocketAddr, usize), (UpstreamError, SocketAddr)>> {
     loop {
-        let (server, addr) = w.pools.pick(id, up, &tried)?;
+        let (server, addr) = w.pools.pick(id, up, tried)?;
+        tried.push(server);
         match upstream::open(&w.pools, id, up, server, addr).await {
             Ok(s) => {
                 w.pools.succeeded(id, server);
                 w.pools.connects.set(w.pools.connects.get() + 1);
                 crate::metrics::with(|m| m.upstream_connection(false));
-                return Some(Ok((s, addr)));
+                return Some(Ok((s, addr, server)));
             }
             Err(e) => {
-                tried.push(server);
-                if w.pools.failed(id, up, server) {
-                    log::warn!(
-                        "upstream `{}` server {addr} skipped for {:?} after {} failed connection(s) (max_fails, fail_timeout)",
-                        up.name,
-                        up.fail_timeout,
-                        up.max_fails
-                    );
-                }
+                mark_failed(w, id, up, server, addr);
                 if tried.len() >= up.server_count() {
                     return Some(Err((e, addr)));
                 }
@@ -247,6 +274,18 @@ async fn connect(
                 );
             }
         }
+    }
+}
+
+/// Counts a failure against a server (max_fails), saying so when it is now skipped.
+fn mark_failed(w: &State, id: usize, up: &Upstream, server: usize, addr: SocketAddr) {
+    if w.pools.failed(id, up, server) {
+        log::warn!(
+            "upstream `{}` server {addr} skipped for {:?} after {} failed attempt(s) (max_fails, fail_timeout)",
+            up.name,
+            up.fail_timeout,
+            up.max_fails
+        );
     }
 }
 

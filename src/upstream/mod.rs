@@ -74,6 +74,20 @@ impl UpstreamError {
         }
     }
 
+    /// True when a fresh connection failed before any of the response arrived, in a way nginx's
+    /// default `proxy_next_upstream error timeout` passes to the next server (a malformed
+    /// response, nginx's `invalid_header`, is not).
+    pub fn passes_to_next_server(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::ClosedEarly
+                | UpstreamError::Io(_)
+                | UpstreamError::ReadTimeout
+                | UpstreamError::SendTimeout
+                | UpstreamError::Tls(_)
+        )
+    }
+
     /// An I/O error on an upstream stream: a TLS failure when the stream's TLS layer says so
     /// (with TLS 1.3 an upstream refusing our certificate is only heard after the handshake,
     /// on the first read), else plain I/O.

@@ -362,7 +362,7 @@ fn a_dead_server_in_a_group_is_passed_over_and_skipped() {
     let log = proxy.log();
     assert_eq!(log.matches("trying the next server").count(), 1, "{log}");
     assert_eq!(
-        log.matches("skipped for 10s after 1 failed connection")
+        log.matches("skipped for 10s after 1 failed attempt")
             .count(),
         1,
         "{log}"
@@ -423,4 +423,35 @@ fn backup_servers_serve_only_when_the_primaries_cannot() {
     }
     assert_eq!(backup.accepts(), 4);
     proxy.assert_log(&["trying the next server"]);
+}
+
+/// A server that takes the request and closes without answering: a GET goes on to the next
+/// server (nginx's `proxy_next_upstream error`), a POST whose body was already streamed to it
+/// cannot be sent again and gets 502.
+#[test]
+fn a_server_that_drops_the_request_passes_a_get_on_but_not_a_post() {
+    let dropper = Upstream::start(Mode::Close);
+    let live = Upstream::start(Mode::Echo);
+    let pki = Pki::new();
+    let both = format!("servers = [{}, {}]", dropper.server(), live.server());
+    let proxy = Proxy::start(&group_config(&pki, &live, &both, ""));
+    for i in 0..4 {
+        assert_eq!(get_once(&proxy, &pki), 200, "GET {i}");
+    }
+    assert_eq!(dropper.accepts(), 1, "tried once, then skipped");
+    assert_eq!(live.seen().len(), 4);
+    proxy.assert_log(&["upstream: `app`", "trying the next server"]);
+    drop(proxy);
+
+    // POSTs: the one that reaches the dropper gets 502, the other 200.
+    let proxy = Proxy::start(&group_config(&pki, &live, &both, ""));
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let mut c = conn(&proxy, &pki);
+        c.send(b"POST /p HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
+            .expect("send");
+        statuses.push(c.read_response().expect("response").status);
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 502]);
 }

@@ -5,6 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use crate::support::ca_dir_config;
 use crate::support::client::{self, ClientOpts};
 use crate::support::ossl::{self, ringgate, sh, try_sh};
 use crate::support::pki::p;
@@ -160,33 +161,7 @@ fn ringgate_ca_and_openssl_ca_take_turns() {
     // and admin1 (revoked by ringgate) out, with either tool's CRL.
     let up = Upstream::start(Mode::Echo);
     for crl in ["openssl.crl", "ca/crl/ca.crl.pem"] {
-        let cfg = format!(
-            r#"[runtime]
-workers = 1
-
-[[listener]]
-name = "main"
-listen = "127.0.0.1:0"
-
-[listener.tls]
-certificates = [{{ cert = {cert}, key = {key} }}]
-client_certificate = {ca}
-crl = [{crl}]
-
-[[listener.location]]
-path = "/"
-proxy_pass = "http://app"
-
-[[upstream]]
-name = "app"
-servers = [{up}]
-"#,
-            cert = p(&d.join("ca/certs/localhost.crt")),
-            key = p(&d.join("ca/private/localhost.key")),
-            ca = p(&d.join("ca/ca.crt")),
-            crl = p(&d.join(crl)),
-            up = up.server()
-        );
+        let cfg = ca_dir_config(d, &up, 1, "", &format!("crl = [{}]", p(&d.join(crl))));
         let proxy = Proxy::start(&cfg);
         let who = |cert: &str, key: &str| {
             client::config(&ClientOpts {

@@ -15,7 +15,7 @@ use crate::support::ossl::{self, sh};
 use crate::support::pki::{p, LeafSpec, Pki};
 use crate::support::proxy::{check, Proxy};
 use crate::support::upstream::{Mode, Upstream};
-use crate::support::Cfg;
+use crate::support::{ca_dir_config, Cfg};
 
 /// GET / over a new connection with `sni`.
 fn get(addr: SocketAddr, sni: &str, cfg: &Arc<rustls::ClientConfig>) -> std::io::Result<Response> {
@@ -65,39 +65,6 @@ servers = [{up}]
         key = p(&d.join("server/server.key")),
         ca = p(&d.join("ca/ca.crt")),
         log = p(log),
-        up = up.server()
-    )
-}
-
-/// Two workers, mTLS with the CA and server certificate `ringgate ca` made under `d/ca`, `/`
-/// proxied to `up`; `runtime` lines go under `[runtime]` (after which sections may follow),
-/// `tls` lines under `[listener.tls]`.
-fn ca_tool_config(d: &Path, up: &Upstream, runtime: &str, tls: &str) -> String {
-    format!(
-        r#"[runtime]
-workers = 2
-{runtime}
-
-[[listener]]
-name = "main"
-listen = "127.0.0.1:0"
-
-[listener.tls]
-certificates = [{{ cert = {cert}, key = {key} }}]
-client_certificate = {ca}
-{tls}
-
-[[listener.location]]
-path = "/"
-proxy_pass = "http://app"
-
-[[upstream]]
-name = "app"
-servers = [{up}]
-"#,
-        cert = p(&d.join("ca/certs/localhost.crt")),
-        key = p(&d.join("ca/private/localhost.key")),
-        ca = p(&d.join("ca/ca.crt")),
         up = up.server()
     )
 }
@@ -223,9 +190,10 @@ fn resumed_session_of_a_revoked_client_is_refused() {
     ossl::ticket_key(&d.join("ticket.key"));
     let up = Upstream::start(Mode::Echo);
     let config = |crl: &str| {
-        ca_tool_config(
+        ca_dir_config(
             d,
             &up,
+            2,
             "",
             &format!(
                 "crl = [{}]\nsession_ticket_key = [{}]",
@@ -366,33 +334,13 @@ fn expired_crl_refuse_or_grace() {
     );
     let up = Upstream::start(Mode::Echo);
     let config = |policy: &str| {
-        format!(
-            r#"[runtime]
-workers = 1
-
-[[listener]]
-name = "main"
-listen = "127.0.0.1:0"
-
-[listener.tls]
-certificates = [{{ cert = {cert}, key = {key} }}]
-client_certificate = {ca}
-crl = [{crl}]
-crl_expired = "{policy}"
-
-[[listener.location]]
-path = "/"
-proxy_pass = "http://app"
-
-[[upstream]]
-name = "app"
-servers = [{up}]
-"#,
-            cert = p(&d.join("ca/certs/localhost.crt")),
-            key = p(&d.join("ca/private/localhost.key")),
-            ca = p(&d.join("ca/ca.crt")),
-            crl = p(&d.join("expired.crl")),
-            up = up.server()
+        let crl = p(&d.join("expired.crl"));
+        ca_dir_config(
+            d,
+            &up,
+            1,
+            "",
+            &format!("crl = [{crl}]\ncrl_expired = \"{policy}\""),
         )
     };
     let alice = client::config(&ClientOpts {
@@ -624,9 +572,10 @@ fn revoke_and_reload_under_load() {
            $RINGGATE ca -d ca crl --out current.crl"#,
     );
     let up = Upstream::start(Mode::Echo);
-    let text = ca_tool_config(
+    let text = ca_dir_config(
         d,
         &up,
+        2,
         "watch_interval = \"200ms\"\n\n[admin]\nlisten = \"127.0.0.1:0\"",
         &format!("crl = [{}]", p(&d.join("current.crl"))),
     );

@@ -12,6 +12,45 @@ use std::path::Path;
 
 use pki::{p, Pki};
 
+/// mTLS over a `ringgate ca` directory `d/ca` (its CA, and the server certificate `localhost`
+/// issued there), `/` proxied to `up`: `workers` workers, `runtime` lines under `[runtime]`
+/// (other sections may follow them), `tls` lines under `[listener.tls]`.
+pub fn ca_dir_config(
+    d: &Path,
+    up: &upstream::Upstream,
+    workers: usize,
+    runtime: &str,
+    tls: &str,
+) -> String {
+    format!(
+        r#"[runtime]
+workers = {workers}
+{runtime}
+
+[[listener]]
+name = "main"
+listen = "127.0.0.1:0"
+
+[listener.tls]
+certificates = [{{ cert = {cert}, key = {key} }}]
+client_certificate = {ca}
+{tls}
+
+[[listener.location]]
+path = "/"
+proxy_pass = "http://app"
+
+[[upstream]]
+name = "app"
+servers = [{up}]
+"#,
+        cert = p(&d.join("ca/certs/localhost.crt")),
+        key = p(&d.join("ca/private/localhost.key")),
+        ca = p(&d.join("ca/ca.crt")),
+        up = up.server()
+    )
+}
+
 /// A configuration for one TLS listener `main` in front of one upstream `app`.
 pub struct Cfg<'a> {
     pub pki: &'a Pki,

@@ -180,21 +180,31 @@ pub fn chunked(data: &[u8]) {
     assert_eq!(split, whole, "random pieces");
 }
 
+/// The committed corpus of a fuzz target (`tests/fuzz/corpus/TARGET`), for the replay tests
+/// here and in `nginx::fuzz`; fewer than `min` files fails the test.
+#[cfg(test)]
+pub(crate) fn corpus(target: &str, min: usize) -> Vec<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz/corpus")
+        .join(target);
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= min,
+        "thin corpus {}: {} files, {min} wanted",
+        dir.display(),
+        files.len()
+    );
+    files
+}
+
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
-    fn corpus(target: &str) -> Vec<PathBuf> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fuzz/corpus")
-            .join(target);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        assert!(files.len() >= 10, "thin corpus {}", dir.display());
-        files
+    fn corpus(target: &str) -> Vec<std::path::PathBuf> {
+        super::corpus(target, 10)
     }
 
     #[test]

@@ -31,19 +31,8 @@ pub fn toml_load(data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
-    fn corpus(target: &str) -> Vec<PathBuf> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fuzz/corpus")
-            .join(target);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        assert!(!files.is_empty(), "empty corpus {}", dir.display());
-        files
+    fn corpus(target: &str) -> Vec<std::path::PathBuf> {
+        crate::http::fuzz::corpus(target, 1)
     }
 
     #[test]

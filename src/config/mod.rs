@@ -621,6 +621,18 @@ impl Resolver<'_> {
     }
 
     /// A duration where zero means "none" (closes at once, never waits).
+    /// Resolves a list of `host:port` servers (port 80 by default), reporting each that fails.
+    fn server_addrs(&mut self, list: &Spanned<Vec<String>>, key: &str) -> Vec<SocketAddr> {
+        let mut out = Vec::new();
+        for s in list.get_ref() {
+            match resolve_addr(s, 80) {
+                Ok(addrs) => out.extend(addrs),
+                Err(m) => self.errs.push(span(list), key, m),
+            }
+        }
+        out
+    }
+
     fn duration_or_zero(
         &mut self,
         q: &Option<Spanned<Quantity>>,
@@ -785,15 +797,7 @@ impl Resolver<'_> {
                 format!("upstream `{name}` is defined twice"),
             );
         }
-        let mut servers = Vec::new();
-        for s in u.servers.get_ref() {
-            match resolve_addr(s, 80) {
-                Ok(addrs) => servers.extend(addrs),
-                Err(m) => self
-                    .errs
-                    .push(span(&u.servers), &format!("{key}.servers"), m),
-            }
-        }
+        let servers = self.server_addrs(&u.servers, &format!("{key}.servers"));
         if u.servers.get_ref().is_empty() {
             self.errs.push(
                 span(&u.servers),
@@ -802,14 +806,8 @@ impl Resolver<'_> {
             );
         }
         let mut up = Upstream::with_defaults(name, servers);
-        for s in u.backup_servers.iter().flat_map(|b| b.get_ref()) {
-            match resolve_addr(s, 80) {
-                Ok(addrs) => up.backup_servers.extend(addrs),
-                Err(m) => {
-                    let at = u.backup_servers.as_ref().map_or(span(&u.servers), span);
-                    self.errs.push(at, &format!("{key}.backup_servers"), m);
-                }
-            }
+        if let Some(b) = &u.backup_servers {
+            up.backup_servers = self.server_addrs(b, &format!("{key}.backup_servers"));
         }
         if let Some(k) = &u.keepalive {
             up.keepalive = *k.get_ref();

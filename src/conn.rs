@@ -119,6 +119,21 @@ impl Stream {
         }
     }
 
+    /// Whether an idle connection's socket has something to read: data, its end or an error.
+    /// An idle upstream connection is owed nothing, so any of these means it cannot carry the
+    /// next request (bytes left over would be read as that request's response).
+    pub fn readable_while_idle(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let fd = match self {
+            Stream::Plain(s) => s.as_raw_fd(),
+            Stream::ServerTls(t) => t.socket().as_raw_fd(),
+            Stream::ClientTls(t) => t.socket().as_raw_fd(),
+        };
+        let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+        // A failed poll leaves the connection in doubt: treat it as readable, never reuse it.
+        !matches!(nix::poll::poll(&mut fds, 0), Ok(0))
+    }
+
     /// Whether a connection whose exchange just ended can carry another one: for TLS, nothing
     /// received is left unread (no plaintext, no ciphertext, no close_notify), so a pooled
     /// connection never hands one response's leftovers to the next request.

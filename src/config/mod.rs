@@ -1459,6 +1459,11 @@ impl Resolver<'_> {
                 );
                 continue;
             }
+            if name.eq_ignore_ascii_case("upgrade") {
+                log::warn!(
+                    "{key}.set_header.{name}: WebSocket is not tunnelled; the Upgrade header is dropped"
+                );
+            }
             if let Some(t) = self.template(value, &format!("{key}.set_header.{name}")) {
                 set_headers.push((name.clone(), t));
             }

@@ -81,7 +81,7 @@ pub fn http_response(data: &[u8]) {
             continue;
         };
         assert!(resp.head_len <= data.len(), "head past the input");
-        let _ = resp.is_interim();
+        let _ = resp.interim();
         let mut out = BytesMut::new();
         let until_close = resp.framing == BodyFraming::UntilClose;
         write_client_response(

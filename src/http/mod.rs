@@ -20,7 +20,7 @@ pub use chunked::{
     encode_chunk_header, ChunkError, ChunkedScanner, LengthCounter, Scan, LAST_CHUNK,
 };
 pub use request::{parse_request, Method, RequestError, RequestHead};
-pub use response::{parse_response, ResponseError, ResponseHead};
+pub use response::{parse_response, Interim, ResponseError, ResponseHead};
 pub use rewrite::{
     write_client_response, write_upstream_request, ClientResponseParams, UpstreamRequestParams,
 };

@@ -68,11 +68,16 @@ pub struct ResponseHead {
 }
 
 impl ResponseHead {
-    /// 1xx interim responses other than 101: the final response follows on
-    /// the same connection, so the caller forwards or skips this one and
-    /// parses again after `head_len`.
-    pub fn is_interim(&self) -> bool {
-        (100..200).contains(&self.status) && self.status != 101
+    /// What this head means for the exchange and the upstream connection that carried it:
+    /// after an interim 1xx (not 101) the final response follows on the same connection, so
+    /// the caller skips this one and parses again after `head_len`.
+    pub fn interim(&self) -> Interim {
+        match self.status {
+            101 => Interim::SwitchingProtocols,
+            100 | 103 => Interim::Expected,
+            s if (100..200).contains(&s) => Interim::Unexpected,
+            _ => Interim::Final,
+        }
     }
 
     /// Finds the first header with this (case-insensitive) name.
@@ -82,6 +87,24 @@ impl ResponseHead {
             .find(|h| h.name.get(buf).eq_ignore_ascii_case(name))
             .map(|h| h.value.get(buf))
     }
+}
+
+/// How a response head bears on the exchange and on reusing its upstream connection.
+///
+/// An upstream connection may be pooled only after a complete final response to a complete
+/// request: anything that leaves doubt about where the next response starts (an interim
+/// response nobody asked for, a protocol switch) ends the connection's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interim {
+    /// A final response (2xx..9xx).
+    Final,
+    /// `100 Continue` or `103 Early Hints`: skipped, the connection stays reusable.
+    Expected,
+    /// Another 1xx (102, 104..199): skipped, but the connection is closed after the exchange.
+    Unexpected,
+    /// `101 Switching Protocols`: after it the connection speaks another protocol, so it is
+    /// never reused, and without a matching requested upgrade it is a 502.
+    SwitchingProtocols,
 }
 
 /// Parses an upstream response head from the start of `buf`.
@@ -218,7 +241,8 @@ mod tests {
         assert_eq!(h.reason.get(buf), b"OK");
         assert_eq!(h.framing, BodyFraming::Length(5));
         assert_eq!(h.head_len, buf.len() - 5);
-        assert!(h.keep_alive && !h.is_interim());
+        assert!(h.keep_alive);
+        assert_eq!(h.interim(), Interim::Final);
         assert_eq!(h.header(buf, b"server"), Some(&b"x"[..]));
     }
 
@@ -240,11 +264,26 @@ mod tests {
     fn interim() {
         let buf = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
         let h = ok(buf, false);
-        assert!(h.is_interim());
+        assert_eq!(h.interim(), Interim::Expected);
         let h2 = ok(&buf[h.head_len..], false);
         assert_eq!(h2.status, 200);
-        assert!(!ok(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", false).is_interim());
-        assert!(ok(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", false).is_interim());
+        assert_eq!(h2.interim(), Interim::Final);
+        let switch = ok(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+            false,
+        );
+        assert_eq!(switch.interim(), Interim::SwitchingProtocols);
+        assert_eq!(switch.framing, BodyFraming::None);
+        let hints = ok(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", false);
+        assert_eq!(hints.interim(), Interim::Expected);
+        for code in [102, 104, 150, 199] {
+            let head = format!("HTTP/1.1 {code} Something\r\n\r\n");
+            assert_eq!(
+                ok(head.as_bytes(), false).interim(),
+                Interim::Unexpected,
+                "{code}"
+            );
+        }
     }
 
     #[test]

@@ -203,13 +203,16 @@ fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
-/// Writes the configured headers that have a value and are ours to set.
+/// Writes the configured headers that have a value and are ours to set. `Upgrade` is never
+/// one of them: no protocol switch is tunnelled, so an upstream that followed it would turn a
+/// pooled connection into something else.
 fn put_set_headers(out: &mut BytesMut, set: &[(&[u8], &[u8])]) {
     const RESERVED: &[&[u8]] = &[
         b"host",
         b"connection",
         b"content-length",
         b"transfer-encoding",
+        b"upgrade",
     ];
     for (name, value) in set {
         if value.is_empty() || in_list(RESERVED, name) {
@@ -355,6 +358,20 @@ Trailer: X\r\nProxy-Authorization: b\r\n\r\n"
         );
         assert!(got.contains("\r\nTransfer-Encoding: chunked\r\n"), "{got}");
         assert!(!got.contains(": x\r\n"), "{got}");
+    }
+
+    #[test]
+    fn upgrade_is_never_forwarded_not_even_when_configured() {
+        let set: &[(&[u8], &[u8])] = &[(b"Upgrade", b"websocket"), (b"Connection", b"upgrade")];
+        let p = UpstreamRequestParams {
+            set_headers: set,
+            ..params()
+        };
+        let got = upstream(
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            &p,
+        );
+        assert_eq!(got, "GET /up HTTP/1.1\r\nHost: backend\r\n\r\n");
     }
 
     #[test]

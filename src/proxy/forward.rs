@@ -13,7 +13,7 @@ use super::context::{ConnInfo, LogFacts, RequestCtx};
 use super::route;
 use crate::config::{Listener, Location, ProxyPass, Upstream};
 use crate::conn::Stream;
-use crate::http::{self, BodyFraming, Canned, RequestHead, ResponseHead};
+use crate::http::{self, BodyFraming, Canned, Interim, RequestHead, ResponseHead};
 use crate::runtime::worker::State;
 use crate::upstream::{self, UpstreamError};
 
@@ -401,20 +401,41 @@ async fn exchange(
         });
     }
 
-    // 2. The response head (skipping interim 1xx responses: we answered 100 ourselves).
+    // 2. The response head, skipping interim 1xx responses (we answered 100 ourselves). One
+    //    that nobody asked for leaves the connection's framing in doubt: it serves this
+    //    exchange and is then closed. A 101 is never followed: no upgrade is forwarded, so a
+    //    switch is one the client did not ask for, and the connection now speaks something else.
     let limits = http::Limits {
         max_head_bytes: 64 * 1024,
         max_headers: 200,
     };
     let mut ubuf = BytesMut::with_capacity(16 * 1024);
+    let mut unexpected_interim = false;
     let resp: ResponseHead = loop {
         if !ubuf.is_empty() {
             match http::parse_response(&ubuf, head.is_head(), &limits) {
-                Ok(Some(r)) if r.is_interim() => {
-                    let _ = ubuf.split_to(r.head_len);
-                    continue;
-                }
-                Ok(Some(r)) => break r,
+                Ok(Some(r)) => match r.interim() {
+                    Interim::Final => break r,
+                    Interim::SwitchingProtocols => {
+                        return Err(Failure::Respond(UpstreamError::BadResponse(
+                            "101 Switching Protocols to a request that asked for no upgrade",
+                        )))
+                    }
+                    Interim::Unexpected => {
+                        log::warn!(
+                            "upstream `{}` sent an unexpected {} interim response; the connection will not be reused",
+                            up.name,
+                            r.status
+                        );
+                        unexpected_interim = true;
+                        let _ = ubuf.split_to(r.head_len);
+                        continue;
+                    }
+                    Interim::Expected => {
+                        let _ = ubuf.split_to(r.head_len);
+                        continue;
+                    }
+                },
                 Ok(None) => {}
                 Err(e) => return Err(Failure::Respond(UpstreamError::BadResponse(e.reason()))),
             }
@@ -528,6 +549,10 @@ async fn exchange(
         Err(RelayError::TooLarge) => return Err(Failure::Close),
     }
     // Extra bytes after a complete response mean the upstream broke framing: do not reuse.
-    let keep_upstream = resp.keep_alive && !until_close && ubuf.is_empty() && up.keepalive > 0;
+    let keep_upstream = resp.keep_alive
+        && !until_close
+        && !unexpected_interim
+        && ubuf.is_empty()
+        && up.keepalive > 0;
     Ok((keep_client, keep_upstream))
 }

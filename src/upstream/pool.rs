@@ -169,15 +169,27 @@ impl Pools {
     }
 
     /// Takes the most recently returned idle connection that has not outlived
-    /// `keepalive_timeout`; older ones are closed on the way.
+    /// `keepalive_timeout`; older ones, and ones the upstream closed or wrote to while they
+    /// were idle, are closed on the way.
     pub fn take(&self, id: usize, upstream: &Upstream) -> Option<(Stream, SocketAddr)> {
         let group = self.groups.get(id)?;
         let mut idle = group.idle.borrow_mut();
         while let Some(conn) = idle.pop_back() {
-            if conn.since.elapsed() < upstream.keepalive_timeout {
-                self.reuses.set(self.reuses.get() + 1);
-                return Some((conn.stream, conn.addr));
+            if conn.since.elapsed() >= upstream.keepalive_timeout {
+                continue;
             }
+            if conn.stream.readable_while_idle() {
+                // Closed by the upstream, or bytes nobody asked for: either way the next
+                // request must not be written into it (nginx closes such a connection too).
+                log::debug!(
+                    "upstream `{}` ({}): idle pooled connection closed or sent unrequested bytes; not reused",
+                    upstream.name,
+                    conn.addr
+                );
+                continue;
+            }
+            self.reuses.set(self.reuses.get() + 1);
+            return Some((conn.stream, conn.addr));
         }
         None
     }

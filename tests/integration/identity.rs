@@ -12,6 +12,7 @@ use std::sync::Arc;
 use rcgen::{DnType, SanType};
 
 use crate::support::client::{self, ClientOpts, Response};
+use crate::support::nginx::free_port;
 use crate::support::pki::{p, Leaf, LeafSpec, Pki, Usage, Validity};
 use crate::support::proxy::Proxy;
 use crate::support::upstream::{Mode, Upstream};
@@ -512,14 +513,6 @@ servers = [{up}]
     let r = request("public.test", "other.test", &anon).expect("default");
     assert_eq!(r.status, 200);
     assert_eq!(up.last().header("X-Server"), Some("public"));
-}
-
-/// A port free right now (the test then binds it through the proxy's config).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Envoy's XFCC, RFC 9440's Client-Cert / Client-Cert-Chain and the SPIFFE ID, with a role

@@ -23,4 +23,5 @@ mod smuggling;
 mod tls_audit;
 mod tls_verify;
 mod tune;
+mod upstream_reuse;
 mod upstream_tls;

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::seeds::make_seed_certs;
+use crate::support::nginx::{free_port, nginx_binary, Nginx};
 use crate::support::proxy::{Proxy, BIN};
 use crate::support::upstream::{Mode, Seen, Upstream};
 use crate::support::{curl, path_str};
@@ -264,59 +265,6 @@ fn seed000_scenario1_runs_from_the_nginx_file() {
     // nginx's answer to a missing certificate: 400 with its page.
     assert_eq!(got[2], "no certificate: 400", "{got:?}");
     assert_eq!(got[3], "page says: true", "{got:?}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn nginx_binary() -> Option<&'static str> {
-    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-}
-
-/// Runs nginx in the foreground on `conf` until dropped.
-struct Nginx {
-    child: std::process::Child,
-    _prefix: tempfile::TempDir,
-}
-
-impl Nginx {
-    fn start(bin: &str, conf: &Path, port: u16) -> Nginx {
-        let prefix = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir_all(prefix.path().join("logs")).expect("logs");
-        let child = Command::new(bin)
-            .arg("-p")
-            .arg(prefix.path())
-            .arg("-c")
-            .arg(conf)
-            .arg("-g")
-            .arg("daemon off; master_process off; error_log stderr;")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("start nginx");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nginx did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Nginx {
-            child,
-            _prefix: prefix,
-        }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

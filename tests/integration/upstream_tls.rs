@@ -17,6 +17,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{HandshakeKind, ProtocolVersion, RootCertStore, ServerConfig, ServerConnection};
 
 use crate::support::client::{self, load_certs, load_key, Conn};
+use crate::support::nginx::{free_port, nginx_binary};
 use crate::support::pki::{p, Issuer, Leaf, LeafSpec, Pki, Usage, Validity};
 use crate::support::proxy::{self, Proxy};
 use crate::support::upstream::{fnv, FNV_INIT};
@@ -57,6 +58,9 @@ enum Reply {
     /// As Echo (keep-alive), then a clean TLS close 100 ms later: a pooled connection the
     /// upstream closed while it was idle.
     EchoThenIdleClose,
+    /// `/force101` gets a 101 and what follows on that connection is kept as tunnel bytes;
+    /// anything else as Echo.
+    Force101,
 }
 
 #[derive(Default)]
@@ -66,6 +70,8 @@ struct Record {
     /// Handshakes that failed on the upstream's side, with rustls's reason.
     failures: Mutex<Vec<String>>,
     accepts: AtomicUsize,
+    /// What arrived after a 101 (Reply::Force101).
+    tunnel: Mutex<Vec<u8>>,
 }
 
 struct TlsUpstream {
@@ -231,6 +237,7 @@ fn serve_tls(sock: TcpStream, n: usize, cfg: Arc<ServerConfig>, reply: Reply, re
         }
         let mut hash = FNV_INIT;
         fnv(&mut hash, &body);
+        let switch_now = reply == Reply::Force101 && target == "/force101";
         rec.seen.lock().expect("seen").push(TlsSeen {
             target,
             conn: n,
@@ -239,6 +246,21 @@ fn serve_tls(sock: TcpStream, n: usize, cfg: Arc<ServerConfig>, reply: Reply, re
         });
         if let Some(c) = rec.conns.lock().expect("conns").get_mut(index) {
             c.requests += 1;
+        }
+        if switch_now {
+            let tls = r.get_mut();
+            let switch = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+            if tls.write_all(switch).and_then(|_| tls.flush()).is_err() {
+                return;
+            }
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = r.read(&mut buf) {
+                rec.tunnel
+                    .lock()
+                    .expect("tunnel")
+                    .extend_from_slice(&buf[..n]);
+            }
+            return;
         }
         let close = reply == Reply::EchoThenClose;
         let mut resp = format!(
@@ -541,7 +563,7 @@ fn sessions_to_the_upstream_are_resumed_tls12_and_not_when_off() {
 }
 
 #[test]
-fn a_pooled_tls_connection_the_upstream_closed_is_retried_on_a_resumed_one() {
+fn a_pooled_tls_connection_the_upstream_closed_is_replaced_by_a_resumed_one() {
     let u = UpPki::new();
     let cert = u.server_cert(&u.up_ca, "up", UP_NAME, Validity::Valid);
     let up = TlsUpstream::start(u.upstream_config(&cert, ALL), Reply::EchoThenIdleClose);
@@ -558,8 +580,34 @@ fn a_pooled_tls_connection_the_upstream_closed_is_retried_on_a_resumed_one() {
     }
     let kinds: Vec<_> = up.conns().iter().map(|c| c.kind).collect();
     assert_eq!(kinds, FULL_THEN_RESUMED);
-    proxy.assert_log(&["upstream `app`", "stale pooled connection", "retrying"]);
+    proxy.assert_log(&[
+        "upstream `app`",
+        "idle pooled connection closed",
+        "not reused",
+    ]);
     assert!(!proxy.log().contains("ERROR"), "{}", proxy.log());
+}
+
+#[test]
+fn an_unrequested_101_from_a_tls_upstream_is_a_502_and_never_pooled() {
+    let u = UpPki::new();
+    let up = u.upstream(Reply::Force101);
+    let proxy = u.proxy(&up.server(), &u.tls_section(""));
+    let mut c = u.front(&proxy);
+    let r = get(&mut c, "/force101");
+    assert_eq!(r.status, 502, "{}", r.head);
+    proxy.assert_log(&["101 Switching Protocols to a request that asked for no upgrade"]);
+    let mut c = u.front(&proxy);
+    let r = get(&mut c, "/hello");
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(r.header("X-Upstream-Conn"), Some("2"));
+    std::thread::sleep(Duration::from_millis(100));
+    let tunnel = up.rec.tunnel.lock().expect("tunnel").clone();
+    assert!(
+        tunnel.is_empty(),
+        "the next request went into the switched connection: {:?}",
+        String::from_utf8_lossy(&tunnel)
+    );
 }
 
 #[test]
@@ -957,18 +1005,6 @@ trusted_certificate = {trust}
 // ---------------------------------------------------------------------------------------
 // nginx as the TLS upstream, requiring a client certificate.
 
-fn nginx_binary() -> Option<PathBuf> {
-    let candidates = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"];
-    candidates.iter().map(PathBuf::from).find(|p| p.exists())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 struct Nginx {
     child: std::process::Child,
     _dir: tempfile::TempDir,
@@ -982,7 +1018,7 @@ impl Drop for Nginx {
     }
 }
 
-fn start_nginx(bin: &Path, u: &UpPki, cert: &Leaf) -> Nginx {
+fn start_nginx(bin: &str, u: &UpPki, cert: &Leaf) -> Nginx {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     for t in ["body", "proxy", "fastcgi", "uwsgi", "scgi", "logs"] {
@@ -1075,7 +1111,7 @@ fn nginx_as_the_mtls_upstream() {
     };
     let u = UpPki::new();
     let cert = u.server_cert(&u.up_ca, "nginx-up", UP_NAME, Validity::Valid);
-    let nginx = start_nginx(&bin, &u, &cert);
+    let nginx = start_nginx(bin, &u, &cert);
     let proxy = u.proxy(&format!("\"{}\"", nginx.addr), &u.tls_section(""));
     let mut c = u.front(&proxy);
 

@@ -333,6 +333,12 @@ impl Scope {
                         );
                         list.remove(prev);
                     }
+                    if d.args[0].eq_ignore_ascii_case("upgrade") {
+                        diag.warn(
+                            at,
+                            "WebSocket is not tunnelled; the Upgrade header is dropped",
+                        );
+                    }
                     list.push(L::new((d.args[0].clone(), d.args[1].clone()), at));
                 }
             }

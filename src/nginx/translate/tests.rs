@@ -301,6 +301,31 @@ fn proxy_set_header_inherits_only_into_levels_without_their_own() {
 }
 
 #[test]
+fn websocket_idiom_is_warned_about() {
+    let t = tr(&http(
+        r#"map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+        server {
+            location /ws {
+                proxy_pass http://127.0.0.1:1;
+                proxy_http_version 1.1;
+                proxy_set_header Upgrade $http_upgrade;
+                proxy_set_header Connection $connection_upgrade;
+            }
+        }"#,
+    ));
+    let w: Vec<_> = t
+        .warnings
+        .iter()
+        .filter(|w| w.origin.directive == "proxy_set_header")
+        .collect();
+    assert_eq!(w.len(), 1, "{:?}", t.warnings);
+    assert_eq!(
+        w[0].message,
+        "WebSocket is not tunnelled; the Upgrade header is dropped"
+    );
+}
+
+#[test]
 fn proxy_settings_make_one_upstream_per_combination() {
     let t = tr(&http(
         r#"proxy_read_timeout 30s;

@@ -29,6 +29,11 @@ pub enum Mode {
     RawHold(Vec<u8>, Duration),
     /// Answers with these bytes, then resets the connection (RST, not FIN).
     RawReset(Vec<u8>),
+    /// Answers every request with exactly these bytes and keeps the connection open for the
+    /// next one: a scripted keep-alive upstream (what follows a 101 lands in the raw log).
+    Replies(Vec<u8>),
+    /// As Replies, then writes the second bytes 100 ms later, while the connection is idle.
+    RepliesThenIdleBytes(Vec<u8>, Vec<u8>),
 }
 
 /// One request as the upstream saw it.
@@ -150,6 +155,12 @@ impl Upstream {
     /// Connections open now: accepted and not yet closed by either side.
     pub fn open_conns(&self) -> usize {
         self.shared.open.load(Ordering::SeqCst)
+    }
+
+    /// Every byte received on connection `n` (1-based).
+    pub fn raw_of(&self, n: usize) -> Vec<u8> {
+        let raw = self.shared.raw.lock().expect("raw");
+        raw.get(n.wrapping_sub(1)).cloned().unwrap_or_default()
     }
 
     /// Every byte received on every connection, connections one after the other.
@@ -311,6 +322,11 @@ fn serve(conn: TcpStream, n: usize, shared: &Arc<Shared>) {
                 let _ = socket2::SockRef::from(&out).set_linger(Some(Duration::ZERO));
                 return;
             }
+            Mode::Replies(bytes) => out.write_all(&bytes),
+            Mode::RepliesThenIdleBytes(bytes, later) => out.write_all(&bytes).and_then(|()| {
+                std::thread::sleep(Duration::from_millis(100));
+                out.write_all(&later)
+            }),
             Mode::Garbage => {
                 let _ = out.write_all(b"this is not HTTP at all\r\n\r\n");
                 return;

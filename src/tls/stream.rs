@@ -29,6 +29,10 @@ pub struct TlsStream<C> {
     rbuf: Option<Vec<u8>>,
     rpos: usize,
     eof: bool,
+    /// rustls refused what the peer sent: the connection is dead. Whatever alert rustls queued
+    /// has gone out; no close_notify may follow it (a fatal error is not a graceful close) and
+    /// no more data is sent.
+    failed: bool,
 }
 
 /// Reads a ClientHello, lets `choose` pick the server configuration from its SNI (virtual
@@ -92,6 +96,7 @@ where
             rbuf: Some(Vec::with_capacity(SMALL_READ)),
             rpos: 0,
             eof: false,
+            failed: false,
         }
     }
 
@@ -174,6 +179,7 @@ where
             Ok(k) => k,
             Err(e) => {
                 self.rbuf = Some(buf);
+                self.failed = true;
                 return Err(e);
             }
         };
@@ -181,10 +187,19 @@ where
         self.rbuf = Some(buf);
         let _ = crate::tls::client_auth::take_refusal();
         match self.conn.process_new_packets() {
-            Ok(_) => Ok(n.max(1)),
+            Ok(_) => {
+                // What the input asked for goes out now, not with the next write: a refused
+                // renegotiation's alert, a KeyUpdate answer, session tickets. The peer may be
+                // waiting for it before it sends anything more.
+                if self.conn.wants_write() {
+                    self.flush_tls().await?;
+                }
+                Ok(n.max(1))
+            }
             Err(e) => {
                 // Taken before any await: the detail is this connection's.
                 let refusal = crate::tls::client_auth::take_refusal();
+                self.failed = true;
                 // Send the alert rustls queued (it says why), then fail.
                 let _ = self.flush_tls().await;
                 Err(match refusal {
@@ -251,6 +266,12 @@ where
     /// Encrypts and sends all of every part, in order, with as few socket writes as rustls's
     /// buffer allows (a response head and the first part of its body go out in one send).
     pub async fn write_plain_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        if self.failed {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the TLS connection failed; nothing more is sent",
+            ));
+        }
         for part in parts {
             let mut data = *part;
             while !data.is_empty() {
@@ -272,10 +293,14 @@ where
         self.flush_tls().await
     }
 
-    /// Sends close_notify and shuts the socket's write side.
+    /// Sends close_notify and shuts the socket's write side. After a fatal error only the
+    /// socket is shut: the alert rustls queued (if any) has been sent, and a close_notify after
+    /// it would tell the peer the connection ended cleanly.
     pub async fn shutdown(&mut self) -> io::Result<()> {
-        self.conn.send_close_notify();
-        self.flush_tls().await?;
+        if !self.failed {
+            self.conn.send_close_notify();
+            self.flush_tls().await?;
+        }
         monoio::io::AsyncWriteRent::shutdown(&mut self.io).await
     }
 }

@@ -21,6 +21,7 @@ mod revocation;
 mod seeds;
 mod smuggling;
 mod tls_audit;
+mod tls_records;
 mod tls_verify;
 mod tune;
 mod upstream_reuse;

@@ -236,9 +236,12 @@ pub struct IdentityHeaders {
 /// Client-side HTTP limits.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    /// Largest request head (431 beyond).
+    /// Largest request head: nginx's `large_client_header_buffers` number x size (400 beyond).
     pub max_header_bytes: usize,
-    /// Most header fields (431 beyond).
+    /// Longest request line or header field: one of nginx's large header buffers (414 for the
+    /// request line, 400 for a field).
+    pub max_header_line_bytes: usize,
+    /// Most header fields (400 beyond); far above any real client, nginx has no such cap.
     pub max_headers: usize,
     /// Time to receive a whole request head (408 after).
     pub header_timeout: Duration,
@@ -262,8 +265,9 @@ impl Default for HttpSettings {
     fn default() -> Self {
         // nginx's defaults where nginx has one.
         HttpSettings {
-            max_header_bytes: 16 * 1024,
-            max_headers: 100,
+            max_header_bytes: 4 * 8 * 1024,
+            max_header_line_bytes: 8 * 1024,
+            max_headers: 1000,
             header_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
@@ -993,8 +997,16 @@ impl Resolver<'_> {
             &k("max_header_bytes"),
             d.max_header_bytes as u64,
         );
+        let max_header_line_bytes = self.size(
+            &h.max_header_line_bytes,
+            &k("max_header_line_bytes"),
+            d.max_header_line_bytes as u64,
+        );
         HttpSettings {
             max_header_bytes: usize::try_from(max_header_bytes)
+                .unwrap_or(usize::MAX)
+                .max(256),
+            max_header_line_bytes: usize::try_from(max_header_line_bytes)
                 .unwrap_or(usize::MAX)
                 .max(256),
             max_headers: h

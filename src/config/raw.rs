@@ -152,6 +152,7 @@ pub struct RawCertificate {
 #[serde(deny_unknown_fields)]
 pub struct RawHttp {
     pub max_header_bytes: Option<Spanned<Quantity>>,
+    pub max_header_line_bytes: Option<Spanned<Quantity>>,
     pub max_headers: Option<Spanned<usize>>,
     pub header_timeout: Option<Spanned<Quantity>>,
     pub body_timeout: Option<Spanned<Quantity>>,

@@ -36,7 +36,10 @@ pub enum Canned {
     PayloadTooLarge,
     /// 421 Misdirected Request (SNI/Host mismatch).
     MisdirectedRequest,
-    /// 431 Request Header Fields Too Large.
+    /// 414 Request-URI Too Large: a request line longer than one header buffer.
+    UriTooLong,
+    /// nginx's "400 Request Header Or Cookie Too Large" (its 494 page sent as 400): a header
+    /// line longer than one buffer, or a head larger than all of them.
     HeaderTooLarge,
     /// 500 Internal Server Error.
     InternalServerError,
@@ -53,7 +56,7 @@ pub enum Canned {
 }
 
 /// All variants, in table order (used to build the byte table once).
-const ALL: [Canned; 17] = [
+const ALL: [Canned; 18] = [
     Canned::BadRequest,
     Canned::NoClientCert,
     Canned::ClientCertError,
@@ -64,6 +67,7 @@ const ALL: [Canned; 17] = [
     Canned::RequestTimeout,
     Canned::PayloadTooLarge,
     Canned::MisdirectedRequest,
+    Canned::UriTooLong,
     Canned::HeaderTooLarge,
     Canned::InternalServerError,
     Canned::NotImplemented,
@@ -77,7 +81,10 @@ impl Canned {
     /// Status code on the wire.
     pub fn status(self) -> u16 {
         match self {
-            Canned::BadRequest | Canned::NoClientCert | Canned::ClientCertError => 400,
+            Canned::BadRequest
+            | Canned::NoClientCert
+            | Canned::ClientCertError
+            | Canned::HeaderTooLarge => 400,
             Canned::Unauthorized => 401,
             Canned::Forbidden => 403,
             Canned::NotFound => 404,
@@ -85,7 +92,7 @@ impl Canned {
             Canned::RequestTimeout => 408,
             Canned::PayloadTooLarge => 413,
             Canned::MisdirectedRequest => 421,
-            Canned::HeaderTooLarge => 431,
+            Canned::UriTooLong => 414,
             Canned::InternalServerError => 500,
             Canned::NotImplemented => 501,
             Canned::BadGateway => 502,
@@ -99,7 +106,11 @@ impl Canned {
     /// the plain Bad Request page); lets the proxy turn `err.status()` into bytes.
     pub fn for_status(status: u16) -> Option<Canned> {
         ALL.iter().copied().find(|c| {
-            c.status() == status && !matches!(c, Canned::NoClientCert | Canned::ClientCertError)
+            c.status() == status
+                && !matches!(
+                    c,
+                    Canned::NoClientCert | Canned::ClientCertError | Canned::HeaderTooLarge
+                )
         })
     }
 
@@ -116,8 +127,9 @@ impl Canned {
         let status = self.status();
         let reason = reason_phrase(status);
         match self {
-            Canned::NoClientCert => ssl_page("No required SSL certificate was sent"),
-            Canned::ClientCertError => ssl_page("The SSL certificate error"),
+            Canned::NoClientCert => detail_page("No required SSL certificate was sent"),
+            Canned::ClientCertError => detail_page("The SSL certificate error"),
+            Canned::HeaderTooLarge => detail_page("Request Header Or Cookie Too Large"),
             _ => error_page(status, reason),
         }
     }
@@ -150,8 +162,8 @@ pub fn error_page(status: u16, reason: &str) -> Vec<u8> {
 /// nginx's shared footer (`ngx_http_error_tail`), with our name.
 const FOOTER: &str = "<hr><center>ringgate</center>\r\n</body>\r\n</html>\r\n";
 
-/// nginx's 495/496 page shape: a 400 with the SSL detail line.
-fn ssl_page(detail: &str) -> Vec<u8> {
+/// nginx's 494/495/496 page shape: a 400 with a detail line.
+fn detail_page(detail: &str) -> Vec<u8> {
     format!(
         "<html>\r\n<head><title>400 {detail}</title></head>\r\n<body>\r\n\
 <center><h1>400 Bad Request</h1></center>\r\n<center>{detail}</center>\r\n{FOOTER}"
@@ -301,7 +313,7 @@ Content-Length: 233\r\nConnection: close\r\n\r\n\
         assert_eq!(Canned::for_status(400), Some(Canned::BadRequest));
         assert_eq!(Canned::for_status(505), Some(Canned::VersionNotSupported));
         assert_eq!(Canned::for_status(418), None);
-        for s in [400, 405, 431, 501, 502, 505] {
+        for s in [400, 405, 414, 501, 502, 505] {
             assert!(Canned::for_status(s).is_some(), "{s}");
         }
     }

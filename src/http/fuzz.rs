@@ -13,6 +13,7 @@ use super::{
 const SMALL: Limits = Limits {
     max_head_bytes: 256,
     max_headers: 8,
+    max_line_bytes: 128,
 };
 
 /// http_request: the request head parser on arbitrary bytes. A head it accepts must lie inside
@@ -57,6 +58,7 @@ pub fn http_request(data: &[u8]) {
         let big = Limits {
             max_head_bytes: out.len() + 1,
             max_headers: head.headers.len() + 8,
+            max_line_bytes: 64 * 1024,
         };
         match parse_request(&out, &big) {
             Ok(Some(again)) => {
@@ -100,6 +102,7 @@ pub fn http_response(data: &[u8]) {
         let big = Limits {
             max_head_bytes: out.len() + 1,
             max_headers: resp.headers.len() + 8,
+            max_line_bytes: 64 * 1024,
         };
         match parse_response(&out, head_request, &big) {
             Ok(Some(again)) => {

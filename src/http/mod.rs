@@ -29,18 +29,23 @@ pub use rewrite::{
 /// peer cannot make the proxy buffer an unbounded head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest accepted head (request/status line + headers + final CRLF);
-    /// the default mirrors a sane nginx `large_client_header_buffers`.
+    /// Largest accepted head (request/status line + headers + final CRLF): nginx's
+    /// `large_client_header_buffers` number x size.
     pub max_head_bytes: usize,
     /// Largest accepted number of header fields.
     pub max_headers: usize,
+    /// Longest line (request line or one header field, with its line end): one of nginx's
+    /// large header buffers. A longer request line is 414, a longer field 400.
+    pub max_line_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
+        // nginx's `large_client_header_buffers 4 8k`.
         Limits {
-            max_head_bytes: 16384,
-            max_headers: 100,
+            max_head_bytes: 4 * 8192,
+            max_headers: 1000,
+            max_line_bytes: 8192,
         }
     }
 }
@@ -270,15 +275,17 @@ pub(crate) fn is_field_vchar(b: u8) -> bool {
     b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
 }
 
-/// Runs `f` with a header array of at least `limits.max_headers` entries:
-/// on the stack for the usual sizes, on the heap only for huge limits.
+/// Header fields parsed into a stack array; heads with more are parsed again into a vector.
+pub(crate) const HEADERS_ON_STACK: usize = 128;
+
+/// Runs `f` with a header array of exactly `max_headers` entries: on the stack for the usual
+/// sizes, on the heap only beyond [`HEADERS_ON_STACK`].
 pub(crate) fn with_header_array<'b, R>(
     max_headers: usize,
     f: impl FnOnce(&mut [httparse::Header<'b>]) -> R,
 ) -> R {
-    const STACK: usize = 128;
-    if max_headers <= STACK {
-        let mut arr = [httparse::EMPTY_HEADER; STACK];
+    if max_headers <= HEADERS_ON_STACK {
+        let mut arr = [httparse::EMPTY_HEADER; HEADERS_ON_STACK];
         f(&mut arr[..max_headers])
     } else {
         let mut v = vec![httparse::EMPTY_HEADER; max_headers];

@@ -347,6 +347,7 @@ mod tests {
         let limits = Limits {
             max_head_bytes: 20,
             max_headers: 2,
+            max_line_bytes: 64 * 1024,
         };
         assert_eq!(
             parse_response(b"HTTP/1.1 200 OK\r\n", false, &limits),
@@ -361,6 +362,7 @@ mod tests {
         let limits = Limits {
             max_head_bytes: 1000,
             max_headers: 2,
+            max_line_bytes: 64 * 1024,
         };
         assert_eq!(
             parse_response(many, false, &limits),

@@ -408,6 +408,7 @@ async fn exchange(
     let limits = http::Limits {
         max_head_bytes: 64 * 1024,
         max_headers: 200,
+        max_line_bytes: 64 * 1024,
     };
     let mut ubuf = BytesMut::with_capacity(16 * 1024);
     let mut unexpected_interim = false;

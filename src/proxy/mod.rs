@@ -325,6 +325,7 @@ fn limits(h: &HttpSettings) -> http::Limits {
     http::Limits {
         max_head_bytes: h.max_header_bytes,
         max_headers: h.max_headers,
+        max_line_bytes: h.max_header_line_bytes,
     }
 }
 
@@ -435,7 +436,7 @@ async fn serve_requests(
                     e.reason(),
                     e.status()
                 );
-                let page = Canned::for_status(e.status()).unwrap_or(Canned::BadRequest);
+                let page = e.page();
                 let _ = stream
                     .write_bytes(bytes::Bytes::from_static(page.bytes()))
                     .await;
@@ -678,11 +679,14 @@ async fn respond_rule(
 }
 
 /// Domain fronting past client verification gets 421 Misdirected Request:
-/// - nginx's rule: when the handshake's server verifies client certificates and the client's
-///   SNI named one of the address's servers, the request's host must be that name;
-/// - and when the Host selects a different server than the handshake did, and the two ask
-///   for client certificates differently, the request would escape the TLS policy it came
-///   through.
+/// - nginx's rule: when several servers share the address and the client's SNI named one of
+///   them, a request whose host is another name gets 421 if the server that host selects (or
+///   the default one) verifies client certificates. One server on the address, or an SNI that
+///   names none, is never checked: there was nothing else the handshake could have chosen;
+/// - ringgate's own: when the Host selects a different server than the handshake did, and the
+///   two ask for client certificates differently, the request would escape the TLS policy it
+///   came through (nginx would apply the other server's verification to a handshake that was
+///   not made for it).
 ///
 /// Returns why, on a mismatch.
 fn misdirected(
@@ -707,14 +711,18 @@ fn misdirected(
             }
         }
     }
-    if hs_tls.mode == ClientAuthMode::Off {
+    if !socket.hosts.is_shared() || chosen.verify_client == ClientAuthMode::Off {
         return None;
     }
     let sni = info.tls.as_ref()?.server_name.as_deref()?;
     socket.hosts.find(Some(sni.as_bytes()))?;
     let host = head.host_for_nginx(buf)?;
-    (!host.eq_ignore_ascii_case(sni.as_bytes()))
-        .then(|| format!("client verified for server name \"{sni}\""))
+    (!host.eq_ignore_ascii_case(sni.as_bytes())).then(|| {
+        format!(
+            "client attempted to request the server name different from the one that was negotiated (\"{sni}\", server `{}` verifies client certificates)",
+            chosen.name
+        )
+    })
 }
 
 /// Sends a canned page; the connection always closes after it (the pages say `Connection: close`).

@@ -335,7 +335,7 @@ fn raw_status(c: &mut Conn, req: &[u8]) -> u16 {
 }
 
 #[test]
-fn limits_answer_431_408_and_413() {
+fn limits_answer_400_408_and_413() {
     let pki = Pki::new();
     let up = Upstream::start(Mode::Echo);
     let proxy = Cfg::new(&pki, &up)
@@ -346,14 +346,14 @@ fn limits_answer_431_408_and_413() {
         "GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: {}\r\n\r\n",
         "a".repeat(4000)
     );
-    assert_eq!(raw_status(&mut conn(&proxy, &pki), big.as_bytes()), 431);
+    assert_eq!(raw_status(&mut conn(&proxy, &pki), big.as_bytes()), 400);
 
     let mut many = "GET / HTTP/1.1\r\nHost: localhost\r\n".to_string();
     for i in 0..20 {
         many.push_str(&format!("X-H{i}: v\r\n"));
     }
     many.push_str("\r\n");
-    assert_eq!(raw_status(&mut conn(&proxy, &pki), many.as_bytes()), 431);
+    assert_eq!(raw_status(&mut conn(&proxy, &pki), many.as_bytes()), 400);
 
     let mut c = conn(&proxy, &pki);
     let t = Instant::now();

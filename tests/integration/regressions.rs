@@ -1,7 +1,7 @@
 //! Behaviours found while building: each test names what once went wrong.
 
 use crate::support::client;
-use crate::support::pki::Pki;
+use crate::support::pki::{p, Pki};
 use crate::support::upstream::{Mode, Upstream};
 use crate::support::{client_for, curl, curl_url, path_str, Cfg};
 
@@ -113,52 +113,69 @@ fn large_tls_upload_is_not_refused_by_rustls_buffering() {
     assert_eq!(up.last().body_len, n as u64);
 }
 
-/// nginx answers 421 when a client verified under one of the server's names asks for another
-/// host (domain fronting past client verification); without client verification, or for an
-/// SNI naming no configured server, there is no check.
+/// nginx's 421 rule: when several servers share the address and the SNI named one of them, a
+/// request whose Host is another name gets 421 if the server that Host selects (or the default
+/// one) verifies client certificates. With one server on the address nothing else could have
+/// been chosen: no check, as nginx (its names are not even hashed then).
 #[test]
-fn host_differing_from_verified_sni_gets_421() {
+fn host_differing_from_verified_sni_gets_421_only_where_another_server_could_answer() {
     let pki = Pki::new();
     let up = Upstream::start(Mode::Echo);
-    // The SNI must name a configured server for nginx's check to apply.
-    let toml = Cfg::new(&pki, &up).render().replacen(
-        "listen = \"127.0.0.1:0\"",
-        "listen = \"127.0.0.1:0\"\nserver_names = [\"localhost\"]",
-        1,
-    );
-    let proxy = crate::support::proxy::Proxy::start(&toml);
     let cc = client_for(&pki, Some(&pki.client));
-    // An SNI naming no configured server is not checked (nginx).
-    let plain = Cfg::new(&pki, &up).start();
-    let mut c = client::connect(plain.addr(), "localhost", &cc).expect("handshake");
-    c.send(b"GET /unnamed HTTP/1.1\r\nHost: admin.example.com\r\n\r\n")
-        .expect("send");
-    assert_eq!(c.read_response().expect("response").status, 200);
-    let mut c = client::connect(proxy.addr(), "localhost", &cc).expect("handshake");
-    let port = proxy.addr().port();
-    c.send(format!("GET /same HTTP/1.1\r\nHost: LOCALHOST:{port}\r\n\r\n").as_bytes())
-        .expect("send");
-    assert_eq!(c.read_response().expect("response").status, 200);
-    c.send(b"GET /other HTTP/1.1\r\nHost: admin.example.com\r\n\r\n")
-        .expect("send");
-    let r = c.read_response().expect("response");
-    assert_eq!(r.status, 421, "{}", r.head);
-    assert!(up.seen().iter().all(|s| s.target != "/other"));
-    proxy.assert_log(&["admin.example.com", "(421)"]);
-
-    let open_toml = Cfg::new(&pki, &up)
-        .tls("verify_client = \"off\"")
-        .render()
-        .replacen(
+    let named = |toml: String| {
+        toml.replacen(
             "listen = \"127.0.0.1:0\"",
             "listen = \"127.0.0.1:0\"\nserver_names = [\"localhost\"]",
             1,
-        );
-    let open = crate::support::proxy::Proxy::start(&open_toml);
-    let mut c = client::connect(open.addr(), "localhost", &cc).expect("handshake");
-    c.send(b"GET /other HTTP/1.1\r\nHost: admin.example.com\r\n\r\n")
+        )
+    };
+    // One server owns the address: any Host is served, as through nginx.
+    let single = crate::support::proxy::Proxy::start(&named(Cfg::new(&pki, &up).render()));
+    let mut c = client::connect(single.addr(), "localhost", &cc).expect("handshake");
+    c.send(b"GET /single HTTP/1.1\r\nHost: admin.example.com\r\n\r\n")
         .expect("send");
     assert_eq!(c.read_response().expect("response").status, 200);
+
+    // Two servers on one address, both verifying clients against the same CA.
+    let port = crate::support::nginx::free_port();
+    let second = format!(
+        r#"
+[[listener]]
+name = "admin"
+listen = "127.0.0.1:{port}"
+server_names = ["admin.example.com"]
+[listener.tls]
+certificates = [{{ cert = {cert}, key = {key} }}]
+client_certificate = {ca}
+verify_client = "on"
+[[listener.location]]
+path = "/"
+proxy_pass = "http://app"
+"#,
+        cert = p(&pki.server.cert),
+        key = p(&pki.server.key),
+        ca = p(&pki.ca.pem_path),
+    );
+    let toml = named(Cfg::new(&pki, &up).render())
+        .replacen("127.0.0.1:0", &format!("127.0.0.1:{port}"), 1)
+        .replacen("[[upstream]]", &format!("{second}\n[[upstream]]"), 1);
+    let proxy = crate::support::proxy::Proxy::start(&toml);
+    let mut c = client::connect(proxy.addr(), "localhost", &cc).expect("handshake");
+    c.send(format!("GET /same HTTP/1.1\r\nHost: LOCALHOST:{port}\r\n\r\n").as_bytes())
+        .expect("send");
+    assert_eq!(c.read_response().expect("response").status, 200);
+    for host in ["admin.example.com", "unnamed.example.com"] {
+        let mut c = client::connect(proxy.addr(), "localhost", &cc).expect("handshake");
+        c.send(format!("GET /other HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+            .expect("send");
+        let r = c.read_response().expect("response");
+        assert_eq!(r.status, 421, "{host}: {}", r.head);
+    }
+    assert!(up.seen().iter().all(|s| s.target != "/other"));
+    proxy.assert_log(&[
+        "client attempted to request the server name different from the one that was negotiated",
+        "(421)",
+    ]);
 }
 
 /// A resumed session (TLS 1.2 and 1.3) carries the client's verified identity: the upstream

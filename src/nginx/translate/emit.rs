@@ -295,6 +295,10 @@ fn listener(w: &mut Writer, l: &OutListener) {
         &h.client_max_body_size.at,
     );
     w.s("header_timeout", &h.header_timeout);
+    if let Some(b) = &h.header_buffers {
+        w.kv("max_header_bytes", b.v.0.to_string(), &b.at);
+        w.kv("max_header_line_bytes", q(&b.v.1), &b.at);
+    }
     w.s("body_timeout", &h.body_timeout);
     w.s("send_timeout", &h.send_timeout);
     // nginx adds no X-Forwarded-* headers unless proxy_set_header says so.

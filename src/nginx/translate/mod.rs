@@ -197,6 +197,7 @@ const SUPPORTED: &[&str] = &[
     "keepalive_requests",
     "client_max_body_size",
     "client_header_timeout",
+    "large_client_header_buffers",
     "client_body_timeout",
     "send_timeout",
     "proxy_connect_timeout",

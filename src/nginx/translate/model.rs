@@ -219,6 +219,8 @@ pub struct OutHttp {
     pub client_max_body_size: L<String>,
     /// `header_timeout`.
     pub header_timeout: Option<L<String>>,
+    /// `max_header_bytes` and `max_header_line_bytes` (`large_client_header_buffers`).
+    pub header_buffers: Option<L<(u64, String)>>,
     /// `body_timeout`.
     pub body_timeout: Option<L<String>>,
     /// `send_timeout`.

@@ -182,11 +182,7 @@ const IGNORED: &[(&str, &str)] = &[
     ),
     (
         "client_header_buffer_size",
-        "a buffer tuning; ringgate's limit is listener.http.max_header_bytes",
-    ),
-    (
-        "large_client_header_buffers",
-        "ringgate limits request heads with listener.http.max_header_bytes (16k)",
+        "a buffer tuning; ringgate's limits are large_client_header_buffers (max_header_bytes, max_header_line_bytes)",
     ),
     (
         "client_body_temp_path",
@@ -223,6 +219,18 @@ const IGNORED: &[(&str, &str)] = &[
     (
         "proxy_temp_path",
         "ringgate streams responses and writes no temporary files",
+    ),
+    (
+        "fastcgi_temp_path",
+        "ringgate writes no temporary files (and has no FastCGI)",
+    ),
+    (
+        "uwsgi_temp_path",
+        "ringgate writes no temporary files (and has no uwsgi)",
+    ),
+    (
+        "scgi_temp_path",
+        "ringgate writes no temporary files (and has no SCGI)",
     ),
     (
         "proxy_request_buffering",

@@ -59,6 +59,9 @@ pub struct Scope {
     pub client_max_body_size: Option<L<String>>,
     /// `client_header_timeout`.
     pub header_timeout: Option<L<String>>,
+    /// `large_client_header_buffers NUMBER SIZE`: the head limit (number x size, in bytes) and
+    /// the line limit (size).
+    pub header_buffers: Option<L<(u64, String)>>,
     /// `client_body_timeout`.
     pub body_timeout: Option<L<String>>,
     /// `send_timeout`.
@@ -140,6 +143,7 @@ impl Scope {
         inherit(&mut self.keepalive_requests, &p.keepalive_requests);
         inherit(&mut self.client_max_body_size, &p.client_max_body_size);
         inherit(&mut self.header_timeout, &p.header_timeout);
+        inherit(&mut self.header_buffers, &p.header_buffers);
         inherit(&mut self.body_timeout, &p.body_timeout);
         inherit(&mut self.send_timeout, &p.send_timeout);
         inherit(&mut self.access_log, &p.access_log);
@@ -274,6 +278,21 @@ impl Scope {
             "client_max_body_size" => {
                 if let Some(v) = diag.one(d).and_then(|a| diag.size(d, a)) {
                     once(&mut self.client_max_body_size, v, d, diag);
+                }
+            }
+            "large_client_header_buffers" if server_only => {
+                if diag.args(d, 2..=2) {
+                    let number = diag.number(d, &d.args[0]);
+                    let size = diag.size(d, &d.args[1]);
+                    if let (Some(n), Some(size)) = (number, size) {
+                        let bytes = crate::config::units::parse_size(&size).unwrap_or(0);
+                        if n == 0 || bytes == 0 {
+                            diag.error(&d.origin, "invalid value: number and size must not be 0");
+                        } else {
+                            let total = n.saturating_mul(bytes);
+                            once(&mut self.header_buffers, (total, size), d, diag);
+                        }
+                    }
                 }
             }
             "client_header_timeout" if server_only => {

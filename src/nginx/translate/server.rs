@@ -634,6 +634,7 @@ impl Translator {
                         .clone()
                         .unwrap_or_else(|| L::new("1m".into(), &s.at)),
                     header_timeout: sc.header_timeout.clone(),
+                    header_buffers: sc.header_buffers.clone(),
                     body_timeout: sc.body_timeout.clone(),
                     send_timeout: sc.send_timeout.clone(),
                     server_at: s.at.clone(),

@@ -301,6 +301,20 @@ fn proxy_set_header_inherits_only_into_levels_without_their_own() {
 }
 
 #[test]
+fn large_client_header_buffers_become_the_head_and_line_limits() {
+    let t = tr(&http(
+        "large_client_header_buffers 8 16k;\nclient_body_temp_path /tmp/b;\nfastcgi_temp_path /tmp/f;\nuwsgi_temp_path /tmp/u;\nscgi_temp_path /tmp/s;\nserver { return 204; }",
+    ));
+    let d = doc(&t);
+    assert_eq!(i(&d, "listener.0.http.max_header_bytes"), 8 * 16 * 1024);
+    assert_eq!(s(&d, "listener.0.http.max_header_line_bytes"), "16k");
+    for temp in ["fastcgi_temp_path", "uwsgi_temp_path", "scgi_temp_path"] {
+        assert!(warned(&t, temp), "{temp} not warned about");
+    }
+    assert!(!warned(&t, "large_client_header_buffers"));
+}
+
+#[test]
 fn websocket_idiom_is_warned_about() {
     let t = tr(&http(
         r#"map $http_upgrade $connection_upgrade { default upgrade; '' close; }

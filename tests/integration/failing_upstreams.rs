@@ -8,11 +8,11 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use crate::hostile_clients::fd_count;
-use crate::support::client::{self, Conn};
+use crate::support::client::Conn;
 use crate::support::pki::Pki;
 use crate::support::proxy::Proxy;
 use crate::support::upstream::{Mode, Upstream};
-use crate::support::{client_for, Cfg};
+use crate::support::Cfg;
 
 fn start(up: &Upstream, extra: &str) -> (Pki, Proxy) {
     let pki = Pki::new();
@@ -22,14 +22,7 @@ fn start(up: &Upstream, extra: &str) -> (Pki, Proxy) {
     (pki, proxy)
 }
 
-fn conn(proxy: &Proxy, pki: &Pki) -> Conn {
-    client::connect(
-        proxy.addr(),
-        "localhost",
-        &client_for(pki, Some(&pki.client)),
-    )
-    .expect("handshake")
-}
+use crate::support::mtls_conn as conn;
 
 /// One GET on a fresh connection: the status, after which the connection must be closed.
 #[track_caller]

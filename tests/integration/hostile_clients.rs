@@ -16,14 +16,7 @@ use crate::support::proxy::Proxy;
 use crate::support::upstream::{Mode, Upstream};
 use crate::support::{client_for, Cfg};
 
-fn conn(proxy: &Proxy, pki: &Pki) -> Conn {
-    client::connect(
-        proxy.addr(),
-        "localhost",
-        &client_for(pki, Some(&pki.client)),
-    )
-    .expect("handshake")
-}
+use crate::support::mtls_conn as conn;
 
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {

@@ -7,24 +7,17 @@
 use std::io::Read;
 use std::time::Duration;
 
-use crate::support::client::{self, Conn, Response};
+use crate::support::client::{Conn, Response};
 use crate::support::nginx::{free_port, nginx_binary, Nginx};
 use crate::support::pki::Pki;
 use crate::support::proxy::Proxy;
 use crate::support::upstream::{Mode, Upstream};
-use crate::support::{client_for, curl, Cfg};
+use crate::support::{curl, Cfg};
 
 const SWITCH: &[u8] =
     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
 
-fn conn(proxy: &Proxy, pki: &Pki) -> Conn {
-    client::connect(
-        proxy.addr(),
-        "localhost",
-        &client_for(pki, Some(&pki.client)),
-    )
-    .expect("handshake")
-}
+use crate::support::mtls_conn as conn;
 
 #[track_caller]
 fn get(c: &mut Conn, path: &str, extra: &str) -> Response {

@@ -156,6 +156,16 @@ connect_timeout = "2s"
     }
 }
 
+/// An mTLS connection to `proxy` as the test PKI's client, SNI `localhost`.
+pub fn mtls_conn(proxy: &proxy::Proxy, pki: &Pki) -> client::Conn {
+    client::connect(
+        proxy.addr(),
+        "localhost",
+        &client_for(pki, Some(&pki.client)),
+    )
+    .expect("handshake")
+}
+
 /// A client trusting the test CA and presenting `leaf` (None: no certificate).
 pub fn client_for(pki: &Pki, leaf: Option<&pki::Leaf>) -> std::sync::Arc<rustls::ClientConfig> {
     client::config(&client::ClientOpts {

@@ -242,11 +242,11 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>,
     };
     match parsed? {
         Some(raw) => {
-            check_line_lengths(window.get(..raw.head_len).unwrap_or(window), limits)?;
+            check_complete_lines(&raw, limits)?;
             build_head(window, raw).map(Some)
         }
         None => {
-            check_line_lengths(window, limits)?;
+            check_partial_lines(window, limits)?;
             if buf.len() > limits.max_head_bytes {
                 Err(if window.contains(&b'\n') {
                     RequestError::HeaderTooLarge
@@ -260,20 +260,39 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>,
     }
 }
 
-/// Each line of `head` (the last one possibly incomplete) within one header buffer.
-fn check_line_lengths(head: &[u8], limits: &Limits) -> Result<(), RequestError> {
-    let mut first = true;
-    for line in head.split_inclusive(|&b| b == b'\n') {
-        if line.len() > limits.max_line_bytes {
-            return Err(if first {
-                RequestError::UriTooLong
-            } else {
-                RequestError::HeaderLineTooLong
-            });
+/// Each line of a complete head within one header buffer, measured between the fields' spans
+/// (no second pass over the bytes on the common path).
+fn check_complete_lines(raw: &RawRequest, limits: &Limits) -> Result<(), RequestError> {
+    let end = raw.head_len.saturating_sub(2);
+    let starts = raw.headers.iter().map(|h| h.name.start).chain([end]);
+    let mut line_start = 0;
+    for (i, next) in starts.enumerate() {
+        if next.saturating_sub(line_start) > limits.max_line_bytes {
+            return Err(line_too_long(i == 0));
         }
-        first = false;
+        line_start = next;
     }
     Ok(())
+}
+
+/// Each line of an incomplete head (the last one possibly cut short) within one header buffer,
+/// so a line that outgrows its buffer is refused before the head is complete.
+fn check_partial_lines(head: &[u8], limits: &Limits) -> Result<(), RequestError> {
+    for (i, line) in head.split_inclusive(|&b| b == b'\n').enumerate() {
+        if line.len() > limits.max_line_bytes {
+            return Err(line_too_long(i == 0));
+        }
+    }
+    Ok(())
+}
+
+/// nginx's answers to a line longer than a buffer: 414 for the request line, 400 for a field.
+fn line_too_long(request_line: bool) -> RequestError {
+    if request_line {
+        RequestError::UriTooLong
+    } else {
+        RequestError::HeaderLineTooLong
+    }
 }
 
 /// What httparse found, detached from its borrowed header array.
@@ -614,6 +633,40 @@ mod tests {
         assert_eq!(err(huge.as_bytes()), RequestError::HeaderTooLarge);
     }
 
+    /// A line of exactly one buffer (its CRLF included) is accepted, one byte more is not; the
+    /// complete and the incomplete head measure it alike.
+    #[test]
+    fn line_limit_boundary() {
+        let limits = Limits {
+            max_head_bytes: 4096,
+            max_headers: 100,
+            max_line_bytes: 32,
+        };
+        let line = |n: usize| format!("X: {}\r\n", "a".repeat(n - 5));
+        for (len, fits) in [(32, true), (33, false)] {
+            let head = format!("GET / HTTP/1.1\r\nHost: a\r\n{}\r\n", line(len));
+            let complete = parse_request(head.as_bytes(), &limits);
+            let partial = parse_request(&head.as_bytes()[..head.len() - 2], &limits);
+            if fits {
+                assert!(matches!(complete, Ok(Some(_))), "{len}: {complete:?}");
+                assert_eq!(partial, Ok(None), "{len}");
+            } else {
+                assert_eq!(complete, Err(RequestError::HeaderLineTooLong), "{len}");
+                assert_eq!(partial, Err(RequestError::HeaderLineTooLong), "{len}");
+            }
+        }
+        let target = |n: usize| format!("GET /{} HTTP/1.1\r\n", "a".repeat(n - 16));
+        for (len, fits) in [(32, true), (33, false)] {
+            let head = format!("{}Host: a\r\n\r\n", target(len));
+            let got = parse_request(head.as_bytes(), &limits);
+            if fits {
+                assert!(matches!(got, Ok(Some(_))), "{len}: {got:?}");
+            } else {
+                assert_eq!(got, Err(RequestError::UriTooLong), "{len}");
+            }
+        }
+    }
+
     #[test]
     fn too_many_headers() {
         let limits = Limits {
@@ -631,6 +684,225 @@ mod tests {
             max_line_bytes: 8192,
         };
         assert!(parse_request(buf, &big).unwrap().is_some());
+    }
+
+    #[test]
+    fn framing_length_and_chunked() {
+        let h = ok(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n");
+        assert_eq!(h.framing, BodyFraming::Length(12));
+        assert!(!h.is_idempotent(b""));
+        let h = ok(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n");
+        assert_eq!(h.framing, BodyFraming::Chunked);
+        let h = ok(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(h.framing, BodyFraming::None);
+    }
+
+    #[test]
+    fn smuggling_rejected() {
+        let cases: &[(&[u8], RequestError, u16)] = &[
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                RequestError::Framing(FramingError::LengthAndChunked),
+                400,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+                RequestError::Framing(FramingError::DuplicateLength),
+                400,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+                RequestError::Framing(FramingError::InvalidLength),
+                400,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+                RequestError::Framing(FramingError::InvalidLength),
+                400,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n",
+                RequestError::Framing(FramingError::InvalidLength),
+                400,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                RequestError::Framing(FramingError::UnsupportedTransferEncoding),
+                501,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                RequestError::Framing(FramingError::DuplicateTransferEncoding),
+                400,
+            ),
+            (
+                b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                RequestError::Framing(FramingError::TransferEncodingOnHttp10),
+                400,
+            ),
+        ];
+        for (buf, want, status) in cases {
+            let e = err(buf);
+            assert_eq!(&e, want, "{}", String::from_utf8_lossy(buf));
+            assert_eq!(e.status(), *status);
+            assert!(!e.reason().is_empty());
+        }
+    }
+
+    #[test]
+    fn syntax_rejected() {
+        let bad: &[&[u8]] = &[
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX\0: b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: a\n\n",
+            b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\n: a\r\nHost: a\r\n\r\n",
+        ];
+        for buf in bad {
+            let e = err(buf);
+            assert_eq!(
+                e.status(),
+                400,
+                "{:?} -> {e:?}",
+                String::from_utf8_lossy(buf)
+            );
+        }
+    }
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            err(b"GET foo HTTP/1.1\r\nHost: a\r\n\r\n"),
+            RequestError::BadTarget
+        );
+        assert_eq!(
+            err(b"GET * HTTP/1.1\r\nHost: a\r\n\r\n"),
+            RequestError::BadTarget
+        );
+        assert_eq!(
+            err(b"GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n"),
+            RequestError::BadTarget
+        );
+        assert_eq!(
+            err(b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n"),
+            RequestError::BadTarget
+        );
+        assert_eq!(
+            err(b"GET http://u@h/ HTTP/1.1\r\nHost: a\r\n\r\n"),
+            RequestError::BadTarget
+        );
+        assert_eq!(
+            err(b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"),
+            RequestError::BadTarget
+        );
+        assert_eq!(
+            err(b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            RequestError::MethodNotAllowed
+        );
+        assert_eq!(err(b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n").status(), 405);
+        let buf = b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(ok(buf).path_and_query.get(buf), b"*");
+    }
+
+    #[test]
+    fn absolute_form_authority_is_host() {
+        let buf = b"GET HTTP://Other.Example:81/p?q HTTP/1.1\r\nHost: a.example\r\n\r\n";
+        let h = ok(buf);
+        assert_eq!(
+            h.authority.map(|a| a.get(buf)),
+            Some(&b"Other.Example:81"[..])
+        );
+        assert_eq!(h.path_and_query.get(buf), b"/p?q");
+        assert_eq!(
+            h.host_for_nginx(buf).as_deref(),
+            Some(&b"other.example"[..])
+        );
+        let buf = b"GET http://x.example?q HTTP/1.0\r\n\r\n";
+        let h = ok(buf);
+        assert_eq!(h.path_and_query.get(buf), b"?q");
+        assert_eq!(h.host_for_nginx(buf).as_deref(), Some(&b"x.example"[..]));
+    }
+
+    #[test]
+    fn versions() {
+        let e = err(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n");
+        assert_eq!((e, e.status()), (RequestError::VersionNotSupported, 505));
+        assert_eq!(err(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n").status(), 505);
+        assert_eq!(err(b"GET / HTXP/1.1\r\nHost: a\r\n\r\n").status(), 400);
+        assert_eq!(err(b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n").status(), 400);
+        let h = ok(b"GET / HTTP/1.0\r\n\r\n");
+        assert_eq!(h.version_minor, 0);
+        assert!(!h.keep_alive);
+        assert_eq!(h.host_for_nginx(b"GET / HTTP/1.0\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn host_rules() {
+        assert_eq!(err(b"GET / HTTP/1.1\r\n\r\n"), RequestError::MissingHost);
+        assert_eq!(
+            err(b"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"),
+            RequestError::DuplicateHost
+        );
+        for bad in [&b""[..], b"a/b", b"a..b", b"a\\b", b":80", b"."] {
+            let mut buf = b"GET / HTTP/1.1\r\nHost: ".to_vec();
+            buf.extend_from_slice(bad);
+            buf.extend_from_slice(b"\r\n\r\n");
+            assert_eq!(err(&buf), RequestError::InvalidHost, "{:?}", bad);
+        }
+        let buf = b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n";
+        assert_eq!(ok(buf).host_for_nginx(buf).as_deref(), Some(&b"[::1]"[..]));
+        let buf = b"GET / HTTP/1.1\r\nHost: example.com.\r\n\r\n";
+        assert!(matches!(
+            ok(buf).host_for_nginx(buf),
+            Some(Cow::Borrowed(b"example.com"))
+        ));
+    }
+
+    #[test]
+    fn connection_semantics() {
+        assert!(
+            !ok(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Close\r\n\r\n").keep_alive
+        );
+        assert!(ok(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
+        assert!(!ok(b"GET / HTTP/1.0\r\n\r\n").keep_alive);
+        let h =
+            ok(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n");
+        assert!(h.expect_continue);
+        assert!(!ok(b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n").expect_continue);
+    }
+
+    #[test]
+    fn methods() {
+        for (m, want) in [
+            (&b"HEAD"[..], Method::Head),
+            (b"POST", Method::Post),
+            (b"PUT", Method::Put),
+            (b"DELETE", Method::Delete),
+            (b"OPTIONS", Method::Options),
+            (b"PATCH", Method::Patch),
+            (b"PROPFIND", Method::Other),
+        ] {
+            let mut buf = m.to_vec();
+            buf.extend_from_slice(b" / HTTP/1.1\r\nHost: a\r\n\r\n");
+            let h = ok(&buf);
+            assert_eq!(h.method, want);
+            assert_eq!(h.method_span.get(&buf), m);
+        }
+        assert!(ok(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n").is_head());
+        ok(b"M_-X / HTTP/1.1\r\nHost: a\r\n\r\n");
+        for bad in [&b"get"[..], b"Get", b"M1", b"M.X", b"M!"] {
+            let mut buf = bad.to_vec();
+            buf.extend_from_slice(b" / HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert_eq!(
+                err(&buf),
+                RequestError::BadSyntax("invalid method"),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

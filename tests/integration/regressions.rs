@@ -176,6 +176,26 @@ proxy_pass = "http://app"
         "client attempted to request the server name different from the one that was negotiated",
         "(421)",
     ]);
+    drop(proxy);
+
+    // Without client verification on either server there is no check.
+    let open_second = second.replacen(
+        &format!(
+            "client_certificate = {}\nverify_client = \"on\"\n",
+            p(&pki.ca.pem_path)
+        ),
+        "",
+        1,
+    );
+    assert_ne!(open_second, second);
+    let open_toml = named(Cfg::new(&pki, &up).tls("verify_client = \"off\"").render())
+        .replacen("127.0.0.1:0", &format!("127.0.0.1:{port}"), 1)
+        .replacen("[[upstream]]", &format!("{open_second}\n[[upstream]]"), 1);
+    let open = crate::support::proxy::Proxy::start(&open_toml);
+    let mut c = client::connect(open.addr(), "localhost", &cc).expect("handshake");
+    c.send(b"GET /open HTTP/1.1\r\nHost: admin.example.com\r\n\r\n")
+        .expect("send");
+    assert_eq!(c.read_response().expect("response").status, 200);
 }
 
 /// A resumed session (TLS 1.2 and 1.3) carries the client's verified identity: the upstream

@@ -169,8 +169,10 @@ async fn handshake(
     };
     let timeout = default_listener.http.header_timeout;
     let started = async {
+        let mut tcp = tcp;
+        let flight = crate::tls::stream::read_client_hello(&mut tcp).await?;
         if socket.hosts.is_shared() {
-            crate::tls::stream::accept(tcp, |sni| {
+            crate::tls::stream::accept(tcp, flight, |sni| {
                 let id = socket.hosts.select(sni.map(str::as_bytes));
                 match w.tls.get(id).cloned().flatten() {
                     Some(cfg) => (cfg, id),
@@ -180,7 +182,7 @@ async fn handshake(
             .await
         } else {
             ServerConnection::new(fallback.clone())
-                .map(|c| (TlsStream::new(tcp, c), default))
+                .map(|c| (TlsStream::with_received(tcp, c, flight), default))
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
         }
     };

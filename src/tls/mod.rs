@@ -7,6 +7,7 @@
 
 pub mod client_auth;
 pub mod crl;
+pub mod hello;
 pub mod hostname;
 pub mod ocsp;
 pub mod pem;

@@ -35,25 +35,74 @@ pub struct TlsStream<C> {
     failed: bool,
 }
 
-/// Reads a ClientHello, lets `choose` pick the server configuration from its SNI (virtual
-/// servers with their own TLS policies on one address), and returns the stream ready for
-/// [`TlsStream::handshake`] together with what `choose` returned alongside the configuration.
-pub async fn accept<T>(
-    mut io: TcpStream,
-    choose: impl FnOnce(Option<&str>) -> (Arc<ServerConfig>, T),
-) -> io::Result<(TlsStream<ServerConnection>, T)> {
-    let mut acceptor = Acceptor::default();
-    let mut buf = Vec::with_capacity(TLS_BUF);
+/// Reads the client's first flight until its ClientHello is complete and refuses, with the
+/// alert RFC 8446 names, what rustls would let through or close on silently (see
+/// [`super::hello`]). Returns the bytes read, for rustls.
+pub async fn read_client_hello(io: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut flight: Vec<u8> = Vec::new();
     loop {
-        buf.clear();
-        let (res, b) = io.read(buf).await;
-        buf = b;
+        let buf = Vec::with_capacity(TLS_BUF);
+        let (res, buf) = io.read(buf).await;
         if res? == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "peer closed the connection before its ClientHello",
             ));
         }
+        if flight.is_empty() {
+            flight = buf;
+        } else {
+            flight.extend_from_slice(&buf);
+        }
+        match super::hello::scan(&flight) {
+            super::hello::Scan::NeedMore => {}
+            super::hello::Scan::Pass => return Ok(flight),
+            super::hello::Scan::Refuse(r) => {
+                let _ = io.write_all(r.record().to_vec()).await;
+                linger(io).await;
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "refused the ClientHello: {} ({:?} alert)",
+                        r.reason, r.alert
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Shuts the write side after a refusal and reads what the peer still sends, for a moment (at
+/// most 500 ms, or until it closes), so that closing with unread data does not reset the
+/// connection and lose the alert on its way (a reset can overtake it).
+async fn linger(io: &mut TcpStream) {
+    let _ = monoio::io::AsyncWriteRent::shutdown(io).await;
+    let drain = async {
+        let mut buf = Vec::with_capacity(SMALL_READ);
+        for _ in 0..64 {
+            buf.clear();
+            let (res, b) = io.read(buf).await;
+            buf = b;
+            if !matches!(res, Ok(n) if n > 0) {
+                break;
+            }
+        }
+    };
+    let _ = monoio::time::timeout(std::time::Duration::from_millis(500), drain).await;
+}
+
+/// Lets `choose` pick the server configuration from the ClientHello's SNI (virtual servers with
+/// their own TLS policies on one address), given the client's first flight as read by
+/// [`read_client_hello`], and returns the stream ready for [`TlsStream::handshake`] together
+/// with what `choose` returned alongside the configuration.
+pub async fn accept<T>(
+    mut io: TcpStream,
+    flight: Vec<u8>,
+    choose: impl FnOnce(Option<&str>) -> (Arc<ServerConfig>, T),
+) -> io::Result<(TlsStream<ServerConnection>, T)> {
+    let mut acceptor = Acceptor::default();
+    let mut buf = flight;
+    loop {
         let mut slice = &buf[..];
         while !slice.is_empty() {
             if acceptor.read_tls(&mut slice)? == 0 {
@@ -61,7 +110,7 @@ pub async fn accept<T>(
             }
         }
         match acceptor.accept() {
-            Ok(None) => continue,
+            Ok(None) => {}
             Ok(Some(accepted)) => {
                 let (cfg, chosen) = choose(accepted.client_hello().server_name());
                 return match accepted.into_connection(cfg) {
@@ -70,6 +119,15 @@ pub async fn accept<T>(
                 };
             }
             Err((e, alert)) => return Err(send_alert(&mut io, alert, e).await),
+        }
+        buf.clear();
+        let (res, b) = io.read(buf).await;
+        buf = b;
+        if res? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "peer closed the connection before its ClientHello",
+            ));
         }
     }
 }
@@ -90,10 +148,16 @@ where
 {
     /// Wraps a socket and a fresh rustls connection; call [`TlsStream::handshake`] next.
     pub fn new(io: TcpStream, conn: C) -> Self {
+        Self::with_received(io, conn, Vec::with_capacity(SMALL_READ))
+    }
+
+    /// As [`TlsStream::new`], for a socket from which `received` was already read (the
+    /// client's first flight): rustls gets those bytes first.
+    pub fn with_received(io: TcpStream, conn: C, received: Vec<u8>) -> Self {
         TlsStream {
             io,
             conn,
-            rbuf: Some(Vec::with_capacity(SMALL_READ)),
+            rbuf: Some(received),
             rpos: 0,
             eof: false,
             failed: false,
@@ -119,8 +183,16 @@ where
     }
 
     /// Runs the handshake to completion. On failure rustls has already queued the alert that
-    /// says why; we send it before returning the error.
+    /// says why; we send it, and let the peer read it, before returning the error.
     pub async fn handshake(&mut self) -> io::Result<()> {
+        let res = self.drive_handshake().await;
+        if res.is_err() && self.failed {
+            linger(&mut self.io).await;
+        }
+        res
+    }
+
+    async fn drive_handshake(&mut self) -> io::Result<()> {
         while self.conn.is_handshaking() {
             if self.conn.wants_write() {
                 self.flush_tls().await?;
@@ -190,7 +262,11 @@ where
             Ok(_) => {
                 // What the input asked for goes out now, not with the next write: a refused
                 // renegotiation's alert, a KeyUpdate answer, session tickets. The peer may be
-                // waiting for it before it sends anything more.
+                // waiting for it before it sends anything more. rustls holds a KeyUpdate answer
+                // back until data is written: an empty write releases it (and sends nothing).
+                if !self.conn.is_handshaking() {
+                    let _ = self.conn.writer().write(&[]);
+                }
                 if self.conn.wants_write() {
                     self.flush_tls().await?;
                 }
@@ -297,10 +373,12 @@ where
     /// socket is shut: the alert rustls queued (if any) has been sent, and a close_notify after
     /// it would tell the peer the connection ended cleanly.
     pub async fn shutdown(&mut self) -> io::Result<()> {
-        if !self.failed {
-            self.conn.send_close_notify();
-            self.flush_tls().await?;
+        if self.failed {
+            linger(&mut self.io).await;
+            return Ok(());
         }
+        self.conn.send_close_notify();
+        self.flush_tls().await?;
         monoio::io::AsyncWriteRent::shutdown(&mut self.io).await
     }
 }

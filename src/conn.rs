@@ -94,6 +94,40 @@ impl Stream {
         }
     }
 
+    /// Writes several buffers in order as one message: over TLS in one flush; on plain TCP
+    /// copied into one send when small, else sent one by one without a copy.
+    pub async fn write_parts(&mut self, parts: &[Bytes]) -> io::Result<()> {
+        /// Up to this size the parts are gathered into one send.
+        const GATHER: usize = 16 * 1024;
+        match self {
+            Stream::Plain(s) => {
+                let total: usize = parts.iter().map(Bytes::len).sum();
+                if total <= GATHER {
+                    let mut one = BytesMut::with_capacity(total);
+                    for p in parts {
+                        one.extend_from_slice(p);
+                    }
+                    if !one.is_empty() {
+                        s.write_all(one).await.0?;
+                    }
+                } else {
+                    for p in parts.iter().filter(|p| !p.is_empty()) {
+                        s.write_all(p.clone()).await.0?;
+                    }
+                }
+                Ok(())
+            }
+            Stream::ServerTls(t) => {
+                let slices: Vec<&[u8]> = parts.iter().map(|p| p.as_ref()).collect();
+                t.write_plain_parts(&slices).await
+            }
+            Stream::ClientTls(t) => {
+                let slices: Vec<&[u8]> = parts.iter().map(|p| p.as_ref()).collect();
+                t.write_plain_parts(&slices).await
+            }
+        }
+    }
+
     /// Closes our side cleanly (close_notify for TLS).
     pub async fn shutdown(&mut self) -> io::Result<()> {
         match self {

@@ -1,5 +1,5 @@
-//! Streaming chunked-body scanner (RFC 9112 §7.1): lets the proxy forward
-//! chunked bytes verbatim while knowing exactly where the body ends, with
+//! Streaming chunked-body scanner (RFC 9112 §7.1): lets the proxy find the
+//! chunk data (which it re-frames) and exactly where the body ends, with
 //! strict validation so the upstream can never see a different boundary.
 
 use bytes::{BufMut, BytesMut};
@@ -23,8 +23,8 @@ const MAX_SIZE_DIGITS: u8 = 16;
 /// Result of one [`ChunkedScanner::feed`] call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scan {
-    /// Bytes from the start of the input that belong to the body and should
-    /// be forwarded verbatim.
+    /// Bytes from the start of the input that belong to the body (its data
+    /// is reported by [`ChunkedScanner::feed_data`]).
     pub consumed: usize,
     /// The whole body (including trailers and final CRLF) has been seen;
     /// input after `consumed` belongs to the next message.

@@ -1,6 +1,7 @@
 //! Moving a message body from one stream to another as it arrives, never holding it whole:
-//! Content-Length bodies are counted down, chunked bodies pass through a validating scanner,
-//! and read-until-close bodies are optionally re-chunked.
+//! Content-Length bodies are counted down, chunked bodies are validated and re-framed as nginx
+//! does (the data passes without a copy, chunk extensions and trailers are dropped), and
+//! read-until-close bodies are optionally re-chunked.
 
 use std::io;
 use std::time::Duration;
@@ -87,28 +88,25 @@ pub async fn relay(
         }
         BodyFraming::Chunked => {
             let mut scanner = ChunkedScanner::new();
+            let mut data = Vec::new();
             loop {
                 if !buf.is_empty() {
-                    let mut data = Vec::new();
-                    let scan = if p.dechunk {
-                        scanner.feed_data(buf, |r| data.push(r))
-                    } else {
-                        scanner.feed(buf)
-                    }
-                    .map_err(RelayError::BadChunk)?;
+                    data.clear();
+                    let scan = scanner
+                        .feed_data(buf, |r| data.push(r))
+                        .map_err(RelayError::BadChunk)?;
                     if p.max_body != 0 && scanner.decoded_len() > p.max_body {
                         return Err(RelayError::TooLarge);
                     }
-                    if scan.consumed > 0 {
-                        let chunk = buf.split_to(scan.consumed).freeze();
-                        moved += chunk.len() as u64;
-                        if p.dechunk {
-                            for r in data {
-                                write(dst, chunk.slice(r), p.write_timeout).await?;
-                            }
-                        } else {
-                            write(dst, chunk, p.write_timeout).await?;
-                        }
+                    let wire = buf.split_to(scan.consumed).freeze();
+                    let parts = if p.dechunk {
+                        data.iter().map(|r| wire.slice(r.clone())).collect()
+                    } else {
+                        reframe(&wire, &data, scan.done)
+                    };
+                    moved += parts.iter().map(|b| b.len() as u64).sum::<u64>();
+                    if !parts.is_empty() {
+                        write_parts(dst, &parts, p.write_timeout).await?;
                     }
                     if scan.done {
                         return Ok(moved);
@@ -146,6 +144,25 @@ pub async fn relay(
     }
 }
 
+/// The chunk data of one batch of input as one new chunk, and the last chunk when the body
+/// ended: chunk extensions and trailers stay behind, as with nginx, so nothing but data and
+/// sizes reaches the other side (a trailer cannot smuggle a framing, routing or identity field).
+fn reframe(wire: &bytes::Bytes, data: &[std::ops::Range<usize>], done: bool) -> Vec<bytes::Bytes> {
+    let len: usize = data.iter().map(|r| r.len()).sum();
+    let mut parts = Vec::with_capacity(data.len() + 3);
+    if len > 0 {
+        let mut head = BytesMut::with_capacity(18);
+        encode_chunk_header(len, &mut head);
+        parts.push(head.freeze());
+        parts.extend(data.iter().map(|r| wire.slice(r.clone())));
+        parts.push(bytes::Bytes::from_static(b"\r\n"));
+    }
+    if done {
+        parts.push(bytes::Bytes::from_static(LAST_CHUNK));
+    }
+    parts
+}
+
 async fn read(
     src: &mut Stream,
     buf: &mut BytesMut,
@@ -156,6 +173,18 @@ async fn read(
         Err(_) => Err(RelayError::SourceTimeout),
         Ok(Err(e)) => Err(RelayError::SourceRead(e)),
         Ok(Ok(n)) => Ok(n),
+    }
+}
+
+async fn write_parts(
+    dst: &mut Stream,
+    parts: &[bytes::Bytes],
+    timeout: Duration,
+) -> Result<(), RelayError> {
+    match monoio::time::timeout(timeout, dst.write_parts(parts)).await {
+        Err(_) => Err(RelayError::SinkTimeout),
+        Ok(Err(e)) => Err(RelayError::SinkWrite(e)),
+        Ok(Ok(())) => Ok(()),
     }
 }
 

@@ -723,6 +723,99 @@ fn valid_chunked_body_and_pipelined_request_stay_two_requests() {
     assert_eq!(seen[1].target, "/next");
 }
 
+/// Chunked bodies are re-framed as nginx does: the data arrives unchanged, chunk extensions and
+/// trailers stay behind, so a trailer can carry no framing, routing or identity field onward.
+#[test]
+fn chunked_bodies_are_reframed_without_extensions_or_trailers() {
+    let s = setup(Mode::Echo);
+    let mut c = connect(&s);
+    c.send(&chunked(
+        b"5;name=value;q=\"a b\"\r\nhello\r\n6\r\n world\r\n0;last=1\r\n\
+Transfer-Encoding: chunked\r\nX-Client-Role: admin\r\nHost: evil\r\n\r\n",
+    ))
+    .expect("send");
+    let r = c.read_response().expect("response");
+    assert_eq!((r.status, r.text().as_str()), (200, "hello world"));
+    std::thread::sleep(Duration::from_millis(100));
+    let raw = s.up.raw_all();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    for absent in ["name=value", ";q=", "last=1", "X-Client-Role", "evil"] {
+        assert!(
+            !text.contains(absent),
+            "{absent:?} reached the upstream: {text:?}"
+        );
+    }
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a request head")
+        + 4;
+    // Decode what the upstream got: every size line bare hex, then the data, and after the
+    // last chunk only the final CRLF.
+    let mut rest = &raw[head_end..];
+    let mut data = Vec::new();
+    loop {
+        let eol = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("a size line");
+        let line = std::str::from_utf8(&rest[..eol]).expect("ascii");
+        assert!(
+            !line.is_empty() && line.bytes().all(|b| b.is_ascii_hexdigit()),
+            "size line {line:?} in {text:?}"
+        );
+        let n = usize::from_str_radix(line, 16).expect("hex");
+        rest = &rest[eol + 2..];
+        if n == 0 {
+            assert_eq!(rest, b"\r\n", "trailers reached the upstream: {text:?}");
+            break;
+        }
+        data.extend_from_slice(&rest[..n]);
+        assert_eq!(&rest[n..n + 2], b"\r\n");
+        rest = &rest[n + 2..];
+    }
+    assert_eq!(data, b"hello world");
+}
+
+/// The same both ways: an upstream's chunk extensions and trailers do not reach the client.
+#[test]
+fn chunked_responses_are_reframed_without_extensions_or_trailers() {
+    let s = setup(Mode::Raw(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+3;ext=x\r\nabc\r\n4\r\ndefg\r\n0\r\nX-Trailer: leak\r\nContent-Length: 1\r\n\r\n"
+            .to_vec(),
+    ));
+    let mut c = connect(&s);
+    c.send(b"GET /r HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("send");
+    let (status, _, _) = c.read_head().expect("head");
+    assert_eq!(status, 200);
+    let _ = c.tls.sock.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut body = c.take_buffered();
+    let mut buf = [0u8; 1024];
+    while !body.ends_with(b"0\r\n\r\n") {
+        match std::io::Read::read(&mut c.tls, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&buf[..n]),
+        }
+    }
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert!(body.ends_with("0\r\n\r\n"), "{body:?}");
+    for absent in ["ext=x", "X-Trailer", "leak", "Content-Length"] {
+        assert!(
+            !body.contains(absent),
+            "{absent:?} reached the client: {body:?}"
+        );
+    }
+    let data: String = body
+        .split("\r\n")
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, l)| l)
+        .collect();
+    assert_eq!(data, "abcdefg", "{body:?}");
+}
+
 // --- Upstream responses of the same shapes: 502 before anything was sent ----------------------
 
 /// The upstream answers `response`; the client must get `status` (a 502 page) and a log line

@@ -242,6 +242,73 @@ fn default_header_limits_are_nginxs_buffers() {
     proxy.assert_log(&["request header line too long", "(400)"]);
 }
 
+/// The same heads through nginx (where it is installed) and ringgate, both from one nginx.conf
+/// with nginx's default `large_client_header_buffers`: the same status for each.
+#[test]
+fn header_limits_answer_as_nginx_does() {
+    use crate::support::nginx::{free_port, nginx_binary, Nginx};
+    let up = Upstream::start(Mode::Echo);
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "events {{}}\nhttp {{\n    access_log off;\n    server {{\n        listen 127.0.0.1:{port};\n        location / {{ proxy_pass http://{}; }}\n    }}\n}}\n",
+            up.addr
+        ),
+    )
+    .expect("write nginx.conf");
+    let field = |name: &str, n: usize| format!("{name}: {}\r\n", "a".repeat(n));
+    let many: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let heads = [
+        format!(
+            "GET /three HTTP/1.1\r\nHost: a\r\n{}{}{}\r\n",
+            field("X-A", 6000),
+            field("X-B", 6000),
+            field("X-C", 6000)
+        ),
+        format!("GET /many HTTP/1.1\r\nHost: a\r\n{many}\r\n"),
+        format!(
+            "GET /long HTTP/1.1\r\nHost: a\r\n{}\r\n",
+            field("X-Big", 9000)
+        ),
+        format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(9000)),
+        format!(
+            "GET /huge HTTP/1.1\r\nHost: a\r\n{}\r\n",
+            field("X-H", 7000).repeat(5)
+        ),
+    ];
+    let statuses = || -> Vec<u16> {
+        heads
+            .iter()
+            .map(|h| {
+                let mut sock = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                sock.set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                let _ = sock.write_all(h.as_bytes());
+                let mut first = [0u8; 12];
+                sock.read_exact(&mut first).expect("a status line");
+                String::from_utf8_lossy(&first[9..12])
+                    .parse()
+                    .expect("status")
+            })
+            .collect()
+    };
+    let from_nginx = nginx_binary().map(|bin| {
+        let _n = Nginx::start(bin, &conf, port);
+        statuses()
+    });
+    let proxy = Proxy::start_nginx(dir, conf);
+    let from_ringgate = statuses();
+    drop(proxy);
+    eprintln!("nginx: {from_nginx:?}\nringgate: {from_ringgate:?}");
+    assert_eq!(from_ringgate, vec![200, 200, 400, 414, 400]);
+    if let Some(n) = from_nginx {
+        assert_eq!(from_ringgate, n);
+    }
+}
+
 #[test]
 fn oversized_heads_get_nginx_answers_and_bodies_413() {
     let pki = Pki::new();

@@ -53,15 +53,7 @@ fn started_then_closed(proxy: &Proxy, pki: &Pki) -> usize {
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
         .and_then(|(_, v)| v.parse().ok())
         .expect("a Content-Length");
-    let mut got = c.take_buffered();
-    let _ = c.tls.sock.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut buf = [0u8; 4096];
-    loop {
-        match c.tls.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
+    let got = c.read_rest(Duration::from_secs(5), |_| false);
     assert!(
         got.len() < declared,
         "the whole body arrived ({} of {declared})",

@@ -246,19 +246,14 @@ fn default_header_limits_are_nginxs_buffers() {
 /// with nginx's default `large_client_header_buffers`: the same status for each.
 #[test]
 fn header_limits_answer_as_nginx_does() {
-    use crate::support::nginx::{free_port, nginx_binary, Nginx};
+    use crate::support::nginx::{free_port, nginx_binary, write_conf, Nginx};
     let up = Upstream::start(Mode::Echo);
     let port = free_port();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
+    let (dir, conf) = write_conf(&format!(
             "events {{}}\nhttp {{\n    access_log off;\n    server {{\n        listen 127.0.0.1:{port};\n        location / {{ proxy_pass http://{}; }}\n    }}\n}}\n",
             up.addr
         ),
-    )
-    .expect("write nginx.conf");
+    );
     let field = |name: &str, n: usize| format!("{name}: {}\r\n", "a".repeat(n));
     let many: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
     let heads = [

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::seeds::make_seed_certs;
-use crate::support::nginx::{free_port, nginx_binary, Nginx};
+use crate::support::nginx::{free_port, nginx_binary, write_conf, Nginx};
 use crate::support::proxy::{Proxy, BIN};
 use crate::support::upstream::{Mode, Seen, Upstream};
 use crate::support::{curl, path_str};
@@ -118,13 +118,6 @@ fn scenario1(root: &Root, listen: &str, app: &str) -> String {
     let start = text.find("    # Scenario 1").expect("scenario 1");
     let end = text.find("    # Scenario 2").expect("scenario 2");
     format!("events {{}}\nhttp {{\n{}}}\n", &text[start..end])
-}
-
-fn write_conf(text: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("nginx.conf");
-    std::fs::write(&path, text).expect("write nginx.conf");
-    (dir, path)
 }
 
 fn run_cli(args: &[&str]) -> (i32, String, String) {

@@ -790,15 +790,7 @@ fn chunked_responses_are_reframed_without_extensions_or_trailers() {
         .expect("send");
     let (status, _, _) = c.read_head().expect("head");
     assert_eq!(status, 200);
-    let _ = c.tls.sock.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut body = c.take_buffered();
-    let mut buf = [0u8; 1024];
-    while !body.ends_with(b"0\r\n\r\n") {
-        match std::io::Read::read(&mut c.tls, &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => body.extend_from_slice(&buf[..n]),
-        }
-    }
+    let body = c.read_rest(Duration::from_secs(5), |b| b.ends_with(b"0\r\n\r\n"));
     let body = String::from_utf8_lossy(&body).into_owned();
     assert!(body.ends_with("0\r\n\r\n"), "{body:?}");
     for absent in ["ext=x", "X-Trailer", "leak", "Content-Length"] {

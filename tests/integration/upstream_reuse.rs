@@ -4,11 +4,10 @@
 //! Each test shows where the next request arrives: on the same connection when it may be
 //! reused, on a fresh one (and never inside the old one) when it may not.
 
-use std::io::Read;
 use std::time::Duration;
 
 use crate::support::client::{Conn, Response};
-use crate::support::nginx::{free_port, nginx_binary, Nginx};
+use crate::support::nginx::{free_port, nginx_binary, write_conf, Nginx};
 use crate::support::pki::Pki;
 use crate::support::proxy::Proxy;
 use crate::support::upstream::{Mode, Upstream};
@@ -184,12 +183,7 @@ fn a_response_framed_by_close_is_never_pooled() {
     let (status, _, _) = c.read_head().expect("head");
     assert_eq!(status, 200);
     // The read timeout (2 s) ends the body; the client connection is then closed.
-    let _ = c.tls.sock.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut body = c.take_buffered();
-    let mut buf = [0u8; 1024];
-    while let Ok(n @ 1..) = c.tls.read(&mut buf) {
-        body.extend_from_slice(&buf[..n]);
-    }
+    let body = c.read_rest(Duration::from_secs(5), |_| false);
     assert!(
         String::from_utf8_lossy(&body).contains("until close"),
         "{body:?}"
@@ -245,12 +239,8 @@ fn bytes_sent_to_an_idle_pooled_connection_end_it() {
 fn the_next_curl_after_a_forced_101_gets_a_fresh_connection_as_through_nginx() {
     let up = Upstream::start(Mode::Echo);
     let port = free_port();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"events {{}}
+    let (dir, conf) = write_conf(&format!(
+        r#"events {{}}
 http {{
     access_log off;
     upstream app {{ server {up}; keepalive 8; }}
@@ -265,10 +255,8 @@ http {{
     }}
 }}
 "#,
-            up = up.addr
-        ),
-    )
-    .expect("write nginx.conf");
+        up = up.addr
+    ));
     let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
     // Returns the status of /hello and the upstream connection that carried it.
     let exchange = |first_max_time: &str| {

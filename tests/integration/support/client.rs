@@ -343,6 +343,21 @@ impl Conn {
         std::mem::take(&mut self.buf)
     }
 
+    /// After a head: the body bytes already buffered and what follows, read until `done` says
+    /// the bytes so far are enough, or the server closes, or nothing arrives for `wait`.
+    pub fn read_rest(&mut self, wait: Duration, done: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+        let _ = self.tls.sock.set_read_timeout(Some(wait));
+        let mut got = self.take_buffered();
+        let mut buf = [0u8; 4096];
+        while !done(&got) {
+            match self.tls.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        got
+    }
+
     /// True when the server closed the connection (EOF or close_notify) within `wait`.
     pub fn closed_by_server(&mut self, wait: Duration) -> bool {
         let _ = self.tls.sock.set_read_timeout(Some(wait));

@@ -20,6 +20,14 @@ pub fn nginx_binary() -> Option<&'static str> {
         .find(|p| Path::new(p).exists())
 }
 
+/// Writes `text` as `nginx.conf` in a new temporary folder (kept alive by the caller).
+pub fn write_conf(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, text).expect("write nginx.conf");
+    (dir, path)
+}
+
 /// nginx in the foreground on one configuration until dropped.
 pub struct Nginx {
     child: std::process::Child,

@@ -2,43 +2,32 @@
 //! from the client certificate, and forwards HTTP/1.1 to upstreams.
 //!
 //! # Layout
+//! - [`server`]: the process: one pinned worker thread per core with its own monoio runtime,
+//!   reloads, signals, graceful shutdown, the admin endpoint, the error log.
+//! - [`edge`]: the data path, one module per phase: accept -> handshake -> peer -> route ->
+//!   authorize -> forward / respond -> log.
 //! - [`config`]: the TOML file into typed, validated structs (all errors at once, with lines).
-//! - [`runtime`]: one pinned worker thread per core, each with its own monoio runtime,
-//!   SO_REUSEPORT listeners, TLS configs and pools; signals and graceful shutdown.
-//! - [`tls`]: certificates by SNI, nginx-compatible client verification (depth, v1
-//!   certificates, optional modes), tickets, and the rustls stream adapter.
-//! - [`identity`]: the client certificate's identity as nginx prints it.
+//! - [`tls`]: rustls glue: certificates by SNI, client-certificate modes and the verdict cache,
+//!   tickets, the ClientHello checks, the TLS stream.
+//! - [`x509`]: pure certificate logic: chain verification with OpenSSL's semantics, CRLs,
+//!   OCSP, host names, the identity as nginx prints it.
 //! - [`http`]: the pure HTTP/1.1 codec (parsing, framing, rewriting, canned responses).
-//! - [`proxy`]: the connection and request path: handshake, route, forward, relay.
 //! - [`upstream`]: connecting to upstreams and per-core keep-alive pools.
-//! - [`vars`]: nginx `$variables`, compiled at load time.
-//! - [`nginx`]: an nginx.conf translated into this configuration (`--nginx-config`).
-//! - [`ca`]: `ringgate ca`, a certificate authority in an `openssl ca` directory.
-//! - [`demo`]: the self-contained demo (`ringgate demo`).
-//! - [`doctor`]: findings about the configured certificates, keys and CRLs (`ringgate check`).
-//! - [`tune`]: host settings for many connections and their checker (`ringgate tune --check`).
-//!
-//! Data flows one way: accept -> handshake -> identify -> route -> forward -> log.
+//! - [`policy`]: roles and certificate + address bindings, compiled from `[identity]`.
+//! - [`vars`]: nginx `$variables`, maps, conditions and log formats, compiled at load time.
+//! - [`tools`]: `ca`, `demo`, `check` (doctor), `tune`, the nginx.conf importer.
 
-pub mod access;
-pub mod access_log;
-pub mod admin;
-pub mod ca;
 pub mod clock;
 pub mod config;
 pub mod conn;
-pub mod demo;
-pub mod doctor;
+pub mod edge;
 pub mod files;
 pub mod http;
-pub mod identity;
-pub mod logging;
 pub mod metrics;
-pub mod nginx;
-pub mod proxy;
-pub mod runtime;
+pub mod policy;
+pub mod server;
 pub mod tls;
-pub mod tune;
+pub mod tools;
 pub mod upstream;
 pub mod vars;
-pub mod vhost;
+pub mod x509;

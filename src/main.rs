@@ -38,7 +38,7 @@ enum Command {
     },
     /// A certificate authority in an `openssl ca` directory: init, issue, revoke, crl,
     /// export-p12, list.
-    Ca(ringgate::ca::cli::CaArgs),
+    Ca(ringgate::tools::ca::cli::CaArgs),
     /// Host settings for 100k+ connections: `--check` reports what falls short (exit 1);
     /// without it, prints the recommended sysctl settings.
     Tune {
@@ -89,12 +89,12 @@ impl Source {
     ) -> Result<ringgate::config::Config, ringgate::config::ConfigErrors> {
         match &self.nginx_config {
             Some(n) => {
-                let t = ringgate::nginx::translate_file(n)?;
+                let t = ringgate::tools::nginx::translate_file(n)?;
                 // Warnings first, so they are seen even when loading fails.
                 for w in &t.warnings {
                     warn(&w.to_string());
                 }
-                ringgate::nginx::load_translation(&t, n)
+                ringgate::tools::nginx::load_translation(&t, n)
             }
             None => ringgate::config::load(self.path()),
         }
@@ -114,7 +114,7 @@ fn override_workers(cfg: &mut ringgate::config::Config, workers: Option<usize>) 
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    ringgate::logging::init(log::LevelFilter::Info);
+    ringgate::server::logging::init(log::LevelFilter::Info);
     match cli.command {
         Command::Check { source } => match source.load() {
             Ok(c) => {
@@ -126,7 +126,7 @@ fn main() -> ExitCode {
                     c.upstreams.len(),
                     if c.upstreams.len() == 1 { "" } else { "s" }
                 );
-                if ringgate::doctor::print_report(&c) {
+                if ringgate::tools::doctor::print_report(&c) {
                     ExitCode::from(2)
                 } else {
                     ExitCode::SUCCESS
@@ -137,7 +137,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::ImportNginx { file } => match ringgate::nginx::translate_file(&file) {
+        Command::ImportNginx { file } => match ringgate::tools::nginx::translate_file(&file) {
             Ok(t) => {
                 for w in &t.warnings {
                     eprintln!("{w}");
@@ -159,23 +159,23 @@ fn main() -> ExitCode {
                 }
             };
             override_workers(&mut cfg, workers);
-            ringgate::logging::init(cfg.runtime.log_level);
+            ringgate::server::logging::init(cfg.runtime.log_level);
             if let Some(path) = &cfg.runtime.error_log {
-                if let Err(e) = ringgate::logging::log_to_file(path) {
+                if let Err(e) = ringgate::server::logging::log_to_file(path) {
                     eprintln!("cannot open the error log {}: {e}", path.display());
                     return ExitCode::from(1);
                 }
             }
             // A reload reads the configuration the same way (nginx warnings into the log).
-            let loader: ringgate::runtime::reload::Loader = Box::new(move || {
+            let loader: ringgate::server::reload::Loader = Box::new(move || {
                 let mut cfg = source
                     .load_warning(|w| log::warn!("{w}"))
                     .map_err(|e| e.to_string())?;
                 override_workers(&mut cfg, workers);
                 Ok(cfg)
             });
-            ringgate::doctor::log_startup(&cfg);
-            match ringgate::runtime::run(cfg, loader) {
+            ringgate::tools::doctor::log_startup(&cfg);
+            match ringgate::server::run(cfg, loader) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     log::error!("{e}");
@@ -183,13 +183,14 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Ca(args) => ringgate::ca::cli::run(args),
+        Command::Ca(args) => ringgate::tools::ca::cli::run(args),
         Command::Tune { check: false } => {
-            print!("{}", ringgate::tune::sysctl_file());
+            print!("{}", ringgate::tools::tune::sysctl_file());
             ExitCode::SUCCESS
         }
         Command::Tune { check: true } => {
-            let (text, ok) = ringgate::tune::render(&ringgate::tune::Host::real().checks());
+            let (text, ok) =
+                ringgate::tools::tune::render(&ringgate::tools::tune::Host::real().checks());
             print!("{text}");
             if ok {
                 ExitCode::SUCCESS
@@ -197,7 +198,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Command::Demo { port, dir } => match ringgate::demo::run(port, dir) {
+        Command::Demo { port, dir } => match ringgate::tools::demo::run(port, dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");

@@ -10,7 +10,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::config::Config;
-use crate::identity::Identity;
+use crate::x509::identity::Identity;
 
 /// Latencies are kept in microseconds, from 1 µs to 1 hour, 3 significant digits. (These
 /// constant bounds are valid, so this is always `Some`; a `None` would only mean no latency

@@ -15,12 +15,12 @@ use super::raw::{
 use super::{
     span, AccessLog, IdentityField, IdentityHeaders, Listener, Resolver, Rule, Socket, StaticTypes,
 };
-use crate::access::{Binding, BindingKey, Cidr, Field, IdentityPolicy, Matcher, RoleRule};
-use crate::access_log::LogFormat;
+use crate::config::vhost::VirtualHosts;
+use crate::policy::{Binding, BindingKey, Cidr, Field, IdentityPolicy, Matcher, RoleRule};
 use crate::vars::condition::Condition;
+use crate::vars::log_format::LogFormat;
 use crate::vars::map::VarMap;
 use crate::vars::{Names, Template, Var};
-use crate::vhost::VirtualHosts;
 
 impl Resolver<'_> {
     fn names(&self) -> Names<'_> {
@@ -275,8 +275,8 @@ impl Resolver<'_> {
         raw: &std::collections::BTreeMap<String, Spanned<String>>,
     ) {
         for (name, text) in [
-            ("combined", crate::access_log::COMBINED),
-            ("default", crate::access_log::DEFAULT),
+            ("combined", crate::vars::log_format::COMBINED),
+            ("default", crate::vars::log_format::DEFAULT),
         ] {
             if let Ok(t) = Template::compile(text) {
                 self.log_formats

@@ -9,6 +9,7 @@ pub mod error;
 pub mod raw;
 pub mod units;
 mod upstream_tls;
+pub mod vhost;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -22,14 +23,14 @@ pub use error::{ConfigError, ConfigErrors};
 use raw::{RawConfig, RawHttp, RawListener, RawLocation, RawTls, RawUpstream};
 use units::Quantity;
 
-use crate::access::IdentityPolicy;
+use crate::config::vhost::VirtualHosts;
+use crate::policy::IdentityPolicy;
 use crate::tls::client_auth::{ClientAuthMode, FailureMode};
 use crate::tls::{ServerTls, TlsVersions};
 use crate::upstream::tls::UpstreamTls;
 use crate::vars::condition::Condition;
 use crate::vars::map::VarMap;
 use crate::vars::Template;
-use crate::vhost::VirtualHosts;
 
 /// The validated configuration.
 #[derive(Debug)]
@@ -157,7 +158,7 @@ pub struct AccessLog {
     /// The file (one of [`Config::log_files`]).
     pub path: Arc<Path>,
     /// How lines are rendered.
-    pub format: Arc<crate::access_log::LogFormat>,
+    pub format: Arc<crate::vars::log_format::LogFormat>,
 }
 
 /// A rewrite-phase rule: nginx's `if (cond) { return ...; }`, or a bare `return`.
@@ -579,7 +580,7 @@ struct Resolver<'a> {
     /// `[[map]]` variable names, so templates can use them.
     map_names: Vec<String>,
     /// Named access-log formats, built-in and `[log_format]`.
-    log_formats: std::collections::HashMap<String, Arc<crate::access_log::LogFormat>>,
+    log_formats: std::collections::HashMap<String, Arc<crate::vars::log_format::LogFormat>>,
     /// Access-log files named so far.
     log_files: Vec<PathBuf>,
     /// For each explicit upstream: whether it has an `[upstream.tls]` section (loaded or not).
@@ -1068,7 +1069,7 @@ impl Resolver<'_> {
             let ck = format!("{key}.tls.certificates[{j}]");
             let cert_path = self.path(c.cert.get_ref());
             let key_path = self.path(c.key.get_ref());
-            match crate::tls::pem::load_certified_key_checked(
+            match crate::x509::pem::load_certified_key_checked(
                 &cert_path,
                 &key_path,
                 self.allow_insecure_keys,
@@ -1080,7 +1081,7 @@ impl Resolver<'_> {
                         None => k,
                         Some(o) => {
                             let path = self.path(o.get_ref());
-                            match crate::tls::ocsp::load_staple(&path, &k.cert) {
+                            match crate::x509::ocsp::load_staple(&path, &k.cert) {
                                 Ok(staple) => {
                                     let mut with = (*k).clone();
                                     with.ocsp = Some(staple.der);
@@ -1226,7 +1227,7 @@ impl Resolver<'_> {
                     .chain(b.anchors())
                     .map(|x| x.der.clone())
                     .collect();
-                crate::tls::verify::TrustStore::from_der(all)
+                crate::x509::verify::TrustStore::from_der(all)
                     .ok()
                     .map(Arc::new)
             }
@@ -1304,10 +1305,10 @@ impl Resolver<'_> {
         &mut self,
         key: &str,
         t: &RawTls,
-        store: Option<&crate::tls::verify::TrustStore>,
+        store: Option<&crate::x509::verify::TrustStore>,
         mode: ClientAuthMode,
-    ) -> Option<Arc<crate::tls::crl::Revocation>> {
-        use crate::tls::crl::{CrlPolicy, ExpiredCrl, Revocation};
+    ) -> Option<Arc<crate::x509::crl::Revocation>> {
+        use crate::x509::crl::{CrlPolicy, ExpiredCrl, Revocation};
         let mut policy = CrlPolicy::default();
         if let Some(v) = &t.crl_require_all {
             policy.require_all = *v.get_ref();
@@ -1351,7 +1352,7 @@ impl Resolver<'_> {
             let path = self.path(f.get_ref());
             match crate::files::read(&path) {
                 Ok(bytes) => {
-                    match crate::tls::crl::parse_crls(&bytes, &path.display().to_string(), store) {
+                    match crate::x509::crl::parse_crls(&bytes, &path.display().to_string(), store) {
                         Ok(c) => crls.extend(c),
                         Err(e) => self.errs.push(span(f), &k, e.to_string()),
                     }
@@ -1370,10 +1371,10 @@ impl Resolver<'_> {
         &mut self,
         ca: &Spanned<String>,
         key: &str,
-    ) -> Option<crate::tls::verify::TrustStore> {
+    ) -> Option<crate::x509::verify::TrustStore> {
         let ca_path = self.path(ca.get_ref());
         match crate::files::read(&ca_path) {
-            Ok(bytes) => match crate::tls::verify::TrustStore::from_pem(&bytes) {
+            Ok(bytes) => match crate::x509::verify::TrustStore::from_pem(&bytes) {
                 Ok(store) => Some(store),
                 Err(e) => {
                     self.errs

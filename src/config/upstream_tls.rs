@@ -8,9 +8,9 @@ use toml::Spanned;
 
 use super::raw::RawUpstreamTls;
 use super::{span, Resolver};
-use crate::tls::verify::TrustStore;
 use crate::tls::TlsVersions;
 use crate::upstream::tls::{UpstreamTls, UpstreamTlsError, UpstreamTlsParams};
+use crate::x509::verify::TrustStore;
 
 impl Resolver<'_> {
     /// Resolves `[upstream.tls]` of the upstream `name` (`key` is `upstream[i]`).
@@ -68,7 +68,7 @@ impl Resolver<'_> {
             (Some(c), Some(kf)) => {
                 let cert_path = self.path(c.get_ref());
                 let key_path = self.path(kf.get_ref());
-                match crate::tls::pem::load_certified_key_checked(
+                match crate::x509::pem::load_certified_key_checked(
                     &cert_path,
                     &key_path,
                     self.allow_insecure_keys,

@@ -20,9 +20,9 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-use super::crl::Revocation;
-use super::verify::{ChainVerifier, TrustStore, VerifiedChain, VerifyError};
-use crate::identity::Identity;
+use crate::x509::crl::Revocation;
+use crate::x509::identity::Identity;
+use crate::x509::verify::{ChainVerifier, TrustStore, VerifiedChain, VerifyError};
 
 /// nginx's `ssl_verify_client`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,7 +233,7 @@ impl ClientCertVerifier for ClientAuth {
                         if let Ok((_, x)) = x509_parser::parse_x509_certificate(end_entity) {
                             detail.push_str(&format!(
                                 "; client certificate {}",
-                                crate::identity::rfc2253(x.subject())
+                                crate::x509::identity::rfc2253(x.subject())
                             ));
                         }
                     }
@@ -251,7 +251,7 @@ impl ClientCertVerifier for ClientAuth {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        super::signature::verify_with_spki(&self.algorithms, message, cert, dss, false)
+        crate::x509::signature::verify_with_spki(&self.algorithms, message, cert, dss, false)
     }
 
     fn verify_tls13_signature(
@@ -260,7 +260,7 @@ impl ClientCertVerifier for ClientAuth {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        super::signature::verify_with_spki(&self.algorithms, message, cert, dss, true)
+        crate::x509::signature::verify_with_spki(&self.algorithms, message, cert, dss, true)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -6,17 +6,11 @@
 //! cache and ticketer, so no handshake touches state another core uses.
 
 pub mod client_auth;
-pub mod crl;
 pub mod hello;
-pub mod hostname;
-pub mod ocsp;
-pub mod pem;
-pub mod signature;
 pub mod sni;
 pub mod stream;
 pub mod tickets;
 pub mod upstream_verify;
-pub mod verify;
 
 use std::sync::Arc;
 
@@ -24,10 +18,10 @@ use rustls::server::ServerSessionMemoryCache;
 use rustls::sign::CertifiedKey;
 use rustls::{DistinguishedName, ServerConfig, SupportedProtocolVersion};
 
+use crate::x509::verify::TrustStore;
 use client_auth::{ClientAuth, ClientAuthMode, FailureMode};
 use sni::SniResolver;
 use tickets::TicketKeys;
-use verify::TrustStore;
 
 /// Which TLS versions a listener offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +65,7 @@ pub struct ServerTlsSpec {
     /// nginx `ssl_verify_depth`.
     pub depth: u32,
     /// CRLs and their policy (nginx `ssl_crl`), if any.
-    pub revocation: Option<Arc<crl::Revocation>>,
+    pub revocation: Option<Arc<crate::x509::crl::Revocation>>,
     /// Session tickets: None for off; the keys otherwise (first encrypts, all decrypt).
     pub tickets: Option<TicketKeys>,
     /// Stateful TLS 1.2 sessions per worker (0 = off).
@@ -141,7 +135,7 @@ impl ServerTls {
             .certs
             .iter()
             .filter_map(|(k, _)| k.cert.first())
-            .filter_map(|c| crate::identity::Identity::from_der(c))
+            .filter_map(|c| crate::x509::identity::Identity::from_der(c))
             .map(|id| (id.subject_dn, id.not_after))
             .collect();
         let cas = spec
@@ -150,7 +144,7 @@ impl ServerTls {
             .map(|st| {
                 st.anchors()
                     .iter()
-                    .filter_map(|a| crate::identity::Identity::from_der(&a.der))
+                    .filter_map(|a| crate::x509::identity::Identity::from_der(&a.der))
                     .map(|id| (id.subject_dn, id.not_after))
                     .collect()
             })

@@ -21,8 +21,8 @@ use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::hostname::check_host;
-use super::verify::{ChainVerifier, TrustStore, VerifyError};
+use crate::x509::hostname::check_host;
+use crate::x509::verify::{ChainVerifier, TrustStore, VerifyError};
 
 /// Why an upstream's certificate was refused; carried to the log line unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -196,7 +196,7 @@ impl ServerCertVerifier for UpstreamVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        super::signature::verify_with_spki(&self.algorithms, message, cert, dss, false)
+        crate::x509::signature::verify_with_spki(&self.algorithms, message, cert, dss, false)
     }
 
     fn verify_tls13_signature(
@@ -205,7 +205,7 @@ impl ServerCertVerifier for UpstreamVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        super::signature::verify_with_spki(&self.algorithms, message, cert, dss, true)
+        crate::x509::signature::verify_with_spki(&self.algorithms, message, cert, dss, true)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -216,7 +216,7 @@ impl ServerCertVerifier for UpstreamVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::verify::measured_tests::{pem_certs, sh, TempDir};
+    use crate::x509::verify::measured_tests::{pem_certs, sh, TempDir};
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
         KeyUsagePurpose, SanType,

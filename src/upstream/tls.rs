@@ -13,8 +13,8 @@ use rustls_pki_types::ServerName;
 
 use super::sessions::PerCoreSessions;
 use crate::tls::upstream_verify::{UpstreamCertError, UpstreamVerifier};
-use crate::tls::verify::TrustStore;
 use crate::tls::TlsVersions;
+use crate::x509::verify::TrustStore;
 
 /// What `[upstream.tls]` resolved to, before it is assembled.
 pub struct UpstreamTlsParams {

@@ -3,6 +3,7 @@
 //! bytes to the output.
 
 pub mod condition;
+pub mod log_format;
 pub mod map;
 
 use std::fmt;

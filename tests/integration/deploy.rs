@@ -514,7 +514,7 @@ fn secret_file_modes_are_readable_and_pass_the_key_check() {
         );
         if keys.contains(&f) {
             assert!(
-                ringgate::tls::pem::key_mode_allowed(mode, 0),
+                ringgate::x509::pem::key_mode_allowed(mode, 0),
                 "{f}: ringgate refuses a root-owned key with mode {mode:o}"
             );
         }

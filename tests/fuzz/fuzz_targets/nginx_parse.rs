@@ -3,4 +3,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| ringgate::nginx::fuzz::nginx_parse(data));
+fuzz_target!(|data: &[u8]| ringgate::tools::nginx::fuzz::nginx_parse(data));

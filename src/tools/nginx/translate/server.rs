@@ -1,0 +1,1051 @@
+//! `server` blocks into `[[listener]]`s (one per `listen` address), `location`s, and the
+//! rewrite-phase directives `if (...) { return ...; }` and `return`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::model::*;
+use super::scope::{Level, Scope};
+use super::upstream::{parse_target, Target};
+use super::Translator;
+use crate::config::units::{parse_duration, parse_size};
+use crate::tools::nginx::parser::Directive;
+use crate::tools::nginx::Origin;
+
+/// One `listen`.
+#[derive(Debug, Clone)]
+pub(super) struct Listen {
+    /// The address in ringgate's form (`443`, `127.0.0.1:443`, `[::]:443`).
+    addr: String,
+    ssl: bool,
+    default_server: bool,
+    at: Origin,
+}
+
+/// A server block, read; its listeners are made once every server is known (the `ssl` flag
+/// and `default_server` belong to an address, across servers).
+#[derive(Debug)]
+pub(super) struct Server {
+    at: Origin,
+    index: usize,
+    listens: Vec<Listen>,
+    names: Option<L<Vec<String>>>,
+    scope: Scope,
+    rules: Vec<OutRule>,
+    locations: Vec<OutLocation>,
+    verify_in_locations: bool,
+}
+
+/// A rewrite-phase directive, before the rules are settled.
+struct Rule {
+    at: Origin,
+    cond: Option<String>,
+    ret: OutReturn,
+}
+
+impl Translator {
+    pub(super) fn server(&mut self, d: &Directive, http: &Scope, index: usize) -> Option<Server> {
+        let block = d.block.as_deref()?;
+        let mut sc = Scope::default();
+        let mut listens = Vec::new();
+        let mut names: Option<L<Vec<String>>> = None;
+        let mut rules = Vec::new();
+        let mut locations = Vec::new();
+        for e in block {
+            match e.name.as_str() {
+                "listen" if self.simple(e) => {
+                    if let Some(l) = self.listen(e) {
+                        if let Some(prev) = listens.iter().find(|p: &&Listen| p.addr == l.addr) {
+                            self.diag.error(
+                                &e.origin,
+                                format!(
+                                    "duplicate listen {} (first on line {})",
+                                    l.addr, prev.at.line
+                                ),
+                            );
+                        } else {
+                            listens.push(l);
+                        }
+                    }
+                }
+                "server_name" if self.simple(e) => {
+                    if self.diag.args(e, 1..=usize::MAX) {
+                        let list = names.get_or_insert_with(|| L::new(Vec::new(), &e.origin));
+                        for n in &e.args {
+                            if n.starts_with('~') {
+                                self.diag.error(
+                                    &e.origin,
+                                    format!("regular expression server names are not supported: \"{n}\""),
+                                );
+                            } else if !n.is_empty() && !list.v.contains(n) {
+                                list.v.push(n.clone());
+                            }
+                        }
+                    }
+                }
+                "location" => locations.push(e),
+                "if" | "return" => {
+                    if let Some(r) = self.rule(e) {
+                        rules.push(r);
+                    }
+                }
+                "error_log" => self.diag.warn(
+                    &e.origin,
+                    "ignored: ringgate has one error log, set in the main context",
+                ),
+                "types" | "default_type" => self.diag.error(
+                    &e.origin,
+                    "ringgate has one MIME type table: set types and default_type in http",
+                ),
+                _ => {
+                    if e.block.is_some()
+                        || !sc.set(e, Level::Server, &mut self.diag, &self.conf_dir)
+                    {
+                        self.diag.other(e, "server");
+                    }
+                }
+            }
+        }
+        sc.inherit(http);
+        let mut out_locations = Vec::new();
+        let mut seen = BTreeSet::new();
+        let mut verify_in_locations = false;
+        for l in locations {
+            if let Some(loc) = self.location(l, &sc) {
+                if !seen.insert((loc.path.clone(), loc.match_kind)) {
+                    self.diag
+                        .error(&loc.at, format!("duplicate location \"{}\"", loc.path));
+                    continue;
+                }
+                verify_in_locations |= loc.verify_client.as_ref().is_some_and(|v| v.v != "off");
+                out_locations.push(loc);
+            }
+        }
+        let (mut rules, terminal) = settle(&mut self.diag, rules);
+        if terminal.is_some() {
+            for l in &out_locations {
+                self.diag.warn(
+                    &l.at,
+                    "never used: the server's unconditional return answers every request first",
+                );
+            }
+            out_locations.clear();
+        }
+        if let [only] = rules.as_slice() {
+            if only.cond.is_none() {
+                // A server that only returns (seed 004's HTTP->HTTPS redirect): a `/` location
+                // answering every request is the same and is what every ringgate loader knows.
+                out_locations.push(OutLocation {
+                    at: only.at.clone(),
+                    note: Some("the server's return, for every request".into()),
+                    path: "/".into(),
+                    match_kind: None,
+                    proxy_pass: None,
+                    ret: Some(L::new(only.ret.clone(), &only.at)),
+                    root: None,
+                    index: None,
+                    verify_client: None,
+                    set_header: Vec::new(),
+                    rules: Vec::new(),
+                });
+                rules.clear();
+            }
+        }
+        Some(Server {
+            at: d.origin.clone(),
+            index,
+            listens,
+            names,
+            scope: sc,
+            rules,
+            locations: out_locations,
+            verify_in_locations,
+        })
+    }
+
+    /// `listen ADDRESS[:PORT] | PORT [ssl] [default_server] ...`.
+    fn listen(&mut self, d: &Directive) -> Option<Listen> {
+        if !self.diag.args(d, 1..=usize::MAX) {
+            return None;
+        }
+        let addr = match listen_addr(&d.args[0]) {
+            Ok((a, warn)) => {
+                if let Some(w) = warn {
+                    self.diag.warn(&d.origin, w);
+                }
+                a
+            }
+            Err(m) => {
+                self.diag.error(&d.origin, m);
+                return None;
+            }
+        };
+        let mut l = Listen {
+            addr,
+            ssl: false,
+            default_server: false,
+            at: d.origin.clone(),
+        };
+        for p in &d.args[1..] {
+            let name = p.split('=').next().unwrap_or(p);
+            match name {
+                "ssl" => l.ssl = true,
+                "default_server" | "default" => l.default_server = true,
+                "http2" => self.diag.warn(
+                    &d.origin,
+                    "http2 ignored: ringgate speaks HTTP/1.1; clients offering h2 in ALPN fall back to HTTP/1.1",
+                ),
+                "reuseport" => self
+                    .diag
+                    .warn(&d.origin, "reuseport ignored: ringgate always listens with SO_REUSEPORT, one socket per worker"),
+                "backlog" | "rcvbuf" | "sndbuf" | "deferred" | "bind" | "ipv6only" | "so_keepalive"
+                | "fastopen" | "setfib" | "accept_filter" => self.diag.warn(
+                    &d.origin,
+                    format!("{p} ignored: a socket tuning that does not change responses"),
+                ),
+                "proxy_protocol" | "quic" | "http3" => self
+                    .diag
+                    .error(&d.origin, format!("\"{p}\" is not supported")),
+                _ => self
+                    .diag
+                    .error(&d.origin, format!("invalid parameter \"{p}\"")),
+            }
+        }
+        Some(l)
+    }
+
+    /// `if (COND) { return ...; }` or `return ...;`.
+    fn rule(&mut self, d: &Directive) -> Option<Rule> {
+        if d.name == "return" {
+            if !self.simple(d) {
+                return None;
+            }
+            let ret = self.ret(d)?;
+            return Some(Rule {
+                at: d.origin.clone(),
+                cond: None,
+                ret,
+            });
+        }
+        let Some(block) = &d.block else {
+            self.diag
+                .error(&d.origin, "directive \"if\" has no opening \"{\"");
+            return None;
+        };
+        let cond = match condition(&d.args) {
+            Ok(c) => c,
+            Err(m) => {
+                self.diag.error(&d.origin, m);
+                return None;
+            }
+        };
+        let mut ret = None;
+        for e in block {
+            if e.name != "return" {
+                self.diag.error(
+                    &e.origin,
+                    format!(
+                        "\"{}\" inside if is not supported: only `return` is",
+                        e.name
+                    ),
+                );
+                continue;
+            }
+            if ret.is_some() {
+                self.diag
+                    .warn(&e.origin, "never used: the first return in this if answers");
+                continue;
+            }
+            if self.simple(e) {
+                ret = self.ret(e);
+            }
+        }
+        match ret {
+            Some(ret) => Some(Rule {
+                at: d.origin.clone(),
+                cond: Some(cond),
+                ret,
+            }),
+            None => {
+                if block.is_empty() {
+                    self.diag
+                        .warn(&d.origin, "an empty if does nothing; left out");
+                }
+                None
+            }
+        }
+    }
+
+    /// `return CODE [TEXT|URL]` or `return URL` (302).
+    fn ret(&mut self, d: &Directive) -> Option<OutReturn> {
+        if !self.diag.args(d, 1..=2) {
+            return None;
+        }
+        let first = &d.args[0];
+        if d.args.len() == 1 && !first.bytes().all(|b| b.is_ascii_digit()) {
+            if first.starts_with("http://")
+                || first.starts_with("https://")
+                || first.starts_with("$scheme")
+            {
+                return Some(OutReturn {
+                    status: 302,
+                    body: Some(first.clone()),
+                });
+            }
+            self.diag
+                .error(&d.origin, format!("invalid return code \"{first}\""));
+            return None;
+        }
+        match first.parse::<u16>() {
+            Ok(status) if status <= 999 && !first.is_empty() => Some(OutReturn {
+                status,
+                body: d.args.get(1).cloned(),
+            }),
+            _ => {
+                self.diag
+                    .error(&d.origin, format!("invalid return code \"{first}\""));
+                None
+            }
+        }
+    }
+
+    fn location(&mut self, d: &Directive, server: &Scope) -> Option<OutLocation> {
+        let block = self.block(d, 1..=2)?;
+        let (match_kind, path) = match location_args(&d.args) {
+            Ok(v) => v,
+            Err(m) => {
+                self.diag.error(&d.origin, m);
+                return None;
+            }
+        };
+        let regex = matches!(match_kind, Some("regex") | Some("regex_nocase"));
+        let mut sc = Scope::default();
+        let mut rules = Vec::new();
+        let mut pass: Option<L<Target>> = None;
+        let mut verify: Option<L<String>> = None;
+        for e in block {
+            match e.name.as_str() {
+                "location" => self.diag.error(
+                    &e.origin,
+                    "nested locations are not supported; write each location at the server level",
+                ),
+                "proxy_pass" if self.simple(e) => {
+                    let Some(a) = self.diag.one(e) else { continue };
+                    match parse_target(a) {
+                        Ok(t) => {
+                            if regex && t.uri.is_some() {
+                                self.diag.error(
+                                    &e.origin,
+                                    "\"proxy_pass\" cannot have URI part in location given by regular expression",
+                                );
+                            } else if let Some(prev) = &pass {
+                                self.diag.error(
+                                    &e.origin,
+                                    format!(
+                                        "\"proxy_pass\" directive is duplicate (first on line {})",
+                                        prev.at.line
+                                    ),
+                                );
+                            } else {
+                                pass = Some(L::new(t, &e.origin));
+                            }
+                        }
+                        Err(m) => self.diag.error(&e.origin, m),
+                    }
+                }
+                "if" | "return" => {
+                    if let Some(r) = self.rule(e) {
+                        rules.push(r);
+                    }
+                }
+                "ssl_verify_client" if self.simple(e) => {
+                    // nginx refuses this inside a location; ringgate makes it a per-path
+                    // requirement (seed 004, section 7).
+                    if let Some(a) = self.diag.one(e) {
+                        match a {
+                            "on" | "off" | "optional" => {
+                                if verify.is_some() {
+                                    self.diag.error(&e.origin, "\"ssl_verify_client\" directive is duplicate");
+                                }
+                                verify = Some(L::new(a.to_string(), &e.origin));
+                            }
+                            _ => self.diag.error(
+                                &e.origin,
+                                format!("invalid value \"{a}\" in a location; expected on, off or optional"),
+                            ),
+                        }
+                    }
+                }
+                "error_log" => self.diag.warn(
+                    &e.origin,
+                    "ignored: ringgate has one error log, set in the main context",
+                ),
+                "types" | "default_type" => self.diag.error(
+                    &e.origin,
+                    "ringgate has one MIME type table: set types and default_type in http",
+                ),
+                _ => {
+                    if e.block.is_some()
+                        || !sc.set(e, Level::Location, &mut self.diag, &self.conf_dir)
+                    {
+                        self.diag.other(e, "location");
+                    }
+                }
+            }
+        }
+        self.per_server_settings(&sc, server);
+        sc.inherit(server);
+        let (rules, terminal) = settle(&mut self.diag, rules);
+        let mut loc = OutLocation {
+            at: d.origin.clone(),
+            note: None,
+            path,
+            match_kind,
+            proxy_pass: None,
+            ret: None,
+            root: None,
+            index: None,
+            verify_client: verify,
+            set_header: Vec::new(),
+            rules: Vec::new(),
+        };
+        match (rules.as_slice(), terminal) {
+            ([only], Some(_)) if only.cond.is_none() => {
+                loc.ret = Some(L::new(only.ret.clone(), &only.at));
+                if let Some(p) = &pass {
+                    self.diag
+                        .warn(&p.at, "never used: the location's return answers first");
+                }
+                return Some(loc);
+            }
+            (_, Some(_)) => {
+                if let Some(p) = &pass {
+                    self.diag
+                        .warn(&p.at, "never used: the location's return answers first");
+                }
+                loc.rules = rules;
+                return Some(loc);
+            }
+            _ => loc.rules = rules,
+        }
+        match pass {
+            Some(p) => {
+                let mut headers = sc.headers.clone().unwrap_or_default();
+                let (text, renamed) = self.proxy_target(&p, &sc.proxy, &headers)?;
+                if let Some(host) = renamed {
+                    // The upstream is `NAME#n` in ringgate; nginx's $proxy_host is NAME.
+                    for h in &mut headers {
+                        h.v.1 = replace_var(&h.v.1, "proxy_host", &host);
+                    }
+                    if !headers.iter().any(|h| h.v.0.eq_ignore_ascii_case("host")) {
+                        headers.insert(0, L::new(("Host".to_string(), host), &p.at));
+                    }
+                }
+                loc.set_header = headers;
+                loc.proxy_pass = Some(L::new(text, &p.at));
+            }
+            None => {
+                loc.root = Some(self.static_root(&sc, &loc.at, Some(&loc.path)));
+                loc.index = sc.index.clone();
+            }
+        }
+        Some(loc)
+    }
+
+    /// The root a location serves files from; nginx's default is `html` under its prefix.
+    pub(super) fn static_root(&mut self, sc: &Scope, at: &Origin, path: Option<&str>) -> L<String> {
+        self.serves_files = true;
+        match &sc.root {
+            Some(r) => r.clone(),
+            None => {
+                let root = self.conf_dir.join("html").to_string_lossy().into_owned();
+                let what = match path {
+                    Some(p) => format!("location {p} has no proxy_pass, return or root"),
+                    None => "requests no location matches".to_string(),
+                };
+                self.diag.warn(
+                    at,
+                    format!("{what}: files are served from nginx's default root, {root}"),
+                );
+                L::new(root, at)
+            }
+        }
+    }
+
+    /// Settings ringgate has per listener that nginx also allows per location: a location may
+    /// only repeat the server's value.
+    fn per_server_settings(&mut self, loc: &Scope, server: &Scope) {
+        let dur = |v: &Option<L<String>>| v.as_ref().map(|v| parse_duration(&v.v).ok());
+        let size = |v: &Option<L<String>>| v.as_ref().map(|v| parse_size(&v.v).ok());
+        let mut differs: Vec<&Origin> = Vec::new();
+        if loc.client_max_body_size.is_some()
+            && size(&loc.client_max_body_size)
+                != size(&server.client_max_body_size).or(Some(Some(1024 * 1024)))
+        {
+            differs.extend(loc.client_max_body_size.as_ref().map(|v| &v.at));
+        }
+        if let Some(k) = &loc.keepalive_timeout {
+            let mine = k.v.as_ref().map(|v| parse_duration(v).ok());
+            let theirs = match &server.keepalive_timeout {
+                Some(s) => s.v.as_ref().map(|v| parse_duration(v).ok()),
+                None => Some(Some(std::time::Duration::from_secs(75))),
+            };
+            if mine != theirs {
+                differs.push(&k.at);
+            }
+        }
+        if let Some(k) = &loc.keepalive_requests {
+            if Some(k.v)
+                != server
+                    .keepalive_requests
+                    .as_ref()
+                    .map(|s| s.v)
+                    .or(Some(1000))
+            {
+                differs.push(&k.at);
+            }
+        }
+        if loc.body_timeout.is_some()
+            && dur(&loc.body_timeout)
+                != dur(&server.body_timeout).or(Some(Some(std::time::Duration::from_secs(60))))
+        {
+            differs.extend(loc.body_timeout.as_ref().map(|v| &v.at));
+        }
+        if loc.send_timeout.is_some()
+            && dur(&loc.send_timeout)
+                != dur(&server.send_timeout).or(Some(Some(std::time::Duration::from_secs(60))))
+        {
+            differs.extend(loc.send_timeout.as_ref().map(|v| &v.at));
+        }
+        for at in differs {
+            self.diag.error(
+                at,
+                "ringgate applies this per server (listener), not per location; set it in the server block",
+            );
+        }
+        if let Some(a) = &loc.access_log {
+            if server.access_log.as_ref().map(|s| &s.v) != Some(&a.v) {
+                self.diag.warn(
+                    &a.at,
+                    "ignored: ringgate writes one access log per server; set it in the server block",
+                );
+            }
+        }
+    }
+
+    /// Makes the `[[listener]]`s: one per server and listen address.
+    pub(super) fn listeners(&mut self, servers: Vec<Server>) {
+        // nginx: `ssl` on any listen of an address makes the address TLS for every server.
+        let mut ssl_addrs = BTreeSet::new();
+        let mut defaults: BTreeMap<String, Origin> = BTreeMap::new();
+        for s in &servers {
+            for l in &s.listens {
+                if l.ssl || s.scope.ssl.as_ref().is_some_and(|v| v.v) {
+                    ssl_addrs.insert(l.addr.clone());
+                }
+                if l.default_server {
+                    if let Some(prev) = defaults.get(&l.addr) {
+                        self.diag.error(
+                            &l.at,
+                            format!(
+                                "a duplicate default server for {} (first on line {})",
+                                l.addr, prev.line
+                            ),
+                        );
+                    } else {
+                        defaults.insert(l.addr.clone(), l.at.clone());
+                    }
+                }
+            }
+        }
+        let mut names_used = BTreeSet::new();
+        for mut s in servers {
+            if s.listens.is_empty() {
+                // nginx's default: listen *:80.
+                s.listens.push(Listen {
+                    addr: "80".into(),
+                    ssl: false,
+                    default_server: false,
+                    at: s.at.clone(),
+                });
+            }
+            let base = s
+                .names
+                .as_ref()
+                .and_then(|n| {
+                    n.v.iter()
+                        .find(|n| *n != "_" && !n.starts_with('*'))
+                        .cloned()
+                })
+                .unwrap_or_else(|| format!("server{}", s.index + 1));
+            let several = s.listens.len() > 1;
+            let locations = self.server_locations(&s);
+            for l in &s.listens {
+                let mut name = if several {
+                    format!("{base}-{}", l.addr.rsplit(':').next().unwrap_or(&l.addr))
+                } else {
+                    base.clone()
+                };
+                if !names_used.insert(name.clone()) {
+                    let mut n = 2;
+                    while !names_used.insert(format!("{name}-{n}")) {
+                        n += 1;
+                    }
+                    name = format!("{name}-{n}");
+                }
+                // Port 0 ("any free port", used by tests) names no shared address: only the
+                // listen's own `ssl` counts, as ringgate's loader never shares port 0 either.
+                let own_ssl = l.ssl || s.scope.ssl.as_ref().is_some_and(|v| v.v);
+                let port_zero = l.addr == "0" || l.addr.ends_with(":0");
+                let tls = if own_ssl || (!port_zero && ssl_addrs.contains(&l.addr)) {
+                    self.listener_tls(&s, l)
+                } else {
+                    None
+                };
+                let access_log = s.scope.access_log.clone().filter(|a| {
+                    if let AccessLog::File { format, .. } = &a.v {
+                        if format != "combined" && !self.log_formats.contains_key(format) {
+                            self.diag
+                                .error(&a.at, format!("unknown log format \"{format}\""));
+                            return false;
+                        }
+                        if format != "combined" && !self.used_formats.contains(format) {
+                            self.used_formats.push(format.clone());
+                        }
+                        true
+                    } else {
+                        // Off is ringgate's default too.
+                        false
+                    }
+                });
+                let sc = &s.scope;
+                let http = OutHttp {
+                    keepalive_timeout: match &sc.keepalive_timeout {
+                        Some(k) => k.v.as_ref().map(|v| L::new(v.clone(), &k.at)),
+                        None => Some(L::new("75s".into(), &s.at)),
+                    },
+                    keepalive_requests: match (&sc.keepalive_timeout, &sc.keepalive_requests) {
+                        // keepalive_timeout 0: one request per connection.
+                        (Some(k), _) if k.v.is_none() => L::new(1, &k.at),
+                        (_, Some(r)) => r.clone(),
+                        _ => L::new(1000, &s.at),
+                    },
+                    client_max_body_size: sc
+                        .client_max_body_size
+                        .clone()
+                        .unwrap_or_else(|| L::new("1m".into(), &s.at)),
+                    header_timeout: sc.header_timeout.clone(),
+                    header_buffers: sc.header_buffers.clone(),
+                    body_timeout: sc.body_timeout.clone(),
+                    send_timeout: sc.send_timeout.clone(),
+                    server_at: s.at.clone(),
+                };
+                self.out.listeners.push(OutListener {
+                    at: s.at.clone(),
+                    name,
+                    listen: L::new(l.addr.clone(), &l.at),
+                    default_server: l.default_server.then(|| L::new(true, &l.at)),
+                    server_names: s.names.clone(),
+                    access_log,
+                    tls,
+                    http,
+                    rules: s.rules.clone(),
+                    locations: locations.clone(),
+                });
+            }
+        }
+    }
+
+    /// The server's locations, plus where nginx would serve files for requests no location
+    /// matches (a `/` prefix location with the server's root).
+    fn server_locations(&mut self, s: &Server) -> Vec<OutLocation> {
+        let mut locations = s.locations.clone();
+        let terminal = s.rules.last().is_some_and(|r| r.cond.is_none());
+        if terminal {
+            return locations;
+        }
+        let covered = locations
+            .iter()
+            .any(|l| l.path == "/" && matches!(l.match_kind, None | Some("prefix_no_regex")));
+        if !covered && s.scope.root.is_none() && !self.conf_dir.join("html").is_dir() {
+            // nginx would look for files under its default root, which does not exist here:
+            // every request no location matches gets 404.
+            locations.push(OutLocation {
+                at: s.at.clone(),
+                note: Some(format!(
+                    "requests no location matches: nginx looks under {}, which does not exist",
+                    self.conf_dir.join("html").display()
+                )),
+                path: "/".into(),
+                match_kind: None,
+                proxy_pass: None,
+                ret: Some(L::new(
+                    OutReturn {
+                        status: 404,
+                        body: None,
+                    },
+                    &s.at,
+                )),
+                root: None,
+                index: None,
+                verify_client: None,
+                set_header: Vec::new(),
+                rules: Vec::new(),
+            });
+        } else if !covered {
+            let root = self.static_root(&s.scope, &s.at, None);
+            locations.push(OutLocation {
+                at: s.at.clone(),
+                note: Some("requests no location matches: files under root, as nginx".into()),
+                path: "/".into(),
+                match_kind: None,
+                proxy_pass: None,
+                ret: None,
+                root: Some(root),
+                index: s.scope.index.clone(),
+                verify_client: None,
+                set_header: Vec::new(),
+                rules: Vec::new(),
+            });
+        }
+        locations
+    }
+
+    fn listener_tls(&mut self, s: &Server, l: &Listen) -> Option<OutTls> {
+        let sc = &s.scope;
+        if sc.certs.is_empty() {
+            self.diag.error(
+                &l.at,
+                format!(
+                    "no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive ({})",
+                    l.addr
+                ),
+            );
+            return None;
+        }
+        let mut certificates = Vec::new();
+        for (i, c) in sc.certs.iter().enumerate() {
+            match sc.keys.get(i) {
+                Some(k) => certificates.push((c.clone(), k.clone())),
+                None => {
+                    self.diag.error(
+                        &c.at,
+                        format!(
+                            "no \"ssl_certificate_key\" is defined for certificate \"{}\"",
+                            c.v
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        let verify = sc
+            .verify_client
+            .clone()
+            .unwrap_or_else(|| L::new("off".into(), &s.at));
+        let verifies = verify.v != "off" || s.verify_in_locations;
+        Some(OutTls {
+            certificates,
+            protocols: sc.protocols.clone(),
+            client_certificate: sc.client_ca.clone(),
+            trusted_certificate: sc.trusted.clone(),
+            verify_failure: verifies.then(|| L::new("http".into(), &verify.at)),
+            verify_client: verify,
+            verify_depth: sc.verify_depth.clone().unwrap_or_else(|| L::new(1, &s.at)),
+            session_tickets: sc.session_tickets.clone(),
+            // nginx's default is `ssl_session_cache none`: no stateful sessions.
+            session_cache: sc.session_cache.clone().unwrap_or_else(|| L::new(0, &s.at)),
+            session_timeout: sc.session_timeout.clone(),
+            session_ticket_key: sc.ticket_keys.clone(),
+            crl: sc.crl.clone(),
+        })
+    }
+}
+
+/// Rules run in order; an unconditional return ends them (later ones are never reached).
+fn settle(diag: &mut super::Diag, rules: Vec<Rule>) -> (Vec<OutRule>, Option<Origin>) {
+    let mut out = Vec::new();
+    let mut terminal: Option<Origin> = None;
+    for r in rules {
+        if let Some(t) = &terminal {
+            diag.warn(
+                &r.at,
+                format!("never used: the return on line {} answers first", t.line),
+            );
+            continue;
+        }
+        if r.cond.is_none() {
+            terminal = Some(r.at.clone());
+        }
+        out.push(OutRule {
+            at: r.at,
+            cond: r.cond,
+            ret: r.ret,
+        });
+    }
+    (out, terminal)
+}
+
+/// `location [=|~|~*|^~] PATH` (modifier apart or glued, as nginx reads it).
+fn location_args(args: &[String]) -> Result<(Option<&'static str>, String), String> {
+    let kind = |m: &str| match m {
+        "=" => Ok(Some("exact")),
+        "~" => Ok(Some("regex")),
+        "~*" => Ok(Some("regex_nocase")),
+        "^~" => Ok(Some("prefix_no_regex")),
+        _ => Err(format!("invalid location modifier \"{m}\"")),
+    };
+    let (k, path) = match args {
+        [m, p] => (kind(m)?, p.clone()),
+        [p] => {
+            if let Some(rest) = p.strip_prefix('=') {
+                (Some("exact"), rest.to_string())
+            } else if let Some(rest) = p.strip_prefix("^~") {
+                (Some("prefix_no_regex"), rest.to_string())
+            } else if let Some(rest) = p.strip_prefix("~*") {
+                (Some("regex_nocase"), rest.to_string())
+            } else if let Some(rest) = p.strip_prefix('~') {
+                (Some("regex"), rest.to_string())
+            } else if p.starts_with('@') {
+                return Err("named locations (@name) are not supported".into());
+            } else {
+                (None, p.clone())
+            }
+        }
+        _ => return Err("invalid number of arguments in \"location\" directive".into()),
+    };
+    if path.is_empty() {
+        return Err("a location needs a path".into());
+    }
+    Ok((k, path))
+}
+
+/// A listen address in ringgate's form, and a warning when it is approximated.
+fn listen_addr(a: &str) -> Result<(String, Option<String>), String> {
+    if a.starts_with("unix:") {
+        return Err("unix socket listeners are not supported".into());
+    }
+    if let Ok(p) = a.parse::<u16>() {
+        return Ok((p.to_string(), None));
+    }
+    if let Some(rest) = a.strip_prefix('[') {
+        let end = rest
+            .find(']')
+            .ok_or_else(|| format!("invalid address \"{a}\""))?;
+        let ip = &rest[..end];
+        ip.parse::<std::net::Ipv6Addr>()
+            .map_err(|_| format!("invalid IPv6 address \"{a}\""))?;
+        let port = match &rest[end + 1..] {
+            "" => 80,
+            p => p
+                .strip_prefix(':')
+                .and_then(|p| p.parse::<u16>().ok())
+                .ok_or_else(|| format!("invalid port in \"{a}\""))?,
+        };
+        return Ok((format!("[{ip}]:{port}"), None));
+    }
+    let (host, port) = match a.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("invalid port in \"{a}\""))?,
+        ),
+        None => (a, 80),
+    };
+    if host == "*" || host == "0.0.0.0" {
+        return Ok((port.to_string(), None));
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok((format!("{host}:{port}"), None));
+    }
+    if host == "localhost" {
+        return Ok((
+            format!("127.0.0.1:{port}"),
+            Some(
+                "localhost is taken as 127.0.0.1 (nginx binds every address the name resolves to)"
+                    .into(),
+            ),
+        ));
+    }
+    Err(format!(
+        "host names in listen are not supported: \"{a}\"; give an IP address"
+    ))
+}
+
+/// The condition of `if (...)` in nginx syntax, parentheses removed: `$var`, `$var = value`,
+/// `$var != value`, `$var ~ re`, `$var ~* re`, `$var !~ re`, `$var !~* re`. A value that would
+/// not survive as one word is written in double quotes with `\` escapes.
+fn condition(args: &[String]) -> Result<String, String> {
+    let mut words: Vec<String> = args.to_vec();
+    let invalid = || format!("invalid condition \"{}\"", args.join(" "));
+    let first = words.first_mut().ok_or_else(invalid)?;
+    let Some(rest) = first.strip_prefix('(') else {
+        return Err(invalid());
+    };
+    *first = rest.to_string();
+    if first.is_empty() {
+        words.remove(0);
+    }
+    let last = words.last_mut().ok_or_else(invalid)?;
+    let Some(rest) = last.strip_suffix(')') else {
+        return Err(invalid());
+    };
+    *last = rest.to_string();
+    if last.is_empty() {
+        words.pop();
+    }
+    match words.as_slice() {
+        [v] if is_var(v) => Ok(v.clone()),
+        [v, op, value] if is_var(v) => match op.as_str() {
+            "=" | "!=" | "~" | "~*" | "!~" | "!~*" => Ok(format!("{v} {op} {}", quote(value))),
+            _ => Err(invalid()),
+        },
+        [flag, ..]
+            if matches!(
+                flag.as_str(),
+                "-f" | "!-f" | "-d" | "!-d" | "-e" | "!-e" | "-x" | "!-x"
+            ) =>
+        {
+            Err("file tests in if are not supported".into())
+        }
+        _ => Err(invalid()),
+    }
+}
+
+fn is_var(v: &str) -> bool {
+    v.len() > 1 && v.starts_with('$')
+}
+
+fn quote(v: &str) -> String {
+    let plain = !v.is_empty()
+        && !v.chars().any(|c| {
+            c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '(' | ')' | '{' | '}' | ';')
+        });
+    if plain {
+        return v.to_string();
+    }
+    let mut out = String::from("\"");
+    for c in v.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// Replaces `$name` / `${name}` (not `$name_more`) by `value`.
+fn replace_var(text: &str, name: &str, value: &str) -> String {
+    let braced = format!("${{{name}}}");
+    let plain = format!("${name}");
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(after) = tail.strip_prefix(braced.as_str()) {
+            out.push_str(value);
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix(plain.as_str()) {
+            if after
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                out.push('$');
+                rest = &tail[1..];
+            } else {
+                out.push_str(value);
+                rest = after;
+            }
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn conditions() {
+        assert_eq!(
+            condition(&w(&["($ssl_client_verify", "!=", "SUCCESS)"])).unwrap(),
+            "$ssl_client_verify != SUCCESS"
+        );
+        assert_eq!(
+            condition(&w(&["(", "$remote_addr", "!=", "$allowed_ip", ")"])).unwrap(),
+            "$remote_addr != $allowed_ip"
+        );
+        assert_eq!(condition(&w(&["($a)"])).unwrap(), "$a");
+        assert_eq!(condition(&w(&["($a", "=", "", ")"])).unwrap(), "$a = \"\"");
+        assert_eq!(
+            condition(&w(&["($a", "~*", "x y\\d", ")"])).unwrap(),
+            "$a ~* \"x y\\\\d\""
+        );
+        assert!(condition(&w(&["$a", "=", "b"])).is_err());
+        assert!(condition(&w(&["(a", "=", "b)"])).is_err());
+        assert!(condition(&w(&["($a", "<", "b)"])).is_err());
+        assert!(condition(&w(&["(-f", "$x)"])).is_err());
+        assert!(condition(&w(&["()"])).is_err());
+        assert!(condition(&[]).is_err());
+    }
+
+    #[test]
+    fn listen_forms() {
+        assert_eq!(listen_addr("443").unwrap().0, "443");
+        assert_eq!(listen_addr("*:80").unwrap().0, "80");
+        assert_eq!(listen_addr("127.0.0.1").unwrap().0, "127.0.0.1:80");
+        assert_eq!(listen_addr("127.0.0.1:8443").unwrap().0, "127.0.0.1:8443");
+        assert_eq!(listen_addr("[::]:443").unwrap().0, "[::]:443");
+        assert_eq!(listen_addr("[::1]").unwrap().0, "[::1]:80");
+        assert!(listen_addr("localhost:80").unwrap().1.is_some());
+        assert!(listen_addr("example.com:80").is_err());
+        assert!(listen_addr("unix:/run/x.sock").is_err());
+        assert!(listen_addr("1.2.3.4:99999").is_err());
+        assert!(listen_addr("[zz]:1").is_err());
+    }
+
+    #[test]
+    fn location_modifiers() {
+        assert_eq!(location_args(&w(&["/"])).unwrap(), (None, "/".into()));
+        assert_eq!(
+            location_args(&w(&["=", "/x"])).unwrap(),
+            (Some("exact"), "/x".into())
+        );
+        assert_eq!(
+            location_args(&w(&["=/x"])).unwrap(),
+            (Some("exact"), "/x".into())
+        );
+        assert_eq!(
+            location_args(&w(&["~*", "\\.php$"])).unwrap().0,
+            Some("regex_nocase")
+        );
+        assert_eq!(location_args(&w(&["~\\.php$"])).unwrap().0, Some("regex"));
+        assert_eq!(
+            location_args(&w(&["^~", "/s"])).unwrap().0,
+            Some("prefix_no_regex")
+        );
+        assert!(location_args(&w(&["@x"])).is_err());
+        assert!(location_args(&w(&["!", "/x"])).is_err());
+        assert!(location_args(&w(&["="])).is_err());
+    }
+
+    #[test]
+    fn proxy_host_replacement() {
+        assert_eq!(replace_var("$proxy_host:1", "proxy_host", "app"), "app:1");
+        assert_eq!(replace_var("${proxy_host}x", "proxy_host", "app"), "appx");
+        assert_eq!(
+            replace_var("$proxy_hostx $", "proxy_host", "app"),
+            "$proxy_hostx $"
+        );
+    }
+}

@@ -1,0 +1,532 @@
+//! `upstream` blocks and `proxy_pass` targets. nginx sets proxy_* per location, ringgate per
+//! `[[upstream]]`: each distinct (target, settings) pair becomes its own upstream, named after
+//! the target (`app`, `app#2`, ...), keeping nginx's `$proxy_host` and TLS name.
+
+use super::model::{OutUpstream, OutUpstreamTls, L};
+use super::scope::Proxy;
+use super::Translator;
+use crate::tools::nginx::parser::Directive;
+use crate::tools::nginx::Origin;
+
+/// An nginx `upstream` block.
+#[derive(Debug, Clone)]
+pub struct Block {
+    /// Its name.
+    pub name: String,
+    /// The block.
+    pub at: Origin,
+    /// `server` addresses with a port.
+    pub servers: Vec<L<String>>,
+    /// `server ... backup` addresses with a port.
+    pub backups: Vec<L<String>>,
+    /// `max_fails=` of its servers (ringgate has one value per upstream).
+    pub max_fails: Option<L<u64>>,
+    /// `fail_timeout=` of its servers.
+    pub fail_timeout: Option<L<String>>,
+    /// `keepalive`.
+    pub keepalive: Option<L<u64>>,
+    /// `keepalive_timeout`.
+    pub keepalive_timeout: Option<L<String>>,
+    /// Some proxy_pass names it.
+    pub used: bool,
+    /// The "keepalive has no effect" warning was given.
+    pub warned_keepalive: bool,
+}
+
+/// Upstreams made so far, by their settings.
+#[derive(Debug, Default)]
+pub struct Registry {
+    made: Vec<(Vec<String>, usize)>,
+}
+
+/// A parsed `proxy_pass` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `https://`.
+    pub https: bool,
+    /// `host[:port]` as written.
+    pub authority: String,
+    /// The host (brackets kept for IPv6).
+    pub host: String,
+    /// The port, when written.
+    pub port: Option<u16>,
+    /// The URI part, when written (even `/`).
+    pub uri: Option<String>,
+}
+
+/// Splits `http[s]://host[:port][/uri]`.
+pub fn parse_target(s: &str) -> Result<Target, String> {
+    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    let (https, rest) = if lower.starts_with("http://") {
+        (false, &s[7..])
+    } else if lower.starts_with("https://") {
+        (true, &s[8..])
+    } else {
+        return Err(format!(
+            "invalid URL prefix in \"{s}\"; expected http:// or https://"
+        ));
+    };
+    if s.contains('$') {
+        return Err(
+            "variables in proxy_pass are not supported (ringgate resolves upstreams at load)"
+                .into(),
+        );
+    }
+    if rest.starts_with("unix:") {
+        return Err("unix socket upstreams are not supported".into());
+    }
+    let (authority, uri) = match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], Some(rest[i..].to_string())),
+        Some(_) => return Err(format!("invalid URL \"{s}\"")),
+        None => (rest, None),
+    };
+    if authority.is_empty() {
+        return Err(format!("no host in \"{s}\""));
+    }
+    let (host, port) =
+        split_host_port(authority).ok_or_else(|| format!("invalid host in \"{s}\""))?;
+    Ok(Target {
+        https,
+        authority: authority.to_string(),
+        host,
+        port,
+        uri,
+    })
+}
+
+/// `host`, `host:port`, `[v6]`, `[v6]:port`.
+fn split_host_port(a: &str) -> Option<(String, Option<u16>)> {
+    if let Some(rest) = a.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let host = format!("[{}]", &rest[..end]);
+        let after = &rest[end + 1..];
+        if after.is_empty() {
+            return Some((host, None));
+        }
+        let port = after.strip_prefix(':')?.parse().ok()?;
+        return Some((host, Some(port)));
+    }
+    match a.rsplit_once(':') {
+        Some((h, p)) => {
+            if h.is_empty() || h.contains(':') {
+                return None;
+            }
+            Some((h.to_string(), Some(p.parse().ok()?)))
+        }
+        None => Some((a.to_string(), None)),
+    }
+}
+
+fn with_port(addr: &str, default: u16) -> Option<String> {
+    let (host, port) = split_host_port(addr)?;
+    Some(format!("{host}:{}", port.unwrap_or(default)))
+}
+
+impl Translator {
+    /// `upstream NAME { server ADDR [params]; keepalive N; ... }`.
+    pub(super) fn upstream_block(&mut self, d: &Directive) {
+        let Some(block) = self.block(d, 1..=1) else {
+            return;
+        };
+        let name = d.args[0].clone();
+        if self.upstream_blocks.iter().any(|b| b.name == name) {
+            self.diag
+                .error(&d.origin, format!("duplicate upstream \"{name}\""));
+            return;
+        }
+        let mut b = Block {
+            name,
+            at: d.origin.clone(),
+            servers: Vec::new(),
+            backups: Vec::new(),
+            max_fails: None,
+            fail_timeout: None,
+            keepalive: None,
+            keepalive_timeout: None,
+            used: false,
+            warned_keepalive: false,
+        };
+        for e in block {
+            if e.block.is_some() {
+                self.diag.other(e, "upstream");
+                continue;
+            }
+            match e.name.as_str() {
+                "server" => self.upstream_server(e, &mut b),
+                "keepalive" => {
+                    if let Some(n) = self.diag.one(e).and_then(|a| self.diag.number(e, a)) {
+                        b.keepalive = Some(L::new(n, &e.origin));
+                    }
+                }
+                "keepalive_timeout" => {
+                    if let Some(v) = self.diag.one(e).and_then(|a| self.diag.duration(e, a)) {
+                        b.keepalive_timeout = Some(L::new(v, &e.origin));
+                    }
+                }
+                "least_conn" | "ip_hash" | "hash" | "random" => self.diag.warn(
+                    &e.origin,
+                    "ignored: ringgate balances an upstream's servers round robin",
+                ),
+                "zone" | "keepalive_requests" | "keepalive_time" | "ntlm" | "queue" => {
+                    self.diag.warn(
+                        &e.origin,
+                        "ignored: an nginx upstream tuning with no ringgate equivalent",
+                    )
+                }
+                _ => self.diag.other(e, "upstream"),
+            }
+        }
+        if b.servers.is_empty() {
+            self.diag.error(
+                &d.origin,
+                format!("no servers are inside upstream \"{}\"", b.name),
+            );
+            return;
+        }
+        self.upstream_blocks.push(b);
+    }
+
+    fn upstream_server(&mut self, e: &Directive, b: &mut Block) {
+        if !self.diag.args(e, 1..=usize::MAX) {
+            return;
+        }
+        let addr = &e.args[0];
+        if addr.starts_with("unix:") {
+            self.diag
+                .error(&e.origin, "unix socket upstreams are not supported");
+            return;
+        }
+        let Some(addr) = with_port(addr, 80) else {
+            self.diag
+                .error(&e.origin, format!("invalid address \"{addr}\""));
+            return;
+        };
+        let mut ignored = Vec::new();
+        let mut backup = false;
+        for p in &e.args[1..] {
+            let name = p.split('=').next().unwrap_or(p);
+            match name {
+                "backup" => backup = true,
+                "down" => {
+                    self.diag.warn(
+                        &e.origin,
+                        "a `down` server is left out, as nginx never sends it a request",
+                    );
+                    return;
+                }
+                "max_fails" | "fail_timeout" => {
+                    let value = p.split_once('=').map_or("", |(_, v)| v);
+                    self.failure_setting(e, b, name, value);
+                }
+                "weight" | "max_conns" | "slow_start" | "resolve" | "service" | "route" => {
+                    ignored.push(p.as_str())
+                }
+                _ => {
+                    self.diag
+                        .error(&e.origin, format!("invalid parameter \"{p}\""));
+                    return;
+                }
+            }
+        }
+        if !ignored.is_empty() {
+            self.diag.warn(
+                &e.origin,
+                format!(
+                    "{} ignored: ringgate uses every server round robin",
+                    ignored.join(" ")
+                ),
+            );
+        }
+        if backup {
+            b.backups.push(L::new(addr, &e.origin));
+        } else {
+            b.servers.push(L::new(addr, &e.origin));
+        }
+    }
+
+    /// A server's `max_fails=` or `fail_timeout=`: ringgate has one value per upstream, so the
+    /// first one given is used and a different one on another server is warned about.
+    fn failure_setting(&mut self, e: &Directive, b: &mut Block, name: &str, value: &str) {
+        let at = &e.origin;
+        let (prev, now) = if name == "max_fails" {
+            let Some(n) = self.diag.number(e, value) else {
+                return;
+            };
+            let prev = b.max_fails.as_ref().map(|v| (v.v.to_string(), v.at.line));
+            if prev.is_none() {
+                b.max_fails = Some(L::new(n, at));
+            }
+            (prev, n.to_string())
+        } else {
+            let Some(d) = self.diag.duration(e, value) else {
+                return;
+            };
+            let prev = b.fail_timeout.as_ref().map(|v| (v.v.clone(), v.at.line));
+            if prev.is_none() {
+                b.fail_timeout = Some(L::new(d.clone(), at));
+            }
+            (prev, d)
+        };
+        if let Some((v, line)) = prev.filter(|(v, _)| *v != now) {
+            self.diag.warn(
+                at,
+                format!("{name}={now} ignored: ringgate has one {name} per upstream, and line {line} set {v}"),
+            );
+        }
+    }
+
+    /// The upstream for a location's `proxy_pass` and effective proxy_* settings. Returns the
+    /// proxy_pass text to write and, when the upstream had to be renamed (`app#2`), nginx's
+    /// `$proxy_host` for it.
+    pub(super) fn proxy_target(
+        &mut self,
+        pass: &L<Target>,
+        proxy: &Proxy,
+        headers: &[L<(String, String)>],
+    ) -> Option<(String, Option<String>)> {
+        let t = &pass.v;
+        let at = &pass.at;
+        // nginx reuses upstream connections only with HTTP/1.1 and its default
+        // `Connection: close` replaced.
+        let reuses = proxy.http_version.as_ref().is_some_and(|v| v.v == "1.1")
+            && headers.iter().any(|h| {
+                h.v.0.eq_ignore_ascii_case("connection")
+                    && !h.v.1.to_ascii_lowercase().contains("close")
+            });
+        let block = self
+            .upstream_blocks
+            .iter()
+            .position(|b| b.name == t.authority);
+        let default_port = if t.https { 443 } else { 80 };
+        // nginx's $proxy_host: the upstream name, or host[:port] without the default port.
+        let (base, (servers, backup_servers, fails), keepalive, keepalive_timeout, note) =
+            match block {
+                Some(i) => {
+                    let b = &mut self.upstream_blocks[i];
+                    b.used = true;
+                    let keepalive = match &b.keepalive {
+                        Some(k) if reuses => k.clone(),
+                        Some(k) => {
+                            if !b.warned_keepalive {
+                                b.warned_keepalive = true;
+                                self.diag.warn(
+                                &k.at,
+                                "has no effect in nginx here (it needs proxy_http_version 1.1 and proxy_set_header Connection \"\"): written as keepalive = 0, as nginx behaves",
+                            );
+                            }
+                            L::new(0, &k.at)
+                        }
+                        None => L::new(0, &b.at),
+                    };
+                    let b = &self.upstream_blocks[i];
+                    (
+                        b.name.clone(),
+                        (
+                            b.servers.clone(),
+                            b.backups.clone(),
+                            (b.max_fails.clone(), b.fail_timeout.clone()),
+                        ),
+                        keepalive,
+                        b.keepalive_timeout.clone(),
+                        format!("upstream block \"{}\"", b.name),
+                    )
+                }
+                None => {
+                    let port = t.port.unwrap_or(default_port);
+                    let name = if port == default_port {
+                        t.host.clone()
+                    } else {
+                        format!("{}:{port}", t.host)
+                    };
+                    (
+                        name,
+                        (
+                            vec![L::new(format!("{}:{port}", t.host), at)],
+                            Vec::new(),
+                            (None, None),
+                        ),
+                        // Without an upstream block and `keepalive`, nginx closes every upstream
+                        // connection after its request.
+                        L::new(0, at),
+                        None,
+                        format!("proxy_pass to {}, an implicit upstream", t.authority),
+                    )
+                }
+            };
+        let tls = if t.https {
+            Some(self.upstream_tls(proxy, &base, at)?)
+        } else {
+            None
+        };
+        let key: Vec<String> = vec![
+            base.clone(),
+            t.https.to_string(),
+            keepalive.v.to_string(),
+            format!("{:?}", proxy.connect_timeout.as_ref().map(|v| &v.v)),
+            format!("{:?}", proxy.read_timeout.as_ref().map(|v| &v.v)),
+            format!("{:?}", proxy.send_timeout.as_ref().map(|v| &v.v)),
+            format!("{:?}", tls.as_ref().map(tls_key)),
+        ];
+        let scheme = if t.https { "https" } else { "http" };
+        let uri = t.uri.clone().unwrap_or_default();
+        if let Some((_, idx)) = self.registry.made.iter().find(|(k, _)| *k == key) {
+            let name = self.out.upstreams[*idx].name.clone();
+            let renamed = (name != base).then(|| base.clone());
+            return Some((format!("{scheme}://{name}{uri}"), renamed));
+        }
+        let mut name = base.clone();
+        let mut n = 1;
+        while self.out.upstreams.iter().any(|u| u.name == name)
+            || self
+                .upstream_blocks
+                .iter()
+                .any(|b| b.name == name && name != base)
+        {
+            n += 1;
+            name = format!("{base}#{n}");
+        }
+        let note = if n > 1 {
+            format!("{note}, with the proxy_* settings of this location")
+        } else {
+            note
+        };
+        self.out.upstreams.push(OutUpstream {
+            at: at.clone(),
+            note,
+            name: name.clone(),
+            servers,
+            backup_servers,
+            max_fails: fails.0,
+            fail_timeout: fails.1,
+            keepalive,
+            keepalive_timeout,
+            connect_timeout: proxy.connect_timeout.clone(),
+            read_timeout: proxy.read_timeout.clone(),
+            send_timeout: proxy.send_timeout.clone(),
+            tls,
+        });
+        self.registry.made.push((key, self.out.upstreams.len() - 1));
+        let renamed = (name != base).then(|| base.clone());
+        Some((format!("{scheme}://{name}{uri}"), renamed))
+    }
+
+    fn upstream_tls(&mut self, p: &Proxy, base: &str, at: &Origin) -> Option<OutUpstreamTls> {
+        // nginx's defaults: proxy_ssl_verify off, proxy_ssl_server_name off, the name is
+        // the proxy_pass host.
+        let verify = p.ssl_verify.clone().unwrap_or_else(|| L::new(false, at));
+        if verify.v && p.ssl_trusted_certificate.is_none() {
+            self.diag.error(
+                &verify.at,
+                "no \"proxy_ssl_trusted_certificate\" for \"proxy_ssl_verify\"",
+            );
+            return None;
+        }
+        match (&p.ssl_certificate, &p.ssl_certificate_key) {
+            (Some(c), None) => {
+                self.diag.error(
+                    &c.at,
+                    format!(
+                        "no \"proxy_ssl_certificate_key\" is defined for certificate \"{}\"",
+                        c.v
+                    ),
+                );
+                return None;
+            }
+            (None, Some(k)) => self.diag.warn(
+                &k.at,
+                "ignored: proxy_ssl_certificate_key without proxy_ssl_certificate",
+            ),
+            _ => {}
+        }
+        let host = split_host_port(base)
+            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_string())
+            .unwrap_or_else(|| base.to_string());
+        Some(OutUpstreamTls {
+            verify,
+            trusted_certificate: p.ssl_trusted_certificate.clone(),
+            verify_depth: p.ssl_verify_depth.clone(),
+            name: p.ssl_name.clone().unwrap_or_else(|| L::new(host, at)),
+            server_name: p
+                .ssl_server_name
+                .clone()
+                .unwrap_or_else(|| L::new(false, at)),
+            certificate: p.ssl_certificate.clone(),
+            key: p
+                .ssl_certificate
+                .as_ref()
+                .and(p.ssl_certificate_key.clone()),
+            protocols: p.ssl_protocols.clone(),
+            session_reuse: p.ssl_session_reuse.clone(),
+        })
+    }
+
+    /// `upstream` blocks no proxy_pass names still become `[[upstream]]`s (nginx resolves
+    /// their servers too).
+    pub(super) fn unreferenced_upstreams(&mut self) {
+        for b in self.upstream_blocks.clone() {
+            if b.used {
+                continue;
+            }
+            self.out.upstreams.push(OutUpstream {
+                at: b.at.clone(),
+                note: format!("upstream block \"{}\", which no proxy_pass uses", b.name),
+                name: b.name.clone(),
+                servers: b.servers.clone(),
+                backup_servers: b.backups.clone(),
+                max_fails: b.max_fails.clone(),
+                fail_timeout: b.fail_timeout.clone(),
+                keepalive: b.keepalive.clone().unwrap_or_else(|| L::new(0, &b.at)),
+                keepalive_timeout: b.keepalive_timeout.clone(),
+                connect_timeout: None,
+                read_timeout: None,
+                send_timeout: None,
+                tls: None,
+            });
+        }
+    }
+}
+
+fn tls_key(t: &OutUpstreamTls) -> String {
+    format!(
+        "{:?}",
+        (
+            t.verify.v,
+            t.trusted_certificate.as_ref().map(|v| &v.v),
+            t.verify_depth.as_ref().map(|v| v.v),
+            &t.name.v,
+            t.server_name.v,
+            t.certificate.as_ref().map(|v| &v.v),
+            t.key.as_ref().map(|v| &v.v),
+            t.protocols.as_ref().map(|v| &v.v),
+            t.session_reuse.as_ref().map(|v| v.v),
+        )
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_pass_urls() {
+        let t = parse_target("http://app.cluster.local:9000/").unwrap();
+        assert_eq!(
+            (t.https, t.host.as_str(), t.port, t.uri.as_deref()),
+            (false, "app.cluster.local", Some(9000), Some("/"))
+        );
+        let t = parse_target("https://upstreamserver").unwrap();
+        assert_eq!(
+            (t.https, t.authority.as_str(), t.uri),
+            (true, "upstreamserver", None)
+        );
+        let t = parse_target("HTTP://[::1]:81/x/").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("[::1]", Some(81)));
+        assert!(parse_target("http://$backend").is_err());
+        assert!(parse_target("ftp://x").is_err());
+        assert!(parse_target("http://").is_err());
+        assert!(parse_target("http://a:b").is_err());
+        assert!(parse_target("http://unix:/tmp/s").is_err());
+        assert!(parse_target("http://é").is_ok());
+        assert!(parse_target("httpé").is_err());
+    }
+}

@@ -3,26 +3,24 @@
 //! refusal carries the reason that goes into the log line.
 
 use crate::config::{Listener, Location};
-use crate::http::Canned;
 use crate::policy::BindingCheck;
 use crate::tls::client_auth::{ClientAuthMode, FailureMode};
 
-use super::peer::ConnInfo;
+use super::outcome::Denial;
+use super::peer::Peer;
 
-/// Why a request is refused, and with which status (401: no acceptable certificate; 403: a
-/// verified client that may not enter; 400 with nginx's own page where nginx would answer).
+/// A refused request: what kind of refusal (its status is decided in
+/// [`super::outcome::Refusal::page`]) and the account of it for the log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denial {
-    /// 400, 401 or 403.
-    pub status: u16,
-    /// For the log line.
+pub struct Denied {
+    /// Which refusal.
+    pub denial: Denial,
+    /// For the log line and `$access_decision`: names the location, the certificate, the role.
     pub reason: String,
-    /// The page to answer with.
-    pub page: Canned,
 }
 
 /// Decides whether the connection's client may use `location` of `listener`.
-pub fn check(listener: &Listener, location: &Location, conn: &ConnInfo) -> Result<(), Denial> {
+pub fn check(listener: &Listener, location: &Location, conn: &Peer) -> Result<(), Denied> {
     let verify = conn.tls.as_ref().map_or("NONE", |t| t.verify.as_str());
     let verified = conn.verified_identity();
     let subject = || {
@@ -40,49 +38,46 @@ pub fn check(listener: &Listener, location: &Location, conn: &ConnInfo) -> Resul
                 .tls
                 .as_ref()
                 .is_some_and(|t| t.failure == FailureMode::Http);
-        let (status, page) = match (nginx_page, verify) {
-            (true, "NONE") => (400, Canned::NoClientCert),
-            (true, _) => (400, Canned::ClientCertError),
-            (false, _) => (401, Canned::Unauthorized),
+        let denial = match (nginx_page, verify) {
+            (true, "NONE") => Denial::NoCertificateSent,
+            (true, _) => Denial::CertificateError,
+            (false, _) => Denial::CertificateRequired,
         };
-        return Err(Denial {
-            status,
+        return Err(Denied {
+            denial,
             reason: format!(
                 "location `{}` requires a verified client certificate (ssl_client_verify={verify}, subject: {})",
                 location.path,
                 subject()
             ),
-            page,
         });
     }
     if let BindingCheck::Denied(allowed) = &conn.binding {
-        return Err(Denial {
-            status: 403,
+        return Err(Denied {
+            denial: Denial::Binding,
             reason: format!(
                 "certificate {} is bound to {allowed}, not to {}",
                 subject(),
-                conn.peer_ip
+                conn.ip
             ),
-            page: Canned::Forbidden,
         });
     }
     if let Some(roles) = &location.allow_roles {
         if verified.is_none() {
-            return Err(Denial {
-                status: 401,
+            return Err(Denied {
+                denial: Denial::CertificateRequired,
                 reason: format!(
                     "location `{}` admits roles [{}] and the client has no verified certificate (ssl_client_verify={verify})",
                     location.path,
                     roles.join(", ")
                 ),
-                page: Canned::Unauthorized,
             });
         }
         match conn.role.as_deref() {
             Some(r) if roles.iter().any(|a| &**a == r) => {}
             role => {
-                return Err(Denial {
-                    status: 403,
+                return Err(Denied {
+                    denial: Denial::Role,
                     reason: format!(
                         "role `{}` of {} is not among the roles location `{}` admits [{}]",
                         role.unwrap_or("(none)"),
@@ -90,7 +85,6 @@ pub fn check(listener: &Listener, location: &Location, conn: &ConnInfo) -> Resul
                         location.path,
                         roles.join(", ")
                     ),
-                    page: Canned::Forbidden,
                 })
             }
         }

@@ -4,13 +4,19 @@
 //! 2. [`handshake`]: TLS, the server chosen by SNI, the client certificate settled.
 //! 3. [`peer`]: what the handshake established (TLS facts, identity, role, binding), once per
 //!    connection.
-//! 4. [`connection`]: the HTTP/1.1 connection: read a head, run the request phases, keep alive.
-//! 5. [`route`]: the server by Host (421 when it escapes the handshake), rules, the location.
-//! 6. [`authorize`]: the location's certificate requirement, bindings, roles.
-//! 7. [`forward`] / [`respond`] / [`static_files`]: the content phase.
-//! 8. [`log`]: the access-log line and metrics.
+//! 4. [`connection`]: the HTTP/1.1 connection: read a head, hand it to the request phases,
+//!    log, keep alive. Another protocol (HTTP/2 streams, tunnels) is another driver here that
+//!    produces the same [`request::Incoming`] and calls the same [`request::handle`].
+//! 5. [`request`]: one request through the phases below, whatever protocol carried it.
+//! 6. [`route`]: the path normalized, the server by Host (421 when it escapes the handshake),
+//!    then rules (`if`/`return`) and the location.
+//! 7. [`authorize`]: the location's certificate requirement, bindings, roles.
+//! 8. content: [`forward`] (with [`body`]), [`static_files`], or [`respond`] (`return`).
+//! 9. [`log`]: the access-log line and the request's metrics.
 //!
 //! [`core`] is the per-core state every phase reads; nothing here is shared across cores.
+//! [`outcome`] decides, in one place, what a refusal answers and how it is named;
+//! [`variables`] evaluates nginx's `$variables` against a request.
 
 pub mod accept;
 pub mod authorize;
@@ -19,7 +25,12 @@ pub mod connection;
 pub mod core;
 pub mod drain;
 pub mod forward;
+pub mod handshake;
 pub mod log;
+pub mod outcome;
 pub mod peer;
+pub mod request;
+pub mod respond;
 pub mod route;
 pub mod static_files;
+pub mod variables;

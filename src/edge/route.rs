@@ -4,7 +4,15 @@
 
 use std::borrow::Cow;
 
-use crate::config::{Location, MatchKind};
+use std::sync::Arc;
+
+use super::log::LogFacts;
+use super::outcome::Refusal;
+use super::peer::Peer;
+use super::request::{Incoming, Origin};
+use crate::config::{Listener, Location, MatchKind, Socket};
+use crate::http::RequestHead;
+use crate::tls::client_auth::ClientAuthMode;
 
 /// Why a path cannot be normalized (nginx answers 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +170,133 @@ fn escape_path(out: &mut Vec<u8>, path: &[u8]) {
             out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
         }
     }
+}
+
+/// A request's server and the names it is known by.
+pub struct Routed<'a> {
+    /// The server (virtual host) the Host selected among those on the address.
+    pub server: &'a Listener,
+    /// `$host`.
+    pub host: Cow<'a, [u8]>,
+    /// `$uri`: the path normalized.
+    pub uri: Cow<'a, [u8]>,
+}
+
+/// The route phase before locations: the normalized path, and the server by Host among the
+/// servers on the address (421 when the Host escapes the TLS policy of the handshake).
+pub fn route<'a>(
+    origin: Origin<'a>,
+    incoming: Incoming<'a>,
+    facts: &mut LogFacts,
+) -> Result<Routed<'a>, Refusal> {
+    let Incoming { head, bytes, .. } = incoming;
+    let listeners = &origin.generation.config.listeners;
+    let peer = origin.peer;
+    let handshake = listeners.get(peer.server).ok_or(Refusal::Internal)?;
+    let raw_path = head.path_and_query.get(bytes);
+    let path_only = raw_path.split(|&b| b == b'?').next().unwrap_or(raw_path);
+    let uri = match normalize_path(path_only) {
+        Ok(u) => u,
+        Err(e) => {
+            log::info!(
+                "listener={} peer={}: bad request path ({e:?}) (400)",
+                handshake.name,
+                peer.addr
+            );
+            return Err(Refusal::BadPath);
+        }
+    };
+    let socket = origin.socket;
+    let index = if socket.hosts.is_shared() {
+        socket.hosts.select(head.host_for_nginx(bytes).as_deref())
+    } else {
+        peer.server
+    };
+    facts.server = index;
+    let server = listeners.get(index).ok_or(Refusal::Internal)?;
+    let host = request_host(server, head, bytes);
+    if let Some(why) = misdirected(socket, handshake, server, peer, head, bytes) {
+        log::info!(
+            "listener={} peer={}: {why}; asked for host \"{}\" (421)",
+            handshake.name,
+            peer.addr,
+            String::from_utf8_lossy(&host)
+        );
+        facts.decision = format!("deny: {why}").into();
+        return Err(Refusal::Misdirected);
+    }
+    Ok(Routed { server, host, uri })
+}
+
+/// Domain fronting past client verification gets 421 Misdirected Request:
+/// - nginx's rule: when several servers share the address and the client's SNI named one of
+///   them, a request whose host is another name gets 421 if the server that host selects (or
+///   the default one) verifies client certificates. One server on the address, or an SNI that
+///   names none, is never checked: there was nothing else the handshake could have chosen;
+/// - ringgate's own: when the Host selects a different server than the handshake did, and the
+///   two ask for client certificates differently, the request would escape the TLS policy it
+///   came through (nginx would apply the other server's verification to a handshake that was
+///   not made for it).
+///
+/// Returns why, on a mismatch.
+fn misdirected(
+    socket: &Socket,
+    handshake: &Listener,
+    chosen: &Listener,
+    peer: &Peer,
+    head: &RequestHead,
+    buf: &[u8],
+) -> Option<String> {
+    let hs_tls = handshake.tls.as_ref()?;
+    if !std::ptr::eq(handshake, chosen) {
+        if let Some(c) = chosen.tls.as_ref() {
+            let differs = c.mode != hs_tls.mode
+                || (c.mode != ClientAuthMode::Off
+                    && !Arc::ptr_eq(c.client_auth(), hs_tls.client_auth()));
+            if differs {
+                return Some(format!(
+                    "the TLS handshake was made for server `{}`, whose client-certificate policy differs from server `{}`",
+                    handshake.name, chosen.name
+                ));
+            }
+        }
+    }
+    if !socket.hosts.is_shared() || chosen.verify_client == ClientAuthMode::Off {
+        return None;
+    }
+    let sni = peer.tls.as_ref()?.server_name.as_deref()?;
+    socket.hosts.find(Some(sni.as_bytes()))?;
+    let host = head.host_for_nginx(buf)?;
+    (!host.eq_ignore_ascii_case(sni.as_bytes())).then(|| {
+        format!(
+            "client attempted to request the server name different from the one that was negotiated (\"{sni}\", server `{}` verifies client certificates)",
+            chosen.name
+        )
+    })
+}
+
+/// nginx's `$host`: from the request, else the server's first name.
+pub fn request_host<'a>(
+    server: &'a Listener,
+    head: &RequestHead,
+    bytes: &'a [u8],
+) -> Cow<'a, [u8]> {
+    match head.host_for_nginx(bytes) {
+        Some(h) => h,
+        None => Cow::Borrowed(
+            server
+                .server_names
+                .first()
+                .map_or(&[][..], |s| s.as_bytes()),
+        ),
+    }
+}
+
+/// `$uri` for the access log: the normalized path, or the raw one when it does not normalize.
+pub fn log_uri<'a>(head: &RequestHead, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+    let raw_path = head.path_and_query.get(bytes);
+    let path_only = raw_path.split(|&b| b == b'?').next().unwrap_or(raw_path);
+    normalize_path(path_only).unwrap_or(Cow::Borrowed(path_only))
 }
 
 #[cfg(test)]

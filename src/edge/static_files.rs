@@ -8,97 +8,135 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::{BufMut, BytesMut};
 
-use super::peer::LogFacts;
+use super::log::LogFacts;
+use super::outcome::{Next, Refusal};
+use super::request::Request;
+use super::respond;
 use crate::config::{StaticRoot, StaticTypes};
 use crate::conn::Stream;
-use crate::http::{self, Canned, RequestHead};
+use crate::http;
 
 const CHUNK: usize = 64 * 1024;
 
-/// Serves `uri` from `root` (the request head in `hb`). Returns Ok(true) when the connection
-/// may carry another request.
-#[allow(clippy::too_many_arguments)]
+/// Serves the request's `$uri` from `root`. Returns whether the connection may carry another
+/// request.
 pub async fn serve(
     stream: &mut Stream,
-    head: &RequestHead,
-    hb: &[u8],
+    req: &Request<'_>,
     root: &StaticRoot,
-    uri: &[u8],
     types: &StaticTypes,
-    keep_alive: bool,
     facts: &mut LogFacts,
-) -> Result<bool, ()> {
-    let method = head.method_span.get(hb);
+) -> Next {
+    let method = req.head.method_span.get(req.bytes);
     let is_head = method == b"HEAD";
     if method != b"GET" && !is_head {
-        return canned(stream, Canned::MethodNotAllowed, facts).await;
+        return respond::refuse(stream, &Refusal::MethodNotAllowed, facts).await;
     }
     // A request body on a GET is unusual; we do not read it, so the connection must close.
-    let keep_alive = keep_alive && head.framing == http::BodyFraming::None;
-    let rel = uri.strip_prefix(b"/").unwrap_or(uri);
-    let mut path = root.root.join(std::ffi::OsStr::from_bytes(rel));
-    if uri.ends_with(b"/") {
-        match root
-            .index
-            .iter()
-            .map(|i| path.join(i))
-            .find(|p| p.is_file())
-        {
-            Some(p) => path = p,
-            None => {
-                let page = if path.is_dir() {
-                    log::info!(
-                        "directory index of \"{}\" is forbidden (403)",
-                        path.display()
-                    );
-                    Canned::Forbidden
-                } else {
-                    Canned::NotFound
-                };
-                return canned(stream, page, facts).await;
-            }
-        }
-    }
+    let keep_alive = req.client_keeps_alive() && req.head.framing == http::BodyFraming::None;
+    let path = match resolve(root, req.uri) {
+        Ok(p) => p,
+        Err(refusal) => return respond::refuse(stream, &refusal, facts).await,
+    };
     let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
         Err(e) => return not_found(stream, &path, &e, facts).await,
     };
     if meta.is_dir() {
-        // nginx: a directory without the slash is redirected to the slash.
-        let mut location = Vec::with_capacity(uri.len() + 1);
-        location.extend_from_slice(uri);
-        location.push(b'/');
-        let mut out = BytesMut::with_capacity(256);
-        out.put_slice(b"HTTP/1.1 301 Moved Permanently\r\nServer: ringgate\r\nLocation: ");
-        out.put_slice(&location);
-        let body = http::canned::error_page(301, "Moved Permanently");
-        out.put_slice(
-            format!(
-                "\r\nContent-Type: text/html\r\nContent-Length: {}\r\n{}\r\n",
-                body.len(),
-                if keep_alive {
-                    ""
-                } else {
-                    "Connection: close\r\n"
-                }
-            )
-            .as_bytes(),
-        );
-        facts.status = 301;
-        if !is_head {
-            out.put_slice(&body);
-            facts.body_bytes = body.len() as u64;
-        }
+        let out = directory_redirect(req.uri, is_head, keep_alive, facts);
         return finish(stream, out, keep_alive, facts).await;
     }
     let file = match monoio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) => return not_found(stream, &path, &e, facts).await,
     };
+    let size = meta.len();
+    let (out, not_modified) = file_head(req, &path, &meta, types, keep_alive);
+    facts.status = if not_modified { 304 } else { 200 };
+    if not_modified || is_head {
+        let _ = file.close().await;
+        return finish(stream, out, keep_alive, facts).await;
+    }
+    facts.bytes = out.len() as u64;
+    let (res, buf) = stream.write_owned(out).await;
+    let sent = res.is_ok() && send_body(stream, &file, &path, size, buf, facts).await;
+    let _ = file.close().await;
+    Next::keep_if(sent && keep_alive)
+}
+
+/// The file a `$uri` names under `root`: a directory's index file for a path ending in `/`
+/// (403 when the directory has none, 404 when there is no directory).
+fn resolve(root: &StaticRoot, uri: &[u8]) -> Result<PathBuf, Refusal> {
+    let rel = uri.strip_prefix(b"/").unwrap_or(uri);
+    let path = root.root.join(std::ffi::OsStr::from_bytes(rel));
+    if !uri.ends_with(b"/") {
+        return Ok(path);
+    }
+    if let Some(p) = root
+        .index
+        .iter()
+        .map(|i| path.join(i))
+        .find(|p| p.is_file())
+    {
+        return Ok(p);
+    }
+    if path.is_dir() {
+        log::info!(
+            "directory index of \"{}\" is forbidden (403)",
+            path.display()
+        );
+        Err(Refusal::DirectoryListing)
+    } else {
+        Err(Refusal::NotFound)
+    }
+}
+
+/// nginx: a directory without the slash is redirected to the slash.
+fn directory_redirect(
+    uri: &[u8],
+    is_head: bool,
+    keep_alive: bool,
+    facts: &mut LogFacts,
+) -> BytesMut {
+    let mut out = BytesMut::with_capacity(256);
+    out.put_slice(b"HTTP/1.1 301 Moved Permanently\r\nServer: ringgate\r\nLocation: ");
+    out.put_slice(uri);
+    out.put_slice(b"/");
+    let body = http::canned::error_page(301, "Moved Permanently");
+    out.put_slice(
+        format!(
+            "\r\nContent-Type: text/html\r\nContent-Length: {}\r\n{}\r\n",
+            body.len(),
+            if keep_alive {
+                ""
+            } else {
+                "Connection: close\r\n"
+            }
+        )
+        .as_bytes(),
+    );
+    facts.status = 301;
+    if !is_head {
+        out.put_slice(&body);
+        facts.body_bytes = body.len() as u64;
+    }
+    out
+}
+
+/// The response head for a file: 200, or 304 when the client's `If-None-Match` /
+/// `If-Modified-Since` matches (the flag returned).
+fn file_head(
+    req: &Request<'_>,
+    path: &Path,
+    meta: &std::fs::Metadata,
+    types: &StaticTypes,
+    keep_alive: bool,
+) -> (BytesMut, bool) {
+    let (head, hb) = (req.head, req.bytes);
     let size = meta.len();
     let mtime = meta.mtime();
     let etag = format!("\"{mtime:x}-{size:x}\"");
@@ -123,7 +161,7 @@ pub async fn serve(
         format!(
             "HTTP/1.1 {status}\r\nServer: ringgate\r\nDate: {}\r\nContent-Type: {}\r\n",
             String::from_utf8_lossy(&crate::clock::cached_http_date()),
-            content_type(&path, types)
+            content_type(path, types)
         )
         .as_bytes(),
     );
@@ -141,14 +179,20 @@ pub async fn serve(
         )
         .as_bytes(),
     );
-    facts.status = if not_modified { 304 } else { 200 };
-    if not_modified || is_head {
-        let _ = file.close().await;
-        return finish(stream, out, keep_alive, facts).await;
-    }
-    facts.bytes = out.len() as u64;
-    let (res, mut buf) = stream.write_owned(out).await;
-    res.map_err(|_| ())?;
+    (out, not_modified)
+}
+
+/// Reads the file through the ring in `CHUNK`s and writes each to the client. False when the
+/// body could not be sent whole (the length is promised, so the connection must close).
+async fn send_body(
+    stream: &mut Stream,
+    file: &monoio::fs::File,
+    path: &Path,
+    size: u64,
+    mut buf: BytesMut,
+    facts: &mut LogFacts,
+) -> bool {
+    use monoio::buf::IoBufMut;
     let mut pos: u64 = 0;
     while pos < size {
         buf.clear();
@@ -156,18 +200,16 @@ pub async fn serve(
         if buf.capacity() < want {
             buf.reserve(want);
         }
-        use monoio::buf::IoBufMut;
         let (res, slice) = file.read_at(buf.slice_mut(0..want), pos).await;
         buf = slice.into_inner();
         match res {
             Ok(0) | Err(_) => {
-                // The file shrank or failed under us: the length is promised, so close.
+                // The file shrank or failed under us.
                 log::error!(
                     "\"{}\" ended at {pos} of {size} bytes while being sent; closing the connection",
                     path.display()
                 );
-                let _ = file.close().await;
-                return Err(());
+                return false;
             }
             Ok(n) => {
                 pos += n as u64;
@@ -178,16 +220,10 @@ pub async fn serve(
         let (res, b) = stream.write_owned(buf).await;
         buf = b;
         if res.is_err() {
-            let _ = file.close().await;
-            return Err(());
+            return false;
         }
     }
-    let _ = file.close().await;
-    if keep_alive {
-        Ok(true)
-    } else {
-        Err(())
-    }
+    true
 }
 
 /// The content type for a file name's extension.
@@ -198,38 +234,31 @@ fn content_type<'a>(path: &Path, types: &'a StaticTypes) -> &'a str {
         .map_or(types.default_type.as_str(), String::as_str)
 }
 
+/// Answers a file that cannot be opened: 403 when permission is denied, else 404.
 async fn not_found(
     stream: &mut Stream,
     path: &Path,
     e: &std::io::Error,
     facts: &mut LogFacts,
-) -> Result<bool, ()> {
-    let page = if e.kind() == std::io::ErrorKind::PermissionDenied {
+) -> Next {
+    let refusal = if e.kind() == std::io::ErrorKind::PermissionDenied {
         log::error!("open() \"{}\" failed ({e}) (403)", path.display());
-        Canned::Forbidden
+        Refusal::Unreadable
     } else {
         log::info!("open() \"{}\" failed ({e}) (404)", path.display());
-        Canned::NotFound
+        Refusal::NotFound
     };
-    canned(stream, page, facts).await
+    respond::refuse(stream, &refusal, facts).await
 }
 
-async fn canned(stream: &mut Stream, page: Canned, facts: &mut LogFacts) -> Result<bool, ()> {
-    super::connection::respond_canned(stream, page, facts).await
-}
-
+/// Sends a complete head-only (or small) response.
 async fn finish(
     stream: &mut Stream,
     out: BytesMut,
     keep_alive: bool,
     facts: &mut LogFacts,
-) -> Result<bool, ()> {
+) -> Next {
     facts.bytes = out.len() as u64;
     let (res, _) = stream.write_owned(out).await;
-    res.map_err(|_| ())?;
-    if keep_alive {
-        Ok(true)
-    } else {
-        Err(())
-    }
+    Next::keep_if(res.is_ok() && keep_alive)
 }

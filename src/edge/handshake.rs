@@ -1,0 +1,261 @@
+//! The handshake phase: the ClientHello checks, the TLS handshake (the server chosen by SNI
+//! when several share the address), and the client certificate settled by the listener's
+//! mode. A refusal ends here with its alert and one log line, or, in nginx-compatible mode,
+//! is carried to the first request as nginx's 400 page.
+
+use std::net::SocketAddr;
+
+use monoio::net::TcpStream;
+use rustls::ServerConnection;
+
+use super::core::Generation;
+use super::outcome::{CertificateFault, HandshakeRefusal, Refusal};
+use super::peer::TlsFacts;
+use crate::config::{Listener, Socket};
+use crate::tls::client_auth::{ClientAuthMode, ClientVerifyOutcome, FailureMode};
+use crate::tls::stream::TlsStream;
+
+/// A verified client certificate with fewer days left is warned about (once per worker while
+/// it is seen).
+const CLIENT_EXPIRY_WARN_DAYS: i64 = 30;
+
+/// A finished handshake.
+pub struct Handshaken {
+    /// The TLS stream, ready for application data.
+    pub stream: TlsStream<ServerConnection>,
+    /// The server (listener index) the handshake was made for.
+    pub server: usize,
+    /// What it established.
+    pub facts: TlsFacts,
+    /// In nginx-compatible mode, the refusal owed to the client's first request.
+    pub refusal: Option<Refusal>,
+}
+
+/// Runs the handshake and settles the client certificate. None when the connection is
+/// refused or lost (already logged and counted).
+pub async fn handshake(
+    generation: &Generation,
+    socket: &Socket,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> Option<Handshaken> {
+    let default = generation.config.listeners.get(socket.hosts.default)?;
+    let timeout = default.http.header_timeout;
+    let (mut stream, server) =
+        match monoio::time::timeout(timeout, negotiate(generation, socket, tcp)).await {
+            Err(_) => {
+                log::info!(
+                    "listener={} peer={peer}: TLS handshake timed out after {timeout:?}",
+                    default.name,
+                );
+                count("full", HandshakeRefusal::Timeout.label());
+                return None;
+            }
+            Ok(Err(e)) => {
+                let refusal = log_failure(&default.name, peer, &e);
+                count("full", refusal.label());
+                return None;
+            }
+            Ok(Ok(x)) => x,
+        };
+    let listener = generation.config.listeners.get(server)?;
+    let mut facts = TlsFacts::from_connection(stream.conn());
+    let refusal = settle_certificate(listener, &mut stream, &mut facts, peer);
+    let alert_now = listener
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.failure == FailureMode::Alert);
+    if refusal.is_some() && alert_now {
+        // Reached only when the verifier let the handshake finish (a resumed session whose
+        // certificate no longer verifies): refuse now, at the TLS layer.
+        count(kind(&facts), "bad_certificate");
+        let _ = stream.shutdown().await;
+        return None;
+    }
+    record(listener, peer, &facts, refusal.as_ref());
+    Some(Handshaken {
+        stream,
+        server,
+        facts,
+        refusal,
+    })
+}
+
+/// Reads the ClientHello, picks the server by SNI when several share the address, and runs
+/// the handshake to its end.
+async fn negotiate(
+    generation: &Generation,
+    socket: &Socket,
+    mut tcp: TcpStream,
+) -> std::io::Result<(TlsStream<ServerConnection>, usize)> {
+    let default = socket.hosts.default;
+    let Some(fallback) = generation.tls.get(default).cloned().flatten() else {
+        let name = generation
+            .config
+            .listeners
+            .get(default)
+            .map_or("?", |l| l.name.as_str());
+        log::error!("listener={name}: no TLS configuration on a TLS address");
+        return Err(std::io::Error::other("no TLS configuration"));
+    };
+    let flight = crate::tls::stream::read_client_hello(&mut tcp).await?;
+    let (mut tls, server) = if socket.hosts.is_shared() {
+        crate::tls::stream::accept(tcp, flight, |sni| {
+            let id = socket.hosts.select(sni.map(str::as_bytes));
+            match generation.tls.get(id).cloned().flatten() {
+                Some(cfg) => (cfg, id),
+                None => (fallback.clone(), default),
+            }
+        })
+        .await?
+    } else {
+        let conn = ServerConnection::new(fallback.clone())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        (TlsStream::with_received(tcp, conn, flight), default)
+    };
+    tls.handshake().await?;
+    Ok((tls, server))
+}
+
+/// Settles the client certificate after a handshake the verifier let finish: the verdict into
+/// `facts`, and the refusal owed by the listener's mode, logged.
+fn settle_certificate(
+    listener: &Listener,
+    stream: &mut TlsStream<ServerConnection>,
+    facts: &mut TlsFacts,
+    peer: SocketAddr,
+) -> Option<Refusal> {
+    let server_tls = listener.tls.as_ref()?;
+    if server_tls.mode == ClientAuthMode::Off {
+        return None;
+    }
+    let chain = stream.conn().peer_certificates().unwrap_or(&[]);
+    let verdict = server_tls
+        .client_auth()
+        .verdict(chain, rustls_pki_types::UnixTime::now());
+    facts.verify = verdict.outcome.nginx_value().into_owned();
+    facts.verified = matches!(verdict.outcome, ClientVerifyOutcome::Success(_));
+    facts.identity = verdict.identity;
+    match &verdict.outcome {
+        ClientVerifyOutcome::Success(_) => None,
+        ClientVerifyOutcome::None if server_tls.mode == ClientAuthMode::On => {
+            log::warn!(
+                "listener={} peer={peer}: client sent no required SSL certificate",
+                listener.name
+            );
+            Some(Refusal::HandshakeCertificate { missing: true })
+        }
+        ClientVerifyOutcome::None => None,
+        ClientVerifyOutcome::Failed(err) => {
+            let tolerated = server_tls.mode == ClientAuthMode::OptionalNoCa
+                && err.is_ignorable_for_optional_no_ca();
+            if tolerated {
+                return None;
+            }
+            log::warn!(
+                "listener={} peer={peer}: client SSL certificate verify error: {err} (subject: {})",
+                listener.name,
+                facts
+                    .identity
+                    .as_ref()
+                    .map_or("-", |i| i.subject_dn.as_str())
+            );
+            Some(Refusal::HandshakeCertificate { missing: false })
+        }
+    }
+}
+
+/// "full" or "resumed", the `kind` label of the handshake metrics.
+fn kind(facts: &TlsFacts) -> &'static str {
+    if facts.resumed {
+        "resumed"
+    } else {
+        "full"
+    }
+}
+
+fn count(kind: &'static str, outcome: &'static str) {
+    crate::metrics::with(|m| m.handshake(kind, outcome));
+}
+
+/// Counts a completed handshake, and warns (once per worker while it is seen) about a
+/// verified client certificate close to its end.
+fn record(listener: &Listener, peer: SocketAddr, facts: &TlsFacts, refusal: Option<&Refusal>) {
+    let outcome = match refusal {
+        Some(Refusal::HandshakeCertificate { missing: true }) => "no_certificate",
+        Some(_) => "bad_certificate",
+        None => "ok",
+    };
+    crate::metrics::with(|m| {
+        m.handshake(kind(facts), outcome);
+        let Some(id) = facts.identity.as_deref().filter(|_| facts.verified) else {
+            return;
+        };
+        let days = id.days_left(crate::clock::unix_now());
+        if m.client_certificate(id) && days < CLIENT_EXPIRY_WARN_DAYS {
+            log::warn!(
+                "listener={} peer={peer}: client certificate {} (serial {}) expires in {days} day(s)",
+                listener.name,
+                id.subject_dn,
+                id.serial
+            );
+        }
+    });
+}
+
+/// Logs why a handshake failed; returns the refusal it counts as.
+fn log_failure(listener: &str, peer: SocketAddr, e: &std::io::Error) -> HandshakeRefusal {
+    if let Some(r) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<crate::tls::client_auth::RefusedCertificate>())
+    {
+        let alert = match &r.error {
+            rustls::Error::InvalidCertificate(ce) => {
+                format!("{:?}", rustls::AlertDescription::from(ce.clone()))
+            }
+            other => other.to_string(),
+        };
+        log::warn!(
+            "listener={listener} peer={peer}: refused client certificate: {} (alert {alert})",
+            r.detail
+        );
+        return match &r.error {
+            rustls::Error::InvalidCertificate(ce) => {
+                HandshakeRefusal::Certificate(CertificateFault::of(ce))
+            }
+            _ => HandshakeRefusal::Certificate(CertificateFault::Other),
+        };
+    }
+    let rustls_err = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match rustls_err {
+        Some(rustls::Error::NoCertificatesPresented) => {
+            log::warn!(
+                "listener={listener} peer={peer}: refused: client sent no required SSL certificate (alert certificate_required)"
+            );
+            HandshakeRefusal::NoCertificate
+        }
+        Some(rustls::Error::InvalidCertificate(ce)) => {
+            log::warn!(
+                "listener={listener} peer={peer}: refused client certificate: {ce:?} (alert {:?})",
+                rustls::AlertDescription::from(ce.clone())
+            );
+            HandshakeRefusal::Certificate(CertificateFault::of(ce))
+        }
+        Some(rustls::Error::AlertReceived(a)) => {
+            log::info!(
+                "listener={listener} peer={peer}: client aborted the TLS handshake with alert {a:?}"
+            );
+            HandshakeRefusal::ClientAlert
+        }
+        Some(other) => {
+            log::info!("listener={listener} peer={peer}: TLS handshake failed: {other}");
+            HandshakeRefusal::ProtocolError
+        }
+        None => {
+            log::info!("listener={listener} peer={peer}: TLS handshake failed: {e}");
+            HandshakeRefusal::Io
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! How a request ends, decided in one place: whether the connection goes on ([`Next`]), and
+//! when ringgate answers itself instead of serving content, why ([`Refusal`]). Each refusal
+//! maps here, and only here, to its status page and to the short reason that log lines and
+//! metrics carry. The TLS-level refusals (alerts) are [`HandshakeRefusal`].
+
+use crate::http::{Canned, RequestError};
+use crate::upstream::UpstreamError;
+
+/// Whether the client connection may carry another request after this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The response is complete and framed: read the next request.
+    KeepAlive,
+    /// Close the connection (the response said so, or it could not be completed).
+    Close,
+}
+
+impl Next {
+    /// `KeepAlive` when `keep` holds.
+    pub fn keep_if(keep: bool) -> Next {
+        if keep {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        }
+    }
+}
+
+/// Why the authorize phase refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// The server's own `ssl_verify_client on` in nginx-compatible mode, and no certificate
+    /// was sent: nginx's 400 "No required SSL certificate was sent".
+    NoCertificateSent,
+    /// As above, with a certificate that did not verify: nginx's 400 "The SSL certificate
+    /// error".
+    CertificateError,
+    /// The location requires a verified certificate (or admits roles) and the client has none.
+    CertificateRequired,
+    /// The certificate is bound to other addresses.
+    Binding,
+    /// The verified client's role is not among those the location admits.
+    Role,
+}
+
+/// Why ringgate answers a request itself with an error page.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The head is malformed or over a limit.
+    BadHead(RequestError),
+    /// The path does not normalize (an escape out of the root, a bad percent-escape).
+    BadPath,
+    /// The head did not arrive within `header_timeout`.
+    HeadTimeout,
+    /// The Host names a server the TLS handshake was not made for.
+    Misdirected,
+    /// No location matches, or no file is there.
+    NotFound,
+    /// A method the content phase does not serve (static files: GET and HEAD only).
+    MethodNotAllowed,
+    /// A directory without an index file.
+    DirectoryListing,
+    /// A file the worker may not read.
+    Unreadable,
+    /// The content phase failed on our side (a file that cannot be read).
+    Internal,
+    /// The authorize phase refused.
+    Denied(Denial),
+    /// The client's certificate was refused at the handshake in nginx-compatible mode: its
+    /// first request gets nginx's 400 page. `true` when no certificate was sent.
+    HandshakeCertificate {
+        /// No certificate was sent (else one was sent and did not verify).
+        missing: bool,
+    },
+    /// The body is larger than `client_max_body_size`.
+    BodyTooLarge,
+    /// The chunked body is malformed.
+    BadBody,
+    /// The body did not arrive within `client_body_timeout`.
+    BodyTimeout,
+    /// The upstream could not be reached or answered badly (502), or too late (504).
+    Upstream(UpstreamError),
+    /// The connection limit was reached (plain HTTP only: a TLS client cannot be answered
+    /// without the handshake the limit is there to avoid).
+    ConnectionLimit,
+}
+
+impl Refusal {
+    /// The page the client gets: the one mapping from a refusal to a status.
+    pub fn page(&self) -> Canned {
+        match self {
+            Refusal::BadHead(e) => e.page(),
+            Refusal::BadPath | Refusal::BadBody => Canned::BadRequest,
+            Refusal::HeadTimeout | Refusal::BodyTimeout => Canned::RequestTimeout,
+            Refusal::Misdirected => Canned::MisdirectedRequest,
+            Refusal::NotFound => Canned::NotFound,
+            Refusal::MethodNotAllowed => Canned::MethodNotAllowed,
+            Refusal::DirectoryListing | Refusal::Unreadable => Canned::Forbidden,
+            Refusal::Internal => Canned::InternalServerError,
+            Refusal::Denied(d) => match d {
+                Denial::NoCertificateSent => Canned::NoClientCert,
+                Denial::CertificateError => Canned::ClientCertError,
+                Denial::CertificateRequired => Canned::Unauthorized,
+                Denial::Binding | Denial::Role => Canned::Forbidden,
+            },
+            Refusal::HandshakeCertificate { missing: true } => Canned::NoClientCert,
+            Refusal::HandshakeCertificate { missing: false } => Canned::ClientCertError,
+            Refusal::BodyTooLarge => Canned::PayloadTooLarge,
+            Refusal::Upstream(e) if e.status() == 504 => Canned::GatewayTimeout,
+            Refusal::Upstream(_) => Canned::BadGateway,
+            Refusal::ConnectionLimit => Canned::ServiceUnavailable,
+        }
+    }
+
+    /// The HTTP status of [`Refusal::page`].
+    pub fn status(&self) -> u16 {
+        self.page().status()
+    }
+
+    /// A short, stable name for log lines and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::BadHead(e) => e.reason(),
+            Refusal::BadPath => "bad request path",
+            Refusal::HeadTimeout => "request head timeout",
+            Refusal::Misdirected => "misdirected request",
+            Refusal::NotFound => "not found",
+            Refusal::MethodNotAllowed => "method not allowed",
+            Refusal::DirectoryListing => "directory index forbidden",
+            Refusal::Unreadable => "file not readable",
+            Refusal::Internal => "internal error",
+            Refusal::Denied(Denial::NoCertificateSent) => "no required client certificate",
+            Refusal::Denied(Denial::CertificateError) => "client certificate error",
+            Refusal::Denied(Denial::CertificateRequired) => "verified certificate required",
+            Refusal::Denied(Denial::Binding) => "certificate bound elsewhere",
+            Refusal::Denied(Denial::Role) => "role not admitted",
+            Refusal::HandshakeCertificate { missing: true } => "no required client certificate",
+            Refusal::HandshakeCertificate { missing: false } => "client certificate error",
+            Refusal::BodyTooLarge => "request body too large",
+            Refusal::BadBody => "malformed request body",
+            Refusal::BodyTimeout => "request body timeout",
+            Refusal::Upstream(e) if e.status() == 504 => "upstream timeout",
+            Refusal::Upstream(_) => "upstream error",
+            Refusal::ConnectionLimit => "connection limit",
+        }
+    }
+}
+
+/// Why a TLS handshake ended without a connection to serve: the metric label of each, with
+/// the alert rustls chose for a refused certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeRefusal {
+    /// No handshake within `header_timeout`.
+    Timeout,
+    /// A certificate was required and none was sent.
+    NoCertificate,
+    /// The client's certificate was refused; the label names why.
+    Certificate(CertificateFault),
+    /// The client aborted with an alert of its own.
+    ClientAlert,
+    /// The client broke the TLS protocol.
+    ProtocolError,
+    /// The connection failed.
+    Io,
+}
+
+/// What was wrong with a refused client certificate, as the metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateFault {
+    /// No trusted issuer.
+    UnknownCa,
+    /// Expired.
+    Expired,
+    /// Not yet valid.
+    NotYetValid,
+    /// Revoked by a CRL.
+    Revoked,
+    /// A signature in the chain does not verify.
+    BadSignature,
+    /// Not for client authentication.
+    BadPurpose,
+    /// Anything else.
+    Other,
+}
+
+impl CertificateFault {
+    /// The fault rustls reports (it chose the alert from the same error).
+    pub fn of(e: &rustls::CertificateError) -> CertificateFault {
+        use rustls::CertificateError as C;
+        match e {
+            C::UnknownIssuer => CertificateFault::UnknownCa,
+            C::Expired | C::ExpiredContext { .. } => CertificateFault::Expired,
+            C::NotValidYet | C::NotValidYetContext { .. } => CertificateFault::NotYetValid,
+            C::Revoked => CertificateFault::Revoked,
+            C::BadSignature => CertificateFault::BadSignature,
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => CertificateFault::BadPurpose,
+            _ => CertificateFault::Other,
+        }
+    }
+}
+
+impl HandshakeRefusal {
+    /// The `outcome` label of `ringgate_tls_handshakes_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            HandshakeRefusal::Timeout => "timeout",
+            HandshakeRefusal::NoCertificate => "no_certificate",
+            HandshakeRefusal::Certificate(f) => match f {
+                CertificateFault::UnknownCa => "unknown_ca",
+                CertificateFault::Expired => "expired",
+                CertificateFault::NotYetValid => "not_yet_valid",
+                CertificateFault::Revoked => "revoked",
+                CertificateFault::BadSignature => "bad_signature",
+                CertificateFault::BadPurpose => "bad_purpose",
+                CertificateFault::Other => "bad_certificate",
+            },
+            HandshakeRefusal::ClientAlert => "client_alert",
+            HandshakeRefusal::ProtocolError => "protocol_error",
+            HandshakeRefusal::Io => "io_error",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_has_its_nginx_status() {
+        let cases: [(Refusal, u16); 15] = [
+            (Refusal::BadHead(RequestError::UriTooLong), 414),
+            (Refusal::BadPath, 400),
+            (Refusal::HeadTimeout, 408),
+            (Refusal::Misdirected, 421),
+            (Refusal::NotFound, 404),
+            (Refusal::MethodNotAllowed, 405),
+            (Refusal::DirectoryListing, 403),
+            (Refusal::Denied(Denial::NoCertificateSent), 400),
+            (Refusal::Denied(Denial::CertificateRequired), 401),
+            (Refusal::Denied(Denial::Role), 403),
+            (Refusal::HandshakeCertificate { missing: false }, 400),
+            (Refusal::BodyTooLarge, 413),
+            (Refusal::Upstream(UpstreamError::ReadTimeout), 504),
+            (Refusal::Upstream(UpstreamError::ClosedEarly), 502),
+            (Refusal::ConnectionLimit, 503),
+        ];
+        for (r, status) in cases {
+            assert_eq!(r.status(), status, "{r:?}");
+            assert_eq!(r.page().status(), status, "{r:?}");
+            assert!(!r.reason().is_empty());
+        }
+    }
+
+    #[test]
+    fn certificate_faults_keep_their_metric_labels() {
+        use rustls::CertificateError as C;
+        let label = |e: C| HandshakeRefusal::Certificate(CertificateFault::of(&e)).label();
+        assert_eq!(label(C::UnknownIssuer), "unknown_ca");
+        assert_eq!(label(C::Expired), "expired");
+        assert_eq!(label(C::Revoked), "revoked");
+        assert_eq!(label(C::BadEncoding), "bad_certificate");
+        assert_eq!(HandshakeRefusal::NoCertificate.label(), "no_certificate");
+    }
+
+    #[test]
+    fn next_follows_the_flag() {
+        assert_eq!(Next::keep_if(true), Next::KeepAlive);
+        assert_eq!(Next::keep_if(false), Next::Close);
+    }
+}

@@ -102,18 +102,6 @@ impl Canned {
         }
     }
 
-    /// The canned response for a status code, if we have one (400 maps to
-    /// the plain Bad Request page); lets the proxy turn `err.status()` into bytes.
-    pub fn for_status(status: u16) -> Option<Canned> {
-        ALL.iter().copied().find(|c| {
-            c.status() == status
-                && !matches!(
-                    c,
-                    Canned::NoClientCert | Canned::ClientCertError | Canned::HeaderTooLarge
-                )
-        })
-    }
-
     /// Complete response bytes (status line, headers, HTML body), built once.
     pub fn bytes(self) -> &'static [u8] {
         static TABLE: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
@@ -305,16 +293,6 @@ Content-Length: 233\r\nConnection: close\r\n\r\n\
             let body_len = (bytes.len() - head.head_len) as u64;
             assert_eq!(head.framing, BodyFraming::Length(body_len), "{c:?}");
             assert_eq!(head.header(bytes, b"server"), Some(SERVER_NAME));
-        }
-    }
-
-    #[test]
-    fn for_status_lookup() {
-        assert_eq!(Canned::for_status(400), Some(Canned::BadRequest));
-        assert_eq!(Canned::for_status(505), Some(Canned::VersionNotSupported));
-        assert_eq!(Canned::for_status(418), None);
-        for s in [400, 405, 414, 501, 502, 505] {
-            assert!(Canned::for_status(s).is_some(), "{s}");
         }
     }
 

@@ -89,18 +89,13 @@ pub enum RequestError {
 }
 
 impl RequestError {
-    /// HTTP status to answer with before closing the connection.
+    /// HTTP status to answer with before closing the connection (the page's).
     pub fn status(&self) -> u16 {
-        match self {
-            RequestError::UriTooLong => 414,
-            RequestError::MethodNotAllowed => 405,
-            RequestError::VersionNotSupported => 505,
-            RequestError::Framing(FramingError::UnsupportedTransferEncoding) => 501,
-            _ => 400,
-        }
+        self.page().status()
     }
 
-    /// The page to answer with: nginx's own for oversized heads, else the status's.
+    /// The page to answer with: nginx's own for oversized heads (a 400), 414 for a long
+    /// request line, 405, 505, 501 for a transfer coding we do not implement, else 400.
     pub fn page(&self) -> super::Canned {
         use super::Canned;
         match self {
@@ -108,7 +103,12 @@ impl RequestError {
             | RequestError::HeaderLineTooLong
             | RequestError::TooManyHeaders => Canned::HeaderTooLarge,
             RequestError::UriTooLong => Canned::UriTooLong,
-            other => Canned::for_status(other.status()).unwrap_or(Canned::BadRequest),
+            RequestError::MethodNotAllowed => Canned::MethodNotAllowed,
+            RequestError::VersionNotSupported => Canned::VersionNotSupported,
+            RequestError::Framing(FramingError::UnsupportedTransferEncoding) => {
+                Canned::NotImplemented
+            }
+            _ => Canned::BadRequest,
         }
     }
 
@@ -563,6 +563,31 @@ mod tests {
                 String::from_utf8_lossy(s)
             ),
         }
+    }
+
+    #[test]
+    fn each_request_error_answers_with_its_nginx_status() {
+        use super::super::FramingError;
+        let cases = [
+            (RequestError::UriTooLong, 414),
+            (RequestError::MethodNotAllowed, 405),
+            (RequestError::VersionNotSupported, 505),
+            (
+                RequestError::Framing(FramingError::UnsupportedTransferEncoding),
+                501,
+            ),
+            (RequestError::HeaderTooLarge, 400),
+            (RequestError::MissingHost, 400),
+            (RequestError::BadTarget, 400),
+        ];
+        for (e, status) in cases {
+            assert_eq!(e.status(), status, "{e:?}");
+            assert_eq!(e.page().status(), status, "{e:?}");
+        }
+        assert_eq!(
+            RequestError::HeaderTooLarge.page(),
+            crate::http::Canned::HeaderTooLarge
+        );
     }
 
     #[test]

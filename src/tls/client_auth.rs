@@ -237,7 +237,7 @@ impl ClientCertVerifier for ClientAuth {
                             ));
                         }
                     }
-                    REFUSAL.with(|r| *r.borrow_mut() = Some(detail));
+                    record_refusal(detail);
                     Err(e.to_rustls())
                 }
             }
@@ -269,16 +269,55 @@ impl ClientCertVerifier for ClientAuth {
 }
 
 thread_local! {
-    /// Why this thread's verifier last refused a chain, for the log line of the handshake that
-    /// failed (rustls carries only the alert's reason).
+    /// Why this thread's verifier refused a chain during the rustls call that
+    /// [`run_verifying`] is running (rustls carries only the alert's reason). Private: only
+    /// `run_verifying` reads it, and only around a synchronous call.
     static REFUSAL: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Takes the detail of the refusal the verifier recorded on this thread, if any. The TLS stream
-/// calls it right after rustls returns the handshake error, with no await in between, so the
-/// detail belongs to that connection.
-pub fn take_refusal() -> Option<String> {
-    REFUSAL.with(|r| r.borrow_mut().take())
+/// Records the verifier's account of a refusal for the [`run_verifying`] call in progress.
+fn record_refusal(detail: String) {
+    REFUSAL.with(|r| *r.borrow_mut() = Some(detail));
+}
+
+/// Runs one synchronous call into rustls that may run this thread's client-certificate
+/// verifier (`process_new_packets`), and when it fails with a refused certificate, attaches
+/// the verifier's account of why. rustls's verifier API can only return a `rustls::Error`, so
+/// the account travels beside it on this thread; `step` is a plain closure, so nothing can
+/// await between the verifier writing the account and this function taking it, and no other
+/// connection's handshake can see it.
+pub fn run_verifying<T>(
+    step: impl FnOnce() -> Result<T, rustls::Error>,
+) -> Result<T, HandshakeFailure> {
+    REFUSAL.with(|r| r.borrow_mut().take());
+    let result = step();
+    let detail = REFUSAL.with(|r| r.borrow_mut().take());
+    result.map_err(|error| match detail {
+        Some(detail) => HandshakeFailure::Refused(RefusedCertificate { error, detail }),
+        None => HandshakeFailure::Tls(error),
+    })
+}
+
+/// Why a rustls call failed, as [`run_verifying`] reports it.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeFailure {
+    /// The client's certificate was refused by our verifier (the account says why).
+    #[error(transparent)]
+    Refused(RefusedCertificate),
+    /// Any other TLS failure.
+    #[error(transparent)]
+    Tls(rustls::Error),
+}
+
+impl From<HandshakeFailure> for std::io::Error {
+    /// An `InvalidData` error whose inner error is the [`RefusedCertificate`] or the
+    /// `rustls::Error`, for the handshake's log line to downcast.
+    fn from(f: HandshakeFailure) -> std::io::Error {
+        match f {
+            HandshakeFailure::Refused(r) => std::io::Error::new(std::io::ErrorKind::InvalidData, r),
+            HandshakeFailure::Tls(e) => std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        }
+    }
 }
 
 /// A client certificate refused in the handshake: the rustls error (whose alert was sent) and
@@ -366,6 +405,44 @@ pub fn cache_stats() -> (u64, u64) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn run_verifying_attaches_the_account_of_its_own_call_only() {
+        let refused = run_verifying::<()>(|| {
+            record_refusal("certificate has expired".into());
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired,
+            ))
+        });
+        match refused {
+            Err(HandshakeFailure::Refused(r)) => assert_eq!(r.detail, "certificate has expired"),
+            other => panic!("expected a refusal with its account, got {other:?}"),
+        }
+        // An account left by a call that succeeded is not carried into the next one.
+        assert!(run_verifying(|| {
+            record_refusal("stale".into());
+            Ok(())
+        })
+        .is_ok());
+        let plain = run_verifying::<()>(|| Err(rustls::Error::DecryptError));
+        assert!(matches!(
+            plain,
+            Err(HandshakeFailure::Tls(rustls::Error::DecryptError))
+        ));
+        let io: std::io::Error = run_verifying::<()>(|| {
+            record_refusal("revoked".into());
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Revoked,
+            ))
+        })
+        .unwrap_err()
+        .into();
+        let inner = io
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<RefusedCertificate>());
+        assert_eq!(inner.map(|r| r.detail.as_str()), Some("revoked"));
+    }
+
     use super::*;
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,

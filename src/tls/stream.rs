@@ -257,8 +257,8 @@ where
         };
         self.rpos += fed;
         self.rbuf = Some(buf);
-        let _ = crate::tls::client_auth::take_refusal();
-        match self.conn.process_new_packets() {
+        let conn = &mut self.conn;
+        match crate::tls::client_auth::run_verifying(|| conn.process_new_packets()) {
             Ok(_) => {
                 // What the input asked for goes out now, not with the next write: a refused
                 // renegotiation's alert, a KeyUpdate answer, session tickets. The peer may be
@@ -272,19 +272,11 @@ where
                 }
                 Ok(n.max(1))
             }
-            Err(e) => {
-                // Taken before any await: the detail is this connection's.
-                let refusal = crate::tls::client_auth::take_refusal();
+            Err(failure) => {
                 self.failed = true;
                 // Send the alert rustls queued (it says why), then fail.
                 let _ = self.flush_tls().await;
-                Err(match refusal {
-                    Some(detail) => io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        crate::tls::client_auth::RefusedCertificate { error: e, detail },
-                    ),
-                    None => io::Error::new(io::ErrorKind::InvalidData, e),
-                })
+                Err(failure.into())
             }
         }
     }

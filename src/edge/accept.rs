@@ -1,28 +1,16 @@
 //! The accept phase: a new TCP connection is admitted against the connection limits (this
 //! core's and the process's) and handed to [`super::connection::serve`], or refused at once.
 
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use monoio::net::{TcpListener, TcpStream};
+use monoio::net::TcpListener;
 
-use super::core::{ConnSlot, Core};
+use super::connection::Accepted;
+use super::core::Core;
 
 /// How often at most a worker logs that it refuses connections.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(1);
-
-/// An admitted connection, before its handshake.
-pub struct Accepted {
-    /// The client's socket.
-    pub tcp: TcpStream,
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// Which of the configuration's sockets accepted it (`Config::sockets` index).
-    pub socket: usize,
-    /// Its place in the connection counts, given back when it is dropped.
-    pub slot: ConnSlot,
-}
 
 /// Accepts on one listening socket until the worker drains.
 pub async fn accept_loop(core: Rc<Core>, socket: usize, listener: TcpListener) {

@@ -1,22 +1,36 @@
 //! The HTTP/1.1 connection: from an accepted socket to close. The handshake and the peer are
 //! settled once; then each request head is read and run through the request phases
-//! ([`super::request::handle`]), logged, and the connection is kept alive or closed.
+//! ([`super::phases::run`]), logged, and the connection is kept alive or closed.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use monoio::net::TcpStream;
 
-use super::accept::Accepted;
-use super::core::{Core, Generation};
+use super::core::{ConnSlot, Core, Generation};
 use super::handshake::{self, Handshaken};
-use super::log::{LogFacts, Logged};
-use super::outcome::{Next, Refusal};
+use super::log::Logged;
+use super::outcome::{LogFacts, Next, Refusal};
 use super::peer::Peer;
-use super::request::{self, Client, Incoming, Origin};
+use super::phases::Origin;
+use super::request::{Client, Incoming};
 use crate::config::{HttpSettings, Listener, Socket};
 use crate::conn::Stream;
 use crate::http::{self, RequestError, RequestHead};
+
+/// An admitted connection, before its handshake.
+pub struct Accepted {
+    /// The client's socket.
+    pub tcp: TcpStream,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Which of the configuration's sockets accepted it (`Config::sockets` index).
+    pub socket: usize,
+    /// Its place in the connection counts, given back when it is dropped.
+    pub slot: ConnSlot,
+}
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(core: Rc<Core>, accepted: Accepted) {
@@ -115,7 +129,8 @@ impl Connection<'_> {
                 bytes: &bytes,
                 served: 1,
             };
-            super::log::request(self.core, self.generation, self.peer, &logged, &facts);
+            let config = &self.generation.config;
+            super::log::request(&self.core.access_log, config, self.peer, &logged, &facts);
         }
     }
 
@@ -178,7 +193,13 @@ impl Connection<'_> {
             peer: self.peer,
         };
         let mut client = Client { stream, unread };
-        let next = Box::pin(request::handle(origin, &mut client, incoming, &mut facts)).await;
+        let next = Box::pin(super::phases::run(
+            origin,
+            &mut client,
+            incoming,
+            &mut facts,
+        ))
+        .await;
         if facts.status == 0 {
             // No response went out: the client went away first (nginx's 499).
             facts.status = 499;
@@ -188,7 +209,8 @@ impl Connection<'_> {
             bytes: incoming.bytes,
             served: incoming.served,
         };
-        super::log::request(self.core, self.generation, self.peer, &logged, &facts);
+        let config = &self.generation.config;
+        super::log::request(&self.core.access_log, config, self.peer, &logged, &facts);
         next
     }
 

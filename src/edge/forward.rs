@@ -11,8 +11,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::body::{relay, RelayError, RelayParams};
 use super::core::Generation;
-use super::log::LogFacts;
-use super::outcome::{Next, Refusal};
+use super::outcome::{LogFacts, Next, Refusal};
 use super::request::{Client, Request};
 use super::respond;
 use super::route;

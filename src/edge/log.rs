@@ -1,63 +1,18 @@
-//! The log phase: what the access log needs to know about a request's outcome
-//! ([`LogFacts`], filled in by the phases as they go), the access-log line rendered with the
-//! request's variables, and the request's metrics. The line goes to this core's buffer
-//! ([`writer`]), never to a lock.
+//! The log phase: the access-log line rendered with the request's variables, and the
+//! request's metrics. The line goes to this core's buffer ([`writer`]), never to a lock.
 
 pub mod writer;
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::core::{Core, Generation};
-use super::outcome::Refusal;
+use writer::WorkerLog;
+
+use super::outcome::LogFacts;
 use super::peer::Peer;
 use super::request::Request;
 use super::route;
-use crate::http::{Canned, RequestHead};
-
-/// What only the access log knows: the outcome of a request.
-#[derive(Debug, Default)]
-pub struct LogFacts {
-    /// `$status`.
-    pub status: u16,
-    /// `$body_bytes_sent`.
-    pub body_bytes: u64,
-    /// `$bytes_sent`.
-    pub bytes: u64,
-    /// When the request head started arriving.
-    pub started: Option<Instant>,
-    /// `$upstream_addr`.
-    pub upstream_addr: Option<SocketAddr>,
-    /// `$upstream_status`.
-    pub upstream_status: Option<u16>,
-    /// `$upstream_response_time`.
-    pub upstream_time: Option<Duration>,
-    /// `$access_decision`: `allow`, `allow role=admin`, `deny: ...`.
-    pub decision: std::borrow::Cow<'static, str>,
-    /// The server (listener index) that handled the request: whose access log gets the line.
-    pub server: usize,
-}
-
-impl LogFacts {
-    /// Records a canned page as the response.
-    pub fn canned(&mut self, page: Canned) {
-        let bytes = page.bytes();
-        self.status = page.status();
-        self.bytes = bytes.len() as u64;
-        let head = bytes
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(bytes.len(), |i| i + 4);
-        self.body_bytes = (bytes.len() - head) as u64;
-    }
-}
-
-impl LogFacts {
-    /// Records ringgate's own answer to a refused request.
-    pub fn refused(&mut self, refusal: &Refusal) {
-        self.canned(refusal.page());
-    }
-}
+use crate::config::Config;
+use crate::http::RequestHead;
 
 /// A request as it reached the log phase: its head as received, and its place on the
 /// connection.
@@ -73,8 +28,8 @@ pub struct Logged<'a> {
 /// Counts the request in this core's metrics and writes its access-log line, when its server
 /// logs.
 pub fn request(
-    core: &Core,
-    generation: &Generation,
+    access_log: &WorkerLog,
+    config: &Config,
     peer: &Peer,
     req: &Logged<'_>,
     facts: &LogFacts,
@@ -86,7 +41,7 @@ pub fn request(
             m.upstream(t);
         }
     });
-    let Some(server) = generation.config.listeners.get(facts.server) else {
+    let Some(server) = config.listeners.get(facts.server) else {
         return;
     };
     let Some(al) = &server.access_log else {
@@ -97,7 +52,7 @@ pub fn request(
     let request = Request {
         peer,
         server,
-        maps: &generation.config.maps,
+        maps: &config.maps,
         head: req.head,
         bytes: req.bytes,
         host: &host,
@@ -107,7 +62,7 @@ pub fn request(
     };
     let mut vars = request.vars(b"");
     vars.log = Some(facts);
-    core.access_log.append(&al.path, |buf| {
+    access_log.append(&al.path, |buf| {
         al.format.render(buf, |v, o| vars.eval(v, o))
     });
 }

@@ -6,8 +6,9 @@
 //!    connection.
 //! 4. [`connection`]: the HTTP/1.1 connection: read a head, hand it to the request phases,
 //!    log, keep alive. Another protocol (HTTP/2 streams, tunnels) is another driver here that
-//!    produces the same [`request::Incoming`] and calls the same [`request::handle`].
-//! 5. [`request`]: one request through the phases below, whatever protocol carried it.
+//!    produces the same [`request::Incoming`] and calls the same [`phases::run`].
+//! 5. [`phases`]: one request through the phases below, whatever protocol carried it
+//!    ([`request`] holds the types they take).
 //! 6. [`route`]: the path normalized, the server by Host (421 when it escapes the handshake),
 //!    then rules (`if`/`return`) and the location.
 //! 7. [`authorize`]: the location's certificate requirement, bindings, roles.
@@ -29,6 +30,7 @@ pub mod handshake;
 pub mod log;
 pub mod outcome;
 pub mod peer;
+pub mod phases;
 pub mod request;
 pub mod respond;
 pub mod route;

@@ -1,7 +1,11 @@
 //! How a request ends, decided in one place: whether the connection goes on ([`Next`]), and
 //! when ringgate answers itself instead of serving content, why ([`Refusal`]). Each refusal
 //! maps here, and only here, to its status page and to the short reason that log lines and
-//! metrics carry. The TLS-level refusals (alerts) are [`HandshakeRefusal`].
+//! metrics carry. The TLS-level refusals (alerts) are [`HandshakeRefusal`]. What the access
+//! log needs to know about the outcome is [`LogFacts`], filled in by the phases as they go.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use crate::http::{Canned, RequestError};
 use crate::upstream::UpstreamError;
@@ -218,6 +222,48 @@ impl HandshakeRefusal {
             HandshakeRefusal::ProtocolError => "protocol_error",
             HandshakeRefusal::Io => "io_error",
         }
+    }
+}
+
+/// What only the access log knows: the outcome of a request.
+#[derive(Debug, Default)]
+pub struct LogFacts {
+    /// `$status`.
+    pub status: u16,
+    /// `$body_bytes_sent`.
+    pub body_bytes: u64,
+    /// `$bytes_sent`.
+    pub bytes: u64,
+    /// When the request head started arriving.
+    pub started: Option<Instant>,
+    /// `$upstream_addr`.
+    pub upstream_addr: Option<SocketAddr>,
+    /// `$upstream_status`.
+    pub upstream_status: Option<u16>,
+    /// `$upstream_response_time`.
+    pub upstream_time: Option<Duration>,
+    /// `$access_decision`: `allow`, `allow role=admin`, `deny: ...`.
+    pub decision: std::borrow::Cow<'static, str>,
+    /// The server (listener index) that handled the request: whose access log gets the line.
+    pub server: usize,
+}
+
+impl LogFacts {
+    /// Records ringgate's own answer to a refused request.
+    pub fn refused(&mut self, refusal: &Refusal) {
+        self.canned(refusal.page());
+    }
+
+    /// Records a canned page as the response.
+    pub fn canned(&mut self, page: Canned) {
+        let bytes = page.bytes();
+        self.status = page.status();
+        self.bytes = bytes.len() as u64;
+        let head = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(bytes.len(), |i| i + 4);
+        self.body_bytes = (bytes.len() - head) as u64;
     }
 }
 

@@ -3,8 +3,7 @@
 
 use bytes::BytesMut;
 
-use super::log::LogFacts;
-use super::outcome::{Next, Refusal};
+use super::outcome::{LogFacts, Next, Refusal};
 use super::request::Request;
 use crate::config::Rule;
 use crate::conn::Stream;

@@ -6,11 +6,10 @@ use std::borrow::Cow;
 
 use std::sync::Arc;
 
-use super::log::LogFacts;
-use super::outcome::Refusal;
+use super::outcome::{LogFacts, Refusal};
 use super::peer::Peer;
-use super::request::{Incoming, Origin};
-use crate::config::{Listener, Location, MatchKind, Socket};
+use super::request::Incoming;
+use crate::config::{Config, Listener, Location, MatchKind, Socket};
 use crate::http::RequestHead;
 use crate::tls::client_auth::ClientAuthMode;
 
@@ -185,13 +184,14 @@ pub struct Routed<'a> {
 /// The route phase before locations: the normalized path, and the server by Host among the
 /// servers on the address (421 when the Host escapes the TLS policy of the handshake).
 pub fn route<'a>(
-    origin: Origin<'a>,
+    config: &'a Config,
+    socket: &Socket,
+    peer: &Peer,
     incoming: Incoming<'a>,
     facts: &mut LogFacts,
 ) -> Result<Routed<'a>, Refusal> {
     let Incoming { head, bytes, .. } = incoming;
-    let listeners = &origin.generation.config.listeners;
-    let peer = origin.peer;
+    let listeners = &config.listeners;
     let handshake = listeners.get(peer.server).ok_or(Refusal::Internal)?;
     let raw_path = head.path_and_query.get(bytes);
     let path_only = raw_path.split(|&b| b == b'?').next().unwrap_or(raw_path);
@@ -206,7 +206,6 @@ pub fn route<'a>(
             return Err(Refusal::BadPath);
         }
     };
-    let socket = origin.socket;
     let index = if socket.hosts.is_shared() {
         socket.hosts.select(head.host_for_nginx(bytes).as_deref())
     } else {

@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::{BufMut, BytesMut};
 
-use super::log::LogFacts;
-use super::outcome::{Next, Refusal};
+use super::outcome::{LogFacts, Next, Refusal};
 use super::request::Request;
 use super::respond;
 use crate::config::{StaticRoot, StaticTypes};

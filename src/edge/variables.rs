@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::log::LogFacts;
+use super::outcome::LogFacts;
 use super::peer::Peer;
 use crate::http::RequestHead;
 use crate::vars::map::VarMap;

@@ -91,11 +91,11 @@ pub async fn proxy(
 /// The request head as the upstream gets it: the target mapped, `proxy_set_header`s rendered,
 /// identity headers stripped and set, hop-by-hop headers dropped.
 fn upstream_head(req: &Request<'_>, target: Target<'_>, up: &Upstream) -> Bytes {
-    let (head, hb, location, pass) = (req.head, req.bytes, target.location, target.pass);
+    let (head, bytes, location, pass) = (req.head, req.bytes, target.location, target.pass);
     let server = req.server;
     let vars = req.vars(pass.proxy_host.as_bytes());
     let mut mapped = Vec::with_capacity(head.target.len() + 16);
-    let path = head.path_and_query.get(hb);
+    let path = head.path_and_query.get(bytes);
     route::map_target(&mut mapped, location, pass.uri.as_deref(), path, req.uri);
     let mut host_value = Cow::Borrowed(pass.proxy_host.as_bytes());
     let mut values: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(location.set_headers.len());
@@ -139,7 +139,7 @@ fn upstream_head(req: &Request<'_>, target: Target<'_>, up: &Upstream) -> Bytes 
         keep_alive_upstream: up.keepalive > 0,
     };
     let mut out = BytesMut::with_capacity(head.head_len + 256);
-    http::write_upstream_request(&mut out, head, hb, &params);
+    http::write_upstream_request(&mut out, head, bytes, &params);
     out.freeze()
 }
 

@@ -135,19 +135,19 @@ fn file_head(
     types: &StaticTypes,
     keep_alive: bool,
 ) -> (BytesMut, bool) {
-    let (head, hb) = (req.head, req.bytes);
+    let (head, bytes) = (req.head, req.bytes);
     let size = meta.len();
     let mtime = meta.mtime();
     let etag = format!("\"{mtime:x}-{size:x}\"");
     let last_modified = crate::clock::http_date(mtime);
     let not_modified = head
-        .header(hb, b"if-none-match")
+        .header(bytes, b"if-none-match")
         .map(|v| {
             v.split(|&b| b == b',')
                 .any(|t| t.trim_ascii() == etag.as_bytes() || t.trim_ascii() == b"*")
         })
         .unwrap_or_else(|| {
-            head.header(hb, b"if-modified-since")
+            head.header(bytes, b"if-modified-since")
                 .is_some_and(|v| v.trim_ascii() == last_modified.as_bytes())
         });
     let mut out = BytesMut::with_capacity(CHUNK);

@@ -149,17 +149,17 @@ async fn worker_main(spec: WorkerSpec) {
             }
         }
     }
-    let worker = Rc::new(Core::new(
+    let core = Rc::new(Core::new(
         spec.id,
         state,
         WorkerLog::new(spec.access_log.clone()),
         spec.open_connections.clone(),
     ));
-    for (si, sock) in listeners.into_iter().enumerate() {
-        monoio::spawn(accept_loop(worker.clone(), si, sock));
+    for (socket, listener) in listeners.into_iter().enumerate() {
+        monoio::spawn(accept_loop(core.clone(), socket, listener));
     }
-    monoio::spawn(sweep_loop(worker.clone()));
-    monoio::spawn(flush_loop(worker.clone()));
+    monoio::spawn(sweep_loop(core.clone()));
+    monoio::spawn(flush_loop(core.clone()));
     let _ = spec.report.send(Startup::Ready(bound));
 
     // Watch for the stop request and for reloads (a channel poll every 50 ms, off the request
@@ -168,49 +168,49 @@ async fn worker_main(spec: WorkerSpec) {
         monoio::time::sleep(Duration::from_millis(50)).await;
         while let Ok(reply) = spec.snapshots.try_recv() {
             let cache = crate::tls::client_auth::cache_stats();
-            let snap = crate::metrics::with(|m| m.snapshot(worker.drain.active(), cache));
+            let snap = crate::metrics::with(|m| m.snapshot(core.drain.active(), cache));
             let _ = reply.send(snap);
         }
         while let Ok(new) = spec.reloads.try_recv() {
             match Generation::new(new) {
                 Ok(s) => {
-                    worker.replace_generation(s);
-                    log::debug!("worker {}: took the new configuration", worker.id);
+                    core.replace_generation(s);
+                    log::debug!("worker {}: took the new configuration", core.id);
                 }
                 // The main thread built the same configs before sending: not expected.
-                Err(e) => log::error!("worker {}: keeping the old configuration: {e}", worker.id),
+                Err(e) => log::error!("worker {}: keeping the old configuration: {e}", core.id),
             }
         }
     }
-    worker.drain.start();
-    let deadline = Instant::now() + worker.generation().config.runtime.shutdown_timeout;
-    while worker.drain.active() > 0 && Instant::now() < deadline {
+    core.drain.start();
+    let deadline = Instant::now() + core.generation().config.runtime.shutdown_timeout;
+    while core.drain.active() > 0 && Instant::now() < deadline {
         monoio::time::sleep(Duration::from_millis(20)).await;
     }
-    let left = worker.drain.active();
+    let left = core.drain.active();
     if left > 0 {
         log::warn!(
             "worker {}: shutdown timeout reached with {left} connections still open; closing them",
-            worker.id
+            core.id
         );
     } else {
-        log::info!("worker {}: drained", worker.id);
+        log::info!("worker {}: drained", core.id);
     }
-    worker.generation().pools.clear();
-    worker.access_log.close();
+    core.generation().pools.clear();
+    core.access_log.close();
 }
 
-async fn flush_loop(w: Rc<Core>) {
-    while !w.drain.is_draining() {
+async fn flush_loop(core: Rc<Core>) {
+    while !core.drain.is_draining() {
         monoio::time::sleep(FLUSH_EVERY).await;
-        w.access_log.flush();
+        core.access_log.flush();
     }
 }
 
-async fn sweep_loop(w: Rc<Core>) {
-    while !w.drain.is_draining() {
+async fn sweep_loop(core: Rc<Core>) {
+    while !core.drain.is_draining() {
         monoio::time::sleep(SWEEP_INTERVAL).await;
-        let generation = w.generation();
+        let generation = core.generation();
         generation.pools.sweep(&generation.config.upstreams);
     }
 }

@@ -1,6 +1,7 @@
 //! Reading the files a configuration names (the configuration itself, certificates, keys,
 //! CRLs, OCSP responses, ticket keys) with bounds: a path that names a device, a FIFO or a
-//! runaway file gets an error instead of a hang or an exhausted memory at load or reload.
+//! runaway file gets an error instead of a hang or an exhausted memory at load or reload;
+//! and opening the log files ringgate writes (error log, access logs) all the same way.
 
 use std::io::{self, Read};
 use std::path::Path;
@@ -45,6 +46,18 @@ fn read_at_most(path: &Path, max: u64) -> io::Result<Vec<u8>> {
         return Err(too_large(max));
     }
     Ok(out)
+}
+
+/// Opens a log file for appending, creating it 0640 if missing: O_APPEND keeps each `write`
+/// whole at the end even with several writers, and 0640 keeps client addresses and identities
+/// away from other users. The error log and every access log are opened this one way.
+pub fn open_log(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)
 }
 
 fn too_large(max: u64) -> io::Error {

@@ -236,202 +236,249 @@ const BUCKETS: &[f64] = &[
     5.0, 10.0, 30.0, 60.0,
 ];
 
-/// Renders the Prometheus text exposition (format 0.0.4).
-pub fn render(s: &Snapshot, config: &Config, reloads: Reloads, now: i64) -> String {
-    let mut o = String::with_capacity(8192);
-    let help = |o: &mut String, name: &str, kind: &str, text: &str| {
-        let _ = writeln!(o, "# HELP {name} {text}");
-        let _ = writeln!(o, "# TYPE {name} {kind}");
-    };
-    help(
-        &mut o,
-        "ringgate_workers",
-        "gauge",
-        "Workers that answered this scrape.",
-    );
-    let _ = writeln!(o, "ringgate_workers {}", s.workers);
-    help(
-        &mut o,
-        "ringgate_open_connections",
-        "gauge",
-        "Client connections open now.",
-    );
-    let _ = writeln!(o, "ringgate_open_connections {}", s.open_connections);
-    help(
-        &mut o,
-        "ringgate_connections_refused_total",
-        "counter",
-        "Client connections closed at accept because runtime.max_connections or runtime.max_connections_per_worker was reached.",
-    );
-    let _ = writeln!(
-        o,
-        "ringgate_connections_refused_total {}",
-        s.connections_refused
-    );
-    help(
-        &mut o,
-        "ringgate_requests_total",
-        "counter",
-        "Requests answered, by status.",
-    );
-    for (status, n) in &s.requests {
-        let _ = writeln!(o, "ringgate_requests_total{{status=\"{status}\"}} {n}");
+/// Quantiles given beside each latency histogram.
+const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
+
+/// A metric family's name, type and `# HELP` text.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+}
+
+/// A family's samples read off a snapshot: each its label set (`k="v",…`, empty for none)
+/// and value.
+type Samples = fn(&Snapshot) -> Vec<(String, u64)>;
+
+/// The plain counters and gauges, in exposition order.
+const COUNTED: &[(Family, Samples)] = &[
+    (
+        Family {
+            name: "ringgate_workers",
+            kind: "gauge",
+            help: "Workers that answered this scrape.",
+        },
+        |s| vec![(String::new(), s.workers)],
+    ),
+    (
+        Family {
+            name: "ringgate_open_connections",
+            kind: "gauge",
+            help: "Client connections open now.",
+        },
+        |s| vec![(String::new(), s.open_connections)],
+    ),
+    (
+        Family {
+            name: "ringgate_connections_refused_total",
+            kind: "counter",
+            help: "Client connections closed at accept because runtime.max_connections or runtime.max_connections_per_worker was reached.",
+        },
+        |s| vec![(String::new(), s.connections_refused)],
+    ),
+    (
+        Family {
+            name: "ringgate_requests_total",
+            kind: "counter",
+            help: "Requests answered, by status.",
+        },
+        |s| {
+            s.requests
+                .iter()
+                .map(|(status, n)| (format!("status=\"{status}\""), *n))
+                .collect()
+        },
+    ),
+    (
+        Family {
+            name: "ringgate_handshakes_total",
+            kind: "counter",
+            help: "TLS handshakes by kind (full, resumed) and outcome (ok, or why the client was refused).",
+        },
+        |s| {
+            s.handshakes
+                .iter()
+                .map(|((kind, outcome), n)| (format!("kind=\"{kind}\",outcome=\"{outcome}\""), *n))
+                .collect()
+        },
+    ),
+    (
+        Family {
+            name: "ringgate_verify_cache_hits_total",
+            kind: "counter",
+            help: "Client chains whose verdict came from the per-core cache.",
+        },
+        |s| vec![(String::new(), s.verify_cache_hits)],
+    ),
+    (
+        Family {
+            name: "ringgate_verify_cache_misses_total",
+            kind: "counter",
+            help: "Client chains verified in full.",
+        },
+        |s| vec![(String::new(), s.verify_cache_misses)],
+    ),
+    (
+        Family {
+            name: "ringgate_upstream_connections_total",
+            kind: "counter",
+            help: "Upstream connections by how they were had: opened, or reused from the pool.",
+        },
+        |s| {
+            vec![
+                ("result=\"new\"".to_string(), s.upstream_new),
+                ("result=\"reused\"".to_string(), s.upstream_reused),
+            ]
+        },
+    ),
+];
+
+/// Where a snapshot keeps one latency histogram (`None`: no latency figures).
+type Latency = fn(&Snapshot) -> Option<&Histogram<u64>>;
+
+/// The latency histograms, each followed by its quantile gauge.
+const LATENCIES: &[(Family, Latency)] = &[
+    (
+        Family {
+            name: "ringgate_request_duration_seconds",
+            kind: "histogram",
+            help: "Time from the request head's first byte to the end of the response.",
+        },
+        |s| s.request_time.as_ref(),
+    ),
+    (
+        Family {
+            name: "ringgate_upstream_duration_seconds",
+            kind: "histogram",
+            help: "Time from taking an upstream connection to the end of the upstream's response.",
+        },
+        |s| s.upstream_time.as_ref(),
+    ),
+];
+
+/// The `# HELP` text of every quantile gauge.
+const QUANTILE_HELP: &str = "Latency quantiles from the same hdrhistogram (since start).";
+
+/// Reload outcomes, counted by the main thread (not in a snapshot).
+const RELOADS: Family = Family {
+    name: "ringgate_config_reloads_total",
+    kind: "counter",
+    help: "Configuration reloads by result.",
+};
+
+/// Days left on the configuration's certificates and CRLs.
+const CERTIFICATE_DAYS: Family = Family {
+    name: "ringgate_certificate_days_left",
+    kind: "gauge",
+    help: "Whole days until notAfter of the certificates ringgate serves and trusts (kind server, client_ca), or nextUpdate of its CRLs (kind crl).",
+};
+
+/// Days left on the client certificates the workers saw.
+const CLIENT_CERTIFICATE_DAYS: Family = Family {
+    name: "ringgate_client_certificate_days_left",
+    kind: "gauge",
+    help: "Whole days until notAfter of verified client certificates seen recently (at most 256 per worker).",
+};
+
+/// Prometheus text being written: family headers and sample lines.
+struct Exposition(String);
+
+impl Exposition {
+    /// The `# HELP` and `# TYPE` lines that open a family.
+    fn header(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
     }
-    help(
-        &mut o,
-        "ringgate_handshakes_total",
-        "counter",
-        "TLS handshakes by kind (full, resumed) and outcome (ok, or why the client was refused).",
-    );
-    for ((kind, outcome), n) in &s.handshakes {
-        let _ = writeln!(
-            o,
-            "ringgate_handshakes_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}"
-        );
+
+    /// The header of a family from the tables above.
+    fn family(&mut self, f: &Family) {
+        self.header(f.name, f.kind, f.help);
     }
-    help(
-        &mut o,
-        "ringgate_verify_cache_hits_total",
-        "counter",
-        "Client chains whose verdict came from the per-core cache.",
-    );
-    let _ = writeln!(
-        o,
-        "ringgate_verify_cache_hits_total {}",
-        s.verify_cache_hits
-    );
-    help(
-        &mut o,
-        "ringgate_verify_cache_misses_total",
-        "counter",
-        "Client chains verified in full.",
-    );
-    let _ = writeln!(
-        o,
-        "ringgate_verify_cache_misses_total {}",
-        s.verify_cache_misses
-    );
-    help(
-        &mut o,
-        "ringgate_upstream_connections_total",
-        "counter",
-        "Upstream connections by how they were had: opened, or reused from the pool.",
-    );
-    let _ = writeln!(
-        o,
-        "ringgate_upstream_connections_total{{result=\"new\"}} {}",
-        s.upstream_new
-    );
-    let _ = writeln!(
-        o,
-        "ringgate_upstream_connections_total{{result=\"reused\"}} {}",
-        s.upstream_reused
-    );
-    for (name, h, text) in [
-        (
-            "ringgate_request_duration_seconds",
-            &s.request_time,
-            "Time from the request head's first byte to the end of the response.",
-        ),
-        (
-            "ringgate_upstream_duration_seconds",
-            &s.upstream_time,
-            "Time from taking an upstream connection to the end of the upstream's response.",
-        ),
-    ] {
-        let Some(h) = h else { continue };
-        help(&mut o, name, "histogram", text);
+
+    /// One sample line: `name value`, or `name{labels} value`.
+    fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) {
+        if labels.is_empty() {
+            let _ = writeln!(self.0, "{name} {value}");
+        } else {
+            let _ = writeln!(self.0, "{name}{{{labels}}} {value}");
+        }
+    }
+
+    /// A latency histogram (microseconds inside, seconds out) and its quantile gauge.
+    fn latency(&mut self, f: &Family, h: &Histogram<u64>) {
+        let name = f.name;
+        self.family(f);
         for le in BUCKETS {
             let upto = (le * 1_000_000.0) as u64;
             let n = h.count_between(0, upto);
-            let _ = writeln!(o, "{name}_bucket{{le=\"{le}\"}} {n}");
+            self.sample(&format!("{name}_bucket"), &format!("le=\"{le}\""), n);
         }
-        let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {}", h.len());
+        self.sample(&format!("{name}_bucket"), "le=\"+Inf\"", h.len());
         let sum = h.mean() * h.len() as f64 / 1_000_000.0;
-        let _ = writeln!(o, "{name}_sum {sum:.6}");
-        let _ = writeln!(o, "{name}_count {}", h.len());
+        self.sample(&format!("{name}_sum"), "", format!("{sum:.6}"));
+        self.sample(&format!("{name}_count"), "", h.len());
         let q = format!("{name}_quantile");
-        help(
-            &mut o,
-            &q,
-            "gauge",
-            "Latency quantiles from the same hdrhistogram (since start).",
-        );
-        for quantile in [0.5, 0.9, 0.99, 0.999] {
+        self.header(&q, "gauge", QUANTILE_HELP);
+        for quantile in QUANTILES {
             let v = h.value_at_quantile(quantile) as f64 / 1_000_000.0;
-            let _ = writeln!(o, "{q}{{quantile=\"{quantile}\"}} {v:.6}");
+            self.sample(&q, &format!("quantile=\"{quantile}\""), format!("{v:.6}"));
         }
     }
-    help(
-        &mut o,
-        "ringgate_config_reloads_total",
-        "counter",
-        "Configuration reloads by result.",
-    );
-    let _ = writeln!(
-        o,
-        "ringgate_config_reloads_total{{result=\"applied\"}} {}",
-        reloads.applied
-    );
-    let _ = writeln!(
-        o,
-        "ringgate_config_reloads_total{{result=\"refused\"}} {}",
-        reloads.refused
-    );
-    help(
-        &mut o,
-        "ringgate_certificate_days_left",
-        "gauge",
-        "Whole days until notAfter of the certificates ringgate serves and trusts (kind server, client_ca), or nextUpdate of its CRLs (kind crl).",
-    );
-    for l in &config.listeners {
-        let Some(tls) = &l.tls else { continue };
-        for (subject, not_after) in tls.server_certificates() {
-            let _ = writeln!(
-                o,
-                "ringgate_certificate_days_left{{kind=\"server\",listener=\"{}\",subject=\"{}\"}} {}",
-                label(&l.name),
-                label(subject),
-                days(*not_after, now)
-            );
-        }
-        for (issuer, next_update) in tls.crls() {
-            // A CRL without nextUpdate never expires (as in OpenSSL): no gauge for it.
-            if let Some(next) = next_update {
-                let _ = writeln!(
-                    o,
-                    "ringgate_certificate_days_left{{kind=\"crl\",listener=\"{}\",subject=\"{}\"}} {}",
-                    label(&l.name),
-                    label(issuer),
-                    days(*next, now)
-                );
+
+    /// Days left on what each TLS listener serves (server certificates), checks against
+    /// (CRLs, until their nextUpdate) and trusts (client CAs).
+    fn certificate_days(&mut self, config: &Config, now: i64) {
+        self.family(&CERTIFICATE_DAYS);
+        let name = CERTIFICATE_DAYS.name;
+        for l in &config.listeners {
+            let Some(tls) = &l.tls else { continue };
+            let listener = label(&l.name);
+            let labels = |kind: &str, subject: &str| {
+                format!(
+                    "kind=\"{kind}\",listener=\"{listener}\",subject=\"{}\"",
+                    label(subject)
+                )
+            };
+            for (subject, not_after) in tls.server_certificates() {
+                self.sample(name, &labels("server", subject), days(*not_after, now));
+            }
+            for (issuer, next_update) in tls.crls() {
+                // A CRL without nextUpdate never expires (as in OpenSSL): no gauge for it.
+                if let Some(next) = next_update {
+                    self.sample(name, &labels("crl", issuer), days(*next, now));
+                }
+            }
+            for (subject, not_after) in tls.client_cas() {
+                self.sample(name, &labels("client_ca", subject), days(*not_after, now));
             }
         }
-        for (subject, not_after) in tls.client_cas() {
-            let _ = writeln!(
-                o,
-                "ringgate_certificate_days_left{{kind=\"client_ca\",listener=\"{}\",subject=\"{}\"}} {}",
-                label(&l.name),
-                label(subject),
-                days(*not_after, now)
-            );
+    }
+}
+
+/// Renders the Prometheus text exposition (format 0.0.4).
+pub fn render(s: &Snapshot, config: &Config, reloads: Reloads, now: i64) -> String {
+    let mut o = Exposition(String::with_capacity(8192));
+    for (f, samples) in COUNTED {
+        o.family(f);
+        for (labels, n) in samples(s) {
+            o.sample(f.name, &labels, n);
         }
     }
-    help(
-        &mut o,
-        "ringgate_client_certificate_days_left",
-        "gauge",
-        "Whole days until notAfter of verified client certificates seen recently (at most 256 per worker).",
-    );
-    for (subject, not_after) in &s.client_certs {
-        let _ = writeln!(
-            o,
-            "ringgate_client_certificate_days_left{{subject=\"{}\"}} {}",
-            label(subject),
-            days(*not_after, now)
-        );
+    for (f, histogram) in LATENCIES {
+        if let Some(h) = histogram(s) {
+            o.latency(f, h);
+        }
     }
-    o
+    o.family(&RELOADS);
+    o.sample(RELOADS.name, "result=\"applied\"", reloads.applied);
+    o.sample(RELOADS.name, "result=\"refused\"", reloads.refused);
+    o.certificate_days(config, now);
+    o.family(&CLIENT_CERTIFICATE_DAYS);
+    for (subject, not_after) in &s.client_certs {
+        let labels = format!("subject=\"{}\"", label(subject));
+        o.sample(CLIENT_CERTIFICATE_DAYS.name, &labels, days(*not_after, now));
+    }
+    o.0
 }
 
 /// Whole days left (negative once expired).
@@ -526,5 +573,68 @@ mod tests {
             .client_certs
             .borrow()
             .contains_key(&format!("CN={}", CLIENT_CERTS + 9)));
+    }
+
+    /// Families in their fixed order, with TLS certificate gauges, label escaping and the
+    /// histogram's sum and quantile lines written exactly.
+    #[test]
+    fn exposition_order_and_certificate_gauges_are_exact() {
+        let d = tempfile::tempdir().expect("tempdir");
+        crate::tools::demo::make_pki(d.path()).expect("pki");
+        let w = WorkerStats::default();
+        w.upstream(Duration::from_millis(1));
+        w.upstream(Duration::from_millis(7));
+        w.client_certificate(&Identity {
+            subject_dn: "CN=a\\b\nc".into(),
+            not_after: -5,
+            ..Identity::default()
+        });
+        let mut s = Snapshot::default();
+        s.merge(&w.snapshot(0, (0, 0)));
+        let toml = format!(
+            "[[listener]]\nname = \"x\\\"y\"\nlisten = \"127.0.0.1:0\"\n[listener.tls]\n\
+             certificates = [{{ cert = \"{0}/server.crt\", key = \"{0}/server.key\" }}]\n\
+             client_certificate = \"{0}/ca.crt\"\nverify_client = \"on\"\n\
+             [[listener.location]]\npath = \"/\"\nreturn = 204\n",
+            d.path().display()
+        );
+        let cfg = crate::config::parse_str(&toml, std::path::Path::new("m.toml")).expect("config");
+        let text = render(&s, &cfg, Reloads::default(), 1_000_000);
+        let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+        assert_eq!(
+            types,
+            [
+                "# TYPE ringgate_workers gauge",
+                "# TYPE ringgate_open_connections gauge",
+                "# TYPE ringgate_connections_refused_total counter",
+                "# TYPE ringgate_requests_total counter",
+                "# TYPE ringgate_handshakes_total counter",
+                "# TYPE ringgate_verify_cache_hits_total counter",
+                "# TYPE ringgate_verify_cache_misses_total counter",
+                "# TYPE ringgate_upstream_connections_total counter",
+                "# TYPE ringgate_request_duration_seconds histogram",
+                "# TYPE ringgate_request_duration_seconds_quantile gauge",
+                "# TYPE ringgate_upstream_duration_seconds histogram",
+                "# TYPE ringgate_upstream_duration_seconds_quantile gauge",
+                "# TYPE ringgate_config_reloads_total counter",
+                "# TYPE ringgate_certificate_days_left gauge",
+                "# TYPE ringgate_client_certificate_days_left gauge",
+            ]
+        );
+        // rcgen's default notAfter is 4096-01-01: 776494 whole days after t=1e6.
+        for line in [
+            "ringgate_workers 1",
+            "ringgate_upstream_connections_total{result=\"new\"} 0",
+            "ringgate_upstream_duration_seconds_bucket{le=\"0.001\"} 1",
+            "ringgate_upstream_duration_seconds_bucket{le=\"60\"} 2",
+            "ringgate_upstream_duration_seconds_sum 0.008002",
+            "ringgate_upstream_duration_seconds_quantile{quantile=\"0.9\"} 0.007003",
+            "ringgate_config_reloads_total{result=\"applied\"} 0",
+            "ringgate_certificate_days_left{kind=\"server\",listener=\"x\\\"y\",subject=\"CN=localhost\"} 776494",
+            "ringgate_certificate_days_left{kind=\"client_ca\",listener=\"x\\\"y\",subject=\"O=ringgate demo,CN=ringgate demo CA\"} 776494",
+            "ringgate_client_certificate_days_left{subject=\"CN=a\\\\b\\nc\"} -12",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
     }
 }

@@ -260,7 +260,7 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
 
 /// Case-insensitive membership test against lowercase names.
 /// Name prefixes of the identity headers ringgate sets from the client certificate (the
-/// nginx-style `X-SSL-Client-*`, the seed's `X-Client-Role`, Envoy's XFCC, RFC 9440's
+/// nginx-style `X-SSL-Client-*`, the enterprise mTLS guide's `X-Client-Role`, Envoy's XFCC, RFC 9440's
 /// `Client-Cert`/`Client-Cert-Chain`).
 const IDENTITY_PREFIXES: &[&[u8]] = &[
     b"x-ssl-client",

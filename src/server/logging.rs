@@ -14,6 +14,8 @@ use std::sync::OnceLock;
 
 use log::{LevelFilter, Log, Metadata, Record};
 
+use crate::files::open_log;
+
 struct StderrLogger;
 
 impl Log for StderrLogger {
@@ -43,7 +45,7 @@ impl Log for StderrLogger {
                 let mut local = local.borrow_mut();
                 let generation = GENERATION.load(Ordering::Acquire);
                 if local.as_ref().is_none_or(|(g, _)| *g != generation) {
-                    *local = open(path).ok().map(|f| (generation, f));
+                    *local = open_log(path).ok().map(|f| (generation, f));
                 }
                 local
                     .as_mut()
@@ -70,19 +72,10 @@ thread_local! {
     static LOCAL: RefCell<Option<(u64, File)>> = const { RefCell::new(None) };
 }
 
-fn open(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)
-}
-
 /// Sends the error log to `path` (appending, created 0640 if missing) from now on; fails when
 /// the file cannot be opened.
 pub fn log_to_file(path: &Path) -> std::io::Result<()> {
-    open(path)?;
+    open_log(path)?;
     let _ = PATH.set(path.to_path_buf());
     Ok(())
 }

@@ -11,12 +11,14 @@ pub mod worker;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::config::Config;
 use crate::edge::log::writer::{LogThread, Msg};
+use crate::metrics::Snapshot;
 use crate::server::admin::{AdminLink, ReloadCounters};
 use reload::{Loader, Reloader, Trigger};
 use worker::{Startup, WorkerSpec};
@@ -48,30 +50,91 @@ pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
     }
     let logs = LogThread::start(&config.log_files).map_err(RunError::AccessLog)?;
     let (trigger_tx, trigger_rx) = mpsc::channel();
-    let signals = signal_thread(logs.sender(), trigger_tx)?;
+    let mut threads = Threads {
+        stop: stop.clone(),
+        signals: signal_thread(logs.sender(), trigger_tx)?,
+        workers: Vec::new(),
+    };
+    let workers = match start_workers(&config, &logs, &mut threads) {
+        Ok(w) => w,
+        Err(e) => return Err(threads.abandon(e)),
+    };
+    let counters = Arc::new(ReloadCounters::default());
+    let admin_stop = Arc::new(AtomicBool::new(false));
+    let admin = match start_admin(&config, workers.scrapes, &counters, &admin_stop) {
+        Ok(a) => a,
+        Err(e) => return Err(threads.abandon(e)),
+    };
+    announce(&config, &workers.addrs, admin.as_ref().map(|a| a.bound));
+    let (admin_thread, admin_configs) = admin.map(|a| (a.thread, a.configs)).unzip();
+    let reloader = Reloader::new(config, loader, workers.reloads, admin_configs, counters);
+    watch(reloader, &trigger_rx, &stop);
+    join_all(threads.workers);
+    admin_stop.store(true, Ordering::Relaxed);
+    if let Some(h) = admin_thread {
+        let _ = h.join();
+    }
+    threads.signals.close();
+    logs.finish();
+    log::info!("all workers stopped; exiting");
+    Ok(())
+}
+
+/// The threads started so far and the flag that stops them: what a failed start-up winds
+/// down before it returns.
+struct Threads {
+    stop: Arc<AtomicBool>,
+    signals: signal_hook::iterator::Handle,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Threads {
+    /// Stops and joins the workers started so far and the signal thread; returns `e`.
+    fn abandon(self, e: RunError) -> RunError {
+        self.stop.store(true, Ordering::Relaxed);
+        join_all(self.workers);
+        self.signals.close();
+        e
+    }
+}
+
+/// The channels to the running workers, and the addresses they listen on.
+struct Workers {
+    reloads: Vec<Sender<Arc<Config>>>,
+    scrapes: Vec<Sender<Sender<Snapshot>>>,
+    addrs: Vec<SocketAddr>,
+}
+
+/// Starts one worker per configured core, each once the one before reported ready. Worker 0
+/// binds first so that port 0 resolves to one port all workers then share.
+fn start_workers(
+    config: &Arc<Config>,
+    logs: &LogThread,
+    threads: &mut Threads,
+) -> Result<Workers, RunError> {
     let n = config.runtime.workers.max(1);
-    let (tx, rx) = mpsc::channel();
-    let mut handles = Vec::with_capacity(n);
-    let mut to_workers = Vec::with_capacity(n);
-    let mut scrapes = Vec::with_capacity(n);
-    let mut addrs: Vec<SocketAddr> = config.sockets.iter().map(|s| s.addr).collect();
+    let (report, ready) = mpsc::channel();
     // Client connections open in the whole process, for runtime.max_connections: one atomic
     // counter, touched once at accept and once at close (never a lock).
     let open_connections = Arc::new(AtomicUsize::new(0));
-
-    // Worker 0 binds first so that port 0 resolves to one port all workers then share.
+    let mut w = Workers {
+        reloads: Vec::with_capacity(n),
+        scrapes: Vec::with_capacity(n),
+        addrs: config.sockets.iter().map(|s| s.addr).collect(),
+    };
+    threads.workers.reserve(n);
     for id in 0..n {
         let (reload_tx, reload_rx) = mpsc::channel();
-        to_workers.push(reload_tx);
+        w.reloads.push(reload_tx);
         let (scrape_tx, scrape_rx) = mpsc::channel();
-        scrapes.push(scrape_tx);
+        w.scrapes.push(scrape_tx);
         let spec = WorkerSpec {
             id,
             cpu: config.runtime.cpus.get(id).copied(),
             config: config.clone(),
-            addrs: addrs.clone(),
-            stop: stop.clone(),
-            report: tx.clone(),
+            addrs: w.addrs.clone(),
+            stop: threads.stop.clone(),
+            report: report.clone(),
             access_log: Some(logs.sender()),
             reloads: reload_rx,
             snapshots: scrape_rx,
@@ -81,52 +144,69 @@ pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
             .name(format!("ringgate-w{id}"))
             .spawn(move || worker::run(spec))
             .map_err(RunError::Spawn)?;
-        handles.push(handle);
-        let failure = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Startup::Ready(bound)) => {
-                if id == 0 {
-                    addrs = bound;
-                }
-                None
-            }
-            Ok(Startup::Failed(msg)) => Some(msg),
-            Err(_) => Some(format!("worker {id} did not start within 30s")),
-        };
-        if let Some(msg) = failure {
-            stop.store(true, Ordering::Relaxed);
-            join_all(handles);
-            signals.close();
-            return Err(RunError::Startup(msg));
+        threads.workers.push(handle);
+        let bound = await_ready(id, &ready)?;
+        if id == 0 {
+            w.addrs = bound;
         }
     }
-    let counters = Arc::new(ReloadCounters::default());
-    let admin_stop = Arc::new(AtomicBool::new(false));
-    let mut admin = None;
-    let mut admin_configs = None;
-    if let Some(addr) = config.admin {
-        let (cfg_tx, cfg_rx) = mpsc::channel();
-        let link = AdminLink {
-            workers: scrapes,
-            configs: cfg_rx,
-            reloads: counters.clone(),
-            stop: admin_stop.clone(),
-        };
-        match crate::server::admin::start(addr, config.clone(), link) {
-            Ok((bound, handle)) => {
-                log::info!("admin endpoint on http://{bound} (/metrics, /healthz, /readyz)");
-                admin = Some((bound, handle));
-                admin_configs = Some(cfg_tx);
-            }
-            Err(e) => {
-                stop.store(true, Ordering::Relaxed);
-                join_all(handles);
-                signals.close();
-                return Err(RunError::Startup(format!(
-                    "admin: cannot listen on {addr}: {e}"
-                )));
-            }
-        }
+    Ok(w)
+}
+
+/// Waits for worker `id`'s start-up report: the addresses it listens on, or why it failed.
+fn await_ready(id: usize, ready: &Receiver<Startup>) -> Result<Vec<SocketAddr>, RunError> {
+    match ready.recv_timeout(Duration::from_secs(30)) {
+        Ok(Startup::Ready(bound)) => Ok(bound),
+        Ok(Startup::Failed(msg)) => Err(RunError::Startup(msg)),
+        Err(_) => Err(RunError::Startup(format!(
+            "worker {id} did not start within 30s"
+        ))),
     }
+}
+
+/// The running admin endpoint.
+struct Admin {
+    bound: SocketAddr,
+    thread: JoinHandle<()>,
+    /// Hands it each configuration a reload applies.
+    configs: Sender<Arc<Config>>,
+}
+
+/// Starts the admin endpoint when the configuration asks for one.
+fn start_admin(
+    config: &Arc<Config>,
+    scrapes: Vec<Sender<Sender<Snapshot>>>,
+    counters: &Arc<ReloadCounters>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Option<Admin>, RunError> {
+    let Some(addr) = config.admin else {
+        return Ok(None);
+    };
+    let (configs, cfg_rx) = mpsc::channel();
+    let link = AdminLink {
+        workers: scrapes,
+        configs: cfg_rx,
+        reloads: counters.clone(),
+        stop: stop.clone(),
+    };
+    match crate::server::admin::start(addr, config.clone(), link) {
+        Ok((bound, thread)) => {
+            log::info!("admin endpoint on http://{bound} (/metrics, /healthz, /readyz)");
+            Ok(Some(Admin {
+                bound,
+                thread,
+                configs,
+            }))
+        }
+        Err(e) => Err(RunError::Startup(format!(
+            "admin: cannot listen on {addr}: {e}"
+        ))),
+    }
+}
+
+/// Prints the readiness line (scripts and tests wait for it) and logs what is served.
+fn announce(config: &Config, addrs: &[SocketAddr], admin: Option<SocketAddr>) {
+    let n = config.runtime.workers.max(1);
     let listen: Vec<String> = config
         .listeners
         .iter()
@@ -135,11 +215,7 @@ pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
             format!("{}@{a}", l.name)
         })
         .collect();
-    // The readiness line: scripts and tests wait for it.
-    let admin_note = admin
-        .as_ref()
-        .map(|(a, _)| format!(" admin={a}"))
-        .unwrap_or_default();
+    let admin_note = admin.map(|a| format!(" admin={a}")).unwrap_or_default();
     println!(
         "ringgate ready pid={} workers={n} listen={}{admin_note}",
         std::process::id(),
@@ -152,10 +228,13 @@ pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
             crate::tools::tune::GLIBC_TUNABLES
         );
     }
+}
 
-    let mut reloader = Reloader::new(config, loader, to_workers, admin_configs, counters);
+/// Reloads on each trigger (SIGHUP) and when watched files change, until SIGTERM or SIGINT
+/// sets `stop`; then drops the reloader, closing the workers' reload channels.
+fn watch(mut reloader: Reloader, triggers: &Receiver<Trigger>, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
-        match trigger_rx.recv_timeout(reloader.poll_interval()) {
+        match triggers.recv_timeout(reloader.poll_interval()) {
             Ok(t) => reloader.reload(t),
             Err(mpsc::RecvTimeoutError::Timeout) => reloader.poll_files(),
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -164,16 +243,6 @@ pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
             }
         }
     }
-    drop(reloader);
-    join_all(handles);
-    admin_stop.store(true, Ordering::Relaxed);
-    if let Some((_, h)) = admin {
-        let _ = h.join();
-    }
-    signals.close();
-    logs.finish();
-    log::info!("all workers stopped; exiting");
-    Ok(())
 }
 
 /// SIGHUP asks for a reload (as nginx); SIGUSR1 reopens the error log and every access log
@@ -203,7 +272,7 @@ fn signal_thread(
     Ok(handle)
 }
 
-fn join_all(handles: Vec<std::thread::JoinHandle<()>>) {
+fn join_all(handles: Vec<JoinHandle<()>>) {
     for h in handles {
         if h.join().is_err() {
             log::error!("a worker thread panicked");

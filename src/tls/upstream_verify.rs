@@ -2,12 +2,14 @@
 //! nginx's `proxy_ssl_verify on` checks it, not the way rustls-webpki would.
 //!
 //! nginx verifies the chain with OpenSSL (purpose sslserver, `proxy_ssl_verify_depth`,
-//! `proxy_ssl_trusted_certificate`) and then the name with `X509_check_host()`. The seeds'
-//! certificates are X.509 v1, self-signed, without subjectAltName: nginx accepts such an
-//! upstream when that very certificate is trusted and the name is its CN; webpki refuses v1
-//! outright and never looks at CN. So [`UpstreamVerifier`] runs the project's own
-//! [`ChainVerifier`] for servers and [`check_host`], and checks handshake signatures against
-//! the raw SubjectPublicKeyInfo, which every certificate version has.
+//! `proxy_ssl_trusted_certificate`) and then the name with `X509_check_host()`. A certificate
+//! made by `openssl x509 -req` without an extensions file is X.509 v1, without
+//! subjectAltName, and often self-signed (the nginx TLS-termination guide's upstream
+//! certificate is): nginx accepts such an upstream when that very certificate is trusted and
+//! the name is its CN; webpki refuses v1 outright and never looks at CN. So
+//! [`UpstreamVerifier`] runs the project's own [`ChainVerifier`] for servers and
+//! [`check_host`], and checks handshake signatures against the raw SubjectPublicKeyInfo,
+//! which every certificate version has.
 //!
 //! A refusal travels inside the rustls error as [`UpstreamCertError`] (in
 //! `CertificateError::Other`), so the proxy's single log line can say exactly what was wrong:
@@ -352,11 +354,11 @@ mod tests {
         assert_eq!(UpstreamCertError::from_rustls(&r), Some(&e));
     }
 
-    /// Seed 000: `openssl x509 -req -signkey` makes a v1 self-signed certificate without SAN;
+    /// The nginx TLS-termination guide's upstream: `openssl x509 -req -signkey` makes a v1 self-signed certificate without SAN;
     /// trusted as itself, it verifies at any depth (0 included) for its CN, as with nginx.
     #[test]
-    fn seed000_v1_self_signed_upstream() {
-        let t = TempDir::new("up-seed000");
+    fn v1_self_signed_upstream() {
+        let t = TempDir::new("up-v1-self-signed");
         sh(
             &t.0,
             "openssl genpkey -algorithm RSA -out private.key 2>/dev/null

@@ -214,8 +214,9 @@ mod tests {
         c.eval(&Fake { verify, addr })
     }
 
+    /// The enterprise mTLS guide's `if` conditions: an unverified client, a foreign address.
     #[test]
-    fn seed_004_conditions() {
+    fn verify_and_allowed_ip_conditions() {
         let maps = ["allowed_ip".to_string()];
         let names = Names { maps: &maps };
         let c = Condition::parse("($ssl_client_verify != SUCCESS)", names).unwrap();

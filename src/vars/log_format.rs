@@ -141,8 +141,9 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// The enterprise mTLS guide's `log_format` (client verification result and DN).
     #[test]
-    fn seed_004_format_as_nginx_writes_it() {
+    fn client_verify_format_as_nginx_writes_it() {
         let f = LogFormat::Template(
             Template::compile(
                 "$remote_addr [$time_local] ClientVerify:$ssl_client_verify DN:$ssl_client_s_dn",

@@ -107,8 +107,9 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// The enterprise mTLS guide's `map $ssl_client_s_dn $client_role` (role from the OU).
     #[test]
-    fn seed_004_role_map_behaves_like_nginx() {
+    fn ou_role_map_behaves_like_nginx() {
         let mut m = VarMap::new("client_role".into(), t("$ssl_client_s_dn"), t("none"));
         m.add_regex("OU=Admin", false, t("admin")).unwrap();
         m.add_regex("OU=Client", false, t("client")).unwrap();

@@ -1,6 +1,6 @@
-//! F15: the access log, as nginx writes it: the seed's `log_format` as written, nginx's
-//! `combined`, ringgate's default line with the identity and the access decision, JSON, and a
-//! reopen on SIGUSR1 for logrotate.
+//! F15: the access log, as nginx writes it: the enterprise mTLS guide's `log_format` as
+//! written, nginx's `combined`, ringgate's default line with the identity and the access
+//! decision, JSON, and a reopen on SIGUSR1 for logrotate.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ fn lines(path: &Path, n: usize) -> Vec<String> {
 }
 
 #[test]
-fn seed_004_log_format_works_as_written() {
+fn client_verify_log_format_works_as_written() {
     let pki = Pki::new();
     let up = Upstream::start(Mode::Echo);
     let dir = tempfile::tempdir().expect("tempdir");

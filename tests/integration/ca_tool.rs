@@ -36,7 +36,7 @@ fn ringgate_ca_and_openssl_ca_take_turns() {
     );
     assert!(out.contains("serial:      1000"), "{out}");
     assert!(!out.contains("PRIVATE KEY"), "a key was printed: {out}");
-    // The layout of seed 004 section 2, with openssl's modes.
+    // The layout of the enterprise mTLS guide's section 2, with openssl's modes.
     for sub in ["certs", "crl", "newcerts", "private"] {
         assert!(d.join("ca").join(sub).is_dir(), "{sub}");
     }
@@ -192,7 +192,7 @@ fn ringgate_ca_and_openssl_ca_take_turns() {
                 "{crl} {cert}: {r:?}"
             );
         }
-        // curl with the client certificate (seed 004's way of testing).
+        // curl with the client certificate (the enterprise mTLS guide's way of testing).
         let (code, body, err) = crate::support::curl(&[
             "--cacert",
             &d.join("ca/ca.crt").display().to_string(),
@@ -208,17 +208,17 @@ fn ringgate_ca_and_openssl_ca_take_turns() {
     }
 }
 
-/// `ringgate ca` on the CA that seed 004's own commands made (key at ca/ca.key, RSA 4096,
-/// the seed's openssl.cnf): it issues, revokes a certificate `openssl x509 -req` made (adding
-/// it to index.txt as openssl ca -revoke does) and publishes a CRL openssl verifies.
+/// `ringgate ca` on the CA that the enterprise mTLS guide's own commands made (key at ca/ca.key,
+/// RSA 4096, the guide's openssl.cnf): it issues, revokes a certificate `openssl x509 -req` made
+/// (adding it to index.txt as openssl ca -revoke does) and publishes a CRL openssl verifies.
 #[test]
-fn ringgate_ca_on_the_seed_ca() {
-    if !ossl::available("ringgate_ca_on_the_seed_ca") {
+fn ringgate_ca_on_the_guide_ca() {
+    if !ossl::available("ringgate_ca_on_the_guide_ca") {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    ossl::seed004(d);
+    ossl::enterprise_mtls_pki(d);
     let out = sh(
         d,
         r#"$RINGGATE ca -d ca issue client --cn client3 --ou Client --org MyCompany --country CN

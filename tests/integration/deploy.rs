@@ -375,7 +375,7 @@ fn manifests_parse_and_carry_no_namespace() {
     for k in ["tls.crt", "tls.key"] {
         assert!(get(tls, "data").get(k).is_some(), "ringgate-tls lacks {k}");
     }
-    // The seed's section 9 secret, as `kubectl create secret generic mtls-cert
+    // The enterprise mTLS guide's section 9 secret, as `kubectl create secret generic mtls-cert
     // --from-file=client.crt --from-file=client.key --from-file=ca.crt` makes it.
     let mtls = d.secret("mtls-cert");
     let keys: BTreeSet<&str> = get(mtls, "data")
@@ -459,7 +459,8 @@ fn deployment_mounts_what_the_configuration_reads() {
     for f in &files {
         d.assert_provided(f);
     }
-    // The seed's mount: Secret mtls-cert at /etc/ssl, and the client CA read from it.
+    // The enterprise mTLS guide's mount: Secret mtls-cert at /etc/ssl, and the client CA read from
+    // it.
     let (m, v) = d.volume_for("/etc/ssl/ca.crt");
     assert_eq!(s(m, "mountPath"), "/etc/ssl");
     assert_eq!(s(v, "secret.secretName"), "mtls-cert");
@@ -676,17 +677,18 @@ fn pod_is_locked_down_and_sized_like_the_configuration() {
     }
 }
 
-/// The ConfigMap carries the seed 004 model of tests/configs/seed004-roles.toml unchanged.
+/// The ConfigMap carries the enterprise mTLS guide's model of
+/// tests/configs/enterprise-mtls-roles.toml unchanged.
 #[test]
-fn configmap_carries_the_seed_004_role_model() {
+fn configmap_carries_the_enterprise_mtls_role_model() {
     let d = Deploy::load();
     let cfg = d.config();
-    let seed: toml::Value = toml::from_str(
-        &std::fs::read_to_string(root().join("tests/configs/seed004-roles.toml")).unwrap(),
+    let model: toml::Value = toml::from_str(
+        &std::fs::read_to_string(root().join("tests/configs/enterprise-mtls-roles.toml")).unwrap(),
     )
     .unwrap();
-    assert_eq!(cfg["identity"], seed["identity"]);
-    let (ours, theirs) = (listener(&cfg, "mtls"), listener(&seed, "mtls"));
+    assert_eq!(cfg["identity"], model["identity"]);
+    let (ours, theirs) = (listener(&cfg, "mtls"), listener(&model, "mtls"));
     for k in ["server_names", "identity_headers", "location"] {
         assert_eq!(ours[k], theirs[k], "listener.{k}");
     }
@@ -769,8 +771,8 @@ fn configmap_configuration_passes_ringgate_check() {
     );
 }
 
-/// The ConfigMap's configuration serves the seed's model, and its access log, written to
-/// `/dev/stdout`, reaches the process's standard output (what `kubectl logs` shows).
+/// The ConfigMap's configuration serves the enterprise mTLS guide's model, and its access log,
+/// written to `/dev/stdout`, reaches the process's standard output (what `kubectl logs` shows).
 #[test]
 fn configmap_configuration_serves_and_logs_to_stdout() {
     let d = Deploy::load();

@@ -406,7 +406,7 @@ fn depth_and_crl_findings() {
     has_line(&out, &["listener[0].tls.crl_expired", "`sometimes`"]);
 }
 
-/// X.509 v1 certificates, as the seeds' `openssl x509 -req` makes them: accepted, with a
+/// X.509 v1 certificates, as `openssl x509 -req` makes them: accepted, with a
 /// warning that says nginx accepts them too but browsers do not.
 #[test]
 fn v1_certificates_are_reported() {
@@ -415,7 +415,7 @@ fn v1_certificates_are_reported() {
     }
     let pki = Pki::new();
     let d = pki.path();
-    // Seed 000's self-signed server certificate.
+    // The nginx TLS-termination guide's self-signed server certificate.
     ossl::sh(
         d,
         "openssl genpkey -algorithm RSA -out v1.key 2>/dev/null
@@ -448,7 +448,8 @@ fn v1_certificates_are_reported() {
             "browsers",
         ],
     );
-    // A self-signed v1 CA (seed 000 uses the certificate as its own CA) is not a finding.
+    // A self-signed v1 CA (the nginx TLS-termination guide uses the certificate as its own CA)
+    // is not a finding.
     assert!(
         !out.lines()
             .any(|l| l.contains("client_certificate") && l.contains("X.509 v1")),

@@ -2,8 +2,8 @@
 //! the app can trust, certificate + address binding, per-path authentication, the HTTPS
 //! redirect, and TLS policies per server name (421).
 //!
-//! Most tests run `tests/configs/seed004-roles.toml`, the seed 004 role model a user can copy,
-//! with its paths pointed at certificates made per test.
+//! Most tests run `tests/configs/enterprise-mtls-roles.toml`, the enterprise mTLS guide's role
+//! model a user can copy, with its paths pointed at certificates made per test.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,8 +34,8 @@ fn role_cert(pki: &Pki, name: &str, cn: &str, ou: &str) -> Leaf {
     })
 }
 
-/// The seed 004 role model file with its paths, ports and upstream replaced for this test;
-/// `binding_from` replaces client1's allowed address.
+/// The enterprise mTLS guide's role model file with its paths, ports and upstream replaced for this
+/// test; `binding_from` replaces client1's allowed address.
 fn roles_config(pki: &Pki, up: &Upstream, binding_from: &str) -> String {
     roles_config_with(
         (&pki.server.cert, &pki.server.key, &pki.ca.pem_path),
@@ -50,8 +50,9 @@ pub fn roles_config_with(
     up: &Upstream,
     binding_from: &str,
 ) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/seed004-roles.toml");
-    let text = std::fs::read_to_string(&path).expect("read seed004-roles.toml");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/enterprise-mtls-roles.toml");
+    let text = std::fs::read_to_string(&path).expect("read enterprise-mtls-roles.toml");
     let replaced = text
         .replace("\"server/server.crt\"", &p(cert))
         .replace("\"server/server.key\"", &p(key))
@@ -69,10 +70,10 @@ fn get_with(proxy: &Proxy, cfg: &Arc<rustls::ClientConfig>, path: &str) -> Respo
     client::get(proxy.addr_of("mtls"), cfg, path)
 }
 
-/// Section 5's model: every role against every path, a certificate whose OU only starts
-/// with "Admin", one with no role, and no certificate at all.
+/// The enterprise mTLS guide's section 5 model: every role against every path, a certificate whose
+/// OU only starts with "Admin", one with no role, and no certificate at all.
 #[test]
-fn role_matrix_of_seed_004() {
+fn role_matrix_of_the_enterprise_mtls_guide() {
     let pki = Pki::new();
     let up = Upstream::start(Mode::Echo);
     let proxy = Proxy::start(&roles_config(&pki, &up, "127.0.0.1"));
@@ -620,9 +621,10 @@ fn pem_body(path: &Path) -> String {
         .collect()
 }
 
-/// The seed's nginx forms, natively: a `map` over `$ssl_client_s_dn` (nginx's regex search,
-/// so OU=AdminTest counts as admin there), server-level `if ($remote_addr != $allowed_ip)`,
-/// and section 4's `if ($ssl_client_verify != SUCCESS) { return 401; }` in front of `root`.
+/// The enterprise mTLS guide's nginx forms, natively: a `map` over `$ssl_client_s_dn`
+/// (nginx's regex search, so OU=AdminTest counts as admin there), server-level
+/// `if ($remote_addr != $allowed_ip)`, and section 4's
+/// `if ($ssl_client_verify != SUCCESS) { return 401; }` in front of `root`.
 #[test]
 fn nginx_map_and_if_forms_behave_as_in_nginx() {
     let pki = Pki::new();
@@ -652,7 +654,7 @@ entries = [
 ]
 
 [[listener]]
-name = "seed"
+name = "nginx-forms"
 listen = "127.0.0.1:0"
 [listener.tls]
 certificates = [{{ cert = {cert}, key = {key} }}]

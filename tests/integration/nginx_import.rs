@@ -1,4 +1,5 @@
-//! Issue 3: the seeds' nginx configurations (tests/nginx/) run through the real binary with
+//! Issue 3: the nginx guides' configurations (tests/nginx/: the TLS-termination guide's and
+//! the enterprise mTLS guide's) run through the real binary with
 //! `--nginx-config`, `check --nginx-config` and `import-nginx`; where nginx is installed, the
 //! same file runs through nginx too and the answers are compared.
 //!
@@ -7,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::seeds::make_seed_certs;
+use crate::guides::make_guide_certs;
 use crate::support::nginx::{free_port, nginx_binary, write_conf, Nginx};
 use crate::support::proxy::{Proxy, BIN};
 use crate::support::upstream::{Mode, Seen, Upstream};
 use crate::support::{curl, path_str};
 
-fn seed_text(name: &str) -> String {
+fn guide_text(name: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/nginx")
         .join(name);
@@ -31,8 +32,8 @@ fn fill(mut text: String, vars: &[(&str, &str)]) -> String {
     text
 }
 
-/// `@ROOT@` for the seeds: a temporary tree holding the seeds' paths, filled with the
-/// certificates the seeds' own openssl commands made (tests/certs/make-seed-certs.sh).
+/// `@ROOT@` for the guides' files: a temporary tree holding the guides' paths, filled with
+/// the certificates the guides' own openssl commands made (tests/certs/make-guide-certs.sh).
 struct Root {
     dir: tempfile::TempDir,
     _certs: tempfile::TempDir,
@@ -40,45 +41,46 @@ struct Root {
 
 impl Root {
     fn new() -> Option<Root> {
-        let certs = make_seed_certs()?;
+        let certs = make_guide_certs()?;
         let dir = tempfile::tempdir().expect("tempdir");
-        let s0 = certs.path().join("seed000");
-        let s4 = certs.path().join("seed004");
+        let tt = certs.path().join("tls-termination");
+        let em = certs.path().join("enterprise-mtls");
         let copies: &[(&Path, &str)] = &[
-            // Seed 000, scenario 1: its self-signed certificate serves; clients are checked
-            // against the seed 004 CA (the seed names the file, not what is in it).
-            (&s0.join("public.pem"), "etc/erapemfile/public.pem"),
-            (&s0.join("private.key"), "etc/erakeyfile/private.key"),
-            (&s4.join("ca/ca.crt"), "etc/eratrustfile/trust_client.crt"),
-            // Seed 000, scenario 2: the client certificate toward the upstream.
-            (&s4.join("client/client.crt"), "etc/certs/public.pem"),
-            (&s4.join("client/client.key"), "etc/certs/private.key"),
-            (&s4.join("ca/ca.crt"), "certs/trust.crt"),
-            // Seed 004.
-            (&s4.join("ca/ca.crt"), "etc/nginx/ssl/ca/ca.crt"),
+            // The TLS-termination guide, scenario 1: its self-signed certificate serves;
+            // clients are checked against the enterprise mTLS guide's CA (the guide names the
+            // file, not what is in it).
+            (&tt.join("public.pem"), "etc/erapemfile/public.pem"),
+            (&tt.join("private.key"), "etc/erakeyfile/private.key"),
+            (&em.join("ca/ca.crt"), "etc/eratrustfile/trust_client.crt"),
+            // The TLS-termination guide, scenario 2: the client certificate toward the upstream.
+            (&em.join("client/client.crt"), "etc/certs/public.pem"),
+            (&em.join("client/client.key"), "etc/certs/private.key"),
+            (&em.join("ca/ca.crt"), "certs/trust.crt"),
+            // The enterprise mTLS guide.
+            (&em.join("ca/ca.crt"), "etc/nginx/ssl/ca/ca.crt"),
             (
-                &s4.join("server/server.crt"),
+                &em.join("server/server.crt"),
                 "etc/nginx/ssl/server/server.crt",
             ),
             (
-                &s4.join("server/server.key"),
+                &em.join("server/server.key"),
                 "etc/nginx/ssl/server/server.key",
             ),
             (
-                &s4.join("client/client.crt"),
+                &em.join("client/client.crt"),
                 "etc/nginx/ssl/client/client.crt",
             ),
             (
-                &s4.join("client/client.key"),
+                &em.join("client/client.key"),
                 "etc/nginx/ssl/client/client.key",
             ),
-            // Not in the seeds: a client of another CA, for the refusal cases.
+            // In neither guide: a client of another CA, for the refusal cases.
             (
-                &s4.join("otherca-client/client.crt"),
+                &em.join("otherca-client/client.crt"),
                 "otherca-client/client.crt",
             ),
             (
-                &s4.join("otherca-client/client.key"),
+                &em.join("otherca-client/client.key"),
                 "otherca-client/client.key",
             ),
         ];
@@ -102,11 +104,12 @@ impl Root {
     }
 }
 
-/// Seed 000's scenario 1 server, cut from tests/nginx/seed000.conf (scenario 2 needs upstream
-/// TLS), inside a minimal http block.
+/// The TLS-termination guide's scenario 1 server, cut from
+/// tests/nginx/tls-termination-guide.conf (scenario 2 needs upstream TLS), inside a minimal
+/// http block.
 fn scenario1(root: &Root, listen: &str, app: &str) -> String {
     let text = fill(
-        seed_text("seed000.conf"),
+        guide_text("tls-termination-guide.conf"),
         &[
             ("@ROOT@", root.prefix()),
             ("@PORT_S1@", listen),
@@ -222,7 +225,7 @@ fn scenario1_exchange(port: u16, root: &Root, up: &Upstream) -> Vec<String> {
     );
     let mut out = Vec::new();
     let before = up.seen().len();
-    let (code, _) = get(port, "/seed/path?q=1", Some((&cert.0, &cert.1)));
+    let (code, _) = get(port, "/app/path?q=1", Some((&cert.0, &cert.1)));
     out.push(format!("verified client: {code}"));
     let seen = up.seen();
     assert_eq!(seen.len(), before + 1, "the app saw the request");
@@ -242,7 +245,7 @@ fn scenario1_exchange(port: u16, root: &Root, up: &Upstream) -> Vec<String> {
 }
 
 #[test]
-fn seed000_scenario1_runs_from_the_nginx_file() {
+fn tls_termination_scenario1_runs_from_the_nginx_file() {
     let Some(root) = Root::new() else { return };
     let up = Upstream::start(Mode::Echo);
     let (dir, conf) = write_conf(&scenario1(&root, "127.0.0.1:0", &up.addr.to_string()));
@@ -250,7 +253,7 @@ fn seed000_scenario1_runs_from_the_nginx_file() {
     let got = scenario1_exchange(proxy.addr().port(), &root, &up);
     assert_eq!(got[0], "verified client: 200", "{got:?}\n{}", proxy.log());
     let app = up.last();
-    assert_eq!(app.target, "/seed/path?q=1");
+    assert_eq!(app.target, "/app/path?q=1");
     // proxy_set_header Host $host; nginx adds no X-Forwarded-* on its own.
     assert_eq!(app.header("Host"), Some("server.example.com"));
     assert_eq!(app.header("X-Forwarded-For"), None);
@@ -261,7 +264,7 @@ fn seed000_scenario1_runs_from_the_nginx_file() {
 }
 
 #[test]
-fn seed000_scenario1_answers_as_nginx_does() {
+fn tls_termination_scenario1_answers_as_nginx_does() {
     let Some(nginx) = nginx_binary() else {
         eprintln!("SKIPPED: nginx is not installed (apt-get install nginx)");
         return;
@@ -292,10 +295,10 @@ fn seed000_scenario1_answers_as_nginx_does() {
 
 #[test]
 
-fn seed000_whole_file_checks() {
+fn tls_termination_whole_file_checks() {
     let Some(root) = Root::new() else { return };
     let text = fill(
-        seed_text("seed000.conf"),
+        guide_text("tls-termination-guide.conf"),
         &[
             ("@ROOT@", root.prefix()),
             ("@PORT_S1@", "127.0.0.1:0"),
@@ -311,11 +314,11 @@ fn seed000_whole_file_checks() {
 
 #[test]
 
-fn seed004_whole_file_runs_as_the_seed_says() {
+fn enterprise_mtls_whole_file_runs_as_the_guide_says() {
     let Some(root) = Root::new() else { return };
-    std::fs::write(root.path("var/www/html/index.html"), "seed 004\n").expect("index");
+    std::fs::write(root.path("var/www/html/index.html"), "enterprise mtls\n").expect("index");
     let text = fill(
-        seed_text("seed004.conf"),
+        guide_text("enterprise-mtls-guide.conf"),
         &[
             ("@ROOT@", root.prefix()),
             ("@HTTPS_PORT@", "127.0.0.1:0"),
@@ -368,17 +371,18 @@ fn seed004_whole_file_runs_as_the_seed_says() {
     }
 }
 
-/// `nginx -t` on the seed files: they are real nginx configurations (seed 004 less the two
-/// per-location `ssl_verify_client` lines nginx refuses), and ringgate translates the same text.
+/// `nginx -t` on the guides' files: they are real nginx configurations (the enterprise mTLS
+/// guide's less the two per-location `ssl_verify_client` lines nginx refuses), and ringgate
+/// translates the same text.
 #[test]
-fn seed_files_are_valid_nginx_configurations() {
+fn guide_files_are_valid_nginx_configurations() {
     let Some(nginx) = nginx_binary() else {
         eprintln!("SKIPPED: nginx is not installed (apt-get install nginx)");
         return;
     };
     let Some(root) = Root::new() else { return };
     let s0 = fill(
-        seed_text("seed000.conf"),
+        guide_text("tls-termination-guide.conf"),
         &[
             ("@ROOT@", root.prefix()),
             ("@PORT_S1@", "127.0.0.1:1"),
@@ -388,7 +392,7 @@ fn seed_files_are_valid_nginx_configurations() {
         ],
     );
     let s4 = fill(
-        seed_text("seed004.conf"),
+        guide_text("enterprise-mtls-guide.conf"),
         &[
             ("@ROOT@", root.prefix()),
             ("@HTTPS_PORT@", "127.0.0.1:3"),
@@ -401,8 +405,10 @@ fn seed_files_are_valid_nginx_configurations() {
         .map(|l| format!("{l}\n"))
         .collect();
     assert_eq!(s4.lines().count(), s4_for_nginx.lines().count() + 2);
-    for (name, for_nginx, for_ringgate) in [("seed000", &s0, &s0), ("seed004", &s4_for_nginx, &s4)]
-    {
+    for (name, for_nginx, for_ringgate) in [
+        ("tls-termination-guide", &s0, &s0),
+        ("enterprise-mtls-guide", &s4_for_nginx, &s4),
+    ] {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::copy(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nginx/mime.types"),
@@ -432,12 +438,13 @@ fn seed_files_are_valid_nginx_configurations() {
     }
 }
 
-/// Seed 004's file with section 6 made to admit loopback (its map key completed with `,C=CN`,
-/// the value 127.0.0.1) and an app location, so that requests get through; `per_location`
-/// keeps section 7's `ssl_verify_client` lines (nginx refuses them, ringgate honours them).
-fn seed004_working(root: &Root, listen: &str, app: &str, per_location: bool) -> String {
+/// The enterprise mTLS guide's file with section 6 made to admit loopback (its map key
+/// completed with `,C=CN`, the value 127.0.0.1) and an app location, so that requests get
+/// through; `per_location` keeps section 7's `ssl_verify_client` lines (nginx refuses them,
+/// ringgate honours them).
+fn enterprise_mtls_working(root: &Root, listen: &str, app: &str, per_location: bool) -> String {
     let text = fill(
-        seed_text("seed004.conf"),
+        guide_text("enterprise-mtls-guide.conf"),
         &[
             ("@ROOT@", root.prefix()),
             ("@HTTPS_PORT@", listen),
@@ -473,7 +480,7 @@ fn seed004_working(root: &Root, listen: &str, app: &str, per_location: bool) -> 
 }
 
 /// Every request of the comparison: what the client got, what the app saw.
-fn seed004_exchange(port: u16, root: &Root, up: &Upstream) -> Vec<String> {
+fn enterprise_mtls_exchange(port: u16, root: &Root, up: &Upstream) -> Vec<String> {
     let client = (
         root.path("etc/nginx/ssl/client/client.crt"),
         root.path("etc/nginx/ssl/client/client.key"),
@@ -514,12 +521,12 @@ fn seed004_exchange(port: u16, root: &Root, up: &Upstream) -> Vec<String> {
     out
 }
 
-/// Seed 004 (sections 4-6 and 10) through nginx and through ringgate, same file, same
-/// requests, same answers; then ringgate alone with section 7's per-location lines.
+/// The enterprise mTLS guide (sections 4-6 and 10) through nginx and through ringgate, same file,
+/// same requests, same answers; then ringgate alone with section 7's per-location lines.
 #[test]
-fn seed004_answers_as_nginx_does() {
+fn enterprise_mtls_answers_as_nginx_does() {
     let Some(root) = Root::new() else { return };
-    std::fs::write(root.path("var/www/html/index.html"), "seed 004\n").expect("index");
+    std::fs::write(root.path("var/www/html/index.html"), "enterprise mtls\n").expect("index");
     let up = Upstream::start(Mode::Echo);
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
@@ -532,13 +539,13 @@ fn seed004_answers_as_nginx_does() {
     let conf = conf_dir.path().join("nginx.conf");
     std::fs::write(
         &conf,
-        seed004_working(&root, &listen, &up.addr.to_string(), false),
+        enterprise_mtls_working(&root, &listen, &up.addr.to_string(), false),
     )
     .expect("write");
     let log = root.path("var/log/nginx/ssl_access.log");
     let from_nginx = nginx_binary().map(|nginx| {
         let _n = Nginx::start(nginx, &conf, port);
-        let got = seed004_exchange(port, &root, &up);
+        let got = enterprise_mtls_exchange(port, &root, &up);
         std::thread::sleep(Duration::from_millis(200));
         let lines = std::fs::read_to_string(&log).unwrap_or_default();
         let _ = std::fs::remove_file(&log);
@@ -550,7 +557,7 @@ fn seed004_answers_as_nginx_does() {
             std::fs::copy(conf_dir.path().join(f), copy.path().join(f)).expect("copy");
         }
         let proxy = Proxy::start_nginx(copy, conf.clone());
-        let got = seed004_exchange(port, &root, &up);
+        let got = enterprise_mtls_exchange(port, &root, &up);
         let deadline = Instant::now() + Duration::from_secs(3);
         let mut lines = String::new();
         while lines.lines().count() < 5 && Instant::now() < deadline {
@@ -561,7 +568,7 @@ fn seed004_answers_as_nginx_does() {
         (got, lines)
     };
     eprintln!("ringgate: {from_ringgate:#?}");
-    assert_eq!(from_ringgate[0], "root index: 200 \"seed 004\\n\"");
+    assert_eq!(from_ringgate[0], "root index: 200 \"enterprise mtls\\n\"");
     assert_eq!(from_ringgate[1], "missing file: 404");
     assert_eq!(from_ringgate[2], "app: 200");
     assert_eq!(
@@ -608,7 +615,7 @@ fn seed004_answers_as_nginx_does() {
     // Section 7 (nginx refuses it): /public needs no certificate, /admin does (401).
     std::fs::write(
         &conf,
-        seed004_working(&root, "127.0.0.1:0", &up.addr.to_string(), true).replace(
+        enterprise_mtls_working(&root, "127.0.0.1:0", &up.addr.to_string(), true).replace(
             "location /public { ssl_verify_client off; }",
             &format!(
                 "location /public {{ ssl_verify_client off; proxy_pass http://{}; }}",
@@ -631,22 +638,23 @@ fn seed004_answers_as_nginx_does() {
     assert_eq!(code, "200", "{}", proxy.log());
 }
 
-/// Seed 000 scenario 2 from the nginx file: ringgate and nginx, in turn, proxy to an nginx
-/// upstream that requires the client certificate the seed configures; the upstream's own
-/// certificate is made by the seed's commands for the name `upstreamserver`.
+/// The TLS-termination guide's scenario 2 from the nginx file: ringgate and nginx, in turn,
+/// proxy to an nginx upstream that requires the client certificate the guide configures; the
+/// upstream's own certificate (X.509 v1, self-signed) is made by the guide's commands for the
+/// name `upstreamserver`.
 #[test]
-fn seed000_scenario2_answers_as_nginx_does() {
+fn tls_termination_scenario2_answers_as_nginx_does() {
     let Some(nginx) = nginx_binary() else {
         eprintln!("SKIPPED: nginx is not installed (apt-get install nginx)");
         return;
     };
     let Some(root) = Root::new() else { return };
-    // The upstream's certificate: the seed's three commands with CN upstreamserver; it is
-    // also what the seed's `proxy_ssl_trusted_certificate /certs/trust.crt` trusts.
+    // The upstream's certificate: the guide's three commands with CN upstreamserver; it is
+    // also what the guide's `proxy_ssl_trusted_certificate /certs/trust.crt` trusts.
     let up_dir = tempfile::tempdir().expect("tempdir");
     let script = "set -e
 openssl genpkey -algorithm RSA -out private.key
-printf 'CN\\nBeijing\\nBeijing\\nSeed Company\\nApp\\nupstreamserver\\n\\n\\n\\n' | openssl req -new -key private.key -out csr.pem
+printf 'CN\\nBeijing\\nBeijing\\nExample Company\\nApp\\nupstreamserver\\n\\n\\n\\n' | openssl req -new -key private.key -out csr.pem
 openssl x509 -req -days 365 -in csr.pem -signkey private.key -out public.pem";
     let out = Command::new("bash")
         .arg("-c")
@@ -678,7 +686,7 @@ openssl x509 -req -days 365 -in csr.pem -signkey private.key -out public.pem";
     let _upstream = Nginx::start(nginx, &upstream_conf, up_port);
     let port = free_port();
     let text = fill(
-        seed_text("seed000.conf"),
+        guide_text("tls-termination-guide.conf"),
         &[
             ("@ROOT@", root.prefix()),
             ("@PORT_S1@", "127.0.0.1:0"),

@@ -1,6 +1,6 @@
-//! F14 revocation: CRLs as `openssl ca -gencrl` (seed 004's CA layout) and `ringgate ca crl`
-//! write them; revoked clients refused with certificate_revoked on full and resumed
-//! handshakes; foreign CRLs refused at load; expired-CRL and missing-CRL policies; OCSP
+//! F14 revocation: CRLs as `openssl ca -gencrl` (the enterprise mTLS guide's CA layout) and
+//! `ringgate ca crl` write them; revoked clients refused with certificate_revoked on full and
+//! resumed handshakes; foreign CRLs refused at load; expired-CRL and missing-CRL policies; OCSP
 //! stapling seen by `openssl s_client -status`.
 
 use std::net::SocketAddr;
@@ -31,7 +31,7 @@ fn alert(r: &std::io::Result<Response>) -> Option<AlertDescription> {
     }
 }
 
-fn seed_config(d: &Path, up: &Upstream, tls_extra: &str, log: &Path) -> String {
+fn enterprise_mtls_config(d: &Path, up: &Upstream, tls_extra: &str, log: &Path) -> String {
     format!(
         r#"[runtime]
 workers = 1
@@ -40,7 +40,7 @@ workers = 1
 verify = "$ssl_client_verify $ssl_client_s_dn"
 
 [[listener]]
-name = "seed004"
+name = "enterprise-mtls"
 listen = "127.0.0.1:0"
 server_names = ["server.example.com"]
 access_log = {{ path = {log}, format = "verify" }}
@@ -85,19 +85,19 @@ fn client_of(
     })
 }
 
-/// Seed 004's CA, revocation with the seed's own openssl.cnf (`openssl ca -revoke`, then
-/// `-gencrl`), served by ringgate: client1 is refused with certificate_revoked over TLS 1.2
-/// and 1.3 with a log line naming it and its serial, client2 is served, and nginx's
+/// The enterprise mTLS guide's CA, revocation with the guide's own openssl.cnf (`openssl ca
+/// -revoke`, then `-gencrl`), served by ringgate: client1 is refused with certificate_revoked over
+/// TLS 1.2 and 1.3 with a log line naming it and its serial, client2 is served, and nginx's
 /// `$ssl_client_verify` reads `FAILED:certificate revoked` where the handshake completes.
 #[test]
-fn seed004_revocation_with_openssl_ca() {
-    if !ossl::available("seed004_revocation_with_openssl_ca") {
+fn enterprise_mtls_revocation_with_openssl_ca() {
+    if !ossl::available("enterprise_mtls_revocation_with_openssl_ca") {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    ossl::seed004(d);
-    // The seed's cnf names private/ca.key, but section 3.1 wrote ca/ca.key: say so with -keyfile.
+    ossl::enterprise_mtls_pki(d);
+    // The guide's cnf names private/ca.key, but section 3.1 wrote ca/ca.key: say so with -keyfile.
     // It has no default_crl_days: -crldays. openssl ca adds client1 to index.txt, then revokes it.
     sh(
         d,
@@ -110,7 +110,7 @@ fn seed004_revocation_with_openssl_ca() {
     let up = Upstream::start(Mode::Echo);
     for crl in ["ca/crl/ca.crl", "ca/crl/ca.crl.der"] {
         let log = d.join(format!("access-{}.log", crl.len()));
-        let proxy = Proxy::start(&seed_config(
+        let proxy = Proxy::start(&enterprise_mtls_config(
             d,
             &up,
             &format!("crl = [{}]", p(&d.join(crl))),
@@ -141,7 +141,7 @@ fn seed004_revocation_with_openssl_ca() {
     // verify_failure = "http" (nginx's behaviour): the handshake completes, 400, and the
     // access log records $ssl_client_verify.
     let log = d.join("access-http.log");
-    let proxy = Proxy::start(&seed_config(
+    let proxy = Proxy::start(&enterprise_mtls_config(
         d,
         &up,
         &format!(

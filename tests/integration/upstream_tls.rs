@@ -1,7 +1,8 @@
 //! F4 / C5: upstream mutual TLS. ringgate, with client mTLS at the front, speaks mTLS to a
 //! real TLS upstream that requires a client certificate: a small rustls server in this file
-//! (recording handshakes and requests), nginx where it is installed, and seed 000's scenario 2
-//! with certificates made by the seed's own openssl commands.
+//! (recording handshakes and requests), nginx where it is installed, and the nginx
+//! TLS-termination guide's scenario 2 with certificates made by the guide's own openssl
+//! commands (X.509 v1, self-signed, by `openssl x509 -req -signkey`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -872,7 +873,7 @@ fn check_reports_upstream_tls_errors_with_file_line_and_key() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Seed 000, scenario 2, with the seed's own certificates.
+// The nginx TLS-termination guide's scenario 2, with the guide's own certificates.
 
 fn have_openssl() -> bool {
     std::process::Command::new("openssl")
@@ -881,13 +882,14 @@ fn have_openssl() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// The seed's three commands, verbatim, in `dir`; the interactive prompts of `openssl req`
-/// answered on stdin (as tests/certs/make-seed-certs.sh does) with `cn` as Common Name.
-fn seed000_commands(dir: &Path, cn: &str) {
+/// The nginx TLS-termination guide's three commands, verbatim, in `dir`; the interactive
+/// prompts of `openssl req` answered on stdin (as tests/certs/make-guide-certs.sh does) with
+/// `cn` as Common Name.
+fn tls_termination_commands(dir: &Path, cn: &str) {
     let script = format!(
         "set -e
 openssl genpkey -algorithm RSA -out private.key
-printf 'CN\\nBeijing\\nBeijing\\nSeed Company\\nApp\\n{cn}\\n\\n\\n\\n' | openssl req -new -key private.key -out csr.pem
+printf 'CN\\nBeijing\\nBeijing\\nExample Company\\nApp\\n{cn}\\n\\n\\n\\n' | openssl req -new -key private.key -out csr.pem
 openssl x509 -req -days 365 -in csr.pem -signkey private.key -out public.pem"
     );
     let out = std::process::Command::new("bash")
@@ -898,40 +900,42 @@ openssl x509 -req -days 365 -in csr.pem -signkey private.key -out public.pem"
         .expect("bash");
     assert!(
         out.status.success(),
-        "seed 000 commands failed: {}",
+        "the TLS-termination guide's commands failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
 
 #[test]
-fn seed000_scenario2_mtls_to_upstreamserver() {
+fn tls_termination_scenario2_mtls_to_upstreamserver() {
     if !have_openssl() {
-        eprintln!("SKIPPED: `openssl` is not installed; seed 000 scenario 2 needs it");
+        eprintln!(
+            "SKIPPED: `openssl` is not installed; the TLS-termination guide's scenario 2 needs it"
+        );
         return;
     }
     let u = UpPki::new();
-    // ringgate's client certificate: the seed's public.pem / private.key, made by
-    // tests/certs/make-seed-certs.sh (CN=localhost, X.509 v1, self-signed).
-    let seeds = tempfile::tempdir().expect("tempdir");
+    // ringgate's client certificate: the guide's public.pem / private.key, made by
+    // tests/certs/make-guide-certs.sh (CN=localhost, X.509 v1, self-signed).
+    let made = tempfile::tempdir().expect("tempdir");
     let out = std::process::Command::new("bash")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certs/make-seed-certs.sh"))
-        .arg(seeds.path())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certs/make-guide-certs.sh"))
+        .arg(made.path())
         .output()
-        .expect("make-seed-certs.sh");
+        .expect("make-guide-certs.sh");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let ours: PathBuf = seeds.path().join("seed000");
+    let ours: PathBuf = made.path().join("tls-termination");
     // The upstream's certificate: the same commands, answered with the upstream's name;
-    // its public.pem is the seed's /certs/trust.crt.
+    // its public.pem is the guide's /certs/trust.crt.
     let theirs = tempfile::tempdir().expect("tempdir");
-    seed000_commands(theirs.path(), "upstreamserver");
+    tls_termination_commands(theirs.path(), "upstreamserver");
     let trust = theirs.path().join("trust.crt");
     std::fs::copy(theirs.path().join("public.pem"), &trust).expect("trust.crt");
 
-    // The upstream requires a client certificate that is the seed's public.pem itself
+    // The upstream requires a client certificate that is the guide's public.pem itself
     // (nginx `ssl_client_certificate public.pem; ssl_verify_client on;`).
     let cfg = server_config(
         &theirs.path().join("public.pem"),
@@ -978,20 +982,20 @@ trusted_certificate = {trust}
     );
     let proxy = Proxy::start(&toml);
     let mut c = u.front(&proxy);
-    let r = get(&mut c, "/seed000");
+    let r = get(&mut c, "/tls-termination");
     assert_eq!(r.status, 200, "{}\nlog:\n{}", r.head, proxy.log());
     let conns = up.conns();
     assert_eq!(conns.len(), 1);
     assert_eq!(conns[0].sni.as_deref(), Some("upstreamserver"));
     let subject = conns[0].client_subject.clone().unwrap_or_default();
     assert!(
-        subject.contains("CN=localhost") && subject.contains("O=Seed Company"),
-        "the upstream saw the seed's certificate: {subject}"
+        subject.contains("CN=localhost") && subject.contains("O=Example Company"),
+        "the upstream saw the guide's certificate: {subject}"
     );
-    assert_eq!(up.seen()[0].target, "/seed000");
+    assert_eq!(up.seen()[0].target, "/tls-termination");
 
-    // The same upstream with the name left to the seed's certificate made for `localhost`
-    // (make-seed-certs.sh) as trust: unknown to this upstream -> refused, said so.
+    // The same upstream with the name left to the guide's certificate made for `localhost`
+    // (make-guide-certs.sh) as trust: unknown to this upstream -> refused, said so.
     let wrong = toml.replace(&p(&trust), &p(&ours.join("public.pem")));
     let proxy = Proxy::start(&wrong);
     let mut c = u.front(&proxy);

@@ -7,12 +7,13 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use crate::files::open_log;
 
 /// A worker hands its buffer over once it holds this much.
 pub const FLUSH_AT: usize = 64 * 1024;
@@ -35,19 +36,11 @@ pub struct LogThread {
     handle: JoinHandle<()>,
 }
 
-fn open(path: &Path) -> std::io::Result<File> {
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)
-}
-
 /// Opens every file once to prove it can be written (at start-up and before a reload is
 /// accepted), so a bad path fails there and not on the first request.
 pub fn check_paths(paths: &[PathBuf]) -> std::io::Result<()> {
     for p in paths {
-        open(p).map_err(|e| {
+        open_log(p).map_err(|e| {
             std::io::Error::new(e.kind(), format!("access log {}: {e}", p.display()))
         })?;
     }
@@ -96,7 +89,7 @@ fn run(rx: Receiver<Msg>) {
                     failing: false,
                 });
                 if entry.file.is_none() {
-                    entry.file = open(&path).ok();
+                    entry.file = open_log(&path).ok();
                 }
                 let res = match entry.file.as_mut() {
                     Some(f) => f.write_all(&data),
@@ -118,7 +111,7 @@ fn run(rx: Receiver<Msg>) {
             }
             Msg::Reopen => {
                 for (path, entry) in files.iter_mut() {
-                    match open(path) {
+                    match open_log(path) {
                         Ok(f) => entry.file = Some(f),
                         Err(e) => log::error!(
                             "cannot reopen the access log {}: {e}; still writing to the old file",

@@ -51,7 +51,7 @@ pub fn config(o: &ClientOpts<'_>) -> Arc<ClientConfig> {
     .with_root_certificates(roots);
     let mut cfg = match o.cert {
         // A resolver of our own: rustls' `with_client_auth_cert` parses the certificate with
-        // webpki, which refuses the X.509 v1 certificates seed 004's commands make.
+        // webpki, which refuses X.509 v1 certificates (as `openssl x509 -req` makes them).
         Some((c, k)) => {
             let provider = rustls::crypto::CryptoProvider::get_default()
                 .cloned()

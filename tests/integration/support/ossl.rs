@@ -1,5 +1,5 @@
-//! The openssl CLI and `ringgate ca` as the tests drive them: seed 004's CA layout (section 2)
-//! and commands (section 3), verbatim, in a temporary folder.
+//! The openssl CLI and `ringgate ca` as the tests drive them: the enterprise mTLS guide's CA
+//! layout (section 2) and commands (section 3), verbatim, in a temporary folder.
 
 use std::path::Path;
 use std::process::Command;
@@ -57,8 +57,8 @@ pub fn ringgate(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// Seed 004 section 2's openssl.cnf snippet, verbatim but for `dir`.
-pub fn seed_cnf(ca_dir: &Path) -> String {
+/// The enterprise mTLS guide's section 2 openssl.cnf snippet, verbatim but for `dir`.
+pub fn guide_cnf(ca_dir: &Path) -> String {
     format!(
         "[ ca ]
 default_ca = CA_default
@@ -78,10 +78,11 @@ commonName = supplied
     )
 }
 
-/// Seed 004 sections 2 and 3 in `root` (standing for /etc/nginx/ssl): the CA directory
-/// layout, the root CA, the server certificate and client1, with the seed's commands; plus
-/// `client2` made the same way (section 3.3 with another name), and `openssl.cnf` in ca/.
-pub fn seed004(root: &Path) {
+/// The enterprise mTLS guide's sections 2 and 3 in `root` (standing for /etc/nginx/ssl): the
+/// CA directory layout, the root CA, the server certificate and client1 (X.509 v1, made by
+/// `openssl x509 -req -CA`), with the guide's commands; plus `client2` made the same way
+/// (section 3.3 with another name), and `openssl.cnf` in ca/.
+pub fn enterprise_mtls_pki(root: &Path) {
     sh(
         root,
         r#"
@@ -129,7 +130,7 @@ openssl x509 -req -days 365 \
   -CAcreateserial -out client2/client.crt
 "#,
     );
-    std::fs::write(root.join("ca/openssl.cnf"), seed_cnf(&root.join("ca"))).expect("cnf");
+    std::fs::write(root.join("ca/openssl.cnf"), guide_cnf(&root.join("ca"))).expect("cnf");
 }
 
 /// An 80-byte session ticket key file (as `openssl rand 80 > FILE`).

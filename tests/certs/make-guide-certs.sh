@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Makes the certificates of both seed documents with their own openssl commands, verbatim:
-#   OUTDIR/seed000/  seed 000 "Generating SSL Certificates": private.key, csr.pem, public.pem
-#   OUTDIR/seed004/  seed 004 sections 2-3: ca/, server/, client/ (and client/client.p12),
-#                    plus otherca/ and otherca-client/: a second CA and a client under it,
-#                    for the negative case (not in the seed).
-# Usage: tests/certs/make-seed-certs.sh OUTDIR
+# Makes the certificates of both nginx guides ringgate follows with the guides' own openssl
+# commands, verbatim:
+#   OUTDIR/tls-termination/  the nginx TLS-termination guide's "Generating SSL Certificates":
+#                            private.key, csr.pem, public.pem (X.509 v1, self-signed, made by
+#                            `openssl x509 -req -signkey`)
+#   OUTDIR/enterprise-mtls/  the enterprise mTLS guide's sections 2-3: ca/, server/, client/
+#                            (and client/client.p12; the client certificate is X.509 v1, made
+#                            by `openssl x509 -req -CA`), plus otherca/ and otherca-client/: a
+#                            second CA and a client under it, for the negative case (not in
+#                            the guide).
+# Usage: tests/certs/make-guide-certs.sh OUTDIR
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -12,22 +17,22 @@ if [ $# -ne 1 ]; then
   exit 2
 fi
 out=$1
-mkdir -p "$out/seed000" "$out/seed004"
+mkdir -p "$out/tls-termination" "$out/enterprise-mtls"
 
-# --- seed 000 -------------------------------------------------------------------------------
+# --- the nginx TLS-termination guide --------------------------------------------------------
 (
-  cd "$out/seed000"
+  cd "$out/tls-termination"
   openssl genpkey -algorithm RSA -out private.key
-  # The seed's command is interactive; its prompts are answered on stdin: Country, State,
+  # The guide's command is interactive; its prompts are answered on stdin: Country, State,
   # Locality, Organization, Organizational Unit, Common Name, Email, challenge password,
   # optional company name.
-  printf 'CN\nBeijing\nBeijing\nSeed Company\nApp\nlocalhost\n\n\n\n' |
+  printf 'CN\nBeijing\nBeijing\nExample Company\nApp\nlocalhost\n\n\n\n' |
   openssl req -new -key private.key -out csr.pem
   openssl x509 -req -days 365 -in csr.pem -signkey private.key -out public.pem
-) >/dev/null 2>&1 || { echo "seed 000 commands failed" >&2; exit 1; }
+) >/dev/null 2>&1 || { echo "the TLS-termination guide's commands failed" >&2; exit 1; }
 
-# --- seed 004, sections 2-3 ---------------------------------------------------------------
-cd "$out/seed004"
+# --- the enterprise mTLS guide, sections 2-3 ------------------------------------------------
+cd "$out/enterprise-mtls"
 mkdir -p ca server client
 
 # 3.1 Create the Root CA
@@ -67,7 +72,7 @@ openssl pkcs12 -export \
   -out client/client.p12 \
   -password pass:ChangeMe123
 
-# --- not in the seed: another CA and a client under it, made the same way ----------------
+# --- not in the guide: another CA and a client under it, made the same way ---------------
 mkdir -p otherca otherca-client
 openssl genrsa -out otherca/ca.key 2048
 openssl req -new -x509 -days 3650 \

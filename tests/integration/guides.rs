@@ -1,5 +1,6 @@
-//! F5: certificates made by the seeds' own openssl commands (tests/certs/make-seed-certs.sh)
-//! work as they do with nginx.
+//! F5: certificates made by the nginx guides' own openssl commands (the TLS-termination
+//! guide's and the enterprise mTLS guide's, in tests/certs/make-guide-certs.sh) work as they
+//! do with nginx.
 
 use std::path::{Path, PathBuf};
 
@@ -10,39 +11,39 @@ use crate::support::upstream::{Mode, Upstream};
 use crate::support::{curl, path_str};
 
 /// Runs the script into a temporary folder; None (with a message) when openssl is missing.
-pub fn make_seed_certs() -> Option<tempfile::TempDir> {
+pub fn make_guide_certs() -> Option<tempfile::TempDir> {
     if std::process::Command::new("openssl")
         .arg("version")
         .output()
         .map(|o| !o.status.success())
         .unwrap_or(true)
     {
-        eprintln!("SKIPPED: `openssl` is not installed; the seed certificate test needs it");
+        eprintln!("SKIPPED: `openssl` is not installed; the guide certificate test needs it");
         return None;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certs/make-seed-certs.sh");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/certs/make-guide-certs.sh");
     let out = std::process::Command::new("bash")
         .arg(&script)
         .arg(dir.path())
         .output()
-        .expect("run make-seed-certs.sh");
+        .expect("run make-guide-certs.sh");
     assert!(
         out.status.success(),
-        "make-seed-certs.sh failed:\n{}\n{}",
+        "make-guide-certs.sh failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     Some(dir)
 }
 
-fn seed004_config(d: &Path, up: &Upstream) -> String {
+fn enterprise_mtls_config(d: &Path, up: &Upstream) -> String {
     format!(
         r#"[runtime]
 workers = 1
 
 [[listener]]
-name = "seed004"
+name = "enterprise-mtls"
 listen = "127.0.0.1:0"
 server_names = ["server.example.com"]
 
@@ -70,16 +71,17 @@ servers = [{up}]
 }
 
 #[test]
-fn seed_openssl_certificates_work_as_with_nginx() {
-    let Some(dir) = make_seed_certs() else {
+fn enterprise_mtls_openssl_certificates_work_as_with_nginx() {
+    let Some(dir) = make_guide_certs() else {
         return;
     };
-    let d: PathBuf = dir.path().join("seed004");
+    let d: PathBuf = dir.path().join("enterprise-mtls");
     let up = Upstream::start(Mode::Echo);
-    let proxy = Proxy::start(&seed004_config(&d, &up));
+    let proxy = Proxy::start(&enterprise_mtls_config(&d, &up));
     let addr = proxy.addr();
 
-    // The seed's client certificate is X.509 v1 (no -extfile): accepted, as nginx does.
+    // The enterprise mTLS guide's client certificate is X.509 v1 (`openssl x509 -req -CA`
+    // without -extfile): accepted, as nginx does.
     let ca = d.join("ca/ca.crt");
     let good = client::config(&ClientOpts {
         ca: Some(&ca),
@@ -87,10 +89,10 @@ fn seed_openssl_certificates_work_as_with_nginx() {
         ..Default::default()
     });
     let mut c = client::connect(addr, "server.example.com", &good)
-        .expect("the seed's client completes the handshake");
+        .expect("the guide's client completes the handshake");
     c.send(b"GET /api/data HTTP/1.1\r\nHost: server.example.com\r\n\r\n")
         .expect("send");
-    let r = c.read_response().expect("the seed's client is served");
+    let r = c.read_response().expect("the guide's client is served");
     assert_eq!(r.status, 200, "{}\nlog:\n{}", r.head, proxy.log());
     let seen = up.last();
     assert_eq!(
@@ -127,7 +129,7 @@ fn seed_openssl_certificates_work_as_with_nginx() {
     assert_eq!(up.seen().len(), before);
     proxy.assert_log(&["refused", "peer=127.0.0.1:"]);
 
-    // curl, as the seed's readers would use it.
+    // curl, as the guide's readers would use it.
     let port = addr.port();
     let resolve = format!("server.example.com:{port}:127.0.0.1");
     let url = format!("https://server.example.com:{port}/curl");
@@ -160,18 +162,18 @@ fn seed_openssl_certificates_work_as_with_nginx() {
 }
 
 #[test]
-fn seed000_self_signed_certificate_serves_as_server_certificate() {
-    let Some(dir) = make_seed_certs() else {
+fn tls_termination_self_signed_certificate_serves_as_server_certificate() {
+    let Some(dir) = make_guide_certs() else {
         return;
     };
-    let d = dir.path().join("seed000");
+    let d = dir.path().join("tls-termination");
     let up = Upstream::start(Mode::Echo);
     let toml = format!(
         r#"[runtime]
 workers = 1
 
 [[listener]]
-name = "seed000"
+name = "tls-termination"
 listen = "127.0.0.1:0"
 
 [listener.tls]
@@ -199,25 +201,26 @@ servers = [{up}]
         "/dev/null",
         "-w",
         "%{http_code}",
-        &format!("https://127.0.0.1:{port}/seed000"),
+        &format!("https://127.0.0.1:{port}/tls-termination"),
     ]);
     assert_eq!((code, out.as_str()), (0, "200"), "curl: {err}");
     assert!(
-        err.contains("Seed Company"),
-        "the served certificate is the seed's public.pem:\n{err}"
+        err.contains("Example Company"),
+        "the served certificate is the guide's public.pem:\n{err}"
     );
-    assert_eq!(up.last().target, "/seed000");
+    assert_eq!(up.last().target, "/tls-termination");
 }
 
-/// Seed 004's own openssl-made client (`/C=CN/O=MyCompany/OU=Client/CN=client1`, X.509 v1)
-/// through the seed's role model (tests/configs/seed004-roles.toml): role `client` from its
-/// OU, /api allowed, /admin refused; and section 6's binding of client1 to one address.
+/// The enterprise mTLS guide's own openssl-made client
+/// (`/C=CN/O=MyCompany/OU=Client/CN=client1`, X.509 v1) through the guide's role model
+/// (tests/configs/enterprise-mtls-roles.toml): role `client` from its OU, /api allowed,
+/// /admin refused; and section 6's binding of client1 to one address.
 #[test]
-fn seed004_client_gets_its_role_from_its_ou() {
-    let Some(dir) = make_seed_certs() else {
+fn enterprise_mtls_client_gets_its_role_from_its_ou() {
+    let Some(dir) = make_guide_certs() else {
         return;
     };
-    let d: PathBuf = dir.path().join("seed004");
+    let d: PathBuf = dir.path().join("enterprise-mtls");
     let up = Upstream::start(Mode::Echo);
     let files = (
         d.join("server/server.crt"),
@@ -232,7 +235,7 @@ fn seed004_client_gets_its_role_from_its_ou() {
     });
     let get = |proxy: &Proxy, path: &str| {
         let mut c = client::connect(proxy.addr_of("mtls"), "server.example.com", &cfg)
-            .expect("the seed's client completes the handshake");
+            .expect("the guide's client completes the handshake");
         c.send(format!("GET {path} HTTP/1.1\r\nHost: server.example.com\r\n\r\n").as_bytes())
             .expect("send");
         c.read_response().expect("response")

@@ -12,10 +12,10 @@ use super::body::{relay, RelayError, RelayParams};
 use super::core::Generation as State;
 use super::peer::{ConnInfo, LogFacts, RequestCtx};
 use super::route;
-use crate::config::{Listener, Location, ProxyPass, Upstream};
+use crate::config::{Listener, Location, ProxyPass};
 use crate::conn::Stream;
 use crate::http::{self, BodyFraming, Canned, Interim, RequestHead, ResponseHead};
-use crate::upstream::{self, UpstreamError};
+use crate::upstream::{self, Upstream, UpstreamError};
 
 /// How a failed exchange ends for the client.
 enum Failure {

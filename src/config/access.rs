@@ -251,7 +251,7 @@ impl Resolver<'_> {
                 continue;
             };
             let n = name.get_ref();
-            if n.is_empty() || !n.bytes().all(super::is_token_byte) {
+            if n.is_empty() || !n.bytes().all(super::location::is_token_byte) {
                 self.errs
                     .push(span(name), &k, format!("`{n}` is not a valid header name"));
                 continue;

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use toml::Spanned;
 
 use super::raw::{
-    RawAccessLog, RawIdentity, RawListener, RawMap, RawMatcher, RawReturn, RawRoleRule, RawRule,
-    RawStatic,
+    Keyword, LogOff, RawAccessLog, RawIdentity, RawListener, RawMap, RawMatcher, RawReturn,
+    RawRoleRule, RawRule, RawStatic, Word,
 };
 use super::{
     span, AccessLog, IdentityField, IdentityHeaders, Listener, Resolver, Rule, Socket, StaticTypes,
@@ -309,15 +309,9 @@ impl Resolver<'_> {
         raw: &Spanned<RawAccessLog>,
     ) -> Option<AccessLog> {
         match raw.get_ref() {
-            RawAccessLog::Off(s) if s == "off" => None,
-            RawAccessLog::Off(other) => {
-                self.errs.push(
-                    span(raw),
-                    key,
-                    format!(
-                        "`{other}`: expected \"off\" or {{ path = \"...\", format = \"...\" }}"
-                    ),
-                );
+            RawAccessLog::Off(Word::Known(LogOff)) => None,
+            RawAccessLog::Off(Word::Unknown(other)) => {
+                self.errs.push(span(raw), key, LogOff::refused(other));
                 None
             }
             RawAccessLog::To { path, format } => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::location::Location;
-use super::raw::{RawHttp, RawListener};
+use super::raw::{LocationVerify, RawHttp, RawListener, Word};
 use super::{span, Resolver};
 use crate::tls::client_auth::ClientAuthMode;
 use crate::tls::ServerTls;
@@ -249,7 +249,7 @@ impl Resolver<'_> {
                         || loc
                             .verify_client
                             .as_ref()
-                            .is_some_and(|v| v.get_ref() != "off")
+                            .is_some_and(|v| *v.get_ref() != Word::Known(LocationVerify::Off))
                 });
                 if wants_certs {
                     self.errs.push(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use toml::Spanned;
 
 use super::listener::Rule;
-use super::raw::RawLocation;
+use super::raw::{LocationVerify, RawLocation};
 use super::upstream::resolve_addr;
 use super::{span, Resolver};
 use crate::tls::client_auth::ClientAuthMode;
@@ -96,21 +96,11 @@ impl Resolver<'_> {
         explicit_upstreams: usize,
     ) -> Option<Location> {
         let path = l.path.get_ref().clone();
-        let kind = match l.match_kind.as_ref().map(|m| (m, m.get_ref().as_str())) {
-            None | Some((_, "prefix")) => MatchKind::Prefix,
-            Some((_, "exact" | "=")) => MatchKind::Exact,
-            Some((_, "prefix_no_regex" | "^~")) => MatchKind::PrefixNoRegex,
-            Some((_, "regex" | "~")) => MatchKind::Regex,
-            Some((_, "regex_nocase" | "~*")) => MatchKind::RegexNoCase,
-            Some((m, other)) => {
-                self.errs.push(
-                    span(m),
-                    &format!("{key}.match"),
-                    format!("`{other}` is not a match kind; expected \"prefix\", \"exact\" (=), \"prefix_no_regex\" (^~), \"regex\" (~) or \"regex_nocase\" (~*)"),
-                );
-                MatchKind::Prefix
-            }
-        };
+        let kind = l
+            .match_kind
+            .as_ref()
+            .and_then(|m| self.word(m, &format!("{key}.match")))
+            .unwrap_or(MatchKind::Prefix);
         let regex = match kind {
             MatchKind::Regex | MatchKind::RegexNoCase => {
                 let pattern = if kind == MatchKind::RegexNoCase {
@@ -160,19 +150,11 @@ impl Resolver<'_> {
                 set_headers.push((name.clone(), t));
             }
         }
-        let verify_client = l.verify_client.as_ref().and_then(|v| match v.get_ref().as_str() {
-            "on" => Some(ClientAuthMode::On),
-            "off" => Some(ClientAuthMode::Off),
-            "optional" => Some(ClientAuthMode::Optional),
-            other => {
-                self.errs.push(
-                    span(v),
-                    &format!("{key}.verify_client"),
-                    format!("`{other}` is not a per-location mode; expected \"on\", \"off\" or \"optional\""),
-                );
-                None
-            }
-        });
+        let verify_client = l
+            .verify_client
+            .as_ref()
+            .and_then(|v| self.word(v, &format!("{key}.verify_client")))
+            .map(LocationVerify::mode);
         let allow_roles = l.allow_roles.as_ref().map(|r| {
             if r.get_ref().is_empty() {
                 self.errs.push(

@@ -28,7 +28,7 @@ pub use error::{ConfigError, ConfigErrors};
 use listener::parse_listen;
 pub use listener::{AccessLog, HttpSettings, IdentityField, IdentityHeaders, Listener, Rule};
 pub use location::{Action, Location, MatchKind, ProxyPass, StaticRoot};
-use raw::RawConfig;
+use raw::{Keyword, RawConfig, Word};
 pub use runtime::{DriverChoice, Runtime, DEFAULT_MAX_CONNECTIONS};
 use units::Quantity;
 
@@ -286,6 +286,18 @@ impl Resolver<'_> {
                 default
             }
             _ => d,
+        }
+    }
+
+    /// The value of a keyword, or None when the file's word names none (reported against
+    /// `key` with the accepted values).
+    fn word<T: Keyword + Clone>(&mut self, w: &Spanned<Word<T>>, key: &str) -> Option<T> {
+        match w.get_ref() {
+            Word::Known(v) => Some(v.clone()),
+            Word::Unknown(text) => {
+                self.errs.push(span(w), key, T::refused(text));
+                None
+            }
         }
     }
 

@@ -3,10 +3,221 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+use super::location::MatchKind;
+use super::runtime::DriverChoice;
 use super::units::Quantity;
+use crate::tls::client_auth::{ClientAuthMode, FailureMode};
+use crate::x509::crl::ExpiredCrl;
+
+/// A word from a closed set, read by serde: the value it names, or the text as written when
+/// it names none. An unknown word is no serde error on purpose: that would end the pass at
+/// the first one and lose its key, where the resolver reports it with file, line and key
+/// beside every other error, naming the accepted values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Word<T> {
+    /// One of the accepted words.
+    Known(T),
+    /// Anything else, as written.
+    Unknown(String),
+}
+
+/// The words a key accepts, and what to say about any other.
+pub trait Keyword: Sized {
+    /// The value `text` names, if any.
+    fn parse(text: &str) -> Option<Self>;
+    /// Why `text`, which names none, is refused, with the accepted values.
+    fn refused(text: &str) -> String;
+}
+
+impl<'de, T: Keyword> Deserialize<'de> for Word<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(match T::parse(&text) {
+            Some(v) => Word::Known(v),
+            None => Word::Unknown(text),
+        })
+    }
+}
+
+/// The value in `table` that `text` names exactly.
+pub(super) fn lookup<T: Copy>(table: &[(&str, T)], text: &str) -> Option<T> {
+    table.iter().find(|(w, _)| *w == text).map(|(_, v)| *v)
+}
+
+/// A location's `verify_client`: nginx's modes less `optional_no_ca`, which only the
+/// handshake (the listener) can choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocationVerify {
+    /// A verified certificate is required.
+    On,
+    /// No certificate is asked for.
+    Off,
+    /// A certificate is verified when sent.
+    Optional,
+}
+
+impl LocationVerify {
+    /// The client-auth mode it stands for.
+    pub fn mode(self) -> ClientAuthMode {
+        match self {
+            LocationVerify::On => ClientAuthMode::On,
+            LocationVerify::Off => ClientAuthMode::Off,
+            LocationVerify::Optional => ClientAuthMode::Optional,
+        }
+    }
+}
+
+impl Keyword for LocationVerify {
+    fn parse(text: &str) -> Option<Self> {
+        lookup(
+            &[
+                ("on", LocationVerify::On),
+                ("off", LocationVerify::Off),
+                ("optional", LocationVerify::Optional),
+            ],
+            text,
+        )
+    }
+    fn refused(text: &str) -> String {
+        format!("`{text}` is not a per-location mode; expected \"on\", \"off\" or \"optional\"")
+    }
+}
+
+impl Keyword for ClientAuthMode {
+    fn parse(text: &str) -> Option<Self> {
+        lookup(
+            &[
+                ("on", ClientAuthMode::On),
+                ("off", ClientAuthMode::Off),
+                ("optional", ClientAuthMode::Optional),
+                ("optional_no_ca", ClientAuthMode::OptionalNoCa),
+            ],
+            text,
+        )
+    }
+    fn refused(text: &str) -> String {
+        format!(
+            "`{text}` is not a mode; expected \"on\", \"optional\", \"optional_no_ca\" or \"off\""
+        )
+    }
+}
+
+impl Keyword for FailureMode {
+    fn parse(text: &str) -> Option<Self> {
+        lookup(
+            &[("alert", FailureMode::Alert), ("http", FailureMode::Http)],
+            text,
+        )
+    }
+    fn refused(text: &str) -> String {
+        format!("`{text}` is not a failure mode; expected \"alert\" (refuse in the handshake) or \"http\" (nginx-compatible 400 page)")
+    }
+}
+
+impl Keyword for ExpiredCrl {
+    fn parse(text: &str) -> Option<Self> {
+        if text == "refuse" {
+            return Some(ExpiredCrl::Refuse);
+        }
+        let d = super::units::parse_duration(text).ok()?;
+        Some(ExpiredCrl::Grace(
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        ))
+    }
+    fn refused(text: &str) -> String {
+        format!("`{text}` is neither \"refuse\" (nginx's behaviour) nor a grace period such as \"12h\" or \"1d\"")
+    }
+}
+
+/// A TLS protocol version as nginx's `ssl_protocols` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsProtocol {
+    /// `TLSv1.2`.
+    Tls12,
+    /// `TLSv1.3`.
+    Tls13,
+    /// `SSLv2`, `SSLv3`, `TLSv1` or `TLSv1.1`: known, and refused as insecure.
+    Obsolete(&'static str),
+}
+
+impl Keyword for TlsProtocol {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "TLSv1.2" => Some(TlsProtocol::Tls12),
+            "TLSv1.3" => Some(TlsProtocol::Tls13),
+            _ => ["SSLv2", "SSLv3", "TLSv1", "TLSv1.1"]
+                .into_iter()
+                .find(|&old| old == text)
+                .map(TlsProtocol::Obsolete),
+        }
+    }
+    fn refused(text: &str) -> String {
+        format!("`{text}` is not a protocol; expected \"TLSv1.2\" and/or \"TLSv1.3\"")
+    }
+}
+
+impl Keyword for DriverChoice {
+    fn parse(text: &str) -> Option<Self> {
+        lookup(
+            &[
+                ("auto", DriverChoice::Auto),
+                ("legacy", DriverChoice::Legacy),
+            ],
+            text,
+        )
+    }
+    fn refused(text: &str) -> String {
+        format!("`{text}` is not a driver; expected \"auto\" or \"legacy\"")
+    }
+}
+
+impl Keyword for log::LevelFilter {
+    fn parse(text: &str) -> Option<Self> {
+        // As the log crate reads levels: any case.
+        text.parse().ok()
+    }
+    fn refused(_: &str) -> String {
+        "expected one of off, error, warn, info, debug, trace".to_string()
+    }
+}
+
+impl Keyword for MatchKind {
+    fn parse(text: &str) -> Option<Self> {
+        lookup(
+            &[
+                ("prefix", MatchKind::Prefix),
+                ("exact", MatchKind::Exact),
+                ("=", MatchKind::Exact),
+                ("prefix_no_regex", MatchKind::PrefixNoRegex),
+                ("^~", MatchKind::PrefixNoRegex),
+                ("regex", MatchKind::Regex),
+                ("~", MatchKind::Regex),
+                ("regex_nocase", MatchKind::RegexNoCase),
+                ("~*", MatchKind::RegexNoCase),
+            ],
+            text,
+        )
+    }
+    fn refused(text: &str) -> String {
+        format!("`{text}` is not a match kind; expected \"prefix\", \"exact\" (=), \"prefix_no_regex\" (^~), \"regex\" (~) or \"regex_nocase\" (~*)")
+    }
+}
+
+/// `access_log = "off"`, the one word the key takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOff;
+
+impl Keyword for LogOff {
+    fn parse(text: &str) -> Option<Self> {
+        (text == "off").then_some(LogOff)
+    }
+    fn refused(text: &str) -> String {
+        format!("`{text}`: expected \"off\" or {{ path = \"...\", format = \"...\" }}")
+    }
+}
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -48,8 +259,8 @@ pub struct RawRuntime {
     pub workers: Option<Spanned<usize>>,
     pub cpus: Option<Spanned<Vec<usize>>>,
     pub shutdown_timeout: Option<Spanned<Quantity>>,
-    pub driver: Option<Spanned<String>>,
-    pub log_level: Option<Spanned<String>>,
+    pub driver: Option<Spanned<Word<DriverChoice>>>,
+    pub log_level: Option<Spanned<Word<log::LevelFilter>>>,
     pub error_log: Option<Spanned<String>>,
     pub watch: Option<Spanned<bool>>,
     pub watch_interval: Option<Spanned<Quantity>>,
@@ -77,7 +288,7 @@ pub struct RawListener {
     /// Server-level `if`/`return`, run before a location is chosen.
     #[serde(default)]
     pub rule: Vec<RawRule>,
-    /// Answer everything with a 301 to https on this port (seed 004's `listen 80` server).
+    /// Answer everything with a 301 to https on this port (nginx's plain `listen 80` server that only sends clients to https).
     pub https_redirect: Option<Spanned<u16>>,
     /// Which identity headers go upstream, by field, and under which name.
     #[serde(default)]
@@ -92,7 +303,7 @@ pub struct RawListener {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum RawAccessLog {
-    Off(String),
+    Off(Word<LogOff>),
     To {
         path: String,
         #[serde(default)]
@@ -115,11 +326,11 @@ pub struct RawRule {
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
     pub certificates: Spanned<Vec<RawCertificate>>,
-    pub protocols: Option<Spanned<Vec<String>>>,
+    pub protocols: Option<Spanned<Vec<Word<TlsProtocol>>>>,
     pub client_certificate: Option<Spanned<String>>,
-    pub verify_client: Option<Spanned<String>>,
+    pub verify_client: Option<Spanned<Word<ClientAuthMode>>>,
     pub verify_depth: Option<Spanned<u32>>,
-    pub verify_failure: Option<Spanned<String>>,
+    pub verify_failure: Option<Spanned<Word<FailureMode>>>,
     pub session_tickets: Option<Spanned<bool>>,
     pub session_cache: Option<Spanned<usize>>,
     pub session_timeout: Option<Spanned<Quantity>>,
@@ -131,7 +342,7 @@ pub struct RawTls {
     /// Every CA of a client's chain must have a CRL (nginx's behaviour; default true).
     pub crl_require_all: Option<Spanned<bool>>,
     /// `"refuse"` (nginx) or a grace period such as `"1d"` for CRLs past their nextUpdate.
-    pub crl_expired: Option<Spanned<String>>,
+    pub crl_expired: Option<Spanned<Word<ExpiredCrl>>>,
 }
 
 /// One certificate chain and its key (`ssl_certificate` / `ssl_certificate_key`).
@@ -170,7 +381,7 @@ pub struct RawHttp {
 pub struct RawLocation {
     pub path: Spanned<String>,
     #[serde(rename = "match")]
-    pub match_kind: Option<Spanned<String>>,
+    pub match_kind: Option<Spanned<Word<MatchKind>>>,
     pub proxy_pass: Option<Spanned<String>>,
     #[serde(rename = "return")]
     pub return_: Option<Spanned<RawReturn>>,
@@ -181,7 +392,7 @@ pub struct RawLocation {
     /// Index files for directory requests under `root`.
     pub index: Option<Spanned<Vec<String>>>,
     /// Per-path client certificate requirement (nginx `ssl_verify_client` in a location).
-    pub verify_client: Option<Spanned<String>>,
+    pub verify_client: Option<Spanned<Word<LocationVerify>>>,
     /// Roles allowed in (see `[identity]`).
     pub allow_roles: Option<Spanned<Vec<String>>>,
     /// Location-level `if`/`return`, run in order after the location is chosen.
@@ -231,7 +442,7 @@ pub struct RawUpstreamTls {
     pub server_name: Option<Spanned<bool>>,
     pub certificate: Option<Spanned<String>>,
     pub key: Option<Spanned<String>>,
-    pub protocols: Option<Spanned<Vec<String>>>,
+    pub protocols: Option<Spanned<Vec<Word<TlsProtocol>>>>,
     pub session_reuse: Option<Spanned<bool>>,
 }
 

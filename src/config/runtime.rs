@@ -88,32 +88,16 @@ impl Resolver<'_> {
             "runtime.shutdown_timeout",
             Duration::from_secs(10),
         );
-        let driver = match r.driver.as_ref().map(|d| (d, d.get_ref().as_str())) {
-            None | Some((_, "auto")) => DriverChoice::Auto,
-            Some((_, "legacy")) => DriverChoice::Legacy,
-            Some((d, other)) => {
-                self.errs.push(
-                    span(d),
-                    "runtime.driver",
-                    format!("`{other}` is not a driver; expected \"auto\" or \"legacy\""),
-                );
-                DriverChoice::Auto
-            }
-        };
-        let log_level = match r.log_level.as_ref() {
-            None => log::LevelFilter::Info,
-            Some(l) => match l.get_ref().parse() {
-                Ok(level) => level,
-                Err(_) => {
-                    self.errs.push(
-                        span(l),
-                        "runtime.log_level",
-                        "expected one of off, error, warn, info, debug, trace",
-                    );
-                    log::LevelFilter::Info
-                }
-            },
-        };
+        let driver = r
+            .driver
+            .as_ref()
+            .and_then(|d| self.word(d, "runtime.driver"))
+            .unwrap_or(DriverChoice::Auto);
+        let log_level = r
+            .log_level
+            .as_ref()
+            .and_then(|l| self.word(l, "runtime.log_level"))
+            .unwrap_or(log::LevelFilter::Info);
         let error_log = r.error_log.as_ref().and_then(|p| {
             let path = self.path(p.get_ref());
             match path.parent() {

@@ -6,10 +6,27 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::RawTls;
-use super::{span, units, Resolver};
+use rustls::sign::CertifiedKey;
+use rustls::DistinguishedName;
+
+use super::raw::{Keyword, RawTls, TlsProtocol, Word};
+use super::{span, Resolver};
 use crate::tls::client_auth::{ClientAuthMode, FailureMode};
+use crate::tls::tickets::{TicketKey, TicketKeys};
 use crate::tls::{ServerTls, TlsVersions};
+use crate::x509::verify::TrustStore;
+
+/// A listener's client-certificate modes.
+struct ClientModes {
+    /// `verify_client` as configured: what locations without their own require.
+    configured: ClientAuthMode,
+    /// What the handshake asks: optional when a location relaxes or adds the requirement.
+    handshake: ClientAuthMode,
+    /// `verify_failure`.
+    failure: FailureMode,
+    /// `verify_depth`.
+    depth: u32,
+}
 
 impl Resolver<'_> {
     /// Resolves `[listener.tls]`. Returns the material and the configured `verify_client`;
@@ -23,6 +40,52 @@ impl Resolver<'_> {
         loc_modes: &[ClientAuthMode],
     ) -> Option<(Arc<ServerTls>, ClientAuthMode)> {
         let before = self.errs_len();
+        let certs = self.certificates(key, t);
+        let versions = match &t.protocols {
+            None => TlsVersions::Both,
+            Some(p) => self.protocols(&format!("{key}.tls.protocols"), p),
+        };
+        let modes = self.client_modes(key, t, loc_modes);
+        let (store, hints) = self.client_trust(key, t, modes.handshake);
+        let revocation = self.revocation(key, t, store.as_deref(), modes.handshake);
+        let session_timeout = self.duration(
+            &t.session_timeout,
+            &format!("{key}.tls.session_timeout"),
+            Duration::from_secs(300),
+        );
+        let session_timeout = u32::try_from(session_timeout.as_secs()).unwrap_or(u32::MAX);
+        let ticket_keys = self.ticket_keys(key, t);
+        let session_cache = t.session_cache.as_ref().map_or(10_000, |v| *v.get_ref());
+        if self.errs_len() != before || certs.is_empty() {
+            return None;
+        }
+        let tickets = self.tickets(key, name, t, ticket_keys)?;
+        let spec = crate::tls::ServerTlsSpec {
+            certs,
+            versions,
+            mode: modes.handshake,
+            failure: modes.failure,
+            store,
+            hints,
+            depth: modes.depth,
+            revocation,
+            tickets,
+            session_cache,
+            session_timeout,
+        };
+        match ServerTls::new(spec) {
+            Ok(s) => Some((Arc::new(s), modes.configured)),
+            Err(e) => {
+                self.errs
+                    .push(span(&t.certificates), &format!("{key}.tls"), e.to_string());
+                None
+            }
+        }
+    }
+
+    /// `certificates`: each chain and key loaded and checked, with its OCSP staple and the
+    /// names it answers for by SNI.
+    fn certificates(&mut self, key: &str, t: &RawTls) -> Vec<(Arc<CertifiedKey>, Vec<String>)> {
         let mut certs = Vec::new();
         if t.certificates.get_ref().is_empty() {
             self.errs.push(
@@ -45,21 +108,7 @@ impl Resolver<'_> {
                         c.server_names.iter().map(|n| n.get_ref().clone()).collect();
                     let k = match &c.ocsp {
                         None => k,
-                        Some(o) => {
-                            let path = self.path(o.get_ref());
-                            match crate::x509::ocsp::load_staple(&path, &k.cert) {
-                                Ok(staple) => {
-                                    let mut with = (*k).clone();
-                                    with.ocsp = Some(staple.der);
-                                    Arc::new(with)
-                                }
-                                Err(e) => {
-                                    self.errs
-                                        .push(span(o), &format!("{ck}.ocsp"), e.to_string());
-                                    k
-                                }
-                            }
-                        }
+                        Some(o) => self.stapled(&ck, k, o),
                     };
                     certs.push((k, names));
                 }
@@ -74,88 +123,103 @@ impl Resolver<'_> {
                 }
             }
         }
-        let versions = match &t.protocols {
-            None => TlsVersions::Both,
-            Some(p) => {
-                let mut v12 = false;
-                let mut v13 = false;
-                for name in p.get_ref() {
-                    match name.as_str() {
-                        "TLSv1.2" => v12 = true,
-                        "TLSv1.3" => v13 = true,
-                        "SSLv2" | "SSLv3" | "TLSv1" | "TLSv1.1" => self.errs.push(
-                            span(p),
-                            &format!("{key}.tls.protocols"),
-                            format!("{name} is obsolete and insecure; ringgate offers TLSv1.2 and TLSv1.3"),
-                        ),
-                        other => self.errs.push(
-                            span(p),
-                            &format!("{key}.tls.protocols"),
-                            format!("`{other}` is not a protocol; expected \"TLSv1.2\" and/or \"TLSv1.3\""),
-                        ),
-                    }
-                }
-                match (v12, v13) {
-                    (true, true) => TlsVersions::Both,
-                    (true, false) => TlsVersions::Tls12,
-                    (false, true) => TlsVersions::Tls13,
-                    (false, false) => {
-                        self.errs.push(
-                            span(p),
-                            &format!("{key}.tls.protocols"),
-                            "no protocol left to offer",
-                        );
-                        TlsVersions::Both
-                    }
-                }
+        certs
+    }
+
+    /// `ocsp`: the certificate with its staple, or as it was when the response is refused.
+    fn stapled(
+        &mut self,
+        ck: &str,
+        k: Arc<CertifiedKey>,
+        o: &Spanned<String>,
+    ) -> Arc<CertifiedKey> {
+        let path = self.path(o.get_ref());
+        match crate::x509::ocsp::load_staple(&path, &k.cert) {
+            Ok(staple) => {
+                let mut with = (*k).clone();
+                with.ocsp = Some(staple.der);
+                Arc::new(with)
             }
-        };
-        let mode = match t.verify_client.as_ref() {
-            None => {
-                if t.client_certificate.is_some() {
-                    ClientAuthMode::On
-                } else {
-                    ClientAuthMode::Off
-                }
+            Err(e) => {
+                self.errs
+                    .push(span(o), &format!("{ck}.ocsp"), e.to_string());
+                k
             }
-            Some(v) => match v.get_ref().as_str() {
-                "on" => ClientAuthMode::On,
-                "off" => ClientAuthMode::Off,
-                "optional" => ClientAuthMode::Optional,
-                "optional_no_ca" => ClientAuthMode::OptionalNoCa,
-                other => {
-                    self.errs.push(
-                        span(v),
-                        &format!("{key}.tls.verify_client"),
-                        format!("`{other}` is not a mode; expected \"on\", \"optional\", \"optional_no_ca\" or \"off\""),
-                    );
-                    ClientAuthMode::Off
+        }
+    }
+
+    /// `protocols` (of `[listener.tls]` and `[upstream.tls]`): the versions to offer.
+    pub(super) fn protocols(
+        &mut self,
+        key: &str,
+        p: &Spanned<Vec<Word<TlsProtocol>>>,
+    ) -> TlsVersions {
+        let before = self.errs_len();
+        let mut v12 = false;
+        let mut v13 = false;
+        for word in p.get_ref() {
+            match word {
+                Word::Known(TlsProtocol::Tls12) => v12 = true,
+                Word::Known(TlsProtocol::Tls13) => v13 = true,
+                Word::Known(TlsProtocol::Obsolete(name)) => self.errs.push(
+                    span(p),
+                    key,
+                    format!("{name} is obsolete and insecure; ringgate offers TLSv1.2 and TLSv1.3"),
+                ),
+                Word::Unknown(other) => self.errs.push(span(p), key, TlsProtocol::refused(other)),
+            }
+        }
+        match (v12, v13) {
+            (true, true) => TlsVersions::Both,
+            (true, false) => TlsVersions::Tls12,
+            (false, true) => TlsVersions::Tls13,
+            (false, false) => {
+                if self.errs_len() == before {
+                    self.errs.push(span(p), key, "no protocol left to offer");
                 }
-            },
+                TlsVersions::Both
+            }
+        }
+    }
+
+    /// `verify_client`, `verify_failure` and `verify_depth`, and the mode the handshake asks
+    /// with once the locations' own modes are counted in.
+    fn client_modes(&mut self, key: &str, t: &RawTls, loc_modes: &[ClientAuthMode]) -> ClientModes {
+        let configured = match t.verify_client.as_ref() {
+            None if t.client_certificate.is_some() => ClientAuthMode::On,
+            None => ClientAuthMode::Off,
+            Some(v) => self
+                .word(v, &format!("{key}.tls.verify_client"))
+                .unwrap_or(ClientAuthMode::Off),
         };
-        let failure = match t.verify_failure.as_ref() {
-            None => FailureMode::Alert,
-            Some(v) => match v.get_ref().as_str() {
-                "alert" => FailureMode::Alert,
-                "http" => FailureMode::Http,
-                other => {
-                    self.errs.push(
-                        span(v),
-                        &format!("{key}.tls.verify_failure"),
-                        format!("`{other}` is not a failure mode; expected \"alert\" (refuse in the handshake) or \"http\" (nginx-compatible 400 page)"),
-                    );
-                    FailureMode::Alert
-                }
-            },
-        };
-        let depth = t.verify_depth.as_ref().map_or(1, |d| *d.get_ref());
+        let failure = t
+            .verify_failure
+            .as_ref()
+            .and_then(|v| self.word(v, &format!("{key}.tls.verify_failure")))
+            .unwrap_or(FailureMode::Alert);
         let relaxed = loc_modes.iter().any(|m| *m != ClientAuthMode::On);
         let required = loc_modes.iter().any(|m| *m != ClientAuthMode::Off);
-        let handshake_mode = match mode {
+        let handshake = match configured {
             ClientAuthMode::On if relaxed => ClientAuthMode::Optional,
             ClientAuthMode::Off if required => ClientAuthMode::Optional,
             m => m,
         };
+        ClientModes {
+            configured,
+            handshake,
+            failure,
+            depth: t.verify_depth.as_ref().map_or(1, |d| *d.get_ref()),
+        }
+    }
+
+    /// `client_certificate` and `trusted_certificate`: the store client chains are verified
+    /// against, and the CA names sent as hints (the client CAs only).
+    fn client_trust(
+        &mut self,
+        key: &str,
+        t: &RawTls,
+        handshake_mode: ClientAuthMode,
+    ) -> (Option<Arc<TrustStore>>, Vec<DistinguishedName>) {
         let client_cas = t
             .client_certificate
             .as_ref()
@@ -193,25 +257,20 @@ impl Resolver<'_> {
                     .chain(b.anchors())
                     .map(|x| x.der.clone())
                     .collect();
-                crate::x509::verify::TrustStore::from_der(all)
-                    .ok()
-                    .map(Arc::new)
+                TrustStore::from_der(all).ok().map(Arc::new)
             }
         };
-        let revocation = self.revocation(key, t, store.as_deref(), handshake_mode);
-        let session_timeout = self.duration(
-            &t.session_timeout,
-            &format!("{key}.tls.session_timeout"),
-            Duration::from_secs(300),
-        );
-        let session_timeout = u32::try_from(session_timeout.as_secs()).unwrap_or(u32::MAX);
-        let tickets_on = t.session_tickets.as_ref().is_none_or(|v| *v.get_ref());
+        (store, hints)
+    }
+
+    /// `session_ticket_key`: each file read and checked.
+    fn ticket_keys(&mut self, key: &str, t: &RawTls) -> Vec<TicketKey> {
         let mut ticket_keys = Vec::new();
         for (j, f) in t.session_ticket_key.iter().enumerate() {
             let k = format!("{key}.tls.session_ticket_key[{j}]");
             let file = self.path(f.get_ref());
             match crate::files::read(&file) {
-                Ok(bytes) => match crate::tls::tickets::TicketKey::from_file_bytes(&bytes) {
+                Ok(bytes) => match TicketKey::from_file_bytes(&bytes) {
                     Ok(key) => ticket_keys.push(key),
                     Err(m) => self
                         .errs
@@ -223,40 +282,28 @@ impl Resolver<'_> {
                 }
             }
         }
-        let session_cache = t.session_cache.as_ref().map_or(10_000, |v| *v.get_ref());
-        if self.errs_len() != before || certs.is_empty() {
-            return None;
+        ticket_keys
+    }
+
+    /// The ticket keys a listener encrypts with: Some(None) when `session_tickets = false`,
+    /// the files' keys when named, else one derived for the listener; None on an error
+    /// (reported).
+    fn tickets(
+        &mut self,
+        key: &str,
+        name: &str,
+        t: &RawTls,
+        ticket_keys: Vec<TicketKey>,
+    ) -> Option<Option<TicketKeys>> {
+        if !t.session_tickets.as_ref().is_none_or(|v| *v.get_ref()) {
+            return Some(None);
         }
-        let tickets = if !tickets_on {
-            None
-        } else if ticket_keys.is_empty() {
-            // Stable for the life of the process, so a reload does not invalidate tickets.
-            match crate::tls::tickets::TicketKey::for_listener(name) {
-                Ok(k) => Some(crate::tls::tickets::TicketKeys(vec![k])),
-                Err(e) => {
-                    self.errs
-                        .push(span(&t.certificates), &format!("{key}.tls"), e.to_string());
-                    return None;
-                }
-            }
-        } else {
-            Some(crate::tls::tickets::TicketKeys(ticket_keys))
-        };
-        let spec = crate::tls::ServerTlsSpec {
-            certs,
-            versions,
-            mode: handshake_mode,
-            failure,
-            store,
-            hints,
-            depth,
-            revocation,
-            tickets,
-            session_cache,
-            session_timeout,
-        };
-        match ServerTls::new(spec) {
-            Ok(s) => Some((Arc::new(s), mode)),
+        if !ticket_keys.is_empty() {
+            return Some(Some(TicketKeys(ticket_keys)));
+        }
+        // Stable for the life of the process, so a reload does not invalidate tickets.
+        match TicketKey::for_listener(name) {
+            Ok(k) => Some(Some(TicketKeys(vec![k]))),
             Err(e) => {
                 self.errs
                     .push(span(&t.certificates), &format!("{key}.tls"), e.to_string());
@@ -274,26 +321,17 @@ impl Resolver<'_> {
         store: Option<&crate::x509::verify::TrustStore>,
         mode: ClientAuthMode,
     ) -> Option<Arc<crate::x509::crl::Revocation>> {
-        use crate::x509::crl::{CrlPolicy, ExpiredCrl, Revocation};
+        use crate::x509::crl::{CrlPolicy, Revocation};
         let mut policy = CrlPolicy::default();
         if let Some(v) = &t.crl_require_all {
             policy.require_all = *v.get_ref();
         }
-        if let Some(v) = &t.crl_expired {
-            match v.get_ref().as_str() {
-                "refuse" => policy.expired = ExpiredCrl::Refuse,
-                text => match units::parse_duration(text) {
-                    Ok(d) => {
-                        policy.expired =
-                            ExpiredCrl::Grace(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-                    }
-                    Err(_) => self.errs.push(
-                        span(v),
-                        &format!("{key}.tls.crl_expired"),
-                        format!("`{text}` is neither \"refuse\" (nginx's behaviour) nor a grace period such as \"12h\" or \"1d\""),
-                    ),
-                },
-            }
+        if let Some(expired) = t
+            .crl_expired
+            .as_ref()
+            .and_then(|v| self.word(v, &format!("{key}.tls.crl_expired")))
+        {
+            policy.expired = expired;
         }
         let first = t.crl.first()?;
         if mode == ClientAuthMode::Off {

@@ -106,7 +106,7 @@ impl Resolver<'_> {
 
         let versions = match &t.protocols {
             None => TlsVersions::Both,
-            Some(p) => self.upstream_protocols(&k("protocols"), p),
+            Some(p) => self.protocols(&k("protocols"), p),
         };
 
         let tls_name = match &t.name {
@@ -152,39 +152,6 @@ impl Resolver<'_> {
                     .push(Some(raw.span()), &format!("{key}.tls"), e.to_string());
                 None
             }
-        }
-    }
-
-    fn upstream_protocols(&mut self, key: &str, p: &Spanned<Vec<String>>) -> TlsVersions {
-        let before = self.errs.len();
-        let mut v12 = false;
-        let mut v13 = false;
-        for name in p.get_ref() {
-            match name.as_str() {
-                "TLSv1.2" => v12 = true,
-                "TLSv1.3" => v13 = true,
-                "SSLv2" | "SSLv3" | "TLSv1" | "TLSv1.1" => self.errs.push(
-                    span(p),
-                    key,
-                    format!("{name} is obsolete and insecure; ringgate speaks TLSv1.2 and TLSv1.3"),
-                ),
-                other => self.errs.push(
-                    span(p),
-                    key,
-                    format!("`{other}` is not a protocol; expected \"TLSv1.2\" and/or \"TLSv1.3\""),
-                ),
-            }
-        }
-        match (v12, v13) {
-            (true, false) => TlsVersions::Tls12,
-            (false, true) => TlsVersions::Tls13,
-            (false, false) => {
-                if self.errs.len() == before {
-                    self.errs.push(span(p), key, "no protocol left to offer");
-                }
-                TlsVersions::Both
-            }
-            (true, true) => TlsVersions::Both,
         }
     }
 }

@@ -6,6 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use toml::Spanned;
+
 use super::location::Location;
 use super::raw::{LocationVerify, RawHttp, RawListener, Word};
 use super::{span, Resolver};
@@ -175,6 +177,8 @@ impl Default for HttpSettings {
 }
 
 impl Resolver<'_> {
+    /// Resolves one `[[listener]]` with its locations; None when its address or TLS is
+    /// unusable (reported).
     pub(super) fn listener(
         &mut self,
         i: usize,
@@ -202,24 +206,62 @@ impl Resolver<'_> {
         let http = self.http(&key, &l.http);
         let mut rules = self.rules(&format!("{key}.rule"), &l.rule);
         if let Some(port) = &l.https_redirect {
-            let target = match *port.get_ref() {
-                443 => "https://$host$request_uri".to_string(),
-                0 => {
-                    self.errs.push(
-                        span(port),
-                        &format!("{key}.https_redirect"),
-                        "expected the https port to redirect to, such as 443",
-                    );
-                    "https://$host$request_uri".to_string()
-                }
-                p => format!("https://$host:{p}$request_uri"),
-            };
-            rules.push(Rule {
-                condition: None,
-                status: 301,
-                body: Template::compile(&target).ok(),
-            });
+            rules.push(self.https_redirect(&key, port));
         }
+        let locations = self.locations(&key, l, &rules, explicit_upstreams);
+        let (tls, verify_client) = self.listener_tls(&key, &name, l, &locations);
+        let identity_headers = self.identity_headers(&key, &l.identity_headers);
+        let access_log = l
+            .access_log
+            .as_ref()
+            .and_then(|a| self.access_log(&format!("{key}.access_log"), a));
+        self.identity_header_clashes(&key, l, &locations, &identity_headers);
+        Some(Listener {
+            name,
+            addr: addr?,
+            socket: 0,
+            server_names,
+            default_server: l.default_server.as_ref().is_some_and(|d| *d.get_ref()),
+            tls,
+            verify_client,
+            http,
+            rules,
+            identity_headers,
+            access_log,
+            locations,
+        })
+    }
+
+    /// `https_redirect`: a rule that answers everything with a 301 to https on that port.
+    fn https_redirect(&mut self, key: &str, port: &Spanned<u16>) -> Rule {
+        let target = match *port.get_ref() {
+            443 => "https://$host$request_uri".to_string(),
+            0 => {
+                self.errs.push(
+                    span(port),
+                    &format!("{key}.https_redirect"),
+                    "expected the https port to redirect to, such as 443",
+                );
+                "https://$host$request_uri".to_string()
+            }
+            p => format!("https://$host:{p}$request_uri"),
+        };
+        Rule {
+            condition: None,
+            status: 301,
+            body: Template::compile(&target).ok(),
+        }
+    }
+
+    /// The listener's locations (those that resolve); at least one unless a server-level
+    /// rule always answers.
+    fn locations(
+        &mut self,
+        key: &str,
+        l: &RawListener,
+        rules: &[Rule],
+        explicit_upstreams: usize,
+    ) -> Vec<Location> {
         let mut locations = Vec::new();
         for (j, loc) in l.location.iter().enumerate() {
             if let Some(loc) =
@@ -236,10 +278,22 @@ impl Resolver<'_> {
                 "a listener needs at least one [[listener.location]] (or a rule or https_redirect that always answers)",
             );
         }
+        locations
+    }
+
+    /// `[listener.tls]` and the configured `verify_client`, checked against what the
+    /// locations ask of client certificates.
+    fn listener_tls(
+        &mut self,
+        key: &str,
+        name: &str,
+        l: &RawListener,
+        locations: &[Location],
+    ) -> (Option<Arc<ServerTls>>, ClientAuthMode) {
         let loc_modes: Vec<ClientAuthMode> =
             locations.iter().filter_map(|l| l.verify_client).collect();
         let (tls, verify_client) = match l.tls.as_ref() {
-            Some(t) => match self.tls(&key, &name, t, &loc_modes) {
+            Some(t) => match self.tls(key, name, t, &loc_modes) {
                 Some((tls, mode)) => (Some(tls), mode),
                 None => (None, ClientAuthMode::Off),
             },
@@ -254,7 +308,7 @@ impl Resolver<'_> {
                 if wants_certs {
                     self.errs.push(
                         span(&l.listen),
-                        &key,
+                        key,
                         "locations with verify_client or allow_roles need client certificates: add [listener.tls] with client_certificate",
                     );
                 }
@@ -272,11 +326,17 @@ impl Resolver<'_> {
                 }
             }
         }
-        let identity_headers = self.identity_headers(&key, &l.identity_headers);
-        let access_log = l
-            .access_log
-            .as_ref()
-            .and_then(|a| self.access_log(&format!("{key}.access_log"), a));
+        (tls, verify_client)
+    }
+
+    /// A location's `set_header` may not name one of the listener's identity headers.
+    fn identity_header_clashes(
+        &mut self,
+        key: &str,
+        l: &RawListener,
+        locations: &[Location],
+        identity_headers: &IdentityHeaders,
+    ) {
         for (j, loc) in locations.iter().enumerate() {
             for (name, _) in &loc.set_headers {
                 if identity_headers
@@ -292,22 +352,9 @@ impl Resolver<'_> {
                 }
             }
         }
-        Some(Listener {
-            name,
-            addr: addr?,
-            socket: 0,
-            server_names,
-            default_server: l.default_server.as_ref().is_some_and(|d| *d.get_ref()),
-            tls,
-            verify_client,
-            http,
-            rules,
-            identity_headers,
-            access_log,
-            locations,
-        })
     }
 
+    /// `[listener.http]`: client-side limits and timeouts, nginx's defaults where unset.
     pub(super) fn http(&mut self, key: &str, h: &RawHttp) -> HttpSettings {
         let d = HttpSettings::default();
         let k = |s: &str| format!("{key}.http.{s}");

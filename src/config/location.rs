@@ -89,6 +89,7 @@ pub struct ProxyPass {
 }
 
 impl Resolver<'_> {
+    /// Resolves one `[[listener.location]]` (`key` is `listener[i].location[j]`).
     pub(super) fn location(
         &mut self,
         key: &str,
@@ -101,7 +102,48 @@ impl Resolver<'_> {
             .as_ref()
             .and_then(|m| self.word(m, &format!("{key}.match")))
             .unwrap_or(MatchKind::Prefix);
-        let regex = match kind {
+        let regex = self.location_regex(key, l, kind);
+        let set_headers = self.set_headers(key, l);
+        let verify_client = l
+            .verify_client
+            .as_ref()
+            .and_then(|v| self.word(v, &format!("{key}.verify_client")))
+            .map(LocationVerify::mode);
+        let allow_roles = l.allow_roles.as_ref().map(|r| {
+            if r.get_ref().is_empty() {
+                self.errs.push(
+                    span(r),
+                    &format!("{key}.allow_roles"),
+                    "an empty list lets nobody in; remove the key or name the roles",
+                );
+            }
+            r.get_ref().iter().map(|s| Arc::from(s.as_str())).collect()
+        });
+        let rules = self.rules(&format!("{key}.rule"), &l.rule);
+        let always_answers = rules.iter().any(|r| r.condition.is_none());
+        let action = self.action(key, l, regex.is_some(), always_answers, explicit_upstreams)?;
+        Some(Location {
+            path,
+            kind,
+            regex,
+            action,
+            set_headers,
+            verify_client,
+            allow_roles,
+            rules,
+        })
+    }
+
+    /// The compiled regex of a regex location; for the others, the check that the path
+    /// starts with `/`.
+    fn location_regex(
+        &mut self,
+        key: &str,
+        l: &RawLocation,
+        kind: MatchKind,
+    ) -> Option<regex::bytes::Regex> {
+        let path = l.path.get_ref();
+        match kind {
             MatchKind::Regex | MatchKind::RegexNoCase => {
                 let pattern = if kind == MatchKind::RegexNoCase {
                     format!("(?i){path}")
@@ -130,7 +172,11 @@ impl Resolver<'_> {
                 }
                 None
             }
-        };
+        }
+    }
+
+    /// `set_header`: each name checked and each value compiled.
+    fn set_headers(&mut self, key: &str, l: &RawLocation) -> Vec<(String, Template)> {
         let mut set_headers = Vec::new();
         for (name, value) in &l.set_header {
             if name.is_empty() || !name.bytes().all(is_token_byte) {
@@ -150,22 +196,19 @@ impl Resolver<'_> {
                 set_headers.push((name.clone(), t));
             }
         }
-        let verify_client = l
-            .verify_client
-            .as_ref()
-            .and_then(|v| self.word(v, &format!("{key}.verify_client")))
-            .map(LocationVerify::mode);
-        let allow_roles = l.allow_roles.as_ref().map(|r| {
-            if r.get_ref().is_empty() {
-                self.errs.push(
-                    span(r),
-                    &format!("{key}.allow_roles"),
-                    "an empty list lets nobody in; remove the key or name the roles",
-                );
-            }
-            r.get_ref().iter().map(|s| Arc::from(s.as_str())).collect()
-        });
-        let rules = self.rules(&format!("{key}.rule"), &l.rule);
+        set_headers
+    }
+
+    /// What answers the location: at most one of `proxy_pass`, `return` and `root`, or its
+    /// rules when one of them always answers. None when there is none or more than one.
+    fn action(
+        &mut self,
+        key: &str,
+        l: &RawLocation,
+        is_regex: bool,
+        rules_always_answer: bool,
+        explicit_upstreams: usize,
+    ) -> Option<Action> {
         let mut contents = Vec::new();
         if let Some(p) = &l.proxy_pass {
             contents.push(("proxy_pass", span(p)));
@@ -193,56 +236,53 @@ impl Resolver<'_> {
             self.errs
                 .push(at, &format!("{key}.index"), "index needs root");
         }
-        let action = if let Some(p) = &l.proxy_pass {
+        if let Some(p) = &l.proxy_pass {
             let pp = self.proxy_pass(key, p, explicit_upstreams)?;
-            if regex.is_some() && pp.uri.is_some() {
+            if is_regex && pp.uri.is_some() {
                 self.errs.push(
                     span(p),
                     &format!("{key}.proxy_pass"),
                     "proxy_pass cannot have a URI part in a regex location (as in nginx)",
                 );
             }
-            Action::Proxy(pp)
+            Some(Action::Proxy(pp))
         } else if let Some(r) = &l.return_ {
             let (status, body) = self.return_value(r, &format!("{key}.return"));
-            Action::Return { status, body }
+            Some(Action::Return { status, body })
         } else if let Some(r) = &l.root {
-            let root = self.path(r.get_ref());
-            if !root.is_dir() {
-                // nginx loads such a configuration and answers 404; so do we, but say so.
-                log::warn!(
-                    "{key}.root: {} is not a directory; requests there will get 404",
-                    root.display()
-                );
-            }
-            let index = l
-                .index
-                .as_ref()
-                .map(|i| i.get_ref().clone())
-                .unwrap_or_else(|| vec!["index.html".to_string()]);
-            Action::Static(StaticRoot { root, index })
-        } else if rules.iter().any(|r| r.condition.is_none()) {
-            Action::Rules
+            Some(Action::Static(self.static_root(key, r, l)))
+        } else if rules_always_answer {
+            Some(Action::Rules)
         } else {
             self.errs.push(
                 span(&l.path),
                 key,
                 "a location needs proxy_pass, return, root, or a rule without `if` that always answers",
             );
-            return None;
-        };
-        Some(Location {
-            path,
-            kind,
-            regex,
-            action,
-            set_headers,
-            verify_client,
-            allow_roles,
-            rules,
-        })
+            None
+        }
     }
 
+    /// `root` and `index`.
+    fn static_root(&mut self, key: &str, r: &Spanned<String>, l: &RawLocation) -> StaticRoot {
+        let root = self.path(r.get_ref());
+        if !root.is_dir() {
+            // nginx loads such a configuration and answers 404; so do we, but say so.
+            log::warn!(
+                "{key}.root: {} is not a directory; requests there will get 404",
+                root.display()
+            );
+        }
+        let index = l
+            .index
+            .as_ref()
+            .map(|i| i.get_ref().clone())
+            .unwrap_or_else(|| vec!["index.html".to_string()]);
+        StaticRoot { root, index }
+    }
+
+    /// Resolves `proxy_pass`: a declared upstream by name, or an implicit one for
+    /// `http://host:port`, made on first use.
     pub(super) fn proxy_pass(
         &mut self,
         key: &str,

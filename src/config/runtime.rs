@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::RawConfig;
+use super::raw::{RawConfig, RawRuntime};
 use super::{span, Resolver};
 
 /// Which io driver workers run.
@@ -51,8 +51,65 @@ pub struct Runtime {
 pub const DEFAULT_MAX_CONNECTIONS: usize = 65536;
 
 impl Resolver<'_> {
+    /// Resolves `[runtime]` (first: `allow_insecure_key_permissions` governs the key files
+    /// every later section loads).
     pub(super) fn runtime(&mut self, raw: &RawConfig) -> Runtime {
         let r = &raw.runtime;
+        let (workers, cpus) = self.workers(r);
+        let shutdown_timeout = self.duration(
+            &r.shutdown_timeout,
+            "runtime.shutdown_timeout",
+            Duration::from_secs(10),
+        );
+        let driver = r
+            .driver
+            .as_ref()
+            .and_then(|d| self.word(d, "runtime.driver"))
+            .unwrap_or(DriverChoice::Auto);
+        let log_level = r
+            .log_level
+            .as_ref()
+            .and_then(|l| self.word(l, "runtime.log_level"))
+            .unwrap_or(log::LevelFilter::Info);
+        let error_log = r.error_log.as_ref().and_then(|p| self.error_log(p));
+        let watch = r.watch.as_ref().is_none_or(|w| *w.get_ref());
+        let watch_interval = self.duration(
+            &r.watch_interval,
+            "runtime.watch_interval",
+            Duration::from_secs(1),
+        );
+        let allow_insecure_key_permissions = r
+            .allow_insecure_key_permissions
+            .as_ref()
+            .is_some_and(|v| *v.get_ref());
+        self.allow_insecure_keys = allow_insecure_key_permissions;
+        let max_connections = self.limit(
+            &r.max_connections,
+            "runtime.max_connections",
+            DEFAULT_MAX_CONNECTIONS,
+        );
+        let max_connections_per_worker = self.limit(
+            &r.max_connections_per_worker,
+            "runtime.max_connections_per_worker",
+            max_connections,
+        );
+        Runtime {
+            workers,
+            cpus,
+            shutdown_timeout,
+            driver,
+            log_level,
+            error_log,
+            watch,
+            watch_interval,
+            allow_insecure_key_permissions,
+            max_connections,
+            max_connections_per_worker,
+        }
+    }
+
+    /// `workers` (0 or absent: one per core) and `cpus` (absent: worker i on core i, modulo the core count).
+    fn workers(&mut self, r: &RawRuntime) -> (usize, Vec<usize>) {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let workers = match &r.workers {
             None => cores,
@@ -83,47 +140,28 @@ impl Resolver<'_> {
             }
             None => (0..workers).map(|i| i % cores).collect(),
         };
-        let shutdown_timeout = self.duration(
-            &r.shutdown_timeout,
-            "runtime.shutdown_timeout",
-            Duration::from_secs(10),
-        );
-        let driver = r
-            .driver
-            .as_ref()
-            .and_then(|d| self.word(d, "runtime.driver"))
-            .unwrap_or(DriverChoice::Auto);
-        let log_level = r
-            .log_level
-            .as_ref()
-            .and_then(|l| self.word(l, "runtime.log_level"))
-            .unwrap_or(log::LevelFilter::Info);
-        let error_log = r.error_log.as_ref().and_then(|p| {
-            let path = self.path(p.get_ref());
-            match path.parent() {
-                Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
-                    self.errs.push(
-                        span(p),
-                        "runtime.error_log",
-                        format!("{} is not a directory", dir.display()),
-                    );
-                    None
-                }
-                _ => Some(path),
+        (workers, cpus)
+    }
+
+    /// `error_log`: the file, in a directory that exists.
+    fn error_log(&mut self, p: &Spanned<String>) -> Option<PathBuf> {
+        let path = self.path(p.get_ref());
+        match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
+                self.errs.push(
+                    span(p),
+                    "runtime.error_log",
+                    format!("{} is not a directory", dir.display()),
+                );
+                None
             }
-        });
-        let watch = r.watch.as_ref().is_none_or(|w| *w.get_ref());
-        let watch_interval = self.duration(
-            &r.watch_interval,
-            "runtime.watch_interval",
-            Duration::from_secs(1),
-        );
-        let allow_insecure_key_permissions = r
-            .allow_insecure_key_permissions
-            .as_ref()
-            .is_some_and(|v| *v.get_ref());
-        self.allow_insecure_keys = allow_insecure_key_permissions;
-        let mut limit = |v: &Option<Spanned<usize>>, key: &str, default: usize| match v {
+            _ => Some(path),
+        }
+    }
+
+    /// A connection limit: at least 1.
+    fn limit(&mut self, v: &Option<Spanned<usize>>, key: &str, default: usize) -> usize {
+        match v {
             None => default,
             Some(n) if *n.get_ref() == 0 => {
                 self.errs.push(
@@ -134,29 +172,6 @@ impl Resolver<'_> {
                 default
             }
             Some(n) => *n.get_ref(),
-        };
-        let max_connections = limit(
-            &r.max_connections,
-            "runtime.max_connections",
-            DEFAULT_MAX_CONNECTIONS,
-        );
-        let max_connections_per_worker = limit(
-            &r.max_connections_per_worker,
-            "runtime.max_connections_per_worker",
-            max_connections,
-        );
-        Runtime {
-            workers,
-            cpus,
-            shutdown_timeout,
-            driver,
-            log_level,
-            error_log,
-            watch,
-            watch_interval,
-            allow_insecure_key_permissions,
-            max_connections,
-            max_connections_per_worker,
         }
     }
 }

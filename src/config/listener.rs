@@ -68,7 +68,7 @@ pub struct Rule {
 }
 
 /// A field of the client's identity that can be sent upstream as a header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum IdentityField {
     /// `$ssl_client_s_dn`.
     Subject,
@@ -118,6 +118,14 @@ impl IdentityField {
         ("client_cert", IdentityField::ClientCert),
         ("client_cert_chain", IdentityField::ClientCertChain),
     ];
+
+    /// Its config key.
+    pub fn name(self) -> &'static str {
+        IdentityField::ALL
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("", |(n, _)| n)
+    }
 }
 
 /// `[listener.identity_headers]`, resolved.

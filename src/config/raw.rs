@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+use super::listener::IdentityField;
 use super::location::MatchKind;
 use super::runtime::DriverChoice;
 use super::units::Quantity;
@@ -16,7 +17,7 @@ use crate::x509::crl::ExpiredCrl;
 /// it names none. An unknown word is no serde error on purpose: that would end the pass at
 /// the first one and lose its key, where the resolver reports it with file, line and key
 /// beside every other error, naming the accepted values.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Word<T> {
     /// One of the accepted words.
     Known(T),
@@ -206,6 +207,19 @@ impl Keyword for MatchKind {
     }
 }
 
+impl Keyword for IdentityField {
+    fn parse(text: &str) -> Option<Self> {
+        lookup(&IdentityField::ALL, text)
+    }
+    fn refused(_: &str) -> String {
+        let known: Vec<&str> = IdentityField::ALL.iter().map(|(n, _)| *n).collect();
+        format!(
+            "unknown identity field; expected one of {}",
+            known.join(", ")
+        )
+    }
+}
+
 /// `access_log = "off"`, the one word the key takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogOff;
@@ -292,7 +306,7 @@ pub struct RawListener {
     pub https_redirect: Option<Spanned<u16>>,
     /// Which identity headers go upstream, by field, and under which name.
     #[serde(default)]
-    pub identity_headers: BTreeMap<String, Spanned<String>>,
+    pub identity_headers: BTreeMap<Word<IdentityField>, Spanned<String>>,
     /// `access_log = "off"` or `{ path = "...", format = "name" }`.
     pub access_log: Option<Spanned<RawAccessLog>>,
     #[serde(default)]
@@ -518,4 +532,140 @@ pub struct RawMapEntry {
 pub struct RawStatic {
     pub default_type: Option<Spanned<String>>,
     pub types: Option<Spanned<BTreeMap<String, String>>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::parse_str;
+
+    #[test]
+    fn unknown_words_are_reported_together_with_line_key_and_accepted_values() {
+        let text = r#"[runtime]
+driver = "uring"
+log_level = "loud"
+
+[[listener]]
+listen = "127.0.0.1:0"
+access_log = "on"
+[listener.tls]
+certificates = [{ cert = "/nonexistent.crt", key = "/nonexistent.key" }]
+protocols = ["TLSv1.2", "QUIC"]
+verify_client = "maybe"
+verify_failure = "page"
+crl_expired = "later"
+[[listener.location]]
+path = "/"
+match = "glob"
+verify_client = "optional_no_ca"
+return = 204
+"#;
+        let err = parse_str(text, Path::new("w.toml")).unwrap_err();
+        let all = err.to_string();
+        for (line, key, what) in [
+            (
+                2,
+                "runtime.driver",
+                "`uring` is not a driver; expected \"auto\" or \"legacy\"",
+            ),
+            (
+                3,
+                "runtime.log_level",
+                "expected one of off, error, warn, info, debug, trace",
+            ),
+            (7, "listener[0].access_log", "`on`: expected \"off\" or"),
+            (10, "listener[0].tls.protocols", "`QUIC` is not a protocol"),
+            (
+                11,
+                "listener[0].tls.verify_client",
+                "\"optional_no_ca\" or \"off\"",
+            ),
+            (
+                12,
+                "listener[0].tls.verify_failure",
+                "`page` is not a failure mode",
+            ),
+            (
+                13,
+                "listener[0].tls.crl_expired",
+                "`later` is neither \"refuse\"",
+            ),
+            (
+                16,
+                "listener[0].location[0].match",
+                "`glob` is not a match kind",
+            ),
+            (
+                17,
+                "listener[0].location[0].verify_client",
+                "not a per-location mode",
+            ),
+        ] {
+            let want = format!("w.toml:{line}: {key}: ");
+            assert!(
+                all.lines().any(|l| l.contains(&want) && l.contains(what)),
+                "want {want}...{what} in:\n{all}"
+            );
+        }
+        // The certificate files are still loaded and reported: no word stops the pass.
+        assert!(
+            all.contains("listener[0].tls.certificates[0].cert"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn identity_header_fields_are_words() {
+        let base = "[[listener]]\nlisten = \"127.0.0.1:0\"\n[listener.identity_headers]\nverify = \"X-Verify\"\nsubject = \"X-Subject\"\n";
+        let loc = "[[listener.location]]\npath = \"/\"\nreturn = 204\n";
+        let c = parse_str(&format!("{base}{loc}"), Path::new("t.toml")).unwrap();
+        let fields: Vec<_> = c.listeners[0].identity_headers.fields.clone();
+        assert_eq!(
+            fields,
+            vec![
+                (IdentityField::Subject, "X-Subject".to_string()),
+                (IdentityField::Verify, "X-Verify".to_string()),
+            ]
+        );
+        let text = format!("{base}subjectt = \"X-S\"\n{loc}");
+        let err = parse_str(&text, Path::new("t.toml")).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].key, "listener[0].identity_headers.subjectt");
+        assert_eq!(err.0[0].line, Some(6));
+        assert!(
+            err.0[0].message.contains("expected one of subject, issuer"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn words_parse_as_nginx_writes_them() {
+        assert_eq!(MatchKind::parse("^~"), Some(MatchKind::PrefixNoRegex));
+        assert_eq!(MatchKind::parse("~*"), Some(MatchKind::RegexNoCase));
+        assert_eq!(
+            log::LevelFilter::parse("DEBUG"),
+            Some(log::LevelFilter::Debug)
+        );
+        assert_eq!(ExpiredCrl::parse("refuse"), Some(ExpiredCrl::Refuse));
+        assert_eq!(ExpiredCrl::parse("1d"), Some(ExpiredCrl::Grace(86_400)));
+        assert_eq!(
+            TlsProtocol::parse("TLSv1.1"),
+            Some(TlsProtocol::Obsolete("TLSv1.1"))
+        );
+        assert_eq!(LocationVerify::parse("optional_no_ca"), None);
+        assert_eq!(
+            ClientAuthMode::parse("optional_no_ca"),
+            Some(ClientAuthMode::OptionalNoCa)
+        );
+    }
+
+    #[test]
+    fn a_word_of_the_wrong_type_is_a_structural_error() {
+        let text = "[runtime]\ndriver = 5\n[[listener]]\nlisten = \"127.0.0.1:0\"\n";
+        let err = parse_str(text, Path::new("t.toml")).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert_eq!(err.0[0].line, Some(2), "{err}");
+    }
 }

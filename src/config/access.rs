@@ -9,9 +9,10 @@ use std::sync::Arc;
 use toml::Spanned;
 
 use super::raw::{
-    Keyword, LogOff, RawAccessLog, RawIdentity, RawListener, RawMap, RawMatcher, RawReturn,
-    RawRoleRule, RawRule, RawStatic, Word,
+    RawAccessLog, RawIdentity, RawListener, RawMap, RawMatcher, RawReturn, RawRoleRule, RawRule,
+    RawStatic,
 };
+use super::words::{Keyword, LogOff, Word};
 use super::{
     span, AccessLog, IdentityField, IdentityHeaders, Listener, Resolver, Rule, Socket, StaticTypes,
 };

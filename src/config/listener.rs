@@ -9,7 +9,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::location::Location;
-use super::raw::{LocationVerify, RawHttp, RawListener, Word};
+use super::raw::{RawHttp, RawListener};
+use super::words::{LocationVerify, Word};
 use super::{span, Resolver};
 use crate::tls::client_auth::ClientAuthMode;
 use crate::tls::ServerTls;
@@ -23,7 +24,7 @@ pub struct Listener {
     pub name: String,
     /// Address to bind (port 0 picks a free port).
     pub addr: SocketAddr,
-    /// Index into [`Config::sockets`].
+    /// Index into [`Config::sockets`](super::Config::sockets).
     pub socket: usize,
     /// `server_name`s; the first is `$host` when a request names none.
     pub server_names: Vec<String>,
@@ -50,7 +51,7 @@ pub struct Listener {
 /// A listener's access log: which file, in which format.
 #[derive(Debug, Clone)]
 pub struct AccessLog {
-    /// The file (one of [`Config::log_files`]).
+    /// The file (one of [`Config::log_files`](super::Config::log_files)).
     pub path: Arc<Path>,
     /// How lines are rendered.
     pub format: Arc<crate::vars::log_format::LogFormat>,

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use toml::Spanned;
 
 use super::listener::Rule;
-use super::raw::{LocationVerify, RawLocation};
+use super::raw::RawLocation;
 use super::upstream::resolve_addr;
+use super::words::LocationVerify;
 use super::{span, Resolver};
 use crate::tls::client_auth::ClientAuthMode;
 use crate::upstream::Upstream;
@@ -80,11 +81,11 @@ pub struct StaticRoot {
 /// A resolved `proxy_pass`.
 #[derive(Debug)]
 pub struct ProxyPass {
-    /// Index into [`Config::upstreams`].
+    /// Index into [`Config::upstreams`](super::Config::upstreams).
     pub upstream: usize,
     /// The URI part, if `proxy_pass` had one: it replaces the matched location prefix.
     pub uri: Option<String>,
-    /// `$proxy_host`: host[:port] as written, the default `Host` sent upstream.
+    /// `$proxy_host`: `host[:port]` as written, the default `Host` sent upstream.
     pub proxy_host: String,
 }
 

@@ -15,6 +15,7 @@ pub mod units;
 mod upstream;
 mod upstream_tls;
 pub mod vhost;
+pub mod words;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -28,9 +29,10 @@ pub use error::{ConfigError, ConfigErrors};
 use listener::parse_listen;
 pub use listener::{AccessLog, HttpSettings, IdentityField, IdentityHeaders, Listener, Rule};
 pub use location::{Action, Location, MatchKind, ProxyPass, StaticRoot};
-use raw::{Keyword, RawConfig, Word};
+use raw::RawConfig;
 pub use runtime::{DriverChoice, Runtime, DEFAULT_MAX_CONNECTIONS};
 use units::Quantity;
+use words::{Keyword, Word};
 
 use crate::config::vhost::VirtualHosts;
 use crate::policy::IdentityPolicy;

@@ -9,7 +9,8 @@ use toml::Spanned;
 use rustls::sign::CertifiedKey;
 use rustls::DistinguishedName;
 
-use super::raw::{Keyword, RawTls, TlsProtocol, Word};
+use super::raw::RawTls;
+use super::words::{Keyword, TlsProtocol, Word};
 use super::{span, Resolver};
 use crate::tls::client_auth::{ClientAuthMode, FailureMode};
 use crate::tls::tickets::{TicketKey, TicketKeys};

@@ -358,6 +358,16 @@ return = 204
     }
 
     #[test]
+    fn access_log_off_is_a_word_beside_the_table_form() {
+        let text = "[[listener]]\nlisten = \"127.0.0.1:0\"\naccess_log = \"off\"\n[[listener.location]]\npath = \"/\"\nreturn = 204\n";
+        let c = parse_str(text, Path::new("t.toml")).unwrap();
+        assert!(c.listeners[0].access_log.is_none());
+        let text = text.replace("\"off\"", "{ path = \"/tmp/a.log\" }");
+        let c = parse_str(&text, Path::new("t.toml")).unwrap();
+        assert!(c.listeners[0].access_log.is_some());
+    }
+
+    #[test]
     fn a_word_of_the_wrong_type_is_a_structural_error() {
         let text = "[runtime]\ndriver = 5\n[[listener]]\nlisten = \"127.0.0.1:0\"\n";
         let err = parse_str(text, Path::new("t.toml")).unwrap_err();

@@ -12,6 +12,7 @@ use super::raw::{
     RawAccessLog, RawIdentity, RawListener, RawMap, RawMatcher, RawReturn, RawRoleRule, RawRule,
     RawStatic,
 };
+use super::words::{Keyword, LogOff, Word};
 use super::{
     span, AccessLog, IdentityField, IdentityHeaders, Listener, Resolver, Rule, Socket, StaticTypes,
 };
@@ -233,25 +234,24 @@ impl Resolver<'_> {
     pub(super) fn identity_headers(
         &mut self,
         key: &str,
-        raw: &std::collections::BTreeMap<String, Spanned<String>>,
+        raw: &std::collections::BTreeMap<Word<IdentityField>, Spanned<String>>,
     ) -> IdentityHeaders {
         let mut out = IdentityHeaders::default();
         for (field, name) in raw {
-            let k = format!("{key}.identity_headers.{field}");
-            let Some((_, f)) = IdentityField::ALL.iter().find(|(n, _)| n == field) else {
-                let known: Vec<&str> = IdentityField::ALL.iter().map(|(n, _)| *n).collect();
-                self.errs.push(
-                    span(name),
-                    &k,
-                    format!(
-                        "unknown identity field; expected one of {}",
-                        known.join(", ")
-                    ),
-                );
-                continue;
+            let f = match field {
+                Word::Known(f) => f,
+                Word::Unknown(text) => {
+                    self.errs.push(
+                        span(name),
+                        &format!("{key}.identity_headers.{text}"),
+                        IdentityField::refused(text),
+                    );
+                    continue;
+                }
             };
+            let k = format!("{key}.identity_headers.{}", f.name());
             let n = name.get_ref();
-            if n.is_empty() || !n.bytes().all(super::is_token_byte) {
+            if n.is_empty() || !n.bytes().all(super::location::is_token_byte) {
                 self.errs
                     .push(span(name), &k, format!("`{n}` is not a valid header name"));
                 continue;
@@ -309,15 +309,9 @@ impl Resolver<'_> {
         raw: &Spanned<RawAccessLog>,
     ) -> Option<AccessLog> {
         match raw.get_ref() {
-            RawAccessLog::Off(s) if s == "off" => None,
-            RawAccessLog::Off(other) => {
-                self.errs.push(
-                    span(raw),
-                    key,
-                    format!(
-                        "`{other}`: expected \"off\" or {{ path = \"...\", format = \"...\" }}"
-                    ),
-                );
+            RawAccessLog::Off(Word::Known(LogOff)) => None,
+            RawAccessLog::Off(Word::Unknown(other)) => {
+                self.errs.push(span(raw), key, LogOff::refused(other));
                 None
             }
             RawAccessLog::To { path, format } => {

@@ -1,12 +1,19 @@
 //! The configuration file's shape, exactly as written: serde structs with unknown keys refused
-//! and spans kept, so that every later error can point at a line.
+//! and spans kept, so that every later error can point at a line. A key that takes one word
+//! of a closed set holds a [`Word`] (see [`super::words`]).
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::listener::IdentityField;
+use super::location::MatchKind;
+use super::runtime::DriverChoice;
 use super::units::Quantity;
+use super::words::{LocationVerify, LogOff, TlsProtocol, Word};
+use crate::tls::client_auth::{ClientAuthMode, FailureMode};
+use crate::x509::crl::ExpiredCrl;
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -48,8 +55,8 @@ pub struct RawRuntime {
     pub workers: Option<Spanned<usize>>,
     pub cpus: Option<Spanned<Vec<usize>>>,
     pub shutdown_timeout: Option<Spanned<Quantity>>,
-    pub driver: Option<Spanned<String>>,
-    pub log_level: Option<Spanned<String>>,
+    pub driver: Option<Spanned<Word<DriverChoice>>>,
+    pub log_level: Option<Spanned<Word<log::LevelFilter>>>,
     pub error_log: Option<Spanned<String>>,
     pub watch: Option<Spanned<bool>>,
     pub watch_interval: Option<Spanned<Quantity>>,
@@ -77,11 +84,11 @@ pub struct RawListener {
     /// Server-level `if`/`return`, run before a location is chosen.
     #[serde(default)]
     pub rule: Vec<RawRule>,
-    /// Answer everything with a 301 to https on this port (seed 004's `listen 80` server).
+    /// Answer everything with a 301 to https on this port (nginx's plain `listen 80` server that only sends clients to https).
     pub https_redirect: Option<Spanned<u16>>,
     /// Which identity headers go upstream, by field, and under which name.
     #[serde(default)]
-    pub identity_headers: BTreeMap<String, Spanned<String>>,
+    pub identity_headers: BTreeMap<Word<IdentityField>, Spanned<String>>,
     /// `access_log = "off"` or `{ path = "...", format = "name" }`.
     pub access_log: Option<Spanned<RawAccessLog>>,
     #[serde(default)]
@@ -92,7 +99,7 @@ pub struct RawListener {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum RawAccessLog {
-    Off(String),
+    Off(Word<LogOff>),
     To {
         path: String,
         #[serde(default)]
@@ -115,11 +122,11 @@ pub struct RawRule {
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
     pub certificates: Spanned<Vec<RawCertificate>>,
-    pub protocols: Option<Spanned<Vec<String>>>,
+    pub protocols: Option<Spanned<Vec<Word<TlsProtocol>>>>,
     pub client_certificate: Option<Spanned<String>>,
-    pub verify_client: Option<Spanned<String>>,
+    pub verify_client: Option<Spanned<Word<ClientAuthMode>>>,
     pub verify_depth: Option<Spanned<u32>>,
-    pub verify_failure: Option<Spanned<String>>,
+    pub verify_failure: Option<Spanned<Word<FailureMode>>>,
     pub session_tickets: Option<Spanned<bool>>,
     pub session_cache: Option<Spanned<usize>>,
     pub session_timeout: Option<Spanned<Quantity>>,
@@ -131,7 +138,7 @@ pub struct RawTls {
     /// Every CA of a client's chain must have a CRL (nginx's behaviour; default true).
     pub crl_require_all: Option<Spanned<bool>>,
     /// `"refuse"` (nginx) or a grace period such as `"1d"` for CRLs past their nextUpdate.
-    pub crl_expired: Option<Spanned<String>>,
+    pub crl_expired: Option<Spanned<Word<ExpiredCrl>>>,
 }
 
 /// One certificate chain and its key (`ssl_certificate` / `ssl_certificate_key`).
@@ -170,7 +177,7 @@ pub struct RawHttp {
 pub struct RawLocation {
     pub path: Spanned<String>,
     #[serde(rename = "match")]
-    pub match_kind: Option<Spanned<String>>,
+    pub match_kind: Option<Spanned<Word<MatchKind>>>,
     pub proxy_pass: Option<Spanned<String>>,
     #[serde(rename = "return")]
     pub return_: Option<Spanned<RawReturn>>,
@@ -181,7 +188,7 @@ pub struct RawLocation {
     /// Index files for directory requests under `root`.
     pub index: Option<Spanned<Vec<String>>>,
     /// Per-path client certificate requirement (nginx `ssl_verify_client` in a location).
-    pub verify_client: Option<Spanned<String>>,
+    pub verify_client: Option<Spanned<Word<LocationVerify>>>,
     /// Roles allowed in (see `[identity]`).
     pub allow_roles: Option<Spanned<Vec<String>>>,
     /// Location-level `if`/`return`, run in order after the location is chosen.
@@ -231,7 +238,7 @@ pub struct RawUpstreamTls {
     pub server_name: Option<Spanned<bool>>,
     pub certificate: Option<Spanned<String>>,
     pub key: Option<Spanned<String>>,
-    pub protocols: Option<Spanned<Vec<String>>>,
+    pub protocols: Option<Spanned<Vec<Word<TlsProtocol>>>>,
     pub session_reuse: Option<Spanned<bool>>,
 }
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use rustls::sign::CertifiedKey;
 use toml::Spanned;
 
 use super::raw::RawUpstreamTls;
@@ -22,30 +23,71 @@ impl Resolver<'_> {
     ) -> Option<Arc<UpstreamTls>> {
         let t = raw.get_ref();
         let before = self.errs.len();
-        let k = |s: &str| format!("{key}.tls.{s}");
         let verify = t.verify.as_ref().is_none_or(|v| *v.get_ref());
         let depth = t.verify_depth.as_ref().map_or(1, |d| *d.get_ref());
+        let store = self.upstream_trust(key, raw, verify);
+        let client_cert = self.upstream_client_cert(key, t);
+        let versions = match &t.protocols {
+            None => TlsVersions::Both,
+            Some(p) => self.protocols(&format!("{key}.tls.protocols"), p),
+        };
+        let tls_name = self.upstream_tls_name(key, name, raw);
+        if self.errs.len() != before {
+            return None;
+        }
+        if !verify {
+            log::warn!(
+                "upstream `{name}`: [upstream.tls] verify = false: the upstream's certificate is NOT verified; anyone on the path to it can impersonate it (nginx proxy_ssl_verify off)"
+            );
+        }
+        let params = UpstreamTlsParams {
+            verify: if verify {
+                store.map(|s| (s, depth))
+            } else {
+                None
+            },
+            name: tls_name,
+            send_sni: t.server_name.as_ref().is_none_or(|v| *v.get_ref()),
+            client_cert,
+            versions,
+            session_reuse: t.session_reuse.as_ref().is_none_or(|v| *v.get_ref()),
+        };
+        match UpstreamTls::new(params) {
+            Ok(tls) => Some(Arc::new(tls)),
+            Err(e) => {
+                self.errs
+                    .push(Some(raw.span()), &format!("{key}.tls"), e.to_string());
+                None
+            }
+        }
+    }
 
-        // Loaded even when verify is off, so that `ringgate check` reports a bad file.
-        let store = match &t.trusted_certificate {
+    /// `trusted_certificate`: required while `verify` is on, and loaded even when it is off,
+    /// so that `ringgate check` reports a bad file.
+    fn upstream_trust(
+        &mut self,
+        key: &str,
+        raw: &Spanned<RawUpstreamTls>,
+        verify: bool,
+    ) -> Option<Arc<TrustStore>> {
+        let t = raw.get_ref();
+        let k = format!("{key}.tls.trusted_certificate");
+        match &t.trusted_certificate {
             Some(ca) => {
                 let path = self.path(ca.get_ref());
                 match crate::files::read(&path) {
                     Ok(bytes) => match TrustStore::from_pem(&bytes) {
                         Ok(s) => Some(Arc::new(s)),
                         Err(e) => {
-                            self.errs.push(
-                                span(ca),
-                                &k("trusted_certificate"),
-                                format!("{}: {e}", path.display()),
-                            );
+                            self.errs
+                                .push(span(ca), &k, format!("{}: {e}", path.display()));
                             None
                         }
                     },
                     Err(e) => {
                         self.errs.push(
                             span(ca),
-                            &k("trusted_certificate"),
+                            &k,
                             format!("cannot read {}: {e}", path.display()),
                         );
                         None
@@ -56,15 +98,20 @@ impl Resolver<'_> {
                 let at = t.verify.as_ref().map_or(raw.span(), |v| v.span());
                 self.errs.push(
                     Some(at),
-                    &k("trusted_certificate"),
+                    &k,
                     "the upstream's certificate is verified (verify = true, the default) against trusted_certificate, the CA bundle (PEM) it must chain to (nginx proxy_ssl_trusted_certificate); set it, or verify = false",
                 );
                 None
             }
             None => None,
-        };
+        }
+    }
 
-        let client_cert = match (&t.certificate, &t.key) {
+    /// `certificate` and `key`: the client certificate presented to the upstream, both or
+    /// neither.
+    fn upstream_client_cert(&mut self, key: &str, t: &RawUpstreamTls) -> Option<Arc<CertifiedKey>> {
+        let k = |s: &str| format!("{key}.tls.{s}");
+        match (&t.certificate, &t.key) {
             (Some(c), Some(kf)) => {
                 let cert_path = self.path(c.get_ref());
                 let key_path = self.path(kf.get_ref());
@@ -102,13 +149,18 @@ impl Resolver<'_> {
                 None
             }
             (None, None) => None,
-        };
+        }
+    }
 
-        let versions = match &t.protocols {
-            None => TlsVersions::Both,
-            Some(p) => self.upstream_protocols(&k("protocols"), p),
-        };
-
+    /// `name` (nginx `proxy_ssl_name`; default: the upstream's host): the name sent by SNI
+    /// and verified, which must be a host name or an address.
+    fn upstream_tls_name(
+        &mut self,
+        key: &str,
+        name: &str,
+        raw: &Spanned<RawUpstreamTls>,
+    ) -> String {
+        let t = raw.get_ref();
         let tls_name = match &t.name {
             Some(n) => n.get_ref().trim().to_string(),
             None => host_of(name).to_string(),
@@ -122,70 +174,10 @@ impl Resolver<'_> {
             } else {
                 String::new()
             };
-            self.errs.push(Some(at), &k("name"), format!("{e}{hint}"));
+            self.errs
+                .push(Some(at), &format!("{key}.tls.name"), format!("{e}{hint}"));
         }
-
-        if self.errs.len() != before {
-            return None;
-        }
-        if !verify {
-            log::warn!(
-                "upstream `{name}`: [upstream.tls] verify = false: the upstream's certificate is NOT verified; anyone on the path to it can impersonate it (nginx proxy_ssl_verify off)"
-            );
-        }
-        let params = UpstreamTlsParams {
-            verify: if verify {
-                store.map(|s| (s, depth))
-            } else {
-                None
-            },
-            name: tls_name,
-            send_sni: t.server_name.as_ref().is_none_or(|v| *v.get_ref()),
-            client_cert,
-            versions,
-            session_reuse: t.session_reuse.as_ref().is_none_or(|v| *v.get_ref()),
-        };
-        match UpstreamTls::new(params) {
-            Ok(tls) => Some(Arc::new(tls)),
-            Err(e) => {
-                self.errs
-                    .push(Some(raw.span()), &format!("{key}.tls"), e.to_string());
-                None
-            }
-        }
-    }
-
-    fn upstream_protocols(&mut self, key: &str, p: &Spanned<Vec<String>>) -> TlsVersions {
-        let before = self.errs.len();
-        let mut v12 = false;
-        let mut v13 = false;
-        for name in p.get_ref() {
-            match name.as_str() {
-                "TLSv1.2" => v12 = true,
-                "TLSv1.3" => v13 = true,
-                "SSLv2" | "SSLv3" | "TLSv1" | "TLSv1.1" => self.errs.push(
-                    span(p),
-                    key,
-                    format!("{name} is obsolete and insecure; ringgate speaks TLSv1.2 and TLSv1.3"),
-                ),
-                other => self.errs.push(
-                    span(p),
-                    key,
-                    format!("`{other}` is not a protocol; expected \"TLSv1.2\" and/or \"TLSv1.3\""),
-                ),
-            }
-        }
-        match (v12, v13) {
-            (true, false) => TlsVersions::Tls12,
-            (false, true) => TlsVersions::Tls13,
-            (false, false) => {
-                if self.errs.len() == before {
-                    self.errs.push(span(p), key, "no protocol left to offer");
-                }
-                TlsVersions::Both
-            }
-            (true, true) => TlsVersions::Both,
-        }
+        tls_name
     }
 }
 

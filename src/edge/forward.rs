@@ -15,10 +15,10 @@ use super::outcome::{LogFacts, Next, Refusal};
 use super::request::{Client, Request};
 use super::respond;
 use super::route;
-use crate::config::{Location, ProxyPass, Upstream};
+use crate::config::{Location, ProxyPass};
 use crate::conn::Stream;
 use crate::http::{self, BodyFraming, Interim, ResponseHead};
-use crate::upstream::{self, Pools, UpstreamError};
+use crate::upstream::{self, Pools, Upstream, UpstreamError};
 
 /// Where a location proxies to.
 #[derive(Clone, Copy)]

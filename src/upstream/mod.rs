@@ -4,6 +4,7 @@
 //! Everything here is per worker (`!Send`, `Rc`/`RefCell`): pools are never shared between
 //! cores, so taking or returning a connection is a plain vector operation.
 
+pub mod group;
 pub mod pool;
 pub mod sessions;
 pub mod tls;
@@ -16,9 +17,9 @@ use std::time::Duration;
 use monoio::net::TcpStream;
 use rustls::ClientConnection;
 
-use crate::config::Upstream;
 use crate::conn::Stream;
 use crate::tls::stream::TlsStream;
+pub use group::Upstream;
 pub use pool::Pools;
 use tls::TlsFailure;
 

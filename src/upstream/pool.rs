@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rustls::ClientConfig;
 
 use super::tls::UpstreamTls;
-use crate::config::Upstream;
+use super::Upstream;
 use crate::conn::Stream;
 
 struct Idle {

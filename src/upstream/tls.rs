@@ -153,7 +153,8 @@ fn versions(v: TlsVersions) -> &'static [&'static SupportedProtocolVersion] {
 
 /// Presents our chain whatever CA names the upstream hints, as nginx does. Our own resolver
 /// because rustls's `with_client_auth_cert` parses the certificate with webpki, which refuses
-/// X.509 v1 certificates (as `openssl x509 -req` makes them).
+/// X.509 v1 client certificates (such as the enterprise mTLS guide's, made by
+/// `openssl x509 -req`).
 #[derive(Debug)]
 struct ClientCert(Arc<CertifiedKey>);
 

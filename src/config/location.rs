@@ -1,0 +1,383 @@
+//! `[[listener.location]]` resolved: how the path matches and what answers it (`proxy_pass`,
+//! `return`, `root` or rules).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use toml::Spanned;
+
+use super::listener::Rule;
+use super::raw::RawLocation;
+use super::upstream::resolve_addr;
+use super::words::LocationVerify;
+use super::{span, Resolver};
+use crate::tls::client_auth::ClientAuthMode;
+use crate::upstream::Upstream;
+use crate::vars::Template;
+
+/// How a location's path matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchKind {
+    /// nginx `location /path`.
+    Prefix,
+    /// nginx `location = /path`.
+    Exact,
+    /// nginx `location ^~ /path`: a prefix that, when longest, stops the regex search.
+    PrefixNoRegex,
+    /// nginx `location ~ regex`.
+    Regex,
+    /// nginx `location ~* regex`.
+    RegexNoCase,
+}
+
+/// A path and its handling.
+#[derive(Debug)]
+pub struct Location {
+    /// The path (or regex) as written.
+    pub path: String,
+    /// How it matches.
+    pub kind: MatchKind,
+    /// The compiled regex of a regex location.
+    pub regex: Option<regex::bytes::Regex>,
+    /// What to do.
+    pub action: Action,
+    /// `proxy_set_header`s: name and compiled value; an empty value removes the header.
+    pub set_headers: Vec<(String, Template)>,
+    /// Client certificate requirement for this path (None: the listener's).
+    pub verify_client: Option<ClientAuthMode>,
+    /// Roles allowed in (None: anyone the other checks let in).
+    pub allow_roles: Option<Vec<Arc<str>>>,
+    /// Location-level rules, run after the location is chosen.
+    pub rules: Vec<Rule>,
+}
+
+/// What a location does with a request.
+#[derive(Debug)]
+pub enum Action {
+    /// `proxy_pass`.
+    Proxy(ProxyPass),
+    /// `return CODE [text|URL]`.
+    Return {
+        /// Status code.
+        status: u16,
+        /// Body text, or the Location for 301/302/303/307/308.
+        body: Option<Template>,
+    },
+    /// `root`: static files.
+    Static(StaticRoot),
+    /// Nothing but rules (the last of which returns): 404 if they all pass.
+    Rules,
+}
+
+/// `root` and `index` of a static location.
+#[derive(Debug, Clone)]
+pub struct StaticRoot {
+    /// The directory files are served from.
+    pub root: PathBuf,
+    /// Files tried for a request ending in `/`.
+    pub index: Vec<String>,
+}
+
+/// A resolved `proxy_pass`.
+#[derive(Debug)]
+pub struct ProxyPass {
+    /// Index into [`Config::upstreams`](super::Config::upstreams).
+    pub upstream: usize,
+    /// The URI part, if `proxy_pass` had one: it replaces the matched location prefix.
+    pub uri: Option<String>,
+    /// `$proxy_host`: `host[:port]` as written, the default `Host` sent upstream.
+    pub proxy_host: String,
+}
+
+impl Resolver<'_> {
+    /// Resolves one `[[listener.location]]` (`key` is `listener[i].location[j]`).
+    pub(super) fn location(
+        &mut self,
+        key: &str,
+        l: &RawLocation,
+        explicit_upstreams: usize,
+    ) -> Option<Location> {
+        let path = l.path.get_ref().clone();
+        let kind = l
+            .match_kind
+            .as_ref()
+            .and_then(|m| self.word(m, &format!("{key}.match")))
+            .unwrap_or(MatchKind::Prefix);
+        let regex = self.location_regex(key, l, kind);
+        let set_headers = self.set_headers(key, l);
+        let verify_client = l
+            .verify_client
+            .as_ref()
+            .and_then(|v| self.word(v, &format!("{key}.verify_client")))
+            .map(LocationVerify::mode);
+        let allow_roles = l.allow_roles.as_ref().map(|r| {
+            if r.get_ref().is_empty() {
+                self.errs.push(
+                    span(r),
+                    &format!("{key}.allow_roles"),
+                    "an empty list lets nobody in; remove the key or name the roles",
+                );
+            }
+            r.get_ref().iter().map(|s| Arc::from(s.as_str())).collect()
+        });
+        let rules = self.rules(&format!("{key}.rule"), &l.rule);
+        let always_answers = rules.iter().any(|r| r.condition.is_none());
+        let action = self.action(key, l, regex.is_some(), always_answers, explicit_upstreams)?;
+        Some(Location {
+            path,
+            kind,
+            regex,
+            action,
+            set_headers,
+            verify_client,
+            allow_roles,
+            rules,
+        })
+    }
+
+    /// The compiled regex of a regex location; for the others, the check that the path
+    /// starts with `/`.
+    fn location_regex(
+        &mut self,
+        key: &str,
+        l: &RawLocation,
+        kind: MatchKind,
+    ) -> Option<regex::bytes::Regex> {
+        let path = l.path.get_ref();
+        match kind {
+            MatchKind::Regex | MatchKind::RegexNoCase => {
+                let pattern = if kind == MatchKind::RegexNoCase {
+                    format!("(?i){path}")
+                } else {
+                    path.clone()
+                };
+                match regex::bytes::Regex::new(&pattern) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        self.errs.push(
+                            span(&l.path),
+                            &format!("{key}.path"),
+                            format!("not a valid regex: {e}"),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                if !path.starts_with('/') {
+                    self.errs.push(
+                        span(&l.path),
+                        &format!("{key}.path"),
+                        "a location path starts with `/`",
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// `set_header`: each name checked and each value compiled.
+    fn set_headers(&mut self, key: &str, l: &RawLocation) -> Vec<(String, Template)> {
+        let mut set_headers = Vec::new();
+        for (name, value) in &l.set_header {
+            if name.is_empty() || !name.bytes().all(is_token_byte) {
+                self.errs.push(
+                    span(value),
+                    &format!("{key}.set_header"),
+                    format!("`{name}` is not a valid header name"),
+                );
+                continue;
+            }
+            if name.eq_ignore_ascii_case("upgrade") {
+                log::warn!(
+                    "{key}.set_header.{name}: WebSocket is not tunnelled; the Upgrade header is dropped"
+                );
+            }
+            if let Some(t) = self.template(value, &format!("{key}.set_header.{name}")) {
+                set_headers.push((name.clone(), t));
+            }
+        }
+        set_headers
+    }
+
+    /// What answers the location: at most one of `proxy_pass`, `return` and `root`, or its
+    /// rules when one of them always answers. None when there is none or more than one.
+    fn action(
+        &mut self,
+        key: &str,
+        l: &RawLocation,
+        is_regex: bool,
+        rules_always_answer: bool,
+        explicit_upstreams: usize,
+    ) -> Option<Action> {
+        let mut contents = Vec::new();
+        if let Some(p) = &l.proxy_pass {
+            contents.push(("proxy_pass", span(p)));
+        }
+        if let Some(r) = &l.return_ {
+            contents.push(("return", span(r)));
+        }
+        if let Some(r) = &l.root {
+            contents.push(("root", span(r)));
+        }
+        if contents.len() > 1 {
+            let names: Vec<&str> = contents.iter().map(|(n, _)| *n).collect();
+            self.errs.push(
+                contents[1].1.clone(),
+                key,
+                format!(
+                    "a location has one of proxy_pass, return or root, not {}",
+                    names.join(" and ")
+                ),
+            );
+            return None;
+        }
+        if l.index.is_some() && l.root.is_none() {
+            let at = l.index.as_ref().map(|i| i.span());
+            self.errs
+                .push(at, &format!("{key}.index"), "index needs root");
+        }
+        if let Some(p) = &l.proxy_pass {
+            let pp = self.proxy_pass(key, p, explicit_upstreams)?;
+            if is_regex && pp.uri.is_some() {
+                self.errs.push(
+                    span(p),
+                    &format!("{key}.proxy_pass"),
+                    "proxy_pass cannot have a URI part in a regex location (as in nginx)",
+                );
+            }
+            Some(Action::Proxy(pp))
+        } else if let Some(r) = &l.return_ {
+            let (status, body) = self.return_value(r, &format!("{key}.return"));
+            Some(Action::Return { status, body })
+        } else if let Some(r) = &l.root {
+            Some(Action::Static(self.static_root(key, r, l)))
+        } else if rules_always_answer {
+            Some(Action::Rules)
+        } else {
+            self.errs.push(
+                span(&l.path),
+                key,
+                "a location needs proxy_pass, return, root, or a rule without `if` that always answers",
+            );
+            None
+        }
+    }
+
+    /// `root` and `index`.
+    fn static_root(&mut self, key: &str, r: &Spanned<String>, l: &RawLocation) -> StaticRoot {
+        let root = self.path(r.get_ref());
+        if !root.is_dir() {
+            // nginx loads such a configuration and answers 404; so do we, but say so.
+            log::warn!(
+                "{key}.root: {} is not a directory; requests there will get 404",
+                root.display()
+            );
+        }
+        let index = l
+            .index
+            .as_ref()
+            .map(|i| i.get_ref().clone())
+            .unwrap_or_else(|| vec!["index.html".to_string()]);
+        StaticRoot { root, index }
+    }
+
+    /// Resolves `proxy_pass`: a declared upstream by name, or an implicit one for
+    /// `http://host:port`, made on first use.
+    pub(super) fn proxy_pass(
+        &mut self,
+        key: &str,
+        p: &Spanned<String>,
+        explicit_upstreams: usize,
+    ) -> Option<ProxyPass> {
+        let text = p.get_ref();
+        let k = format!("{key}.proxy_pass");
+        let (https, rest) = if let Some(r) = text.strip_prefix("http://") {
+            (false, r)
+        } else if let Some(r) = text.strip_prefix("https://") {
+            (true, r)
+        } else {
+            self.errs.push(span(p), &k, format!("`{text}` is not a proxy_pass URL; expected http:// or https://upstream-or-host[:port][/uri]"));
+            return None;
+        };
+        let (authority, uri) = match rest.find('/') {
+            Some(i) => (&rest[..i], Some(rest[i..].to_string())),
+            None => (rest, None),
+        };
+        if authority.is_empty() {
+            self.errs
+                .push(span(p), &k, "proxy_pass names no upstream or host");
+            return None;
+        }
+        if let Some(idx) = self.upstreams[..explicit_upstreams]
+            .iter()
+            .position(|u| u.name == authority)
+        {
+            let has_section = self.tls_sections.get(idx).copied().unwrap_or(false);
+            if https && !has_section {
+                self.errs.push(span(p), &k, format!(
+                    "https://{authority} verifies the upstream's certificate by default: add [upstream.tls] to upstream `{authority}` with trusted_certificate (the CA bundle to verify it with), or verify = false"
+                ));
+                return None;
+            }
+            if !https && has_section {
+                self.errs.push(
+                    span(p),
+                    &k,
+                    format!("upstream `{authority}` has [upstream.tls]: write https://{authority}"),
+                );
+                return None;
+            }
+            return Some(ProxyPass {
+                upstream: idx,
+                uri,
+                proxy_host: authority.to_string(),
+            });
+        }
+        if https {
+            self.errs.push(span(p), &k, format!(
+                "https://{authority} verifies the upstream's certificate by default: declare [[upstream]] name = \"{authority}\" with its servers and [upstream.tls] trusted_certificate (or verify = false)"
+            ));
+            return None;
+        }
+        // An implicit upstream, as nginx makes for `proxy_pass http://host:port`.
+        if let Some(idx) = self.upstreams.iter().position(|u| u.name == authority) {
+            return Some(ProxyPass {
+                upstream: idx,
+                uri,
+                proxy_host: proxy_host_of(authority),
+            });
+        }
+        match resolve_addr(authority, 80) {
+            Ok(servers) => {
+                self.upstreams
+                    .push(Upstream::with_defaults(authority.to_string(), servers));
+                Some(ProxyPass {
+                    upstream: self.upstreams.len() - 1,
+                    uri,
+                    proxy_host: proxy_host_of(authority),
+                })
+            }
+            Err(m) => {
+                self.errs.push(
+                    span(p),
+                    &k,
+                    format!("{m} (and no [[upstream]] is named `{authority}`)"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// nginx's `$proxy_host`: host and port, the port left out when it is 80.
+fn proxy_host_of(authority: &str) -> String {
+    authority
+        .strip_suffix(":80")
+        .unwrap_or(authority)
+        .to_string()
+}
+
+pub(super) fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}

@@ -14,7 +14,7 @@ use super::raw::{
 };
 use super::words::{Keyword, LogOff, Word};
 use super::{
-    span, AccessLog, IdentityField, IdentityHeaders, Listener, Resolver, Rule, Socket, StaticTypes,
+    span, AccessLog, IdentityField, IdentityHeaders, Resolver, Rule, Server, Socket, StaticTypes,
 };
 use crate::config::vhost::VirtualHosts;
 use crate::policy::{Binding, BindingKey, Cidr, Field, IdentityPolicy, Matcher, RoleRule};
@@ -374,11 +374,7 @@ impl Resolver<'_> {
 
     /// Groups listeners by address into sockets (port 0 is never shared: each asks for its
     /// own free port), checks they agree on TLS, and builds each socket's name table.
-    pub(super) fn sockets(
-        &mut self,
-        raw: &[RawListener],
-        listeners: &mut [Listener],
-    ) -> Vec<Socket> {
+    pub(super) fn sockets(&mut self, raw: &[RawListener], listeners: &mut [Server]) -> Vec<Socket> {
         let mut sockets: Vec<Socket> = Vec::new();
         let mut by_addr: HashMap<SocketAddr, usize> = HashMap::new();
         let mut explicit_default = std::collections::HashSet::new();

@@ -17,9 +17,10 @@ use crate::tls::ServerTls;
 use crate::vars::condition::Condition;
 use crate::vars::Template;
 
-/// One listening address (an nginx `server` block).
+/// A virtual server: one `[[listener]]` table, an nginx `server` block. Several may share a
+/// bound address ([`super::Socket`]); the SNI and the Host choose among them.
 #[derive(Debug)]
-pub struct Listener {
+pub struct Server {
     /// Name used in logs and the readiness line.
     pub name: String,
     /// Address to bind (port 0 picks a free port).
@@ -193,7 +194,7 @@ impl Resolver<'_> {
         i: usize,
         l: &RawListener,
         explicit_upstreams: usize,
-    ) -> Option<Listener> {
+    ) -> Option<Server> {
         let key = format!("listener[{i}]");
         let name = l
             .name
@@ -225,7 +226,7 @@ impl Resolver<'_> {
             .as_ref()
             .and_then(|a| self.access_log(&format!("{key}.access_log"), a));
         self.identity_header_clashes(&key, l, &locations, &identity_headers);
-        Some(Listener {
+        Some(Server {
             name,
             addr: addr?,
             socket: 0,

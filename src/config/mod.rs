@@ -27,7 +27,7 @@ use toml::Spanned;
 use error::Collector;
 pub use error::{ConfigError, ConfigErrors};
 use listener::parse_listen;
-pub use listener::{AccessLog, HttpSettings, IdentityField, IdentityHeaders, Listener, Rule};
+pub use listener::{AccessLog, HttpSettings, IdentityField, IdentityHeaders, Rule, Server};
 pub use location::{Action, Location, MatchKind, ProxyPass, StaticRoot};
 use raw::RawConfig;
 pub use runtime::{DriverChoice, Runtime, DEFAULT_MAX_CONNECTIONS};
@@ -47,7 +47,7 @@ pub struct Config {
     /// Workers and process settings.
     pub runtime: Runtime,
     /// Servers (nginx `server` blocks), each on one of [`Config::sockets`].
-    pub listeners: Vec<Listener>,
+    pub listeners: Vec<Server>,
     /// Addresses bound, each serving one or more listeners chosen by SNI and Host.
     pub sockets: Vec<Socket>,
     /// Upstream groups, indexed by [`ProxyPass::upstream`].

@@ -2,7 +2,7 @@
 //! requirement, the certificate + address binding, and the roles the location lets in. Every
 //! refusal carries the reason that goes into the log line.
 
-use crate::config::{Listener, Location};
+use crate::config::{Location, Server};
 use crate::policy::BindingCheck;
 use crate::tls::client_auth::{ClientAuthMode, FailureMode};
 
@@ -20,7 +20,7 @@ pub struct Denied {
 }
 
 /// Decides whether the connection's client may use `location` of `listener`.
-pub fn check(listener: &Listener, location: &Location, conn: &Peer) -> Result<(), Denied> {
+pub fn check(listener: &Server, location: &Location, conn: &Peer) -> Result<(), Denied> {
     let verify = conn.tls.as_ref().map_or("NONE", |t| t.verify.as_str());
     let verified = conn.verified_identity();
     let subject = || {

@@ -16,7 +16,7 @@ use super::outcome::{LogFacts, Next, Refusal};
 use super::peer::Peer;
 use super::phases::Origin;
 use super::request::{Client, Incoming};
-use crate::config::{HttpSettings, Listener, Socket};
+use crate::config::{HttpSettings, Server, Socket};
 use crate::conn::Stream;
 use crate::http::{self, RequestError, RequestHead};
 
@@ -95,7 +95,7 @@ struct Connection<'a> {
     generation: &'a Generation,
     socket: &'a Socket,
     /// The server the connection was accepted for (its HTTP settings apply to reading heads).
-    server: &'a Listener,
+    server: &'a Server,
     peer: &'a Peer,
 }
 

@@ -11,7 +11,7 @@ use rustls::ServerConnection;
 use super::core::Generation;
 use super::outcome::{CertificateFault, HandshakeRefusal, Refusal};
 use super::peer::TlsFacts;
-use crate::config::{Listener, Socket};
+use crate::config::{Server, Socket};
 use crate::tls::client_auth::{ClientAuthMode, ClientVerifyOutcome, FailureMode};
 use crate::tls::stream::TlsStream;
 
@@ -120,7 +120,7 @@ async fn negotiate(
 /// Settles the client certificate after a handshake the verifier let finish: the verdict into
 /// `facts`, and the refusal owed by the listener's mode, logged.
 fn settle_certificate(
-    listener: &Listener,
+    listener: &Server,
     stream: &mut TlsStream<ServerConnection>,
     facts: &mut TlsFacts,
     peer: SocketAddr,
@@ -180,7 +180,7 @@ fn count(kind: &'static str, outcome: &'static str) {
 
 /// Counts a completed handshake, and warns (once per worker while it is seen) about a
 /// verified client certificate close to its end.
-fn record(listener: &Listener, peer: SocketAddr, facts: &TlsFacts, refusal: Option<&Refusal>) {
+fn record(listener: &Server, peer: SocketAddr, facts: &TlsFacts, refusal: Option<&Refusal>) {
     let outcome = match refusal {
         Some(Refusal::HandshakeCertificate { missing: true }) => "no_certificate",
         Some(_) => "bad_certificate",

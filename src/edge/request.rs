@@ -6,7 +6,7 @@ use bytes::BytesMut;
 
 use super::peer::Peer;
 use super::variables::RequestVars;
-use crate::config::Listener;
+use crate::config::Server;
 use crate::conn::Stream;
 use crate::http::RequestHead;
 use crate::vars::map::VarMap;
@@ -38,7 +38,7 @@ pub struct Request<'a> {
     /// The client.
     pub peer: &'a Peer,
     /// The server (virtual host) the Host selected.
-    pub server: &'a Listener,
+    pub server: &'a Server,
     /// `[[map]]` variables.
     pub maps: &'a [VarMap],
     /// The parsed head.

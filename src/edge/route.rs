@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::outcome::{LogFacts, Refusal};
 use super::peer::Peer;
 use super::request::Incoming;
-use crate::config::{Config, Listener, Location, MatchKind, Socket};
+use crate::config::{Config, Location, MatchKind, Server, Socket};
 use crate::http::RequestHead;
 use crate::tls::client_auth::ClientAuthMode;
 
@@ -174,7 +174,7 @@ fn escape_path(out: &mut Vec<u8>, path: &[u8]) {
 /// A request's server and the names it is known by.
 pub struct Routed<'a> {
     /// The server (virtual host) the Host selected among those on the address.
-    pub server: &'a Listener,
+    pub server: &'a Server,
     /// `$host`.
     pub host: Cow<'a, [u8]>,
     /// `$uri`: the path normalized.
@@ -240,8 +240,8 @@ pub fn route<'a>(
 /// Returns why, on a mismatch.
 fn misdirected(
     socket: &Socket,
-    handshake: &Listener,
-    chosen: &Listener,
+    handshake: &Server,
+    chosen: &Server,
     peer: &Peer,
     head: &RequestHead,
     buf: &[u8],
@@ -275,11 +275,7 @@ fn misdirected(
 }
 
 /// nginx's `$host`: from the request, else the server's first name.
-pub fn request_host<'a>(
-    server: &'a Listener,
-    head: &RequestHead,
-    bytes: &'a [u8],
-) -> Cow<'a, [u8]> {
+pub fn request_host<'a>(server: &'a Server, head: &RequestHead, bytes: &'a [u8]) -> Cow<'a, [u8]> {
     match head.host_for_nginx(bytes) {
         Some(h) => h,
         None => Cow::Borrowed(

@@ -15,7 +15,7 @@ use super::{span, Resolver};
 use crate::tls::client_auth::{ClientAuthMode, FailureMode};
 use crate::tls::tickets::{TicketKey, TicketKeys};
 use crate::tls::{ServerTls, TlsVersions};
-use crate::x509::verify::TrustStore;
+use crate::x509::trust::TrustStore;
 
 /// A listener's client-certificate modes.
 struct ClientModes {
@@ -319,7 +319,7 @@ impl Resolver<'_> {
         &mut self,
         key: &str,
         t: &RawTls,
-        store: Option<&crate::x509::verify::TrustStore>,
+        store: Option<&crate::x509::trust::TrustStore>,
         mode: ClientAuthMode,
     ) -> Option<Arc<crate::x509::crl::Revocation>> {
         use crate::x509::crl::{CrlPolicy, Revocation};
@@ -376,10 +376,10 @@ impl Resolver<'_> {
         &mut self,
         ca: &Spanned<String>,
         key: &str,
-    ) -> Option<crate::x509::verify::TrustStore> {
+    ) -> Option<crate::x509::trust::TrustStore> {
         let ca_path = self.path(ca.get_ref());
         match crate::files::read(&ca_path) {
-            Ok(bytes) => match crate::x509::verify::TrustStore::from_pem(&bytes) {
+            Ok(bytes) => match crate::x509::trust::TrustStore::from_pem(&bytes) {
                 Ok(store) => Some(store),
                 Err(e) => {
                     self.errs

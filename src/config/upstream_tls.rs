@@ -11,7 +11,7 @@ use super::raw::RawUpstreamTls;
 use super::{span, Resolver};
 use crate::tls::TlsVersions;
 use crate::upstream::tls::{UpstreamTls, UpstreamTlsError, UpstreamTlsParams};
-use crate::x509::verify::TrustStore;
+use crate::x509::trust::TrustStore;
 
 impl Resolver<'_> {
     /// Resolves `[upstream.tls]` of the upstream `name` (`key` is `upstream[i]`).

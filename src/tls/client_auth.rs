@@ -15,14 +15,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
 use crate::x509::crl::Revocation;
 use crate::x509::identity::Identity;
-use crate::x509::verify::{ChainVerifier, TrustStore, VerifiedChain, VerifyError};
+use crate::x509::signature::HandshakeSignatures;
+use crate::x509::trust::TrustStore;
+use crate::x509::verify::{ChainVerifier, VerifiedChain, VerifyError};
 
 /// nginx's `ssl_verify_client`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +91,7 @@ pub struct ClientAuth {
     verifier: Option<ChainVerifier>,
     hints: Vec<DistinguishedName>,
     generation: u64,
-    algorithms: WebPkiSupportedAlgorithms,
+    signatures: HandshakeSignatures,
 }
 
 impl ClientAuth {
@@ -127,8 +128,7 @@ impl ClientAuth {
             verifier,
             hints,
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
-            algorithms: rustls::crypto::aws_lc_rs::default_provider()
-                .signature_verification_algorithms,
+            signatures: HandshakeSignatures::default(),
         })
     }
 
@@ -251,7 +251,7 @@ impl ClientCertVerifier for ClientAuth {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crate::x509::signature::verify_with_spki(&self.algorithms, message, cert, dss, false)
+        self.signatures.verify_tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -260,11 +260,11 @@ impl ClientCertVerifier for ClientAuth {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crate::x509::signature::verify_with_spki(&self.algorithms, message, cert, dss, true)
+        self.signatures.verify_tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+        self.signatures.schemes()
     }
 }
 

@@ -18,7 +18,7 @@ use rustls::server::ServerSessionMemoryCache;
 use rustls::sign::CertifiedKey;
 use rustls::{DistinguishedName, ServerConfig, SupportedProtocolVersion};
 
-use crate::x509::verify::TrustStore;
+use crate::x509::trust::TrustStore;
 use client_auth::{ClientAuth, ClientAuthMode, FailureMode};
 use sni::SniResolver;
 use tickets::TicketKeys;

@@ -19,12 +19,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::x509::hostname::check_host;
-use crate::x509::verify::{ChainVerifier, TrustStore, VerifyError};
+use crate::x509::signature::HandshakeSignatures;
+use crate::x509::trust::TrustStore;
+use crate::x509::verify::{ChainVerifier, VerifyError};
 
 /// Why an upstream's certificate was refused; carried to the log line unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,7 +99,7 @@ impl UpstreamCertError {
 /// name. Stateless and shared by every worker's rustls configuration for one upstream.
 pub struct UpstreamVerifier {
     chain: Option<ChainVerifier>,
-    algorithms: WebPkiSupportedAlgorithms,
+    signatures: HandshakeSignatures,
 }
 
 impl fmt::Debug for UpstreamVerifier {
@@ -114,7 +115,7 @@ impl UpstreamVerifier {
     pub fn new(store: Arc<TrustStore>, depth: u32) -> Self {
         UpstreamVerifier {
             chain: Some(ChainVerifier::for_servers(store, depth)),
-            algorithms: algorithms(),
+            signatures: HandshakeSignatures::default(),
         }
     }
 
@@ -123,7 +124,7 @@ impl UpstreamVerifier {
     pub fn unverified() -> Self {
         UpstreamVerifier {
             chain: None,
-            algorithms: algorithms(),
+            signatures: HandshakeSignatures::default(),
         }
     }
 
@@ -171,10 +172,6 @@ impl UpstreamVerifier {
     }
 }
 
-fn algorithms() -> WebPkiSupportedAlgorithms {
-    rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms
-}
-
 impl ServerCertVerifier for UpstreamVerifier {
     fn verify_server_cert(
         &self,
@@ -198,7 +195,7 @@ impl ServerCertVerifier for UpstreamVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crate::x509::signature::verify_with_spki(&self.algorithms, message, cert, dss, false)
+        self.signatures.verify_tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -207,11 +204,11 @@ impl ServerCertVerifier for UpstreamVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        crate::x509::signature::verify_with_spki(&self.algorithms, message, cert, dss, true)
+        self.signatures.verify_tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+        self.signatures.schemes()
     }
 }
 

@@ -14,7 +14,7 @@ use rustls_pki_types::ServerName;
 use super::sessions::PerCoreSessions;
 use crate::tls::upstream_verify::{UpstreamCertError, UpstreamVerifier};
 use crate::tls::TlsVersions;
-use crate::x509::verify::TrustStore;
+use crate::x509::trust::TrustStore;
 
 /// What `[upstream.tls]` resolved to, before it is assembled.
 pub struct UpstreamTlsParams {

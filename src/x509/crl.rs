@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
 
-use super::verify::{verify_signed, TrustStore};
+use super::signature::verify_signed;
+use super::trust::TrustStore;
 
 /// Why a CRL file cannot be used; every message names the file.
 #[derive(Debug, thiserror::Error)]

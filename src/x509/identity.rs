@@ -219,18 +219,21 @@ fn hex_digest(alg: &'static aws_lc_rs::digest::Algorithm, data: &[u8]) -> String
     s
 }
 
-/// OpenSSL's i2a_ASN1_INTEGER: the magnitude's bytes in uppercase hex (no sign byte).
-fn serial_hex(raw: &[u8]) -> String {
-    let trimmed = match raw.iter().position(|&b| b != 0) {
-        Some(i) => &raw[i..],
-        None => &raw[raw.len().saturating_sub(1)..],
-    };
-    let mut s = String::with_capacity(trimmed.len() * 2);
-    for b in trimmed {
-        s.push_str(&format!("{b:02X}"));
+/// A serial number (the content bytes of its DER INTEGER) as OpenSSL prints it with
+/// `i2a_ASN1_INTEGER`: nginx's `$ssl_client_serial`, `openssl x509 -serial`, the `serial` and
+/// `index.txt` files of `openssl ca`. Upper-case hex, two digits per byte, no separators.
+/// Leading zero bytes (the sign padding DER adds before a byte >= 0x80, or any other) are left
+/// out; a value that is all zero bytes prints as `00`, and so does empty input (a zero-length
+/// INTEGER, which OpenSSL also prints as `00`).
+pub fn serial_hex(raw: &[u8]) -> String {
+    let start = raw.iter().position(|&b| b != 0).unwrap_or(raw.len());
+    let magnitude = &raw[start..];
+    if magnitude.is_empty() {
+        return "00".into();
     }
-    if s.is_empty() {
-        s.push_str("00");
+    let mut s = String::with_capacity(magnitude.len() * 2);
+    for b in magnitude {
+        s.push_str(&format!("{b:02X}"));
     }
     s
 }
@@ -485,6 +488,16 @@ mod tests {
         assert_eq!(serial_hex(&[0x00, 0x9f, 0x01]), "9F01");
         assert_eq!(serial_hex(&[0x10, 0x00]), "1000");
         assert_eq!(serial_hex(&[0x00]), "00");
+    }
+
+    #[test]
+    fn serial_hex_of_zero_empty_and_padded_values() {
+        assert_eq!(serial_hex(&[]), "00");
+        assert_eq!(serial_hex(&[0x00, 0x00]), "00");
+        assert_eq!(serial_hex(&[0x00, 0x00, 0x7f]), "7F");
+        assert_eq!(serial_hex(&[0x01]), "01");
+        assert_eq!(serial_hex(&[0x0a, 0x00, 0xbc]), "0A00BC");
+        assert_eq!(serial_hex(&[0xff; 20]), "FF".repeat(20));
     }
 
     #[test]

@@ -150,7 +150,7 @@ pub fn check(
     let Some(single) = single else {
         return Err(OcspError::WrongCertificate {
             path: label.to_string(),
-            serial: super::verify::serial_hex(serial),
+            serial: super::identity::serial_hex(serial),
             issuer: crate::x509::identity::rfc2253(&leaf.tbs_certificate.issuer),
         });
     };
@@ -195,7 +195,7 @@ pub fn check(
             else {
                 return false;
             };
-            super::verify::verify_signed(&alg, parsed.tbs, parsed.signature, spki).is_ok()
+            super::signature::verify_signed(&alg, parsed.tbs, parsed.signature, spki).is_ok()
         };
         let by_issuer = verify_with(&issuer.tbs_certificate.subject_pki);
         // A delegated responder: a certificate in the response, signed by the issuer.
@@ -206,7 +206,7 @@ pub fn check(
                 };
                 let issued = c.tbs_certificate.issuer.as_raw()
                     == issuer.tbs_certificate.subject.as_raw()
-                    && super::verify::verify_signed(
+                    && super::signature::verify_signed(
                         &c.signature_algorithm,
                         c.tbs_certificate.as_ref(),
                         &c.signature_value.data,

@@ -2,7 +2,7 @@
 //!
 //! rustls-webpki cannot be used for client certificates here: it rejects
 //! X.509 v1 certificates (which `openssl x509 -req` produces on OpenSSL 3.0,
-//! as in the seed blog posts) and has no equivalent of nginx's
+//! as in the enterprise mTLS guide) and has no equivalent of nginx's
 //! `ssl_verify_depth`. This module re-implements the parts of OpenSSL's
 //! `x509_vfy.c` that nginx exercises (purpose "sslclient", default flags, no
 //! `X509_V_FLAG_PARTIAL_CHAIN`, security level 2) as a pure function: no I/O,
@@ -19,13 +19,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
-use rustls::DistinguishedName;
 use rustls_pki_types::{CertificateDer, UnixTime};
-use x509_parser::certificate::X509Certificate;
-use x509_parser::prelude::FromDer;
-use x509_parser::public_key::PublicKey;
-use x509_parser::signature_algorithm::SignatureAlgorithm;
+
+use super::cert::Parsed;
+use super::crl::{CrlProblem, Revocation};
+use super::identity::serial_hex;
+use super::signature::SigCheck;
+use super::trust::TrustStore;
 
 /// Maximum number of intermediates accepted from a peer; bounds the work an
 /// attacker can cause with a huge Certificate message (nginx's depth limit
@@ -35,120 +35,6 @@ pub const MAX_PRESENTED_INTERMEDIATES: usize = 16;
 /// Hard bound on the length of any chain we build, protecting against loops
 /// among trust-store certificates that are not self-signed.
 const MAX_BUILT_CHAIN: usize = 40;
-
-/// Why a CA bundle (nginx `ssl_client_certificate`) could not be loaded; the
-/// message is meant for configuration error output.
-#[derive(Debug, thiserror::Error)]
-pub enum TrustStoreError {
-    /// The PEM input contained no `CERTIFICATE` block at all.
-    #[error("CA bundle contains no certificates")]
-    Empty,
-    /// The PEM framing itself is broken.
-    #[error("CA bundle is not valid PEM: {0}")]
-    Pem(String),
-    /// Certificate number `index` (0-based, in file order) is not valid DER X.509.
-    #[error("CA bundle certificate #{index} cannot be parsed: {reason}")]
-    Unparsable {
-        /// 0-based position in the bundle.
-        index: usize,
-        /// Parser diagnostic.
-        reason: String,
-    },
-}
-
-/// One trusted certificate from the CA bundle, pre-parsed so that path
-/// building does not re-parse the bundle per handshake.
-#[derive(Debug, Clone)]
-pub struct TrustAnchor {
-    /// The certificate as it appears in the bundle.
-    pub der: CertificateDer<'static>,
-    /// Raw DER of the subject Name (used for issuer matching and as the CA
-    /// name sent in CertificateRequest).
-    pub subject: Vec<u8>,
-    /// Raw DER of the SubjectPublicKeyInfo.
-    pub spki: Vec<u8>,
-    /// notBefore, Unix seconds.
-    pub not_before: i64,
-    /// notAfter, Unix seconds.
-    pub not_after: i64,
-    /// Whether subject == issuer and the certificate verifies with its own key.
-    pub self_signed: bool,
-}
-
-/// The set of CA certificates client certificates must chain to (nginx's
-/// `ssl_client_certificate`). Shared read-only between worker threads.
-#[derive(Debug, Clone)]
-pub struct TrustStore {
-    anchors: Vec<TrustAnchor>,
-}
-
-impl TrustStore {
-    /// Loads a PEM bundle (several CAs allowed; v1 CA certificates allowed
-    /// as OpenSSL allows them). Non-certificate PEM blocks are ignored.
-    pub fn from_pem(pem: &[u8]) -> Result<Self, TrustStoreError> {
-        let mut reader = pem;
-        let mut ders = Vec::new();
-        for item in rustls_pemfile::certs(&mut reader) {
-            match item {
-                Ok(c) => ders.push(c),
-                Err(e) => return Err(TrustStoreError::Pem(e.to_string())),
-            }
-        }
-        Self::from_der(ders)
-    }
-
-    /// Builds the store from DER certificates, e.g. when they come from a
-    /// source other than a PEM file.
-    pub fn from_der(certs: Vec<CertificateDer<'static>>) -> Result<Self, TrustStoreError> {
-        if certs.is_empty() {
-            return Err(TrustStoreError::Empty);
-        }
-        let mut anchors = Vec::with_capacity(certs.len());
-        for (index, der) in certs.into_iter().enumerate() {
-            let parsed =
-                Parsed::parse(der.as_ref()).map_err(|reason| TrustStoreError::Unparsable {
-                    index,
-                    reason: reason.to_string(),
-                })?;
-            let self_signed = parsed.self_issued && check_signature(&parsed, &parsed).is_ok();
-            anchors.push(TrustAnchor {
-                subject: parsed.subject.to_vec(),
-                spki: parsed.spki.to_vec(),
-                not_before: parsed.not_before,
-                not_after: parsed.not_after,
-                self_signed,
-                der: der.clone(),
-            });
-        }
-        Ok(Self { anchors })
-    }
-
-    /// The subject DNs of all CAs, in bundle order, for the CertificateRequest
-    /// `certificate_authorities` list (nginx sends the names from
-    /// `ssl_client_certificate`).
-    pub fn subjects(&self) -> Vec<DistinguishedName> {
-        self.anchors
-            .iter()
-            .map(|a| DistinguishedName::from(a.subject.clone()))
-            .collect()
-    }
-
-    /// The trusted certificates, for diagnostics and tests.
-    pub fn anchors(&self) -> &[TrustAnchor] {
-        &self.anchors
-    }
-
-    /// Number of CA certificates loaded.
-    pub fn len(&self) -> usize {
-        self.anchors.len()
-    }
-
-    /// Whether the store is empty (never true for a store built by the
-    /// constructors; provided for API completeness).
-    pub fn is_empty(&self) -> bool {
-        self.anchors.is_empty()
-    }
-}
 
 /// A successfully verified chain, kept so later layers can expose the client
 /// identity and expire cached verdicts.
@@ -513,321 +399,124 @@ pub struct ChainVerifier {
     /// with [`ChainVerifier::for_servers`]).
     pub purpose: Purpose,
     /// CRLs every certificate of the chain is checked against (nginx `ssl_crl`), if any.
-    pub revocation: Option<Arc<super::crl::Revocation>>,
+    pub revocation: Option<Arc<Revocation>>,
 }
 
-/// Internal parsed view of one certificate; borrows the DER.
-struct Parsed<'a> {
-    x509: X509Certificate<'a>,
-    subject: &'a [u8],
-    issuer: &'a [u8],
-    spki: &'a [u8],
-    not_before: i64,
-    not_after: i64,
-    self_issued: bool,
-}
-
-impl<'a> Parsed<'a> {
-    fn parse(der: &'a [u8]) -> Result<Self, String> {
-        let (rest, x509) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
-        if !rest.is_empty() {
-            return Err("trailing data after certificate".into());
+/// Whether keyUsage (when present) allows the TLS use of `purpose`: OpenSSL's `ku_reject`
+/// with KU_DIGITAL_SIGNATURE|KU_KEY_AGREEMENT for sslclient, and KU_TLS (adding
+/// keyEncipherment) for sslserver.
+fn ku_allows(c: &Parsed<'_>, purpose: Purpose) -> bool {
+    match c.x509.key_usage() {
+        Ok(Some(ku)) => {
+            let ku = ku.value;
+            ku.digital_signature()
+                || ku.key_agreement()
+                || (purpose == Purpose::SslServer && ku.key_encipherment())
         }
-        // Reject duplicate / malformed extensions up front (as OpenSSL does
-        // in x509v3_cache_extensions) so later lookups cannot fail.
-        x509.tbs_certificate
-            .extensions_map()
-            .map_err(|e| e.to_string())?;
-        let subject = x509.tbs_certificate.subject.as_raw();
-        let issuer = x509.tbs_certificate.issuer.as_raw();
-        let spki = x509.tbs_certificate.subject_pki.raw;
-        let not_before = x509.validity().not_before.timestamp();
-        let not_after = x509.validity().not_after.timestamp();
-        Ok(Self {
-            self_issued: subject == issuer,
-            subject,
-            issuer,
-            spki,
-            not_before,
-            not_after,
-            x509,
-        })
-    }
-
-    fn subject_string(&self) -> String {
-        self.x509.tbs_certificate.subject.to_string()
-    }
-
-    fn is_v1(&self) -> bool {
-        self.x509.version().0 == 0
-    }
-
-    /// basicConstraints: None if absent, Some((ca, pathlen)).
-    fn basic_constraints(&self) -> Option<(bool, Option<u32>)> {
-        match self.x509.basic_constraints() {
-            Ok(Some(bc)) => Some((bc.value.ca, bc.value.path_len_constraint)),
-            _ => None,
-        }
-    }
-
-    /// Whether keyUsage (when present) allows the TLS use of `purpose`:
-    /// OpenSSL's `ku_reject` with KU_DIGITAL_SIGNATURE|KU_KEY_AGREEMENT for
-    /// sslclient, and KU_TLS (adding keyEncipherment) for sslserver.
-    fn ku_allows(&self, purpose: Purpose) -> bool {
-        match self.x509.key_usage() {
-            Ok(Some(ku)) => {
-                let ku = ku.value;
-                ku.digital_signature()
-                    || ku.key_agreement()
-                    || (purpose == Purpose::SslServer && ku.key_encipherment())
-            }
-            _ => true,
-        }
-    }
-
-    /// extendedKeyUsage: None if absent, Some(allows `purpose`). For
-    /// sslserver OpenSSL also accepts the Netscape and Microsoft
-    /// Server-Gated-Cryptography purposes (`XKU_SGC`).
-    fn eku_allows(&self, purpose: Purpose) -> Option<bool> {
-        match purpose {
-            Purpose::SslClient => self.eku_client(),
-            Purpose::SslServer => match self.x509.extended_key_usage() {
-                Ok(Some(eku)) => Some(
-                    eku.value.server_auth
-                        || eku.value.other.iter().any(|o| {
-                            let id = o.to_id_string();
-                            id == OID_NS_SGC || id == OID_MS_SGC
-                        }),
-                ),
-                _ => None,
-            },
-        }
-    }
-
-    /// keyUsage: None if absent, Some((digitalSignature|keyAgreement, keyCertSign)).
-    fn key_usage(&self) -> Option<(bool, bool)> {
-        match self.x509.key_usage() {
-            Ok(Some(ku)) => Some((
-                ku.value.digital_signature() || ku.value.key_agreement(),
-                ku.value.key_cert_sign(),
-            )),
-            _ => None,
-        }
-    }
-
-    /// extendedKeyUsage: None if absent, Some(includes clientAuth).
-    /// OpenSSL 3.0 does NOT accept anyExtendedKeyUsage for sslclient
-    /// (measured: `openssl verify -purpose sslclient` and nginx refuse it).
-    fn eku_client(&self) -> Option<bool> {
-        match self.x509.extended_key_usage() {
-            Ok(Some(eku)) => Some(eku.value.client_auth),
-            _ => None,
-        }
-    }
-
-    fn has_unhandled_critical(&self) -> bool {
-        const HANDLED: &[&str] = &[
-            "2.5.29.14", // subjectKeyIdentifier
-            "2.5.29.15", // keyUsage
-            "2.5.29.17", // subjectAltName
-            "2.5.29.18", // issuerAltName
-            "2.5.29.19", // basicConstraints
-            "2.5.29.32", // certificatePolicies
-            "2.5.29.35", // authorityKeyIdentifier
-            "2.5.29.37", // extendedKeyUsage
-            "2.5.29.31", // cRLDistributionPoints
-            "1.3.6.1.5.5.7.1.1",
-        ];
-        self.x509.extensions().iter().any(|e| {
-            e.critical && {
-                let oid = e.oid.to_id_string();
-                !HANDLED.contains(&oid.as_str())
-            }
-        })
-    }
-
-    /// OpenSSL `check_ca()`: 0 = not a CA, 1 = basicConstraints CA:TRUE,
-    /// 3 = v1 self-issued root, 4 = keyUsage keyCertSign without bc.
-    fn check_ca(&self) -> u8 {
-        if let Some((_, cert_sign)) = self.key_usage() {
-            if !cert_sign {
-                return 0;
-            }
-        }
-        match self.basic_constraints() {
-            Some((true, _)) => 1,
-            Some((false, _)) => 0,
-            None => {
-                if self.is_v1() && self.self_issued {
-                    3
-                } else if self.key_usage().is_some() {
-                    4
-                } else {
-                    0
-                }
-            }
-        }
-    }
-
-    /// Security level 2 (112-bit) key check.
-    fn key_strong_enough(&self) -> bool {
-        match self.x509.tbs_certificate.subject_pki.parsed() {
-            Ok(PublicKey::RSA(rsa)) => rsa_bits(rsa.modulus) >= 2048,
-            Ok(PublicKey::EC(_)) => matches!(
-                ec_curve(self).as_deref(),
-                Some(OID_P256 | OID_P384 | OID_P521)
-            ),
-            Ok(_) => {
-                let alg = self
-                    .x509
-                    .tbs_certificate
-                    .subject_pki
-                    .algorithm
-                    .algorithm
-                    .to_id_string();
-                alg == OID_ED25519 || alg == OID_ED448
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Whether the signature uses a digest below security level 2 (SHA-1, MD5).
-    fn weak_digest(&self) -> bool {
-        matches!(
-            self.x509
-                .signature_algorithm
-                .algorithm
-                .to_id_string()
-                .as_str(),
-            "1.2.840.113549.1.1.5"
-                | "1.2.840.113549.1.1.4"
-                | "1.2.840.10045.4.1"
-                | "1.3.14.3.2.29"
-                | "1.2.840.10040.4.3"
-        )
+        _ => true,
     }
 }
 
-const OID_P256: &str = "1.2.840.10045.3.1.7";
+/// extendedKeyUsage: None if absent, Some(allows `purpose`). OpenSSL 3.0 does NOT accept
+/// anyExtendedKeyUsage for sslclient (measured: `openssl verify -purpose sslclient` and nginx
+/// refuse it). For sslserver OpenSSL also accepts the Netscape and Microsoft
+/// Server-Gated-Cryptography purposes (`XKU_SGC`).
+fn eku_allows(c: &Parsed<'_>, purpose: Purpose) -> Option<bool> {
+    let eku = match c.x509.extended_key_usage() {
+        Ok(Some(eku)) => eku.value,
+        _ => return None,
+    };
+    Some(match purpose {
+        Purpose::SslClient => eku.client_auth,
+        Purpose::SslServer => {
+            eku.server_auth
+                || eku.other.iter().any(|o| {
+                    let id = o.to_id_string();
+                    id == OID_NS_SGC || id == OID_MS_SGC
+                })
+        }
+    })
+}
+
 const OID_NS_SGC: &str = "2.16.840.1.113730.4.1";
 const OID_MS_SGC: &str = "1.3.6.1.4.1.311.10.3.3";
-const OID_P384: &str = "1.3.132.0.34";
-const OID_P521: &str = "1.3.132.0.35";
-const OID_ED25519: &str = "1.3.101.112";
-const OID_ED448: &str = "1.3.101.113";
-
-fn rsa_bits(modulus: &[u8]) -> usize {
-    let m: &[u8] = {
-        let start = modulus
-            .iter()
-            .position(|b| *b != 0)
-            .unwrap_or(modulus.len());
-        &modulus[start..]
-    };
-    match m.first() {
-        Some(b) => m.len() * 8 - b.leading_zeros() as usize,
-        None => 0,
-    }
-}
-
-fn ec_curve(p: &Parsed<'_>) -> Option<String> {
-    spki_curve(&p.x509.tbs_certificate.subject_pki)
-}
-
-fn spki_curve(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<String> {
-    spki.algorithm
-        .parameters
-        .as_ref()
-        .and_then(|a| a.as_oid().ok())
-        .map(|o| o.to_id_string())
-}
-
-/// Why a signature did not verify.
-pub(crate) enum SigCheck {
-    /// Issuer key unusable/unsupported.
-    BadKey,
-    /// Signature did not verify.
-    Bad,
-}
-
-/// Verifies `cert`'s signature with `issuer`'s public key using aws-lc-rs.
-fn check_signature(cert: &Parsed<'_>, issuer: &Parsed<'_>) -> Result<(), SigCheck> {
-    verify_signed(
-        &cert.x509.signature_algorithm,
-        cert.x509.tbs_certificate.as_ref(),
-        &cert.x509.signature_value.data,
-        &issuer.x509.tbs_certificate.subject_pki,
-    )
-}
-
-/// Verifies a signature over `tbs` (a certificate's or a CRL's signed part) made with the
-/// algorithm `sig_alg` by the key in `issuer_spki`, with the algorithms OpenSSL accepts at
-/// security level 2. Shared by chain verification and CRL loading.
-pub(crate) fn verify_signed(
-    sig_alg_id: &x509_parser::x509::AlgorithmIdentifier<'_>,
-    tbs: &[u8],
-    signature: &[u8],
-    issuer_spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
-) -> Result<(), SigCheck> {
-    let sig_alg = SignatureAlgorithm::try_from(sig_alg_id).map_err(|_| SigCheck::Bad)?;
-    let sig_oid = sig_alg_id.algorithm.to_id_string();
-    let key_alg = issuer_spki.algorithm.algorithm.to_id_string();
-    let alg: &'static dyn VerificationAlgorithm = match sig_alg {
-        SignatureAlgorithm::RSA => {
-            if key_alg != "1.2.840.113549.1.1.1" {
-                return Err(SigCheck::BadKey);
-            }
-            match sig_oid.as_str() {
-                "1.2.840.113549.1.1.11" => &signature::RSA_PKCS1_2048_8192_SHA256,
-                "1.2.840.113549.1.1.12" => &signature::RSA_PKCS1_2048_8192_SHA384,
-                "1.2.840.113549.1.1.13" => &signature::RSA_PKCS1_2048_8192_SHA512,
-                _ => return Err(SigCheck::Bad),
-            }
-        }
-        SignatureAlgorithm::RSASSA_PSS(params) => {
-            if key_alg != "1.2.840.113549.1.1.1" && key_alg != "1.2.840.113549.1.1.10" {
-                return Err(SigCheck::BadKey);
-            }
-            match params.hash_algorithm_oid().to_id_string().as_str() {
-                "2.16.840.1.101.3.4.2.1" => &signature::RSA_PSS_2048_8192_SHA256,
-                "2.16.840.1.101.3.4.2.2" => &signature::RSA_PSS_2048_8192_SHA384,
-                "2.16.840.1.101.3.4.2.3" => &signature::RSA_PSS_2048_8192_SHA512,
-                _ => return Err(SigCheck::Bad),
-            }
-        }
-        SignatureAlgorithm::ECDSA => {
-            if key_alg != "1.2.840.10045.2.1" {
-                return Err(SigCheck::BadKey);
-            }
-            let curve = spki_curve(issuer_spki).ok_or(SigCheck::BadKey)?;
-            match (curve.as_str(), sig_oid.as_str()) {
-                (OID_P256, "1.2.840.10045.4.3.2") => &signature::ECDSA_P256_SHA256_ASN1,
-                (OID_P256, "1.2.840.10045.4.3.3") => &signature::ECDSA_P256_SHA384_ASN1,
-                (OID_P384, "1.2.840.10045.4.3.2") => &signature::ECDSA_P384_SHA256_ASN1,
-                (OID_P384, "1.2.840.10045.4.3.3") => &signature::ECDSA_P384_SHA384_ASN1,
-                (OID_P256 | OID_P384, _) => return Err(SigCheck::Bad),
-                _ => return Err(SigCheck::BadKey),
-            }
-        }
-        SignatureAlgorithm::ED25519 => {
-            if key_alg != OID_ED25519 {
-                return Err(SigCheck::BadKey);
-            }
-            &signature::ED25519
-        }
-        _ => return Err(SigCheck::Bad),
-    };
-    let key = &issuer_spki.subject_public_key.data;
-    UnparsedPublicKey::new(alg, key.as_ref())
-        .verify(tbs, signature)
-        .map_err(|_| SigCheck::Bad)
-}
 
 /// Where a chain element came from.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Src {
+    /// The presented end-entity certificate.
+    Leaf,
+    /// A presented intermediate, by position.
     Presented(usize),
+    /// A trust-store certificate, by position.
     Store(usize),
+}
+
+/// Every certificate a chain may be built from, parsed once per verification.
+struct Candidates<'a> {
+    leaf: Parsed<'a>,
+    presented: Vec<Parsed<'a>>,
+    /// The trust store's certificates in store order; they parsed at load time, so a `None`
+    /// (impossible) only makes that anchor unusable.
+    store: Vec<Option<Parsed<'a>>>,
+}
+
+impl<'a> Candidates<'a> {
+    fn get(&self, s: Src) -> Option<&Parsed<'a>> {
+        match s {
+            Src::Leaf => Some(&self.leaf),
+            Src::Presented(i) => self.presented.get(i),
+            Src::Store(i) => self.store.get(i).and_then(|o| o.as_ref()),
+        }
+    }
+
+    /// Finds an issuer of `cert` among `among` that is not in `chain` yet (name match, then
+    /// signature): the first candidate whose signature verifies, else the first name match
+    /// (so that the signature failure is reported later, as OpenSSL does).
+    fn find_issuer(
+        &self,
+        cert: &Parsed<'_>,
+        among: impl Iterator<Item = Src>,
+        chain: &[Src],
+    ) -> Option<Src> {
+        let mut first_name_match = None;
+        for s in among {
+            if chain.contains(&s) {
+                continue;
+            }
+            let Some(c) = self.get(s) else { continue };
+            if c.subject != cert.issuer {
+                continue;
+            }
+            if cert.check_signature(c).is_ok() {
+                return Some(s);
+            }
+            if first_name_match.is_none() {
+                first_name_match = Some(s);
+            }
+        }
+        first_name_match
+    }
+
+    /// The certificates of a built chain, leaf first.
+    fn chain_of(&self, built: &Built) -> Result<Vec<&Parsed<'a>>, Vec<VerifyError>> {
+        let chain: Vec<&Parsed<'a>> = built.srcs.iter().filter_map(|s| self.get(*s)).collect();
+        if chain.len() != built.srcs.len() {
+            return Err(vec![VerifyError::BadEncoding {
+                depth: 0,
+                reason: "internal chain inconsistency".into(),
+            }]);
+        }
+        Ok(chain)
+    }
+}
+
+/// The chain `build_chain` found: where each element came from (leaf first), whether it ends
+/// in a trusted self-signed certificate, and whether the depth limit stopped it.
+struct Built {
+    srcs: Vec<Src>,
+    trusted: bool,
+    too_long: bool,
 }
 
 impl ChainVerifier {
@@ -843,7 +532,7 @@ impl ChainVerifier {
     }
 
     /// Adds revocation checking (nginx `ssl_crl`: OpenSSL's CRL_CHECK | CRL_CHECK_ALL).
-    pub fn with_revocation(mut self, revocation: Option<Arc<super::crl::Revocation>>) -> Self {
+    pub fn with_revocation(mut self, revocation: Option<Arc<Revocation>>) -> Self {
         self.revocation = revocation;
         self
     }
@@ -882,20 +571,49 @@ impl ChainVerifier {
     /// so that a log line can say more than the verdict: a chain longer than
     /// `max_depth` allows ends in "unable to get local issuer certificate"
     /// with "certificate chain too long" reported before it.
+    ///
+    /// The phases are those of OpenSSL's `X509_verify_cert` / `verify_chain`, in its order:
+    /// the leaf's key level, `build_chain` and its trust verdict, `check_chain_extensions`
+    /// (purpose, CA flags, path length), `check_auth_level`, `check_revocation` and
+    /// `internal_verify` (signatures and validity times, anchor down to leaf).
     pub fn verify_all(
         &self,
         leaf: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<VerifiedChain, Vec<VerifyError>> {
+        let candidates = self.parse_candidates(leaf.as_ref(), intermediates)?;
+        let built = self.build_chain(&candidates, leaf.as_ref());
+        let chain = candidates.chain_of(&built)?;
+        let now_s = now.as_secs() as i64;
+        let mut errors = Vec::new();
+        check_leaf_key(&candidates.leaf, &mut errors);
+        check_trust(&built, &chain, &mut errors);
+        self.check_chain_extensions(&chain, &mut errors);
+        check_auth_level(&chain, &mut errors);
+        let crl_until = self.check_revocation(&chain, now_s, &mut errors);
+        internal_verify(&chain, now_s, &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(self.verified(&built, &chain, leaf, intermediates, crl_until))
+    }
+
+    /// Parses the presented certificates and the trust store's; a presented certificate that
+    /// does not parse, or too many intermediates, fail at once with that error alone.
+    fn parse_candidates<'a>(
+        &'a self,
+        leaf: &'a [u8],
+        intermediates: &'a [CertificateDer<'_>],
+    ) -> Result<Candidates<'a>, Vec<VerifyError>> {
         if intermediates.len() > MAX_PRESENTED_INTERMEDIATES {
             return Err(vec![VerifyError::ChainTooLong {
                 depth: MAX_PRESENTED_INTERMEDIATES as u32,
             }]);
         }
-        let leaf_p = Parsed::parse(leaf.as_ref())
+        let leaf = Parsed::parse(leaf)
             .map_err(|reason| vec![VerifyError::BadEncoding { depth: 0, reason }])?;
-        let mut inters = Vec::with_capacity(intermediates.len());
+        let mut presented = Vec::with_capacity(intermediates.len());
         for (i, d) in intermediates.iter().enumerate() {
             let p = Parsed::parse(d.as_ref()).map_err(|reason| {
                 vec![VerifyError::BadEncoding {
@@ -903,361 +621,352 @@ impl ChainVerifier {
                     reason,
                 }]
             })?;
-            inters.push(p);
+            presented.push(p);
         }
-        let mut store_p = Vec::with_capacity(self.store.anchors.len());
-        for a in &self.store.anchors {
-            // Parsed once successfully at load time; a failure here is impossible
-            // but is handled by skipping the anchor.
-            store_p.push(Parsed::parse(a.der.as_ref()).ok());
-        }
+        let store = self
+            .store
+            .anchors()
+            .iter()
+            .map(|a| Parsed::parse(a.der.as_ref()).ok())
+            .collect();
+        Ok(Candidates {
+            leaf,
+            presented,
+            store,
+        })
+    }
 
-        let mut errors: Vec<VerifyError> = Vec::new();
-        let mut report = |e: VerifyError| errors.push(e);
-        let now_s = now.as_secs() as i64;
-
-        // X509_verify_cert: leaf key level first.
-        if !leaf_p.key_strong_enough() {
-            report(VerifyError::EeKeyTooWeak {
-                subject: leaf_p.subject_string(),
-            });
-        }
-
-        // ---- build_chain ----
-        let get = |s: Src| -> Option<&Parsed<'_>> {
-            match s {
-                Src::Presented(i) => inters.get(i),
-                Src::Store(i) => store_p.get(i).and_then(|o| o.as_ref()),
-            }
+    /// OpenSSL's `build_chain`: from the leaf up, a trusted issuer preferred, presented ones
+    /// only below the first trusted certificate, until a self-signed certificate, a trusted
+    /// self-signed anchor, no issuer, or more than `max_depth + 1` certificates.
+    fn build_chain(&self, candidates: &Candidates<'_>, leaf_der: &[u8]) -> Built {
+        let anchors = self.store.anchors();
+        let mut built = Built {
+            srcs: vec![Src::Leaf],
+            trusted: false,
+            too_long: false,
         };
-        let mut chain: Vec<Option<Src>> = vec![None]; // None = the leaf
-        let elem = |s: Option<Src>| -> Option<&Parsed<'_>> {
-            match s {
-                None => Some(&leaf_p),
-                Some(s) => get(s),
-            }
-        };
-        let mut trusted = false;
-        let mut too_long = false;
-        let max_untrusted = self.max_depth as usize + 1;
-
         // A self-signed leaf that is itself in the trust store is trusted.
-        if leaf_p.self_issued {
-            if let Some(i) = self
-                .store
-                .anchors
-                .iter()
-                .position(|a| a.der.as_ref() == leaf.as_ref())
-            {
-                chain[0] = Some(Src::Store(i));
-                trusted = self.store.anchors[i].self_signed;
+        if candidates.leaf.self_issued {
+            if let Some(i) = anchors.iter().position(|a| a.der.as_ref() == leaf_der) {
+                built.srcs[0] = Src::Store(i);
+                built.trusted = anchors[i].self_signed;
             }
         }
-
-        while !trusted && chain.len() < MAX_BUILT_CHAIN {
+        let max_untrusted = self.max_depth as usize + 1;
+        while !built.trusted && built.srcs.len() < MAX_BUILT_CHAIN {
             // OpenSSL's build_chain stops extending a chain (trusted issuers included) once it
             // holds more than verify_depth + 1 certificates.
-            if chain.len() > max_untrusted {
-                too_long = true;
+            if built.srcs.len() > max_untrusted {
+                built.too_long = true;
                 break;
             }
-            let top_src = chain[chain.len() - 1];
-            let Some(top) = elem(top_src) else { break };
-            let top_self_signed = top.self_issued && check_signature(top, top).is_ok();
-            if top_self_signed {
+            let Some(next) = next_issuer(candidates, &built.srcs) else {
                 break;
+            };
+            if let Src::Store(i) = next {
+                built.trusted = anchors.get(i).is_some_and(|a| a.self_signed);
             }
-            // Prefer a trusted issuer.
-            let store_cand = find_issuer(top, (0..store_p.len()).map(Src::Store), &get, |s| {
-                !chain.contains(&Some(s))
-            });
-            if let Some(s) = store_cand {
-                chain.push(Some(s));
-                if let Src::Store(i) = s {
-                    if self.store.anchors[i].self_signed {
-                        trusted = true;
-                    }
-                }
-                continue;
-            }
-            // Only search untrusted certs while the trusted part is not started.
-            if matches!(top_src, Some(Src::Store(_))) {
-                break;
-            }
-            let cand = find_issuer(top, (0..inters.len()).map(Src::Presented), &get, |s| {
-                !chain.contains(&Some(s))
-            });
-            match cand {
-                Some(s) => chain.push(Some(s)),
-                None => break,
-            }
+            built.srcs.push(next);
         }
+        built
+    }
 
-        let n = chain.len();
-        let parsed_chain: Vec<&Parsed<'_>> = chain.iter().filter_map(|s| elem(*s)).collect();
-        if parsed_chain.len() != n {
-            return Err(vec![VerifyError::BadEncoding {
-                depth: 0,
-                reason: "internal chain inconsistency".into(),
-            }]);
-        }
-        let top = parsed_chain[n - 1];
-        let top_self_signed = top.self_issued && check_signature(top, top).is_ok();
-        if !trusted {
-            if too_long {
-                report(VerifyError::ChainTooLong {
-                    depth: (n - 1) as u32,
-                });
-            }
-            let depth = (n - 1) as u32;
-            let subject = top.subject_string();
-            if top_self_signed && !matches!(chain[n - 1], Some(Src::Store(_))) {
-                report(if n == 1 {
-                    VerifyError::DepthZeroSelfSigned { subject }
-                } else {
-                    VerifyError::SelfSignedInChain { depth, subject }
-                });
-            } else if matches!(chain[n - 1], Some(Src::Store(_))) {
-                report(VerifyError::UnableToGetIssuerCert { depth, subject });
-            } else {
-                report(VerifyError::UnableToGetIssuerCertLocally { depth, subject });
-            }
-        }
-
-        // ---- check_chain_extensions ----
+    /// OpenSSL's `check_chain_extensions`: critical extensions, the leaf's purpose, and for
+    /// every CA its CA flag, purpose and path length.
+    fn check_chain_extensions(&self, chain: &[&Parsed<'_>], errors: &mut Vec<VerifyError>) {
         let mut plen: u32 = 0;
-        for (i, c) in parsed_chain.iter().enumerate() {
+        for (i, c) in chain.iter().enumerate() {
             let depth = i as u32;
             if c.has_unhandled_critical() {
-                report(VerifyError::UnhandledCriticalExtension {
+                errors.push(VerifyError::UnhandledCriticalExtension {
                     depth,
                     subject: c.subject_string(),
                 });
             }
             if i == 0 {
-                let eku_bad = c.eku_allows(self.purpose) == Some(false);
-                let ku_bad = !c.ku_allows(self.purpose);
-                if eku_bad || ku_bad {
-                    report(VerifyError::InvalidPurpose {
+                let eku_bad = eku_allows(c, self.purpose) == Some(false);
+                if eku_bad || !ku_allows(c, self.purpose) {
+                    errors.push(VerifyError::InvalidPurpose {
                         depth,
                         subject: c.subject_string(),
                     });
                 }
             } else {
-                let ca = c.check_ca();
-                if ca == 0 || (i + 1 < n && ca != 1) {
-                    report(VerifyError::InvalidCa {
-                        depth,
-                        subject: c.subject_string(),
-                    });
-                }
-                if c.eku_allows(self.purpose) == Some(false) || ca == 0 {
-                    report(VerifyError::InvalidPurpose {
-                        depth,
-                        subject: c.subject_string(),
-                    });
-                }
-                // OpenSSL checks every CA above depth 1 (self-issued ones
-                // included); only the plen increment skips self-issued CAs.
-                if i > 1 {
-                    if let Some((_, Some(pl))) = c.basic_constraints() {
-                        if plen > pl {
-                            report(VerifyError::PathLengthExceeded {
-                                depth,
-                                subject: c.subject_string(),
-                            });
-                        }
-                    }
-                }
+                let is_top = i + 1 == chain.len();
+                self.check_ca_extensions(c, depth, is_top, plen, errors);
                 if !c.self_issued {
                     plen = plen.saturating_add(1);
                 }
             }
         }
+    }
 
-        // ---- check_auth_level ----
-        for (i, c) in parsed_chain.iter().enumerate() {
-            if i > 0 && !c.key_strong_enough() {
-                report(VerifyError::CaKeyTooWeak {
-                    depth: i as u32,
-                    subject: c.subject_string(),
-                });
-            }
-            if i + 1 < n && c.weak_digest() {
-                report(VerifyError::CaMdTooWeak {
-                    depth: i as u32,
-                    subject: c.subject_string(),
-                });
-            }
+    /// One CA of `check_chain_extensions`: `plen` is the number of non-self-issued CAs below
+    /// it. OpenSSL checks the path length of every CA above depth 1 (self-issued ones
+    /// included); only the count skips self-issued CAs.
+    fn check_ca_extensions(
+        &self,
+        c: &Parsed<'_>,
+        depth: u32,
+        is_top: bool,
+        plen: u32,
+        errors: &mut Vec<VerifyError>,
+    ) {
+        let ca = c.check_ca();
+        if ca == 0 || (!is_top && ca != 1) {
+            errors.push(VerifyError::InvalidCa {
+                depth,
+                subject: c.subject_string(),
+            });
         }
-
-        // ---- check_revocation (CRL_CHECK_ALL): every certificate, the anchor included ----
-        let mut cache_until = i64::MAX;
-        if let Some(rev) = &self.revocation {
-            for (i, c) in parsed_chain.iter().enumerate() {
-                let issuer = if i + 1 < n {
-                    Some(parsed_chain[i + 1])
-                } else if c.self_issued {
-                    Some(*c)
-                } else {
-                    None
-                };
-                let out = rev.check(c.issuer, issuer.map(|p| p.spki), c.x509.raw_serial(), now_s);
-                cache_until = cache_until.min(out.until);
-                let depth = i as u32;
-                for p in out.problems {
-                    use super::crl::CrlProblem as P;
-                    let subject = c.subject_string();
-                    report(match p {
-                        P::NoCrl => VerifyError::UnableToGetCrl { depth, subject },
-                        P::SignatureFailure { source } => VerifyError::CrlSignatureFailure {
-                            depth,
-                            subject,
-                            crl: source,
-                        },
-                        P::NotYetValid { source } => VerifyError::CrlNotYetValid {
-                            depth,
-                            subject,
-                            crl: source,
-                        },
-                        P::Expired {
-                            source,
-                            next_update,
-                        } => VerifyError::CrlHasExpired {
-                            depth,
-                            subject,
-                            crl: source,
-                            next_update: crate::clock::iso8601(next_update),
-                        },
-                        P::Revoked { source, entry } => VerifyError::Revoked {
-                            depth,
-                            subject,
-                            detail: format!(
-                                "serial {}, revoked {}{}, per {source}",
-                                serial_hex(c.x509.raw_serial()),
-                                crate::clock::iso8601(entry.revoked_at),
-                                entry.reason.map(|r| format!(" ({r})")).unwrap_or_default()
-                            ),
-                        },
+        if eku_allows(c, self.purpose) == Some(false) || ca == 0 {
+            errors.push(VerifyError::InvalidPurpose {
+                depth,
+                subject: c.subject_string(),
+            });
+        }
+        if depth > 1 {
+            if let Some((_, Some(pl))) = c.basic_constraints() {
+                if plen > pl {
+                    errors.push(VerifyError::PathLengthExceeded {
+                        depth,
+                        subject: c.subject_string(),
                     });
                 }
             }
         }
+    }
 
-        // ---- internal_verify: signatures and times, anchor down to leaf ----
-        let mut idx = n - 1;
-        let mut xi = top;
-        let mut xs_idx = idx;
-        let mut skip_sig_for_top = true;
-        if !top.self_issued {
-            if idx == 0 {
-                report(VerifyError::UnableToVerifyLeafSignature {
-                    subject: top.subject_string(),
-                });
-            } else {
-                idx -= 1;
-                xs_idx = idx;
-                skip_sig_for_top = false;
-            }
+    /// OpenSSL's `check_revocation` with CRL_CHECK_ALL: every certificate, the anchor
+    /// included, against its issuer's CRL. Returns until when the CRLs allow caching.
+    fn check_revocation(
+        &self,
+        chain: &[&Parsed<'_>],
+        now: i64,
+        errors: &mut Vec<VerifyError>,
+    ) -> i64 {
+        let mut until = i64::MAX;
+        let Some(revocation) = &self.revocation else {
+            return until;
+        };
+        for (i, c) in chain.iter().enumerate() {
+            // The issuer found in the chain; a self-issued top is its own.
+            let issuer = chain
+                .get(i + 1)
+                .copied()
+                .or_else(|| c.self_issued.then_some(*c));
+            let out = revocation.check(c.issuer, issuer.map(|p| p.spki), c.x509.raw_serial(), now);
+            until = until.min(out.until);
+            errors.extend(out.problems.into_iter().map(|p| crl_error(p, i as u32, c)));
         }
-        loop {
-            let xs = parsed_chain[xs_idx];
-            let depth = xs_idx as u32;
-            let is_top_self = skip_sig_for_top && xs_idx == n - 1;
-            if !is_top_self && !xs.weak_digest() {
-                match check_signature(xs, xi) {
-                    Ok(()) => {}
-                    Err(SigCheck::BadKey) => report(VerifyError::UndecodableIssuerKey {
-                        depth,
-                        subject: xs.subject_string(),
-                    }),
-                    Err(SigCheck::Bad) => report(VerifyError::SignatureFailure {
-                        depth,
-                        subject: xs.subject_string(),
-                    }),
-                }
-            }
-            if xs.not_before > now_s {
-                report(VerifyError::NotYetValid {
-                    depth,
-                    subject: xs.subject_string(),
-                });
-            } else if xs.not_after < now_s {
-                report(VerifyError::Expired {
-                    depth,
-                    subject: xs.subject_string(),
-                });
-            }
-            if xs_idx == 0 {
-                break;
-            }
-            xi = xs;
-            xs_idx -= 1;
-        }
+        until
+    }
 
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        let ders: Vec<CertificateDer<'static>> = chain
+    /// The verified chain's certificates and the times its verdict may be kept.
+    fn verified(
+        &self,
+        built: &Built,
+        chain: &[&Parsed<'_>],
+        leaf: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        crl_until: i64,
+    ) -> VerifiedChain {
+        let ders = built
+            .srcs
             .iter()
             .map(|s| match s {
-                None => CertificateDer::from(leaf.as_ref().to_vec()),
-                Some(Src::Presented(i)) => {
-                    CertificateDer::from(intermediates[*i].as_ref().to_vec())
-                }
-                Some(Src::Store(i)) => self.store.anchors[*i].der.clone(),
+                Src::Leaf => CertificateDer::from(leaf.as_ref().to_vec()),
+                Src::Presented(i) => CertificateDer::from(intermediates[*i].as_ref().to_vec()),
+                Src::Store(i) => self.store.anchors()[*i].der.clone(),
             })
             .collect();
-        let earliest = parsed_chain
+        let leaf_not_after = chain[0].not_after;
+        let earliest = chain
             .iter()
             .map(|c| c.not_after)
             .min()
-            .unwrap_or(leaf_p.not_after);
-        Ok(VerifiedChain {
+            .unwrap_or(leaf_not_after);
+        VerifiedChain {
             chain: ders,
-            leaf_not_after: leaf_p.not_after,
+            leaf_not_after,
             earliest_not_after: earliest,
-            cache_until: earliest.min(cache_until),
-        })
+            cache_until: earliest.min(crl_until),
+        }
     }
 }
 
-/// A serial number as nginx's `$ssl_client_serial` prints it: upper-case hex, no separators,
-/// the sign-padding zero byte left out.
-pub fn serial_hex(raw: &[u8]) -> String {
-    let start = raw
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(raw.len().saturating_sub(1));
-    raw[start..].iter().map(|b| format!("{b:02X}")).collect()
+/// One step of `build_chain`: the issuer of the chain's top, a trusted one preferred;
+/// presented certificates are searched only while the chain has no trusted certificate.
+/// None when the top is self-signed or has no issuer.
+fn next_issuer(candidates: &Candidates<'_>, chain: &[Src]) -> Option<Src> {
+    let top_src = *chain.last()?;
+    let top = candidates.get(top_src)?;
+    if top.is_self_signed() {
+        return None;
+    }
+    let store = (0..candidates.store.len()).map(Src::Store);
+    if let Some(s) = candidates.find_issuer(top, store, chain) {
+        return Some(s);
+    }
+    if matches!(top_src, Src::Store(_)) {
+        return None;
+    }
+    let presented = (0..candidates.presented.len()).map(Src::Presented);
+    candidates.find_issuer(top, presented, chain)
 }
 
-/// Finds an issuer of `cert` among `cands` (name match, then signature):
-/// the first candidate whose signature verifies, else the first name match
-/// (so the signature failure is reported later, as OpenSSL does).
-fn find_issuer<'p, 'a: 'p>(
+/// `X509_verify_cert`'s first check: the leaf's key at security level 2.
+fn check_leaf_key(leaf: &Parsed<'_>, errors: &mut Vec<VerifyError>) {
+    if !leaf.key_strong_enough() {
+        errors.push(VerifyError::EeKeyTooWeak {
+            subject: leaf.subject_string(),
+        });
+    }
+}
+
+/// The end of `build_chain` when the chain is not trusted: "certificate chain too long" when
+/// the depth limit stopped it, then why it has no trust anchor.
+fn check_trust(built: &Built, chain: &[&Parsed<'_>], errors: &mut Vec<VerifyError>) {
+    if built.trusted {
+        return;
+    }
+    let n = chain.len();
+    let depth = (n - 1) as u32;
+    if built.too_long {
+        errors.push(VerifyError::ChainTooLong { depth });
+    }
+    let top = chain[n - 1];
+    let subject = top.subject_string();
+    let top_from_store = matches!(built.srcs[n - 1], Src::Store(_));
+    errors.push(if top.is_self_signed() && !top_from_store {
+        if n == 1 {
+            VerifyError::DepthZeroSelfSigned { subject }
+        } else {
+            VerifyError::SelfSignedInChain { depth, subject }
+        }
+    } else if top_from_store {
+        VerifyError::UnableToGetIssuerCert { depth, subject }
+    } else {
+        VerifyError::UnableToGetIssuerCertLocally { depth, subject }
+    });
+}
+
+/// OpenSSL's `check_auth_level` at security level 2: every CA's key, and the digest of every
+/// signature but the top's.
+fn check_auth_level(chain: &[&Parsed<'_>], errors: &mut Vec<VerifyError>) {
+    let n = chain.len();
+    for (i, c) in chain.iter().enumerate() {
+        if i > 0 && !c.key_strong_enough() {
+            errors.push(VerifyError::CaKeyTooWeak {
+                depth: i as u32,
+                subject: c.subject_string(),
+            });
+        }
+        if i + 1 < n && c.weak_digest() {
+            errors.push(VerifyError::CaMdTooWeak {
+                depth: i as u32,
+                subject: c.subject_string(),
+            });
+        }
+    }
+}
+
+/// The verification error for one CRL problem of the certificate `c` at `depth`.
+fn crl_error(problem: CrlProblem, depth: u32, c: &Parsed<'_>) -> VerifyError {
+    let subject = c.subject_string();
+    match problem {
+        CrlProblem::NoCrl => VerifyError::UnableToGetCrl { depth, subject },
+        CrlProblem::SignatureFailure { source } => VerifyError::CrlSignatureFailure {
+            depth,
+            subject,
+            crl: source,
+        },
+        CrlProblem::NotYetValid { source } => VerifyError::CrlNotYetValid {
+            depth,
+            subject,
+            crl: source,
+        },
+        CrlProblem::Expired {
+            source,
+            next_update,
+        } => VerifyError::CrlHasExpired {
+            depth,
+            subject,
+            crl: source,
+            next_update: crate::clock::iso8601(next_update),
+        },
+        CrlProblem::Revoked { source, entry } => VerifyError::Revoked {
+            depth,
+            subject,
+            detail: format!(
+                "serial {}, revoked {}{}, per {source}",
+                serial_hex(c.x509.raw_serial()),
+                crate::clock::iso8601(entry.revoked_at),
+                entry.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            ),
+        },
+    }
+}
+
+/// OpenSSL's `internal_verify`: signatures and validity times from the top down to the leaf.
+/// The top's own signature is not checked: it is self-issued (OpenSSL checks that only with
+/// X509_V_FLAG_CHECK_SS_SIGNATURE), or a lone leaf whose issuer is unknown. An untrusted top
+/// that is not self-issued is only the issuer of the certificate below it.
+fn internal_verify(chain: &[&Parsed<'_>], now: i64, errors: &mut Vec<VerifyError>) {
+    let n = chain.len();
+    let top = chain[n - 1];
+    if top.self_issued || n == 1 {
+        if !top.self_issued {
+            errors.push(VerifyError::UnableToVerifyLeafSignature {
+                subject: top.subject_string(),
+            });
+        }
+        check_validity_time(top, (n - 1) as u32, now, errors);
+    }
+    for i in (0..n - 1).rev() {
+        check_cert_signature(chain[i], chain[i + 1], i as u32, errors);
+        check_validity_time(chain[i], i as u32, now, errors);
+    }
+}
+
+/// `internal_verify`'s signature check of `cert` by `issuer` (a weak digest was already
+/// reported by `check_auth_level`).
+fn check_cert_signature(
     cert: &Parsed<'_>,
-    cands: impl Iterator<Item = Src>,
-    get: &impl Fn(Src) -> Option<&'p Parsed<'a>>,
-    allowed: impl Fn(Src) -> bool,
-) -> Option<Src> {
-    let mut first_name_match = None;
-    for s in cands {
-        if !allowed(s) {
-            continue;
-        }
-        let Some(c) = get(s) else { continue };
-        if c.subject != cert.issuer {
-            continue;
-        }
-        if check_signature(cert, c).is_ok() {
-            return Some(s);
-        }
-        if first_name_match.is_none() {
-            first_name_match = Some(s);
-        }
+    issuer: &Parsed<'_>,
+    depth: u32,
+    errors: &mut Vec<VerifyError>,
+) {
+    if cert.weak_digest() {
+        return;
     }
-    first_name_match
+    match cert.check_signature(issuer) {
+        Ok(()) => {}
+        Err(SigCheck::BadKey) => errors.push(VerifyError::UndecodableIssuerKey {
+            depth,
+            subject: cert.subject_string(),
+        }),
+        Err(SigCheck::Bad) => errors.push(VerifyError::SignatureFailure {
+            depth,
+            subject: cert.subject_string(),
+        }),
+    }
+}
+
+/// OpenSSL's `check_cert_time`: not yet valid, or expired, at `now`.
+fn check_validity_time(c: &Parsed<'_>, depth: u32, now: i64, errors: &mut Vec<VerifyError>) {
+    if c.not_before > now {
+        errors.push(VerifyError::NotYetValid {
+            depth,
+            subject: c.subject_string(),
+        });
+    } else if c.not_after < now {
+        errors.push(VerifyError::Expired {
+            depth,
+            subject: c.subject_string(),
+        });
+    }
 }
 
 impl fmt::Display for VerifiedChain {
@@ -1281,6 +990,7 @@ mod tests;
 #[cfg(test)]
 pub(crate) mod measured_tests {
     use super::*;
+    use crate::x509::trust::TrustStoreError;
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     };

@@ -116,7 +116,7 @@ fn server_config(
         }
         ClientCheck::OpenSslLike(ca, depth) => {
             use ringgate::tls::client_auth::{ClientAuth, ClientAuthMode, FailureMode};
-            let store = ringgate::x509::verify::TrustStore::from_pem(
+            let store = ringgate::x509::trust::TrustStore::from_pem(
                 &std::fs::read(ca).expect("read client CA"),
             )
             .expect("client CA");

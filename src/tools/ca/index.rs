@@ -139,17 +139,11 @@ pub fn write_counter(path: &Path, value: &[u8]) -> Result<(), CaError> {
     replace_file(path, format!("{}\n", hex(value)).as_bytes(), "old")
 }
 
-/// Upper-case hex of big-endian bytes without leading zero bytes (`00` for zero).
+/// A counter or serial as `openssl ca` writes it in `serial`, `crlnumber` and `index.txt`:
+/// [`serial_hex`](crate::x509::identity::serial_hex), the one place serials become hex
+/// (upper case, leading zero bytes left out, `00` for zero).
 pub fn hex(value: &[u8]) -> String {
-    let start = value
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(value.len().saturating_sub(1));
-    let v = &value[start..];
-    if v.is_empty() {
-        return "00".into();
-    }
-    v.iter().map(|b| format!("{b:02X}")).collect()
+    crate::x509::identity::serial_hex(value)
 }
 
 /// Parses hex digits (odd counts allowed) into big-endian bytes.

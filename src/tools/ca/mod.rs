@@ -1014,7 +1014,7 @@ mod tests {
         );
         // Verifies against the CA with ringgate's own verifier.
         let store = std::sync::Arc::new(
-            crate::x509::verify::TrustStore::from_pem(&std::fs::read(dir.join("ca.crt")).unwrap())
+            crate::x509::trust::TrustStore::from_pem(&std::fs::read(dir.join("ca.crt")).unwrap())
                 .unwrap(),
         );
         let leaf = crate::x509::pem::load_certs(&issued.cert)

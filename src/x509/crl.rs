@@ -344,6 +344,8 @@ pub fn parse_crls(bytes: &[u8], path: &str, store: &TrustStore) -> Result<Vec<Cr
         .collect()
 }
 
+/// One CRL: parsed, its extensions and digest accepted, its signer found among the trusted
+/// CAs, its entries read.
 fn parse_one(der: &[u8], index: usize, path: &str, store: &TrustStore) -> Result<Crl, CrlError> {
     let unparsable = |reason: String| CrlError::Unparsable {
         path: path.to_string(),
@@ -362,27 +364,7 @@ fn parse_one(der: &[u8], index: usize, path: &str, store: &TrustStore) -> Result
         issuer: issuer.clone(),
         what: what.to_string(),
     };
-    let mut number = None;
-    for ext in tbs.extensions() {
-        match ext.oid.to_id_string().as_str() {
-            OID_CRL_NUMBER => {
-                number = crl.crl_number().map(|n| format!("{n:X}"));
-            }
-            OID_AKID => {}
-            OID_IDP => {
-                return Err(unsupported(
-                    "an issuingDistributionPoint (a partitioned CRL)",
-                ))
-            }
-            OID_DELTA => return Err(unsupported("a deltaCRLIndicator (a delta CRL)")),
-            other if ext.critical => {
-                return Err(unsupported(&format!(
-                    "an unknown critical extension {other}"
-                )))
-            }
-            _ => {}
-        }
-    }
+    let number = crl_number(&crl).map_err(|what| unsupported(&what))?;
     let sig_oid = crl.signature_algorithm.algorithm.to_id_string();
     if matches!(
         sig_oid.as_str(),
@@ -390,58 +372,98 @@ fn parse_one(der: &[u8], index: usize, path: &str, store: &TrustStore) -> Result
     ) {
         return Err(unsupported("a SHA-1 or MD5 signature"));
     }
+    let signer_spki = find_signer(&crl, path, &issuer, store)?;
+    let revoked = revoked_entries(&crl).map_err(|what| unsupported(&what))?;
+    Ok(Crl {
+        source: path.to_string(),
+        issuer_name: tbs.issuer.as_raw().to_vec(),
+        issuer,
+        signer_spki,
+        this_update: tbs.this_update.timestamp(),
+        next_update: tbs.next_update.map(|t| t.timestamp()),
+        number,
+        revoked,
+        grace_warned: AtomicBool::new(false),
+    })
+}
 
-    // The signing CA: a trusted certificate of that name whose key verifies the signature.
-    let issuer_raw = tbs.issuer.as_raw();
+/// The CRL's cRLNumber in hex, after refusing the extensions ringgate does not implement
+/// (partitioned and delta CRLs, unknown critical ones); the error says what was found.
+fn crl_number(crl: &CertificateRevocationList<'_>) -> Result<Option<String>, String> {
+    let mut number = None;
+    for ext in crl.tbs_cert_list.extensions() {
+        match ext.oid.to_id_string().as_str() {
+            OID_CRL_NUMBER => {
+                number = crl.crl_number().map(|n| format!("{n:X}"));
+            }
+            OID_AKID => {}
+            OID_IDP => return Err("an issuingDistributionPoint (a partitioned CRL)".into()),
+            OID_DELTA => return Err("a deltaCRLIndicator (a delta CRL)".into()),
+            other if ext.critical => {
+                return Err(format!("an unknown critical extension {other}"));
+            }
+            _ => {}
+        }
+    }
+    Ok(number)
+}
+
+/// The signing CA: a trusted certificate of the CRL's issuer name whose key verifies the
+/// signature and whose keyUsage (when present) allows cRLSign. Returns its SubjectPublicKeyInfo.
+fn find_signer(
+    crl: &CertificateRevocationList<'_>,
+    path: &str,
+    issuer: &str,
+    store: &TrustStore,
+) -> Result<Vec<u8>, CrlError> {
+    let tbs = &crl.tbs_cert_list;
     let mut name_match = false;
-    let mut signer = None;
     for anchor in store.anchors() {
-        if anchor.subject != issuer_raw {
+        if anchor.subject != tbs.issuer.as_raw() {
             continue;
         }
         name_match = true;
         let Ok((_, ca)) = x509_parser::parse_x509_certificate(anchor.der.as_ref()) else {
             continue;
         };
-        let ok = verify_signed(
+        let signed = verify_signed(
             &crl.signature_algorithm,
             tbs.as_ref(),
             &crl.signature_value.data,
             &ca.tbs_certificate.subject_pki,
         )
         .is_ok();
-        if ok {
-            if let Ok(Some(ku)) = ca.key_usage() {
-                if !ku.value.crl_sign() {
-                    return Err(CrlError::NotCrlSigner {
-                        path: path.to_string(),
-                        issuer,
-                    });
-                }
-            }
-            signer = Some(anchor.spki.clone());
-            break;
+        if !signed {
+            continue;
         }
+        if let Ok(Some(ku)) = ca.key_usage() {
+            if !ku.value.crl_sign() {
+                return Err(CrlError::NotCrlSigner {
+                    path: path.to_string(),
+                    issuer: issuer.to_string(),
+                });
+            }
+        }
+        return Ok(anchor.spki.clone());
     }
-    let Some(signer_spki) = signer else {
-        return Err(if name_match {
-            CrlError::BadSignature {
-                path: path.to_string(),
-                issuer,
-            }
-        } else {
-            CrlError::UnknownIssuer {
-                path: path.to_string(),
-                issuer,
-            }
-        });
-    };
+    let (path, issuer) = (path.to_string(), issuer.to_string());
+    Err(if name_match {
+        CrlError::BadSignature { path, issuer }
+    } else {
+        CrlError::UnknownIssuer { path, issuer }
+    })
+}
 
+/// The revoked serials (normalized) with their entries; `removeFromCRL` entries are left out,
+/// and an indirect CRL (critical certificateIssuer entries) is refused with what was found.
+fn revoked_entries(
+    crl: &CertificateRevocationList<'_>,
+) -> Result<HashMap<Vec<u8>, RevokedEntry>, String> {
     let mut revoked = HashMap::new();
     for r in crl.iter_revoked_certificates() {
         for ext in r.extensions() {
             if ext.critical && ext.oid.to_id_string() == "2.5.29.29" {
-                return Err(unsupported("certificateIssuer entries (an indirect CRL)"));
+                return Err("certificateIssuer entries (an indirect CRL)".into());
             }
         }
         let reason = r.reason_code().and_then(|(_, code)| reason_name(code.0));
@@ -456,17 +478,7 @@ fn parse_one(der: &[u8], index: usize, path: &str, store: &TrustStore) -> Result
             },
         );
     }
-    Ok(Crl {
-        source: path.to_string(),
-        issuer_name: issuer_raw.to_vec(),
-        issuer,
-        signer_spki,
-        this_update: tbs.this_update.timestamp(),
-        next_update: tbs.next_update.map(|t| t.timestamp()),
-        number,
-        revoked,
-        grace_warned: AtomicBool::new(false),
-    })
+    Ok(revoked)
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //!   one `*` in its left-most label (`*.example.com`, `api*.example.com`), never in the last
 //!   two labels, matching within one label only;
 //! - the subject's commonName (wildcards too) only when the certificate has no DNS
-//!   subjectAltName at all, which is what lets the seeds' X.509 v1 certificates (no
-//!   extensions, the name in CN) verify;
+//!   subjectAltName at all, which is what lets X.509 v1 certificates (no extensions,
+//!   the name in CN, as `openssl x509 -req` makes them) verify;
 //! - for a name that is an IP address, an iPAddress subjectAltName with the same address
 //!   (OpenSSL's `X509_check_ip()`; nginx 1.22 itself only compares the text against DNS names
 //!   and CN, which still matches here as well).

@@ -436,7 +436,7 @@ mod tests {
     fn attributes_sans_and_spiffe_are_parsed() {
         let mut params = rcgen::CertificateParams::new(vec!["svc.example".to_string()]).unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        // (rcgen keeps one value per attribute type; repeated OUs are covered by the seeds'
+        // (rcgen keeps one value per attribute type; repeated OUs are covered by the
         // openssl-made certificates in the integration tests.)
         params
             .distinguished_name

@@ -9,7 +9,9 @@
 
 use std::path::Path;
 
-use x509_parser::prelude::FromDer;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::signature::verify_signed;
 
 /// Why an OCSP response file cannot be stapled; every message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +101,9 @@ pub fn load_staple(
     check(der, chain, &label, crate::clock::unix_now())
 }
 
-/// [`load_staple`] on bytes already read, at time `now`.
+/// [`load_staple`] on bytes already read, at time `now`. The checks run in this order: a
+/// successful response, one about this certificate, status `good`, current in time, and
+/// signed by the issuer (or a responder it certified) when the chain holds the issuer.
 pub fn check(
     der: Vec<u8>,
     chain: &[rustls_pki_types::CertificateDer<'_>],
@@ -111,19 +115,7 @@ pub fn check(
         reason: reason.to_string(),
     };
     let parsed = parse(&der).map_err(bad)?;
-    if parsed.status != 0 {
-        return Err(OcspError::NotSuccessful {
-            path: label.to_string(),
-            status: match parsed.status {
-                1 => "malformedRequest",
-                2 => "internalError",
-                3 => "tryLater",
-                5 => "sigRequired",
-                6 => "unauthorized",
-                _ => "an unknown status",
-            },
-        });
-    }
+    check_response_status(parsed.status, label)?;
     let Some(leaf_der) = chain.first() else {
         return Err(bad("no certificate to match it with"));
     };
@@ -134,12 +126,57 @@ pub fn check(
         .and_then(|d| x509_parser::parse_x509_certificate(d.as_ref()).ok())
         .map(|(_, c)| c)
         .filter(|c| c.tbs_certificate.subject.as_raw() == leaf.tbs_certificate.issuer.as_raw());
+    let single = find_single(&parsed, &leaf, issuer.as_ref(), label)?;
+    check_cert_status(single, label)?;
+    check_times(single, now, label)?;
+    let signature_checked = match &issuer {
+        Some(issuer) => {
+            check_response_signature(&parsed, issuer, label)?;
+            true
+        }
+        None => false,
+    };
+    let (this_update, next_update) = (single.this_update, single.next_update);
+    Ok(Staple {
+        der,
+        this_update,
+        next_update,
+        signature_checked,
+    })
+}
+
+/// The responder must have answered `successful` (0).
+fn check_response_status(status: u8, label: &str) -> Result<(), OcspError> {
+    if status == 0 {
+        return Ok(());
+    }
+    Err(OcspError::NotSuccessful {
+        path: label.to_string(),
+        status: match status {
+            1 => "malformedRequest",
+            2 => "internalError",
+            3 => "tryLater",
+            5 => "sigRequired",
+            6 => "unauthorized",
+            _ => "an unknown status",
+        },
+    })
+}
+
+/// The single response about `leaf`: same serial and issuer name hash, and issuer key hash
+/// when the issuer is known.
+fn find_single<'p>(
+    parsed: &'p Parsed<'_>,
+    leaf: &X509Certificate<'_>,
+    issuer: Option<&X509Certificate<'_>>,
+    label: &str,
+) -> Result<&'p Single<'p>, OcspError> {
     let serial = leaf.raw_serial();
     let single = parsed.responses.iter().find(|r| {
         strip_zeros(r.serial) == strip_zeros(serial)
             && hash(r.hash_oid, leaf.tbs_certificate.issuer.as_raw())
                 .is_some_and(|h| h == r.name_hash)
-            && issuer.as_ref().is_none_or(|i| {
+            && issuer.is_none_or(|i| {
                 hash(
                     r.hash_oid,
                     &i.tbs_certificate.subject_pki.subject_public_key.data,
@@ -147,29 +184,29 @@ pub fn check(
                 .is_some_and(|h| h == r.key_hash)
             })
     });
-    let Some(single) = single else {
-        return Err(OcspError::WrongCertificate {
-            path: label.to_string(),
-            serial: super::identity::serial_hex(serial),
-            issuer: crate::x509::identity::rfc2253(&leaf.tbs_certificate.issuer),
-        });
+    single.ok_or_else(|| OcspError::WrongCertificate {
+        path: label.to_string(),
+        serial: super::identity::serial_hex(serial),
+        issuer: crate::x509::identity::rfc2253(&leaf.tbs_certificate.issuer),
+    })
+}
+
+/// The certificate's status must be `good`.
+fn check_cert_status(single: &Single<'_>, label: &str) -> Result<(), OcspError> {
+    let status = match single.cert_status {
+        0 => return Ok(()),
+        1 => "revoked",
+        _ => "unknown",
     };
-    match single.cert_status {
-        0 => {}
-        1 => {
-            return Err(OcspError::BadStatus {
-                path: label.to_string(),
-                status: "revoked",
-            })
-        }
-        _ => {
-            return Err(OcspError::BadStatus {
-                path: label.to_string(),
-                status: "unknown",
-            })
-        }
-    }
-    // A few minutes of clock skew, as OpenSSL's OCSP_check_validity allows.
+    Err(OcspError::BadStatus {
+        path: label.to_string(),
+        status,
+    })
+}
+
+/// thisUpdate not in the future and nextUpdate not past, with a few minutes of clock skew,
+/// as OpenSSL's OCSP_check_validity allows.
+fn check_times(single: &Single<'_>, now: i64, label: &str) -> Result<(), OcspError> {
     const SKEW: i64 = 300;
     if single.this_update > now + SKEW {
         return Err(OcspError::Stale {
@@ -188,47 +225,45 @@ pub fn check(
             });
         }
     }
-    let mut signature_checked = false;
-    if let Some(issuer) = &issuer {
-        let verify_with = |spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>| {
-            let Ok((_, alg)) = x509_parser::x509::AlgorithmIdentifier::from_der(parsed.sig_alg)
-            else {
+    Ok(())
+}
+
+/// The response must be signed by the issuer's key, or by a delegated responder: a
+/// certificate in the response that the issuer signed.
+fn check_response_signature(
+    parsed: &Parsed<'_>,
+    issuer: &X509Certificate<'_>,
+    label: &str,
+) -> Result<(), OcspError> {
+    let verify_with = |spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>| {
+        let Ok((_, alg)) = x509_parser::x509::AlgorithmIdentifier::from_der(parsed.sig_alg) else {
+            return false;
+        };
+        verify_signed(&alg, parsed.tbs, parsed.signature, spki).is_ok()
+    };
+    let by_issuer = verify_with(&issuer.tbs_certificate.subject_pki);
+    let by_delegate = || {
+        parsed.certs.iter().any(|d| {
+            let Ok((_, c)) = x509_parser::parse_x509_certificate(d) else {
                 return false;
             };
-            super::signature::verify_signed(&alg, parsed.tbs, parsed.signature, spki).is_ok()
-        };
-        let by_issuer = verify_with(&issuer.tbs_certificate.subject_pki);
-        // A delegated responder: a certificate in the response, signed by the issuer.
-        let by_delegate = || {
-            parsed.certs.iter().any(|d| {
-                let Ok((_, c)) = x509_parser::parse_x509_certificate(d) else {
-                    return false;
-                };
-                let issued = c.tbs_certificate.issuer.as_raw()
-                    == issuer.tbs_certificate.subject.as_raw()
-                    && super::signature::verify_signed(
-                        &c.signature_algorithm,
-                        c.tbs_certificate.as_ref(),
-                        &c.signature_value.data,
-                        &issuer.tbs_certificate.subject_pki,
-                    )
-                    .is_ok();
-                issued && verify_with(&c.tbs_certificate.subject_pki)
-            })
-        };
-        if !by_issuer && !by_delegate() {
-            return Err(OcspError::BadSignature {
-                path: label.to_string(),
-            });
-        }
-        signature_checked = true;
+            let issued = c.tbs_certificate.issuer.as_raw()
+                == issuer.tbs_certificate.subject.as_raw()
+                && verify_signed(
+                    &c.signature_algorithm,
+                    c.tbs_certificate.as_ref(),
+                    &c.signature_value.data,
+                    &issuer.tbs_certificate.subject_pki,
+                )
+                .is_ok();
+            issued && verify_with(&c.tbs_certificate.subject_pki)
+        })
+    };
+    if by_issuer || by_delegate() {
+        return Ok(());
     }
-    let (this_update, next_update) = (single.this_update, single.next_update);
-    Ok(Staple {
-        der,
-        this_update,
-        next_update,
-        signature_checked,
+    Err(OcspError::BadSignature {
+        path: label.to_string(),
     })
 }
 

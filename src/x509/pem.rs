@@ -178,7 +178,7 @@ pub fn load_certified_key(
         detail: e.to_string(),
     })?;
     // Compare SubjectPublicKeyInfo bytes ourselves: rustls's `keys_match` parses the
-    // certificate with webpki, which refuses the X.509 v1 certificates that the seeds'
+    // certificate with webpki, which refuses the X.509 v1 certificates that
     // `openssl x509 -req -signkey` makes and nginx serves.
     let mismatch = || PemError::KeyMismatch {
         cert_path: cert_path.display().to_string(),
@@ -211,7 +211,76 @@ mod tests {
             .unwrap_or(false)
     }
 
-    /// Every key form nginx loads: RSA as PKCS#1 and PKCS#8, ECDSA as SEC1 and PKCS#8, Ed25519.
+    /// Every key form nginx loads, the openssl command making it and its PEM marker: RSA as
+    /// PKCS#1 and PKCS#8, ECDSA as SEC1 and PKCS#8, Ed25519.
+    const KEY_FORMS: [(&str, &[&str], &str); 5] = [
+        (
+            "rsa1.key",
+            &["genrsa", "-traditional", "-out", "rsa1.key", "2048"],
+            "BEGIN RSA PRIVATE KEY",
+        ),
+        (
+            "rsa8.key",
+            &["genpkey", "-algorithm", "RSA", "-out", "rsa8.key"],
+            "BEGIN PRIVATE KEY",
+        ),
+        (
+            "ec1.key",
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "ec1.key",
+            ],
+            "BEGIN EC PRIVATE KEY",
+        ),
+        (
+            "ec8.key",
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-384",
+                "-out",
+                "ec8.key",
+            ],
+            "BEGIN PRIVATE KEY",
+        ),
+        (
+            "ed.key",
+            &["genpkey", "-algorithm", "ed25519", "-out", "ed.key"],
+            "BEGIN PRIVATE KEY",
+        ),
+    ];
+
+    /// A self-signed certificate for `key` (`openssl req -new -x509`), named after it.
+    fn self_signed_for(d: &Path, key: &str) -> String {
+        let crt = key.replace(".key", ".crt");
+        assert!(openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-x509",
+                "-key",
+                key,
+                "-out",
+                &crt,
+                "-days",
+                "30",
+                "-subj",
+                "/CN=localhost"
+            ]
+        ));
+        crt
+    }
+
+    /// Every key form of [`KEY_FORMS`] loads with its certificate; then the X.509 v1 and
+    /// mismatched-key cases on the same files.
     #[test]
     fn loads_every_key_form_and_matches_its_certificate() {
         let dir = tempfile::tempdir().unwrap();
@@ -220,74 +289,20 @@ mod tests {
             eprintln!("skipped: openssl is not installed");
             return;
         }
-        let keys: [(&str, &[&str], &str); 5] = [
-            (
-                "rsa1.key",
-                &["genrsa", "-traditional", "-out", "rsa1.key", "2048"],
-                "BEGIN RSA PRIVATE KEY",
-            ),
-            (
-                "rsa8.key",
-                &["genpkey", "-algorithm", "RSA", "-out", "rsa8.key"],
-                "BEGIN PRIVATE KEY",
-            ),
-            (
-                "ec1.key",
-                &[
-                    "ecparam",
-                    "-name",
-                    "prime256v1",
-                    "-genkey",
-                    "-noout",
-                    "-out",
-                    "ec1.key",
-                ],
-                "BEGIN EC PRIVATE KEY",
-            ),
-            (
-                "ec8.key",
-                &[
-                    "genpkey",
-                    "-algorithm",
-                    "EC",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-384",
-                    "-out",
-                    "ec8.key",
-                ],
-                "BEGIN PRIVATE KEY",
-            ),
-            (
-                "ed.key",
-                &["genpkey", "-algorithm", "ed25519", "-out", "ed.key"],
-                "BEGIN PRIVATE KEY",
-            ),
-        ];
-        for (key, gen, marker) in keys {
+        for (key, gen, marker) in KEY_FORMS {
             assert!(openssl(d, gen), "openssl {gen:?}");
             let pem = std::fs::read_to_string(d.join(key)).unwrap();
             assert!(pem.contains(marker), "{key}: {pem}");
-            let crt = key.replace(".key", ".crt");
-            assert!(openssl(
-                d,
-                &[
-                    "req",
-                    "-new",
-                    "-x509",
-                    "-key",
-                    key,
-                    "-out",
-                    &crt,
-                    "-days",
-                    "30",
-                    "-subj",
-                    "/CN=localhost"
-                ]
-            ));
+            let crt = self_signed_for(d, key);
             let loaded = load_certified_key(&d.join(&crt), &d.join(key));
             assert!(loaded.is_ok(), "{key}: {:?}", loaded.err());
         }
-        // Seed 000's self-signed server certificate is X.509 v1 (`x509 -req -signkey`).
+        loads_a_v1_certificate(d);
+        refuses_a_key_of_another_certificate(d);
+    }
+
+    /// A self-signed server certificate made by `openssl x509 -req -signkey` is X.509 v1.
+    fn loads_a_v1_certificate(d: &Path) {
         assert!(openssl(
             d,
             &["req", "-new", "-key", "rsa8.key", "-out", "v1.csr", "-subj", "/CN=app"]
@@ -301,7 +316,10 @@ mod tests {
         ));
         let loaded = load_certified_key(&d.join("v1.pem"), &d.join("rsa8.key"));
         assert!(loaded.is_ok(), "v1: {:?}", loaded.err());
-        // A key that belongs to another certificate is refused, naming both files.
+    }
+
+    /// A key that belongs to another certificate is refused, naming both files.
+    fn refuses_a_key_of_another_certificate(d: &Path) {
         let err = load_certified_key(&d.join("ec1.crt"), &d.join("rsa8.key")).unwrap_err();
         assert!(
             matches!(

@@ -1157,7 +1157,8 @@ pub(crate) mod measured_tests {
         let e = v.verify(&other.der(), &[], now()).unwrap_err();
         assert_eq!(e.openssl_reason(), "self-signed certificate");
         assert!(e.is_ignorable_for_optional_no_ca());
-        // ... accepted when it is itself in the CA file (seed 000 setup)
+        // ... accepted when it is itself in the CA file (a self-signed server certificate
+        // from `openssl x509 -req -signkey` used as its own CA file)
         let v2 = ChainVerifier::new(store_of(&[&other]), 1);
         assert_eq!(v2.verify(&other.der(), &[], now()).unwrap().chain.len(), 1);
     }
@@ -1350,8 +1351,8 @@ BITS=1024 mk weak /CN=weak root
     }
 
     #[test]
-    fn seed_script_certs() {
-        let t = TempDir::new("seed");
+    fn certificates_made_by_the_guides_openssl_commands() {
+        let t = TempDir::new("guide-certs");
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../main/tests/certs/make-seed-certs.sh"
@@ -1374,7 +1375,8 @@ BITS=1024 mk weak /CN=weak root
             v.verify(&other, &[], now()).unwrap_err().openssl_reason(),
             "unable to verify the first certificate"
         );
-        // seed 000: the self-signed v1 public.pem is both CA file and client cert
+        // "Generating SSL Certificates": the self-signed v1 public.pem is both CA file and
+        // client certificate
         let pubpem = std::fs::read(o.join("seed000/public.pem")).unwrap();
         let v0 = ChainVerifier::new(Arc::new(TrustStore::from_pem(&pubpem).unwrap()), 2);
         let c0 = pem_certs(&o.join("seed000/public.pem")).remove(0);

@@ -147,7 +147,7 @@ fn garbage_never_panics() {
     .is_err());
 }
 
-/// The seed 004 commands make an X.509 v1 client certificate (`openssl x509 -req` without
+/// The enterprise mTLS guide's commands make an X.509 v1 client certificate (`openssl x509 -req` without
 /// extensions); OpenSSL, and so nginx, accept it, and so must we.
 #[test]
 fn v1_client_certificate_from_openssl_is_accepted() {

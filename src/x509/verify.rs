@@ -1355,31 +1355,27 @@ BITS=1024 mk weak /CN=weak root
         let t = TempDir::new("guide-certs");
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../main/tests/certs/make-seed-certs.sh"
+            "/tests/certs/make-guide-certs.sh"
         );
-        let script = if Path::new(script).exists() {
-            script.to_string()
-        } else {
-            "/work/main/tests/certs/make-seed-certs.sh".to_string()
-        };
         sh(&t.0, &format!("{script} out"));
         let o = t.0.join("out");
         let store = Arc::new(
-            TrustStore::from_pem(&std::fs::read(o.join("seed004/ca/ca.crt")).unwrap()).unwrap(),
+            TrustStore::from_pem(&std::fs::read(o.join("enterprise-mtls/ca/ca.crt")).unwrap())
+                .unwrap(),
         );
         let v = ChainVerifier::new(store, 2);
-        let client = pem_certs(&o.join("seed004/client/client.crt")).remove(0);
+        let client = pem_certs(&o.join("enterprise-mtls/client/client.crt")).remove(0);
         assert!(v.verify(&client, &[], now()).is_ok());
-        let other = pem_certs(&o.join("seed004/otherca-client/client.crt")).remove(0);
+        let other = pem_certs(&o.join("enterprise-mtls/otherca-client/client.crt")).remove(0);
         assert_eq!(
             v.verify(&other, &[], now()).unwrap_err().openssl_reason(),
             "unable to verify the first certificate"
         );
-        // "Generating SSL Certificates": the self-signed v1 public.pem is both CA file and
+        // the nginx TLS-termination guide: the self-signed v1 public.pem is both CA file and
         // client certificate
-        let pubpem = std::fs::read(o.join("seed000/public.pem")).unwrap();
+        let pubpem = std::fs::read(o.join("tls-termination/public.pem")).unwrap();
         let v0 = ChainVerifier::new(Arc::new(TrustStore::from_pem(&pubpem).unwrap()), 2);
-        let c0 = pem_certs(&o.join("seed000/public.pem")).remove(0);
+        let c0 = pem_certs(&o.join("tls-termination/public.pem")).remove(0);
         assert!(v0.verify(&c0, &[], now()).is_ok());
     }
 }

@@ -191,3 +191,60 @@ fn rsa_bits(modulus: &[u8]) -> usize {
         None => 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+    #[test]
+    fn rsa_bits_ignores_sign_padding() {
+        assert_eq!(rsa_bits(&[]), 0);
+        assert_eq!(rsa_bits(&[0x00, 0x00]), 0);
+        assert_eq!(rsa_bits(&[0x00, 0x80, 0x00]), 16);
+        assert_eq!(rsa_bits(&[0x01, 0xff]), 9);
+    }
+
+    #[test]
+    fn self_signed_ca_and_leaf_properties() {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "Root");
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+        let root = p.self_signed(&key).unwrap();
+        let parsed = Parsed::parse(root.der().as_ref()).unwrap();
+        assert!(parsed.is_self_signed());
+        assert!(!parsed.is_v1());
+        assert_eq!(parsed.basic_constraints(), Some((true, Some(1))));
+        assert_eq!(parsed.check_ca(), 1);
+        assert!(parsed.key_strong_enough(), "P-256 meets security level 2");
+        assert!(!parsed.weak_digest());
+        assert!(!parsed.has_unhandled_critical());
+
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["a.example".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &root, &key)
+            .unwrap();
+        let leaf = Parsed::parse(leaf.der().as_ref()).unwrap();
+        assert!(!leaf.self_issued);
+        assert!(leaf.check_signature(&parsed).is_ok());
+        assert_eq!(leaf.check_signature(&leaf), Err(SigCheck::Bad));
+        assert_eq!(leaf.check_ca(), 0);
+    }
+
+    #[test]
+    fn trailing_data_is_refused() {
+        let key = KeyPair::generate().unwrap();
+        let c = CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let mut der = c.der().to_vec();
+        der.push(0);
+        assert_eq!(
+            Parsed::parse(&der).err().as_deref(),
+            Some("trailing data after certificate")
+        );
+    }
+}

@@ -2,8 +2,8 @@
 //! OpenSSL's semantics, CRLs, OCSP responses, host names, signatures and the identity a
 //! certificate carries as nginx prints it. `tls/` plugs this into rustls; `tools/` uses it too.
 //!
-//! Dependencies run one way: `verify` -> `crl` -> {`trust`, `signature`}, and `trust` ->
-//! `cert` -> `signature`; `ocsp` uses `signature` and `identity`.
+//! Dependencies run one way: `verify` -> `crl` -> {`trust`, `signature`, `identity`}, and
+//! `trust` -> `cert` -> `signature`; `ocsp` uses `signature` and `identity`.
 
 mod cert;
 pub mod crl;

@@ -119,3 +119,64 @@ impl TrustStore {
         self.anchors.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+    fn cert(cn: &str, issuer: Option<(&rcgen::Certificate, &KeyPair)>) -> rcgen::Certificate {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        match issuer {
+            None => p.self_signed(&key).unwrap(),
+            Some((c, k)) => p.signed_by(&key, c, k).unwrap(),
+        }
+    }
+
+    #[test]
+    fn anchors_keep_bundle_order_and_know_self_signed_roots() {
+        let root_key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "Root");
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let root = p.self_signed(&root_key).unwrap();
+        let int = cert("Int", Some((&root, &root_key)));
+        let pem = format!("{}{}", int.pem(), root.pem());
+        let store = TrustStore::from_pem(pem.as_bytes()).unwrap();
+        assert_eq!(store.len(), 2);
+        assert!(!store.is_empty());
+        let anchors = store.anchors();
+        assert!(
+            !anchors[0].self_signed,
+            "an intermediate is not self-signed"
+        );
+        assert!(anchors[1].self_signed);
+        assert_eq!(store.subjects()[0].as_ref(), anchors[0].subject.as_slice());
+        assert!(anchors[0].not_before < anchors[0].not_after);
+    }
+
+    #[test]
+    fn bad_bundles_say_why() {
+        assert!(matches!(
+            TrustStore::from_pem(b"no PEM here"),
+            Err(TrustStoreError::Empty)
+        ));
+        assert!(matches!(
+            TrustStore::from_der(Vec::new()),
+            Err(TrustStoreError::Empty)
+        ));
+        let good = cert("A", None);
+        let bad = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x01]);
+        let err = TrustStore::from_der(vec![good.der().clone(), bad]).unwrap_err();
+        assert!(
+            matches!(err, TrustStoreError::Unparsable { index: 1, .. }),
+            "{err}"
+        );
+        assert!(err
+            .to_string()
+            .starts_with("CA bundle certificate #1 cannot be parsed"));
+    }
+}

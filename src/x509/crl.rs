@@ -246,33 +246,7 @@ impl Revocation {
             }
             return out;
         };
-        if crl.this_update > now {
-            out.problems.push(CrlProblem::NotYetValid {
-                source: crl.source.clone(),
-            });
-        } else if let Some(next) = crl.next_update {
-            out.until = next;
-            if now > next {
-                match self.policy.expired {
-                    ExpiredCrl::Grace(g) if now <= next.saturating_add(g) => {
-                        out.until = next.saturating_add(g);
-                        if !crl.grace_warned.swap(true, Ordering::Relaxed) {
-                            log::warn!(
-                                "CRL {} of `{}` expired at {} (nextUpdate); accepted within crl_expired grace until {}: publish a new CRL",
-                                crl.source,
-                                crl.issuer,
-                                crate::clock::iso8601(next),
-                                crate::clock::iso8601(next.saturating_add(g))
-                            );
-                        }
-                    }
-                    _ => out.problems.push(CrlProblem::Expired {
-                        source: crl.source.clone(),
-                        next_update: next,
-                    }),
-                }
-            }
-        }
+        self.check_crl_times(crl, now, &mut out);
         if let Some(entry) = crl.lookup(serial) {
             out.problems.push(CrlProblem::Revoked {
                 source: crl.source.clone(),
@@ -280,6 +254,43 @@ impl Revocation {
             });
         }
         out
+    }
+
+    /// OpenSSL's `check_crl_time` for the CRL chosen: not yet valid, or past its nextUpdate
+    /// (tolerated within the `crl_expired` grace, with one warning per CRL). Sets until when
+    /// a clean result may be cached.
+    fn check_crl_times(&self, crl: &Crl, now: i64, out: &mut CrlOutcome) {
+        if crl.this_update > now {
+            out.problems.push(CrlProblem::NotYetValid {
+                source: crl.source.clone(),
+            });
+            return;
+        }
+        let Some(next) = crl.next_update else {
+            return;
+        };
+        out.until = next;
+        if now <= next {
+            return;
+        }
+        match self.policy.expired {
+            ExpiredCrl::Grace(g) if now <= next.saturating_add(g) => {
+                out.until = next.saturating_add(g);
+                if !crl.grace_warned.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "CRL {} of `{}` expired at {} (nextUpdate); accepted within crl_expired grace until {}: publish a new CRL",
+                        crl.source,
+                        crl.issuer,
+                        crate::clock::iso8601(next),
+                        crate::clock::iso8601(next.saturating_add(g))
+                    );
+                }
+            }
+            _ => out.problems.push(CrlProblem::Expired {
+                source: crl.source.clone(),
+                next_update: next,
+            }),
+        }
     }
 }
 

@@ -147,8 +147,8 @@ fn garbage_never_panics() {
     .is_err());
 }
 
-/// The enterprise mTLS guide's commands make an X.509 v1 client certificate (`openssl x509 -req` without
-/// extensions); OpenSSL, and so nginx, accept it, and so must we.
+/// The enterprise mTLS guide's commands make an X.509 v1 client certificate (`openssl x509
+/// -req` without extensions); OpenSSL, and so nginx, accept it, and so must we.
 #[test]
 fn v1_client_certificate_from_openssl_is_accepted() {
     let Ok(dir) = tempfile::tempdir() else { return };

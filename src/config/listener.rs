@@ -10,11 +10,11 @@ use toml::Spanned;
 
 use super::location::Location;
 use super::raw::{RawHttp, RawListener};
-use super::words::{LocationVerify, Word};
+use super::rule::Rule;
+use super::words::{IdentityField, LocationVerify, Word};
 use super::{span, Resolver};
 use crate::tls::client_auth::ClientAuthMode;
 use crate::tls::ServerTls;
-use crate::vars::condition::Condition;
 use crate::vars::Template;
 
 /// A virtual server: one `[[listener]]` table, an nginx `server` block. Several may share a
@@ -56,78 +56,6 @@ pub struct AccessLog {
     pub path: Arc<Path>,
     /// How lines are rendered.
     pub format: Arc<crate::vars::log_format::LogFormat>,
-}
-
-/// A rewrite-phase rule: nginx's `if (cond) { return ...; }`, or a bare `return`.
-#[derive(Debug)]
-pub struct Rule {
-    /// None: always.
-    pub condition: Option<Condition>,
-    /// The status returned.
-    pub status: u16,
-    /// Body text, or the Location of a redirect.
-    pub body: Option<Template>,
-}
-
-/// A field of the client's identity that can be sent upstream as a header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum IdentityField {
-    /// `$ssl_client_s_dn`.
-    Subject,
-    /// `$ssl_client_i_dn`.
-    Issuer,
-    /// `$ssl_client_verify`.
-    Verify,
-    /// The role from `[identity]` (verified certificates only).
-    Role,
-    /// `$ssl_client_serial`.
-    Serial,
-    /// `$ssl_client_fingerprint` (SHA-1).
-    Fingerprint,
-    /// SHA-256 fingerprint.
-    FingerprintSha256,
-    /// `$ssl_client_v_start`.
-    NotBefore,
-    /// `$ssl_client_v_end`.
-    NotAfter,
-    /// `$ssl_client_escaped_cert`.
-    Cert,
-    /// The SPIFFE ID (verified certificates only).
-    SpiffeId,
-    /// Envoy's `X-Forwarded-Client-Cert` (verified certificates only).
-    Xfcc,
-    /// RFC 9440 `Client-Cert` (verified certificates only).
-    ClientCert,
-    /// RFC 9440 `Client-Cert-Chain` (verified certificates only).
-    ClientCertChain,
-}
-
-impl IdentityField {
-    /// Every field with its config key.
-    pub const ALL: [(&'static str, IdentityField); 14] = [
-        ("subject", IdentityField::Subject),
-        ("issuer", IdentityField::Issuer),
-        ("verify", IdentityField::Verify),
-        ("role", IdentityField::Role),
-        ("serial", IdentityField::Serial),
-        ("fingerprint", IdentityField::Fingerprint),
-        ("fingerprint_sha256", IdentityField::FingerprintSha256),
-        ("not_before", IdentityField::NotBefore),
-        ("not_after", IdentityField::NotAfter),
-        ("cert", IdentityField::Cert),
-        ("spiffe_id", IdentityField::SpiffeId),
-        ("xfcc", IdentityField::Xfcc),
-        ("client_cert", IdentityField::ClientCert),
-        ("client_cert_chain", IdentityField::ClientCertChain),
-    ];
-
-    /// Its config key.
-    pub fn name(self) -> &'static str {
-        IdentityField::ALL
-            .iter()
-            .find(|(_, f)| *f == self)
-            .map_or("", |(n, _)| n)
-    }
 }
 
 /// `[listener.identity_headers]`, resolved.

@@ -6,29 +6,14 @@ use std::sync::Arc;
 
 use toml::Spanned;
 
-use super::listener::Rule;
 use super::raw::RawLocation;
+use super::rule::Rule;
 use super::upstream::resolve_addr;
-use super::words::LocationVerify;
+use super::words::{LocationVerify, MatchKind};
 use super::{span, Resolver};
 use crate::tls::client_auth::ClientAuthMode;
 use crate::upstream::Upstream;
 use crate::vars::Template;
-
-/// How a location's path matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MatchKind {
-    /// nginx `location /path`.
-    Prefix,
-    /// nginx `location = /path`.
-    Exact,
-    /// nginx `location ^~ /path`: a prefix that, when longest, stops the regex search.
-    PrefixNoRegex,
-    /// nginx `location ~ regex`.
-    Regex,
-    /// nginx `location ~* regex`.
-    RegexNoCase,
-}
 
 /// A path and its handling.
 #[derive(Debug)]

@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::listener::IdentityField;
-use super::location::MatchKind;
-use super::runtime::DriverChoice;
 use super::units::Quantity;
-use super::words::{LocationVerify, LogOff, TlsProtocol, Word};
+use super::words::{
+    DriverChoice, IdentityField, LocationVerify, LogOff, MatchKind, TlsProtocol, Word,
+};
 use crate::tls::client_auth::{ClientAuthMode, FailureMode};
 use crate::x509::crl::ExpiredCrl;
 

@@ -7,16 +7,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::raw::{RawConfig, RawRuntime};
+use super::words::DriverChoice;
 use super::{span, Resolver};
-
-/// Which io driver workers run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DriverChoice {
-    /// io_uring where the kernel offers it, else the epoll-based legacy driver.
-    Auto,
-    /// Always the legacy driver.
-    Legacy,
-}
 
 /// `[runtime]`.
 #[derive(Debug, Clone)]

@@ -4,11 +4,93 @@
 
 use serde::{Deserialize, Deserializer};
 
-use super::listener::IdentityField;
-use super::location::MatchKind;
-use super::runtime::DriverChoice;
 use crate::tls::client_auth::{ClientAuthMode, FailureMode};
 use crate::x509::crl::ExpiredCrl;
+
+/// A field of the client's identity that can be sent upstream as a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IdentityField {
+    /// `$ssl_client_s_dn`.
+    Subject,
+    /// `$ssl_client_i_dn`.
+    Issuer,
+    /// `$ssl_client_verify`.
+    Verify,
+    /// The role from `[identity]` (verified certificates only).
+    Role,
+    /// `$ssl_client_serial`.
+    Serial,
+    /// `$ssl_client_fingerprint` (SHA-1).
+    Fingerprint,
+    /// SHA-256 fingerprint.
+    FingerprintSha256,
+    /// `$ssl_client_v_start`.
+    NotBefore,
+    /// `$ssl_client_v_end`.
+    NotAfter,
+    /// `$ssl_client_escaped_cert`.
+    Cert,
+    /// The SPIFFE ID (verified certificates only).
+    SpiffeId,
+    /// Envoy's `X-Forwarded-Client-Cert` (verified certificates only).
+    Xfcc,
+    /// RFC 9440 `Client-Cert` (verified certificates only).
+    ClientCert,
+    /// RFC 9440 `Client-Cert-Chain` (verified certificates only).
+    ClientCertChain,
+}
+
+impl IdentityField {
+    /// Every field with its config key.
+    pub const ALL: [(&'static str, IdentityField); 14] = [
+        ("subject", IdentityField::Subject),
+        ("issuer", IdentityField::Issuer),
+        ("verify", IdentityField::Verify),
+        ("role", IdentityField::Role),
+        ("serial", IdentityField::Serial),
+        ("fingerprint", IdentityField::Fingerprint),
+        ("fingerprint_sha256", IdentityField::FingerprintSha256),
+        ("not_before", IdentityField::NotBefore),
+        ("not_after", IdentityField::NotAfter),
+        ("cert", IdentityField::Cert),
+        ("spiffe_id", IdentityField::SpiffeId),
+        ("xfcc", IdentityField::Xfcc),
+        ("client_cert", IdentityField::ClientCert),
+        ("client_cert_chain", IdentityField::ClientCertChain),
+    ];
+
+    /// Its config key.
+    pub fn name(self) -> &'static str {
+        IdentityField::ALL
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("", |(n, _)| n)
+    }
+}
+
+/// How a location's path matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchKind {
+    /// nginx `location /path`.
+    Prefix,
+    /// nginx `location = /path`.
+    Exact,
+    /// nginx `location ^~ /path`: a prefix that, when longest, stops the regex search.
+    PrefixNoRegex,
+    /// nginx `location ~ regex`.
+    Regex,
+    /// nginx `location ~* regex`.
+    RegexNoCase,
+}
+
+/// Which io driver workers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverChoice {
+    /// io_uring where the kernel offers it, else the epoll-based legacy driver.
+    Auto,
+    /// Always the legacy driver.
+    Legacy,
+}
 
 /// A word from a closed set, read by serde: the value it names, or the text as written when
 /// it names none. An unknown word is no serde error on purpose: that would end the pass at

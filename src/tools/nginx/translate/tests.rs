@@ -843,7 +843,7 @@ fn seed_file(name: &str, vars: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) 
 #[test]
 fn seed000_translates() {
     let (_dir, main) = seed_file(
-        "seed000.conf",
+        "tls-termination-guide.conf",
         &[
             ("@ROOT@", ""),
             ("@PORT_S1@", "9000"),
@@ -905,7 +905,7 @@ fn seed000_translates() {
 #[test]
 fn seed004_translates() {
     let (_dir, main) = seed_file(
-        "seed004.conf",
+        "enterprise-mtls-guide.conf",
         &[
             ("@ROOT@", ""),
             ("@HTTPS_PORT@", "443"),

@@ -565,35 +565,8 @@ fn unique_subject(dir: &Path) -> bool {
 /// `dir`, recorded in index.txt, serial and newcerts/ as `openssl ca` records it.
 pub fn issue(dir: &Path, o: &IssueOptions) -> Result<Issued, CaError> {
     let ca = Ca::open(dir)?;
-    let name = o.name.clone().unwrap_or_else(|| stem(&o.subject.cn));
-    if name.contains('/') || name.starts_with('.') {
-        return Err(CaError::Invalid(format!(
-            "--name `{name}` must be a plain file name"
-        )));
-    }
-    let cert_path = dir.join("certs").join(format!("{name}.crt"));
-    let key_path = dir.join("private").join(format!("{name}.key"));
-    for p in [&cert_path, &key_path] {
-        if p.exists() {
-            return Err(CaError::Exists {
-                path: format!("{} (choose another --name)", p.display()),
-            });
-        }
-    }
-    let mut sans = Vec::new();
-    for s in o.sans.iter().flat_map(|s| s.split(',')).map(str::trim) {
-        if !s.is_empty() {
-            sans.push(parse_san(s)?);
-        }
-    }
-    if o.role == Role::Server && sans.is_empty() {
-        // Browsers and rustls ignore the CN: a server certificate names its host in a SAN.
-        let cn = &o.subject.cn;
-        sans.push(match cn.parse::<IpAddr>() {
-            Ok(ip) => SanType::IpAddress(ip),
-            Err(_) => parse_san(&format!("DNS:{cn}"))?,
-        });
-    }
+    let (cert_path, key_path) = issue_paths(dir, o)?;
+    let sans = issue_sans(o)?;
     let index_path = dir.join("index.txt");
     let mut entries = index::read_index(&index_path)?;
     let serial_path = dir.join("serial");
@@ -604,29 +577,9 @@ pub fn issue(dir: &Path, o: &IssueOptions) -> Result<Issued, CaError> {
     let serial_hex = index::hex(&serial);
 
     let key = o.key_type.generate()?;
-    let mut p = CertificateParams::new(Vec::<String>::new())
-        .map_err(|e| CaError::Generate(e.to_string()))?;
-    p.distinguished_name = o.subject.to_dn()?;
-    p.subject_alt_names = sans;
-    p.is_ca = IsCa::ExplicitNoCa;
-    p.key_usages = match (o.role, o.key_type.is_rsa()) {
-        (Role::Server, true) => vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ],
-        _ => vec![KeyUsagePurpose::DigitalSignature],
-    };
-    p.extended_key_usages = vec![match o.role {
-        Role::Server => ExtendedKeyUsagePurpose::ServerAuth,
-        Role::Client => ExtendedKeyUsagePurpose::ClientAuth,
-    }];
-    p.use_authority_key_identifier_extension = true;
-    p.key_identifier_method = KeyIdMethod::PreSpecified(key_id(key.public_key_raw()));
-    p.serial_number = Some(SerialNumber::from_slice(&serial));
     let start = now();
     let not_after = start + i64::from(o.days) * 86_400;
-    p.not_before = datetime(start)?;
-    p.not_after = datetime(not_after)?;
+    let p = leaf_params(o, sans, &key, &serial, (start, not_after))?;
     let cert = p
         .signed_by(&key, &ca.issuer, &ca.key)
         .map_err(|e| CaError::Generate(e.to_string()))?;
@@ -665,6 +618,79 @@ pub fn issue(dir: &Path, o: &IssueOptions) -> Result<Issued, CaError> {
         subject,
         not_after,
     })
+}
+
+/// Where an issued certificate and its key go (`certs/NAME.crt`, `private/NAME.key`); both
+/// must be new.
+fn issue_paths(dir: &Path, o: &IssueOptions) -> Result<(PathBuf, PathBuf), CaError> {
+    let name = o.name.clone().unwrap_or_else(|| stem(&o.subject.cn));
+    if name.contains('/') || name.starts_with('.') {
+        return Err(CaError::Invalid(format!(
+            "--name `{name}` must be a plain file name"
+        )));
+    }
+    let cert_path = dir.join("certs").join(format!("{name}.crt"));
+    let key_path = dir.join("private").join(format!("{name}.key"));
+    for p in [&cert_path, &key_path] {
+        if p.exists() {
+            return Err(CaError::Exists {
+                path: format!("{} (choose another --name)", p.display()),
+            });
+        }
+    }
+    Ok((cert_path, key_path))
+}
+
+/// The subject alternative names: those given (comma-separated lists allowed), or for a
+/// server with none the CN as a DNS name or IP address.
+fn issue_sans(o: &IssueOptions) -> Result<Vec<SanType>, CaError> {
+    let mut sans = Vec::new();
+    for s in o.sans.iter().flat_map(|s| s.split(',')).map(str::trim) {
+        if !s.is_empty() {
+            sans.push(parse_san(s)?);
+        }
+    }
+    if o.role == Role::Server && sans.is_empty() {
+        // Browsers and rustls ignore the CN: a server certificate names its host in a SAN.
+        let cn = &o.subject.cn;
+        sans.push(match cn.parse::<IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => parse_san(&format!("DNS:{cn}"))?,
+        });
+    }
+    Ok(sans)
+}
+
+/// The fields of a leaf certificate for `o.role`, valid over `validity` (Unix seconds).
+fn leaf_params(
+    o: &IssueOptions,
+    sans: Vec<SanType>,
+    key: &KeyPair,
+    serial: &[u8],
+    validity: (i64, i64),
+) -> Result<CertificateParams, CaError> {
+    let mut p = CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| CaError::Generate(e.to_string()))?;
+    p.distinguished_name = o.subject.to_dn()?;
+    p.subject_alt_names = sans;
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = match (o.role, o.key_type.is_rsa()) {
+        (Role::Server, true) => vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ],
+        _ => vec![KeyUsagePurpose::DigitalSignature],
+    };
+    p.extended_key_usages = vec![match o.role {
+        Role::Server => ExtendedKeyUsagePurpose::ServerAuth,
+        Role::Client => ExtendedKeyUsagePurpose::ClientAuth,
+    }];
+    p.use_authority_key_identifier_extension = true;
+    p.key_identifier_method = KeyIdMethod::PreSpecified(key_id(key.public_key_raw()));
+    p.serial_number = Some(SerialNumber::from_slice(serial));
+    p.not_before = datetime(validity.0)?;
+    p.not_after = datetime(validity.1)?;
+    Ok(p)
 }
 
 /// The CRL reason names `openssl ca -crl_reason` accepts, with their RFC 5280 codes.
@@ -968,12 +994,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn init_issue_revoke_crl_list() {
-        let d = tempfile::tempdir().unwrap();
-        let dir = d.path().join("ca");
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    fn client_options(key_type: KeyType) -> IssueOptions {
+        IssueOptions {
+            role: Role::Client,
+            subject: subject("client1", Some("Client")),
+            sans: vec![],
+            days: 10,
+            key_type,
+            name: None,
+        }
+    }
+
+    /// `init` makes a CA with a private key directory only its owner reads, and refuses to
+    /// make a second one over it.
+    fn init_once(dir: &Path) {
         init(
-            &dir,
+            dir,
             &InitOptions {
                 subject: subject("MyRootCA", Some("CA")),
                 days: 30,
@@ -981,11 +1021,10 @@ mod tests {
             },
         )
         .unwrap();
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.join("private")), 0o700);
         assert_eq!(mode(&dir.join("private/ca.key")), 0o600);
         assert!(init(
-            &dir,
+            dir,
             &InitOptions {
                 subject: subject("x", None),
                 days: 1,
@@ -993,18 +1032,12 @@ mod tests {
             }
         )
         .is_err());
-        let issued = issue(
-            &dir,
-            &IssueOptions {
-                role: Role::Client,
-                subject: subject("client1", Some("Client")),
-                sans: vec![],
-                days: 10,
-                key_type: KeyType::P256,
-                name: None,
-            },
-        )
-        .unwrap();
+    }
+
+    /// Issues client1 (serial 1000) and checks it against the CA with ringgate's own
+    /// verifier; returns it with the CA's trust store.
+    fn issue_client(dir: &Path) -> (Issued, std::sync::Arc<crate::x509::verify::TrustStore>) {
+        let issued = issue(dir, &client_options(KeyType::P256)).unwrap();
         assert_eq!(issued.serial, "1000");
         assert_eq!(issued.subject, "/C=CN/O=MyCompany/OU=Client/CN=client1");
         assert_eq!(mode(&issued.key), 0o600);
@@ -1012,7 +1045,6 @@ mod tests {
             std::fs::read_to_string(dir.join("serial")).unwrap(),
             "1001\n"
         );
-        // Verifies against the CA with ringgate's own verifier.
         let store = std::sync::Arc::new(
             crate::x509::verify::TrustStore::from_pem(&std::fs::read(dir.join("ca.crt")).unwrap())
                 .unwrap(),
@@ -1024,19 +1056,56 @@ mod tests {
         assert!(v
             .verify(&leaf, &[], rustls_pki_types::UnixTime::now())
             .is_ok());
+        (issued, store)
+    }
+
+    /// Revokes client1 (once only; an unknown serial is refused) and publishes a CRL that
+    /// ringgate's CRL loader reads with client1 in it.
+    fn revoke_and_publish(
+        dir: &Path,
+        client: &Issued,
+        store: &std::sync::Arc<crate::x509::verify::TrustStore>,
+    ) {
+        let revoked = revoke(
+            dir,
+            &RevokeTarget::Serial("1000".into()),
+            Some("keycompromise"),
+        )
+        .unwrap();
+        assert!(revoked.revoked.ends_with(",keyCompromise"));
+        assert!(matches!(
+            revoke(dir, &RevokeTarget::Serial("1000".into()), None),
+            Err(CaError::AlreadyRevoked { .. })
+        ));
+        assert!(matches!(
+            revoke(dir, &RevokeTarget::Serial("beef".into()), None),
+            Err(CaError::UnknownSerial(_))
+        ));
+        let c = crl(dir, 7, None).unwrap();
+        assert_eq!((c.number.as_str(), c.revoked), ("1000", 1));
+        assert_eq!(
+            std::fs::read_to_string(dir.join("crlnumber")).unwrap(),
+            "1001\n"
+        );
+        let crls =
+            crate::x509::crl::parse_crls(&std::fs::read(&c.path).unwrap(), "ca.crl.pem", store)
+                .unwrap();
+        let leaf = crate::x509::pem::load_certs(&client.cert)
+            .unwrap()
+            .remove(0);
+        let (_, x) = x509_parser::parse_x509_certificate(leaf.as_ref()).unwrap();
+        assert!(crls[0].lookup(x.raw_serial()).is_some());
+    }
+
+    #[test]
+    fn init_issue_revoke_crl_list() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("ca");
+        init_once(&dir);
+        let (client, store) = issue_client(&dir);
         // The same name again is refused as a file, allowed under another --name.
         assert!(matches!(
-            issue(
-                &dir,
-                &IssueOptions {
-                    role: Role::Client,
-                    subject: subject("client1", Some("Client")),
-                    sans: vec![],
-                    days: 10,
-                    key_type: KeyType::Ed25519,
-                    name: None,
-                }
-            ),
+            issue(&dir, &client_options(KeyType::Ed25519)),
             Err(CaError::Exists { .. })
         ));
         let server = issue(
@@ -1052,44 +1121,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(server.serial, "1001");
-        let revoked = revoke(
-            &dir,
-            &RevokeTarget::Serial("1000".into()),
-            Some("keycompromise"),
-        )
-        .unwrap();
-        assert!(revoked.revoked.ends_with(",keyCompromise"));
-        assert!(matches!(
-            revoke(&dir, &RevokeTarget::Serial("1000".into()), None),
-            Err(CaError::AlreadyRevoked { .. })
-        ));
-        assert!(matches!(
-            revoke(&dir, &RevokeTarget::Serial("beef".into()), None),
-            Err(CaError::UnknownSerial(_))
-        ));
-        let c = crl(&dir, 7, None).unwrap();
-        assert_eq!((c.number.as_str(), c.revoked), ("1000", 1));
-        assert_eq!(
-            std::fs::read_to_string(dir.join("crlnumber")).unwrap(),
-            "1001\n"
-        );
-        // ringgate's CRL loader accepts it and finds client1 revoked.
-        let crls =
-            crate::x509::crl::parse_crls(&std::fs::read(&c.path).unwrap(), "ca.crl.pem", &store)
-                .unwrap();
-        let (_, x) = x509_parser::parse_x509_certificate(leaf.as_ref()).unwrap();
-        assert!(crls[0].lookup(x.raw_serial()).is_some());
+        revoke_and_publish(&dir, &client, &store);
         let l = list(&dir).unwrap();
         assert_eq!(l.len(), 2);
         assert_eq!(l[0].status, "revoked");
         assert_eq!(l[1].status, "valid");
         // PKCS#12 export refuses an empty password and a foreign key.
         let out = d.path().join("c.p12");
-        assert!(export_p12(&issued.cert, &issued.key, None, &out, "", "c").is_err());
-        assert!(export_p12(&issued.cert, &server.key, None, &out, "pw", "c").is_err());
+        assert!(export_p12(&client.cert, &client.key, None, &out, "", "c").is_err());
+        assert!(export_p12(&client.cert, &server.key, None, &out, "pw", "c").is_err());
         export_p12(
-            &issued.cert,
-            &issued.key,
+            &client.cert,
+            &client.key,
             Some(&dir.join("ca.crt")),
             &out,
             "pw",

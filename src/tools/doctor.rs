@@ -148,7 +148,7 @@ impl Doctor {
             let not_before = c.validity().not_before.timestamp();
             let renew = match role {
                 Role::Ca => "replace the CA certificate (ringgate ca init, or openssl req -x509)",
-                _ => "renew it (ringgate ca issue, or the seed's openssl x509 -req)",
+                _ => "renew it (ringgate ca issue, or openssl x509 -req)",
             };
             if not_after < self.now {
                 self.push(

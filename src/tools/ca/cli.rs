@@ -25,7 +25,7 @@ pub struct SubjectArgs {
     /// Common name (CN).
     #[arg(long)]
     pub cn: String,
-    /// Organizational unit (OU): the role field of seed 004.
+    /// Organizational unit (OU): the field roles are read from.
     #[arg(long)]
     pub ou: Option<String>,
     /// Organization (O).

@@ -1,5 +1,5 @@
 //! `ringgate ca`: a small certificate authority in an `openssl ca` directory, so that the
-//! seed's CA layout (index.txt, serial, crlnumber, certs/, crl/, newcerts/, private/) can be
+//! enterprise mTLS guide's CA layout (index.txt, serial, crlnumber, certs/, crl/, newcerts/, private/) can be
 //! driven by `ringgate ca` and `openssl ca` in turn.
 //!
 //! Every certificate is X.509 v3 with basicConstraints, keyUsage, extendedKeyUsage
@@ -162,7 +162,7 @@ pub struct Subject {
     pub locality: Option<String>,
     /// O.
     pub org: Option<String>,
-    /// OU (the seed's role field).
+    /// OU (the field roles are read from).
     pub ou: Option<String>,
     /// CN.
     pub cn: String,
@@ -290,7 +290,7 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), CaError> {
     std::fs::write(path, bytes).map_err(|e| CaError::io(path, e))
 }
 
-/// The `openssl.cnf` `init` writes: the seed's `[ca]` section made complete, so that
+/// The `openssl.cnf` `init` writes: the enterprise mTLS guide's `[ca]` section made complete, so that
 /// `openssl ca -config DIR/openssl.cnf` continues this CA (issuing with `-extensions
 /// server_cert` or `client_cert`, `-revoke`, `-gencrl`) and `openssl ocsp -index` answers
 /// for it.
@@ -350,7 +350,7 @@ authorityKeyIdentifier = keyid
     )
 }
 
-/// `ringgate ca init DIR`: the directory layout of seed 004 section 2 with a new CA key and
+/// `ringgate ca init DIR`: the enterprise mTLS guide's directory layout with a new CA key and
 /// self-signed certificate. Refuses to touch a directory that already holds a CA.
 pub fn init(dir: &Path, o: &InitOptions) -> Result<PathBuf, CaError> {
     std::fs::create_dir_all(dir).map_err(|e| CaError::io(dir, e))?;
@@ -412,8 +412,8 @@ struct Ca {
 }
 
 impl Ca {
-    /// Opens `dir`: `ca.crt`, and `private/ca.key` (or `ca.key`, where seed 004's `openssl
-    /// genrsa -out ca/ca.key` puts it).
+    /// Opens `dir`: `ca.crt`, and `private/ca.key` (or `ca.key`, where the enterprise mTLS
+    /// guide's `openssl genrsa -out ca/ca.key` puts it).
     fn open(dir: &Path) -> Result<Ca, CaError> {
         let not_ca = |detail: String| CaError::NotACa {
             dir: dir.display().to_string(),

@@ -186,66 +186,41 @@ impl Parser {
         opens_block: bool,
         out: &mut Vec<Directive>,
     ) -> Result<(), NginxError> {
-        let file = toks.file.clone();
-        let first_line = st.first_line;
-        let name = st.name().to_string();
+        let origin = Origin {
+            file: toks.file.clone(),
+            line: st.first_line,
+            directive: st.name().to_string(),
+        };
+        let fail = |message: &str| err(&origin.file, origin.line, &origin.directive, message);
         self.directives += 1;
         if self.directives > MAX_DIRECTIVES {
-            return Err(err(
-                &file,
-                first_line,
-                &name,
-                format!("more than {MAX_DIRECTIVES} directives"),
-            ));
+            return Err(fail(&format!("more than {MAX_DIRECTIVES} directives")));
         }
-        let origin = Origin {
-            file: file.clone(),
-            line: first_line,
-            directive: name.clone(),
-        };
+        let name = origin.directive.clone();
         let args: Vec<String> = st.words.into_iter().skip(1).collect();
-        if opens_block {
+        let block = if opens_block {
             if name == "include" {
-                return Err(err(
-                    &file,
-                    first_line,
-                    &name,
-                    "directive \"include\" is not terminated by \";\"",
-                ));
+                return Err(fail("directive \"include\" is not terminated by \";\""));
             }
             if depth + 1 > MAX_DEPTH {
-                return Err(err(
-                    &file,
-                    first_line,
-                    &name,
-                    "blocks and includes are nested too deeply",
-                ));
+                return Err(fail("blocks and includes are nested too deeply"));
             }
-            let inner = self.block(toks, depth + 1, Some(&origin))?;
-            out.push(Directive {
-                name,
-                args,
-                block: Some(inner),
-                origin,
-            });
+            Some(self.block(toks, depth + 1, Some(&origin))?)
         } else if name == "include" {
             if args.len() != 1 {
-                return Err(err(
-                    &file,
-                    first_line,
-                    &name,
-                    "invalid number of arguments in \"include\" directive",
-                ));
+                return Err(fail("invalid number of arguments in \"include\" directive"));
             }
             out.extend(self.include(&args[0], &origin, depth)?);
+            return Ok(());
         } else {
-            out.push(Directive {
-                name,
-                args,
-                block: None,
-                origin,
-            });
-        }
+            None
+        };
+        out.push(Directive {
+            name,
+            args,
+            block,
+            origin,
+        });
         Ok(())
     }
 

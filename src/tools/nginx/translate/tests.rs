@@ -156,7 +156,7 @@ fn ssl_on_one_listen_makes_the_address_tls_for_every_server() {
 }
 
 #[test]
-fn tls_directives_and_nginx_defaults() {
+fn tls_directives_translate() {
     let t = tr(&http(
         r#"ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;
         ssl_session_cache shared:SSL:10m;
@@ -207,8 +207,12 @@ fn tls_directives_and_nginx_defaults() {
     assert_eq!(s(&d, &format!("{tls}.verify_client")), "optional");
     assert_eq!(s(&d, &format!("{tls}.verify_failure")), "http");
     assert_eq!(s(&d, &format!("{tls}.crl.0")), "/ca.crl");
-    // nginx's defaults, written out: depth 1, verification off even with a CA, no session
-    // cache, no X-Forwarded-*, keepalive 75s / 1000, body 1m.
+}
+
+#[test]
+fn nginx_tls_and_http_defaults_are_written_out() {
+    // Depth 1, verification off even with a CA, no session cache, no X-Forwarded-*,
+    // keepalive 75s / 1000, body 1m.
     let d = doc(&tr(&http(
         "server { listen 443 ssl; ssl_certificate /c; ssl_certificate_key /k; ssl_client_certificate /ca; return 204; }",
     )));
@@ -227,6 +231,10 @@ fn tls_directives_and_nginx_defaults() {
     assert_eq!(s(&d, "listener.0.http.keepalive_timeout"), "75s");
     assert_eq!(i(&d, "listener.0.http.keepalive_requests"), 1000);
     assert_eq!(s(&d, "listener.0.http.client_max_body_size"), "1m");
+}
+
+#[test]
+fn session_cache_sizes_count_sessions() {
     for (v, n) in [
         ("off", 0),
         ("none", 0),
@@ -933,36 +941,7 @@ fn enterprise_mtls_guide_config_translates() {
         "CN=client1,OU=Client,O=MyCompany"
     );
     assert_eq!(s(&d, "map.1.entries.0.value"), "10.0.0.5");
-    let l = "listener.0";
-    assert_eq!(s(&d, &format!("{l}.listen")), "443");
-    assert_eq!(s(&d, &format!("{l}.server_names.0")), "server.example.com");
-    assert_eq!(s(&d, &format!("{l}.access_log.format")), "ssl_log");
-    assert_eq!(
-        s(&d, &format!("{l}.tls.client_certificate")),
-        "/etc/nginx/ssl/ca/ca.crt"
-    );
-    assert_eq!(s(&d, &format!("{l}.tls.verify_client")), "on");
-    assert_eq!(i(&d, &format!("{l}.tls.verify_depth")), 2);
-    assert_eq!(
-        get(&d, &format!("{l}.tls.protocols"))
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
-    assert_eq!(
-        s(&d, &format!("{l}.rule.0.if")),
-        "$remote_addr != $allowed_ip"
-    );
-    assert_eq!(i(&d, &format!("{l}.rule.0.return")), 403);
-    assert_eq!(s(&d, &format!("{l}.location.0.root")), "/var/www/html");
-    assert_eq!(
-        s(&d, &format!("{l}.location.0.rule.0.if")),
-        "$ssl_client_verify != SUCCESS"
-    );
-    assert_eq!(s(&d, &format!("{l}.location.1.path")), "/public");
-    assert_eq!(s(&d, &format!("{l}.location.1.verify_client")), "off");
-    assert_eq!(s(&d, &format!("{l}.location.2.verify_client")), "on");
+    enterprise_mtls_server(&d);
     // The HTTP -> HTTPS redirect.
     assert_eq!(s(&d, "listener.1.listen"), "80");
     assert_eq!(i(&d, "listener.1.location.0.return.status"), 301);
@@ -981,6 +960,41 @@ fn enterprise_mtls_guide_config_translates() {
     ] {
         assert!(warned(&t, ignored), "{ignored}");
     }
+}
+
+/// The enterprise mTLS guide's mTLS server, translated: its certificate checks, the
+/// certificate+IP rule and the per-path locations.
+fn enterprise_mtls_server(d: &toml::Table) {
+    let l = "listener.0";
+    assert_eq!(s(d, &format!("{l}.listen")), "443");
+    assert_eq!(s(d, &format!("{l}.server_names.0")), "server.example.com");
+    assert_eq!(s(d, &format!("{l}.access_log.format")), "ssl_log");
+    assert_eq!(
+        s(d, &format!("{l}.tls.client_certificate")),
+        "/etc/nginx/ssl/ca/ca.crt"
+    );
+    assert_eq!(s(d, &format!("{l}.tls.verify_client")), "on");
+    assert_eq!(i(d, &format!("{l}.tls.verify_depth")), 2);
+    assert_eq!(
+        get(d, &format!("{l}.tls.protocols"))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        s(d, &format!("{l}.rule.0.if")),
+        "$remote_addr != $allowed_ip"
+    );
+    assert_eq!(i(d, &format!("{l}.rule.0.return")), 403);
+    assert_eq!(s(d, &format!("{l}.location.0.root")), "/var/www/html");
+    assert_eq!(
+        s(d, &format!("{l}.location.0.rule.0.if")),
+        "$ssl_client_verify != SUCCESS"
+    );
+    assert_eq!(s(d, &format!("{l}.location.1.path")), "/public");
+    assert_eq!(s(d, &format!("{l}.location.1.verify_client")), "off");
+    assert_eq!(s(d, &format!("{l}.location.2.verify_client")), "on");
 }
 
 #[test]

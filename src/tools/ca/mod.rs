@@ -744,40 +744,7 @@ pub fn revoke(dir: &Path, target: &RevokeTarget, reason: Option<&str>) -> Result
     }
     let mut entries = index::read_index(&index_path)?;
     let reason = reason.map(parse_reason).transpose()?;
-    let (serial, from_cert) = match target {
-        RevokeTarget::Serial(s) => {
-            if index::parse_hex(s).is_none() {
-                return Err(CaError::Invalid(format!(
-                    "`{s}` is not a hex serial number"
-                )));
-            }
-            (s.trim().to_ascii_uppercase(), None)
-        }
-        RevokeTarget::Cert(path) => {
-            let pem = std::fs::read(path).map_err(|e| CaError::io(path, e))?;
-            let der = crate::x509::pem::parse_certs(&pem, &path.display().to_string())
-                .map_err(|e| CaError::Certificate {
-                    path: path.display().to_string(),
-                    detail: e.to_string(),
-                })?
-                .remove(0);
-            let (_, x) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| {
-                CaError::Certificate {
-                    path: path.display().to_string(),
-                    detail: e.to_string(),
-                }
-            })?;
-            let entry = Entry {
-                status: 'V',
-                expires: index::format_time(x.validity().not_after.timestamp()),
-                revoked: String::new(),
-                serial: index::hex(x.raw_serial()),
-                file: "unknown".into(),
-                subject: index::oneline(&x.tbs_certificate.subject),
-            };
-            (entry.serial.clone(), Some(entry))
-        }
-    };
+    let (serial, from_cert) = revoke_target(target)?;
     let pos = match entries.iter().position(|e| e.is_serial(&serial)) {
         Some(i) => i,
         None => match from_cert {
@@ -803,6 +770,47 @@ pub fn revoke(dir: &Path, target: &RevokeTarget, reason: Option<&str>) -> Result
     let done = e.clone();
     index::write_index(&index_path, &entries)?;
     Ok(done)
+}
+
+/// The serial to revoke, and for a certificate file its index.txt entry (added when the
+/// database does not know it).
+fn revoke_target(target: &RevokeTarget) -> Result<(String, Option<Entry>), CaError> {
+    match target {
+        RevokeTarget::Serial(s) => {
+            if index::parse_hex(s).is_none() {
+                return Err(CaError::Invalid(format!(
+                    "`{s}` is not a hex serial number"
+                )));
+            }
+            Ok((s.trim().to_ascii_uppercase(), None))
+        }
+        RevokeTarget::Cert(path) => {
+            let entry = cert_entry(path)?;
+            Ok((entry.serial.clone(), Some(entry)))
+        }
+    }
+}
+
+/// The index.txt entry of the certificate in `path`, as `openssl ca` would have written it.
+fn cert_entry(path: &Path) -> Result<Entry, CaError> {
+    let bad = |detail: String| CaError::Certificate {
+        path: path.display().to_string(),
+        detail,
+    };
+    let pem = std::fs::read(path).map_err(|e| CaError::io(path, e))?;
+    let der = crate::x509::pem::parse_certs(&pem, &path.display().to_string())
+        .map_err(|e| bad(e.to_string()))?
+        .remove(0);
+    let (_, x) =
+        x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| bad(e.to_string()))?;
+    Ok(Entry {
+        status: 'V',
+        expires: index::format_time(x.validity().not_after.timestamp()),
+        revoked: String::new(),
+        serial: index::hex(x.raw_serial()),
+        file: "unknown".into(),
+        subject: index::oneline(&x.tbs_certificate.subject),
+    })
 }
 
 /// What `crl` wrote.

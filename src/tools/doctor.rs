@@ -129,6 +129,55 @@ impl Doctor {
         }
     }
 
+    /// Whether a certificate is within its validity, and not close to its end.
+    fn validity(
+        &mut self,
+        key: &str,
+        path: &Path,
+        c: &X509Certificate<'_>,
+        which: &str,
+        role: Role,
+    ) {
+        let not_after = c.validity().not_after.timestamp();
+        let not_before = c.validity().not_before.timestamp();
+        let renew = match role {
+            Role::Ca => "replace the CA certificate (ringgate ca init, or openssl req -x509)",
+            _ => "renew it (ringgate ca issue, or openssl x509 -req)",
+        };
+        if not_after < self.now {
+            self.push(
+                Level::Error,
+                key,
+                Some(path),
+                format!(
+                    "{which} expired at {}: peers refuse it (certificate has expired); {renew}",
+                    crate::clock::iso8601(not_after)
+                ),
+                true,
+            );
+        } else if not_before > self.now {
+            self.push(
+            Level::Error,
+            key,
+            Some(path),
+            format!("{which} is not valid before {}: peers refuse it (certificate is not yet valid); check the clock", crate::clock::iso8601(not_before)),
+            true,
+        );
+        } else if not_after - self.now <= CERT_WARN_DAYS * DAY {
+            self.push(
+                Level::Warn,
+                key,
+                Some(path),
+                format!(
+                    "{which} expires in {} days ({}); {renew}",
+                    (not_after - self.now) / DAY,
+                    crate::clock::iso8601(not_after)
+                ),
+                role != Role::Ca,
+            );
+        }
+    }
+
     /// Expiry, version, and usage checks for every certificate in a PEM file.
     fn certificates(&mut self, key: &str, path: &Path, role: Role, names: &[String]) {
         let Ok(ders) = crate::x509::pem::load_certs(path) else {
@@ -144,44 +193,7 @@ impl Doctor {
             } else {
                 format!("certificate {subject}")
             };
-            let not_after = c.validity().not_after.timestamp();
-            let not_before = c.validity().not_before.timestamp();
-            let renew = match role {
-                Role::Ca => "replace the CA certificate (ringgate ca init, or openssl req -x509)",
-                _ => "renew it (ringgate ca issue, or openssl x509 -req)",
-            };
-            if not_after < self.now {
-                self.push(
-                    Level::Error,
-                    key,
-                    Some(path),
-                    format!(
-                        "{which} expired at {}: peers refuse it (certificate has expired); {renew}",
-                        crate::clock::iso8601(not_after)
-                    ),
-                    true,
-                );
-            } else if not_before > self.now {
-                self.push(
-                    Level::Error,
-                    key,
-                    Some(path),
-                    format!("{which} is not valid before {}: peers refuse it (certificate is not yet valid); check the clock", crate::clock::iso8601(not_before)),
-                    true,
-                );
-            } else if not_after - self.now <= CERT_WARN_DAYS * DAY {
-                self.push(
-                    Level::Warn,
-                    key,
-                    Some(path),
-                    format!(
-                        "{which} expires in {} days ({}); {renew}",
-                        (not_after - self.now) / DAY,
-                        crate::clock::iso8601(not_after)
-                    ),
-                    role != Role::Ca,
-                );
-            }
+            self.validity(key, path, &c, &which, role);
             let self_signed = c.subject().as_raw() == c.issuer().as_raw();
             if c.version().0 == 0 && !(role == Role::Ca && self_signed) {
                 self.push(

@@ -591,18 +591,7 @@ impl Translator {
                     }
                     default = Some(L::new(e.args[0].clone(), &e.origin));
                 }
-                (key, 1) => {
-                    let value = e.args[0].clone();
-                    let entry = if let Some(re) = key.strip_prefix("~*") {
-                        (MapMatch::RegexNocase, re.to_string(), value)
-                    } else if let Some(re) = key.strip_prefix('~') {
-                        (MapMatch::Regex, re.to_string(), value)
-                    } else {
-                        let k = key.strip_prefix('\\').unwrap_or(key);
-                        (MapMatch::Exact, k.to_string(), value)
-                    };
-                    entries.push(L::new(entry, &e.origin));
-                }
+                (key, 1) => entries.push(L::new(map_entry(key, &e.args[0]), &e.origin)),
                 _ => self
                     .diag
                     .error(&e.origin, "invalid number of the map parameters"),
@@ -654,6 +643,20 @@ impl Translator {
             }
         }
         self.unreferenced_upstreams();
+    }
+}
+
+/// A map entry `KEY VALUE`: `~*REGEX` (case-insensitive), `~REGEX`, or an exact key (a
+/// leading `\` escapes a key that starts with `~`).
+fn map_entry(key: &str, value: &str) -> (MapMatch, String, String) {
+    let value = value.to_string();
+    if let Some(re) = key.strip_prefix("~*") {
+        (MapMatch::RegexNocase, re.to_string(), value)
+    } else if let Some(re) = key.strip_prefix('~') {
+        (MapMatch::Regex, re.to_string(), value)
+    } else {
+        let k = key.strip_prefix('\\').unwrap_or(key);
+        (MapMatch::Exact, k.to_string(), value)
     }
 }
 

@@ -446,16 +446,7 @@ impl Ca {
                 detail: format!("does not belong to {}", crt.display()),
             });
         }
-        let skid = match x
-            .tbs_certificate
-            .get_extension_unique(&x509_parser::oid_registry::OID_X509_EXT_SUBJECT_KEY_IDENTIFIER)
-        {
-            Ok(Some(ext)) => match ext.parsed_extension() {
-                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => k.0.to_vec(),
-                _ => key_id(&x.public_key().subject_public_key.data),
-            },
-            _ => key_id(&x.public_key().subject_public_key.data),
-        };
+        let skid = subject_key_id(&x);
         // rcgen signs with an issuer certificate object; rebuild one whose subject encodes
         // byte for byte as the real CA's, so issued certificates and CRLs name it exactly.
         let mut p = CertificateParams::new(Vec::<String>::new())
@@ -559,6 +550,21 @@ fn unique_subject(dir: &Path) -> bool {
             })
         })
         .unwrap_or(true)
+}
+
+/// The CA certificate's subject key identifier: its extension's, else the key's SHA-1, which
+/// issued certificates name in their authority key identifier.
+fn subject_key_id(x: &x509_parser::certificate::X509Certificate<'_>) -> Vec<u8> {
+    match x
+        .tbs_certificate
+        .get_extension_unique(&x509_parser::oid_registry::OID_X509_EXT_SUBJECT_KEY_IDENTIFIER)
+    {
+        Ok(Some(ext)) => match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => k.0.to_vec(),
+            _ => key_id(&x.public_key().subject_public_key.data),
+        },
+        _ => key_id(&x.public_key().subject_public_key.data),
+    }
 }
 
 /// `ringgate ca issue server|client`: a new key and a v3 certificate signed by the CA in

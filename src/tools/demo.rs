@@ -1,7 +1,7 @@
 //! `ringgate demo`: a working mTLS proxy in one command, for a first look on a fresh machine.
 //!
 //! It makes a CA, a server certificate for localhost and one client certificate per role of the
-//! enterprise seed (OU Client, Admin, Ops, Gateway) with rcgen, starts a small echo upstream
+//! enterprise mTLS guide's role model (OU Client, Admin, Ops, Gateway) with rcgen, starts a small echo upstream
 //! inside the process, writes a configuration next to the certificates, prints the curl
 //! commands to try, and serves until Ctrl-C.
 
@@ -15,7 +15,7 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 
-/// The roles the demo issues client certificates for (the seed's OU role model).
+/// The roles the demo issues client certificates for (the enterprise mTLS guide's roles, read from the OU).
 pub const ROLES: [&str; 4] = ["Client", "Admin", "Ops", "Gateway"];
 
 /// Runs the demo on `port` (0 = any free port), writing material into `dir` or a temp folder.
@@ -120,7 +120,7 @@ fn demo_config(dir: &Path, port: u16, upstream: u16) -> String {
 [runtime]
 workers = 1
 
-# The enterprise seed's role model: the role comes from the certificate's OU.
+# The enterprise mTLS guide's role model: the role comes from the certificate's OU.
 [identity]
 default_role = "none"
 roles = [

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use x509_parser::certificate::X509Certificate;
 
-use crate::config::raw::RawConfig;
+use crate::config::raw::{RawConfig, RawListener, RawTls, RawUpstreamTls};
 use crate::config::Config;
-use crate::x509::crl::{ExpiredCrl, Revocation};
+use crate::x509::crl::{Crl, ExpiredCrl, Revocation};
 
 /// How serious a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -129,6 +129,55 @@ impl Doctor {
         }
     }
 
+    /// Whether a certificate is within its validity, and not close to its end.
+    fn validity(
+        &mut self,
+        key: &str,
+        path: &Path,
+        c: &X509Certificate<'_>,
+        which: &str,
+        role: Role,
+    ) {
+        let not_after = c.validity().not_after.timestamp();
+        let not_before = c.validity().not_before.timestamp();
+        let renew = match role {
+            Role::Ca => "replace the CA certificate (ringgate ca init, or openssl req -x509)",
+            _ => "renew it (ringgate ca issue, or openssl x509 -req)",
+        };
+        if not_after < self.now {
+            self.push(
+                Level::Error,
+                key,
+                Some(path),
+                format!(
+                    "{which} expired at {}: peers refuse it (certificate has expired); {renew}",
+                    crate::clock::iso8601(not_after)
+                ),
+                true,
+            );
+        } else if not_before > self.now {
+            self.push(
+            Level::Error,
+            key,
+            Some(path),
+            format!("{which} is not valid before {}: peers refuse it (certificate is not yet valid); check the clock", crate::clock::iso8601(not_before)),
+            true,
+        );
+        } else if not_after - self.now <= CERT_WARN_DAYS * DAY {
+            self.push(
+                Level::Warn,
+                key,
+                Some(path),
+                format!(
+                    "{which} expires in {} days ({}); {renew}",
+                    (not_after - self.now) / DAY,
+                    crate::clock::iso8601(not_after)
+                ),
+                role != Role::Ca,
+            );
+        }
+    }
+
     /// Expiry, version, and usage checks for every certificate in a PEM file.
     fn certificates(&mut self, key: &str, path: &Path, role: Role, names: &[String]) {
         let Ok(ders) = crate::x509::pem::load_certs(path) else {
@@ -144,44 +193,7 @@ impl Doctor {
             } else {
                 format!("certificate {subject}")
             };
-            let not_after = c.validity().not_after.timestamp();
-            let not_before = c.validity().not_before.timestamp();
-            let renew = match role {
-                Role::Ca => "replace the CA certificate (ringgate ca init, or openssl req -x509)",
-                _ => "renew it (ringgate ca issue, or the seed's openssl x509 -req)",
-            };
-            if not_after < self.now {
-                self.push(
-                    Level::Error,
-                    key,
-                    Some(path),
-                    format!(
-                        "{which} expired at {}: peers refuse it (certificate has expired); {renew}",
-                        crate::clock::iso8601(not_after)
-                    ),
-                    true,
-                );
-            } else if not_before > self.now {
-                self.push(
-                    Level::Error,
-                    key,
-                    Some(path),
-                    format!("{which} is not valid before {}: peers refuse it (certificate is not yet valid); check the clock", crate::clock::iso8601(not_before)),
-                    true,
-                );
-            } else if not_after - self.now <= CERT_WARN_DAYS * DAY {
-                self.push(
-                    Level::Warn,
-                    key,
-                    Some(path),
-                    format!(
-                        "{which} expires in {} days ({}); {renew}",
-                        (not_after - self.now) / DAY,
-                        crate::clock::iso8601(not_after)
-                    ),
-                    role != Role::Ca,
-                );
-            }
+            self.validity(key, path, &c, &which, role);
             let self_signed = c.subject().as_raw() == c.issuer().as_raw();
             if c.version().0 == 0 && !(role == Role::Ca && self_signed) {
                 self.push(
@@ -342,6 +354,17 @@ impl Doctor {
         rev: &Revocation,
         cas: &[(String, PathBuf)],
     ) {
+        self.revocation_summary(key, listener, rev);
+        for c in rev.crls() {
+            self.crl_expiry(key, c, rev.policy.expired);
+        }
+        if rev.policy.require_all {
+            self.uncovered_cas(rev, cas);
+        }
+    }
+
+    /// What the listener checks revocation against, and how strictly.
+    fn revocation_summary(&mut self, key: &str, listener: &str, rev: &Revocation) {
         let p = rev.policy;
         let expired = match p.expired {
             ExpiredCrl::Refuse => {
@@ -376,43 +399,45 @@ impl Doctor {
             ),
             true,
         );
-        for c in rev.crls() {
-            let file = PathBuf::from(&c.source);
-            let Some(next) = c.next_update else { continue };
-            if next < self.now {
-                let (level, what) = match p.expired {
-                    ExpiredCrl::Grace(g) if self.now <= next + g => (
-                        Level::Warn,
-                        format!(
-                            "accepted within the crl_expired grace until {}",
-                            crate::clock::iso8601(next + g)
-                        ),
-                    ),
-                    _ => (
-                        Level::Error,
-                        "every client whose chain needs it is refused (CRL has expired)"
-                            .to_string(),
-                    ),
-                };
-                self.push(level, &format!("{key}.tls.crl"), Some(&file), format!("the CRL of {} expired at {}: {what}; publish a new one (openssl ca -gencrl, ringgate ca crl)", c.issuer, crate::clock::iso8601(next)), true);
-            } else if next - self.now < CRL_WARN_DAYS * DAY {
-                self.push(
+    }
+
+    /// A CRL past its next update (an error, or a warning within the grace), or close to it.
+    fn crl_expiry(&mut self, key: &str, c: &Crl, expired: ExpiredCrl) {
+        let file = PathBuf::from(&c.source);
+        let Some(next) = c.next_update else { return };
+        if next < self.now {
+            let (level, what) = match expired {
+                ExpiredCrl::Grace(g) if self.now <= next + g => (
                     Level::Warn,
-                    &format!("{key}.tls.crl"),
-                    Some(&file),
                     format!(
-                        "the CRL of {} expires in {} hours ({}); publish a new one before then",
-                        c.issuer,
-                        (next - self.now) / 3600,
-                        crate::clock::iso8601(next)
+                        "accepted within the crl_expired grace until {}",
+                        crate::clock::iso8601(next + g)
                     ),
-                    true,
-                );
-            }
+                ),
+                _ => (
+                    Level::Error,
+                    "every client whose chain needs it is refused (CRL has expired)".to_string(),
+                ),
+            };
+            self.push(level, &format!("{key}.tls.crl"), Some(&file), format!("the CRL of {} expired at {}: {what}; publish a new one (openssl ca -gencrl, ringgate ca crl)", c.issuer, crate::clock::iso8601(next)), true);
+        } else if next - self.now < CRL_WARN_DAYS * DAY {
+            self.push(
+                Level::Warn,
+                &format!("{key}.tls.crl"),
+                Some(&file),
+                format!(
+                    "the CRL of {} expires in {} hours ({}); publish a new one before then",
+                    c.issuer,
+                    (next - self.now) / 3600,
+                    crate::clock::iso8601(next)
+                ),
+                true,
+            );
         }
-        if !p.require_all {
-            return;
-        }
+    }
+
+    /// With crl_require_all, every CA in the bundles `cas` needs a CRL.
+    fn uncovered_cas(&mut self, rev: &Revocation, cas: &[(String, PathBuf)]) {
         for (bundle_key, path) in cas {
             let Ok(ders) = crate::x509::pem::load_certs(path) else {
                 continue;
@@ -469,6 +494,24 @@ pub fn examine(cfg: &Config) -> Vec<Finding> {
     };
     for (i, l) in raw.listener.iter().enumerate() {
         let Some(t) = &l.tls else { continue };
+        let rev = cfg
+            .listeners
+            .get(i)
+            .and_then(|l| l.tls.as_ref())
+            .and_then(|t| t.client_auth().revocation().cloned());
+        d.listener_tls(i, l, t, rev.as_deref());
+    }
+    for (i, u) in raw.upstream.iter().enumerate() {
+        let Some(t) = &u.tls else { continue };
+        d.upstream_tls(i, u.name.get_ref(), t.get_ref());
+    }
+    d.out.sort_by_key(|f| f.level);
+    d.out
+}
+
+impl Doctor {
+    /// Listener `i`'s certificates, keys, stapled OCSP responses, CA bundles and CRLs.
+    fn listener_tls(&mut self, i: usize, l: &RawListener, t: &RawTls, rev: Option<&Revocation>) {
         let key = format!("listener[{i}]");
         let name = l
             .name
@@ -478,63 +521,56 @@ pub fn examine(cfg: &Config) -> Vec<Finding> {
             l.server_names.iter().map(|n| n.get_ref().clone()).collect();
         for (j, c) in t.certificates.get_ref().iter().enumerate() {
             let ck = format!("{key}.tls.certificates[{j}]");
-            let cert = d.path(c.cert.get_ref());
+            let cert = self.path(c.cert.get_ref());
             let names: Vec<String> = if c.server_names.is_empty() {
                 listener_names.clone()
             } else {
                 c.server_names.iter().map(|n| n.get_ref().clone()).collect()
             };
-            d.certificates(&format!("{ck}.cert"), &cert, Role::Server, &names);
-            let k = d.path(c.key.get_ref());
-            d.key_permissions(&format!("{ck}.key"), &k);
+            self.certificates(&format!("{ck}.cert"), &cert, Role::Server, &names);
+            let k = self.path(c.key.get_ref());
+            self.key_permissions(&format!("{ck}.key"), &k);
             if let Some(o) = &c.ocsp {
-                let o = d.path(o.get_ref());
-                d.ocsp(&format!("{ck}.ocsp"), &o, &cert);
+                let o = self.path(o.get_ref());
+                self.ocsp(&format!("{ck}.ocsp"), &o, &cert);
             }
         }
         let depth = Some(t.verify_depth.as_ref().map_or(1, |v| *v.get_ref()));
         let mut cas = Vec::new();
         if let Some(ca) = &t.client_certificate {
-            let p = d.path(ca.get_ref());
-            d.ca_bundle(&format!("{key}.tls.client_certificate"), &p, depth);
+            let p = self.path(ca.get_ref());
+            self.ca_bundle(&format!("{key}.tls.client_certificate"), &p, depth);
             cas.push((format!("{key}.tls.client_certificate"), p));
         }
         if let Some(ca) = &t.trusted_certificate {
-            let p = d.path(ca.get_ref());
-            d.ca_bundle(&format!("{key}.tls.trusted_certificate"), &p, depth);
+            let p = self.path(ca.get_ref());
+            self.ca_bundle(&format!("{key}.tls.trusted_certificate"), &p, depth);
             cas.push((format!("{key}.tls.trusted_certificate"), p));
         }
-        let rev = cfg
-            .listeners
-            .get(i)
-            .and_then(|l| l.tls.as_ref())
-            .and_then(|t| t.client_auth().revocation().cloned());
         if let Some(rev) = rev {
-            d.revocation(&key, &name, &rev, &cas);
+            self.revocation(&key, &name, rev, &cas);
         }
     }
-    for (i, u) in raw.upstream.iter().enumerate() {
-        let Some(t) = &u.tls else { continue };
-        let t = t.get_ref();
+
+    /// Upstream `i`'s client certificate, key and trusted CAs, and whether it is verified.
+    fn upstream_tls(&mut self, i: usize, name: &str, t: &RawUpstreamTls) {
         let key = format!("upstream[{i}].tls");
         if let Some(c) = &t.certificate {
-            let p = d.path(c.get_ref());
-            d.certificates(&format!("{key}.certificate"), &p, Role::UpstreamClient, &[]);
+            let p = self.path(c.get_ref());
+            self.certificates(&format!("{key}.certificate"), &p, Role::UpstreamClient, &[]);
         }
         if let Some(k) = &t.key {
-            let p = d.path(k.get_ref());
-            d.key_permissions(&format!("{key}.key"), &p);
+            let p = self.path(k.get_ref());
+            self.key_permissions(&format!("{key}.key"), &p);
         }
         if let Some(ca) = &t.trusted_certificate {
-            let p = d.path(ca.get_ref());
-            d.ca_bundle(&format!("{key}.trusted_certificate"), &p, None);
+            let p = self.path(ca.get_ref());
+            self.ca_bundle(&format!("{key}.trusted_certificate"), &p, None);
         }
         if t.verify.as_ref().is_some_and(|v| !*v.get_ref()) {
-            d.push(Level::Warn, &format!("{key}.verify"), None, format!("upstream `{}`: verify = false: the upstream's certificate is NOT verified; anyone on the path to it can impersonate it", u.name.get_ref()), false);
+            self.push(Level::Warn, &format!("{key}.verify"), None, format!("upstream `{name}`: verify = false: the upstream's certificate is NOT verified; anyone on the path to it can impersonate it"), false);
         }
     }
-    d.out.sort_by_key(|f| f.level);
-    d.out
 }
 
 /// `ringgate check`'s report: every finding on stdout and a summary line. Returns whether

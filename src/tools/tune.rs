@@ -156,20 +156,46 @@ impl Host {
 
     /// Every check, in report order.
     pub fn checks(&self) -> Vec<Check> {
-        let mut out = Vec::new();
-        for &(key, min, why) in SYSCTL_MIN {
-            out.push(match self.sysctl(key).and_then(|v| parse_u64(&v)) {
-                Some(v) => Check {
-                    name: key.into(),
-                    current: v.to_string(),
-                    recommended: format!(">= {min}"),
-                    status: if v >= min { Status::Ok } else { Status::Low },
-                    note: why.into(),
-                },
-                None => unknown(key, format!(">= {min}"), why),
-            });
-        }
+        let mut out: Vec<Check> = SYSCTL_MIN
+            .iter()
+            .map(|&(key, min, why)| self.sysctl_min_check(key, min, why))
+            .collect();
+        out.push(self.port_range_check());
+        out.push(self.tw_reuse_check());
+        out.push(self.nofile_check());
+        out.push(self.memlock_check());
+        out.push(self.io_uring_disabled_check());
+        out.push(self.io_uring_check());
+        out.push(self.memcpy_check());
+        out.push(Check {
+            name: "CPUs".into(),
+            current: self.cpus.to_string(),
+            recommended: "one worker per CPU".into(),
+            status: Status::Info,
+            note: format!(
+                "runtime.workers defaults to {}; pin IRQs away from worker CPUs on small hosts",
+                self.cpus
+            ),
+        });
+        out
+    }
 
+    /// A sysctl that should be at least `min`.
+    fn sysctl_min_check(&self, key: &str, min: u64, why: &str) -> Check {
+        match self.sysctl(key).and_then(|v| parse_u64(&v)) {
+            Some(v) => Check {
+                name: key.into(),
+                current: v.to_string(),
+                recommended: format!(">= {min}"),
+                status: if v >= min { Status::Ok } else { Status::Low },
+                note: why.into(),
+            },
+            None => unknown(key, format!(">= {min}"), why),
+        }
+    }
+
+    /// The local port range: at least as many ports as the recommended range has.
+    fn port_range_check(&self) -> Check {
         let key = "net.ipv4.ip_local_port_range";
         let want = format!(
             "{} {} (>= {} ports)",
@@ -178,7 +204,7 @@ impl Host {
             span(PORT_RANGE)
         );
         let why = "ephemeral ports for upstream connections";
-        out.push(match self.sysctl(key).and_then(|v| parse_pair(&v)) {
+        match self.sysctl(key).and_then(|v| parse_pair(&v)) {
             Some(r) => Check {
                 name: key.into(),
                 current: format!("{} {} ({} ports)", r.0, r.1, span(r)),
@@ -191,12 +217,15 @@ impl Host {
                 note: why.into(),
             },
             None => unknown(key, want, why),
-        });
+        }
+    }
 
+    /// `tcp_tw_reuse`: 1, so that upstream connections reuse TIME_WAIT ports.
+    fn tw_reuse_check(&self) -> Check {
         let key = "net.ipv4.tcp_tw_reuse";
         let why =
             "reuse TIME_WAIT ports for new outgoing (upstream) connections; 2 = loopback only";
-        out.push(match self.sysctl(key).and_then(|v| parse_u64(&v)) {
+        match self.sysctl(key).and_then(|v| parse_u64(&v)) {
             Some(v) => Check {
                 name: key.into(),
                 current: v.to_string(),
@@ -205,9 +234,12 @@ impl Host {
                 note: why.into(),
             },
             None => unknown(key, "1".into(), why),
-        });
+        }
+    }
 
-        out.push(match self.limit("Max open files") {
+    /// The process's open-file limit: one descriptor per connection.
+    fn nofile_check(&self) -> Check {
+        match self.limit("Max open files") {
             Some((soft, hard)) => Check {
                 name: "nofile (RLIMIT_NOFILE)".into(),
                 current: format!("{} soft, {} hard", show(soft), show(hard)),
@@ -225,44 +257,48 @@ impl Host {
                 format!(">= {NOFILE}"),
                 "one file descriptor per connection",
             ),
-        });
+        }
+    }
 
+    /// The locked-memory limit, which counts only on kernels that charge io_uring rings to it.
+    fn memlock_check(&self) -> Check {
         let kernel = self.read("proc/sys/kernel/osrelease");
         let charged = kernel
             .as_deref()
             .and_then(kernel_version)
             .is_none_or(|v| v < MEMLOCK_KERNEL);
-        out.push(match self.limit("Max locked memory") {
-            Some((soft, hard)) => {
-                let enough = soft.is_none_or(|s| s >= MEMLOCK_MIN);
-                Check {
-                    name: "memlock (RLIMIT_MEMLOCK)".into(),
-                    current: format!("{} soft, {} hard", show_bytes(soft), show_bytes(hard)),
-                    recommended: if charged {
-                        format!(">= {} MiB", MEMLOCK_MIN >> 20)
-                    } else {
-                        "any (kernel >= 5.12 does not charge rings to it)".into()
-                    },
-                    status: if enough || !charged {
-                        Status::Ok
-                    } else {
-                        Status::Low
-                    },
-                    note: format!(
-                        "io_uring rings count against it on kernels before 5.12 (this one: {})",
-                        kernel.as_deref().unwrap_or("unknown")
-                    ),
-                }
-            }
-            None => unknown(
+        let Some((soft, hard)) = self.limit("Max locked memory") else {
+            return unknown(
                 "memlock (RLIMIT_MEMLOCK)",
                 format!(">= {} MiB", MEMLOCK_MIN >> 20),
                 "io_uring rings on kernels before 5.12",
+            );
+        };
+        let enough = soft.is_none_or(|s| s >= MEMLOCK_MIN);
+        Check {
+            name: "memlock (RLIMIT_MEMLOCK)".into(),
+            current: format!("{} soft, {} hard", show_bytes(soft), show_bytes(hard)),
+            recommended: if charged {
+                format!(">= {} MiB", MEMLOCK_MIN >> 20)
+            } else {
+                "any (kernel >= 5.12 does not charge rings to it)".into()
+            },
+            status: if enough || !charged {
+                Status::Ok
+            } else {
+                Status::Low
+            },
+            note: format!(
+                "io_uring rings count against it on kernels before 5.12 (this one: {})",
+                kernel.as_deref().unwrap_or("unknown")
             ),
-        });
+        }
+    }
 
+    /// `kernel.io_uring_disabled`: 0, or absent on kernels before 6.6.
+    fn io_uring_disabled_check(&self) -> Check {
         let key = "kernel.io_uring_disabled";
-        out.push(match self.sysctl(key).and_then(|v| parse_u64(&v)) {
+        match self.sysctl(key).and_then(|v| parse_u64(&v)) {
             Some(v) => Check {
                 name: key.into(),
                 current: v.to_string(),
@@ -280,9 +316,12 @@ impl Host {
                 status: Status::Ok,
                 note: "no switch on this kernel".into(),
             },
-        });
+        }
+    }
 
-        out.push(Check {
+    /// Whether this process could create a ring.
+    fn io_uring_check(&self) -> Check {
+        Check {
             name: "io_uring".into(),
             current: match &self.io_uring {
                 Ok(()) => "available".into(),
@@ -295,21 +334,7 @@ impl Host {
                 Status::Low
             },
             note: "without it workers run on epoll (legacy driver), slower".into(),
-        });
-
-        out.push(self.memcpy_check());
-
-        out.push(Check {
-            name: "CPUs".into(),
-            current: self.cpus.to_string(),
-            recommended: "one worker per CPU".into(),
-            status: Status::Info,
-            note: format!(
-                "runtime.workers defaults to {}; pin IRQs away from worker CPUs on small hosts",
-                self.cpus
-            ),
-        });
-        out
+        }
     }
 }
 

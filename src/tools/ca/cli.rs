@@ -1,7 +1,7 @@
 //! The `ringgate ca` command line: clap definitions and what each subcommand prints. Kept
 //! here so that `main.rs` only adds one subcommand.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -25,7 +25,7 @@ pub struct SubjectArgs {
     /// Common name (CN).
     #[arg(long)]
     pub cn: String,
-    /// Organizational unit (OU): the role field of seed 004.
+    /// Organizational unit (OU): the field roles are read from.
     #[arg(long)]
     pub ou: Option<String>,
     /// Organization (O).
@@ -190,32 +190,7 @@ fn dispatch(args: CaArgs) -> Result<(), super::CaError> {
             subject,
             days,
             key_type,
-        } => {
-            let d = d.unwrap_or(dir);
-            let crt = super::init(
-                &d,
-                &super::InitOptions {
-                    subject: Subject {
-                        country: subject.country,
-                        org: subject.org,
-                        ou: subject.ou,
-                        cn: subject.cn,
-                        ..Default::default()
-                    },
-                    days,
-                    key_type,
-                },
-            )?;
-            println!("CA certificate: {}", crt.display());
-            println!(
-                "CA key:         {} (mode 0600)",
-                crt.with_file_name("private").join("ca.key").display()
-            );
-            println!(
-                "openssl:        openssl ca -config {} ...",
-                crt.with_file_name("openssl.cnf").display()
-            );
-        }
+        } => init(&d.unwrap_or(dir), subject, days, key_type),
         CaCommand::Issue {
             role,
             subject,
@@ -223,55 +198,26 @@ fn dispatch(args: CaArgs) -> Result<(), super::CaError> {
             days,
             key_type,
             name,
-        } => {
-            let issued = super::issue(
-                &dir,
-                &super::IssueOptions {
-                    role: match role {
-                        IssueRole::Server => Role::Server,
-                        IssueRole::Client => Role::Client,
-                    },
-                    subject: subject.subject(),
-                    sans: san,
-                    days,
-                    key_type,
-                    name,
+        } => issue(
+            &dir,
+            &super::IssueOptions {
+                role: match role {
+                    IssueRole::Server => Role::Server,
+                    IssueRole::Client => Role::Client,
                 },
-            )?;
-            println!("serial:      {}", issued.serial);
-            println!("subject:     {}", issued.subject);
-            println!("expires:     {}", crate::clock::iso8601(issued.not_after));
-            println!("certificate: {}", issued.cert.display());
-            println!("key:         {} (mode 0600)", issued.key.display());
-        }
+                subject: subject.subject(),
+                sans: san,
+                days,
+                key_type,
+                name,
+            },
+        ),
         CaCommand::Revoke {
             serial,
             cert,
             reason,
-        } => {
-            let target = match (serial, cert) {
-                (Some(s), _) => super::RevokeTarget::Serial(s),
-                (None, Some(c)) => super::RevokeTarget::Cert(c),
-                (None, None) => {
-                    return Err(super::CaError::Invalid("give --serial or --cert".into()))
-                }
-            };
-            let e = super::revoke(&dir, &target, reason.as_deref())?;
-            println!(
-                "revoked {} {} ({}); publish it with `ringgate ca crl`",
-                e.serial, e.subject, e.revoked
-            );
-        }
-        CaCommand::Crl { days, out } => {
-            let c = super::crl(&dir, days, out.as_deref())?;
-            println!(
-                "CRL {} written: number {}, {} revoked, next update {}",
-                c.path.display(),
-                c.number,
-                c.revoked,
-                crate::clock::iso8601(c.next_update)
-            );
-        }
+        } => revoke(&dir, serial, cert, reason.as_deref()),
+        CaCommand::Crl { days, out } => crl(&dir, days, out.as_deref()),
         CaCommand::ExportP12 {
             name,
             cert,
@@ -281,79 +227,202 @@ fn dispatch(args: CaArgs) -> Result<(), super::CaError> {
             password_env,
             friendly_name,
         } => {
-            let password = match (password, password_env) {
-                (Some(p), _) => p,
-                (None, Some(var)) => std::env::var(&var).map_err(|_| {
-                    super::CaError::Invalid(format!("environment variable {var} is not set"))
-                })?,
-                (None, None) => {
-                    return Err(super::CaError::Invalid(
-                        "give the export password with --password or --password-env VAR".into(),
-                    ))
-                }
-            };
-            let need = |what: &str| super::CaError::Invalid(format!("give NAME, or --{what}"));
-            let cert = match (&cert, &name) {
-                (Some(c), _) => c.clone(),
-                (None, Some(n)) => dir.join("certs").join(format!("{n}.crt")),
-                (None, None) => return Err(need("cert")),
-            };
-            let key = match (&key, &name) {
-                (Some(k), _) => k.clone(),
-                (None, Some(n)) => dir.join("private").join(format!("{n}.key")),
-                (None, None) => return Err(need("key")),
-            };
-            let stem = name.clone().unwrap_or_else(|| {
-                cert.file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "cert".into())
-            });
-            let out = out.unwrap_or_else(|| dir.join("private").join(format!("{stem}.p12")));
-            let ca = dir.join("ca.crt");
-            super::export_p12(
-                &cert,
-                &key,
-                ca.exists().then_some(ca.as_path()),
-                &out,
-                &password,
-                friendly_name.as_deref().unwrap_or(&stem),
-            )?;
-            println!("PKCS#12: {} (mode 0600)", out.display());
+            let password = export_password(password, password_env)?;
+            let files = p12_files(&dir, name, cert, key, out)?;
+            export_p12(&dir, &files, &password, friendly_name.as_deref())
         }
-        CaCommand::List => {
-            let rows = super::list(&dir)?;
-            println!(
-                "{:<8} {:<10} {:<21} {:>6}  SUBJECT",
-                "STATUS", "SERIAL", "EXPIRES", "DAYS"
-            );
-            for r in rows {
-                let expires = r
-                    .entry
-                    .expires_at()
+        CaCommand::List => list(&dir),
+    }
+}
+
+/// `ca init`: makes the CA and says where its files are.
+fn init(
+    dir: &Path,
+    subject: InitSubject,
+    days: u32,
+    key_type: KeyType,
+) -> Result<(), super::CaError> {
+    let crt = super::init(
+        dir,
+        &super::InitOptions {
+            subject: Subject {
+                country: subject.country,
+                org: subject.org,
+                ou: subject.ou,
+                cn: subject.cn,
+                ..Default::default()
+            },
+            days,
+            key_type,
+        },
+    )?;
+    println!("CA certificate: {}", crt.display());
+    println!(
+        "CA key:         {} (mode 0600)",
+        crt.with_file_name("private").join("ca.key").display()
+    );
+    println!(
+        "openssl:        openssl ca -config {} ...",
+        crt.with_file_name("openssl.cnf").display()
+    );
+    Ok(())
+}
+
+/// `ca issue`: issues a certificate and says what and where it is.
+fn issue(dir: &Path, options: &super::IssueOptions) -> Result<(), super::CaError> {
+    let issued = super::issue(dir, options)?;
+    println!("serial:      {}", issued.serial);
+    println!("subject:     {}", issued.subject);
+    println!("expires:     {}", crate::clock::iso8601(issued.not_after));
+    println!("certificate: {}", issued.cert.display());
+    println!("key:         {} (mode 0600)", issued.key.display());
+    Ok(())
+}
+
+/// `ca revoke --serial S | --cert FILE [--reason R]`.
+fn revoke(
+    dir: &Path,
+    serial: Option<String>,
+    cert: Option<PathBuf>,
+    reason: Option<&str>,
+) -> Result<(), super::CaError> {
+    let target = match (serial, cert) {
+        (Some(s), _) => super::RevokeTarget::Serial(s),
+        (None, Some(c)) => super::RevokeTarget::Cert(c),
+        (None, None) => return Err(super::CaError::Invalid("give --serial or --cert".into())),
+    };
+    let e = super::revoke(dir, &target, reason)?;
+    println!(
+        "revoked {} {} ({}); publish it with `ringgate ca crl`",
+        e.serial, e.subject, e.revoked
+    );
+    Ok(())
+}
+
+/// `ca crl`: writes the CRL and says what is in it.
+fn crl(dir: &Path, days: u32, out: Option<&Path>) -> Result<(), super::CaError> {
+    let c = super::crl(dir, days, out)?;
+    println!(
+        "CRL {} written: number {}, {} revoked, next update {}",
+        c.path.display(),
+        c.number,
+        c.revoked,
+        crate::clock::iso8601(c.next_update)
+    );
+    Ok(())
+}
+
+/// The export password: given, or read from the named environment variable.
+fn export_password(
+    password: Option<String>,
+    password_env: Option<String>,
+) -> Result<String, super::CaError> {
+    match (password, password_env) {
+        (Some(p), _) => Ok(p),
+        (None, Some(var)) => std::env::var(&var)
+            .map_err(|_| super::CaError::Invalid(format!("environment variable {var} is not set"))),
+        (None, None) => Err(super::CaError::Invalid(
+            "give the export password with --password or --password-env VAR".into(),
+        )),
+    }
+}
+
+/// The files of a PKCS#12 export.
+struct P12Files {
+    cert: PathBuf,
+    key: PathBuf,
+    out: PathBuf,
+    /// The name the bundle is known by: NAME, or the certificate file's stem.
+    stem: String,
+}
+
+/// The certificate and key to export (given, or NAME's in the CA directory) and the bundle's
+/// path (given, or `private/STEM.p12`).
+fn p12_files(
+    dir: &Path,
+    name: Option<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    out: Option<PathBuf>,
+) -> Result<P12Files, super::CaError> {
+    let need = |what: &str| super::CaError::Invalid(format!("give NAME, or --{what}"));
+    let cert = match (cert, &name) {
+        (Some(c), _) => c,
+        (None, Some(n)) => dir.join("certs").join(format!("{n}.crt")),
+        (None, None) => return Err(need("cert")),
+    };
+    let key = match (key, &name) {
+        (Some(k), _) => k,
+        (None, Some(n)) => dir.join("private").join(format!("{n}.key")),
+        (None, None) => return Err(need("key")),
+    };
+    let stem = name.unwrap_or_else(|| {
+        cert.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "cert".into())
+    });
+    let out = out.unwrap_or_else(|| dir.join("private").join(format!("{stem}.p12")));
+    Ok(P12Files {
+        cert,
+        key,
+        out,
+        stem,
+    })
+}
+
+/// `ca export-p12`: bundles the certificate, its key and the CA certificate (if present).
+fn export_p12(
+    dir: &Path,
+    files: &P12Files,
+    password: &str,
+    friendly_name: Option<&str>,
+) -> Result<(), super::CaError> {
+    let ca = dir.join("ca.crt");
+    super::export_p12(
+        &files.cert,
+        &files.key,
+        ca.exists().then_some(ca.as_path()),
+        &files.out,
+        password,
+        friendly_name.unwrap_or(&files.stem),
+    )?;
+    println!("PKCS#12: {} (mode 0600)", files.out.display());
+    Ok(())
+}
+
+/// `ca list`: one line per issued certificate, with its status and days left.
+fn list(dir: &Path) -> Result<(), super::CaError> {
+    let rows = super::list(dir)?;
+    println!(
+        "{:<8} {:<10} {:<21} {:>6}  SUBJECT",
+        "STATUS", "SERIAL", "EXPIRES", "DAYS"
+    );
+    for r in rows {
+        let expires = r
+            .entry
+            .expires_at()
+            .map(crate::clock::iso8601)
+            .unwrap_or_else(|| r.entry.expires.clone());
+        let days = r.days_left.map(|d| d.to_string()).unwrap_or_default();
+        let extra = if r.entry.status == 'R' {
+            format!(
+                "  (revoked {}{})",
+                r.entry
+                    .revoked_at()
                     .map(crate::clock::iso8601)
-                    .unwrap_or_else(|| r.entry.expires.clone());
-                let days = r.days_left.map(|d| d.to_string()).unwrap_or_default();
-                let extra = if r.entry.status == 'R' {
-                    format!(
-                        "  (revoked {}{})",
-                        r.entry
-                            .revoked_at()
-                            .map(crate::clock::iso8601)
-                            .unwrap_or_default(),
-                        r.entry
-                            .reason()
-                            .map(|x| format!(", {x}"))
-                            .unwrap_or_default()
-                    )
-                } else {
-                    String::new()
-                };
-                println!(
-                    "{:<8} {:<10} {:<21} {:>6}  {}{extra}",
-                    r.status, r.entry.serial, expires, days, r.entry.subject
-                );
-            }
-        }
+                    .unwrap_or_default(),
+                r.entry
+                    .reason()
+                    .map(|x| format!(", {x}"))
+                    .unwrap_or_default()
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<8} {:<10} {:<21} {:>6}  {}{extra}",
+            r.status, r.entry.serial, expires, days, r.entry.subject
+        );
     }
     Ok(())
 }

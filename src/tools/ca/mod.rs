@@ -1,5 +1,5 @@
 //! `ringgate ca`: a small certificate authority in an `openssl ca` directory, so that the
-//! seed's CA layout (index.txt, serial, crlnumber, certs/, crl/, newcerts/, private/) can be
+//! enterprise mTLS guide's CA layout (index.txt, serial, crlnumber, certs/, crl/, newcerts/, private/) can be
 //! driven by `ringgate ca` and `openssl ca` in turn.
 //!
 //! Every certificate is X.509 v3 with basicConstraints, keyUsage, extendedKeyUsage
@@ -162,7 +162,7 @@ pub struct Subject {
     pub locality: Option<String>,
     /// O.
     pub org: Option<String>,
-    /// OU (the seed's role field).
+    /// OU (the field roles are read from).
     pub ou: Option<String>,
     /// CN.
     pub cn: String,
@@ -290,7 +290,7 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), CaError> {
     std::fs::write(path, bytes).map_err(|e| CaError::io(path, e))
 }
 
-/// The `openssl.cnf` `init` writes: the seed's `[ca]` section made complete, so that
+/// The `openssl.cnf` `init` writes: the enterprise mTLS guide's `[ca]` section made complete, so that
 /// `openssl ca -config DIR/openssl.cnf` continues this CA (issuing with `-extensions
 /// server_cert` or `client_cert`, `-revoke`, `-gencrl`) and `openssl ocsp -index` answers
 /// for it.
@@ -350,7 +350,7 @@ authorityKeyIdentifier = keyid
     )
 }
 
-/// `ringgate ca init DIR`: the directory layout of seed 004 section 2 with a new CA key and
+/// `ringgate ca init DIR`: the enterprise mTLS guide's directory layout with a new CA key and
 /// self-signed certificate. Refuses to touch a directory that already holds a CA.
 pub fn init(dir: &Path, o: &InitOptions) -> Result<PathBuf, CaError> {
     std::fs::create_dir_all(dir).map_err(|e| CaError::io(dir, e))?;
@@ -412,8 +412,8 @@ struct Ca {
 }
 
 impl Ca {
-    /// Opens `dir`: `ca.crt`, and `private/ca.key` (or `ca.key`, where seed 004's `openssl
-    /// genrsa -out ca/ca.key` puts it).
+    /// Opens `dir`: `ca.crt`, and `private/ca.key` (or `ca.key`, where the enterprise mTLS
+    /// guide's `openssl genrsa -out ca/ca.key` puts it).
     fn open(dir: &Path) -> Result<Ca, CaError> {
         let not_ca = |detail: String| CaError::NotACa {
             dir: dir.display().to_string(),
@@ -446,16 +446,7 @@ impl Ca {
                 detail: format!("does not belong to {}", crt.display()),
             });
         }
-        let skid = match x
-            .tbs_certificate
-            .get_extension_unique(&x509_parser::oid_registry::OID_X509_EXT_SUBJECT_KEY_IDENTIFIER)
-        {
-            Ok(Some(ext)) => match ext.parsed_extension() {
-                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => k.0.to_vec(),
-                _ => key_id(&x.public_key().subject_public_key.data),
-            },
-            _ => key_id(&x.public_key().subject_public_key.data),
-        };
+        let skid = subject_key_id(&x);
         // rcgen signs with an issuer certificate object; rebuild one whose subject encodes
         // byte for byte as the real CA's, so issued certificates and CRLs name it exactly.
         let mut p = CertificateParams::new(Vec::<String>::new())
@@ -561,39 +552,27 @@ fn unique_subject(dir: &Path) -> bool {
         .unwrap_or(true)
 }
 
+/// The CA certificate's subject key identifier: its extension's, else the key's SHA-1, which
+/// issued certificates name in their authority key identifier.
+fn subject_key_id(x: &x509_parser::certificate::X509Certificate<'_>) -> Vec<u8> {
+    match x
+        .tbs_certificate
+        .get_extension_unique(&x509_parser::oid_registry::OID_X509_EXT_SUBJECT_KEY_IDENTIFIER)
+    {
+        Ok(Some(ext)) => match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => k.0.to_vec(),
+            _ => key_id(&x.public_key().subject_public_key.data),
+        },
+        _ => key_id(&x.public_key().subject_public_key.data),
+    }
+}
+
 /// `ringgate ca issue server|client`: a new key and a v3 certificate signed by the CA in
 /// `dir`, recorded in index.txt, serial and newcerts/ as `openssl ca` records it.
 pub fn issue(dir: &Path, o: &IssueOptions) -> Result<Issued, CaError> {
     let ca = Ca::open(dir)?;
-    let name = o.name.clone().unwrap_or_else(|| stem(&o.subject.cn));
-    if name.contains('/') || name.starts_with('.') {
-        return Err(CaError::Invalid(format!(
-            "--name `{name}` must be a plain file name"
-        )));
-    }
-    let cert_path = dir.join("certs").join(format!("{name}.crt"));
-    let key_path = dir.join("private").join(format!("{name}.key"));
-    for p in [&cert_path, &key_path] {
-        if p.exists() {
-            return Err(CaError::Exists {
-                path: format!("{} (choose another --name)", p.display()),
-            });
-        }
-    }
-    let mut sans = Vec::new();
-    for s in o.sans.iter().flat_map(|s| s.split(',')).map(str::trim) {
-        if !s.is_empty() {
-            sans.push(parse_san(s)?);
-        }
-    }
-    if o.role == Role::Server && sans.is_empty() {
-        // Browsers and rustls ignore the CN: a server certificate names its host in a SAN.
-        let cn = &o.subject.cn;
-        sans.push(match cn.parse::<IpAddr>() {
-            Ok(ip) => SanType::IpAddress(ip),
-            Err(_) => parse_san(&format!("DNS:{cn}"))?,
-        });
-    }
+    let (cert_path, key_path) = issue_paths(dir, o)?;
+    let sans = issue_sans(o)?;
     let index_path = dir.join("index.txt");
     let mut entries = index::read_index(&index_path)?;
     let serial_path = dir.join("serial");
@@ -604,29 +583,9 @@ pub fn issue(dir: &Path, o: &IssueOptions) -> Result<Issued, CaError> {
     let serial_hex = index::hex(&serial);
 
     let key = o.key_type.generate()?;
-    let mut p = CertificateParams::new(Vec::<String>::new())
-        .map_err(|e| CaError::Generate(e.to_string()))?;
-    p.distinguished_name = o.subject.to_dn()?;
-    p.subject_alt_names = sans;
-    p.is_ca = IsCa::ExplicitNoCa;
-    p.key_usages = match (o.role, o.key_type.is_rsa()) {
-        (Role::Server, true) => vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ],
-        _ => vec![KeyUsagePurpose::DigitalSignature],
-    };
-    p.extended_key_usages = vec![match o.role {
-        Role::Server => ExtendedKeyUsagePurpose::ServerAuth,
-        Role::Client => ExtendedKeyUsagePurpose::ClientAuth,
-    }];
-    p.use_authority_key_identifier_extension = true;
-    p.key_identifier_method = KeyIdMethod::PreSpecified(key_id(key.public_key_raw()));
-    p.serial_number = Some(SerialNumber::from_slice(&serial));
     let start = now();
     let not_after = start + i64::from(o.days) * 86_400;
-    p.not_before = datetime(start)?;
-    p.not_after = datetime(not_after)?;
+    let p = leaf_params(o, sans, &key, &serial, (start, not_after))?;
     let cert = p
         .signed_by(&key, &ca.issuer, &ca.key)
         .map_err(|e| CaError::Generate(e.to_string()))?;
@@ -665,6 +624,79 @@ pub fn issue(dir: &Path, o: &IssueOptions) -> Result<Issued, CaError> {
         subject,
         not_after,
     })
+}
+
+/// Where an issued certificate and its key go (`certs/NAME.crt`, `private/NAME.key`); both
+/// must be new.
+fn issue_paths(dir: &Path, o: &IssueOptions) -> Result<(PathBuf, PathBuf), CaError> {
+    let name = o.name.clone().unwrap_or_else(|| stem(&o.subject.cn));
+    if name.contains('/') || name.starts_with('.') {
+        return Err(CaError::Invalid(format!(
+            "--name `{name}` must be a plain file name"
+        )));
+    }
+    let cert_path = dir.join("certs").join(format!("{name}.crt"));
+    let key_path = dir.join("private").join(format!("{name}.key"));
+    for p in [&cert_path, &key_path] {
+        if p.exists() {
+            return Err(CaError::Exists {
+                path: format!("{} (choose another --name)", p.display()),
+            });
+        }
+    }
+    Ok((cert_path, key_path))
+}
+
+/// The subject alternative names: those given (comma-separated lists allowed), or for a
+/// server with none the CN as a DNS name or IP address.
+fn issue_sans(o: &IssueOptions) -> Result<Vec<SanType>, CaError> {
+    let mut sans = Vec::new();
+    for s in o.sans.iter().flat_map(|s| s.split(',')).map(str::trim) {
+        if !s.is_empty() {
+            sans.push(parse_san(s)?);
+        }
+    }
+    if o.role == Role::Server && sans.is_empty() {
+        // Browsers and rustls ignore the CN: a server certificate names its host in a SAN.
+        let cn = &o.subject.cn;
+        sans.push(match cn.parse::<IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => parse_san(&format!("DNS:{cn}"))?,
+        });
+    }
+    Ok(sans)
+}
+
+/// The fields of a leaf certificate for `o.role`, valid over `validity` (Unix seconds).
+fn leaf_params(
+    o: &IssueOptions,
+    sans: Vec<SanType>,
+    key: &KeyPair,
+    serial: &[u8],
+    validity: (i64, i64),
+) -> Result<CertificateParams, CaError> {
+    let mut p = CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| CaError::Generate(e.to_string()))?;
+    p.distinguished_name = o.subject.to_dn()?;
+    p.subject_alt_names = sans;
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = match (o.role, o.key_type.is_rsa()) {
+        (Role::Server, true) => vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ],
+        _ => vec![KeyUsagePurpose::DigitalSignature],
+    };
+    p.extended_key_usages = vec![match o.role {
+        Role::Server => ExtendedKeyUsagePurpose::ServerAuth,
+        Role::Client => ExtendedKeyUsagePurpose::ClientAuth,
+    }];
+    p.use_authority_key_identifier_extension = true;
+    p.key_identifier_method = KeyIdMethod::PreSpecified(key_id(key.public_key_raw()));
+    p.serial_number = Some(SerialNumber::from_slice(serial));
+    p.not_before = datetime(validity.0)?;
+    p.not_after = datetime(validity.1)?;
+    Ok(p)
 }
 
 /// The CRL reason names `openssl ca -crl_reason` accepts, with their RFC 5280 codes.
@@ -718,40 +750,7 @@ pub fn revoke(dir: &Path, target: &RevokeTarget, reason: Option<&str>) -> Result
     }
     let mut entries = index::read_index(&index_path)?;
     let reason = reason.map(parse_reason).transpose()?;
-    let (serial, from_cert) = match target {
-        RevokeTarget::Serial(s) => {
-            if index::parse_hex(s).is_none() {
-                return Err(CaError::Invalid(format!(
-                    "`{s}` is not a hex serial number"
-                )));
-            }
-            (s.trim().to_ascii_uppercase(), None)
-        }
-        RevokeTarget::Cert(path) => {
-            let pem = std::fs::read(path).map_err(|e| CaError::io(path, e))?;
-            let der = crate::x509::pem::parse_certs(&pem, &path.display().to_string())
-                .map_err(|e| CaError::Certificate {
-                    path: path.display().to_string(),
-                    detail: e.to_string(),
-                })?
-                .remove(0);
-            let (_, x) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| {
-                CaError::Certificate {
-                    path: path.display().to_string(),
-                    detail: e.to_string(),
-                }
-            })?;
-            let entry = Entry {
-                status: 'V',
-                expires: index::format_time(x.validity().not_after.timestamp()),
-                revoked: String::new(),
-                serial: index::hex(x.raw_serial()),
-                file: "unknown".into(),
-                subject: index::oneline(&x.tbs_certificate.subject),
-            };
-            (entry.serial.clone(), Some(entry))
-        }
-    };
+    let (serial, from_cert) = revoke_target(target)?;
     let pos = match entries.iter().position(|e| e.is_serial(&serial)) {
         Some(i) => i,
         None => match from_cert {
@@ -777,6 +776,47 @@ pub fn revoke(dir: &Path, target: &RevokeTarget, reason: Option<&str>) -> Result
     let done = e.clone();
     index::write_index(&index_path, &entries)?;
     Ok(done)
+}
+
+/// The serial to revoke, and for a certificate file its index.txt entry (added when the
+/// database does not know it).
+fn revoke_target(target: &RevokeTarget) -> Result<(String, Option<Entry>), CaError> {
+    match target {
+        RevokeTarget::Serial(s) => {
+            if index::parse_hex(s).is_none() {
+                return Err(CaError::Invalid(format!(
+                    "`{s}` is not a hex serial number"
+                )));
+            }
+            Ok((s.trim().to_ascii_uppercase(), None))
+        }
+        RevokeTarget::Cert(path) => {
+            let entry = cert_entry(path)?;
+            Ok((entry.serial.clone(), Some(entry)))
+        }
+    }
+}
+
+/// The index.txt entry of the certificate in `path`, as `openssl ca` would have written it.
+fn cert_entry(path: &Path) -> Result<Entry, CaError> {
+    let bad = |detail: String| CaError::Certificate {
+        path: path.display().to_string(),
+        detail,
+    };
+    let pem = std::fs::read(path).map_err(|e| CaError::io(path, e))?;
+    let der = crate::x509::pem::parse_certs(&pem, &path.display().to_string())
+        .map_err(|e| bad(e.to_string()))?
+        .remove(0);
+    let (_, x) =
+        x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| bad(e.to_string()))?;
+    Ok(Entry {
+        status: 'V',
+        expires: index::format_time(x.validity().not_after.timestamp()),
+        revoked: String::new(),
+        serial: index::hex(x.raw_serial()),
+        file: "unknown".into(),
+        subject: index::oneline(&x.tbs_certificate.subject),
+    })
 }
 
 /// What `crl` wrote.
@@ -968,12 +1008,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn init_issue_revoke_crl_list() {
-        let d = tempfile::tempdir().unwrap();
-        let dir = d.path().join("ca");
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    fn client_options(key_type: KeyType) -> IssueOptions {
+        IssueOptions {
+            role: Role::Client,
+            subject: subject("client1", Some("Client")),
+            sans: vec![],
+            days: 10,
+            key_type,
+            name: None,
+        }
+    }
+
+    /// `init` makes a CA with a private key directory only its owner reads, and refuses to
+    /// make a second one over it.
+    fn init_once(dir: &Path) {
         init(
-            &dir,
+            dir,
             &InitOptions {
                 subject: subject("MyRootCA", Some("CA")),
                 days: 30,
@@ -981,11 +1035,10 @@ mod tests {
             },
         )
         .unwrap();
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.join("private")), 0o700);
         assert_eq!(mode(&dir.join("private/ca.key")), 0o600);
         assert!(init(
-            &dir,
+            dir,
             &InitOptions {
                 subject: subject("x", None),
                 days: 1,
@@ -993,18 +1046,12 @@ mod tests {
             }
         )
         .is_err());
-        let issued = issue(
-            &dir,
-            &IssueOptions {
-                role: Role::Client,
-                subject: subject("client1", Some("Client")),
-                sans: vec![],
-                days: 10,
-                key_type: KeyType::P256,
-                name: None,
-            },
-        )
-        .unwrap();
+    }
+
+    /// Issues client1 (serial 1000) and checks it against the CA with ringgate's own
+    /// verifier; returns it with the CA's trust store.
+    fn issue_client(dir: &Path) -> (Issued, std::sync::Arc<crate::x509::trust::TrustStore>) {
+        let issued = issue(dir, &client_options(KeyType::P256)).unwrap();
         assert_eq!(issued.serial, "1000");
         assert_eq!(issued.subject, "/C=CN/O=MyCompany/OU=Client/CN=client1");
         assert_eq!(mode(&issued.key), 0o600);
@@ -1012,7 +1059,6 @@ mod tests {
             std::fs::read_to_string(dir.join("serial")).unwrap(),
             "1001\n"
         );
-        // Verifies against the CA with ringgate's own verifier.
         let store = std::sync::Arc::new(
             crate::x509::trust::TrustStore::from_pem(&std::fs::read(dir.join("ca.crt")).unwrap())
                 .unwrap(),
@@ -1024,19 +1070,56 @@ mod tests {
         assert!(v
             .verify(&leaf, &[], rustls_pki_types::UnixTime::now())
             .is_ok());
+        (issued, store)
+    }
+
+    /// Revokes client1 (once only; an unknown serial is refused) and publishes a CRL that
+    /// ringgate's CRL loader reads with client1 in it.
+    fn revoke_and_publish(
+        dir: &Path,
+        client: &Issued,
+        store: &std::sync::Arc<crate::x509::trust::TrustStore>,
+    ) {
+        let revoked = revoke(
+            dir,
+            &RevokeTarget::Serial("1000".into()),
+            Some("keycompromise"),
+        )
+        .unwrap();
+        assert!(revoked.revoked.ends_with(",keyCompromise"));
+        assert!(matches!(
+            revoke(dir, &RevokeTarget::Serial("1000".into()), None),
+            Err(CaError::AlreadyRevoked { .. })
+        ));
+        assert!(matches!(
+            revoke(dir, &RevokeTarget::Serial("beef".into()), None),
+            Err(CaError::UnknownSerial(_))
+        ));
+        let c = crl(dir, 7, None).unwrap();
+        assert_eq!((c.number.as_str(), c.revoked), ("1000", 1));
+        assert_eq!(
+            std::fs::read_to_string(dir.join("crlnumber")).unwrap(),
+            "1001\n"
+        );
+        let crls =
+            crate::x509::crl::parse_crls(&std::fs::read(&c.path).unwrap(), "ca.crl.pem", store)
+                .unwrap();
+        let leaf = crate::x509::pem::load_certs(&client.cert)
+            .unwrap()
+            .remove(0);
+        let (_, x) = x509_parser::parse_x509_certificate(leaf.as_ref()).unwrap();
+        assert!(crls[0].lookup(x.raw_serial()).is_some());
+    }
+
+    #[test]
+    fn init_issue_revoke_crl_list() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("ca");
+        init_once(&dir);
+        let (client, store) = issue_client(&dir);
         // The same name again is refused as a file, allowed under another --name.
         assert!(matches!(
-            issue(
-                &dir,
-                &IssueOptions {
-                    role: Role::Client,
-                    subject: subject("client1", Some("Client")),
-                    sans: vec![],
-                    days: 10,
-                    key_type: KeyType::Ed25519,
-                    name: None,
-                }
-            ),
+            issue(&dir, &client_options(KeyType::Ed25519)),
             Err(CaError::Exists { .. })
         ));
         let server = issue(
@@ -1052,44 +1135,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(server.serial, "1001");
-        let revoked = revoke(
-            &dir,
-            &RevokeTarget::Serial("1000".into()),
-            Some("keycompromise"),
-        )
-        .unwrap();
-        assert!(revoked.revoked.ends_with(",keyCompromise"));
-        assert!(matches!(
-            revoke(&dir, &RevokeTarget::Serial("1000".into()), None),
-            Err(CaError::AlreadyRevoked { .. })
-        ));
-        assert!(matches!(
-            revoke(&dir, &RevokeTarget::Serial("beef".into()), None),
-            Err(CaError::UnknownSerial(_))
-        ));
-        let c = crl(&dir, 7, None).unwrap();
-        assert_eq!((c.number.as_str(), c.revoked), ("1000", 1));
-        assert_eq!(
-            std::fs::read_to_string(dir.join("crlnumber")).unwrap(),
-            "1001\n"
-        );
-        // ringgate's CRL loader accepts it and finds client1 revoked.
-        let crls =
-            crate::x509::crl::parse_crls(&std::fs::read(&c.path).unwrap(), "ca.crl.pem", &store)
-                .unwrap();
-        let (_, x) = x509_parser::parse_x509_certificate(leaf.as_ref()).unwrap();
-        assert!(crls[0].lookup(x.raw_serial()).is_some());
+        revoke_and_publish(&dir, &client, &store);
         let l = list(&dir).unwrap();
         assert_eq!(l.len(), 2);
         assert_eq!(l[0].status, "revoked");
         assert_eq!(l[1].status, "valid");
         // PKCS#12 export refuses an empty password and a foreign key.
         let out = d.path().join("c.p12");
-        assert!(export_p12(&issued.cert, &issued.key, None, &out, "", "c").is_err());
-        assert!(export_p12(&issued.cert, &server.key, None, &out, "pw", "c").is_err());
+        assert!(export_p12(&client.cert, &client.key, None, &out, "", "c").is_err());
+        assert!(export_p12(&client.cert, &server.key, None, &out, "pw", "c").is_err());
         export_p12(
-            &issued.cert,
-            &issued.key,
+            &client.cert,
+            &client.key,
             Some(&dir.join("ca.crt")),
             &out,
             "pw",

@@ -153,7 +153,20 @@ pub fn build(
     let key_id = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, cert)
         .as_ref()
         .to_vec();
-    let cert_bags = yasna::construct_der(|w| {
+    let cert_bags = cert_bags(cert, chain, &key_id, name);
+    let (cert_alg, cert_enc) = pbes2(password, &cert_bags)?;
+    let (key_alg, key_enc) = pbes2(password, pkcs8_key)?;
+    let key_bags = key_bags(&key_alg, &key_enc, &key_id, name);
+    let auth_safe = auth_safe(&cert_alg, &cert_enc, &key_bags);
+    let mac_salt: [u8; 8] = random()?;
+    let mac_key = pkcs12_kdf(password, &mac_salt, 3, ITERATIONS);
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &mac_key), &auth_safe);
+    Ok(pfx(&auth_safe, tag.as_ref(), &mac_salt))
+}
+
+/// The certificate bags: `cert` (with the key's attributes) then `chain`.
+fn cert_bags(cert: &[u8], chain: &[Vec<u8>], key_id: &[u8], name: &str) -> Vec<u8> {
+    yasna::construct_der(|w| {
         w.write_sequence(|w| {
             for (i, c) in std::iter::once(cert)
                 .chain(chain.iter().map(Vec::as_slice))
@@ -168,29 +181,35 @@ pub fn build(
                         })
                     });
                     if i == 0 {
-                        attributes(w.next(), &key_id, name);
+                        attributes(w.next(), key_id, name);
                     }
                 });
             }
         })
-    });
-    let (cert_alg, cert_enc) = pbes2(password, &cert_bags)?;
-    let (key_alg, key_enc) = pbes2(password, pkcs8_key)?;
-    let key_bags = yasna::construct_der(|w| {
+    })
+}
+
+/// The key bag: the encrypted key (`key_alg`, `key_enc`) with its attributes.
+fn key_bags(key_alg: &[u8], key_enc: &[u8], key_id: &[u8], name: &str) -> Vec<u8> {
+    yasna::construct_der(|w| {
         w.write_sequence(|w| {
             w.next().write_sequence(|w| {
                 w.next().write_oid(&oid(SHROUDED_KEY_BAG));
                 w.next().write_tagged(Tag::context(0), |w| {
                     w.write_sequence(|w| {
-                        w.next().write_der(&key_alg);
-                        w.next().write_bytes(&key_enc);
+                        w.next().write_der(key_alg);
+                        w.next().write_bytes(key_enc);
                     })
                 });
-                attributes(w.next(), &key_id, name);
+                attributes(w.next(), key_id, name);
             });
         })
-    });
-    let auth_safe = yasna::construct_der(|w| {
+    })
+}
+
+/// The authenticated safe: the encrypted certificate bags, then the key bags as data.
+fn auth_safe(cert_alg: &[u8], cert_enc: &[u8], key_bags: &[u8]) -> Vec<u8> {
+    yasna::construct_der(|w| {
         w.write_sequence(|w| {
             w.next().write_sequence(|w| {
                 w.next().write_oid(&oid(ENCRYPTED_DATA));
@@ -199,9 +218,9 @@ pub fn build(
                         w.next().write_u32(0);
                         w.next().write_sequence(|w| {
                             w.next().write_oid(&oid(DATA));
-                            w.next().write_der(&cert_alg);
+                            w.next().write_der(cert_alg);
                             w.next().write_tagged_implicit(Tag::context(0), |w| {
-                                w.write_bytes(&cert_enc)
+                                w.write_bytes(cert_enc)
                             });
                         });
                     })
@@ -210,20 +229,21 @@ pub fn build(
             w.next().write_sequence(|w| {
                 w.next().write_oid(&oid(DATA));
                 w.next()
-                    .write_tagged(Tag::context(0), |w| w.write_bytes(&key_bags));
+                    .write_tagged(Tag::context(0), |w| w.write_bytes(key_bags));
             });
         })
-    });
-    let mac_salt: [u8; 8] = random()?;
-    let mac_key = pkcs12_kdf(password, &mac_salt, 3, ITERATIONS);
-    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &mac_key), &auth_safe);
-    Ok(yasna::construct_der(|w| {
+    })
+}
+
+/// The PFX: version 3, the authenticated safe, and its HMAC-SHA256 `tag` with `mac_salt`.
+fn pfx(auth_safe: &[u8], tag: &[u8], mac_salt: &[u8]) -> Vec<u8> {
+    yasna::construct_der(|w| {
         w.write_sequence(|w| {
             w.next().write_u32(3);
             w.next().write_sequence(|w| {
                 w.next().write_oid(&oid(DATA));
                 w.next()
-                    .write_tagged(Tag::context(0), |w| w.write_bytes(&auth_safe));
+                    .write_tagged(Tag::context(0), |w| w.write_bytes(auth_safe));
             });
             w.next().write_sequence(|w| {
                 w.next().write_sequence(|w| {
@@ -231,13 +251,13 @@ pub fn build(
                         w.next().write_oid(&oid(SHA256));
                         w.next().write_null();
                     });
-                    w.next().write_bytes(tag.as_ref());
+                    w.next().write_bytes(tag);
                 });
-                w.next().write_bytes(&mac_salt);
+                w.next().write_bytes(mac_salt);
                 w.next().write_u32(ITERATIONS);
             });
         })
-    }))
+    })
 }
 
 #[cfg(test)]

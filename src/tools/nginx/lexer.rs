@@ -53,207 +53,236 @@ impl fmt::Display for LexError {
 /// start and must be followed by whitespace, `;`, `{` or `)`; `\` makes the next character
 /// ordinary; `{` right after `$` belongs to the word (`${var}`).
 pub fn tokenize(src: &str) -> Result<Vec<Token>, LexError> {
-    let bytes = src.as_bytes();
-    let mut tokens = Vec::new();
-    let mut line = 1usize;
-    let mut i = 0usize;
-    // State, named as in ngx_conf_read_token.
-    let mut last_space = true;
-    let mut need_space = false;
-    let mut comment = false;
-    let mut escaped = false;
-    let mut variable = false;
-    let mut d_quoted = false;
-    let mut s_quoted = false;
-    let mut start = 0usize;
-    let mut start_line = 1usize;
+    let mut lexer = Lexer::new(src);
+    for (pos, &ch) in src.as_bytes().iter().enumerate() {
+        lexer.pos = pos;
+        lexer.step(ch)?;
+    }
+    lexer.finish()
+}
 
-    while i < bytes.len() {
-        let ch = bytes[i];
-        i += 1;
+/// Whether a state took the character whole, or passes it on to the next state's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    /// The character is consumed.
+    Taken,
+    /// The character goes on to the following rules, as nginx's reader falls through.
+    FallThrough,
+}
+
+/// The reader's state, named as in ngx_conf_read_token.
+struct Lexer<'s> {
+    src: &'s str,
+    tokens: Vec<Token>,
+    /// Line of the current character.
+    line: usize,
+    /// Byte offset of the current character.
+    pos: usize,
+    last_space: bool,
+    need_space: bool,
+    comment: bool,
+    escaped: bool,
+    variable: bool,
+    d_quoted: bool,
+    s_quoted: bool,
+    /// Byte offset where the current word's text starts.
+    start: usize,
+    /// Line the current word starts on.
+    start_line: usize,
+}
+
+impl<'s> Lexer<'s> {
+    fn new(src: &'s str) -> Self {
+        Lexer {
+            src,
+            tokens: Vec::new(),
+            line: 1,
+            pos: 0,
+            last_space: true,
+            need_space: false,
+            comment: false,
+            escaped: false,
+            variable: false,
+            d_quoted: false,
+            s_quoted: false,
+            start: 0,
+            start_line: 1,
+        }
+    }
+
+    /// Reads one character: through the comment and escape states, then the state after a
+    /// closing quote, then the state between tokens, then the word rules.
+    fn step(&mut self, ch: u8) -> Result<(), LexError> {
         if ch == b'\n' {
-            line += 1;
-            if comment {
-                comment = false;
+            self.line += 1;
+            self.comment = false;
+        }
+        if self.comment {
+            return Ok(());
+        }
+        if self.escaped {
+            self.escaped = false;
+            return Ok(());
+        }
+        if self.need_space && self.after_quote(ch)? == Flow::Taken {
+            return Ok(());
+        }
+        if self.last_space && self.between_tokens(ch) == Flow::Taken {
+            return Ok(());
+        }
+        self.in_word(ch);
+        Ok(())
+    }
+
+    fn push(&mut self, kind: TokenKind) {
+        self.tokens.push(Token {
+            kind,
+            line: self.line,
+        });
+    }
+
+    /// Right after a closing quote: only whitespace, `;`, `{` or `)` may follow.
+    fn after_quote(&mut self, ch: u8) -> Result<Flow, LexError> {
+        if is_space(ch) {
+            self.last_space = true;
+            self.need_space = false;
+            return Ok(Flow::Taken);
+        }
+        match ch {
+            b';' | b'{' => {
+                self.push(if ch == b';' {
+                    TokenKind::Semicolon
+                } else {
+                    TokenKind::BlockStart
+                });
+                self.need_space = false;
+                self.last_space = true;
+                Ok(Flow::Taken)
+            }
+            b')' => {
+                // nginx lets `)` follow a closing quote (`if ($a = "b")`); the `)` then
+                // starts a word of its own.
+                self.last_space = true;
+                self.need_space = false;
+                Ok(Flow::FallThrough)
+            }
+            other => Err(LexError {
+                line: self.line,
+                message: format!("unexpected \"{}\"", printable(other)),
+            }),
+        }
+    }
+
+    /// Between tokens: whitespace is skipped, and the character starts what comes next.
+    fn between_tokens(&mut self, ch: u8) -> Flow {
+        if is_space(ch) {
+            return Flow::Taken;
+        }
+        self.start = self.pos;
+        self.start_line = self.line;
+        match ch {
+            b';' => self.push(TokenKind::Semicolon),
+            b'{' => self.push(TokenKind::BlockStart),
+            b'}' => self.push(TokenKind::BlockEnd),
+            b'#' => self.comment = true,
+            b'\\' => {
+                self.escaped = true;
+                self.last_space = false;
+            }
+            b'"' | b'\'' => {
+                self.start = self.pos + 1;
+                self.d_quoted = ch == b'"';
+                self.s_quoted = ch == b'\'';
+                self.last_space = false;
+            }
+            _ => {
+                // A bare word's first character falls through to the word rules, as in
+                // nginx (a leading `$` sets `variable`).
+                self.last_space = false;
+                return Flow::FallThrough;
             }
         }
-        if comment {
-            continue;
+        Flow::Taken
+    }
+
+    /// Inside a word, bare or quoted: looks for its end.
+    fn in_word(&mut self, ch: u8) {
+        if ch == b'{' && self.variable {
+            return;
         }
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        if need_space {
-            if is_space(ch) {
-                last_space = true;
-                need_space = false;
-                continue;
-            }
-            match ch {
-                b';' => {
-                    tokens.push(Token {
-                        kind: TokenKind::Semicolon,
-                        line,
-                    });
-                    need_space = false;
-                    last_space = true;
-                    continue;
-                }
-                b'{' => {
-                    tokens.push(Token {
-                        kind: TokenKind::BlockStart,
-                        line,
-                    });
-                    need_space = false;
-                    last_space = true;
-                    continue;
-                }
-                b')' => {
-                    // nginx lets `)` follow a closing quote (`if ($a = "b")`); the `)` then
-                    // starts a word of its own.
-                    last_space = true;
-                    need_space = false;
-                }
-                other => {
-                    return Err(LexError {
-                        line,
-                        message: format!("unexpected \"{}\"", printable(other)),
-                    });
-                }
-            }
-        }
-        if last_space {
-            if is_space(ch) {
-                continue;
-            }
-            start = i - 1;
-            start_line = line;
-            match ch {
-                b';' => {
-                    tokens.push(Token {
-                        kind: TokenKind::Semicolon,
-                        line,
-                    });
-                    continue;
-                }
-                b'{' => {
-                    tokens.push(Token {
-                        kind: TokenKind::BlockStart,
-                        line,
-                    });
-                    continue;
-                }
-                b'}' => {
-                    tokens.push(Token {
-                        kind: TokenKind::BlockEnd,
-                        line,
-                    });
-                    continue;
-                }
-                b'#' => {
-                    comment = true;
-                    continue;
-                }
-                b'\\' => {
-                    escaped = true;
-                    last_space = false;
-                    continue;
-                }
-                b'"' => {
-                    start = i;
-                    d_quoted = true;
-                    last_space = false;
-                    continue;
-                }
-                b'\'' => {
-                    start = i;
-                    s_quoted = true;
-                    last_space = false;
-                    continue;
-                }
-                _ => {
-                    last_space = false;
-                }
-            }
-            // A bare word's first character falls through to the word rules below, as in
-            // nginx (a leading `$` sets `variable`).
-        }
-        if ch == b'{' && variable {
-            continue;
-        }
-        variable = false;
+        self.variable = false;
         if ch == b'\\' {
-            escaped = true;
-            continue;
+            self.escaped = true;
+            return;
         }
         if ch == b'$' {
-            variable = true;
-            continue;
+            self.variable = true;
+            return;
         }
-        let mut found = false;
-        let quoted = d_quoted || s_quoted;
-        if d_quoted {
-            if ch == b'"' {
-                d_quoted = false;
-                need_space = true;
-                found = true;
-            }
-        } else if s_quoted {
-            if ch == b'\'' {
-                s_quoted = false;
-                need_space = true;
-                found = true;
-            }
-        } else if is_space(ch) || ch == b';' || ch == b'{' {
-            last_space = true;
-            found = true;
+        let quoted = self.d_quoted || self.s_quoted;
+        let found = if self.d_quoted {
+            ch == b'"'
+        } else if self.s_quoted {
+            ch == b'\''
+        } else {
+            is_space(ch) || ch == b';' || ch == b'{'
+        };
+        if !found {
+            return;
         }
-        if found {
-            let raw = &src[start..i - 1];
-            tokens.push(Token {
-                kind: TokenKind::Word {
-                    text: unescape(raw),
-                    quoted,
-                },
-                line: start_line,
-            });
-            if !quoted {
-                match ch {
-                    b';' => tokens.push(Token {
-                        kind: TokenKind::Semicolon,
-                        line,
-                    }),
-                    b'{' => tokens.push(Token {
-                        kind: TokenKind::BlockStart,
-                        line,
-                    }),
-                    _ => {}
-                }
-            }
+        if quoted {
+            self.d_quoted = false;
+            self.s_quoted = false;
+            self.need_space = true;
+        } else {
+            self.last_space = true;
         }
+        self.end_word(ch, quoted);
     }
-    if d_quoted || s_quoted {
-        return Err(LexError {
-            line: start_line,
-            message: format!(
-                "unexpected end of file, missing terminating \"{}\" character",
-                if d_quoted { '"' } else { '\'' }
-            ),
-        });
-    }
-    if !last_space && !need_space {
-        // A bare word still open at the end of the file: kept, so that the parser reports
-        // the missing `;` with the directive's name.
-        tokens.push(Token {
+
+    /// A word has ended at `ch`: the word, then the `;` or `{` that ended a bare one.
+    fn end_word(&mut self, ch: u8, quoted: bool) {
+        let raw = &self.src[self.start..self.pos];
+        self.tokens.push(Token {
             kind: TokenKind::Word {
-                text: unescape(&src[start..]),
-                quoted: false,
+                text: unescape(raw),
+                quoted,
             },
-            line: start_line,
+            line: self.start_line,
         });
+        if !quoted {
+            match ch {
+                b';' => self.push(TokenKind::Semicolon),
+                b'{' => self.push(TokenKind::BlockStart),
+                _ => {}
+            }
+        }
     }
-    Ok(tokens)
+
+    /// The end of the file: an open quote is an error; an open bare word is kept.
+    fn finish(mut self) -> Result<Vec<Token>, LexError> {
+        if self.d_quoted || self.s_quoted {
+            return Err(LexError {
+                line: self.start_line,
+                message: format!(
+                    "unexpected end of file, missing terminating \"{}\" character",
+                    if self.d_quoted { '"' } else { '\'' }
+                ),
+            });
+        }
+        if !self.last_space && !self.need_space {
+            // A bare word still open at the end of the file: kept, so that the parser reports
+            // the missing `;` with the directive's name.
+            self.tokens.push(Token {
+                kind: TokenKind::Word {
+                    text: unescape(&self.src[self.start..]),
+                    quoted: false,
+                },
+                line: self.start_line,
+            });
+        }
+        Ok(self.tokens)
+    }
 }
 
 fn is_space(ch: u8) -> bool {

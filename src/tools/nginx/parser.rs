@@ -128,138 +128,100 @@ impl Parser {
         depth: usize,
     ) -> Result<Vec<Directive>, NginxError> {
         let tokens = tokenize(text).map_err(|e| err(&file, e.line, "", e.message))?;
-        let mut pos = 0;
-        self.block(&tokens, &mut pos, &file, depth, None)
+        let mut toks = Tokens {
+            tokens: &tokens,
+            pos: 0,
+            file,
+        };
+        self.block(&mut toks, depth, None)
     }
 
     /// Reads directives until the end of the file (`opened` None) or the `}` closing the block
     /// opened by `opened`.
     fn block(
         &mut self,
-        tokens: &[Token],
-        pos: &mut usize,
-        file: &Arc<Path>,
+        toks: &mut Tokens<'_>,
         depth: usize,
         opened: Option<&Origin>,
     ) -> Result<Vec<Directive>, NginxError> {
         let mut out = Vec::new();
         loop {
-            let mut words: Vec<String> = Vec::new();
-            let mut first_line = 0;
-            let end = loop {
-                match tokens.get(*pos) {
-                    None => break None,
-                    Some(t) => {
-                        *pos += 1;
-                        match &t.kind {
-                            TokenKind::Word { text, .. } => {
-                                if words.is_empty() {
-                                    first_line = t.line;
-                                }
-                                words.push(text.clone());
-                            }
-                            other => break Some((other.clone(), t.line)),
-                        }
-                    }
-                }
-            };
-            let name = words.first().cloned().unwrap_or_default();
-            match end {
+            let st = toks.statement();
+            let file = &toks.file;
+            match &st.end {
                 None => {
-                    if !words.is_empty() {
-                        return Err(err(
-                            file,
-                            first_line,
-                            &name,
-                            "unexpected end of file, expecting \";\" or \"}\"",
-                        ));
-                    }
-                    if let Some(o) = opened {
-                        return Err(err(
-                            file,
-                            o.line,
-                            &o.directive,
-                            "unexpected end of file, expecting \"}\"",
-                        ));
-                    }
+                    st.at_end_of_file(file, opened)?;
                     return Ok(out);
                 }
                 Some((TokenKind::BlockEnd, line)) => {
-                    if !words.is_empty() {
-                        return Err(err(file, first_line, &name, "unexpected \"}\""));
+                    if !st.words.is_empty() {
+                        return Err(err(file, st.first_line, st.name(), "unexpected \"}\""));
                     }
                     if opened.is_none() {
-                        return Err(err(file, line, "", "unexpected \"}\""));
+                        return Err(err(file, *line, "", "unexpected \"}\""));
                     }
                     return Ok(out);
                 }
-                Some((TokenKind::Semicolon, line)) if words.is_empty() => {
-                    return Err(err(file, line, "", "unexpected \";\""));
+                Some((TokenKind::Semicolon, line)) if st.words.is_empty() => {
+                    return Err(err(file, *line, "", "unexpected \";\""));
                 }
-                Some((TokenKind::BlockStart, line)) if words.is_empty() => {
-                    return Err(err(file, line, "", "unexpected \"{\""));
+                Some((TokenKind::BlockStart, line)) if st.words.is_empty() => {
+                    return Err(err(file, *line, "", "unexpected \"{\""));
                 }
                 Some((kind, _)) => {
-                    self.directives += 1;
-                    if self.directives > MAX_DIRECTIVES {
-                        return Err(err(
-                            file,
-                            first_line,
-                            &name,
-                            format!("more than {MAX_DIRECTIVES} directives"),
-                        ));
-                    }
-                    let origin = Origin {
-                        file: file.clone(),
-                        line: first_line,
-                        directive: name.clone(),
-                    };
-                    let args: Vec<String> = words.into_iter().skip(1).collect();
-                    if kind == TokenKind::BlockStart {
-                        if name == "include" {
-                            return Err(err(
-                                file,
-                                first_line,
-                                &name,
-                                "directive \"include\" is not terminated by \";\"",
-                            ));
-                        }
-                        if depth + 1 > MAX_DEPTH {
-                            return Err(err(
-                                file,
-                                first_line,
-                                &name,
-                                "blocks and includes are nested too deeply",
-                            ));
-                        }
-                        let inner = self.block(tokens, pos, file, depth + 1, Some(&origin))?;
-                        out.push(Directive {
-                            name,
-                            args,
-                            block: Some(inner),
-                            origin,
-                        });
-                    } else if name == "include" {
-                        if args.len() != 1 {
-                            return Err(err(
-                                file,
-                                first_line,
-                                &name,
-                                "invalid number of arguments in \"include\" directive",
-                            ));
-                        }
-                        out.extend(self.include(&args[0], &origin, depth)?);
-                    } else {
-                        out.push(Directive {
-                            name,
-                            args,
-                            block: None,
-                            origin,
-                        });
-                    }
+                    let opens_block = *kind == TokenKind::BlockStart;
+                    self.directive(toks, depth, st, opens_block, &mut out)?
                 }
             }
         }
+    }
+
+    /// One directive whose words `st` holds, ended by `;` or (`opens_block`) by `{`: pushed
+    /// onto `out`, its block read, or (`include`) the files it names read in its place.
+    fn directive(
+        &mut self,
+        toks: &mut Tokens<'_>,
+        depth: usize,
+        st: Statement,
+        opens_block: bool,
+        out: &mut Vec<Directive>,
+    ) -> Result<(), NginxError> {
+        let origin = Origin {
+            file: toks.file.clone(),
+            line: st.first_line,
+            directive: st.name().to_string(),
+        };
+        let fail = |message: &str| err(&origin.file, origin.line, &origin.directive, message);
+        self.directives += 1;
+        if self.directives > MAX_DIRECTIVES {
+            return Err(fail(&format!("more than {MAX_DIRECTIVES} directives")));
+        }
+        let name = origin.directive.clone();
+        let args: Vec<String> = st.words.into_iter().skip(1).collect();
+        let block = if opens_block {
+            if name == "include" {
+                return Err(fail("directive \"include\" is not terminated by \";\""));
+            }
+            if depth + 1 > MAX_DEPTH {
+                return Err(fail("blocks and includes are nested too deeply"));
+            }
+            Some(self.block(toks, depth + 1, Some(&origin))?)
+        } else if name == "include" {
+            if args.len() != 1 {
+                return Err(fail("invalid number of arguments in \"include\" directive"));
+            }
+            out.extend(self.include(&args[0], &origin, depth)?);
+            return Ok(());
+        } else {
+            None
+        };
+        out.push(Directive {
+            name,
+            args,
+            block,
+            origin,
+        });
+        Ok(())
     }
 
     fn include(
@@ -309,6 +271,81 @@ impl Parser {
             out.extend(parsed?);
         }
         Ok(out)
+    }
+}
+
+/// One file's tokens and the reading position in them.
+struct Tokens<'t> {
+    tokens: &'t [Token],
+    pos: usize,
+    file: Arc<Path>,
+}
+
+/// The words of one statement and the token that ended it.
+struct Statement {
+    words: Vec<String>,
+    /// Line of the first word.
+    first_line: usize,
+    /// `;`, `{` or `}` and its line; None at the end of the file.
+    end: Option<(TokenKind, usize)>,
+}
+
+impl Tokens<'_> {
+    /// Reads words up to the next `;`, `{`, `}` or the end of the file.
+    fn statement(&mut self) -> Statement {
+        let mut words: Vec<String> = Vec::new();
+        let mut first_line = 0;
+        while let Some(t) = self.tokens.get(self.pos) {
+            self.pos += 1;
+            match &t.kind {
+                TokenKind::Word { text, .. } => {
+                    if words.is_empty() {
+                        first_line = t.line;
+                    }
+                    words.push(text.clone());
+                }
+                other => {
+                    return Statement {
+                        words,
+                        first_line,
+                        end: Some((other.clone(), t.line)),
+                    }
+                }
+            }
+        }
+        Statement {
+            words,
+            first_line,
+            end: None,
+        }
+    }
+}
+
+impl Statement {
+    /// The directive's name: its first word ("" for none).
+    fn name(&self) -> &str {
+        self.words.first().map_or("", String::as_str)
+    }
+
+    /// The file ended after this statement: fine only with no words pending and no block open.
+    fn at_end_of_file(&self, file: &Arc<Path>, opened: Option<&Origin>) -> Result<(), NginxError> {
+        if !self.words.is_empty() {
+            return Err(err(
+                file,
+                self.first_line,
+                self.name(),
+                "unexpected end of file, expecting \";\" or \"}\"",
+            ));
+        }
+        if let Some(o) = opened {
+            return Err(err(
+                file,
+                o.line,
+                &o.directive,
+                "unexpected end of file, expecting \"}\"",
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -117,6 +117,22 @@ pub fn render(out: &Out, main: &Path) -> (String, SourceMap) {
         None,
     );
     runtime(&mut w, &out.runtime);
+    log_formats(&mut w, out);
+    static_files(&mut w, out);
+    for m in &out.maps {
+        map(&mut w, m);
+    }
+    for u in &out.upstreams {
+        upstream(&mut w, u);
+    }
+    for l in &out.listeners {
+        listener(&mut w, l);
+    }
+    (w.text, w.map)
+}
+
+/// `[log_format]`: the formats some access_log uses.
+fn log_formats(w: &mut Writer, out: &Out) {
     if !out.log_formats.is_empty() {
         w.blank();
         w.raw("[log_format]", None);
@@ -124,6 +140,10 @@ pub fn render(out: &Out, main: &Path) -> (String, SourceMap) {
             w.kv(&f.v.0, q(&f.v.1), &f.at);
         }
     }
+}
+
+/// `[static]`: the MIME types of file-serving locations.
+fn static_files(w: &mut Writer, out: &Out) {
     if let Some(st) = &out.static_files {
         w.blank();
         w.raw("[static]", Some(&st.default_type.at));
@@ -135,37 +155,32 @@ pub fn render(out: &Out, main: &Path) -> (String, SourceMap) {
             }
         }
     }
-    for m in &out.maps {
-        w.blank();
-        w.header("[[map]]", &m.at, None);
-        w.kv("source", q(&m.source), &m.at);
-        w.kv("variable", q(&m.variable), &m.at);
-        w.kv("default", q(&m.default.v), &m.default.at);
-        w.raw("entries = [", Some(&m.at));
-        for e in &m.entries {
-            let (kind, k, v) = &e.v;
-            let kind = match kind {
-                MapMatch::Exact => "exact",
-                MapMatch::Regex => "regex",
-                MapMatch::RegexNocase => "regex_nocase",
-            };
-            let line = format!(
-                "  {{ {kind} = {}, value = {} }},  # {}",
-                q(k),
-                q(v),
-                w.where_(&e.at)
-            );
-            w.raw(&line, Some(&e.at));
-        }
-        w.raw("]", Some(&m.at));
+}
+
+/// One `[[map]]`, an entry per line.
+fn map(w: &mut Writer, m: &OutMap) {
+    w.blank();
+    w.header("[[map]]", &m.at, None);
+    w.kv("source", q(&m.source), &m.at);
+    w.kv("variable", q(&m.variable), &m.at);
+    w.kv("default", q(&m.default.v), &m.default.at);
+    w.raw("entries = [", Some(&m.at));
+    for e in &m.entries {
+        let (kind, k, v) = &e.v;
+        let kind = match kind {
+            MapMatch::Exact => "exact",
+            MapMatch::Regex => "regex",
+            MapMatch::RegexNocase => "regex_nocase",
+        };
+        let line = format!(
+            "  {{ {kind} = {}, value = {} }},  # {}",
+            q(k),
+            q(v),
+            w.where_(&e.at)
+        );
+        w.raw(&line, Some(&e.at));
     }
-    for u in &out.upstreams {
-        upstream(&mut w, u);
-    }
-    for l in &out.listeners {
-        listener(&mut w, l);
-    }
-    (w.text, w.map)
+    w.raw("]", Some(&m.at));
 }
 
 fn runtime(w: &mut Writer, r: &OutRuntime) {

@@ -311,18 +311,7 @@ impl Translator {
         let mut http_seen: Option<Origin> = None;
         for d in ast {
             match d.name.as_str() {
-                "worker_processes" => {
-                    if let Some(a) = self.diag.one(d) {
-                        let n = if a == "auto" {
-                            Some(0)
-                        } else {
-                            self.diag.number(d, a)
-                        };
-                        if let Some(n) = n {
-                            self.out.runtime.workers = Some(L::new(n, &d.origin));
-                        }
-                    }
-                }
+                "worker_processes" => self.worker_processes(d),
                 "worker_shutdown_timeout" => {
                     if let Some(v) = self.diag.one(d).and_then(|a| self.diag.duration(d, a)) {
                         self.out.runtime.shutdown_timeout = Some(L::new(v, &d.origin));
@@ -332,24 +321,7 @@ impl Translator {
                     self.error_log(d);
                     self.main_error_log = true;
                 }
-                "events" => {
-                    if let Some(block) = self.block(d, 0..=0) {
-                        for e in block {
-                            if e.name == "worker_connections" {
-                                // nginx counts upstream connections in it too; ringgate's cap
-                                // counts clients only, so the same number admits no fewer.
-                                if let Some(n) =
-                                    self.diag.one(e).and_then(|a| self.diag.number(e, a))
-                                {
-                                    self.out.runtime.max_connections_per_worker =
-                                        Some(L::new(n, &e.origin));
-                                }
-                            } else {
-                                self.diag.other(e, "events");
-                            }
-                        }
-                    }
-                }
+                "events" => self.events(d),
                 "http" => {
                     if let Some(prev) = &http_seen {
                         self.diag.error(
@@ -367,6 +339,37 @@ impl Translator {
                     }
                 }
                 _ => self.diag.other(d, "the main context"),
+            }
+        }
+    }
+
+    /// `worker_processes N|auto` (auto: one per CPU, ringgate's 0).
+    fn worker_processes(&mut self, d: &Directive) {
+        let Some(a) = self.diag.one(d) else { return };
+        let n = if a == "auto" {
+            Some(0)
+        } else {
+            self.diag.number(d, a)
+        };
+        if let Some(n) = n {
+            self.out.runtime.workers = Some(L::new(n, &d.origin));
+        }
+    }
+
+    /// `events { worker_connections N; }`.
+    fn events(&mut self, d: &Directive) {
+        let Some(block) = self.block(d, 0..=0) else {
+            return;
+        };
+        for e in block {
+            if e.name != "worker_connections" {
+                self.diag.other(e, "events");
+                continue;
+            }
+            // nginx counts upstream connections in it too; ringgate's cap counts clients
+            // only, so the same number admits no fewer.
+            if let Some(n) = self.diag.one(e).and_then(|a| self.diag.number(e, a)) {
+                self.out.runtime.max_connections_per_worker = Some(L::new(n, &e.origin));
             }
         }
     }
@@ -591,18 +594,7 @@ impl Translator {
                     }
                     default = Some(L::new(e.args[0].clone(), &e.origin));
                 }
-                (key, 1) => {
-                    let value = e.args[0].clone();
-                    let entry = if let Some(re) = key.strip_prefix("~*") {
-                        (MapMatch::RegexNocase, re.to_string(), value)
-                    } else if let Some(re) = key.strip_prefix('~') {
-                        (MapMatch::Regex, re.to_string(), value)
-                    } else {
-                        let k = key.strip_prefix('\\').unwrap_or(key);
-                        (MapMatch::Exact, k.to_string(), value)
-                    };
-                    entries.push(L::new(entry, &e.origin));
-                }
+                (key, 1) => entries.push(L::new(map_entry(key, &e.args[0]), &e.origin)),
                 _ => self
                     .diag
                     .error(&e.origin, "invalid number of the map parameters"),
@@ -654,6 +646,20 @@ impl Translator {
             }
         }
         self.unreferenced_upstreams();
+    }
+}
+
+/// A map entry `KEY VALUE`: `~*REGEX` (case-insensitive), `~REGEX`, or an exact key (a
+/// leading `\` escapes a key that starts with `~`).
+fn map_entry(key: &str, value: &str) -> (MapMatch, String, String) {
+    let value = value.to_string();
+    if let Some(re) = key.strip_prefix("~*") {
+        (MapMatch::RegexNocase, re.to_string(), value)
+    } else if let Some(re) = key.strip_prefix('~') {
+        (MapMatch::Regex, re.to_string(), value)
+    } else {
+        let k = key.strip_prefix('\\').unwrap_or(key);
+        (MapMatch::Exact, k.to_string(), value)
     }
 }
 

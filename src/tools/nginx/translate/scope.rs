@@ -169,279 +169,285 @@ impl Scope {
     /// Takes `d` into this level if it is one of the inheritable directives allowed at
     /// `level`; returns false (and records nothing) for any other directive.
     pub fn set(&mut self, d: &Directive, level: Level, diag: &mut Diag, conf_dir: &Path) -> bool {
-        let server_only = matches!(level, Level::Http | Level::Server);
-        let at = &d.origin;
-        let path =
-            |diag: &mut Diag, s: &str| -> Option<String> { file_path(s, at, diag, conf_dir) };
-        match d.name.as_str() {
-            "ssl" if server_only => {
-                if let Some(v) = diag.one(d).and_then(|a| diag.flag(d, a)) {
-                    diag.warn(at, "deprecated in nginx; write `listen ... ssl` instead");
-                    once(&mut self.ssl, v, d, diag);
-                }
-            }
-            "ssl_certificate" if server_only => {
-                if let Some(p) = diag.one(d).and_then(|a| path(diag, a)) {
-                    self.certs.push(L::new(p, at));
-                }
-            }
-            "ssl_certificate_key" if server_only => {
-                if let Some(p) = diag.one(d).and_then(|a| path(diag, a)) {
-                    self.keys.push(L::new(p, at));
-                }
-            }
-            "ssl_client_certificate" if server_only => {
-                if let Some(p) = diag.one(d).and_then(|a| path(diag, a)) {
-                    once(&mut self.client_ca, p, d, diag);
-                }
-            }
-            "ssl_trusted_certificate" if server_only => {
-                if let Some(p) = diag.one(d).and_then(|a| path(diag, a)) {
-                    once(&mut self.trusted, p, d, diag);
-                }
-            }
-            "ssl_crl" if server_only => {
-                if let Some(p) = diag.one(d).and_then(|a| path(diag, a)) {
-                    once(&mut self.crl, p, d, diag);
-                }
-            }
-            "ssl_session_ticket_key" if server_only => {
-                if let Some(p) = diag.one(d).and_then(|a| path(diag, a)) {
-                    self.ticket_keys.push(L::new(p, at));
-                }
-            }
-            "ssl_verify_client" if server_only => {
-                if let Some(a) = diag.one(d) {
-                    match a {
-                        "on" | "off" | "optional" | "optional_no_ca" => {
-                            once(&mut self.verify_client, a.to_string(), d, diag)
-                        }
-                        _ => diag.error(
-                            at,
-                            format!("invalid value \"{a}\"; expected on, off, optional or optional_no_ca"),
-                        ),
-                    }
-                }
-            }
-            "ssl_verify_depth" if server_only => {
-                if let Some(n) = diag.one(d).and_then(|a| diag.number(d, a)) {
-                    match u32::try_from(n) {
-                        Ok(n) => once(&mut self.verify_depth, n, d, diag),
-                        Err(_) => diag.error(at, "depth too large"),
-                    }
-                }
-            }
-            "ssl_protocols" if server_only => {
-                if let Some(p) = protocols(d, diag) {
-                    once(&mut self.protocols, p, d, diag);
-                }
-            }
-            "ssl_session_cache" if server_only => {
-                if let Some(n) = session_cache(d, diag) {
-                    once(&mut self.session_cache, n, d, diag);
-                }
-            }
-            "ssl_session_tickets" if server_only => {
-                if let Some(v) = diag.one(d).and_then(|a| diag.flag(d, a)) {
-                    once(&mut self.session_tickets, v, d, diag);
-                }
-            }
-            "ssl_session_timeout" if server_only => {
-                if let Some(v) = diag.one(d).and_then(|a| diag.duration(d, a)) {
-                    once(&mut self.session_timeout, v, d, diag);
-                }
-            }
-            "keepalive_timeout" => {
-                if diag.args(d, 1..=2) {
-                    if d.args.len() == 2 {
-                        diag.warn(
-                            at,
-                            "the second value (the Keep-Alive: timeout= header) is ignored; ringgate sends no Keep-Alive header",
-                        );
-                    }
-                    if let Some(v) = diag.duration(d, &d.args[0]) {
-                        let zero = parse_duration(&v).is_ok_and(|t| t.is_zero());
-                        once(
-                            &mut self.keepalive_timeout,
-                            if zero { None } else { Some(v) },
-                            d,
-                            diag,
-                        );
-                    }
-                }
-            }
-            "keepalive_requests" => {
-                if let Some(n) = diag.one(d).and_then(|a| diag.number(d, a)) {
-                    once(&mut self.keepalive_requests, n, d, diag);
-                }
-            }
-            "client_max_body_size" => {
-                if let Some(v) = diag.one(d).and_then(|a| diag.size(d, a)) {
-                    once(&mut self.client_max_body_size, v, d, diag);
-                }
-            }
-            "large_client_header_buffers" if server_only => {
-                if diag.args(d, 2..=2) {
-                    let number = diag.number(d, &d.args[0]);
-                    let size = diag.size(d, &d.args[1]);
-                    if let (Some(n), Some(size)) = (number, size) {
-                        let bytes = crate::config::units::parse_size(&size).unwrap_or(0);
-                        if n == 0 || bytes == 0 {
-                            diag.error(&d.origin, "invalid value: number and size must not be 0");
-                        } else {
-                            let total = n.saturating_mul(bytes);
-                            once(&mut self.header_buffers, (total, size), d, diag);
-                        }
-                    }
-                }
-            }
-            "client_header_timeout" if server_only => {
-                if let Some(v) = diag.one(d).and_then(|a| diag.duration(d, a)) {
-                    once(&mut self.header_timeout, v, d, diag);
-                }
-            }
-            "client_body_timeout" => {
-                if let Some(v) = diag.one(d).and_then(|a| diag.duration(d, a)) {
-                    once(&mut self.body_timeout, v, d, diag);
-                }
-            }
-            "send_timeout" => {
-                if let Some(v) = diag.one(d).and_then(|a| diag.duration(d, a)) {
-                    once(&mut self.send_timeout, v, d, diag);
-                }
-            }
-            "access_log" => {
-                if let Some(v) = access_log(d, diag, conf_dir) {
-                    if self.access_log.is_some() {
-                        diag.warn(
-                            at,
-                            "a second access_log on one level is ignored; ringgate writes one log per server",
-                        );
-                    } else {
-                        self.access_log = Some(L::new(v, at));
-                    }
-                }
-            }
-            "root" => {
-                if let Some(p) = diag.one(d).and_then(|a| path(diag, a)) {
-                    once(&mut self.root, p, d, diag);
-                }
-            }
-            "index" => {
-                if diag.args(d, 1..=usize::MAX) {
-                    if d.args.iter().any(|a| a.contains('$')) {
-                        diag.error(at, "variables in index are not supported");
-                    } else {
-                        once(&mut self.index, d.args.clone(), d, diag);
-                    }
-                }
-            }
-            "proxy_set_header" => {
-                if diag.args(d, 2..=2) {
-                    let list = self.headers.get_or_insert_with(Vec::new);
-                    if let Some(prev) = list
-                        .iter()
-                        .position(|h| h.v.0.eq_ignore_ascii_case(&d.args[0]))
-                    {
-                        diag.warn(
-                            at,
-                            format!(
-                                "replaces the proxy_set_header {} on line {}; ringgate sends one value per header",
-                                d.args[0], list[prev].at.line
-                            ),
-                        );
-                        list.remove(prev);
-                    }
-                    if d.args[0].eq_ignore_ascii_case("upgrade") {
-                        diag.warn(
-                            at,
-                            "WebSocket is not tunnelled; the Upgrade header is dropped",
-                        );
-                    }
-                    list.push(L::new((d.args[0].clone(), d.args[1].clone()), at));
-                }
-            }
-            "proxy_http_version" => {
-                if let Some(a) = diag.one(d) {
-                    match a {
-                        "1.1" => once(&mut self.proxy.http_version, a.to_string(), d, diag),
-                        "1.0" => {
-                            diag.warn(
-                                at,
-                                "ringgate always speaks HTTP/1.1 (with keep-alive) to upstreams",
-                            );
-                            once(&mut self.proxy.http_version, a.to_string(), d, diag)
-                        }
-                        _ => diag.error(at, format!("invalid value \"{a}\"; expected 1.0 or 1.1")),
-                    }
-                }
-            }
-            "proxy_ssl_verify" => {
-                if let Some(v) = diag.one(d).and_then(|a| diag.flag(d, a)) {
-                    once(&mut self.proxy.ssl_verify, v, d, diag);
-                }
-            }
-            "proxy_ssl_verify_depth" => {
-                if let Some(n) = diag.one(d).and_then(|a| diag.number(d, a)) {
-                    match u32::try_from(n) {
-                        Ok(n) => once(&mut self.proxy.ssl_verify_depth, n, d, diag),
-                        Err(_) => diag.error(at, "depth too large"),
-                    }
-                }
-            }
-            "proxy_ssl_certificate" => {
-                if let Some(p) = diag.one(d).and_then(|a| path(diag, a)) {
-                    once(&mut self.proxy.ssl_certificate, p, d, diag);
-                }
-            }
-            "proxy_ssl_certificate_key" => {
-                if let Some(p) = diag.one(d).and_then(|a| path(diag, a)) {
-                    once(&mut self.proxy.ssl_certificate_key, p, d, diag);
-                }
-            }
-            "proxy_ssl_trusted_certificate" => {
-                if let Some(p) = diag.one(d).and_then(|a| path(diag, a)) {
-                    once(&mut self.proxy.ssl_trusted_certificate, p, d, diag);
-                }
-            }
-            "proxy_ssl_name" => {
-                if let Some(a) = diag.one(d) {
-                    once(&mut self.proxy.ssl_name, a.to_string(), d, diag);
-                }
-            }
-            "proxy_ssl_server_name" => {
-                if let Some(v) = diag.one(d).and_then(|a| diag.flag(d, a)) {
-                    once(&mut self.proxy.ssl_server_name, v, d, diag);
-                }
-            }
-            "proxy_ssl_protocols" => {
-                if let Some(p) = protocols(d, diag) {
-                    once(&mut self.proxy.ssl_protocols, p, d, diag);
-                }
-            }
-            "proxy_ssl_session_reuse" => {
-                if let Some(v) = diag.one(d).and_then(|a| diag.flag(d, a)) {
-                    once(&mut self.proxy.ssl_session_reuse, v, d, diag);
-                }
-            }
-            "proxy_connect_timeout" => {
-                if let Some(v) = diag.one(d).and_then(|a| diag.duration(d, a)) {
-                    once(&mut self.proxy.connect_timeout, v, d, diag);
-                }
-            }
-            "proxy_read_timeout" => {
-                if let Some(v) = diag.one(d).and_then(|a| diag.duration(d, a)) {
-                    once(&mut self.proxy.read_timeout, v, d, diag);
-                }
-            }
-            "proxy_send_timeout" => {
-                if let Some(v) = diag.one(d).and_then(|a| diag.duration(d, a)) {
-                    once(&mut self.proxy.send_timeout, v, d, diag);
-                }
-            }
-            _ => return false,
+        let Some((_, allowed, setter)) = DIRECTIVES.iter().find(|(name, ..)| *name == d.name)
+        else {
+            return false;
+        };
+        if *allowed == Allowed::HttpServer && level == Level::Location {
+            return false;
         }
+        setter(self, &mut Ctx { d, diag, conf_dir });
         true
+    }
+}
+
+/// Where an inheritable directive may be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Allowed {
+    /// `http` and `server` only (the TLS settings, which nginx fixes per server).
+    HttpServer,
+    /// `http`, `server` and `location`.
+    Anywhere,
+}
+
+/// Takes one directive (already known by name) into a level.
+type Setter = fn(&mut Scope, &mut Ctx<'_>);
+
+/// Every inheritable directive: its name, where it may be written, and how it is taken in.
+#[rustfmt::skip]
+const DIRECTIVES: &[(&str, Allowed, Setter)] = &[
+    ("ssl", Allowed::HttpServer, |s, c| c.once(&mut s.ssl, Ctx::deprecated_ssl)),
+    ("ssl_certificate", Allowed::HttpServer, |s, c| c.push(&mut s.certs, Ctx::path)),
+    ("ssl_certificate_key", Allowed::HttpServer, |s, c| c.push(&mut s.keys, Ctx::path)),
+    ("ssl_client_certificate", Allowed::HttpServer, |s, c| c.once(&mut s.client_ca, Ctx::path)),
+    ("ssl_trusted_certificate", Allowed::HttpServer, |s, c| c.once(&mut s.trusted, Ctx::path)),
+    ("ssl_crl", Allowed::HttpServer, |s, c| c.once(&mut s.crl, Ctx::path)),
+    ("ssl_session_ticket_key", Allowed::HttpServer, |s, c| c.push(&mut s.ticket_keys, Ctx::path)),
+    ("ssl_verify_client", Allowed::HttpServer, |s, c| c.once(&mut s.verify_client, Ctx::verify_client)),
+    ("ssl_verify_depth", Allowed::HttpServer, |s, c| c.once(&mut s.verify_depth, Ctx::depth)),
+    ("ssl_protocols", Allowed::HttpServer, |s, c| c.once(&mut s.protocols, Ctx::protocols)),
+    ("ssl_session_cache", Allowed::HttpServer, |s, c| c.once(&mut s.session_cache, Ctx::session_cache)),
+    ("ssl_session_tickets", Allowed::HttpServer, |s, c| c.once(&mut s.session_tickets, Ctx::flag)),
+    ("ssl_session_timeout", Allowed::HttpServer, |s, c| c.once(&mut s.session_timeout, Ctx::duration)),
+    ("keepalive_timeout", Allowed::Anywhere, |s, c| c.once(&mut s.keepalive_timeout, Ctx::keepalive_timeout)),
+    ("keepalive_requests", Allowed::Anywhere, |s, c| c.once(&mut s.keepalive_requests, Ctx::number)),
+    ("client_max_body_size", Allowed::Anywhere, |s, c| c.once(&mut s.client_max_body_size, Ctx::size)),
+    ("large_client_header_buffers", Allowed::HttpServer, |s, c| c.once(&mut s.header_buffers, Ctx::header_buffers)),
+    ("client_header_timeout", Allowed::HttpServer, |s, c| c.once(&mut s.header_timeout, Ctx::duration)),
+    ("client_body_timeout", Allowed::Anywhere, |s, c| c.once(&mut s.body_timeout, Ctx::duration)),
+    ("send_timeout", Allowed::Anywhere, |s, c| c.once(&mut s.send_timeout, Ctx::duration)),
+    ("access_log", Allowed::Anywhere, |s, c| c.access_log(&mut s.access_log)),
+    ("root", Allowed::Anywhere, |s, c| c.once(&mut s.root, Ctx::path)),
+    ("index", Allowed::Anywhere, |s, c| c.once(&mut s.index, Ctx::index)),
+    ("proxy_set_header", Allowed::Anywhere, |s, c| c.set_header(&mut s.headers)),
+    ("proxy_http_version", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.http_version, Ctx::http_version)),
+    ("proxy_ssl_verify", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_verify, Ctx::flag)),
+    ("proxy_ssl_verify_depth", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_verify_depth, Ctx::depth)),
+    ("proxy_ssl_certificate", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_certificate, Ctx::path)),
+    ("proxy_ssl_certificate_key", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_certificate_key, Ctx::path)),
+    ("proxy_ssl_trusted_certificate", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_trusted_certificate, Ctx::path)),
+    ("proxy_ssl_name", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_name, Ctx::text)),
+    ("proxy_ssl_server_name", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_server_name, Ctx::flag)),
+    ("proxy_ssl_protocols", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_protocols, Ctx::protocols)),
+    ("proxy_ssl_session_reuse", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_session_reuse, Ctx::flag)),
+    ("proxy_connect_timeout", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.connect_timeout, Ctx::duration)),
+    ("proxy_read_timeout", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.read_timeout, Ctx::duration)),
+    ("proxy_send_timeout", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.send_timeout, Ctx::duration)),
+];
+
+/// One directive being taken in: its arguments are read (and their errors reported) here.
+struct Ctx<'a> {
+    d: &'a Directive,
+    diag: &'a mut Diag,
+    conf_dir: &'a Path,
+}
+
+impl<'a> Ctx<'a> {
+    /// Reads the value with `read`; sets it unless the level already has one.
+    fn once<T>(&mut self, slot: &mut Option<L<T>>, read: fn(&mut Self) -> Option<T>) {
+        if let Some(v) = read(self) {
+            once(slot, v, self.d, self.diag);
+        }
+    }
+
+    /// Reads the value with `read`; adds it to the level's list.
+    fn push<T>(&mut self, list: &mut Vec<L<T>>, read: fn(&mut Self) -> Option<T>) {
+        if let Some(v) = read(self) {
+            list.push(L::new(v, &self.d.origin));
+        }
+    }
+
+    /// The single argument.
+    fn text(&mut self) -> Option<String> {
+        self.diag.one(self.d).map(str::to_string)
+    }
+
+    /// The single argument, a file path.
+    fn path(&mut self) -> Option<String> {
+        let a = self.diag.one(self.d)?;
+        file_path(a, &self.d.origin, self.diag, self.conf_dir)
+    }
+
+    /// The single argument, `on` or `off`.
+    fn flag(&mut self) -> Option<bool> {
+        let a = self.diag.one(self.d)?;
+        self.diag.flag(self.d, a)
+    }
+
+    /// The single argument, a count.
+    fn number(&mut self) -> Option<u64> {
+        let a = self.diag.one(self.d)?;
+        self.diag.number(self.d, a)
+    }
+
+    /// The single argument, a time.
+    fn duration(&mut self) -> Option<String> {
+        let a = self.diag.one(self.d)?;
+        self.diag.duration(self.d, a)
+    }
+
+    /// The single argument, a size.
+    fn size(&mut self) -> Option<String> {
+        let a = self.diag.one(self.d)?;
+        self.diag.size(self.d, a)
+    }
+
+    /// A certificate chain depth.
+    fn depth(&mut self) -> Option<u32> {
+        let n = self.number()?;
+        match u32::try_from(n) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.diag.error(&self.d.origin, "depth too large");
+                None
+            }
+        }
+    }
+
+    /// `ssl on|off`, warned about as nginx's deprecated form.
+    fn deprecated_ssl(&mut self) -> Option<bool> {
+        let v = self.flag()?;
+        self.diag.warn(
+            &self.d.origin,
+            "deprecated in nginx; write `listen ... ssl` instead",
+        );
+        Some(v)
+    }
+
+    /// `ssl_verify_client`.
+    fn verify_client(&mut self) -> Option<String> {
+        let a = self.diag.one(self.d)?;
+        match a {
+            "on" | "off" | "optional" | "optional_no_ca" => Some(a.to_string()),
+            _ => {
+                self.diag.error(
+                    &self.d.origin,
+                    format!("invalid value \"{a}\"; expected on, off, optional or optional_no_ca"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `ssl_protocols` and `proxy_ssl_protocols`.
+    fn protocols(&mut self) -> Option<Vec<String>> {
+        protocols(self.d, self.diag)
+    }
+
+    /// `ssl_session_cache`.
+    fn session_cache(&mut self) -> Option<u64> {
+        session_cache(self.d, self.diag)
+    }
+
+    /// `keepalive_timeout TIME [HEADER_TIME]`; a zero time (keep-alive off) is None inside.
+    fn keepalive_timeout(&mut self) -> Option<Option<String>> {
+        let d = self.d;
+        if !self.diag.args(d, 1..=2) {
+            return None;
+        }
+        if d.args.len() == 2 {
+            self.diag.warn(
+                &d.origin,
+                "the second value (the Keep-Alive: timeout= header) is ignored; ringgate sends no Keep-Alive header",
+            );
+        }
+        let v = self.diag.duration(d, &d.args[0])?;
+        let zero = parse_duration(&v).is_ok_and(|t| t.is_zero());
+        Some(if zero { None } else { Some(v) })
+    }
+
+    /// `large_client_header_buffers NUMBER SIZE`: the head limit in bytes, and SIZE.
+    fn header_buffers(&mut self) -> Option<(u64, String)> {
+        let d = self.d;
+        if !self.diag.args(d, 2..=2) {
+            return None;
+        }
+        let number = self.diag.number(d, &d.args[0]);
+        let size = self.diag.size(d, &d.args[1]);
+        let (n, size) = (number?, size?);
+        let bytes = parse_size(&size).unwrap_or(0);
+        if n == 0 || bytes == 0 {
+            self.diag
+                .error(&d.origin, "invalid value: number and size must not be 0");
+            return None;
+        }
+        Some((n.saturating_mul(bytes), size))
+    }
+
+    /// `index FILE...`.
+    fn index(&mut self) -> Option<Vec<String>> {
+        let d = self.d;
+        if !self.diag.args(d, 1..=usize::MAX) {
+            return None;
+        }
+        if d.args.iter().any(|a| a.contains('$')) {
+            self.diag
+                .error(&d.origin, "variables in index are not supported");
+            return None;
+        }
+        Some(d.args.clone())
+    }
+
+    /// `proxy_http_version 1.0|1.1`; 1.0 is taken with a warning.
+    fn http_version(&mut self) -> Option<String> {
+        let a = self.diag.one(self.d)?;
+        match a {
+            "1.1" => {}
+            "1.0" => self.diag.warn(
+                &self.d.origin,
+                "ringgate always speaks HTTP/1.1 (with keep-alive) to upstreams",
+            ),
+            _ => {
+                self.diag.error(
+                    &self.d.origin,
+                    format!("invalid value \"{a}\"; expected 1.0 or 1.1"),
+                );
+                return None;
+            }
+        }
+        Some(a.to_string())
+    }
+
+    /// `access_log`: the first of a level counts; a second is warned about and ignored.
+    fn access_log(&mut self, slot: &mut Option<L<AccessLog>>) {
+        let Some(v) = access_log(self.d, self.diag, self.conf_dir) else {
+            return;
+        };
+        if slot.is_some() {
+            self.diag.warn(
+                &self.d.origin,
+                "a second access_log on one level is ignored; ringgate writes one log per server",
+            );
+        } else {
+            *slot = Some(L::new(v, &self.d.origin));
+        }
+    }
+
+    /// `proxy_set_header NAME VALUE`: a later one for the same name replaces the earlier.
+    fn set_header(&mut self, headers: &mut Option<Vec<L<(String, String)>>>) {
+        let d = self.d;
+        if !self.diag.args(d, 2..=2) {
+            return;
+        }
+        let (name, value) = (&d.args[0], &d.args[1]);
+        let list = headers.get_or_insert_with(Vec::new);
+        if let Some(prev) = list.iter().position(|h| h.v.0.eq_ignore_ascii_case(name)) {
+            self.diag.warn(
+                &d.origin,
+                format!(
+                    "replaces the proxy_set_header {} on line {}; ringgate sends one value per header",
+                    name, list[prev].at.line
+                ),
+            );
+            list.remove(prev);
+        }
+        if name.eq_ignore_ascii_case("upgrade") {
+            self.diag.warn(
+                &d.origin,
+                "WebSocket is not tunnelled; the Upgrade header is dropped",
+            );
+        }
+        list.push(L::new((name.clone(), value.clone()), &d.origin));
     }
 }
 

@@ -45,121 +45,132 @@ struct Rule {
 impl Translator {
     pub(super) fn server(&mut self, d: &Directive, http: &Scope, index: usize) -> Option<Server> {
         let block = d.block.as_deref()?;
-        let mut sc = Scope::default();
-        let mut listens = Vec::new();
-        let mut names: Option<L<Vec<String>>> = None;
-        let mut rules = Vec::new();
-        let mut locations = Vec::new();
+        let mut body = self.server_directives(block);
+        body.sc.inherit(http);
+        let (mut locations, verify_in_locations) = self.server_locations_read(&body);
+        let (mut rules, terminal) = settle(&mut self.diag, std::mem::take(&mut body.rules));
+        if terminal.is_some() {
+            for l in &locations {
+                self.diag.warn(
+                    &l.at,
+                    "never used: the server's unconditional return answers every request first",
+                );
+            }
+            locations.clear();
+        }
+        only_return_as_location(&mut rules, &mut locations);
+        Some(Server {
+            at: d.origin.clone(),
+            index,
+            listens: body.listens,
+            names: body.names,
+            scope: body.sc,
+            rules,
+            locations,
+            verify_in_locations,
+        })
+    }
+
+    /// A server block's own directives, sorted out; its locations are read later, once the
+    /// server's settings are complete.
+    fn server_directives<'d>(&mut self, block: &'d [Directive]) -> ServerBody<'d> {
+        let mut body = ServerBody {
+            sc: Scope::default(),
+            listens: Vec::new(),
+            names: None,
+            rules: Vec::new(),
+            locations: Vec::new(),
+        };
         for e in block {
             match e.name.as_str() {
-                "listen" if self.simple(e) => {
-                    if let Some(l) = self.listen(e) {
-                        if let Some(prev) = listens.iter().find(|p: &&Listen| p.addr == l.addr) {
-                            self.diag.error(
-                                &e.origin,
-                                format!(
-                                    "duplicate listen {} (first on line {})",
-                                    l.addr, prev.at.line
-                                ),
-                            );
-                        } else {
-                            listens.push(l);
-                        }
-                    }
-                }
-                "server_name" if self.simple(e) => {
-                    if self.diag.args(e, 1..=usize::MAX) {
-                        let list = names.get_or_insert_with(|| L::new(Vec::new(), &e.origin));
-                        for n in &e.args {
-                            if n.starts_with('~') {
-                                self.diag.error(
-                                    &e.origin,
-                                    format!("regular expression server names are not supported: \"{n}\""),
-                                );
-                            } else if !n.is_empty() && !list.v.contains(n) {
-                                list.v.push(n.clone());
-                            }
-                        }
-                    }
-                }
-                "location" => locations.push(e),
-                "if" | "return" => {
-                    if let Some(r) = self.rule(e) {
-                        rules.push(r);
-                    }
-                }
-                "error_log" => self.diag.warn(
-                    &e.origin,
-                    "ignored: ringgate has one error log, set in the main context",
-                ),
-                "types" | "default_type" => self.diag.error(
-                    &e.origin,
-                    "ringgate has one MIME type table: set types and default_type in http",
-                ),
+                "listen" if self.simple(e) => self.server_listen(e, &mut body.listens),
+                "server_name" if self.simple(e) => self.server_name(e, &mut body.names),
+                "location" => body.locations.push(e),
+                "if" | "return" => body.rules.extend(self.rule(e)),
                 _ => {
-                    if e.block.is_some()
-                        || !sc.set(e, Level::Server, &mut self.diag, &self.conf_dir)
+                    if !self.misplaced(e)
+                        && (e.block.is_some()
+                            || !body
+                                .sc
+                                .set(e, Level::Server, &mut self.diag, &self.conf_dir))
                     {
                         self.diag.other(e, "server");
                     }
                 }
             }
         }
-        sc.inherit(http);
-        let mut out_locations = Vec::new();
+        body
+    }
+
+    /// `error_log` and `types`/`default_type` in a server or location: ringgate has one of
+    /// each. Returns whether `e` was one of them.
+    fn misplaced(&mut self, e: &Directive) -> bool {
+        match e.name.as_str() {
+            "error_log" => self.diag.warn(
+                &e.origin,
+                "ignored: ringgate has one error log, set in the main context",
+            ),
+            "types" | "default_type" => self.diag.error(
+                &e.origin,
+                "ringgate has one MIME type table: set types and default_type in http",
+            ),
+            _ => return false,
+        }
+        true
+    }
+
+    /// A server's `listen`, refused when the server already listens on its address.
+    fn server_listen(&mut self, e: &Directive, listens: &mut Vec<Listen>) {
+        let Some(l) = self.listen(e) else { return };
+        if let Some(prev) = listens.iter().find(|p| p.addr == l.addr) {
+            self.diag.error(
+                &e.origin,
+                format!(
+                    "duplicate listen {} (first on line {})",
+                    l.addr, prev.at.line
+                ),
+            );
+        } else {
+            listens.push(l);
+        }
+    }
+
+    /// `server_name NAME...`, added to the server's names (regular expressions refused).
+    fn server_name(&mut self, e: &Directive, names: &mut Option<L<Vec<String>>>) {
+        if !self.diag.args(e, 1..=usize::MAX) {
+            return;
+        }
+        let list = names.get_or_insert_with(|| L::new(Vec::new(), &e.origin));
+        for n in &e.args {
+            if n.starts_with('~') {
+                self.diag.error(
+                    &e.origin,
+                    format!("regular expression server names are not supported: \"{n}\""),
+                );
+            } else if !n.is_empty() && !list.v.contains(n) {
+                list.v.push(n.clone());
+            }
+        }
+    }
+
+    /// The server's locations, duplicates refused; and whether any of them requires a client
+    /// certificate.
+    fn server_locations_read(&mut self, body: &ServerBody<'_>) -> (Vec<OutLocation>, bool) {
+        let mut out = Vec::new();
         let mut seen = BTreeSet::new();
         let mut verify_in_locations = false;
-        for l in locations {
-            if let Some(loc) = self.location(l, &sc) {
+        for l in &body.locations {
+            if let Some(loc) = self.location(l, &body.sc) {
                 if !seen.insert((loc.path.clone(), loc.match_kind)) {
                     self.diag
                         .error(&loc.at, format!("duplicate location \"{}\"", loc.path));
                     continue;
                 }
                 verify_in_locations |= loc.verify_client.as_ref().is_some_and(|v| v.v != "off");
-                out_locations.push(loc);
+                out.push(loc);
             }
         }
-        let (mut rules, terminal) = settle(&mut self.diag, rules);
-        if terminal.is_some() {
-            for l in &out_locations {
-                self.diag.warn(
-                    &l.at,
-                    "never used: the server's unconditional return answers every request first",
-                );
-            }
-            out_locations.clear();
-        }
-        if let [only] = rules.as_slice() {
-            if only.cond.is_none() {
-                // A server that only returns (seed 004's HTTP->HTTPS redirect): a `/` location
-                // answering every request is the same and is what every ringgate loader knows.
-                out_locations.push(OutLocation {
-                    at: only.at.clone(),
-                    note: Some("the server's return, for every request".into()),
-                    path: "/".into(),
-                    match_kind: None,
-                    proxy_pass: None,
-                    ret: Some(L::new(only.ret.clone(), &only.at)),
-                    root: None,
-                    index: None,
-                    verify_client: None,
-                    set_header: Vec::new(),
-                    rules: Vec::new(),
-                });
-                rules.clear();
-            }
-        }
-        Some(Server {
-            at: d.origin.clone(),
-            index,
-            listens,
-            names,
-            scope: sc,
-            rules,
-            locations: out_locations,
-            verify_in_locations,
-        })
+        (out, verify_in_locations)
     }
 
     /// `listen ADDRESS[:PORT] | PORT [ssl] [default_server] ...`.
@@ -318,83 +329,10 @@ impl Translator {
             }
         };
         let regex = matches!(match_kind, Some("regex") | Some("regex_nocase"));
-        let mut sc = Scope::default();
-        let mut rules = Vec::new();
-        let mut pass: Option<L<Target>> = None;
-        let mut verify: Option<L<String>> = None;
-        for e in block {
-            match e.name.as_str() {
-                "location" => self.diag.error(
-                    &e.origin,
-                    "nested locations are not supported; write each location at the server level",
-                ),
-                "proxy_pass" if self.simple(e) => {
-                    let Some(a) = self.diag.one(e) else { continue };
-                    match parse_target(a) {
-                        Ok(t) => {
-                            if regex && t.uri.is_some() {
-                                self.diag.error(
-                                    &e.origin,
-                                    "\"proxy_pass\" cannot have URI part in location given by regular expression",
-                                );
-                            } else if let Some(prev) = &pass {
-                                self.diag.error(
-                                    &e.origin,
-                                    format!(
-                                        "\"proxy_pass\" directive is duplicate (first on line {})",
-                                        prev.at.line
-                                    ),
-                                );
-                            } else {
-                                pass = Some(L::new(t, &e.origin));
-                            }
-                        }
-                        Err(m) => self.diag.error(&e.origin, m),
-                    }
-                }
-                "if" | "return" => {
-                    if let Some(r) = self.rule(e) {
-                        rules.push(r);
-                    }
-                }
-                "ssl_verify_client" if self.simple(e) => {
-                    // nginx refuses this inside a location; ringgate makes it a per-path
-                    // requirement (seed 004, section 7).
-                    if let Some(a) = self.diag.one(e) {
-                        match a {
-                            "on" | "off" | "optional" => {
-                                if verify.is_some() {
-                                    self.diag.error(&e.origin, "\"ssl_verify_client\" directive is duplicate");
-                                }
-                                verify = Some(L::new(a.to_string(), &e.origin));
-                            }
-                            _ => self.diag.error(
-                                &e.origin,
-                                format!("invalid value \"{a}\" in a location; expected on, off or optional"),
-                            ),
-                        }
-                    }
-                }
-                "error_log" => self.diag.warn(
-                    &e.origin,
-                    "ignored: ringgate has one error log, set in the main context",
-                ),
-                "types" | "default_type" => self.diag.error(
-                    &e.origin,
-                    "ringgate has one MIME type table: set types and default_type in http",
-                ),
-                _ => {
-                    if e.block.is_some()
-                        || !sc.set(e, Level::Location, &mut self.diag, &self.conf_dir)
-                    {
-                        self.diag.other(e, "location");
-                    }
-                }
-            }
-        }
-        self.per_server_settings(&sc, server);
-        sc.inherit(server);
-        let (rules, terminal) = settle(&mut self.diag, rules);
+        let mut body = self.location_directives(block, regex);
+        self.per_server_settings(&body.sc, server);
+        body.sc.inherit(server);
+        let (rules, terminal) = settle(&mut self.diag, std::mem::take(&mut body.rules));
         let mut loc = OutLocation {
             at: d.origin.clone(),
             note: None,
@@ -404,51 +342,133 @@ impl Translator {
             ret: None,
             root: None,
             index: None,
-            verify_client: verify,
+            verify_client: body.verify.take(),
             set_header: Vec::new(),
             rules: Vec::new(),
         };
-        match (rules.as_slice(), terminal) {
-            ([only], Some(_)) if only.cond.is_none() => {
-                loc.ret = Some(L::new(only.ret.clone(), &only.at));
-                if let Some(p) = &pass {
-                    self.diag
-                        .warn(&p.at, "never used: the location's return answers first");
-                }
-                return Some(loc);
+        if terminal.is_some() {
+            // The location's return answers every request: its proxy_pass or files never do.
+            if let Some(p) = &body.pass {
+                self.diag
+                    .warn(&p.at, "never used: the location's return answers first");
             }
-            (_, Some(_)) => {
-                if let Some(p) = &pass {
-                    self.diag
-                        .warn(&p.at, "never used: the location's return answers first");
+            match rules.as_slice() {
+                [only] if only.cond.is_none() => {
+                    loc.ret = Some(L::new(only.ret.clone(), &only.at));
                 }
-                loc.rules = rules;
-                return Some(loc);
+                _ => loc.rules = rules,
             }
-            _ => loc.rules = rules,
+            return Some(loc);
         }
-        match pass {
-            Some(p) => {
-                let mut headers = sc.headers.clone().unwrap_or_default();
-                let (text, renamed) = self.proxy_target(&p, &sc.proxy, &headers)?;
-                if let Some(host) = renamed {
-                    // The upstream is `NAME#n` in ringgate; nginx's $proxy_host is NAME.
-                    for h in &mut headers {
-                        h.v.1 = replace_var(&h.v.1, "proxy_host", &host);
-                    }
-                    if !headers.iter().any(|h| h.v.0.eq_ignore_ascii_case("host")) {
-                        headers.insert(0, L::new(("Host".to_string(), host), &p.at));
-                    }
-                }
-                loc.set_header = headers;
-                loc.proxy_pass = Some(L::new(text, &p.at));
-            }
+        loc.rules = rules;
+        match body.pass.take() {
+            Some(p) => self.location_proxy(&mut loc, &p, &body.sc)?,
             None => {
-                loc.root = Some(self.static_root(&sc, &loc.at, Some(&loc.path)));
-                loc.index = sc.index.clone();
+                loc.root = Some(self.static_root(&body.sc, &loc.at, Some(&loc.path)));
+                loc.index = body.sc.index.clone();
             }
         }
         Some(loc)
+    }
+
+    /// A location block's directives, sorted out.
+    fn location_directives(&mut self, block: &[Directive], regex: bool) -> LocationBody {
+        let mut body = LocationBody {
+            sc: Scope::default(),
+            rules: Vec::new(),
+            pass: None,
+            verify: None,
+        };
+        for e in block {
+            match e.name.as_str() {
+                "location" => self.diag.error(
+                    &e.origin,
+                    "nested locations are not supported; write each location at the server level",
+                ),
+                "proxy_pass" if self.simple(e) => {
+                    self.location_proxy_pass(e, regex, &mut body.pass)
+                }
+                "if" | "return" => body.rules.extend(self.rule(e)),
+                "ssl_verify_client" if self.simple(e) => {
+                    self.location_verify_client(e, &mut body.verify)
+                }
+                _ => {
+                    if !self.misplaced(e)
+                        && (e.block.is_some()
+                            || !body
+                                .sc
+                                .set(e, Level::Location, &mut self.diag, &self.conf_dir))
+                    {
+                        self.diag.other(e, "location");
+                    }
+                }
+            }
+        }
+        body
+    }
+
+    /// `proxy_pass URL` in a location: one per location, and no URI part in a regex location.
+    fn location_proxy_pass(&mut self, e: &Directive, regex: bool, pass: &mut Option<L<Target>>) {
+        let Some(a) = self.diag.one(e) else { return };
+        match parse_target(a) {
+            Ok(t) => {
+                if regex && t.uri.is_some() {
+                    self.diag.error(
+                        &e.origin,
+                        "\"proxy_pass\" cannot have URI part in location given by regular expression",
+                    );
+                } else if let Some(prev) = pass {
+                    self.diag.error(
+                        &e.origin,
+                        format!(
+                            "\"proxy_pass\" directive is duplicate (first on line {})",
+                            prev.at.line
+                        ),
+                    );
+                } else {
+                    *pass = Some(L::new(t, &e.origin));
+                }
+            }
+            Err(m) => self.diag.error(&e.origin, m),
+        }
+    }
+
+    /// `ssl_verify_client` in a location: nginx refuses it there; ringgate makes it a
+    /// per-path client-certificate requirement (the enterprise mTLS guide's per-path access).
+    fn location_verify_client(&mut self, e: &Directive, verify: &mut Option<L<String>>) {
+        let Some(a) = self.diag.one(e) else { return };
+        match a {
+            "on" | "off" | "optional" => {
+                if verify.is_some() {
+                    self.diag
+                        .error(&e.origin, "\"ssl_verify_client\" directive is duplicate");
+                }
+                *verify = Some(L::new(a.to_string(), &e.origin));
+            }
+            _ => self.diag.error(
+                &e.origin,
+                format!("invalid value \"{a}\" in a location; expected on, off or optional"),
+            ),
+        }
+    }
+
+    /// A proxying location: its upstream, and the headers sent with it (`Host` and
+    /// `$proxy_host` named after the upstream nginx would have connected to).
+    fn location_proxy(&mut self, loc: &mut OutLocation, p: &L<Target>, sc: &Scope) -> Option<()> {
+        let mut headers = sc.headers.clone().unwrap_or_default();
+        let (text, renamed) = self.proxy_target(p, &sc.proxy, &headers)?;
+        if let Some(host) = renamed {
+            // The upstream is `NAME#n` in ringgate; nginx's $proxy_host is NAME.
+            for h in &mut headers {
+                h.v.1 = replace_var(&h.v.1, "proxy_host", &host);
+            }
+            if !headers.iter().any(|h| h.v.0.eq_ignore_ascii_case("host")) {
+                headers.insert(0, L::new(("Host".to_string(), host), &p.at));
+            }
+        }
+        loc.set_header = headers;
+        loc.proxy_pass = Some(L::new(text, &p.at));
+        Some(())
     }
 
     /// The root a location serves files from; nginx's default is `html` under its prefix.
@@ -534,29 +554,7 @@ impl Translator {
 
     /// Makes the `[[listener]]`s: one per server and listen address.
     pub(super) fn listeners(&mut self, servers: Vec<Server>) {
-        // nginx: `ssl` on any listen of an address makes the address TLS for every server.
-        let mut ssl_addrs = BTreeSet::new();
-        let mut defaults: BTreeMap<String, Origin> = BTreeMap::new();
-        for s in &servers {
-            for l in &s.listens {
-                if l.ssl || s.scope.ssl.as_ref().is_some_and(|v| v.v) {
-                    ssl_addrs.insert(l.addr.clone());
-                }
-                if l.default_server {
-                    if let Some(prev) = defaults.get(&l.addr) {
-                        self.diag.error(
-                            &l.at,
-                            format!(
-                                "a duplicate default server for {} (first on line {})",
-                                l.addr, prev.line
-                            ),
-                        );
-                    } else {
-                        defaults.insert(l.addr.clone(), l.at.clone());
-                    }
-                }
-            }
-        }
+        let ssl_addrs = self.shared_listen_flags(&servers);
         let mut names_used = BTreeSet::new();
         for mut s in servers {
             if s.listens.is_empty() {
@@ -568,30 +566,11 @@ impl Translator {
                     at: s.at.clone(),
                 });
             }
-            let base = s
-                .names
-                .as_ref()
-                .and_then(|n| {
-                    n.v.iter()
-                        .find(|n| *n != "_" && !n.starts_with('*'))
-                        .cloned()
-                })
-                .unwrap_or_else(|| format!("server{}", s.index + 1));
+            let base = base_name(&s);
             let several = s.listens.len() > 1;
             let locations = self.server_locations(&s);
             for l in &s.listens {
-                let mut name = if several {
-                    format!("{base}-{}", l.addr.rsplit(':').next().unwrap_or(&l.addr))
-                } else {
-                    base.clone()
-                };
-                if !names_used.insert(name.clone()) {
-                    let mut n = 2;
-                    while !names_used.insert(format!("{name}-{n}")) {
-                        n += 1;
-                    }
-                    name = format!("{name}-{n}");
-                }
+                let name = listener_name(&base, several, l, &mut names_used);
                 // Port 0 ("any free port", used by tests) names no shared address: only the
                 // listen's own `ssl` counts, as ringgate's loader never shares port 0 either.
                 let own_ssl = l.ssl || s.scope.ssl.as_ref().is_some_and(|v| v.v);
@@ -601,44 +580,7 @@ impl Translator {
                 } else {
                     None
                 };
-                let access_log = s.scope.access_log.clone().filter(|a| {
-                    if let AccessLog::File { format, .. } = &a.v {
-                        if format != "combined" && !self.log_formats.contains_key(format) {
-                            self.diag
-                                .error(&a.at, format!("unknown log format \"{format}\""));
-                            return false;
-                        }
-                        if format != "combined" && !self.used_formats.contains(format) {
-                            self.used_formats.push(format.clone());
-                        }
-                        true
-                    } else {
-                        // Off is ringgate's default too.
-                        false
-                    }
-                });
-                let sc = &s.scope;
-                let http = OutHttp {
-                    keepalive_timeout: match &sc.keepalive_timeout {
-                        Some(k) => k.v.as_ref().map(|v| L::new(v.clone(), &k.at)),
-                        None => Some(L::new("75s".into(), &s.at)),
-                    },
-                    keepalive_requests: match (&sc.keepalive_timeout, &sc.keepalive_requests) {
-                        // keepalive_timeout 0: one request per connection.
-                        (Some(k), _) if k.v.is_none() => L::new(1, &k.at),
-                        (_, Some(r)) => r.clone(),
-                        _ => L::new(1000, &s.at),
-                    },
-                    client_max_body_size: sc
-                        .client_max_body_size
-                        .clone()
-                        .unwrap_or_else(|| L::new("1m".into(), &s.at)),
-                    header_timeout: sc.header_timeout.clone(),
-                    header_buffers: sc.header_buffers.clone(),
-                    body_timeout: sc.body_timeout.clone(),
-                    send_timeout: sc.send_timeout.clone(),
-                    server_at: s.at.clone(),
-                };
+                let access_log = self.listener_access_log(&s.scope);
                 self.out.listeners.push(OutListener {
                     at: s.at.clone(),
                     name,
@@ -647,12 +589,62 @@ impl Translator {
                     server_names: s.names.clone(),
                     access_log,
                     tls,
-                    http,
+                    http: out_http(&s),
                     rules: s.rules.clone(),
                     locations: locations.clone(),
                 });
             }
         }
+    }
+
+    /// What belongs to a listen address across servers: the addresses made TLS (nginx: `ssl`
+    /// on any listen of an address makes it TLS for every server), and one default server
+    /// per address.
+    fn shared_listen_flags(&mut self, servers: &[Server]) -> BTreeSet<String> {
+        let mut ssl_addrs = BTreeSet::new();
+        let mut defaults: BTreeMap<String, Origin> = BTreeMap::new();
+        for s in servers {
+            for l in &s.listens {
+                if l.ssl || s.scope.ssl.as_ref().is_some_and(|v| v.v) {
+                    ssl_addrs.insert(l.addr.clone());
+                }
+                if !l.default_server {
+                    continue;
+                }
+                if let Some(prev) = defaults.get(&l.addr) {
+                    self.diag.error(
+                        &l.at,
+                        format!(
+                            "a duplicate default server for {} (first on line {})",
+                            l.addr, prev.line
+                        ),
+                    );
+                } else {
+                    defaults.insert(l.addr.clone(), l.at.clone());
+                }
+            }
+        }
+        ssl_addrs
+    }
+
+    /// The server's access log, if it writes one in a known format (which is then emitted).
+    fn listener_access_log(&mut self, sc: &Scope) -> Option<L<AccessLog>> {
+        sc.access_log.clone().filter(|a| {
+            if let AccessLog::File { format, .. } = &a.v {
+                if format != "combined" && !self.log_formats.contains_key(format) {
+                    self.diag
+                        .error(&a.at, format!("unknown log format \"{format}\""));
+                    return false;
+                }
+                if format != "combined" && !self.used_formats.contains(format) {
+                    self.used_formats.push(format.clone());
+                }
+                true
+            } else {
+                // Off is ringgate's default too.
+                false
+            }
+        })
     }
 
     /// The server's locations, plus where nginx would serve files for requests no location
@@ -965,6 +957,102 @@ fn replace_var(text: &str, name: &str, value: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A server block's directives, sorted out.
+struct ServerBody<'d> {
+    sc: Scope,
+    listens: Vec<Listen>,
+    names: Option<L<Vec<String>>>,
+    rules: Vec<Rule>,
+    locations: Vec<&'d Directive>,
+}
+
+/// A server that only returns (an HTTP->HTTPS redirect server, say): a `/` location answering
+/// every request is the same and is what every ringgate loader knows.
+fn only_return_as_location(rules: &mut Vec<OutRule>, locations: &mut Vec<OutLocation>) {
+    let [only] = rules.as_slice() else { return };
+    if only.cond.is_some() {
+        return;
+    }
+    locations.push(OutLocation {
+        at: only.at.clone(),
+        note: Some("the server's return, for every request".into()),
+        path: "/".into(),
+        match_kind: None,
+        proxy_pass: None,
+        ret: Some(L::new(only.ret.clone(), &only.at)),
+        root: None,
+        index: None,
+        verify_client: None,
+        set_header: Vec::new(),
+        rules: Vec::new(),
+    });
+    rules.clear();
+}
+
+/// A location block's directives, sorted out.
+struct LocationBody {
+    sc: Scope,
+    rules: Vec<Rule>,
+    pass: Option<L<Target>>,
+    verify: Option<L<String>>,
+}
+
+/// A server's name for its listeners: its first plain `server_name`, else `serverN`.
+fn base_name(s: &Server) -> String {
+    s.names
+        .as_ref()
+        .and_then(|n| {
+            n.v.iter()
+                .find(|n| *n != "_" && !n.starts_with('*'))
+                .cloned()
+        })
+        .unwrap_or_else(|| format!("server{}", s.index + 1))
+}
+
+/// A listener's name: the server's, with the port when the server listens on several
+/// addresses, and a counter when the name is taken.
+fn listener_name(base: &str, several: bool, l: &Listen, used: &mut BTreeSet<String>) -> String {
+    let name = if several {
+        format!("{base}-{}", l.addr.rsplit(':').next().unwrap_or(&l.addr))
+    } else {
+        base.to_string()
+    };
+    if used.insert(name.clone()) {
+        return name;
+    }
+    let mut n = 2;
+    while !used.insert(format!("{name}-{n}")) {
+        n += 1;
+    }
+    format!("{name}-{n}")
+}
+
+/// The server's `[listener.http]` settings, nginx's defaults filled in.
+fn out_http(s: &Server) -> OutHttp {
+    let sc = &s.scope;
+    OutHttp {
+        keepalive_timeout: match &sc.keepalive_timeout {
+            Some(k) => k.v.as_ref().map(|v| L::new(v.clone(), &k.at)),
+            None => Some(L::new("75s".into(), &s.at)),
+        },
+        keepalive_requests: match (&sc.keepalive_timeout, &sc.keepalive_requests) {
+            // keepalive_timeout 0: one request per connection.
+            (Some(k), _) if k.v.is_none() => L::new(1, &k.at),
+            (_, Some(r)) => r.clone(),
+            _ => L::new(1000, &s.at),
+        },
+        client_max_body_size: sc
+            .client_max_body_size
+            .clone()
+            .unwrap_or_else(|| L::new("1m".into(), &s.at)),
+        header_timeout: sc.header_timeout.clone(),
+        header_buffers: sc.header_buffers.clone(),
+        body_timeout: sc.body_timeout.clone(),
+        send_timeout: sc.send_timeout.clone(),
+        server_at: s.at.clone(),
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Translation tests: every directive, inheritance, errors and warnings, the seed files under
-//! tests/nginx/, and loading through the TOML loader where it already knows the keys.
+//! Translation tests: every directive, inheritance, errors and warnings, the nginx
+//! TLS-termination guide's and the enterprise mTLS guide's configurations under tests/nginx/,
+//! and loading through the TOML loader where it already knows the keys.
 
 use std::path::{Path, PathBuf};
 
@@ -155,7 +156,7 @@ fn ssl_on_one_listen_makes_the_address_tls_for_every_server() {
 }
 
 #[test]
-fn tls_directives_and_nginx_defaults() {
+fn tls_directives_translate() {
     let t = tr(&http(
         r#"ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;
         ssl_session_cache shared:SSL:10m;
@@ -206,8 +207,12 @@ fn tls_directives_and_nginx_defaults() {
     assert_eq!(s(&d, &format!("{tls}.verify_client")), "optional");
     assert_eq!(s(&d, &format!("{tls}.verify_failure")), "http");
     assert_eq!(s(&d, &format!("{tls}.crl.0")), "/ca.crl");
-    // nginx's defaults, written out: depth 1, verification off even with a CA, no session
-    // cache, no X-Forwarded-*, keepalive 75s / 1000, body 1m.
+}
+
+#[test]
+fn nginx_tls_and_http_defaults_are_written_out() {
+    // Depth 1, verification off even with a CA, no session cache, no X-Forwarded-*,
+    // keepalive 75s / 1000, body 1m.
     let d = doc(&tr(&http(
         "server { listen 443 ssl; ssl_certificate /c; ssl_certificate_key /k; ssl_client_certificate /ca; return 204; }",
     )));
@@ -226,6 +231,10 @@ fn tls_directives_and_nginx_defaults() {
     assert_eq!(s(&d, "listener.0.http.keepalive_timeout"), "75s");
     assert_eq!(i(&d, "listener.0.http.keepalive_requests"), 1000);
     assert_eq!(s(&d, "listener.0.http.client_max_body_size"), "1m");
+}
+
+#[test]
+fn session_cache_sizes_count_sessions() {
     for (v, n) in [
         ("off", 0),
         ("none", 0),
@@ -714,7 +723,7 @@ fn fragments_are_read_in_their_context() {
     // The inside of a server block.
     let t = tr("listen 8081;\nlocation / { return 204; }");
     assert_eq!(s(&doc(&t), "listener.0.listen"), "8081");
-    // Seed 000, scenario 2, verbatim (closed).
+    // The nginx TLS-termination guide's mTLS-to-upstream location, verbatim (closed).
     let t = tr("location / {\n    proxy_pass https://upstreamserver;\n    proxy_ssl_verify on;\n    proxy_ssl_verify_depth 2;\n    proxy_ssl_certificate /etc/certs/public.pem;\n    proxy_ssl_certificate_key /etc/certs/private.key;\n    proxy_ssl_trusted_certificate /certs/trust.crt;\n}\n");
     let d = doc(&t);
     assert_eq!(
@@ -767,11 +776,12 @@ fn pki(dir: &Path) {
 }
 
 #[test]
-fn scenario_one_loads_and_behaves_as_nginx() {
+fn tls_termination_with_client_certificates_loads_and_behaves_as_nginx() {
     let dir = tempfile::tempdir().unwrap();
     pki(dir.path());
     let main = dir.path().join("nginx.conf");
-    // Seed 000 scenario 1 with relative paths (nginx resolves them against the conf dir).
+    // The nginx TLS-termination guide's client-certificate server, with relative paths (nginx
+    // resolves them against the conf dir).
     std::fs::write(
         &main,
         "events {}\nhttp {\nserver {\n    listen 127.0.0.1:0 ssl;\n    ssl_certificate server.crt;\n    ssl_certificate_key server.key;\n    ssl_client_certificate ca.crt;\n    ssl_verify_client on;\n    ssl_verify_depth 2;\n    location / {\n        proxy_pass http://127.0.0.1:9/;\n        proxy_set_header Host $host;\n    }\n}\n}\n",
@@ -825,8 +835,8 @@ fn plain_proxy_with_upstream_block_loads() {
     assert_eq!(up.read_timeout, std::time::Duration::from_secs(5));
 }
 
-/// The seed files with their placeholders replaced.
-fn seed_file(name: &str, vars: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+/// A guide's configuration from tests/nginx/, its placeholders replaced.
+fn guide_config(name: &str, vars: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nginx");
     let dir = tempfile::tempdir().unwrap();
     let mut text = std::fs::read_to_string(src.join(name)).unwrap();
@@ -841,8 +851,8 @@ fn seed_file(name: &str, vars: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) 
 }
 
 #[test]
-fn seed000_translates() {
-    let (_dir, main) = seed_file(
+fn tls_termination_guide_config_translates() {
+    let (_dir, main) = guide_config(
         "tls-termination-guide.conf",
         &[
             ("@ROOT@", ""),
@@ -854,7 +864,7 @@ fn seed000_translates() {
     );
     let t = translate_file(&main).unwrap_or_else(|e| panic!("{e}"));
     let d = doc(&t);
-    // Scenario 1.
+    // TLS termination with client certificates, proxying to the app.
     assert_eq!(s(&d, "listener.0.listen"), "9000");
     assert_eq!(
         s(&d, "listener.0.tls.certificates.0.cert"),
@@ -875,7 +885,7 @@ fn seed000_translates() {
         "http://app.cluster.local:9000/"
     );
     assert_eq!(s(&d, "listener.0.location.0.set_header.Host"), "$host");
-    // Scenario 2.
+    // mTLS toward the upstream.
     assert_eq!(
         s(&d, "listener.1.location.0.proxy_pass"),
         "https://upstreamserver"
@@ -903,8 +913,8 @@ fn seed000_translates() {
 }
 
 #[test]
-fn seed004_translates() {
-    let (_dir, main) = seed_file(
+fn enterprise_mtls_guide_config_translates() {
+    let (_dir, main) = guide_config(
         "enterprise-mtls-guide.conf",
         &[
             ("@ROOT@", ""),
@@ -931,36 +941,7 @@ fn seed004_translates() {
         "CN=client1,OU=Client,O=MyCompany"
     );
     assert_eq!(s(&d, "map.1.entries.0.value"), "10.0.0.5");
-    let l = "listener.0";
-    assert_eq!(s(&d, &format!("{l}.listen")), "443");
-    assert_eq!(s(&d, &format!("{l}.server_names.0")), "server.example.com");
-    assert_eq!(s(&d, &format!("{l}.access_log.format")), "ssl_log");
-    assert_eq!(
-        s(&d, &format!("{l}.tls.client_certificate")),
-        "/etc/nginx/ssl/ca/ca.crt"
-    );
-    assert_eq!(s(&d, &format!("{l}.tls.verify_client")), "on");
-    assert_eq!(i(&d, &format!("{l}.tls.verify_depth")), 2);
-    assert_eq!(
-        get(&d, &format!("{l}.tls.protocols"))
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
-    assert_eq!(
-        s(&d, &format!("{l}.rule.0.if")),
-        "$remote_addr != $allowed_ip"
-    );
-    assert_eq!(i(&d, &format!("{l}.rule.0.return")), 403);
-    assert_eq!(s(&d, &format!("{l}.location.0.root")), "/var/www/html");
-    assert_eq!(
-        s(&d, &format!("{l}.location.0.rule.0.if")),
-        "$ssl_client_verify != SUCCESS"
-    );
-    assert_eq!(s(&d, &format!("{l}.location.1.path")), "/public");
-    assert_eq!(s(&d, &format!("{l}.location.1.verify_client")), "off");
-    assert_eq!(s(&d, &format!("{l}.location.2.verify_client")), "on");
+    enterprise_mtls_server(&d);
     // The HTTP -> HTTPS redirect.
     assert_eq!(s(&d, "listener.1.listen"), "80");
     assert_eq!(i(&d, "listener.1.location.0.return.status"), 301);
@@ -981,15 +962,50 @@ fn seed004_translates() {
     }
 }
 
+/// The enterprise mTLS guide's mTLS server, translated: its certificate checks, the
+/// certificate+IP rule and the per-path locations.
+fn enterprise_mtls_server(d: &toml::Table) {
+    let l = "listener.0";
+    assert_eq!(s(d, &format!("{l}.listen")), "443");
+    assert_eq!(s(d, &format!("{l}.server_names.0")), "server.example.com");
+    assert_eq!(s(d, &format!("{l}.access_log.format")), "ssl_log");
+    assert_eq!(
+        s(d, &format!("{l}.tls.client_certificate")),
+        "/etc/nginx/ssl/ca/ca.crt"
+    );
+    assert_eq!(s(d, &format!("{l}.tls.verify_client")), "on");
+    assert_eq!(i(d, &format!("{l}.tls.verify_depth")), 2);
+    assert_eq!(
+        get(d, &format!("{l}.tls.protocols"))
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        s(d, &format!("{l}.rule.0.if")),
+        "$remote_addr != $allowed_ip"
+    );
+    assert_eq!(i(d, &format!("{l}.rule.0.return")), 403);
+    assert_eq!(s(d, &format!("{l}.location.0.root")), "/var/www/html");
+    assert_eq!(
+        s(d, &format!("{l}.location.0.rule.0.if")),
+        "$ssl_client_verify != SUCCESS"
+    );
+    assert_eq!(s(d, &format!("{l}.location.1.path")), "/public");
+    assert_eq!(s(d, &format!("{l}.location.1.verify_client")), "off");
+    assert_eq!(s(d, &format!("{l}.location.2.verify_client")), "on");
+}
+
 #[test]
-fn seed_snippets_translate_verbatim() {
-    // Seed 004 section 4, verbatim, as a conf.d file.
+fn enterprise_mtls_guide_snippets_translate_verbatim() {
+    // The mTLS server and the HTTP->HTTPS redirect, verbatim, as a conf.d file.
     let t = tr("server {\n    listen 443 ssl;\n    server_name server.example.com;\n    ssl_certificate /etc/nginx/ssl/server/server.crt;\n    ssl_certificate_key /etc/nginx/ssl/server/server.key;\n    ssl_protocols TLSv1.2 TLSv1.3;\n    ssl_client_certificate /etc/nginx/ssl/ca/ca.crt;\n    ssl_verify_client on;\n    ssl_verify_depth 2;\n    location / {\n        if ($ssl_client_verify != SUCCESS) { return 401; }\n        proxy_set_header X-SSL-Client-DN $ssl_client_s_dn;\n        proxy_set_header X-SSL-Client-Verify $ssl_client_verify;\n        root /var/www/html;\n    }\n}\n\n# Force HTTPS\nserver {\n    listen 80;\n    return 301 https://$host$request_uri;\n}\n");
     assert_eq!(doc(&t)["listener"].as_array().unwrap().len(), 2);
-    // Section 5 (map + proxy_set_header) and section 10 (log_format + access_log).
+    // The role map with its request header, and the log_format with its access_log.
     tr("map $ssl_client_s_dn $client_role {\n    default \"none\";\n    ~OU=Admin \"admin\";\n    ~OU=Client \"client\";\n    ~OU=Ops \"ops\";\n}\nproxy_set_header X-Client-Role $client_role;\n");
     tr("log_format ssl_log '$remote_addr [$time_local] '\n'ClientVerify:$ssl_client_verify DN:$ssl_client_s_dn';\naccess_log /var/log/nginx/ssl_access.log ssl_log;\n");
-    // Section 7 as the inside of a server.
+    // The per-path client-certificate locations, as the inside of a server.
     tr("location /public { ssl_verify_client off; }\nlocation /admin { ssl_verify_client on; }\n");
 }
 

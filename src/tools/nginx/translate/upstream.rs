@@ -286,82 +286,23 @@ impl Translator {
     ) -> Option<(String, Option<String>)> {
         let t = &pass.v;
         let at = &pass.at;
-        // nginx reuses upstream connections only with HTTP/1.1 and its default
-        // `Connection: close` replaced.
-        let reuses = proxy.http_version.as_ref().is_some_and(|v| v.v == "1.1")
-            && headers.iter().any(|h| {
-                h.v.0.eq_ignore_ascii_case("connection")
-                    && !h.v.1.to_ascii_lowercase().contains("close")
-            });
         let block = self
             .upstream_blocks
             .iter()
             .position(|b| b.name == t.authority);
-        let default_port = if t.https { 443 } else { 80 };
-        // nginx's $proxy_host: the upstream name, or host[:port] without the default port.
-        let (base, (servers, backup_servers, fails), keepalive, keepalive_timeout, note) =
-            match block {
-                Some(i) => {
-                    let b = &mut self.upstream_blocks[i];
-                    b.used = true;
-                    let keepalive = match &b.keepalive {
-                        Some(k) if reuses => k.clone(),
-                        Some(k) => {
-                            if !b.warned_keepalive {
-                                b.warned_keepalive = true;
-                                self.diag.warn(
-                                &k.at,
-                                "has no effect in nginx here (it needs proxy_http_version 1.1 and proxy_set_header Connection \"\"): written as keepalive = 0, as nginx behaves",
-                            );
-                            }
-                            L::new(0, &k.at)
-                        }
-                        None => L::new(0, &b.at),
-                    };
-                    let b = &self.upstream_blocks[i];
-                    (
-                        b.name.clone(),
-                        (
-                            b.servers.clone(),
-                            b.backups.clone(),
-                            (b.max_fails.clone(), b.fail_timeout.clone()),
-                        ),
-                        keepalive,
-                        b.keepalive_timeout.clone(),
-                        format!("upstream block \"{}\"", b.name),
-                    )
-                }
-                None => {
-                    let port = t.port.unwrap_or(default_port);
-                    let name = if port == default_port {
-                        t.host.clone()
-                    } else {
-                        format!("{}:{port}", t.host)
-                    };
-                    (
-                        name,
-                        (
-                            vec![L::new(format!("{}:{port}", t.host), at)],
-                            Vec::new(),
-                            (None, None),
-                        ),
-                        // Without an upstream block and `keepalive`, nginx closes every upstream
-                        // connection after its request.
-                        L::new(0, at),
-                        None,
-                        format!("proxy_pass to {}, an implicit upstream", t.authority),
-                    )
-                }
-            };
+        let src = match block {
+            Some(i) => self.block_source(i, reuses_connections(proxy, headers)),
+            None => implicit_source(t, at),
+        };
         let tls = if t.https {
-            Some(self.upstream_tls(proxy, &base, at)?)
+            Some(self.upstream_tls(proxy, &src.base, at)?)
         } else {
             None
         };
         let key: Vec<String> = vec![
-            base.clone(),
+            src.base.clone(),
             t.https.to_string(),
-            keepalive.v.to_string(),
+            src.keepalive.v.to_string(),
             format!("{:?}", proxy.connect_timeout.as_ref().map(|v| &v.v)),
             format!("{:?}", proxy.read_timeout.as_ref().map(|v| &v.v)),
             format!("{:?}", proxy.send_timeout.as_ref().map(|v| &v.v)),
@@ -369,45 +310,93 @@ impl Translator {
         ];
         let scheme = if t.https { "https" } else { "http" };
         let uri = t.uri.clone().unwrap_or_default();
-        if let Some((_, idx)) = self.registry.made.iter().find(|(k, _)| *k == key) {
-            let name = self.out.upstreams[*idx].name.clone();
-            let renamed = (name != base).then(|| base.clone());
-            return Some((format!("{scheme}://{name}{uri}"), renamed));
+        let base = src.base.clone();
+        let name = match self.registry.made.iter().find(|(k, _)| *k == key) {
+            Some((_, idx)) => self.out.upstreams[*idx].name.clone(),
+            None => {
+                let name = self.make_upstream(src, proxy, tls, at);
+                self.registry.made.push((key, self.out.upstreams.len() - 1));
+                name
+            }
+        };
+        let renamed = (name != base).then_some(base);
+        Some((format!("{scheme}://{name}{uri}"), renamed))
+    }
+
+    /// Where an `upstream` block sends requests, marking the block used. Its `keepalive`
+    /// counts only where nginx reuses connections (`reuses`).
+    fn block_source(&mut self, i: usize, reuses: bool) -> Source {
+        let b = &mut self.upstream_blocks[i];
+        b.used = true;
+        let keepalive = match &b.keepalive {
+            Some(k) if reuses => k.clone(),
+            Some(k) => {
+                if !b.warned_keepalive {
+                    b.warned_keepalive = true;
+                    self.diag.warn(
+                        &k.at,
+                        "has no effect in nginx here (it needs proxy_http_version 1.1 and proxy_set_header Connection \"\"): written as keepalive = 0, as nginx behaves",
+                    );
+                }
+                L::new(0, &k.at)
+            }
+            None => L::new(0, &b.at),
+        };
+        let b = &self.upstream_blocks[i];
+        Source {
+            base: b.name.clone(),
+            servers: b.servers.clone(),
+            backup_servers: b.backups.clone(),
+            max_fails: b.max_fails.clone(),
+            fail_timeout: b.fail_timeout.clone(),
+            keepalive,
+            keepalive_timeout: b.keepalive_timeout.clone(),
+            note: format!("upstream block \"{}\"", b.name),
         }
+    }
+
+    /// Writes a new `[[upstream]]` for `src` with these settings, named `base`, or `base#n`
+    /// when that name is taken; returns its name.
+    fn make_upstream(
+        &mut self,
+        src: Source,
+        proxy: &Proxy,
+        tls: Option<OutUpstreamTls>,
+        at: &Origin,
+    ) -> String {
+        let base = &src.base;
         let mut name = base.clone();
         let mut n = 1;
         while self.out.upstreams.iter().any(|u| u.name == name)
             || self
                 .upstream_blocks
                 .iter()
-                .any(|b| b.name == name && name != base)
+                .any(|b| b.name == name && name != *base)
         {
             n += 1;
             name = format!("{base}#{n}");
         }
         let note = if n > 1 {
-            format!("{note}, with the proxy_* settings of this location")
+            format!("{}, with the proxy_* settings of this location", src.note)
         } else {
-            note
+            src.note
         };
         self.out.upstreams.push(OutUpstream {
             at: at.clone(),
             note,
             name: name.clone(),
-            servers,
-            backup_servers,
-            max_fails: fails.0,
-            fail_timeout: fails.1,
-            keepalive,
-            keepalive_timeout,
+            servers: src.servers,
+            backup_servers: src.backup_servers,
+            max_fails: src.max_fails,
+            fail_timeout: src.fail_timeout,
+            keepalive: src.keepalive,
+            keepalive_timeout: src.keepalive_timeout,
             connect_timeout: proxy.connect_timeout.clone(),
             read_timeout: proxy.read_timeout.clone(),
             send_timeout: proxy.send_timeout.clone(),
             tls,
         });
-        self.registry.made.push((key, self.out.upstreams.len() - 1));
-        let renamed = (name != base).then(|| base.clone());
-        Some((format!("{scheme}://{name}{uri}"), renamed))
+        name
     }
 
     fn upstream_tls(&mut self, p: &Proxy, base: &str, at: &Origin) -> Option<OutUpstreamTls> {
@@ -501,6 +490,54 @@ fn tls_key(t: &OutUpstreamTls) -> String {
             t.session_reuse.as_ref().map(|v| v.v),
         )
     )
+}
+
+/// Where a `proxy_pass` sends requests: an `upstream` block's servers or the one address it
+/// names, with the settings that come with them.
+struct Source {
+    /// nginx's $proxy_host: the upstream name, or host[:port] without the default port.
+    base: String,
+    servers: Vec<L<String>>,
+    backup_servers: Vec<L<String>>,
+    max_fails: Option<L<u64>>,
+    fail_timeout: Option<L<String>>,
+    keepalive: L<u64>,
+    keepalive_timeout: Option<L<String>>,
+    /// What the upstream was made from, for the output's comment.
+    note: String,
+}
+
+/// Whether nginx reuses upstream connections here: only with HTTP/1.1 and its default
+/// `Connection: close` replaced.
+fn reuses_connections(proxy: &Proxy, headers: &[L<(String, String)>]) -> bool {
+    proxy.http_version.as_ref().is_some_and(|v| v.v == "1.1")
+        && headers.iter().any(|h| {
+            h.v.0.eq_ignore_ascii_case("connection")
+                && !h.v.1.to_ascii_lowercase().contains("close")
+        })
+}
+
+/// A `proxy_pass` to an address with no `upstream` block: an implicit upstream of one server.
+fn implicit_source(t: &Target, at: &Origin) -> Source {
+    let default_port = if t.https { 443 } else { 80 };
+    let port = t.port.unwrap_or(default_port);
+    let base = if port == default_port {
+        t.host.clone()
+    } else {
+        format!("{}:{port}", t.host)
+    };
+    Source {
+        base,
+        servers: vec![L::new(format!("{}:{port}", t.host), at)],
+        backup_servers: Vec::new(),
+        max_fails: None,
+        fail_timeout: None,
+        // Without an upstream block and `keepalive`, nginx closes every upstream connection
+        // after its request.
+        keepalive: L::new(0, at),
+        keepalive_timeout: None,
+        note: format!("proxy_pass to {}, an implicit upstream", t.authority),
+    }
 }
 
 #[cfg(test)]

@@ -15,11 +15,13 @@
 //! - [`upstream`]: connecting to upstreams and per-core keep-alive pools.
 //! - [`policy`]: roles and certificate + address bindings, compiled from `[identity]`.
 //! - [`vars`]: nginx `$variables`, maps, conditions and log formats, compiled at load time.
-//! - [`tools`]: `ca`, `demo`, `check` (doctor), `tune`, the nginx.conf importer.
+//! - [`tools`]: `ca`, `check` (doctor), `tune`, the nginx.conf importer.
+//! - [`demo`]: `ringgate demo`: its own CA, certificates and upstream, then the server.
 
 pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod demo;
 pub mod edge;
 pub mod files;
 pub mod http;

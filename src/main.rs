@@ -198,7 +198,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-        Command::Demo { port, dir } => match ringgate::tools::demo::run(port, dir) {
+        Command::Demo { port, dir } => match ringgate::demo::run(port, dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e:#}");

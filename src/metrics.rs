@@ -580,7 +580,7 @@ mod tests {
     #[test]
     fn exposition_order_and_certificate_gauges_are_exact() {
         let d = tempfile::tempdir().expect("tempdir");
-        crate::tools::demo::make_pki(d.path()).expect("pki");
+        crate::demo::make_pki(d.path()).expect("pki");
         let w = WorkerStats::default();
         w.upstream(Duration::from_millis(1));
         w.upstream(Duration::from_millis(7));

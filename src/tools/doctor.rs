@@ -40,6 +40,19 @@ pub struct Finding {
     pub at_start: bool,
 }
 
+/// One certificate of a PEM file under examination, and how findings name it.
+struct Examined<'a> {
+    /// The configuration key that names the file.
+    key: &'a str,
+    /// The file.
+    path: &'a Path,
+    /// The certificate.
+    cert: &'a X509Certificate<'a>,
+    /// "certificate CN=..." or "certificate #2 (CN=...)".
+    which: &'a str,
+    /// Its place in the file (0: the leaf).
+    index: usize,
+}
 impl Finding {
     /// The finding without its level: `key: file: message`, for log lines (which carry a
     /// level of their own).
@@ -205,22 +218,21 @@ impl Doctor {
                 );
             }
             if i == 0 || role == Role::Ca {
-                self.usage(key, path, &c, &which, role, names, i);
+                let at = Examined {
+                    key,
+                    path,
+                    cert: &c,
+                    which: &which,
+                    index: i,
+                };
+                self.usage(&at, role, names);
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn usage(
-        &mut self,
-        key: &str,
-        path: &Path,
-        c: &X509Certificate<'_>,
-        which: &str,
-        role: Role,
-        names: &[String],
-        index: usize,
-    ) {
+    /// Whether the certificate's key usages suit the role it is configured for.
+    fn usage(&mut self, at: &Examined<'_>, role: Role, names: &[String]) {
+        let (key, path, c, which, index) = (at.key, at.path, at.cert, at.which, at.index);
         let eku = c
             .extended_key_usage()
             .ok()
@@ -235,7 +247,7 @@ impl Doctor {
                 if ku.is_some_and(|k| !k.digital_signature() && !k.key_encipherment()) {
                     self.push(Level::Error, key, Some(path), format!("{which} has a keyUsage without digitalSignature: it cannot sign TLS handshakes; reissue it"), true);
                 }
-                self.server_names(key, path, c, which, names);
+                self.server_names(at, names);
             }
             Role::UpstreamClient
                 if index == 0 && eku.as_ref().is_some_and(|e| !e.client_auth && !e.any) =>
@@ -254,15 +266,10 @@ impl Doctor {
         }
     }
 
-    fn server_names(
-        &mut self,
-        key: &str,
-        path: &Path,
-        c: &X509Certificate<'_>,
-        which: &str,
-        names: &[String],
-    ) {
+    /// Whether a server certificate's SANs name every configured server name.
+    fn server_names(&mut self, at: &Examined<'_>, names: &[String]) {
         use x509_parser::extensions::GeneralName;
+        let (key, path, c, which) = (at.key, at.path, at.cert, at.which);
         let san = c.subject_alternative_name().ok().flatten();
         let Some(san) = san else {
             self.push(Level::Warn, key, Some(path), format!("{which} has no subjectAltName: browsers, curl and rustls match the host name only against SANs (OpenSSL clients fall back to the CN); reissue it with the names in SANs (ringgate ca issue server --san DNS:name)"), false);

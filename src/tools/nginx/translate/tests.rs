@@ -772,7 +772,7 @@ fn loader_errors_name_the_nginx_line() {
 
 /// Writes a PKI (ca.crt, server.crt/key, client certificates) into `dir`.
 fn pki(dir: &Path) {
-    crate::tools::demo::make_pki(dir).unwrap();
+    crate::demo::make_pki(dir).unwrap();
 }
 
 #[test]

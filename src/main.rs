@@ -121,8 +121,8 @@ fn main() -> ExitCode {
                 println!(
                     "{}: configuration is valid ({} listener{}, {} upstream{})",
                     source.path().display(),
-                    c.listeners.len(),
-                    if c.listeners.len() == 1 { "" } else { "s" },
+                    c.servers.len(),
+                    if c.servers.len() == 1 { "" } else { "s" },
                     c.upstreams.len(),
                     if c.upstreams.len() == 1 { "" } else { "s" }
                 );

@@ -430,7 +430,7 @@ impl Exposition {
     fn certificate_days(&mut self, config: &Config, now: i64) {
         self.family(&CERTIFICATE_DAYS);
         let name = CERTIFICATE_DAYS.name;
-        for l in &config.listeners {
+        for l in &config.servers {
             let Some(tls) = &l.tls else { continue };
             let listener = label(&l.name);
             let labels = |kind: &str, subject: &str| {

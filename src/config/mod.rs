@@ -50,7 +50,7 @@ pub struct Config {
     /// Workers and process settings.
     pub runtime: Runtime,
     /// Servers (nginx `server` blocks), each on one of [`Config::sockets`].
-    pub listeners: Vec<Server>,
+    pub servers: Vec<Server>,
     /// Addresses bound, each serving one or more listeners chosen by SNI and Host.
     pub sockets: Vec<Socket>,
     /// Upstream groups, indexed by [`ProxyPass::upstream`].
@@ -175,7 +175,7 @@ pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
     Ok(Config {
         path: path.to_path_buf(),
         runtime,
-        listeners,
+        servers: listeners,
         sockets,
         upstreams: resolver.upstreams,
         identity,

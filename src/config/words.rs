@@ -399,7 +399,7 @@ return = 204
         let base = "[[listener]]\nlisten = \"127.0.0.1:0\"\n[listener.identity_headers]\nverify = \"X-Verify\"\nsubject = \"X-Subject\"\n";
         let loc = "[[listener.location]]\npath = \"/\"\nreturn = 204\n";
         let c = parse_str(&format!("{base}{loc}"), Path::new("t.toml")).unwrap();
-        let fields: Vec<_> = c.listeners[0].identity_headers.fields.clone();
+        let fields: Vec<_> = c.servers[0].identity_headers.fields.clone();
         assert_eq!(
             fields,
             vec![
@@ -443,10 +443,10 @@ return = 204
     fn access_log_off_is_a_word_beside_the_table_form() {
         let text = "[[listener]]\nlisten = \"127.0.0.1:0\"\naccess_log = \"off\"\n[[listener.location]]\npath = \"/\"\nreturn = 204\n";
         let c = parse_str(text, Path::new("t.toml")).unwrap();
-        assert!(c.listeners[0].access_log.is_none());
+        assert!(c.servers[0].access_log.is_none());
         let text = text.replace("\"off\"", "{ path = \"/tmp/a.log\" }");
         let c = parse_str(&text, Path::new("t.toml")).unwrap();
-        assert!(c.listeners[0].access_log.is_some());
+        assert!(c.servers[0].access_log.is_some());
     }
 
     #[test]

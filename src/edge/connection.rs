@@ -71,7 +71,7 @@ pub async fn serve(core: Rc<Core>, accepted: Accepted) {
     } else {
         (Stream::Plain(tcp), sock.hosts.default, None, None)
     };
-    let Some(listener) = generation.config.listeners.get(server) else {
+    let Some(listener) = generation.config.servers.get(server) else {
         return;
     };
     let peer = Peer::establish(&generation.config, addr, local, tls, server, serial);

@@ -31,8 +31,8 @@ pub struct Generation {
 impl Generation {
     /// Builds this core's TLS configurations and empty pools for `config`.
     pub fn new(config: Arc<Config>) -> Result<Generation, String> {
-        let mut tls = Vec::with_capacity(config.listeners.len());
-        for l in &config.listeners {
+        let mut tls = Vec::with_capacity(config.servers.len());
+        for l in &config.servers {
             match l.tls.as_ref().map(|t| t.worker_config()) {
                 None => tls.push(None),
                 Some(Ok(c)) => tls.push(Some(c)),

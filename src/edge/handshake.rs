@@ -39,7 +39,7 @@ pub async fn handshake(
     tcp: TcpStream,
     peer: SocketAddr,
 ) -> Option<Handshaken> {
-    let default = generation.config.listeners.get(socket.hosts.default)?;
+    let default = generation.config.servers.get(socket.hosts.default)?;
     let timeout = default.http.header_timeout;
     let (mut stream, server) =
         match monoio::time::timeout(timeout, negotiate(generation, socket, tcp)).await {
@@ -58,7 +58,7 @@ pub async fn handshake(
             }
             Ok(Ok(x)) => x,
         };
-    let listener = generation.config.listeners.get(server)?;
+    let listener = generation.config.servers.get(server)?;
     let mut facts = TlsFacts::from_connection(stream.conn());
     let refusal = settle_certificate(listener, &mut stream, &mut facts, peer);
     let alert_now = listener
@@ -92,7 +92,7 @@ async fn negotiate(
     let Some(fallback) = generation.tls.get(default).cloned().flatten() else {
         let name = generation
             .config
-            .listeners
+            .servers
             .get(default)
             .map_or("?", |l| l.name.as_str());
         log::error!("listener={name}: no TLS configuration on a TLS address");

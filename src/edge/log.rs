@@ -41,7 +41,7 @@ pub fn request(
             m.upstream(t);
         }
     });
-    let Some(server) = config.listeners.get(facts.server) else {
+    let Some(server) = config.servers.get(facts.server) else {
         return;
     };
     let Some(al) = &server.access_log else {

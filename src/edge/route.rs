@@ -191,8 +191,8 @@ pub fn route<'a>(
     facts: &mut LogFacts,
 ) -> Result<Routed<'a>, Refusal> {
     let Incoming { head, bytes, .. } = incoming;
-    let listeners = &config.listeners;
-    let handshake = listeners.get(peer.server).ok_or(Refusal::Internal)?;
+    let servers = &config.servers;
+    let handshake = servers.get(peer.server).ok_or(Refusal::Internal)?;
     let raw_path = head.path_and_query.get(bytes);
     let path_only = raw_path.split(|&b| b == b'?').next().unwrap_or(raw_path);
     let uri = match normalize_path(path_only) {
@@ -212,7 +212,7 @@ pub fn route<'a>(
         peer.server
     };
     facts.server = index;
-    let server = listeners.get(index).ok_or(Refusal::Internal)?;
+    let server = servers.get(index).ok_or(Refusal::Internal)?;
     let host = request_host(server, head, bytes);
     if let Some(why) = misdirected(socket, handshake, server, peer, head, bytes) {
         log::info!(

@@ -208,7 +208,7 @@ fn start_admin(
 fn announce(config: &Config, addrs: &[SocketAddr], admin: Option<SocketAddr>) {
     let n = config.runtime.workers.max(1);
     let listen: Vec<String> = config
-        .listeners
+        .servers
         .iter()
         .map(|l| {
             let a = addrs.get(l.socket).copied().unwrap_or(l.addr);

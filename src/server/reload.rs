@@ -136,7 +136,7 @@ impl Reloader {
                 crate::tools::doctor::log_startup(&new);
                 log::info!(
                     "configuration reloaded ({} listener(s), {} upstream(s)); new connections use it, open ones finish on the old one",
-                    new.listeners.len(),
+                    new.servers.len(),
                     new.upstreams.len()
                 );
                 self.current = new;
@@ -184,7 +184,7 @@ impl Reloader {
         if new.runtime.error_log != cur.runtime.error_log {
             log::warn!("reload: runtime.error_log changes need a restart");
         }
-        for l in &new.listeners {
+        for l in &new.servers {
             if let Some(t) = &l.tls {
                 t.worker_config()
                     .map_err(|e| format!("listener `{}`: TLS setup failed: {e}", l.name))?;

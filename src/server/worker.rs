@@ -129,7 +129,7 @@ async fn worker_main(spec: WorkerSpec) {
     let mut bound = Vec::with_capacity(spec.addrs.len());
     for (sock, addr) in config.sockets.iter().zip(&spec.addrs) {
         let l = config
-            .listeners
+            .servers
             .get(sock.hosts.default)
             .map_or("?", |l| l.name.as_str());
         let opts = ListenerOpts::new()

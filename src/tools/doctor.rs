@@ -502,7 +502,7 @@ pub fn examine(cfg: &Config) -> Vec<Finding> {
     for (i, l) in raw.listener.iter().enumerate() {
         let Some(t) = &l.tls else { continue };
         let rev = cfg
-            .listeners
+            .servers
             .get(i)
             .and_then(|l| l.tls.as_ref())
             .and_then(|t| t.client_auth().revocation().cloned());

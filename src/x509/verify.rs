@@ -443,7 +443,7 @@ const OID_MS_SGC: &str = "1.3.6.1.4.1.311.10.3.3";
 
 /// Where a chain element came from.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Src {
+enum Source {
     /// The presented end-entity certificate.
     Leaf,
     /// A presented intermediate, by position.
@@ -462,11 +462,11 @@ struct Candidates<'a> {
 }
 
 impl<'a> Candidates<'a> {
-    fn get(&self, s: Src) -> Option<&Parsed<'a>> {
+    fn get(&self, s: Source) -> Option<&Parsed<'a>> {
         match s {
-            Src::Leaf => Some(&self.leaf),
-            Src::Presented(i) => self.presented.get(i),
-            Src::Store(i) => self.store.get(i).and_then(|o| o.as_ref()),
+            Source::Leaf => Some(&self.leaf),
+            Source::Presented(i) => self.presented.get(i),
+            Source::Store(i) => self.store.get(i).and_then(|o| o.as_ref()),
         }
     }
 
@@ -476,9 +476,9 @@ impl<'a> Candidates<'a> {
     fn find_issuer(
         &self,
         cert: &Parsed<'_>,
-        among: impl Iterator<Item = Src>,
-        chain: &[Src],
-    ) -> Option<Src> {
+        among: impl Iterator<Item = Source>,
+        chain: &[Source],
+    ) -> Option<Source> {
         let mut first_name_match = None;
         for s in among {
             if chain.contains(&s) {
@@ -514,7 +514,7 @@ impl<'a> Candidates<'a> {
 /// The chain `build_chain` found: where each element came from (leaf first), whether it ends
 /// in a trusted self-signed certificate, and whether the depth limit stopped it.
 struct Built {
-    srcs: Vec<Src>,
+    srcs: Vec<Source>,
     trusted: bool,
     too_long: bool,
 }
@@ -642,14 +642,14 @@ impl ChainVerifier {
     fn build_chain(&self, candidates: &Candidates<'_>, leaf_der: &[u8]) -> Built {
         let anchors = self.store.anchors();
         let mut built = Built {
-            srcs: vec![Src::Leaf],
+            srcs: vec![Source::Leaf],
             trusted: false,
             too_long: false,
         };
         // A self-signed leaf that is itself in the trust store is trusted.
         if candidates.leaf.self_issued {
             if let Some(i) = anchors.iter().position(|a| a.der.as_ref() == leaf_der) {
-                built.srcs[0] = Src::Store(i);
+                built.srcs[0] = Source::Store(i);
                 built.trusted = anchors[i].self_signed;
             }
         }
@@ -664,7 +664,7 @@ impl ChainVerifier {
             let Some(next) = next_issuer(candidates, &built.srcs) else {
                 break;
             };
-            if let Src::Store(i) = next {
+            if let Source::Store(i) = next {
                 built.trusted = anchors.get(i).is_some_and(|a| a.self_signed);
             }
             built.srcs.push(next);
@@ -776,9 +776,9 @@ impl ChainVerifier {
             .srcs
             .iter()
             .map(|s| match s {
-                Src::Leaf => CertificateDer::from(leaf.as_ref().to_vec()),
-                Src::Presented(i) => CertificateDer::from(intermediates[*i].as_ref().to_vec()),
-                Src::Store(i) => self.store.anchors()[*i].der.clone(),
+                Source::Leaf => CertificateDer::from(leaf.as_ref().to_vec()),
+                Source::Presented(i) => CertificateDer::from(intermediates[*i].as_ref().to_vec()),
+                Source::Store(i) => self.store.anchors()[*i].der.clone(),
             })
             .collect();
         let leaf_not_after = chain[0].not_after;
@@ -799,20 +799,20 @@ impl ChainVerifier {
 /// One step of `build_chain`: the issuer of the chain's top, a trusted one preferred;
 /// presented certificates are searched only while the chain has no trusted certificate.
 /// None when the top is self-signed or has no issuer.
-fn next_issuer(candidates: &Candidates<'_>, chain: &[Src]) -> Option<Src> {
+fn next_issuer(candidates: &Candidates<'_>, chain: &[Source]) -> Option<Source> {
     let top_src = *chain.last()?;
     let top = candidates.get(top_src)?;
     if top.is_self_signed() {
         return None;
     }
-    let store = (0..candidates.store.len()).map(Src::Store);
+    let store = (0..candidates.store.len()).map(Source::Store);
     if let Some(s) = candidates.find_issuer(top, store, chain) {
         return Some(s);
     }
-    if matches!(top_src, Src::Store(_)) {
+    if matches!(top_src, Source::Store(_)) {
         return None;
     }
-    let presented = (0..candidates.presented.len()).map(Src::Presented);
+    let presented = (0..candidates.presented.len()).map(Source::Presented);
     candidates.find_issuer(top, presented, chain)
 }
 
@@ -838,7 +838,7 @@ fn check_trust(built: &Built, chain: &[&Parsed<'_>], errors: &mut Vec<VerifyErro
     }
     let top = chain[n - 1];
     let subject = top.subject_string();
-    let top_from_store = matches!(built.srcs[n - 1], Src::Store(_));
+    let top_from_store = matches!(built.srcs[n - 1], Source::Store(_));
     errors.push(if top.is_self_signed() && !top_from_store {
         if n == 1 {
             VerifyError::DepthZeroSelfSigned { subject }

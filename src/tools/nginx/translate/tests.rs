@@ -789,7 +789,7 @@ fn tls_termination_with_client_certificates_loads_and_behaves_as_nginx() {
     .unwrap();
     let (c, warnings) = crate::tools::nginx::load(&main).unwrap_or_else(|e| panic!("{e}"));
     assert!(warnings.is_empty(), "{warnings:?}");
-    let l = &c.listeners[0];
+    let l = &c.servers[0];
     assert_eq!(l.addr.to_string(), "127.0.0.1:0");
     assert!(!l.http.x_forwarded_for && !l.http.x_forwarded_proto);
     assert_eq!(l.http.keepalive_timeout, std::time::Duration::from_secs(75));
@@ -816,7 +816,7 @@ fn plain_proxy_with_upstream_block_loads() {
     ));
     let c = crate::config::parse_str(&t.toml, Path::new(MAIN))
         .unwrap_or_else(|e| panic!("{e}\n{}", t.toml));
-    let l = &c.listeners[0];
+    let l = &c.servers[0];
     assert_eq!(l.server_names, ["app.local"]);
     assert_eq!(l.http.keepalive_requests, 10);
     assert_eq!(l.http.client_max_body_size, 5 * 1024 * 1024);

@@ -227,14 +227,15 @@ impl Connection<'_> {
                 Refusal::HeadTimeout
             }
             HeadError::Bad(e) => {
+                let refusal = Refusal::BadHead(e);
                 log::info!(
                     "listener={} peer={}: bad request: {} ({})",
                     self.server.name,
                     self.peer.addr,
-                    e.reason(),
-                    e.status()
+                    refusal.reason(),
+                    refusal.status()
                 );
-                Refusal::BadHead(e)
+                refusal
             }
         };
         let _ = stream

@@ -320,7 +320,7 @@ async fn fail(
             req.server.name,
             up.name,
             if up.tls.is_some() { "https" } else { "http" },
-            e.status()
+            refusal.status()
         ),
         Refusal::BodyTooLarge => log::warn!(
             "client {peer} sent a body larger than client_max_body_size (413), request: \"{line}\""

@@ -110,7 +110,7 @@ impl Refusal {
             Refusal::HandshakeCertificate { missing: true } => Canned::NoClientCert,
             Refusal::HandshakeCertificate { missing: false } => Canned::ClientCertError,
             Refusal::BodyTooLarge => Canned::PayloadTooLarge,
-            Refusal::Upstream(e) if e.status() == 504 => Canned::GatewayTimeout,
+            Refusal::Upstream(e) if e.is_timeout() => Canned::GatewayTimeout,
             Refusal::Upstream(_) => Canned::BadGateway,
             Refusal::ConnectionLimit => Canned::ServiceUnavailable,
         }
@@ -143,7 +143,7 @@ impl Refusal {
             Refusal::BodyTooLarge => "request body too large",
             Refusal::BadBody => "malformed request body",
             Refusal::BodyTimeout => "request body timeout",
-            Refusal::Upstream(e) if e.status() == 504 => "upstream timeout",
+            Refusal::Upstream(e) if e.is_timeout() => "upstream timeout",
             Refusal::Upstream(_) => "upstream error",
             Refusal::ConnectionLimit => "connection limit",
         }

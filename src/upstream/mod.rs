@@ -49,15 +49,15 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    /// The status the client gets: 504 for timeouts, 502 for everything else (as nginx).
-    pub fn status(&self) -> u16 {
-        match self {
+    /// A timeout (the client gets 504, as from nginx; any other failure is a 502).
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
             UpstreamError::ConnectTimeout
-            | UpstreamError::ReadTimeout
-            | UpstreamError::SendTimeout
-            | UpstreamError::TlsHandshakeTimeout => 504,
-            _ => 502,
-        }
+                | UpstreamError::ReadTimeout
+                | UpstreamError::SendTimeout
+                | UpstreamError::TlsHandshakeTimeout
+        )
     }
 
     /// True when the failure may come from a pooled connection the upstream had already

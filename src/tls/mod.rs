@@ -5,6 +5,35 @@
 //! [`ServerTls::worker_config`] once to get its own `rustls::ServerConfig`, with its own session
 //! cache and ticketer, so no handshake touches state another core uses.
 
+/// The three handshake-signature methods that rustls's client- and server-certificate
+/// verifier traits both require, delegated to the implementing type's `signatures`
+/// ([`crate::x509::signature::HandshakeSignatures`]): written once for both verifiers.
+macro_rules! handshake_signature_methods {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls_pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            self.signatures.verify_tls12(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls_pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            self.signatures.verify_tls13(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.signatures.schemes()
+        }
+    };
+}
+
 pub mod client_auth;
 pub mod hello;
 pub mod sni;

@@ -4,6 +4,7 @@
 //! is carried to the first request as nginx's 400 page.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use monoio::net::TcpStream;
 use rustls::ServerConnection;
@@ -40,32 +41,36 @@ pub async fn handshake(
     peer: SocketAddr,
 ) -> Option<Handshaken> {
     let default = generation.config.servers.get(socket.hosts.default)?;
+    let Some(fallback) = generation.tls.get(socket.hosts.default).cloned().flatten() else {
+        log::error!(
+            "listener={}: no TLS configuration on a TLS address",
+            default.name
+        );
+        return None;
+    };
     let timeout = default.http.header_timeout;
-    let (mut stream, server) =
-        match monoio::time::timeout(timeout, negotiate(generation, socket, tcp)).await {
-            Err(_) => {
-                log::info!(
-                    "listener={} peer={peer}: TLS handshake timed out after {timeout:?}",
-                    default.name,
-                );
-                count("full", HandshakeRefusal::Timeout.label());
-                return None;
-            }
-            Ok(Err(e)) => {
-                let refusal = log_failure(&default.name, peer, &e);
-                count("full", refusal.label());
-                return None;
-            }
-            Ok(Ok(x)) => x,
-        };
+    let negotiated = negotiate(generation, socket, tcp, fallback);
+    let (mut stream, server) = match monoio::time::timeout(timeout, negotiated).await {
+        Err(_) => {
+            log::info!(
+                "listener={} peer={peer}: TLS handshake timed out after {timeout:?}",
+                default.name,
+            );
+            count("full", HandshakeRefusal::Timeout.label());
+            return None;
+        }
+        Ok(Err(e)) => {
+            let refusal = log_failure(&default.name, peer, &e);
+            count("full", refusal.label());
+            return None;
+        }
+        Ok(Ok(x)) => x,
+    };
     let listener = generation.config.servers.get(server)?;
+    let server_tls = listener.tls.as_ref()?;
     let mut facts = TlsFacts::from_connection(stream.conn());
     let refusal = settle_certificate(listener, &mut stream, &mut facts, peer);
-    let alert_now = listener
-        .tls
-        .as_ref()
-        .is_some_and(|t| t.failure == FailureMode::Alert);
-    if refusal.is_some() && alert_now {
+    if refusal.is_some() && server_tls.failure == FailureMode::Alert {
         // Reached only when the verifier let the handshake finish (a resumed session whose
         // certificate no longer verifies): refuse now, at the TLS layer.
         count(kind(&facts), "bad_certificate");
@@ -87,17 +92,9 @@ async fn negotiate(
     generation: &Generation,
     socket: &Socket,
     mut tcp: TcpStream,
+    fallback: Arc<rustls::ServerConfig>,
 ) -> std::io::Result<(TlsStream<ServerConnection>, usize)> {
     let default = socket.hosts.default;
-    let Some(fallback) = generation.tls.get(default).cloned().flatten() else {
-        let name = generation
-            .config
-            .servers
-            .get(default)
-            .map_or("?", |l| l.name.as_str());
-        log::error!("listener={name}: no TLS configuration on a TLS address");
-        return Err(std::io::Error::other("no TLS configuration"));
-    };
     let flight = crate::tls::stream::read_client_hello(&mut tcp).await?;
     let (mut tls, server) = if socket.hosts.is_shared() {
         crate::tls::stream::accept(tcp, flight, |sni| {

@@ -66,7 +66,8 @@ pub enum Refusal {
     DirectoryListing,
     /// A file the worker may not read.
     Unreadable,
-    /// The content phase failed on our side (a file that cannot be read).
+    /// ringgate's own inconsistency (a server index that does not resolve): never expected,
+    /// answered rather than dropped.
     Internal,
     /// The authorize phase refused.
     Denied(Denial),

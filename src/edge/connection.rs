@@ -15,7 +15,7 @@ use super::log::Logged;
 use super::outcome::{LogFacts, Next, Refusal};
 use super::peer::Peer;
 use super::phases::Origin;
-use super::request::{Client, Incoming};
+use super::request::{Client, Incoming, Protocol};
 use crate::config::{HttpSettings, Server, Socket};
 use crate::conn::Stream;
 use crate::http::{self, RequestError, RequestHead};
@@ -125,6 +125,7 @@ impl Connection<'_> {
             };
             facts.refused(refusal);
             let logged = Logged {
+                protocol: Protocol::of_http1(&head),
                 head: &head,
                 bytes: &bytes,
                 served: 1,
@@ -160,6 +161,7 @@ impl Connection<'_> {
             let bytes = unread.split_to(head.head_len.min(unread.len())).freeze();
             served += 1;
             let incoming = Incoming {
+                protocol: Protocol::of_http1(&head),
                 head: &head,
                 bytes: &bytes,
                 served,
@@ -205,6 +207,7 @@ impl Connection<'_> {
             facts.status = 499;
         }
         let logged = Logged {
+            protocol: incoming.protocol,
             head: incoming.head,
             bytes: incoming.bytes,
             served: incoming.served,

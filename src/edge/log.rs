@@ -9,7 +9,7 @@ use writer::WorkerLog;
 
 use super::outcome::LogFacts;
 use super::peer::Peer;
-use super::request::Request;
+use super::request::{Protocol, Request};
 use super::route;
 use crate::config::Config;
 use crate::http::RequestHead;
@@ -17,6 +17,8 @@ use crate::http::RequestHead;
 /// A request as it reached the log phase: its head as received, and its place on the
 /// connection.
 pub struct Logged<'a> {
+    /// The protocol it came over.
+    pub protocol: Protocol,
     /// The parsed head.
     pub head: &'a RequestHead,
     /// The bytes it was parsed from.
@@ -50,6 +52,7 @@ pub fn request(
     let uri = route::log_uri(req.head, req.bytes);
     let host = route::request_host(server, req.head, req.bytes);
     let request = Request {
+        protocol: req.protocol,
         peer,
         server,
         maps: &config.maps,

@@ -45,6 +45,7 @@ pub async fn run(
         Err(refusal) => return respond::refuse(client.stream, &refusal, facts).await,
     };
     let req = Request {
+        protocol: incoming.protocol,
         peer: origin.peer,
         server,
         maps: &origin.generation.config.maps,

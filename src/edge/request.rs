@@ -5,7 +5,6 @@
 use bytes::BytesMut;
 
 use super::peer::Peer;
-use super::variables::RequestVars;
 use crate::config::Server;
 use crate::conn::Stream;
 use crate::http::RequestHead;
@@ -20,9 +19,44 @@ pub struct Client<'c> {
     pub unread: &'c mut BytesMut,
 }
 
+/// The protocol a request arrived over: what `$server_protocol` and `$request` say, and what
+/// the client can read back. The HTTP/1.x driver reads it off the request line; an HTTP/2
+/// stream is `Http2` whatever its head says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.0.
+    Http10,
+    /// HTTP/1.1.
+    Http11,
+    /// HTTP/2.
+    Http2,
+}
+
+impl Protocol {
+    /// The HTTP/1.x version of a parsed request line.
+    pub fn of_http1(head: &RequestHead) -> Protocol {
+        if head.version_minor == 0 {
+            Protocol::Http10
+        } else {
+            Protocol::Http11
+        }
+    }
+
+    /// nginx's `$server_protocol`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http10 => "HTTP/1.0",
+            Protocol::Http11 => "HTTP/1.1",
+            Protocol::Http2 => "HTTP/2.0",
+        }
+    }
+}
+
 /// A request head as a protocol driver received it, before routing.
 #[derive(Clone, Copy)]
 pub struct Incoming<'a> {
+    /// The protocol it came over.
+    pub protocol: Protocol,
     /// The parsed head.
     pub head: &'a RequestHead,
     /// The bytes the head was parsed from (its spans point into them).
@@ -35,6 +69,8 @@ pub struct Incoming<'a> {
 
 /// One routed request: what every phase after routing reads.
 pub struct Request<'a> {
+    /// The protocol it came over.
+    pub protocol: Protocol,
     /// The client.
     pub peer: &'a Peer,
     /// The server (virtual host) the Host selected.
@@ -55,23 +91,7 @@ pub struct Request<'a> {
     pub last: bool,
 }
 
-impl<'a> Request<'a> {
-    /// Variable evaluation for this request (`proxy_host` is `$proxy_host` when proxying).
-    pub fn vars<'b>(&'b self, proxy_host: &'b [u8]) -> RequestVars<'b> {
-        RequestVars {
-            peer: self.peer,
-            head: self.head,
-            buf: self.bytes,
-            host: self.host,
-            uri: self.uri,
-            proxy_host,
-            maps: self.maps,
-            server_name: self.server.server_names.first().map_or("", String::as_str),
-            served: self.served,
-            log: None,
-        }
-    }
-
+impl Request<'_> {
     /// The request line, rendered only when a log line needs it.
     pub fn line(&self) -> RequestLine<'_> {
         RequestLine {
@@ -100,5 +120,32 @@ impl std::fmt::Display for RequestLine<'_> {
             String::from_utf8_lossy(self.head.method_span.get(self.bytes)),
             String::from_utf8_lossy(self.head.target.get(self.bytes))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_protocol_names_as_nginx_prints_them() {
+        assert_eq!(Protocol::Http10.name(), "HTTP/1.0");
+        assert_eq!(Protocol::Http11.name(), "HTTP/1.1");
+        assert_eq!(Protocol::Http2.name(), "HTTP/2.0");
+        let limits = crate::http::Limits {
+            max_head_bytes: 4096,
+            max_headers: 10,
+            max_line_bytes: 4096,
+        };
+        for (raw, want) in [
+            (&b"GET / HTTP/1.0\r\n\r\n"[..], Protocol::Http10),
+            (&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..], Protocol::Http11),
+        ] {
+            let head = crate::http::parse_request(raw, &limits)
+                .ok()
+                .flatten()
+                .map(|h| Protocol::of_http1(&h));
+            assert_eq!(head, Some(want));
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::outcome::LogFacts;
 use super::peer::Peer;
+use super::request::{Protocol, Request};
 use crate::http::RequestHead;
 use crate::vars::map::VarMap;
 use crate::vars::{Lookup, Template, Var};
@@ -14,6 +15,8 @@ const MAX_MAP_DEPTH: u8 = 8;
 
 /// What variable evaluation needs about one request.
 pub struct RequestVars<'a> {
+    /// `$server_protocol`.
+    pub protocol: Protocol,
     /// The client.
     pub peer: &'a Peer,
     /// The parsed head.
@@ -34,6 +37,25 @@ pub struct RequestVars<'a> {
     pub served: u64,
     /// The request's outcome, when logging.
     pub log: Option<&'a LogFacts>,
+}
+
+impl<'a> Request<'a> {
+    /// Variable evaluation for this request (`proxy_host` is `$proxy_host` when proxying).
+    pub fn vars<'b>(&'b self, proxy_host: &'b [u8]) -> RequestVars<'b> {
+        RequestVars {
+            protocol: self.protocol,
+            peer: self.peer,
+            head: self.head,
+            buf: self.bytes,
+            host: self.host,
+            uri: self.uri,
+            proxy_host,
+            maps: self.maps,
+            server_name: self.server.server_names.first().map_or("", String::as_str),
+            served: self.served,
+            log: None,
+        }
+    }
 }
 
 impl RequestVars<'_> {
@@ -101,17 +123,10 @@ impl RequestVars<'_> {
                 out.extend_from_slice(self.head.method_span.get(self.buf));
                 out.push(b' ');
                 out.extend_from_slice(target);
-                out.extend_from_slice(if self.head.version_minor == 0 {
-                    b" HTTP/1.0"
-                } else {
-                    b" HTTP/1.1"
-                });
+                out.push(b' ');
+                out.extend_from_slice(self.protocol.name().as_bytes());
             }
-            Var::ServerProtocol => out.extend_from_slice(if self.head.version_minor == 0 {
-                b"HTTP/1.0"
-            } else {
-                b"HTTP/1.1"
-            }),
+            Var::ServerProtocol => out.extend_from_slice(self.protocol.name().as_bytes()),
             Var::ServerName => out.extend_from_slice(self.server_name.as_bytes()),
             Var::ServerAddr => {
                 use std::io::Write;

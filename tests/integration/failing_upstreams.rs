@@ -1,4 +1,4 @@
-//! Failing upstreams (issue 9), one test each: the client gets 502/504 while nothing was sent
+//! Failing upstreams, one test each: the client gets 502/504 while nothing was sent
 //! yet, or a closed connection once the response had started; every failure writes a log line;
 //! and nothing leaks: a broken connection never goes back to the pool and the proxy's open file
 //! descriptors return to their baseline.

@@ -1,4 +1,4 @@
-//! Hostile clients (issue 9): slowloris and slow bodies cut off by their timeouts while other
+//! Hostile clients: slowloris and slow bodies cut off by their timeouts while other
 //! clients are served, connection limits refusing cleanly, oversized heads and bodies, and many
 //! idle connections held cheaply. Figures are printed (run with `--nocapture` to see them);
 //! the assertions are generous bounds: speed and memory are measured in benchmarks, not

@@ -1,4 +1,4 @@
-//! Identity and access (issue 4): roles from the certificate, per-path access, identity headers
+//! Identity and access: roles from the certificate, per-path access, identity headers
 //! the app can trust, certificate + address binding, per-path authentication, the HTTPS
 //! redirect, and TLS policies per server name (421).
 //!

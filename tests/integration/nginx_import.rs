@@ -1,4 +1,4 @@
-//! Issue 3: the nginx guides' configurations (tests/nginx/: the TLS-termination guide's and
+//! The nginx guides' configurations (tests/nginx/: the TLS-termination guide's and
 //! the enterprise mTLS guide's) run through the real binary with
 //! `--nginx-config`, `check --nginx-config` and `import-nginx`; where nginx is installed, the
 //! same file runs through nginx too and the answers are compared.

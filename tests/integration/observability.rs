@@ -1,4 +1,4 @@
-//! Issue 8: `/metrics` after a scripted set of requests (exact counter values), `/healthz`,
+//! `/metrics` after a scripted set of requests (exact counter values), `/healthz`,
 //! and `/readyz` flipping when the upstream goes away.
 
 use std::io::{Read, Write};

@@ -1,4 +1,4 @@
-//! Request smuggling and malformed messages (issue 9), one test per case. Each test sends the
+//! Request smuggling and malformed messages, one test per case. Each test sends the
 //! hostile request through the real binary over mTLS, with a second request pipelined behind
 //! it, and asserts both sides: what the client gets (the status nginx 1.22 answers, then a
 //! closed connection) and what the upstream saw (no request, or at most the head of the one

@@ -1,4 +1,4 @@
-//! The TLS audit (issue 9): `scripts/tls-audit.sh` scans `ringgate demo` with sslscan and must
+//! The TLS audit: `scripts/tls-audit.sh` scans `ringgate demo` with sslscan and must
 //! find no protocol below TLS 1.2, no non-AEAD, weak or non-forward-secret cipher and no
 //! compression. Skipped, saying so, where sslscan is not installed (`.ci/run` installs it).
 

@@ -39,6 +39,7 @@ pub struct WorkerStats {
     upstream_new: Cell<u64>,
     upstream_reused: Cell<u64>,
     connections_refused: Cell<u64>,
+    refusals: RefCell<BTreeMap<&'static str, u64>>,
     request_time: RefCell<Option<Histogram<u64>>>,
     upstream_time: RefCell<Option<Histogram<u64>>>,
     client_certs: RefCell<HashMap<String, (i64, u64)>>,
@@ -53,6 +54,7 @@ impl Default for WorkerStats {
             upstream_new: Cell::new(0),
             upstream_reused: Cell::new(0),
             connections_refused: Cell::new(0),
+            refusals: RefCell::default(),
             request_time: RefCell::new(new_histogram()),
             upstream_time: RefCell::new(new_histogram()),
             client_certs: RefCell::default(),
@@ -97,6 +99,11 @@ impl WorkerStats {
             .set(self.connections_refused.get() + 1);
     }
 
+    /// Counts a refusal a client caused, by kind (`edge::refusal_log::Kind::label`).
+    pub fn refusal(&self, kind: &'static str) {
+        *self.refusals.borrow_mut().entry(kind).or_insert(0) += 1;
+    }
+
     /// A TLS handshake: `kind` is `full` or `resumed`, `outcome` `ok` or why it was refused.
     pub fn handshake(&self, kind: &'static str, outcome: &'static str) {
         *self
@@ -139,6 +146,7 @@ impl WorkerStats {
             upstream_new: self.upstream_new.get(),
             upstream_reused: self.upstream_reused.get(),
             connections_refused: self.connections_refused.get(),
+            refusals: self.refusals.borrow().clone(),
             request_time: self.request_time.borrow().clone(),
             upstream_time: self.upstream_time.borrow().clone(),
             client_certs: self
@@ -164,6 +172,7 @@ pub struct Snapshot {
     upstream_new: u64,
     upstream_reused: u64,
     connections_refused: u64,
+    refusals: BTreeMap<&'static str, u64>,
     request_time: Option<Histogram<u64>>,
     upstream_time: Option<Histogram<u64>>,
     client_certs: BTreeMap<String, i64>,
@@ -181,6 +190,7 @@ impl Default for Snapshot {
             upstream_new: 0,
             upstream_reused: 0,
             connections_refused: 0,
+            refusals: BTreeMap::new(),
             request_time: new_histogram(),
             upstream_time: new_histogram(),
             client_certs: BTreeMap::new(),
@@ -204,6 +214,9 @@ impl Snapshot {
         self.upstream_new += o.upstream_new;
         self.upstream_reused += o.upstream_reused;
         self.connections_refused += o.connections_refused;
+        for (k, n) in &o.refusals {
+            *self.refusals.entry(k).or_insert(0) += *n;
+        }
         for (mine, theirs) in [
             (&mut self.request_time, &o.request_time),
             (&mut self.upstream_time, &o.upstream_time),
@@ -275,6 +288,19 @@ const COUNTED: &[(Family, Samples)] = &[
             help: "Client connections closed at accept because runtime.max_connections or runtime.max_connections_per_worker was reached.",
         },
         |s| vec![(String::new(), s.connections_refused)],
+    ),
+    (
+        Family {
+            name: "ringgate_refusals_total",
+            kind: "counter",
+            help: "Refusals a client caused (421, malformed requests, timeouts, refused handshakes, denied requests, missing files), by kind; their log lines are rate-limited per worker, these counts are not.",
+        },
+        |s| {
+            s.refusals
+                .iter()
+                .map(|(kind, n)| (format!("kind=\"{kind}\""), *n))
+                .collect()
+        },
     ),
     (
         Family {

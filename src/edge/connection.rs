@@ -15,6 +15,7 @@ use super::log::Logged;
 use super::outcome::{LogFacts, Next, Refusal};
 use super::peer::Peer;
 use super::phases::Origin;
+use super::refusal_log::Kind;
 use super::request::{Client, Incoming, Protocol};
 use crate::config::{HttpSettings, Server, Socket};
 use crate::conn::Stream;
@@ -222,7 +223,9 @@ impl Connection<'_> {
         let refusal = match e {
             HeadError::Closed | HeadError::Io => return,
             HeadError::Timeout => {
-                log::info!(
+                crate::refusal_line!(
+                    Kind::Timeout,
+                    info,
                     "listener={} peer={}: client timed out sending the request head (408)",
                     self.server.name,
                     self.peer.addr
@@ -231,7 +234,9 @@ impl Connection<'_> {
             }
             HeadError::Bad(e) => {
                 let refusal = Refusal::BadHead(e);
-                log::info!(
+                crate::refusal_line!(
+                    Kind::BadRequest,
+                    info,
                     "listener={} peer={}: bad request: {} ({})",
                     self.server.name,
                     self.peer.addr,

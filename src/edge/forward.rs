@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use super::body::{relay, RelayError, RelayParams};
 use super::core::Generation;
 use super::outcome::{LogFacts, Next, Refusal};
+use super::refusal_log::Kind;
 use super::request::{Client, Request};
 use super::respond;
 use super::route;
@@ -62,7 +63,9 @@ pub async fn proxy(
     let http = &req.server.http;
     if let BodyFraming::Length(n) = req.head.framing {
         if http.client_max_body_size != 0 && n > http.client_max_body_size {
-            log::warn!(
+            crate::refusal_line!(
+                Kind::BadRequest,
+                warn,
                 "listener={} peer={}: client intended to send too large body: {n} bytes (413)",
                 req.server.name,
                 req.peer.addr
@@ -322,13 +325,13 @@ async fn fail(
             if up.tls.is_some() { "https" } else { "http" },
             refusal.status()
         ),
-        Refusal::BodyTooLarge => log::warn!(
+        Refusal::BodyTooLarge => crate::refusal_line!(Kind::BadRequest, warn,
             "client {peer} sent a body larger than client_max_body_size (413), request: \"{line}\""
         ),
         Refusal::BadBody => {
-            log::info!("client {peer} sent a malformed chunked body (400), request: \"{line}\"")
+            crate::refusal_line!(Kind::BadRequest, info, "client {peer} sent a malformed chunked body (400), request: \"{line}\"")
         }
-        Refusal::BodyTimeout => log::info!(
+        Refusal::BodyTimeout => crate::refusal_line!(Kind::Timeout, info,
             "client {peer} timed out sending the request body (408), request: \"{line}\""
         ),
         _ => {}

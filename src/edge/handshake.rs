@@ -12,6 +12,7 @@ use rustls::ServerConnection;
 use super::core::Generation;
 use super::outcome::{CertificateFault, HandshakeRefusal, Refusal};
 use super::peer::TlsFacts;
+use super::refusal_log::Kind;
 use crate::config::{Server, Socket};
 use crate::tls::client_auth::{ClientAuthMode, ClientVerifyOutcome, FailureMode};
 use crate::tls::stream::TlsStream;
@@ -52,7 +53,9 @@ pub async fn handshake(
     let negotiated = negotiate(generation, socket, tcp, fallback);
     let (mut stream, server) = match monoio::time::timeout(timeout, negotiated).await {
         Err(_) => {
-            log::info!(
+            crate::refusal_line!(
+                Kind::Timeout,
+                info,
                 "listener={} peer={peer}: TLS handshake timed out after {timeout:?}",
                 default.name,
             );
@@ -136,7 +139,9 @@ fn settle_certificate(
     match &verdict.outcome {
         ClientVerifyOutcome::Success(_) => None,
         ClientVerifyOutcome::None if server_tls.mode == ClientAuthMode::On => {
-            log::warn!(
+            crate::refusal_line!(
+                Kind::Handshake,
+                warn,
                 "listener={} peer={peer}: client sent no required SSL certificate",
                 listener.name
             );
@@ -149,7 +154,9 @@ fn settle_certificate(
             if tolerated {
                 return None;
             }
-            log::warn!(
+            crate::refusal_line!(
+                Kind::Handshake,
+                warn,
                 "listener={} peer={peer}: client SSL certificate verify error: {err} (subject: {})",
                 listener.name,
                 facts
@@ -212,7 +219,9 @@ fn log_failure(listener: &str, peer: SocketAddr, e: &std::io::Error) -> Handshak
             }
             other => other.to_string(),
         };
-        log::warn!(
+        crate::refusal_line!(
+            Kind::Handshake,
+            warn,
             "listener={listener} peer={peer}: refused client certificate: {} (alert {alert})",
             r.detail
         );
@@ -228,30 +237,40 @@ fn log_failure(listener: &str, peer: SocketAddr, e: &std::io::Error) -> Handshak
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
     match rustls_err {
         Some(rustls::Error::NoCertificatesPresented) => {
-            log::warn!(
+            crate::refusal_line!(Kind::Handshake, warn,
                 "listener={listener} peer={peer}: refused: client sent no required SSL certificate (alert certificate_required)"
             );
             HandshakeRefusal::NoCertificate
         }
         Some(rustls::Error::InvalidCertificate(ce)) => {
-            log::warn!(
+            crate::refusal_line!(
+                Kind::Handshake,
+                warn,
                 "listener={listener} peer={peer}: refused client certificate: {ce:?} (alert {:?})",
                 rustls::AlertDescription::from(ce.clone())
             );
             HandshakeRefusal::Certificate(CertificateFault::of(ce))
         }
         Some(rustls::Error::AlertReceived(a)) => {
-            log::info!(
+            crate::refusal_line!(Kind::Handshake, info,
                 "listener={listener} peer={peer}: client aborted the TLS handshake with alert {a:?}"
             );
             HandshakeRefusal::ClientAlert
         }
         Some(other) => {
-            log::info!("listener={listener} peer={peer}: TLS handshake failed: {other}");
+            crate::refusal_line!(
+                Kind::Handshake,
+                info,
+                "listener={listener} peer={peer}: TLS handshake failed: {other}"
+            );
             HandshakeRefusal::ProtocolError
         }
         None => {
-            log::info!("listener={listener} peer={peer}: TLS handshake failed: {e}");
+            crate::refusal_line!(
+                Kind::Handshake,
+                info,
+                "listener={listener} peer={peer}: TLS handshake failed: {e}"
+            );
             HandshakeRefusal::Io
         }
     }

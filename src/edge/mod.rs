@@ -31,6 +31,7 @@ pub mod log;
 pub mod outcome;
 pub mod peer;
 pub mod phases;
+pub mod refusal_log;
 pub mod request;
 pub mod respond;
 pub mod route;

@@ -9,6 +9,7 @@ use super::authorize;
 use super::core::Generation;
 use super::outcome::{LogFacts, Next, Refusal};
 use super::peer::Peer;
+use super::refusal_log::Kind;
 use super::request::{Client, Incoming, Request};
 use super::respond;
 use super::route::{self, Routed};
@@ -69,7 +70,9 @@ pub async fn run(
     }
     if let Err(denied) = authorize::check(server, location, origin.peer) {
         let refusal = Refusal::Denied(denied.denial);
-        log::warn!(
+        crate::refusal_line!(
+            Kind::Denied,
+            warn,
             "listener={} peer={}: {} denied ({}): {}",
             server.name,
             origin.peer.addr,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::outcome::{LogFacts, Refusal};
 use super::peer::Peer;
+use super::refusal_log::Kind;
 use super::request::Incoming;
 use crate::config::{Config, Location, MatchKind, Server, Socket};
 use crate::http::RequestHead;
@@ -198,7 +199,9 @@ pub fn route<'a>(
     let uri = match normalize_path(path_only) {
         Ok(u) => u,
         Err(e) => {
-            log::info!(
+            crate::refusal_line!(
+                Kind::BadRequest,
+                info,
                 "listener={} peer={}: bad request path ({e:?}) (400)",
                 handshake.name,
                 peer.addr
@@ -215,7 +218,9 @@ pub fn route<'a>(
     let server = servers.get(index).ok_or(Refusal::Internal)?;
     let host = request_host(server, head, bytes);
     if let Some(why) = misdirected(socket, handshake, server, peer, head, bytes) {
-        log::info!(
+        crate::refusal_line!(
+            Kind::Misdirected,
+            info,
             "listener={} peer={}: {why}; asked for host \"{}\" (421)",
             handshake.name,
             peer.addr,

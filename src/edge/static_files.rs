@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use bytes::{BufMut, BytesMut};
 
 use super::outcome::{LogFacts, Next, Refusal};
+use super::refusal_log::Kind;
 use super::request::Request;
 use super::respond;
 use crate::config::{StaticRoot, StaticTypes};
@@ -84,7 +85,9 @@ fn resolve(root: &StaticRoot, uri: &[u8]) -> Result<PathBuf, Refusal> {
         return Ok(p);
     }
     if path.is_dir() {
-        log::info!(
+        crate::refusal_line!(
+            Kind::NotFound,
+            info,
             "directory index of \"{}\" is forbidden (403)",
             path.display()
         );
@@ -241,10 +244,20 @@ async fn not_found(
     facts: &mut LogFacts,
 ) -> Next {
     let refusal = if e.kind() == std::io::ErrorKind::PermissionDenied {
-        log::error!("open() \"{}\" failed ({e}) (403)", path.display());
+        crate::refusal_line!(
+            Kind::NotFound,
+            error,
+            "open() \"{}\" failed ({e}) (403)",
+            path.display()
+        );
         Refusal::Unreadable
     } else {
-        log::info!("open() \"{}\" failed ({e}) (404)", path.display());
+        crate::refusal_line!(
+            Kind::NotFound,
+            info,
+            "open() \"{}\" failed ({e}) (404)",
+            path.display()
+        );
         Refusal::NotFound
     };
     respond::refuse(stream, &refusal, facts).await

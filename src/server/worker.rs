@@ -204,6 +204,8 @@ async fn flush_loop(core: Rc<Core>) {
     while !core.drain.is_draining() {
         monoio::time::sleep(FLUSH_EVERY).await;
         core.access_log.flush();
+        // Summaries of rate-limited refusal lines whose window has ended.
+        crate::edge::refusal_log::flush();
     }
 }
 

@@ -14,6 +14,7 @@ mod hostile_clients;
 mod http_proxy;
 mod identity;
 mod lifecycle;
+mod log_flood;
 mod nginx_import;
 mod observability;
 mod regressions;

@@ -646,9 +646,8 @@ mod tests {
             .spawn()
             .ok()?;
         let mut stdin = child.stdin.take()?;
-        stdin
-            .write_all(text.as_bytes())
-            .expect("write to prom-check");
+        // (A checker that exits at once, missing its module, may not read it all.)
+        let _ = stdin.write_all(text.as_bytes());
         drop(stdin);
         let out = child.wait_with_output().expect("prom-check ran");
         let said = String::from_utf8_lossy(&out.stdout).into_owned()

@@ -63,9 +63,8 @@ pub(crate) fn assert_parses(text: &str) {
         return;
     };
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(text.as_bytes())
-            .expect("write to prom-check");
+        // (A checker that exits at once, missing its module, may not read it all.)
+        let _ = stdin.write_all(text.as_bytes());
     }
     let out = child.wait_with_output().expect("prom-check ran");
     let said = format!(
@@ -198,7 +197,7 @@ fn metrics_count_exactly_what_happened() {
         let name = format!("ringgate_certificate_expiry_timestamp_seconds{{{kind}}}");
         let left = metric(&text, &name).map(|at| at - unix_now());
         assert!(
-            left.is_some_and(|s| s > 29.0 * 86_400.0),
+            left.is_some_and(|s| (29.0 * 86_400.0..=30.0 * 86_400.0).contains(&s)),
             "{name}: {left:?} seconds left:\n{text}"
         );
     }

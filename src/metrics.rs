@@ -29,7 +29,7 @@ pub fn with<R>(f: impl FnOnce(&WorkerStats) -> R) -> R {
     STATS.with(f)
 }
 
-/// Client certificates remembered per worker for their days-left gauge.
+/// Client certificates remembered per worker for their expiry gauge.
 const CLIENT_CERTS: usize = 256;
 
 /// One worker's counters.
@@ -113,7 +113,7 @@ impl WorkerStats {
             .or_default() += 1;
     }
 
-    /// A verified client certificate, for its days-left gauge (the most recent are kept).
+    /// A verified client certificate, for its expiry gauge (the most recent are kept).
     /// Returns true the first time this worker sees it (recently), so the caller can warn once
     /// about a certificate near expiry.
     pub fn client_certificate(&self, id: &Identity) -> bool {
@@ -249,9 +249,6 @@ const BUCKETS: &[f64] = &[
     5.0, 10.0, 30.0, 60.0,
 ];
 
-/// Quantiles given beside each latency histogram.
-const QUANTILES: [f64; 4] = [0.5, 0.9, 0.99, 0.999];
-
 /// A metric family's name, type and `# HELP` text.
 struct Family {
     name: &'static str,
@@ -362,7 +359,8 @@ const COUNTED: &[(Family, Samples)] = &[
 /// Where a snapshot keeps one latency histogram (`None`: no latency figures).
 type Latency = fn(&Snapshot) -> Option<&Histogram<u64>>;
 
-/// The latency histograms, each followed by its quantile gauge.
+/// The latency histograms (`_bucket`, `_sum`, `_count`: quantiles are the server's to compute
+/// with `histogram_quantile`, so no gauge carries a `quantile` label).
 const LATENCIES: &[(Family, Latency)] = &[
     (
         Family {
@@ -382,9 +380,6 @@ const LATENCIES: &[(Family, Latency)] = &[
     ),
 ];
 
-/// The `# HELP` text of every quantile gauge.
-const QUANTILE_HELP: &str = "Latency quantiles from the same hdrhistogram (since start).";
-
 /// Reload outcomes, counted by the main thread (not in a snapshot).
 const RELOADS: Family = Family {
     name: "ringgate_config_reloads_total",
@@ -392,18 +387,19 @@ const RELOADS: Family = Family {
     help: "Configuration reloads by result.",
 };
 
-/// Days left on the configuration's certificates and CRLs.
-const CERTIFICATE_DAYS: Family = Family {
-    name: "ringgate_certificate_days_left",
+/// When the configuration's certificates and CRLs run out, as absolute Unix time (as
+/// node_exporter's x509 exporters give it: alert on `… - time() < 30 * 86400`).
+const CERTIFICATE_EXPIRY: Family = Family {
+    name: "ringgate_certificate_expiry_timestamp_seconds",
     kind: "gauge",
-    help: "Whole days until notAfter of the certificates ringgate serves and trusts (kind server, client_ca), or nextUpdate of its CRLs (kind crl).",
+    help: "Unix time of notAfter of the certificates ringgate serves and trusts (kind server, client_ca), or of nextUpdate of its CRLs (kind crl).",
 };
 
-/// Days left on the client certificates the workers saw.
-const CLIENT_CERTIFICATE_DAYS: Family = Family {
-    name: "ringgate_client_certificate_days_left",
+/// When the client certificates the workers saw run out, as absolute Unix time.
+const CLIENT_CERTIFICATE_EXPIRY: Family = Family {
+    name: "ringgate_client_certificate_expiry_timestamp_seconds",
     kind: "gauge",
-    help: "Whole days until notAfter of verified client certificates seen recently (at most 256 per worker).",
+    help: "Unix time of notAfter of verified client certificates seen recently (at most 256 per worker).",
 };
 
 /// Prometheus text being written: family headers and sample lines.
@@ -430,7 +426,8 @@ impl Exposition {
         }
     }
 
-    /// A latency histogram (microseconds inside, seconds out) and its quantile gauge.
+    /// A latency histogram (microseconds inside, seconds out): cumulative `le` buckets,
+    /// `+Inf`, `_sum` and `_count`.
     fn latency(&mut self, f: &Family, h: &Histogram<u64>) {
         let name = f.name;
         self.family(f);
@@ -443,19 +440,13 @@ impl Exposition {
         let sum = h.mean() * h.len() as f64 / 1_000_000.0;
         self.sample(&format!("{name}_sum"), "", format!("{sum:.6}"));
         self.sample(&format!("{name}_count"), "", h.len());
-        let q = format!("{name}_quantile");
-        self.header(&q, "gauge", QUANTILE_HELP);
-        for quantile in QUANTILES {
-            let v = h.value_at_quantile(quantile) as f64 / 1_000_000.0;
-            self.sample(&q, &format!("quantile=\"{quantile}\""), format!("{v:.6}"));
-        }
     }
 
-    /// Days left on what each TLS listener serves (server certificates), checks against
-    /// (CRLs, until their nextUpdate) and trusts (client CAs).
-    fn certificate_days(&mut self, config: &Config, now: i64) {
-        self.family(&CERTIFICATE_DAYS);
-        let name = CERTIFICATE_DAYS.name;
+    /// When what each TLS listener serves (server certificates), checks against (CRLs, until
+    /// their nextUpdate) and trusts (client CAs) runs out.
+    fn certificate_expiry(&mut self, config: &Config) {
+        self.family(&CERTIFICATE_EXPIRY);
+        let name = CERTIFICATE_EXPIRY.name;
         for l in &config.servers {
             let Some(tls) = &l.tls else { continue };
             let listener = label(&l.name);
@@ -466,23 +457,23 @@ impl Exposition {
                 )
             };
             for (subject, not_after) in tls.server_certificates() {
-                self.sample(name, &labels("server", subject), days(*not_after, now));
+                self.sample(name, &labels("server", subject), *not_after);
             }
             for (issuer, next_update) in tls.crls() {
                 // A CRL without nextUpdate never expires (as in OpenSSL): no gauge for it.
                 if let Some(next) = next_update {
-                    self.sample(name, &labels("crl", issuer), days(*next, now));
+                    self.sample(name, &labels("crl", issuer), *next);
                 }
             }
             for (subject, not_after) in tls.client_cas() {
-                self.sample(name, &labels("client_ca", subject), days(*not_after, now));
+                self.sample(name, &labels("client_ca", subject), *not_after);
             }
         }
     }
 }
 
 /// Renders the Prometheus text exposition (format 0.0.4).
-pub fn render(s: &Snapshot, config: &Config, reloads: Reloads, now: i64) -> String {
+pub fn render(s: &Snapshot, config: &Config, reloads: Reloads) -> String {
     let mut o = Exposition(String::with_capacity(8192));
     for (f, samples) in COUNTED {
         o.family(f);
@@ -498,18 +489,13 @@ pub fn render(s: &Snapshot, config: &Config, reloads: Reloads, now: i64) -> Stri
     o.family(&RELOADS);
     o.sample(RELOADS.name, "result=\"applied\"", reloads.applied);
     o.sample(RELOADS.name, "result=\"refused\"", reloads.refused);
-    o.certificate_days(config, now);
-    o.family(&CLIENT_CERTIFICATE_DAYS);
+    o.certificate_expiry(config);
+    o.family(&CLIENT_CERTIFICATE_EXPIRY);
     for (subject, not_after) in &s.client_certs {
         let labels = format!("subject=\"{}\"", label(subject));
-        o.sample(CLIENT_CERTIFICATE_DAYS.name, &labels, days(*not_after, now));
+        o.sample(CLIENT_CERTIFICATE_EXPIRY.name, &labels, *not_after);
     }
     o.0
-}
-
-/// Whole days left (negative once expired).
-fn days(not_after: i64, now: i64) -> i64 {
-    (not_after - now).div_euclid(86_400)
 }
 
 /// A Prometheus label value: `\`, `"` and newlines escaped.
@@ -561,7 +547,6 @@ mod tests {
                 applied: 2,
                 refused: 1,
             },
-            0,
         );
         for line in [
             "ringgate_workers 2",
@@ -579,7 +564,7 @@ mod tests {
             "ringgate_request_duration_seconds_bucket{le=\"+Inf\"} 4",
             "ringgate_request_duration_seconds_count 4",
             "ringgate_config_reloads_total{result=\"refused\"} 1",
-            "ringgate_client_certificate_days_left{subject=\"CN=a\\\"b\"} 10",
+            "ringgate_client_certificate_expiry_timestamp_seconds{subject=\"CN=a\\\"b\"} 864005",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
@@ -601,15 +586,17 @@ mod tests {
             .contains_key(&format!("CN={}", CLIENT_CERTS + 9)));
     }
 
-    /// Families in their fixed order, with TLS certificate gauges, label escaping and the
-    /// histogram's sum and quantile lines written exactly.
-    #[test]
-    fn exposition_order_and_certificate_gauges_are_exact() {
+    /// The demo PKI's server certificate and CA on a TLS listener named `x"y`, upstream
+    /// latencies of 1 and 7 ms, and a client certificate whose subject needs escaping: the
+    /// exposition rendered from them.
+    fn tls_exposition() -> String {
         let d = tempfile::tempdir().expect("tempdir");
         crate::demo::make_pki(d.path()).expect("pki");
         let w = WorkerStats::default();
         w.upstream(Duration::from_millis(1));
         w.upstream(Duration::from_millis(7));
+        w.request(200, Duration::from_micros(250));
+        w.handshake("resumed", "revoked");
         w.client_certificate(&Identity {
             subject_dn: "CN=a\\b\nc".into(),
             not_after: -5,
@@ -625,7 +612,15 @@ mod tests {
             d.path().display()
         );
         let cfg = crate::config::parse_str(&toml, std::path::Path::new("m.toml")).expect("config");
-        let text = render(&s, &cfg, Reloads::default(), 1_000_000);
+        render(&s, &cfg, Reloads::default())
+    }
+
+    /// Families in their fixed order, with TLS certificate gauges (absolute Unix time), label
+    /// escaping and the histogram's sum and buckets written exactly; no `quantile` label.
+    #[test]
+    fn exposition_order_and_certificate_gauges_are_exact() {
+        let text = tls_exposition();
+        assert!(!text.contains("quantile"), "{text}");
         let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
         assert_eq!(
             types,
@@ -639,28 +634,112 @@ mod tests {
                 "# TYPE ringgate_verify_cache_misses_total counter",
                 "# TYPE ringgate_upstream_connections_total counter",
                 "# TYPE ringgate_request_duration_seconds histogram",
-                "# TYPE ringgate_request_duration_seconds_quantile gauge",
                 "# TYPE ringgate_upstream_duration_seconds histogram",
-                "# TYPE ringgate_upstream_duration_seconds_quantile gauge",
                 "# TYPE ringgate_config_reloads_total counter",
-                "# TYPE ringgate_certificate_days_left gauge",
-                "# TYPE ringgate_client_certificate_days_left gauge",
+                "# TYPE ringgate_certificate_expiry_timestamp_seconds gauge",
+                "# TYPE ringgate_client_certificate_expiry_timestamp_seconds gauge",
             ]
         );
-        // rcgen's default notAfter is 4096-01-01: 776494 whole days after t=1e6.
+        // rcgen's default notAfter is 4096-01-01T00:00:00Z.
         for line in [
             "ringgate_workers 1",
             "ringgate_upstream_connections_total{result=\"new\"} 0",
             "ringgate_upstream_duration_seconds_bucket{le=\"0.001\"} 1",
             "ringgate_upstream_duration_seconds_bucket{le=\"60\"} 2",
             "ringgate_upstream_duration_seconds_sum 0.008002",
-            "ringgate_upstream_duration_seconds_quantile{quantile=\"0.9\"} 0.007003",
+            "ringgate_upstream_duration_seconds_bucket{le=\"+Inf\"} 2",
+            "ringgate_upstream_duration_seconds_count 2",
             "ringgate_config_reloads_total{result=\"applied\"} 0",
-            "ringgate_certificate_days_left{kind=\"server\",listener=\"x\\\"y\",subject=\"CN=localhost\"} 776494",
-            "ringgate_certificate_days_left{kind=\"client_ca\",listener=\"x\\\"y\",subject=\"O=ringgate demo,CN=ringgate demo CA\"} 776494",
-            "ringgate_client_certificate_days_left{subject=\"CN=a\\\\b\\nc\"} -12",
+            "ringgate_certificate_expiry_timestamp_seconds{kind=\"server\",listener=\"x\\\"y\",subject=\"CN=localhost\"} 67090118400",
+            "ringgate_certificate_expiry_timestamp_seconds{kind=\"client_ca\",listener=\"x\\\"y\",subject=\"O=ringgate demo,CN=ringgate demo CA\"} 67090118400",
+            "ringgate_client_certificate_expiry_timestamp_seconds{subject=\"CN=a\\\\b\\nc\"} -5",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+    }
+
+    /// `scripts/prom-check` on `text`: prometheus_client's text parser, then histogram and
+    /// unit conventions. None when python3 or prometheus_client is missing.
+    fn prom_check(text: &str) -> Option<Result<String, String>> {
+        use std::io::Write as _;
+        use std::process::{Command, Stdio};
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/prom-check");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut stdin = child.stdin.take()?;
+        // (A checker that exits at once, missing its module, may not read it all.)
+        let _ = stdin.write_all(text.as_bytes());
+        drop(stdin);
+        let out = child.wait_with_output().expect("prom-check ran");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(77) => None,
+            Some(0) => Some(Ok(said)),
+            _ => Some(Err(said)),
+        }
+    }
+
+    /// Both expositions above read by a real Prometheus text parser (python's
+    /// prometheus_client): valid, every family typed, histograms cumulative up to +Inf.
+    #[test]
+    fn exposition_passes_prometheus_client_parser() {
+        let mut s = Snapshot::default();
+        let w = WorkerStats::default();
+        w.request(200, Duration::from_millis(2));
+        w.request(503, Duration::from_secs(90));
+        w.handshake("full", "unknown_ca");
+        s.merge(&w.snapshot(1, (1, 1)));
+        let cfg = crate::config::parse_str(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\n[[listener.location]]\npath = \"/\"\nreturn = 204\n",
+            std::path::Path::new("m.toml"),
+        )
+        .expect("config");
+        for text in [render(&s, &cfg, Reloads::default()), tls_exposition()] {
+            match prom_check(&text) {
+                None => {
+                    eprintln!(
+                        "skipped: python3 with prometheus_client is needed (pip install prometheus_client)"
+                    );
+                    return;
+                }
+                Some(verdict) => assert!(verdict.is_ok(), "{verdict:?}\n{text}"),
+            }
+        }
+    }
+
+    /// The README's metrics table names every family and every fixed label value the
+    /// exposition has.
+    #[test]
+    fn readme_lists_every_family_and_label_value() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        let start = readme
+            .find("- `GET /metrics`")
+            .expect("the README's metrics section");
+        let section = &readme[start..];
+        let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+        let text = tls_exposition();
+        for family in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let name = family.split(' ').next().unwrap_or(family);
+            assert!(section.contains(&format!("`{name}`")), "{name} missing");
+        }
+        for value in [
+            "`new`",
+            "`reused`",
+            "`applied`",
+            "`refused`",
+            "`server`",
+            "`client_ca`",
+            "`crl`",
+            "`+Inf`",
+        ] {
+            assert!(section.contains(value), "{value} missing");
         }
     }
 }

@@ -72,14 +72,19 @@ pub async fn handshake(
     let listener = generation.config.servers.get(server)?;
     let server_tls = listener.tls.as_ref()?;
     let mut facts = TlsFacts::from_connection(stream.conn());
-    let refusal = settle_certificate(listener, &mut stream, &mut facts, peer);
-    if refusal.is_some() && server_tls.failure == FailureMode::Alert {
+    let refused = settle_certificate(listener, &mut stream, &mut facts, peer);
+    if let Some(r) = refused
+        .as_ref()
+        .filter(|_| server_tls.failure == FailureMode::Alert)
+    {
         // Reached only when the verifier let the handshake finish (a resumed session whose
-        // certificate no longer verifies): refuse now, at the TLS layer.
-        count(kind(&facts), "bad_certificate");
+        // certificate no longer verifies): refuse now, at the TLS layer, counted as the
+        // verifier's refusal of a full handshake is (`revoked` for a revoked certificate).
+        count(kind(&facts), r.outcome);
         let _ = stream.shutdown().await;
         return None;
     }
+    let refusal = refused.map(|r| r.refusal);
     record(listener, peer, &facts, refusal.as_ref());
     Some(Handshaken {
         stream,
@@ -117,6 +122,16 @@ async fn negotiate(
     Ok((tls, server))
 }
 
+/// A client certificate refused once the handshake finished.
+struct Refused {
+    /// What the listener's mode owes the client (nginx-compatible mode: its first request's
+    /// 400 page).
+    refusal: Refusal,
+    /// The `outcome` label when the refusal ends the connection at the TLS layer: the one a
+    /// full handshake's verifier refusal counts for the same certificate.
+    outcome: &'static str,
+}
+
 /// Settles the client certificate after a handshake the verifier let finish: the verdict into
 /// `facts`, and the refusal owed by the listener's mode, logged.
 fn settle_certificate(
@@ -124,7 +139,7 @@ fn settle_certificate(
     stream: &mut TlsStream<ServerConnection>,
     facts: &mut TlsFacts,
     peer: SocketAddr,
-) -> Option<Refusal> {
+) -> Option<Refused> {
     let server_tls = listener.tls.as_ref()?;
     if server_tls.mode == ClientAuthMode::Off {
         return None;
@@ -145,7 +160,10 @@ fn settle_certificate(
                 "listener={} peer={peer}: client sent no required SSL certificate",
                 listener.name
             );
-            Some(Refusal::HandshakeCertificate { missing: true })
+            Some(Refused {
+                refusal: Refusal::HandshakeCertificate { missing: true },
+                outcome: HandshakeRefusal::NoCertificate.label(),
+            })
         }
         ClientVerifyOutcome::None => None,
         ClientVerifyOutcome::Failed(err) => {
@@ -164,9 +182,22 @@ fn settle_certificate(
                     .as_ref()
                     .map_or("-", |i| i.subject_dn.as_str())
             );
-            Some(Refusal::HandshakeCertificate { missing: false })
+            Some(Refused {
+                refusal: Refusal::HandshakeCertificate { missing: false },
+                outcome: refused_label(&err.to_rustls()),
+            })
         }
     }
+}
+
+/// The `outcome` label of a certificate refused with `error` (the rustls error whose alert the
+/// verifier sends on a full handshake).
+fn refused_label(error: &rustls::Error) -> &'static str {
+    let fault = match error {
+        rustls::Error::InvalidCertificate(ce) => CertificateFault::of(ce),
+        _ => CertificateFault::Other,
+    };
+    HandshakeRefusal::Certificate(fault).label()
 }
 
 /// "full" or "resumed", the `kind` label of the handshake metrics.
@@ -272,6 +303,75 @@ fn log_failure(listener: &str, peer: SocketAddr, e: &std::io::Error) -> Handshak
                 "listener={listener} peer={peer}: TLS handshake failed: {e}"
             );
             HandshakeRefusal::Io
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::x509::verify::VerifyError;
+
+    /// A resumed session refused at the TLS layer counts the label the verifier's refusal of a
+    /// full handshake counts: `revoked` for a revoked certificate, not `bad_certificate`.
+    #[test]
+    fn resumed_refusals_count_the_full_handshakes_label() {
+        let revoked = VerifyError::Revoked {
+            depth: 0,
+            subject: "CN=alice,OU=Client".into(),
+            detail: "serial 01".into(),
+        };
+        assert_eq!(refused_label(&revoked.to_rustls()), "revoked");
+        let expired = VerifyError::Expired {
+            depth: 0,
+            subject: "CN=alice".into(),
+        };
+        assert_eq!(refused_label(&expired.to_rustls()), "expired");
+        let unknown = VerifyError::UnableToVerifyLeafSignature {
+            subject: "CN=mallory".into(),
+        };
+        assert_eq!(refused_label(&unknown.to_rustls()), "unknown_ca");
+        assert_eq!(
+            refused_label(&rustls::Error::General("x".into())),
+            "bad_certificate"
+        );
+    }
+
+    /// The README's metrics table names every `outcome` label a handshake can count.
+    #[test]
+    fn readme_lists_every_handshake_outcome() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        let row = readme
+            .lines()
+            .find(|l| l.contains("| `ringgate_handshakes_total` |"))
+            .expect("the README's ringgate_handshakes_total row");
+        use CertificateFault as F;
+        let faults = [
+            F::UnknownCa,
+            F::Expired,
+            F::NotYetValid,
+            F::Revoked,
+            F::BadSignature,
+            F::BadPurpose,
+            F::Other,
+        ];
+        let labels = [
+            HandshakeRefusal::Timeout,
+            HandshakeRefusal::NoCertificate,
+            HandshakeRefusal::ClientAlert,
+            HandshakeRefusal::ProtocolError,
+            HandshakeRefusal::Io,
+        ]
+        .into_iter()
+        .chain(faults.map(HandshakeRefusal::Certificate))
+        .map(HandshakeRefusal::label)
+        .chain(["ok", "full", "resumed"]);
+        for label in labels {
+            assert!(
+                row.contains(&format!("`{label}`")),
+                "{label} missing from: {row}"
+            );
         }
     }
 }

@@ -107,7 +107,7 @@ fn handle(
                 applied: link.reloads.applied.load(Ordering::Relaxed),
                 refused: link.reloads.refused.load(Ordering::Relaxed),
             };
-            let text = crate::metrics::render(&snap, config, reloads, crate::clock::unix_now());
+            let text = crate::metrics::render(&snap, config, reloads);
             (200, "text/plain; version=0.0.4; charset=utf-8", text)
         }
         ("GET" | "HEAD", "/healthz") => (200, "text/plain", "ok\n".to_string()),

@@ -1,12 +1,18 @@
-//! `/metrics` after a scripted set of requests (exact counter values), `/healthz`,
-//! and `/readyz` flipping when the upstream goes away.
+//! `/metrics` after a scripted set of requests (exact counter values, and the exposition read
+//! by prometheus_client's text parser), a revoked client counted `revoked` on full and resumed
+//! handshakes, `/healthz`, and `/readyz` flipping when the upstream goes away.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::client;
+use rustls::client::ClientSessionMemoryCache;
+
+use crate::support::ca_dir_config;
+use crate::support::client::{self, ClientOpts};
 use crate::support::client_for;
+use crate::support::ossl::{self, sh};
 use crate::support::pki::{p, Pki};
 use crate::support::proxy::Proxy;
 use crate::support::upstream::{Mode, Upstream};
@@ -30,6 +36,47 @@ pub(crate) fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .map_or("", |(_, b)| b)
         .to_string();
     (status, body)
+}
+
+/// Seconds since the Unix epoch, as the expiry gauges give time.
+pub(crate) fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Asserts that `text` passes `scripts/prom-check`: python's prometheus_client text parser,
+/// then every family typed, base units, no `quantile` label outside a summary, histograms
+/// cumulative up to `+Inf` and equal to `_count`. Skipped, saying so, without python3 or
+/// prometheus_client (`pip install prometheus_client`).
+pub(crate) fn assert_parses(text: &str) {
+    use std::process::{Command, Stdio};
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/prom-check");
+    let child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("skipped the Prometheus parser check: no python3");
+        return;
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // (A checker that exits at once, missing its module, may not read it all.)
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    let out = child.wait_with_output().expect("prom-check ran");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.code() == Some(77) {
+        eprintln!("skipped the Prometheus parser check: {said}");
+        return;
+    }
+    assert!(out.status.success(), "prom-check: {said}\n{text}");
 }
 
 pub(crate) fn metric(text: &str, line_start: &str) -> Option<f64> {
@@ -133,24 +180,29 @@ fn metrics_count_exactly_what_happened() {
         metric(&text, "ringgate_verify_cache_misses_total").is_some_and(|v| v >= 1.0),
         "{text}"
     );
-    let days = metric(
+    let left = metric(
         &text,
-        "ringgate_client_certificate_days_left{subject=\"CN=alice,OU=Eng,O=Acme,C=US\"}",
-    );
+        "ringgate_client_certificate_expiry_timestamp_seconds{subject=\"CN=alice,OU=Eng,O=Acme,C=US\"}",
+    )
+    .map(|at| at - unix_now());
     // (The test PKI's certificates are valid for 30 days.)
-    assert!(days.is_some_and(|d| (29.0..=30.0).contains(&d)), "{text}");
     assert!(
-        text.lines().any(|l| l.starts_with(
-            "ringgate_certificate_days_left{kind=\"server\",listener=\"main\",subject=\"CN=localhost\"}"
-        )),
-        "{text}"
+        left.is_some_and(|s| (29.0 * 86_400.0..=30.0 * 86_400.0).contains(&s)),
+        "{left:?} seconds left:\n{text}"
     );
-    assert!(
-        text.lines().any(|l| l.starts_with(
-            "ringgate_certificate_days_left{kind=\"client_ca\",listener=\"main\",subject=\"CN=ringgate test CA,O=ringgate tests\"}"
-        )),
-        "{text}"
-    );
+    for kind in [
+        "kind=\"server\",listener=\"main\",subject=\"CN=localhost\"",
+        "kind=\"client_ca\",listener=\"main\",subject=\"CN=ringgate test CA,O=ringgate tests\"",
+    ] {
+        let name = format!("ringgate_certificate_expiry_timestamp_seconds{{{kind}}}");
+        let left = metric(&text, &name).map(|at| at - unix_now());
+        assert!(
+            left.is_some_and(|s| (29.0 * 86_400.0..=30.0 * 86_400.0).contains(&s)),
+            "{name}: {left:?} seconds left:\n{text}"
+        );
+    }
+    assert!(!text.contains("quantile"), "{text}");
+    assert_parses(&text);
     // A reload is counted, and the scrape after it still answers.
     let _ = std::process::Command::new("kill")
         .args(["-HUP", &proxy.pid.to_string()])
@@ -163,6 +215,99 @@ fn metrics_count_exactly_what_happened() {
         "{text}"
     );
     assert_eq!(admin_get(admin, "/nope").0, 404);
+}
+
+/// A client revoked (new CRL picked up by the file watcher) after it got a TLS 1.3 session
+/// ticket: refused on its resumed handshake and on a full one, both counted
+/// `outcome="revoked"` (not `bad_certificate` for the resumed one).
+#[test]
+fn revoked_client_counts_revoked_on_full_and_resumed_handshakes() {
+    if !ossl::available("revoked_client_counts_revoked_on_full_and_resumed_handshakes") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    sh(
+        d,
+        r#"$RINGGATE ca init ca --cn "Metrics CA" --org Acme
+           $RINGGATE ca -d ca issue server --cn localhost --san DNS:localhost,IP:127.0.0.1
+           $RINGGATE ca -d ca issue client --cn alice --ou Client
+           $RINGGATE ca -d ca crl --out current.crl"#,
+    );
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Proxy::start(&ca_dir_config(
+        d,
+        &up,
+        1,
+        "watch_interval = \"200ms\"\n\n[admin]\nlisten = \"127.0.0.1:0\"",
+        &format!("crl = [{}]", p(&d.join("current.crl"))),
+    ));
+    let alice = |cache: Option<Arc<ClientSessionMemoryCache>>| {
+        client::config(&ClientOpts {
+            ca: Some(&d.join("ca/ca.crt")),
+            cert: Some((
+                &d.join("ca/certs/alice.crt"),
+                &d.join("ca/private/alice.key"),
+            )),
+            version: Some(&rustls::version::TLS13),
+            resumption: cache,
+        })
+    };
+    let resuming = alice(Some(Arc::new(ClientSessionMemoryCache::new(32))));
+    let get = |cfg: &Arc<rustls::ClientConfig>| {
+        let mut c = client::connect(proxy.addr(), "localhost", cfg)?;
+        let kind = c.tls.conn.handshake_kind();
+        c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+        c.read_response().map(|r| (kind, r.status))
+    };
+    assert_eq!(
+        get(&resuming).expect("alice, before revocation"),
+        (Some(rustls::HandshakeKind::Full), 200)
+    );
+    sh(
+        d,
+        "$RINGGATE ca -d ca revoke --cert ca/certs/alice.crt --reason keyCompromise
+         $RINGGATE ca -d ca crl --out next.crl
+         mv next.crl current.crl",
+    );
+    proxy.assert_log(&["configuration reloaded"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = client::connect(proxy.addr(), "localhost", &resuming).expect("resumed handshake");
+    assert_eq!(
+        c.tls.conn.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    let r = c
+        .send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .and_then(|_| c.read_response());
+    assert!(
+        r.is_err(),
+        "a revoked client was served on resumption: {r:?}"
+    );
+    assert!(get(&alice(None)).is_err(), "a revoked client was served");
+    let (status, text) = admin_get(proxy.admin.expect("admin address"), "/metrics");
+    assert_eq!(status, 200, "{text}");
+    for (name, value) in [
+        (
+            "ringgate_handshakes_total{kind=\"full\",outcome=\"ok\"}",
+            Some(1.0),
+        ),
+        (
+            "ringgate_handshakes_total{kind=\"full\",outcome=\"revoked\"}",
+            Some(1.0),
+        ),
+        (
+            "ringgate_handshakes_total{kind=\"resumed\",outcome=\"revoked\"}",
+            Some(1.0),
+        ),
+        (
+            "ringgate_handshakes_total{kind=\"resumed\",outcome=\"bad_certificate\"}",
+            None,
+        ),
+    ] {
+        assert_eq!(metric(&text, name), value, "{name} in:\n{text}");
+    }
+    assert_parses(&text);
 }
 
 #[test]

@@ -699,12 +699,13 @@ fn revoke_and_reload_under_load() {
     let admin = proxy.admin.expect("admin address");
     let (status, text) = super::observability::admin_get(admin, "/metrics");
     assert_eq!(status, 200, "{text}");
-    assert_eq!(
-        super::observability::metric(
-            &text,
-            "ringgate_certificate_days_left{kind=\"crl\",listener=\"main\",subject=\"CN=Reload CA,O=Acme\"}"
-        ),
-        Some(29.0),
-        "{text}"
+    let left = super::observability::metric(
+        &text,
+        "ringgate_certificate_expiry_timestamp_seconds{kind=\"crl\",listener=\"main\",subject=\"CN=Reload CA,O=Acme\"}",
+    )
+    .map(|at| at - super::observability::unix_now());
+    assert!(
+        left.is_some_and(|s| (29.0 * 86_400.0..=30.0 * 86_400.0).contains(&s)),
+        "{left:?} seconds left:\n{text}"
     );
 }

@@ -597,6 +597,7 @@ mod tests {
         w.upstream(Duration::from_millis(7));
         w.request(200, Duration::from_micros(250));
         w.handshake("resumed", "revoked");
+        w.refusal("misdirected");
         w.client_certificate(&Identity {
             subject_dn: "CN=a\\b\nc".into(),
             not_after: -5,
@@ -628,6 +629,7 @@ mod tests {
                 "# TYPE ringgate_workers gauge",
                 "# TYPE ringgate_open_connections gauge",
                 "# TYPE ringgate_connections_refused_total counter",
+                "# TYPE ringgate_refusals_total counter",
                 "# TYPE ringgate_requests_total counter",
                 "# TYPE ringgate_handshakes_total counter",
                 "# TYPE ringgate_verify_cache_hits_total counter",
@@ -643,6 +645,7 @@ mod tests {
         // rcgen's default notAfter is 4096-01-01T00:00:00Z.
         for line in [
             "ringgate_workers 1",
+            "ringgate_refusals_total{kind=\"misdirected\"} 1",
             "ringgate_upstream_connections_total{result=\"new\"} 0",
             "ringgate_upstream_duration_seconds_bucket{le=\"0.001\"} 1",
             "ringgate_upstream_duration_seconds_bucket{le=\"60\"} 2",

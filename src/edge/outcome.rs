@@ -205,7 +205,7 @@ impl CertificateFault {
 }
 
 impl HandshakeRefusal {
-    /// The `outcome` label of `ringgate_tls_handshakes_total`.
+    /// The `outcome` label of `ringgate_handshakes_total`.
     pub fn label(self) -> &'static str {
         match self {
             HandshakeRefusal::Timeout => "timeout",

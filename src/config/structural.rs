@@ -318,9 +318,7 @@ mod tests {
 
     #[test]
     fn an_out_of_range_integer_names_the_range() {
-        let text = format!(
-            "[[listener]]\nlisten = \"127.0.0.1:0\"\nhttps_redirect = 70000\n{LOC}"
-        );
+        let text = format!("[[listener]]\nlisten = \"127.0.0.1:0\"\nhttps_redirect = 70000\n{LOC}");
         assert_eq!(
             first_error(&text),
             "t.toml:3: listener[0].https_redirect: expected an integer from 0 to 65535, found the integer 70000"

@@ -162,7 +162,7 @@ pub fn load_translation(t: &Translation, path: &Path) -> Result<Config, ConfigEr
 
 /// Rewrites loader errors (which name TOML lines) to name the nginx directive behind them.
 pub fn remap(errors: ConfigErrors, map: &SourceMap, main: &Path) -> ConfigErrors {
-    ConfigErrors(
+    let mut remapped = ConfigErrors(
         errors
             .0
             .into_iter()
@@ -184,5 +184,7 @@ pub fn remap(errors: ConfigErrors, map: &SourceMap, main: &Path) -> ConfigErrors
                 },
             })
             .collect(),
-    )
+    );
+    remapped.sort();
+    remapped
 }

@@ -310,7 +310,13 @@ mod tests {
         let err = parse_str(text, Path::new("t.toml")).unwrap_err();
         let lines: Vec<Option<usize>> = err.0.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![Some(2), Some(6), Some(11)], "{err}");
-        assert!(err.0[0].message.contains("workerz"), "{err}");
+        assert_eq!(err.0[0].key, "runtime.workerz", "{err}");
+        assert!(
+            err.0[0]
+                .message
+                .starts_with("unknown key, expected one of `workers`"),
+            "{err}"
+        );
         assert!(err.to_string().starts_with("3 configuration errors"));
     }
 

@@ -164,8 +164,23 @@ fn key_part(key: &str) -> String {
     }
 }
 
+/// One value of the file: its dotted key, its span, and what it is in TOML's words.
+struct Entry {
+    path: String,
+    span: Range<usize>,
+    found: String,
+}
+
 /// Every value in the tree with its dotted key (`listener[0].http.keepalive_requests`).
-fn walk<'a>(node: &'a Node, path: &str, out: &mut Vec<(String, Range<usize>, &'a Node)>) {
+fn walk(node: &Node, path: &str, out: &mut Vec<Entry>) {
+    let add = |p: String, v: &Spanned<Node>, out: &mut Vec<Entry>| {
+        out.push(Entry {
+            path: p.clone(),
+            span: v.span(),
+            found: v.get_ref().found(),
+        });
+        walk(v.get_ref(), &p, out);
+    };
     match node {
         Node::Table(entries) => {
             for (k, v) in entries {
@@ -174,64 +189,94 @@ fn walk<'a>(node: &'a Node, path: &str, out: &mut Vec<(String, Range<usize>, &'a
                 } else {
                     format!("{path}.{}", key_part(k))
                 };
-                out.push((p.clone(), v.span(), v.get_ref()));
-                walk(v.get_ref(), &p, out);
+                add(p, v, out);
             }
         }
         Node::Array(items) => {
             for (i, v) in items.iter().enumerate() {
-                let p = format!("{path}[{i}]");
-                out.push((p.clone(), v.span(), v.get_ref()));
-                walk(v.get_ref(), &p, out);
+                add(format!("{path}[{i}]"), v, out);
             }
         }
         _ => {}
     }
 }
 
-/// The innermost value whose span holds `at`: its key and what it is.
-fn value_at(text: &str, at: &Range<usize>) -> Option<(String, String)> {
+/// The file's values, or None when it is not TOML at all (a syntax error).
+fn entries(text: &str) -> Option<Vec<Entry>> {
     let root: Node = toml::from_str(text).ok()?;
     let mut all = Vec::new();
     walk(&root, "", &mut all);
-    all.into_iter()
-        .filter(|(_, span, _)| span.start <= at.start && at.start < span.end.max(span.start + 1))
-        .min_by_key(|(path, span, _)| (span.end - span.start, usize::MAX - path.len()))
-        .map(|(path, _, node)| (path, node.found()))
+    Some(all)
+}
+
+/// The innermost value whose span holds `at`.
+fn value_at<'e>(all: &'e [Entry], at: &Range<usize>) -> Option<&'e Entry> {
+    all.iter()
+        .filter(|e| e.span.start <= at.start && at.start < e.span.end.max(e.span.start + 1))
+        .min_by_key(|e| (e.span.end - e.span.start, usize::MAX - e.path.len()))
+}
+
+/// The first value at or after `at` whose key ends in `name`: the value of the key at `at`.
+fn value_of_key_at<'e>(all: &'e [Entry], at: &Range<usize>, name: &str) -> Option<&'e Entry> {
+    let last = key_part(name);
+    all.iter()
+        .filter(|e| e.span.start >= at.start && e.path.rsplit('.').next() == Some(last.as_str()))
+        .min_by_key(|e| e.span.start)
+}
+
+/// The name between the first pair of backticks of `s`, and what follows it.
+fn backticked(s: &str) -> Option<(&str, &str)> {
+    let rest = s.strip_prefix('`')?;
+    let (name, after) = rest.split_once('`')?;
+    Some((name, after.trim_start_matches(',').trim_start()))
 }
 
 /// toml's message and span said as (key, message) in TOML's words; messages this does not
-/// recognise (syntax errors, unknown keys) are kept as toml wrote them.
+/// recognise (syntax errors) are kept as toml wrote them.
 pub(super) fn in_toml_words(
     text: &str,
     span: Option<Range<usize>>,
     message: &str,
 ) -> (String, String) {
     let kept = (String::new(), message.to_string());
-    let Some((key, found)) = span.and_then(|sp| value_at(text, &sp)) else {
+    let (Some(span), Some(all)) = (span, entries(text)) else {
         return kept;
     };
-    if let Some(name) = message.strip_prefix("data did not match any variant of untagged enum ") {
-        let expected = untagged_expected(name.trim());
-        return (key, format!("expected {expected}, found {found}"));
+    if let Some((name, expected)) = message.strip_prefix("unknown field ").and_then(backticked) {
+        return match value_of_key_at(&all, &span, name) {
+            Some(e) => (e.path.clone(), format!("unknown key, {expected}")),
+            None => kept,
+        };
     }
-    let parsed = message
+    let Some(at) = value_at(&all, &span) else {
+        return kept;
+    };
+    if let Some((name, _)) = message.strip_prefix("missing field ").and_then(backticked) {
+        return (
+            format!("{}.{}", at.path, key_part(name)),
+            "required, but missing".into(),
+        );
+    }
+    match type_words(message) {
+        Some(expected) => (
+            at.path.clone(),
+            format!("expected {expected}, found {}", at.found),
+        ),
+        None => kept,
+    }
+}
+
+/// What serde's type or value error expected, in TOML's words.
+fn type_words(message: &str) -> Option<String> {
+    if let Some(name) = message.strip_prefix("data did not match any variant of untagged enum ") {
+        return Some(untagged_expected(name.trim()).to_string());
+    }
+    let (rest, is_value) = message
         .strip_prefix("invalid type: ")
         .map(|rest| (rest, false))
-        .or_else(|| message.strip_prefix("invalid value: ").map(|r| (r, true)));
-    let Some((rest, is_value)) = parsed else {
-        return kept;
-    };
-    let Some((_, expected)) = rest.rsplit_once(", expected ") else {
-        return kept;
-    };
-    (
-        key,
-        format!(
-            "expected {}, found {found}",
-            expected_words(expected, is_value)
-        ),
-    )
+        .or_else(|| message.strip_prefix("invalid value: ").map(|r| (r, true)))?;
+    let (_, expected) = rest.rsplit_once(", expected ")?;
+    Some(expected_words(expected, is_value))
 }
 
 /// What an untagged enum of [`super::raw`] accepts, in the file's words.
@@ -322,6 +367,28 @@ mod tests {
         assert_eq!(
             first_error(&text),
             "t.toml:3: listener[0].https_redirect: expected an integer from 0 to 65535, found the integer 70000"
+        );
+    }
+
+    #[test]
+    fn unknown_and_missing_keys_are_named_in_full() {
+        let text = format!(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\n[listener.http]\nkeepalive = 1\n{LOC}"
+        );
+        assert!(
+            first_error(&text).starts_with("t.toml:4: listener[0].http.keepalive: unknown key, expected one of `max_header_bytes`, "),
+            "{}",
+            first_error(&text)
+        );
+        let text = "[[listener]]\nlisten = \"127.0.0.1:0\"\n[[listener.location]]\nreturn = 204\n";
+        assert_eq!(
+            first_error(text),
+            "t.toml:3: listener[0].location[0].path: required, but missing"
+        );
+        let text = "[[listener]]\nlisten = \"x\"\ntls = { certificates = [{ cert = \"a\" }] }\n";
+        assert_eq!(
+            first_error(text),
+            "t.toml:3: listener[0].tls.certificates[0].key: required, but missing"
         );
     }
 

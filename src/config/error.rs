@@ -51,6 +51,15 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+impl ConfigErrors {
+    /// Orders the errors by file, then line (errors of the whole file first), so a user
+    /// reads them top to bottom; errors on one line keep the order they were found in.
+    pub fn sort(&mut self) {
+        self.0
+            .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    }
+}
+
 /// Collects errors against one source text, turning byte spans into line numbers.
 pub struct Collector<'a> {
     file: &'a Path,
@@ -96,7 +105,9 @@ impl<'a> Collector<'a> {
 
     /// Ends collection.
     pub fn finish(self) -> ConfigErrors {
-        ConfigErrors(self.errors)
+        let mut errors = ConfigErrors(self.errors);
+        errors.sort();
+        errors
     }
 }
 
@@ -108,4 +119,34 @@ pub fn line_of(source: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn errors_are_sorted_by_file_then_line() {
+        let mut c = Collector::new(Path::new("b.toml"), "one\ntwo\nthree\n");
+        c.push(Some(8..9), "late", "third line");
+        c.push(None, "", "whole file");
+        c.push(Some(0..1), "early", "first line");
+        let mut errors = c.finish();
+        errors.0.insert(
+            0,
+            ConfigError {
+                file: "c.toml".into(),
+                line: Some(1),
+                key: String::new(),
+                message: "other file".into(),
+            },
+        );
+        errors.sort();
+        assert_eq!(
+            errors.to_string(),
+            "4 configuration errors:\n  b.toml: whole file\n  b.toml:1: early: first line\n  b.toml:3: late: third line\n  c.toml:1: other file\n"
+        );
+    }
 }

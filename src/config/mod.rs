@@ -11,6 +11,7 @@ mod location;
 pub mod raw;
 mod rule;
 mod runtime;
+mod structural;
 mod tls;
 pub mod units;
 mod upstream;
@@ -106,7 +107,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
 /// Validates configuration text; `path` names it in errors and anchors relative file paths.
 pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let mut errs = Collector::new(path, source);
-    let raw: RawConfig = match structural(source, &mut errs) {
+    let raw: RawConfig = match structural::structural(source, &mut errs) {
         Some(raw) => raw,
         None => return Err(errs.finish()),
     };
@@ -185,61 +186,6 @@ pub fn parse_str(source: &str, path: &Path) -> Result<Config, ConfigErrors> {
         admin,
         log_files: resolver.log_files,
     })
-}
-
-/// Deserializes the file's shape. serde stops at the first error, so to report every
-/// structural error at once we blank the top-level section holding each error (keeping line
-/// numbers) and try again, a bounded number of times.
-fn structural(source: &str, errs: &mut Collector<'_>) -> Option<RawConfig> {
-    let mut text = source.to_string();
-    let mut failed = false;
-    for _ in 0..32 {
-        match toml::from_str::<RawConfig>(&text) {
-            Ok(raw) => return (!failed).then_some(raw),
-            Err(e) => {
-                failed = true;
-                // toml's message names the key and what was expected.
-                errs.push(e.span(), "", e.message().trim().to_string());
-                let region = e.span().and_then(|sp| section_around(&text, sp.start))?;
-                let blanked: String = text[region.clone()]
-                    .chars()
-                    .map(|c| if c == '\n' { '\n' } else { ' ' })
-                    .collect();
-                if blanked == text[region.clone()] {
-                    return None;
-                }
-                text.replace_range(region, &blanked);
-            }
-        }
-    }
-    None
-}
-
-/// The byte range of the top-level section (`[runtime]`, one `[[listener]]` with its
-/// sub-tables, ...) that contains `offset`.
-fn section_around(text: &str, offset: usize) -> Option<std::ops::Range<usize>> {
-    let mut starts = vec![0];
-    let mut pos = 0;
-    for line in text.split_inclusive('\n') {
-        let t = line.trim_start();
-        let top_level = t.starts_with('[') && {
-            let name = t.trim_start_matches('[').trim_start();
-            !name.starts_with("listener.")
-                && !name.starts_with("upstream.")
-                && !name.starts_with("runtime.")
-        };
-        if top_level && pos > 0 {
-            starts.push(pos);
-        }
-        pos += line.len();
-    }
-    let start = *starts.iter().rev().find(|&&s| s <= offset)?;
-    let end = starts
-        .iter()
-        .copied()
-        .find(|&s| s > offset)
-        .unwrap_or(text.len());
-    Some(start..end)
 }
 
 struct Resolver<'a> {
@@ -364,7 +310,13 @@ mod tests {
         let err = parse_str(text, Path::new("t.toml")).unwrap_err();
         let lines: Vec<Option<usize>> = err.0.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![Some(2), Some(6), Some(11)], "{err}");
-        assert!(err.0[0].message.contains("workerz"), "{err}");
+        assert_eq!(err.0[0].key, "runtime.workerz", "{err}");
+        assert!(
+            err.0[0]
+                .message
+                .starts_with("unknown key, expected one of `workers`"),
+            "{err}"
+        );
         assert!(err.to_string().starts_with("3 configuration errors"));
     }
 

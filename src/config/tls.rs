@@ -120,6 +120,12 @@ impl Resolver<'_> {
                     } else {
                         self.errs
                             .push(span(&c.cert), &format!("{ck}.cert"), e.to_string());
+                        // The key is read after the chain: report its own problem too, so
+                        // that one run names both files.
+                        if let Err(e) = crate::x509::pem::load_key(&key_path) {
+                            self.errs
+                                .push(span(&c.key), &format!("{ck}.key"), e.to_string());
+                        }
                     }
                 }
             }
@@ -335,20 +341,9 @@ impl Resolver<'_> {
             policy.expired = expired;
         }
         let first = t.crl.first()?;
-        if mode == ClientAuthMode::Off {
-            self.errs.push(
-                span(first),
-                &format!("{key}.tls.crl"),
-                "CRLs check client certificates, but this listener does not ask for one: set verify_client (and client_certificate)",
-            );
-            return None;
-        }
-        let Some(store) = store else {
-            self.errs.push(
-                span(first),
-                &format!("{key}.tls.crl"),
-                "CRLs are verified against the CAs that issued them: set client_certificate (or trusted_certificate)",
-            );
+        let Some(store) = self.crl_prerequisites(key, t, first, store, mode) else {
+            // The files are still read, so a missing one is reported with the rest.
+            self.crl_files_readable(key, t);
             return None;
         };
         let mut crls = Vec::new();
@@ -369,6 +364,58 @@ impl Resolver<'_> {
             }
         }
         Some(Arc::new(Revocation::new(crls, policy)))
+    }
+
+    /// The store CRLs are verified against, or None when the listener cannot check CRLs.
+    /// Advice names only what is missing: a key that is set but failed (its own error is
+    /// reported) is never called unset.
+    fn crl_prerequisites<'s>(
+        &mut self,
+        key: &str,
+        t: &RawTls,
+        first: &Spanned<String>,
+        store: Option<&'s TrustStore>,
+        mode: ClientAuthMode,
+    ) -> Option<&'s TrustStore> {
+        let verify_misspelt = matches!(
+            t.verify_client.as_ref().map(|v| v.get_ref()),
+            Some(Word::Unknown(_))
+        );
+        if mode == ClientAuthMode::Off {
+            if !verify_misspelt {
+                let advice = if t.verify_client.is_some() {
+                    "CRLs check client certificates, but this listener does not ask for one: verify_client is off"
+                } else {
+                    "CRLs check client certificates, but this listener does not ask for one: set verify_client (and client_certificate)"
+                };
+                self.errs
+                    .push(span(first), &format!("{key}.tls.crl"), advice);
+            }
+            return None;
+        }
+        if store.is_none() && t.client_certificate.is_none() && t.trusted_certificate.is_none() {
+            self.errs.push(
+                span(first),
+                &format!("{key}.tls.crl"),
+                "CRLs are verified against the CAs that issued them: set client_certificate (or trusted_certificate)",
+            );
+        }
+        store
+    }
+
+    /// Each `crl` file readable, reported when not (when the CRLs cannot be checked for
+    /// another reason, that reason is reported too).
+    fn crl_files_readable(&mut self, key: &str, t: &RawTls) {
+        for (j, f) in t.crl.iter().enumerate() {
+            let path = self.path(f.get_ref());
+            if let Err(e) = crate::files::read(&path) {
+                self.errs.push(
+                    span(f),
+                    &format!("{key}.tls.crl[{j}]"),
+                    format!("cannot read {}: {e}", path.display()),
+                );
+            }
+        }
     }
 
     /// Reads a PEM CA bundle, reporting problems against `key`.
@@ -396,5 +443,66 @@ impl Resolver<'_> {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::parse_str;
+
+    const HEAD: &str = "[[listener]]\nlisten = \"127.0.0.1:0\"\n[listener.tls]\ncertificates = [{ cert = \"/nonexistent/s.crt\", key = \"/nonexistent/s.key\" }]\n";
+    const LOC: &str = "[[listener.location]]\npath = \"/\"\nreturn = 204\n";
+    const ENOENT: &str = "No such file or directory (os error 2)";
+
+    fn errors(tls: &str) -> String {
+        let text = format!("{HEAD}{tls}{LOC}");
+        parse_str(&text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_missing_key_is_reported_with_a_missing_certificate() {
+        assert_eq!(
+            errors(""),
+            format!(
+                "2 configuration errors:\n  t.toml:4: listener[0].tls.certificates[0].cert: cannot read /nonexistent/s.crt: {ENOENT}\n  t.toml:4: listener[0].tls.certificates[0].key: cannot read /nonexistent/s.key: {ENOENT}\n"
+            )
+        );
+    }
+
+    #[test]
+    fn a_missing_crl_is_reported_beside_a_missing_ca_without_calling_it_unset() {
+        let got = errors(
+            "client_certificate = \"/nonexistent/ca.crt\"\ncrl = [\"/nonexistent/ca.crl\"]\n",
+        );
+        assert_eq!(
+            got,
+            format!(
+                "4 configuration errors:\n  t.toml:4: listener[0].tls.certificates[0].cert: cannot read /nonexistent/s.crt: {ENOENT}\n  t.toml:4: listener[0].tls.certificates[0].key: cannot read /nonexistent/s.key: {ENOENT}\n  t.toml:5: listener[0].tls.client_certificate: cannot read /nonexistent/ca.crt: {ENOENT}\n  t.toml:6: listener[0].tls.crl[0]: cannot read /nonexistent/ca.crl: {ENOENT}\n"
+            )
+        );
+    }
+
+    #[test]
+    fn a_missing_crl_is_reported_when_verify_client_is_off_or_misspelt() {
+        let got = errors("verify_client = \"off\"\ncrl = [\"/nonexistent/ca.crl\"]\n");
+        assert!(
+            got.ends_with(&format!(
+                "  t.toml:6: listener[0].tls.crl: CRLs check client certificates, but this listener does not ask for one: verify_client is off\n  t.toml:6: listener[0].tls.crl[0]: cannot read /nonexistent/ca.crl: {ENOENT}\n"
+            )),
+            "{got}"
+        );
+        let got = errors("verify_client = \"sometimes\"\ncrl = [\"/nonexistent/ca.crl\"]\n");
+        assert!(
+            got.starts_with("4 configuration errors:")
+                && got.ends_with(&format!(
+                    "  t.toml:6: listener[0].tls.crl[0]: cannot read /nonexistent/ca.crl: {ENOENT}\n"
+                ))
+                && !got.contains("does not ask"),
+            "{got}"
+        );
     }
 }

@@ -227,3 +227,71 @@ return = 204
         assert!(err.contains(what), "want {what:?} in:\n{err}");
     }
 }
+
+/// A value of the wrong TOML type: the key and the TOML types, not serde's Rust words.
+#[test]
+fn check_names_a_type_error_by_key_and_toml_type() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let text = Cfg::new(&pki, &up)
+        .http("keepalive_requests = \"two\"")
+        .render();
+    let path = write(&pki, "types.toml", &text);
+    let (code, _, err) = check(&path);
+    assert_eq!(code, 2, "{err}");
+    let want = format!(
+        "  {}:{}: listener[0].http.keepalive_requests: expected an integer, found the string \"two\"",
+        path.display(),
+        line_of(&text, "keepalive_requests")
+    );
+    assert!(err.lines().any(|l| l == want), "want {want} in:\n{err}");
+}
+
+/// Both files of a certificate missing: both reported, in the order of the file's lines.
+#[test]
+fn check_reports_a_missing_key_beside_a_missing_certificate_and_crl() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let (cert, key, crl) = (
+        pki.path().join("gone.crt"),
+        pki.path().join("gone.key"),
+        pki.path().join("gone.crl"),
+    );
+    let text = Cfg::new(&pki, &up)
+        .tls(&format!(
+            "client_certificate = {}\nverify_client = \"on\"\ncrl = [{}]\n",
+            p(&pki.path().join("gone-ca.crt")),
+            p(&crl)
+        ))
+        .render()
+        .replace(&p(&pki.server.cert), &p(&cert))
+        .replace(&p(&pki.server.key), &p(&key));
+    let path = write(&pki, "gone.toml", &text);
+    let (code, _, err) = check(&path);
+    assert_eq!(code, 2, "{err}");
+    let file = path.display();
+    let enoent = "No such file or directory (os error 2)";
+    let certs = line_of(&text, "gone.crt");
+    let want = [
+        format!(
+            "  {file}:{certs}: listener[0].tls.certificates[0].cert: cannot read {}: {enoent}",
+            cert.display()
+        ),
+        format!(
+            "  {file}:{certs}: listener[0].tls.certificates[0].key: cannot read {}: {enoent}",
+            key.display()
+        ),
+        format!(
+            "  {file}:{}: listener[0].tls.client_certificate: cannot read {}: {enoent}",
+            line_of(&text, "gone-ca.crt"),
+            pki.path().join("gone-ca.crt").display()
+        ),
+        format!(
+            "  {file}:{}: listener[0].tls.crl[0]: cannot read {}: {enoent}",
+            line_of(&text, "gone.crl"),
+            crl.display()
+        ),
+    ];
+    let got: Vec<&str> = err.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(got, want, "{err}");
+}

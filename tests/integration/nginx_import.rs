@@ -175,6 +175,14 @@ fn check_nginx_config_names_nginx_lines_and_excludes_c() {
     let (code, _, err) = run_cli(&["check", "--nginx-config", path_str(&conf)]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("nginx.conf:5: ssl_certificate: "), "{err}");
+    // The key file is reported too, at its own directive's line.
+    let key = conf.with_file_name("missing.key");
+    let want = format!(
+        "  {}:6: ssl_certificate_key: cannot read {}: No such file or directory (os error 2) (TOML key listener[0].tls.certificates[0].key)",
+        conf.display(),
+        key.display()
+    );
+    assert!(err.lines().any(|l| l == want), "want {want} in:\n{err}");
     let (code, _, err) = run_cli(&["check", "-c", "x.toml", "--nginx-config", path_str(&conf)]);
     assert_eq!(code, 2);
     assert!(err.contains("cannot be used with"), "{err}");
@@ -723,4 +731,23 @@ openssl x509 -req -days 365 -in csr.pem -signkey private.key -out public.pem";
         proxy.log()
     );
     assert_eq!(from_ringgate, from_nginx);
+}
+
+/// A conf.d fragment with `if`/`return` and no server block is read as one server's inside,
+/// and the warning says which directive made it so.
+#[test]
+fn a_fragment_read_as_a_server_inside_is_warned_about() {
+    let (_d, conf) = write_conf(
+        "keepalive_timeout 10s;\nif ($request_method = POST) { return 405; }\nreturn 204;\n",
+    );
+    let (code, _, err) = run_cli(&["import-nginx", path_str(&conf)]);
+    assert_eq!(code, 0, "{err}");
+    let want = format!(
+        "{}:2: warning: server: no http or server block: the file is read as the inside of one server block because it holds `if`, which nginx takes only in a server or a location",
+        conf.display()
+    );
+    assert!(
+        err.lines().any(|l| l.ends_with(&want)),
+        "want {want} in:\n{err}"
+    );
 }

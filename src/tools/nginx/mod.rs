@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+mod advice;
 pub mod fuzz;
 pub mod glob;
 pub mod lexer;
@@ -97,12 +98,36 @@ impl fmt::Display for Warning {
 #[derive(Debug, Clone, Default)]
 pub struct SourceMap {
     lines: Vec<Option<Origin>>,
+    /// Lines holding values of several directives (`{ cert = .., key = .. }`): the line,
+    /// the TOML key's last part, and that key's own directive.
+    fields: Vec<(usize, &'static str, Origin)>,
 }
 
 impl SourceMap {
     /// Records the origin of the next TOML line.
     pub(crate) fn push(&mut self, origin: Option<Origin>) {
         self.lines.push(origin);
+    }
+
+    /// On the last line recorded, the key ending in `.{field}` came from `origin`, not from
+    /// the line's own directive.
+    pub(crate) fn field(&mut self, field: &'static str, origin: Origin) {
+        self.fields.push((self.lines.len(), field, origin));
+    }
+
+    /// The nginx directive behind TOML key `key` on line `line`: the key's own directive
+    /// when the line holds several, else the line's.
+    pub fn origin_of(&self, line: usize, key: &str) -> Option<&Origin> {
+        self.fields
+            .iter()
+            .find(|(l, field, _)| {
+                *l == line
+                    && key
+                        .strip_suffix(field)
+                        .is_some_and(|rest| rest.ends_with('.'))
+            })
+            .map(|(_, _, o)| o)
+            .or_else(|| self.origin(line))
     }
 
     /// The nginx directive behind TOML line `line` (1-based): the line's own origin, else the
@@ -162,11 +187,11 @@ pub fn load_translation(t: &Translation, path: &Path) -> Result<Config, ConfigEr
 
 /// Rewrites loader errors (which name TOML lines) to name the nginx directive behind them.
 pub fn remap(errors: ConfigErrors, map: &SourceMap, main: &Path) -> ConfigErrors {
-    ConfigErrors(
+    let mut remapped = ConfigErrors(
         errors
             .0
             .into_iter()
-            .map(|e| match e.line.and_then(|l| map.origin(l)) {
+            .map(|e| match e.line.and_then(|l| map.origin_of(l, &e.key)) {
                 Some(o) => ConfigError {
                     file: o.file.to_path_buf(),
                     line: Some(o.line),
@@ -174,7 +199,8 @@ pub fn remap(errors: ConfigErrors, map: &SourceMap, main: &Path) -> ConfigErrors
                     message: if e.key.is_empty() {
                         e.message
                     } else {
-                        format!("{} (TOML key {})", e.message, e.key)
+                        let advice = advice::in_nginx_words(&e.key, &e.message);
+                        format!("{advice} (TOML key {})", e.key)
                     },
                 },
                 None => ConfigError {
@@ -184,5 +210,7 @@ pub fn remap(errors: ConfigErrors, map: &SourceMap, main: &Path) -> ConfigErrors
                 },
             })
             .collect(),
-    )
+    );
+    remapped.sort();
+    remapped
 }

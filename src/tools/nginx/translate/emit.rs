@@ -337,6 +337,7 @@ fn tls(w: &mut Writer, t: &OutTls, server: &Origin) {
             w.where_(&k.at)
         );
         w.raw(&line, Some(&c.at));
+        w.map.field("key", k.at.clone());
     }
     w.raw("]", t.certificates.first().map(|c| &c.0.at));
     if let Some(p) = &t.protocols {

@@ -283,11 +283,18 @@ impl Translator {
         };
         if names().any(|n| MAIN_ONLY.contains(&n)) || ast.is_empty() {
             self.main_level(ast);
-        } else if names().any(|n| SERVER_ONLY.contains(&n)) {
+        } else if let Some(first) = ast.iter().find(|d| SERVER_ONLY.contains(&d.name.as_str())) {
             let at = file_origin("server");
+            let why = Origin {
+                directive: "server".into(),
+                ..first.origin.clone()
+            };
             self.diag.warn(
-                &at,
-                "no http or server block: the file is read as the inside of one server block",
+                &why,
+                format!(
+                    "no http or server block: the file is read as the inside of one server block because it holds `{}`, which nginx takes only in a server or a location",
+                    first.name
+                ),
             );
             let server = Directive {
                 name: "server".into(),

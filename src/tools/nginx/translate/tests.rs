@@ -1033,3 +1033,47 @@ fn server_failure_settings_become_the_upstreams() {
     )));
     assert!(!has(&d, "upstream.0.max_fails"));
 }
+
+#[test]
+fn a_fragment_read_as_the_inside_of_a_server_says_why() {
+    let t = tr("keepalive_timeout 10s;\n\nif ($request_method = POST) {\n    return 405;\n}\nreturn 204;\n");
+    let w: Vec<String> = t.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        w,
+        vec![format!("{MAIN}:3: warning: server: no http or server block: the file is read as the inside of one server block because it holds `if`, which nginx takes only in a server or a location")]
+    );
+}
+
+/// Loads `body` (the inside of `http { }`) from a nginx.conf in `dir`; the error text.
+fn load_errors(dir: &Path, body: &str) -> String {
+    let main = dir.join("nginx.conf");
+    std::fs::write(&main, http(body)).unwrap();
+    crate::tools::nginx::load(&main).unwrap_err().to_string()
+}
+
+#[test]
+fn a_key_file_error_names_the_ssl_certificate_key_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let got = load_errors(
+        dir.path(),
+        "server {\n    listen 127.0.0.1:0 ssl;\n    ssl_certificate missing.crt;\n    ssl_certificate_key missing.key;\n    return 204;\n}",
+    );
+    let enoent = "No such file or directory (os error 2)";
+    assert_eq!(
+        got,
+        format!("2 configuration errors:\n  {d}/nginx.conf:5: ssl_certificate: cannot read {d}/missing.crt: {enoent} (TOML key listener[0].tls.certificates[0].cert)\n  {d}/nginx.conf:6: ssl_certificate_key: cannot read {d}/missing.key: {enoent} (TOML key listener[0].tls.certificates[0].key)\n")
+    );
+}
+
+#[test]
+fn loader_advice_names_nginx_directives() {
+    let dir = tempfile::tempdir().unwrap();
+    pki(dir.path());
+    let d = dir.path().display();
+    let got = load_errors(
+        dir.path(),
+        "server {\n    listen 127.0.0.1:0 ssl;\n    ssl_certificate server.crt;\n    ssl_certificate_key server.key;\n    ssl_verify_client on;\n    return 204;\n}",
+    );
+    assert_eq!(got, format!("1 configuration error:\n  {d}/nginx.conf:7: ssl_verify_client: ssl_verify_client (here or in a location) needs ssl_client_certificate, the CA bundle to verify clients against (TOML key listener[0].tls.client_certificate)\n"));
+}

@@ -84,6 +84,8 @@ const DAY: i64 = 86_400;
 struct Doctor {
     base: PathBuf,
     now: i64,
+    /// `runtime.allow_insecure_key_permissions`.
+    allow_insecure_keys: bool,
     out: Vec<Finding>,
 }
 
@@ -125,20 +127,21 @@ impl Doctor {
         });
     }
 
+    /// The key-permission rule ([`crate::x509::pem::key_access`]), worded as the loader
+    /// words it: a note, a warning when served only because of
+    /// `runtime.allow_insecure_key_permissions`, or the loader's refusal.
     fn key_permissions(&mut self, key: &str, path: &Path) {
-        use std::os::unix::fs::PermissionsExt;
-        let Ok(meta) = std::fs::metadata(path) else {
+        use crate::x509::pem::KeyVerdict;
+        let Ok(verdict) = crate::x509::pem::inspect_key(path, self.allow_insecure_keys) else {
             return;
         };
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            self.push(
-                Level::Warn,
-                key,
-                Some(path),
-                format!("private key readable by group or others (mode {mode:o}), served only because runtime.allow_insecure_key_permissions = true; run `chmod 600 {}` (Kubernetes: defaultMode: 0400 on the secret volume)", path.display()),
-                true,
-            );
+        match verdict {
+            KeyVerdict::Accepted => {}
+            KeyVerdict::Noted(note) => self.push(Level::Info, key, Some(path), note, false),
+            KeyVerdict::Insecure(warning) => {
+                self.push(Level::Warn, key, Some(path), warning, true);
+            }
+            KeyVerdict::Refused(e) => self.push(Level::Error, key, None, e.to_string(), true),
         }
     }
 
@@ -491,6 +494,7 @@ pub fn examine(cfg: &Config) -> Vec<Finding> {
     let mut d = Doctor {
         base: cfg.path.parent().map(Path::to_path_buf).unwrap_or_default(),
         now: crate::clock::unix_now(),
+        allow_insecure_keys: cfg.runtime.allow_insecure_key_permissions,
         out: Vec::new(),
     };
     let Ok(text) = crate::files::read_to_string(&cfg.path) else {

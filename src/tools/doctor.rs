@@ -636,4 +636,52 @@ mod tests {
         };
         assert_eq!(f.to_string(), "ERROR listener[0].tls.crl: /x/ca.crl: m");
     }
+
+    #[test]
+    fn key_findings_follow_the_loaders_rule_and_words() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let key = |name: &str, mode: u32| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "x").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p
+        };
+        let (private, shared, open) = (
+            key("a.key", 0o600),
+            key("b.key", 0o440),
+            key("c.key", 0o644),
+        );
+        let root = std::fs::metadata(&shared).unwrap().uid() == 0;
+        for allow in [false, true] {
+            let mut d = Doctor {
+                base: dir.path().to_path_buf(),
+                now: 0,
+                allow_insecure_keys: allow,
+                out: Vec::new(),
+            };
+            d.key_permissions("k", &private);
+            assert!(d.out.is_empty(), "{:?}", d.out);
+            d.key_permissions("k", &shared);
+            let f = d.out.pop().unwrap();
+            if root {
+                // Root reads a root-owned 0440 key as its owner: served, with a note only.
+                assert_eq!((f.level, f.at_start), (Level::Info, false));
+                assert_eq!(f.message, format!("private key readable by its group (gid 0, mode 440, owned by root): allowed, as for a Kubernetes secret volume with fsGroup; ringgate (uid 0) does not read it through that group, so `chmod g-r {}` would keep it from the group's other members", shared.display()));
+            } else {
+                assert_eq!(f.level, if allow { Level::Warn } else { Level::Error });
+            }
+            d.key_permissions("k", &open);
+            let f = d.out.pop().unwrap();
+            let advice = format!("run `chmod 600 {p}`, or, for a key its group must read, make it owned by root with mode 0640 or 0440 (Kubernetes: fsGroup and defaultMode: 0440 on the secret volume)", p = open.display());
+            if allow {
+                assert_eq!((f.level, f.at_start), (Level::Warn, true));
+                assert_eq!(f.message, format!("private key readable by group or others (mode 644), served only because runtime.allow_insecure_key_permissions = true; {advice}"));
+            } else {
+                assert_eq!(f.level, Level::Error);
+                assert_eq!(f.message, format!("{p} is readable by group or others (mode 644); {advice}; or set runtime.allow_insecure_key_permissions = true to serve it anyway", p = open.display()));
+            }
+            assert!(d.out.is_empty(), "{:?}", d.out);
+        }
+    }
 }

@@ -52,7 +52,7 @@ pub enum PemError {
         key_path: String,
     },
     /// The key file may be read by other users (the key-permission rule, [`key_access`]).
-    #[error("{path} is {}; {} (or set runtime.allow_insecure_key_permissions = true)", exposure(*.mode, *.owner), key_advice(.path))]
+    #[error("{path} is {}; {}; or set runtime.allow_insecure_key_permissions = true to serve it anyway", exposure(*.mode, *.owner), key_advice(.path))]
     KeyPermissions {
         /// The key file.
         path: String,
@@ -525,21 +525,106 @@ mod tests {
         assert!(check_key_permissions(&key).is_ok());
     }
 
+    /// A reader with uid `uid` in group `gid` only.
+    fn reader(uid: u32, gid: u32) -> Option<KeyReader> {
+        Some(KeyReader {
+            uid,
+            gids: vec![gid],
+        })
+    }
+
     #[test]
-    fn key_modes_follow_postgresql_rule() {
-        // Owned by the user that runs ringgate (or any non-root user): 0600 at most.
-        for ok in [0o600, 0o400] {
-            assert!(key_mode_allowed(ok, 10001), "{ok:o}");
+    fn key_access_covers_every_mode_and_owner() {
+        use KeyAccess::*;
+        let k8s = reader(10001, 10001);
+        let root = reader(0, 0);
+        let outsider = reader(20002, 20002);
+        #[rustfmt::skip]
+        let cases: [(u32, u32, u32, &Option<KeyReader>, KeyAccess); 22] = [
+            // Only the owner can read it, whoever owns it and whoever reads it.
+            (0o600, 10001, 10001, &k8s, Private),
+            (0o400, 10001, 10001, &k8s, Private),
+            (0o700, 10001, 10001, &k8s, Private),
+            (0o600, 0, 0, &root, Private),
+            (0o400, 0, 10001, &k8s, Private),
+            // Owned by root, group read only: the Kubernetes fsGroup secret, root:ringgate 0640.
+            (0o440, 0, 10001, &k8s, SharedWithReader),
+            (0o640, 0, 10001, &k8s, SharedWithReader),
+            (0o440, 0, 10001, &None, SharedWithReader),
+            // ... though ringgate does not read it through the group: served, with a note.
+            (0o440, 0, 10001, &root, SharedNeedlessly),
+            (0o640, 0, 0, &root, SharedNeedlessly),
+            (0o440, 0, 10001, &outsider, SharedNeedlessly),
+            // Group read on a key not owned by root.
+            (0o640, 10001, 10001, &k8s, Exposed),
+            (0o440, 10001, 10001, &k8s, Exposed),
+            (0o640, 10001, 0, &root, Exposed),
+            // Others may read, or the group may write or execute, whoever owns it.
+            (0o644, 0, 10001, &k8s, Exposed),
+            (0o444, 0, 10001, &k8s, Exposed),
+            (0o604, 0, 0, &root, Exposed),
+            (0o660, 0, 10001, &k8s, Exposed),
+            (0o620, 0, 10001, &k8s, Exposed),
+            (0o650, 0, 10001, &k8s, Exposed),
+            (0o644, 10001, 10001, &k8s, Exposed),
+            (0o604, 10001, 10001, &k8s, Exposed),
+        ];
+        for (mode, owner, group, who, expected) in cases {
+            let file = KeyFileMode { mode, owner, group };
+            assert_eq!(
+                key_access(file, who.as_ref()),
+                expected,
+                "mode {mode:o} {owner}:{group} read by {who:?}"
+            );
+            assert_eq!(
+                key_mode_allowed(mode, owner),
+                expected != Exposed,
+                "{mode:o}"
+            );
         }
-        for bad in [0o640, 0o440, 0o604, 0o644, 0o660] {
-            assert!(!key_mode_allowed(bad, 10001), "{bad:o}");
+    }
+
+    #[test]
+    fn each_key_outcome_has_one_exact_message() {
+        let path = Path::new("/k/tls.key");
+        let file = |mode, owner, group| KeyFileMode { mode, owner, group };
+        let advice = "run `chmod 600 /k/tls.key`, or, for a key its group must read, make it owned by root with mode 0640 or 0440 (Kubernetes: fsGroup and defaultMode: 0440 on the secret volume)";
+        for allow in [false, true] {
+            for f in [file(0o600, 10001, 10001), file(0o440, 0, 10001)] {
+                let v = judge_key(path, f, reader(10001, 10001).as_ref(), allow);
+                assert!(matches!(v, KeyVerdict::Accepted), "{f:?}: {v:?}");
+            }
+            match judge_key(path, file(0o440, 0, 10001), reader(0, 0).as_ref(), allow) {
+                KeyVerdict::Noted(n) => assert_eq!(n, "private key readable by its group (gid 10001, mode 440, owned by root): allowed, as for a Kubernetes secret volume with fsGroup; ringgate (uid 0) does not read it through that group, so `chmod g-r /k/tls.key` would keep it from the group's other members"),
+                v => panic!("{v:?}"),
+            }
         }
-        // Owned by root: the group may read (a Kubernetes secret with fsGroup: 0440).
-        for ok in [0o600, 0o400, 0o640, 0o440] {
-            assert!(key_mode_allowed(ok, 0), "{ok:o}");
+        let k8s = reader(10001, 10001);
+        match judge_key(path, file(0o644, 0, 0), k8s.as_ref(), true) {
+            KeyVerdict::Insecure(w) => assert_eq!(w, format!("private key readable by group or others (mode 644), served only because runtime.allow_insecure_key_permissions = true; {advice}")),
+            v => panic!("{v:?}"),
         }
-        for bad in [0o644, 0o444, 0o660, 0o650, 0o604] {
-            assert!(!key_mode_allowed(bad, 0), "{bad:o}");
+        match judge_key(path, file(0o640, 10001, 10001), k8s.as_ref(), true) {
+            KeyVerdict::Insecure(w) => assert_eq!(w, format!("private key readable by group or others (mode 640, owned by uid 10001; only a key owned by root may be read by its group), served only because runtime.allow_insecure_key_permissions = true; {advice}")),
+            v => panic!("{v:?}"),
         }
+        match judge_key(path, file(0o644, 0, 0), k8s.as_ref(), false) {
+            KeyVerdict::Refused(e) => assert_eq!(e.to_string(), format!("/k/tls.key is readable by group or others (mode 644); {advice}; or set runtime.allow_insecure_key_permissions = true to serve it anyway")),
+            v => panic!("{v:?}"),
+        }
+        match judge_key(path, file(0o440, 10001, 10001), k8s.as_ref(), false) {
+            KeyVerdict::Refused(e) => assert_eq!(e.to_string(), format!("/k/tls.key is readable by group or others (mode 440, owned by uid 10001; only a key owned by root may be read by its group); {advice}; or set runtime.allow_insecure_key_permissions = true to serve it anyway")),
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn the_process_reader_is_read_from_proc() {
+        let me = KeyReader::current().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(dir.path()).unwrap();
+        assert_eq!(me.uid, meta.uid());
+        assert!(me.gids.contains(&meta.gid()), "{me:?}");
     }
 }

@@ -31,8 +31,8 @@ enum Command {
         #[command(flatten)]
         source: Source,
     },
-    /// The doctor's findings about the configured certificates, keys, CRLs and OCSP
-    /// responses alone, as `check` prints them after loading (exit 2 on an error).
+    /// Report on the configured certificates, keys, CRLs and OCSP responses, as `check`
+    /// does after loading (exit 2 on an error).
     Doctor {
         #[command(flatten)]
         source: Source,

@@ -31,6 +31,12 @@ enum Command {
         #[command(flatten)]
         source: Source,
     },
+    /// Report on the configured certificates, keys, CRLs and OCSP responses, as `check`
+    /// does after loading (exit 2 on an error).
+    Doctor {
+        #[command(flatten)]
+        source: Source,
+    },
     /// Translate an nginx.conf into ringgate's TOML, printed on stdout (warnings on stderr).
     ImportNginx {
         /// The nginx configuration.
@@ -77,22 +83,16 @@ impl Source {
             .unwrap_or(std::path::Path::new(""))
     }
 
-    /// Loads the configuration; nginx warnings go to stderr.
+    /// Loads the configuration. nginx warnings are logged (on stderr, or in the error log
+    /// once `run` opened it) like the loader's own warnings, so every WARN line has one
+    /// format, at start, in `check` and on reload alike.
     fn load(&self) -> Result<ringgate::config::Config, ringgate::config::ConfigErrors> {
-        self.load_warning(|w| eprintln!("{w}"))
-    }
-
-    /// Loads the configuration, handing each nginx warning to `warn`.
-    fn load_warning(
-        &self,
-        warn: impl Fn(&str),
-    ) -> Result<ringgate::config::Config, ringgate::config::ConfigErrors> {
         match &self.nginx_config {
             Some(n) => {
                 let t = ringgate::tools::nginx::translate_file(n)?;
                 // Warnings first, so they are seen even when loading fails.
                 for w in &t.warnings {
-                    warn(&w.to_string());
+                    log::warn!("{w}");
                 }
                 ringgate::tools::nginx::load_translation(&t, n)
             }
@@ -112,31 +112,87 @@ fn override_workers(cfg: &mut ringgate::config::Config, workers: Option<usize>) 
     }
 }
 
+/// Exit 2 when the doctor found an error, 0 otherwise.
+fn doctor_exit(errors: bool) -> ExitCode {
+    if errors {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `check`: load everything, say so, then the doctor's report.
+fn check(source: &Source) -> ExitCode {
+    match source.load() {
+        Ok(c) => {
+            println!(
+                "{}: configuration is valid ({} listener{}, {} upstream{})",
+                source.path().display(),
+                c.servers.len(),
+                if c.servers.len() == 1 { "" } else { "s" },
+                c.upstreams.len(),
+                if c.upstreams.len() == 1 { "" } else { "s" }
+            );
+            doctor_exit(ringgate::tools::doctor::print_report(&c))
+        }
+        Err(e) => {
+            eprint!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `doctor`: the doctor's report alone (a configuration that does not load exits 2, as in
+/// `check`).
+fn doctor(source: &Source) -> ExitCode {
+    match source.load() {
+        Ok(c) => doctor_exit(ringgate::tools::doctor::print_report(&c)),
+        Err(e) => {
+            eprint!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `run`: load, open the error log, log the doctor's start findings and serve.
+fn run(source: Source, workers: Option<usize>) -> ExitCode {
+    let mut cfg = match source.load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    override_workers(&mut cfg, workers);
+    ringgate::server::logging::init(cfg.runtime.log_level);
+    if let Some(path) = &cfg.runtime.error_log {
+        if let Err(e) = ringgate::server::logging::log_to_file(path) {
+            eprintln!("cannot open the error log {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    // A reload reads the configuration the same way (nginx warnings into the log).
+    let loader: ringgate::server::reload::Loader = Box::new(move || {
+        let mut cfg = source.load().map_err(|e| e.to_string())?;
+        override_workers(&mut cfg, workers);
+        Ok(cfg)
+    });
+    ringgate::tools::doctor::log_startup(&cfg);
+    match ringgate::server::run(cfg, loader) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     ringgate::server::logging::init(log::LevelFilter::Info);
     match cli.command {
-        Command::Check { source } => match source.load() {
-            Ok(c) => {
-                println!(
-                    "{}: configuration is valid ({} listener{}, {} upstream{})",
-                    source.path().display(),
-                    c.servers.len(),
-                    if c.servers.len() == 1 { "" } else { "s" },
-                    c.upstreams.len(),
-                    if c.upstreams.len() == 1 { "" } else { "s" }
-                );
-                if ringgate::tools::doctor::print_report(&c) {
-                    ExitCode::from(2)
-                } else {
-                    ExitCode::SUCCESS
-                }
-            }
-            Err(e) => {
-                eprint!("{e}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Check { source } => check(&source),
+        Command::Doctor { source } => doctor(&source),
         Command::ImportNginx { file } => match ringgate::tools::nginx::translate_file(&file) {
             Ok(t) => {
                 for w in &t.warnings {
@@ -150,39 +206,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { source, workers } => {
-            let mut cfg = match source.load() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprint!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            override_workers(&mut cfg, workers);
-            ringgate::server::logging::init(cfg.runtime.log_level);
-            if let Some(path) = &cfg.runtime.error_log {
-                if let Err(e) = ringgate::server::logging::log_to_file(path) {
-                    eprintln!("cannot open the error log {}: {e}", path.display());
-                    return ExitCode::from(1);
-                }
-            }
-            // A reload reads the configuration the same way (nginx warnings into the log).
-            let loader: ringgate::server::reload::Loader = Box::new(move || {
-                let mut cfg = source
-                    .load_warning(|w| log::warn!("{w}"))
-                    .map_err(|e| e.to_string())?;
-                override_workers(&mut cfg, workers);
-                Ok(cfg)
-            });
-            ringgate::tools::doctor::log_startup(&cfg);
-            match ringgate::server::run(cfg, loader) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    log::error!("{e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
+        Command::Run { source, workers } => run(source, workers),
         Command::Ca(args) => ringgate::tools::ca::cli::run(args),
         Command::Tune { check: false } => {
             print!("{}", ringgate::tools::tune::sysctl_file());

@@ -84,6 +84,8 @@ const DAY: i64 = 86_400;
 struct Doctor {
     base: PathBuf,
     now: i64,
+    /// `runtime.allow_insecure_key_permissions`.
+    allow_insecure_keys: bool,
     out: Vec<Finding>,
 }
 
@@ -125,20 +127,21 @@ impl Doctor {
         });
     }
 
+    /// The key-permission rule ([`crate::x509::pem::key_access`]), worded as the loader
+    /// words it: a note, a warning when served only because of
+    /// `runtime.allow_insecure_key_permissions`, or the loader's refusal.
     fn key_permissions(&mut self, key: &str, path: &Path) {
-        use std::os::unix::fs::PermissionsExt;
-        let Ok(meta) = std::fs::metadata(path) else {
+        use crate::x509::pem::KeyVerdict;
+        let Ok(verdict) = crate::x509::pem::inspect_key(path, self.allow_insecure_keys) else {
             return;
         };
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            self.push(
-                Level::Warn,
-                key,
-                Some(path),
-                format!("private key readable by group or others (mode {mode:o}), served only because runtime.allow_insecure_key_permissions = true; run `chmod 600 {}` (Kubernetes: defaultMode: 0400 on the secret volume)", path.display()),
-                true,
-            );
+        match verdict {
+            KeyVerdict::Accepted => {}
+            KeyVerdict::Noted(note) => self.push(Level::Info, key, Some(path), note, false),
+            KeyVerdict::Insecure(warning) => {
+                self.push(Level::Warn, key, Some(path), warning, true);
+            }
+            KeyVerdict::Refused(e) => self.push(Level::Error, key, None, e.to_string(), true),
         }
     }
 
@@ -491,6 +494,7 @@ pub fn examine(cfg: &Config) -> Vec<Finding> {
     let mut d = Doctor {
         base: cfg.path.parent().map(Path::to_path_buf).unwrap_or_default(),
         now: crate::clock::unix_now(),
+        allow_insecure_keys: cfg.runtime.allow_insecure_key_permissions,
         out: Vec::new(),
     };
     let Ok(text) = crate::files::read_to_string(&cfg.path) else {
@@ -631,5 +635,53 @@ mod tests {
             at_start: true,
         };
         assert_eq!(f.to_string(), "ERROR listener[0].tls.crl: /x/ca.crl: m");
+    }
+
+    #[test]
+    fn key_findings_follow_the_loaders_rule_and_words() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let key = |name: &str, mode: u32| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "x").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p
+        };
+        let (private, shared, open) = (
+            key("a.key", 0o600),
+            key("b.key", 0o440),
+            key("c.key", 0o644),
+        );
+        let root = std::fs::metadata(&shared).unwrap().uid() == 0;
+        for allow in [false, true] {
+            let mut d = Doctor {
+                base: dir.path().to_path_buf(),
+                now: 0,
+                allow_insecure_keys: allow,
+                out: Vec::new(),
+            };
+            d.key_permissions("k", &private);
+            assert!(d.out.is_empty(), "{:?}", d.out);
+            d.key_permissions("k", &shared);
+            let f = d.out.pop().unwrap();
+            if root {
+                // Root reads a root-owned 0440 key as its owner: served, with a note only.
+                assert_eq!((f.level, f.at_start), (Level::Info, false));
+                assert_eq!(f.message, format!("private key readable by its group (gid 0, mode 440, owned by root): allowed, as for a Kubernetes secret volume with fsGroup; ringgate (uid 0) does not read it through that group, so `chmod g-r {}` would keep it from the group's other members", shared.display()));
+            } else {
+                assert_eq!(f.level, if allow { Level::Warn } else { Level::Error });
+            }
+            d.key_permissions("k", &open);
+            let f = d.out.pop().unwrap();
+            let advice = format!("run `chmod 600 {p}`, or, for a key its group must read, make it owned by root with mode 0640 or 0440 (Kubernetes: fsGroup and defaultMode: 0440 on the secret volume)", p = open.display());
+            if allow {
+                assert_eq!((f.level, f.at_start), (Level::Warn, true));
+                assert_eq!(f.message, format!("private key readable by group or others (mode 644), served only because runtime.allow_insecure_key_permissions = true; {advice}"));
+            } else {
+                assert_eq!(f.level, Level::Error);
+                assert_eq!(f.message, format!("{p} is readable by group or others (mode 644); {advice}; or set runtime.allow_insecure_key_permissions = true to serve it anyway", p = open.display()));
+            }
+            assert!(d.out.is_empty(), "{:?}", d.out);
+        }
     }
 }

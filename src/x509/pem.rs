@@ -51,13 +51,15 @@ pub enum PemError {
         /// The key file.
         key_path: String,
     },
-    /// The key file may be read by other users.
-    #[error("{path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}` (or set runtime.allow_insecure_key_permissions = true)")]
+    /// The key file may be read by other users (the key-permission rule, [`key_access`]).
+    #[error("{path} is {}; {}; or set runtime.allow_insecure_key_permissions = true to serve it anyway", exposure(*.mode, *.owner), key_advice(.path))]
     KeyPermissions {
         /// The key file.
         path: String,
         /// Its permission bits.
         mode: u32,
+        /// Its owner's uid.
+        owner: u32,
     },
 }
 
@@ -125,43 +127,201 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemError> {
     }
 }
 
-/// Refuses a private key file that group or others can read, as ssh does for its keys, with
-/// PostgreSQL's one exception: a key owned by root may also be readable by its group (0640 at
-/// most). That is how a Kubernetes secret volume hands a key to a non-root container (owner
-/// root, group `fsGroup`, mode 0440), and how `root:ringgate 0640` keys work under systemd.
-pub fn check_key_permissions(path: &Path) -> Result<(), PemError> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+/// A key file's permission bits and owners: what the key-permission rule reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyFileMode {
+    /// Permission bits (`0o777` at most).
+    pub mode: u32,
+    /// The owner's uid.
+    pub owner: u32,
+    /// The group's gid.
+    pub group: u32,
+}
+
+/// Who reads the key: the process's effective uid and its groups (effective and
+/// supplementary). A group-readable key is only worth its group bit when this is how the
+/// process reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyReader {
+    /// The effective uid.
+    pub uid: u32,
+    /// The effective gid and the supplementary groups.
+    pub gids: Vec<u32>,
+}
+
+impl KeyReader {
+    /// This process, from `/proc/self/status` (`None` where it cannot be read).
+    pub fn current() -> Option<KeyReader> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|rest| {
+                    rest.split_whitespace()
+                        .filter_map(|n| n.parse::<u32>().ok())
+                        .collect::<Vec<u32>>()
+                })
+        };
+        // `Uid:` and `Gid:` list real, effective, saved and filesystem ids.
+        let uid = *field("Uid:")?.get(1)?;
+        let mut gids = vec![*field("Gid:")?.get(1)?];
+        gids.extend(field("Groups:").unwrap_or_default());
+        Some(KeyReader { uid, gids })
+    }
+
+    /// Whether this reader can read a root-owned, group-readable file only through its group.
+    fn reads_through_group(&self, group: u32) -> bool {
+        self.uid != 0 && self.gids.contains(&group)
+    }
+}
+
+/// What the key-permission rule decides about a private key file. ssh refuses keys that
+/// group or others can read; PostgreSQL makes one exception, which ringgate follows: a key
+/// owned by root may also be readable by its group (0640 or 0440 at most). That is how a
+/// Kubernetes secret volume hands a key to a non-root container (owner root, group
+/// `fsGroup`, `defaultMode: 0440`), and how `root:ringgate 0640` keys work under systemd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAccess {
+    /// Only its owner can read it: served, nothing to say.
+    Private,
+    /// Owned by root and readable by its group, which is how the process reads it: served,
+    /// nothing to say.
+    SharedWithReader,
+    /// Owned by root and readable by its group, though the process does not read it through
+    /// that group (it runs as root, or outside the group): served, with a note.
+    SharedNeedlessly,
+    /// Readable by others, writable by its group, or readable by the group of a key not
+    /// owned by root: refused unless `runtime.allow_insecure_key_permissions`.
+    Exposed,
+}
+
+/// The key-permission rule, the one place it is decided: from the key file's mode and
+/// owners and (for the note only) who reads it. `reader` is `None` where the process's ids
+/// are unknown; a group-readable root key is then taken to be read through its group.
+pub fn key_access(file: KeyFileMode, reader: Option<&KeyReader>) -> KeyAccess {
+    let mode = file.mode & 0o777;
+    if mode & 0o077 == 0 {
+        return KeyAccess::Private;
+    }
+    if file.owner != 0 || mode & 0o037 != 0 {
+        return KeyAccess::Exposed;
+    }
+    if reader.is_none_or(|r| r.reads_through_group(file.group)) {
+        KeyAccess::SharedWithReader
+    } else {
+        KeyAccess::SharedNeedlessly
+    }
+}
+
+/// What the rule says about one key, for the loader and the doctor alike.
+#[derive(Debug)]
+pub enum KeyVerdict {
+    /// Served; nothing to report.
+    Accepted,
+    /// Served; `check` reports this note (INFO).
+    Noted(String),
+    /// Served only because `runtime.allow_insecure_key_permissions = true`: `check` and `run`
+    /// warn with this text.
+    Insecure(String),
+    /// Not served: the loader's error.
+    Refused(PemError),
+}
+
+/// Applies [`key_access`] to `path`'s key file as the process `reader` sees it, with
+/// `allow_insecure` (`runtime.allow_insecure_key_permissions`), and words the outcome: one
+/// message per outcome, shared by `check`, `run` and reloads.
+pub fn judge_key(
+    path: &Path,
+    file: KeyFileMode,
+    reader: Option<&KeyReader>,
+    allow_insecure: bool,
+) -> KeyVerdict {
+    let mode = file.mode & 0o777;
+    match key_access(file, reader) {
+        KeyAccess::Private | KeyAccess::SharedWithReader => KeyVerdict::Accepted,
+        KeyAccess::SharedNeedlessly => KeyVerdict::Noted(format!(
+            "private key readable by its group (gid {}, mode {mode:o}, owned by root): allowed, as for a Kubernetes secret volume with fsGroup; ringgate (uid {}) does not read it through that group, so `chmod g-r {}` would keep it from the group's other members",
+            file.group,
+            reader.map_or(0, |r| r.uid),
+            path.display()
+        )),
+        KeyAccess::Exposed if allow_insecure => KeyVerdict::Insecure(format!(
+            "private key {}, served only because runtime.allow_insecure_key_permissions = true; {}",
+            exposure(mode, file.owner),
+            key_advice(&path.display().to_string())
+        )),
+        KeyAccess::Exposed => KeyVerdict::Refused(PemError::KeyPermissions {
+            path: path.display().to_string(),
+            mode,
+            owner: file.owner,
+        }),
+    }
+}
+
+/// How an exposed key is exposed: its mode, and its owner where that is what refuses it.
+fn exposure(mode: u32, owner: u32) -> String {
+    if owner != 0 && mode & 0o007 == 0 && mode & 0o020 == 0 {
+        format!("readable by group or others (mode {mode:o}, owned by uid {owner}; only a key owned by root may be read by its group)")
+    } else {
+        format!("readable by group or others (mode {mode:o})")
+    }
+}
+
+/// What to do about an exposed key, agreeing with the shipped Kubernetes deployment.
+fn key_advice(path: &str) -> String {
+    format!("run `chmod 600 {path}`, or, for a key its group must read, make it owned by root with mode 0640 or 0440 (Kubernetes: fsGroup and defaultMode: 0440 on the secret volume)")
+}
+
+/// Reads `path`'s mode and owners and judges it for this process ([`judge_key`]).
+pub fn inspect_key(path: &Path, allow_insecure: bool) -> Result<KeyVerdict, PemError> {
+    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).map_err(|source| PemError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    let mode = meta.permissions().mode() & 0o777;
-    if !key_mode_allowed(mode, meta.uid()) {
-        return Err(PemError::KeyPermissions {
-            path: path.display().to_string(),
-            mode,
-        });
+    let file = KeyFileMode {
+        mode: meta.mode() & 0o777,
+        owner: meta.uid(),
+        group: meta.gid(),
+    };
+    Ok(judge_key(
+        path,
+        file,
+        KeyReader::current().as_ref(),
+        allow_insecure,
+    ))
+}
+
+/// Refuses a private key file that the key-permission rule ([`key_access`]) refuses.
+pub fn check_key_permissions(path: &Path) -> Result<(), PemError> {
+    match inspect_key(path, false)? {
+        KeyVerdict::Refused(e) => Err(e),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
-/// The rule of [`check_key_permissions`] on a key's permission bits and owner: nothing for
-/// others; for the group, read only, and only when root owns the file.
+/// Whether the key-permission rule ([`key_access`]) serves a key with these permission bits
+/// and owner without `runtime.allow_insecure_key_permissions`.
 pub fn key_mode_allowed(mode: u32, owner_uid: u32) -> bool {
-    let refused = if owner_uid == 0 { 0o037 } else { 0o077 };
-    mode & 0o777 & refused == 0
+    let file = KeyFileMode {
+        mode,
+        owner: owner_uid,
+        group: 0,
+    };
+    key_access(file, None) != KeyAccess::Exposed
 }
 
-/// Like [`load_certified_key`], first refusing a key file group or others can read unless
-/// `allow_insecure` (`runtime.allow_insecure_key_permissions`) says otherwise.
+/// Like [`load_certified_key`], first refusing a key file the key-permission rule refuses
+/// unless `allow_insecure` (`runtime.allow_insecure_key_permissions`) says otherwise.
 pub fn load_certified_key_checked(
     cert_path: &Path,
     key_path: &Path,
     allow_insecure: bool,
 ) -> Result<Arc<CertifiedKey>, PemError> {
     let loaded = load_certified_key(cert_path, key_path)?;
-    if !allow_insecure {
-        check_key_permissions(key_path)?;
+    if let KeyVerdict::Refused(e) = inspect_key(key_path, allow_insecure)? {
+        return Err(e);
     }
     Ok(loaded)
 }
@@ -365,21 +525,106 @@ mod tests {
         assert!(check_key_permissions(&key).is_ok());
     }
 
+    /// A reader with uid `uid` in group `gid` only.
+    fn reader(uid: u32, gid: u32) -> Option<KeyReader> {
+        Some(KeyReader {
+            uid,
+            gids: vec![gid],
+        })
+    }
+
     #[test]
-    fn key_modes_follow_postgresql_rule() {
-        // Owned by the user that runs ringgate (or any non-root user): 0600 at most.
-        for ok in [0o600, 0o400] {
-            assert!(key_mode_allowed(ok, 10001), "{ok:o}");
+    fn key_access_covers_every_mode_and_owner() {
+        use KeyAccess::*;
+        let k8s = reader(10001, 10001);
+        let root = reader(0, 0);
+        let outsider = reader(20002, 20002);
+        #[rustfmt::skip]
+        let cases: [(u32, u32, u32, &Option<KeyReader>, KeyAccess); 22] = [
+            // Only the owner can read it, whoever owns it and whoever reads it.
+            (0o600, 10001, 10001, &k8s, Private),
+            (0o400, 10001, 10001, &k8s, Private),
+            (0o700, 10001, 10001, &k8s, Private),
+            (0o600, 0, 0, &root, Private),
+            (0o400, 0, 10001, &k8s, Private),
+            // Owned by root, group read only: the Kubernetes fsGroup secret, root:ringgate 0640.
+            (0o440, 0, 10001, &k8s, SharedWithReader),
+            (0o640, 0, 10001, &k8s, SharedWithReader),
+            (0o440, 0, 10001, &None, SharedWithReader),
+            // ... though ringgate does not read it through the group: served, with a note.
+            (0o440, 0, 10001, &root, SharedNeedlessly),
+            (0o640, 0, 0, &root, SharedNeedlessly),
+            (0o440, 0, 10001, &outsider, SharedNeedlessly),
+            // Group read on a key not owned by root.
+            (0o640, 10001, 10001, &k8s, Exposed),
+            (0o440, 10001, 10001, &k8s, Exposed),
+            (0o640, 10001, 0, &root, Exposed),
+            // Others may read, or the group may write or execute, whoever owns it.
+            (0o644, 0, 10001, &k8s, Exposed),
+            (0o444, 0, 10001, &k8s, Exposed),
+            (0o604, 0, 0, &root, Exposed),
+            (0o660, 0, 10001, &k8s, Exposed),
+            (0o620, 0, 10001, &k8s, Exposed),
+            (0o650, 0, 10001, &k8s, Exposed),
+            (0o644, 10001, 10001, &k8s, Exposed),
+            (0o604, 10001, 10001, &k8s, Exposed),
+        ];
+        for (mode, owner, group, who, expected) in cases {
+            let file = KeyFileMode { mode, owner, group };
+            assert_eq!(
+                key_access(file, who.as_ref()),
+                expected,
+                "mode {mode:o} {owner}:{group} read by {who:?}"
+            );
+            assert_eq!(
+                key_mode_allowed(mode, owner),
+                expected != Exposed,
+                "{mode:o}"
+            );
         }
-        for bad in [0o640, 0o440, 0o604, 0o644, 0o660] {
-            assert!(!key_mode_allowed(bad, 10001), "{bad:o}");
+    }
+
+    #[test]
+    fn each_key_outcome_has_one_exact_message() {
+        let path = Path::new("/k/tls.key");
+        let file = |mode, owner, group| KeyFileMode { mode, owner, group };
+        let advice = "run `chmod 600 /k/tls.key`, or, for a key its group must read, make it owned by root with mode 0640 or 0440 (Kubernetes: fsGroup and defaultMode: 0440 on the secret volume)";
+        for allow in [false, true] {
+            for f in [file(0o600, 10001, 10001), file(0o440, 0, 10001)] {
+                let v = judge_key(path, f, reader(10001, 10001).as_ref(), allow);
+                assert!(matches!(v, KeyVerdict::Accepted), "{f:?}: {v:?}");
+            }
+            match judge_key(path, file(0o440, 0, 10001), reader(0, 0).as_ref(), allow) {
+                KeyVerdict::Noted(n) => assert_eq!(n, "private key readable by its group (gid 10001, mode 440, owned by root): allowed, as for a Kubernetes secret volume with fsGroup; ringgate (uid 0) does not read it through that group, so `chmod g-r /k/tls.key` would keep it from the group's other members"),
+                v => panic!("{v:?}"),
+            }
         }
-        // Owned by root: the group may read (a Kubernetes secret with fsGroup: 0440).
-        for ok in [0o600, 0o400, 0o640, 0o440] {
-            assert!(key_mode_allowed(ok, 0), "{ok:o}");
+        let k8s = reader(10001, 10001);
+        match judge_key(path, file(0o644, 0, 0), k8s.as_ref(), true) {
+            KeyVerdict::Insecure(w) => assert_eq!(w, format!("private key readable by group or others (mode 644), served only because runtime.allow_insecure_key_permissions = true; {advice}")),
+            v => panic!("{v:?}"),
         }
-        for bad in [0o644, 0o444, 0o660, 0o650, 0o604] {
-            assert!(!key_mode_allowed(bad, 0), "{bad:o}");
+        match judge_key(path, file(0o640, 10001, 10001), k8s.as_ref(), true) {
+            KeyVerdict::Insecure(w) => assert_eq!(w, format!("private key readable by group or others (mode 640, owned by uid 10001; only a key owned by root may be read by its group), served only because runtime.allow_insecure_key_permissions = true; {advice}")),
+            v => panic!("{v:?}"),
         }
+        match judge_key(path, file(0o644, 0, 0), k8s.as_ref(), false) {
+            KeyVerdict::Refused(e) => assert_eq!(e.to_string(), format!("/k/tls.key is readable by group or others (mode 644); {advice}; or set runtime.allow_insecure_key_permissions = true to serve it anyway")),
+            v => panic!("{v:?}"),
+        }
+        match judge_key(path, file(0o440, 10001, 10001), k8s.as_ref(), false) {
+            KeyVerdict::Refused(e) => assert_eq!(e.to_string(), format!("/k/tls.key is readable by group or others (mode 440, owned by uid 10001; only a key owned by root may be read by its group); {advice}; or set runtime.allow_insecure_key_permissions = true to serve it anyway")),
+            v => panic!("{v:?}"),
+        }
+    }
+
+    #[test]
+    fn the_process_reader_is_read_from_proc() {
+        let me = KeyReader::current().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(dir.path()).unwrap();
+        assert_eq!(me.uid, meta.uid());
+        assert!(me.gids.contains(&meta.gid()), "{me:?}");
     }
 }

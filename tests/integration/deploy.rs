@@ -476,6 +476,29 @@ fn deployment_mounts_what_the_configuration_reads() {
     assert_eq!(s(v, "secret.secretName"), "ringgate-tls");
 }
 
+/// A Secret key file as the kubelet writes it (owner root) and the pod's user as it reads it.
+fn pod_key(
+    mode: u32,
+    group: u64,
+    uid: u64,
+    gid: u64,
+    fs_group: Option<u64>,
+) -> (
+    ringgate::x509::pem::KeyFileMode,
+    ringgate::x509::pem::KeyReader,
+) {
+    let id = |n: u64| u32::try_from(n).expect("a 32-bit id");
+    let file = ringgate::x509::pem::KeyFileMode {
+        mode,
+        owner: 0,
+        group: id(group),
+    };
+    let mut gids = vec![id(gid)];
+    gids.extend(fs_group.map(id));
+    let reader = ringgate::x509::pem::KeyReader { uid: id(uid), gids };
+    (file, reader)
+}
+
 /// The files the kubelet writes for a Secret volume are owned by root, with the volume's mode,
 /// and with `fsGroup` group-owned by it with read for the group added (0440 at least). The
 /// container's user must be able to read the keys, and ringgate's key check must accept them.
@@ -517,6 +540,17 @@ fn secret_file_modes_are_readable_and_pass_the_key_check() {
             assert!(
                 ringgate::x509::pem::key_mode_allowed(mode, 0),
                 "{f}: ringgate refuses a root-owned key with mode {mode:o}"
+            );
+            // And says nothing about it: the pod's user reads it through its group, so the
+            // group bit is needed, not worth a note (nor a warning).
+            let (file, reader) = pod_key(mode, group, uid, gid, fs_group);
+            let path = std::path::Path::new(&f);
+            assert!(
+                matches!(
+                    ringgate::x509::pem::judge_key(path, file, Some(&reader), false),
+                    ringgate::x509::pem::KeyVerdict::Accepted
+                ),
+                "{f}: ringgate reports the key with mode {mode:o} root:{group}"
             );
         }
     }

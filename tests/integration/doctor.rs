@@ -456,3 +456,156 @@ fn v1_certificates_are_reported() {
         "{out}"
     );
 }
+
+/// A self-signed server certificate for localhost and its key (mode `key_mode`), valid
+/// 1975-4096 (rcgen's default) or expired since 2000.
+fn lasting_pair(dir: &Path, name: &str, key_mode: u32, expired: bool) -> (PathBuf, PathBuf) {
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    if expired {
+        params.not_before = rcgen::date_time_ymd(1999, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2000, 1, 1);
+    }
+    let cert = params.self_signed(&key).expect("self-sign");
+    let (cert_path, key_path) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert_path, cert.pem()).expect("write cert");
+    crate::support::pki::write_key(&key_path, &key.serialize_pem());
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(key_mode)).expect("chmod");
+    (cert_path, key_path)
+}
+
+/// Runs ringgate with `args`; returns (exit code, stdout, stderr).
+fn ringgate(args: &[&str], path: &Path) -> (i32, String, String) {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("run ringgate");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The note for a root-owned, group-readable key that ringgate (as root) reads as its owner.
+fn group_note(key: &Path, gid: u32) -> String {
+    format!("INFO  listener[0].tls.certificates[0].key: {k}: private key readable by its group (gid {gid}, mode 440, owned by root): allowed, as for a Kubernetes secret volume with fsGroup; ringgate (uid 0) does not read it through that group, so `chmod g-r {k}` would keep it from the group's other members\n", k = key.display())
+}
+
+#[test]
+fn root_owned_group_readable_key_is_served_without_a_warning() {
+    use std::os::unix::fs::MetadataExt;
+    // A Kubernetes secret volume with fsGroup and defaultMode: 0440: owner root, mode 0440.
+    // The tests run as root, so the key they write is root-owned, as the kubelet writes it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = lasting_pair(dir.path(), "server", 0o440, false);
+    let path = dir.path().join("k8s.toml");
+    std::fs::write(&path, conf(&cert, &key, "", "", "")).expect("write config");
+    let (code, out, err) = ringgate(&["check", "-c"], &path);
+    let meta = std::fs::metadata(&key).expect("stat key");
+    if meta.uid() != 0 {
+        // Not root: the key is the test user's own, and group read is refused on it.
+        assert_eq!(code, 2, "{out}{err}");
+        let expected = format!("is readable by group or others (mode 440, owned by uid {}; only a key owned by root may be read by its group)", meta.uid());
+        assert!(err.contains(&expected), "{err}");
+        return;
+    }
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (
+            0,
+            format!(
+                "{}: configuration is valid (1 listener, 0 upstreams)\n{}doctor: 0 errors, 0 warnings\n",
+                path.display(),
+                group_note(&key, meta.gid())
+            )
+            .as_str(),
+            ""
+        )
+    );
+}
+
+#[test]
+fn doctor_command_prints_the_findings_alone() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // The findings and the summary, without the "configuration is valid" line; exit 0.
+    let (cert, key) = lasting_pair(d, "shared", 0o440, false);
+    let meta = std::fs::metadata(&key).expect("stat key");
+    let shared = d.join("shared.toml");
+    std::fs::write(&shared, conf(&cert, &key, "", "", "")).expect("write config");
+    if meta.uid() == 0 {
+        let (code, out, err) = ringgate(&["doctor", "-c"], &shared);
+        let expected = format!(
+            "{}doctor: 0 errors, 0 warnings\n",
+            group_note(&key, meta.gid())
+        );
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (0, expected.as_str(), "")
+        );
+    }
+    // An error finding: exit 2.
+    let (cert, key) = lasting_pair(d, "expired", 0o600, true);
+    let expired = d.join("expired.toml");
+    std::fs::write(&expired, conf(&cert, &key, "", "", "")).expect("write config");
+    let (code, out, err) = ringgate(&["doctor", "-c"], &expired);
+    assert_eq!(code, 2, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "ERROR listener[0].tls.certificates[0].cert: {}: certificate CN=rcgen self signed cert expired at 2000-01-01T00:00:00Z: ",
+            cert.display()
+        )),
+        "{out}"
+    );
+    assert_eq!(lines[1], "doctor: 1 error, 0 warnings");
+    assert_eq!(err, "");
+    // A configuration that does not load: its errors, exit 2, as `check`.
+    let missing = d.join("missing.toml");
+    std::fs::write(&missing, conf(&d.join("none.crt"), &key, "", "", "")).expect("write");
+    let (code, out, err) = ringgate(&["doctor", "-c"], &missing);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(err.contains("none.crt"), "{err}");
+}
+
+#[test]
+fn check_nginx_config_prints_every_warning_in_one_format() {
+    // The importer's warning (`user`) and the loader's (a `root` that is not a directory)
+    // both go to the log: `TIME WARN  [main] message`, never one bare and one timestamped.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        "user www-data;\nevents {}\nhttp {\n  server {\n    listen 127.0.0.1:0;\n    location / { root /nonexistent-ringgate-root; }\n  }\n}\n",
+    )
+    .expect("write nginx.conf");
+    let (code, out, err) = ringgate(&["check", "--nginx-config"], &conf);
+    assert_eq!(code, 0, "{out}{err}");
+    let messages: Vec<&str> = err
+        .lines()
+        .map(|l| {
+            let (time, rest) = l.split_once(' ').unwrap_or_default();
+            let bytes = time.as_bytes();
+            assert!(
+                bytes.len() == 20 && bytes[10] == b'T' && bytes[19] == b'Z',
+                "not timestamped: {l}"
+            );
+            rest.strip_prefix("WARN  [main] ")
+                .unwrap_or_else(|| panic!("not a WARN line: {l}"))
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            format!("{}:1: warning: user: ignored: ringgate runs as the user that starts it; set the user in the service manager", conf.display()).as_str(),
+            "listener[0].location[0].root: /nonexistent-ringgate-root is not a directory; requests there will get 404",
+        ]
+    );
+}

@@ -88,6 +88,30 @@ const SYSCTL_MIN: &[(&str, u64, &str)] = &[
 
 /// Recommended local port range (upstream connections and load generators).
 const PORT_RANGE: (u64, u64) = (10_000, 65_535);
+
+/// TCP memory triples (min, default, max) that should be at least these, each number. The
+/// last field says whether a lower value is judged: `tcp_mem` is sized to the host's RAM, so it
+/// is only reported.
+const SYSCTL_TRIPLES: &[(&str, [u64; 3], &str, bool)] = &[
+    (
+        "net.ipv4.tcp_rmem",
+        [4096, 87_380, 16_777_216],
+        "per-socket receive buffer: min, default, max (bytes; autotuned up to max)",
+        true,
+    ),
+    (
+        "net.ipv4.tcp_wmem",
+        [4096, 65_536, 16_777_216],
+        "per-socket send buffer: min, default, max (bytes; autotuned up to max)",
+        true,
+    ),
+    (
+        "net.ipv4.tcp_mem",
+        [786_432, 1_048_576, 1_572_864],
+        "pages all TCP sockets may use: low, pressure, high; sized to RAM (these suit 8+ GiB)",
+        false,
+    ),
+];
 /// Recommended open-file limit of the ringgate process.
 const NOFILE: u64 = 1_048_576;
 /// io_uring rings are charged to RLIMIT_MEMLOCK before this kernel.
@@ -160,6 +184,11 @@ impl Host {
             .iter()
             .map(|&(key, min, why)| self.sysctl_min_check(key, min, why))
             .collect();
+        out.extend(
+            SYSCTL_TRIPLES
+                .iter()
+                .map(|&(key, min, why, judged)| self.sysctl_triple_check(key, min, why, judged)),
+        );
         out.push(self.port_range_check());
         out.push(self.tw_reuse_check());
         out.push(self.nofile_check());
@@ -191,6 +220,27 @@ impl Host {
                 note: why.into(),
             },
             None => unknown(key, format!(">= {min}"), why),
+        }
+    }
+
+    /// A sysctl of three numbers, each of which should be at least the recommended one.
+    fn sysctl_triple_check(&self, key: &str, min: [u64; 3], why: &str, judged: bool) -> Check {
+        let want = format!(">= {} {} {}", min[0], min[1], min[2]);
+        match self.sysctl(key).and_then(|v| parse_triple(&v)) {
+            Some(v) => Check {
+                name: key.into(),
+                current: format!("{} {} {}", v[0], v[1], v[2]),
+                recommended: want,
+                status: if !judged {
+                    Status::Info
+                } else if v.iter().zip(min).all(|(have, want)| *have >= want) {
+                    Status::Ok
+                } else {
+                    Status::Low
+                },
+                note: why.into(),
+            },
+            None => unknown(key, want, why),
         }
     }
 
@@ -391,6 +441,11 @@ fn parse_u64(s: &str) -> Option<u64> {
     s.split_whitespace().next()?.parse().ok()
 }
 
+fn parse_triple(s: &str) -> Option<[u64; 3]> {
+    let mut it = s.split_whitespace().map(|x| x.parse::<u64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
+}
+
 fn parse_pair(s: &str) -> Option<(u64, u64)> {
     let mut it = s.split_whitespace().map(|x| x.parse::<u64>().ok());
     Some((it.next()??, it.next()??))
@@ -495,6 +550,13 @@ pub fn sysctl_file() -> String {
         s,
         "# reuse TIME_WAIT ports for new outgoing connections\nnet.ipv4.tcp_tw_reuse = 1"
     );
+    for &(key, min, why, _) in SYSCTL_TRIPLES {
+        let _ = writeln!(s, "# {why}\n{key} = {} {} {}", min[0], min[1], min[2]);
+    }
+    let _ = writeln!(
+        s,
+        "# io_uring for every process (kernels 6.6+; 1 or 2 make workers fall back to epoll)\nkernel.io_uring_disabled = 0"
+    );
     s
 }
 
@@ -527,6 +589,9 @@ Max open files            1024                 524288               files
             .collect();
         v.push(("net.ipv4.ip_local_port_range", "10000\t65535\n".into()));
         v.push(("net.ipv4.tcp_tw_reuse", "1\n".into()));
+        for &(k, min, _, _) in SYSCTL_TRIPLES {
+            v.push((k, format!("{}\t{}\t{}\n", min[0], min[1], min[2])));
+        }
         v.push(("kernel.io_uring_disabled", "0\n".into()));
         v.push(("kernel.osrelease", "6.1.0-18-amd64\n".into()));
         v
@@ -663,5 +728,63 @@ Max open files            1024                 524288               files
         assert_eq!(show_bytes(Some(65536)), "64 KiB");
         assert_eq!(show_bytes(Some(8 << 20)), "8 MiB");
         assert!(sysctl_file().contains("net.core.somaxconn = 65535"));
+    }
+
+    #[test]
+    fn sysctl_file_sets_what_the_shipped_tuning_file_sets() {
+        let shipped =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tuning/sysctl.conf"))
+                .unwrap_or_else(|e| panic!("tuning/sysctl.conf: {e}"));
+        let ours = sysctl_file();
+        let settings = |text: &str| -> Vec<(String, String)> {
+            text.lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| {
+                    (
+                        k.trim().to_string(),
+                        v.split_whitespace().collect::<Vec<_>>().join(" "),
+                    )
+                })
+                .collect()
+        };
+        let ours = settings(&ours);
+        // Every key the shipped file sets is written, at a value no higher number by number:
+        // tune writes the minimum a check accepts, the shipped file may set more.
+        for (key, value) in settings(&shipped) {
+            let Some((_, mine)) = ours.iter().find(|(k, _)| *k == key) else {
+                panic!("ringgate tune does not write {key} (tuning/sysctl.conf sets {value})");
+            };
+            let numbers = |v: &str| -> Vec<u64> {
+                v.split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            };
+            let (mine_n, theirs) = (numbers(mine), numbers(&value));
+            assert_eq!(mine_n.len(), theirs.len(), "{key}: {mine} vs {value}");
+            assert!(
+                mine_n.iter().zip(&theirs).all(|(a, b)| a <= b),
+                "{key}: tune writes {mine}, the shipped file {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn tcp_memory_triples_are_checked_number_by_number() {
+        let sysctls = [
+            ("net.ipv4.tcp_rmem", "4096\t131072\t33554432\n".to_string()),
+            ("net.ipv4.tcp_wmem", "4096\t16384\t4194304\n".to_string()),
+        ];
+        let c = host(&sysctls, LIMITS, Ok(()));
+        assert_eq!(status(&c, "net.ipv4.tcp_rmem"), Status::Ok);
+        assert_eq!(status(&c, "net.ipv4.tcp_wmem"), Status::Low);
+        assert_eq!(status(&c, "net.ipv4.tcp_mem"), Status::Unknown);
+        let mem = [("net.ipv4.tcp_mem", "100\t200\t300\n".to_string())];
+        let c = host(&mem, LIMITS, Ok(()));
+        assert_eq!(
+            status(&c, "net.ipv4.tcp_mem"),
+            Status::Info,
+            "sized to RAM: reported only"
+        );
     }
 }

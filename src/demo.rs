@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 
 /// The roles the demo issues client certificates for (the enterprise mTLS guide's roles, read from the OU).
@@ -20,9 +20,19 @@ pub const ROLES: [&str; 4] = ["Client", "Admin", "Ops", "Gateway"];
 
 /// Runs the demo on `port` (0 = any free port), writing material into `dir` or a temp folder.
 pub fn run(port: u16, dir: Option<PathBuf>) -> Result<()> {
-    let dir = match dir {
-        Some(d) => d,
-        None => std::env::temp_dir().join(format!("ringgate-demo-{}", std::process::id())),
+    // A folder of our own (not one given with --dir) holds private keys: it goes when the demo
+    // stops, however it stops.
+    let (dir, _cleanup) = match dir {
+        Some(d) => (d, None),
+        None => {
+            let d = std::env::temp_dir().join(format!("ringgate-demo-{}", std::process::id()));
+            (d.clone(), Some(RemoveOnDrop(d)))
+        }
+    };
+    let fate = if _cleanup.is_some() {
+        "removed when the demo stops"
+    } else {
+        "kept: --dir"
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     make_pki(&dir)?;
@@ -37,7 +47,7 @@ pub fn run(port: u16, dir: Option<PathBuf>) -> Result<()> {
     } else {
         port.to_string()
     };
-    println!("ringgate demo: certificates and config in {d}");
+    println!("ringgate demo: certificates, keys and config in {d} ({fate})");
     println!("echo upstream on 127.0.0.1:{upstream}; try (Ctrl-C stops the demo):\n");
     println!(
         "  curl --cacert {d}/ca.crt https://localhost:{p}/public/    # no certificate needed here"
@@ -56,6 +66,21 @@ pub fn run(port: u16, dir: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// Removes the demo's own folder (certificates, private keys, config) when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        match std::fs::remove_dir_all(&self.0) {
+            Ok(()) => eprintln!("ringgate demo: removed {}", self.0.display()),
+            Err(e) => eprintln!(
+                "ringgate demo: could not remove {} ({e}); it holds private keys",
+                self.0.display()
+            ),
+        }
+    }
+}
+
 fn write_key(path: &Path, pem: &str) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -69,14 +94,25 @@ fn write_key(path: &Path, pem: &str) -> Result<()> {
     Ok(())
 }
 
+/// A subject with exactly these attributes in this order, as `openssl req -subj "/O=../CN=.."`
+/// writes it (rcgen's default holds a CommonName that a later push would keep in first place,
+/// printing `OU=Client,O=MyCompany,CN=client1` instead of nginx's `CN=client1,OU=Client,...`).
+fn subject(parts: &[(DnType, &str)]) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    for (kind, value) in parts {
+        dn.push(kind.clone(), *value);
+    }
+    dn
+}
+
 /// Writes ca.crt, server.crt/key and <role>.crt/key (lowercase role) into `dir`.
 pub fn make_pki(dir: &Path) -> Result<()> {
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.distinguished_name
-        .push(DnType::OrganizationName, "ringgate demo");
-    ca.distinguished_name
-        .push(DnType::CommonName, "ringgate demo CA");
+    ca.distinguished_name = subject(&[
+        (DnType::OrganizationName, "ringgate demo"),
+        (DnType::CommonName, "ringgate demo CA"),
+    ]);
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca.self_signed(&ca_key)?;
@@ -87,9 +123,7 @@ pub fn make_pki(dir: &Path) -> Result<()> {
     server
         .subject_alt_names
         .push(SanType::IpAddress("127.0.0.1".parse()?));
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
+    server.distinguished_name = subject(&[(DnType::CommonName, "localhost")]);
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key)?;
     std::fs::write(dir.join("server.crt"), server_cert.pem())?;
@@ -98,12 +132,12 @@ pub fn make_pki(dir: &Path) -> Result<()> {
     for role in ROLES {
         let key = KeyPair::generate()?;
         let mut p = CertificateParams::new(Vec::<String>::new())?;
-        p.distinguished_name
-            .push(DnType::OrganizationName, "MyCompany");
-        p.distinguished_name
-            .push(DnType::OrganizationalUnitName, role);
-        p.distinguished_name
-            .push(DnType::CommonName, format!("{}1", role.to_lowercase()));
+        let cn = format!("{}1", role.to_lowercase());
+        p.distinguished_name = subject(&[
+            (DnType::OrganizationName, "MyCompany"),
+            (DnType::OrganizationalUnitName, role),
+            (DnType::CommonName, &cn),
+        ]);
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let cert = p.signed_by(&key, &ca_cert, &ca_key)?;
         let name = role.to_lowercase();
@@ -232,5 +266,38 @@ fn echo_connection(conn: TcpStream) {
         if out.write_all(resp.as_bytes()).is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject_of(path: &Path) -> String {
+        let der = crate::x509::pem::load_certs(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .remove(0);
+        let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        crate::x509::identity::rfc2253(cert.subject())
+    }
+
+    #[test]
+    fn demo_subjects_print_as_the_enterprise_guides_openssl_commands_make_them() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        make_pki(d.path()).unwrap_or_else(|e| panic!("pki: {e}"));
+        assert_eq!(
+            subject_of(&d.path().join("client.crt")),
+            "CN=client1,OU=Client,O=MyCompany"
+        );
+        assert_eq!(
+            subject_of(&d.path().join("admin.crt")),
+            "CN=admin1,OU=Admin,O=MyCompany"
+        );
+        assert_eq!(
+            subject_of(&d.path().join("ca.crt")),
+            "CN=ringgate demo CA,O=ringgate demo"
+        );
+        assert_eq!(subject_of(&d.path().join("server.crt")), "CN=localhost");
     }
 }

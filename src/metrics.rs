@@ -654,7 +654,7 @@ mod tests {
             "ringgate_upstream_duration_seconds_count 2",
             "ringgate_config_reloads_total{result=\"applied\"} 0",
             "ringgate_certificate_expiry_timestamp_seconds{kind=\"server\",listener=\"x\\\"y\",subject=\"CN=localhost\"} 67090118400",
-            "ringgate_certificate_expiry_timestamp_seconds{kind=\"client_ca\",listener=\"x\\\"y\",subject=\"O=ringgate demo,CN=ringgate demo CA\"} 67090118400",
+            "ringgate_certificate_expiry_timestamp_seconds{kind=\"client_ca\",listener=\"x\\\"y\",subject=\"CN=ringgate demo CA,O=ringgate demo\"} 67090118400",
             "ringgate_client_certificate_expiry_timestamp_seconds{subject=\"CN=a\\\\b\\nc\"} -5",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");

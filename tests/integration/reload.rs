@@ -110,7 +110,7 @@ fn a_broken_configuration_or_certificate_is_refused_and_the_old_one_kept() {
     proxy.assert_log(&[
         "reload refused, keeping the running configuration",
         "ringgate.toml:",
-        "expected usize",
+        "upstream[0].keepalive: expected an integer, found the string \"many\"",
     ]);
     assert_eq!(body(&proxy, &cc), "v1");
     // A certificate file that is not a certificate: picked up as a file change, refused.

@@ -111,20 +111,7 @@ fn repeated_refusals_are_counted_exactly_and_logged_at_a_bounded_rate() {
     let port = crate::support::nginx::free_port();
     // Two servers on one address, both verifying clients (a Host naming the other one gets
     // 421), and a plain listener.
-    let others = format!(
-        r#"
-[[listener]]
-name = "admin"
-listen = "127.0.0.1:{port}"
-server_names = ["admin.example.com"]
-[listener.tls]
-certificates = [{{ cert = {cert}, key = {key} }}]
-client_certificate = {ca}
-verify_client = "on"
-[[listener.location]]
-path = "/"
-proxy_pass = "http://app"
-
+    let plain = r#"
 [[listener]]
 name = "plain"
 listen = "127.0.0.1:0"
@@ -133,11 +120,8 @@ header_timeout = "100ms"
 [[listener.location]]
 path = "/"
 proxy_pass = "http://app"
-"#,
-        cert = p(&pki.server.cert),
-        key = p(&pki.server.key),
-        ca = p(&pki.ca.pem_path),
-    );
+"#;
+    let others = format!("{}{plain}", crate::support::admin_server_on(&pki, port));
     let toml = Cfg::new(&pki, &up)
         .tls(&format!(
             "client_certificate = {}\nverify_client = \"on\"",

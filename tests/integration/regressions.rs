@@ -138,24 +138,7 @@ fn host_differing_from_verified_sni_gets_421_only_where_another_server_could_ans
 
     // Two servers on one address, both verifying clients against the same CA.
     let port = crate::support::nginx::free_port();
-    let second = format!(
-        r#"
-[[listener]]
-name = "admin"
-listen = "127.0.0.1:{port}"
-server_names = ["admin.example.com"]
-[listener.tls]
-certificates = [{{ cert = {cert}, key = {key} }}]
-client_certificate = {ca}
-verify_client = "on"
-[[listener.location]]
-path = "/"
-proxy_pass = "http://app"
-"#,
-        cert = p(&pki.server.cert),
-        key = p(&pki.server.key),
-        ca = p(&pki.ca.pem_path),
-    );
+    let second = crate::support::admin_server_on(&pki, port);
     let toml = named(Cfg::new(&pki, &up).render())
         .replacen("127.0.0.1:0", &format!("127.0.0.1:{port}"), 1)
         .replacen("[[upstream]]", &format!("{second}\n[[upstream]]"), 1);

@@ -200,3 +200,28 @@ pub fn curl_url(addr: std::net::SocketAddr, path: &str) -> (String, String) {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// A second TLS server, `admin.example.com` on `127.0.0.1:port`, verifying clients against the
+/// test CA, as TOML to add before `[[upstream]]`. With the main server on the same port and
+/// named `localhost`, a request whose Host names one server after an SNI that named the other
+/// gets 421.
+pub fn admin_server_on(pki: &Pki, port: u16) -> String {
+    format!(
+        r#"
+[[listener]]
+name = "admin"
+listen = "127.0.0.1:{port}"
+server_names = ["admin.example.com"]
+[listener.tls]
+certificates = [{{ cert = {cert}, key = {key} }}]
+client_certificate = {ca}
+verify_client = "on"
+[[listener.location]]
+path = "/"
+proxy_pass = "http://app"
+"#,
+        cert = p(&pki.server.cert),
+        key = p(&pki.server.key),
+        ca = p(&pki.ca.pem_path),
+    )
+}

@@ -29,13 +29,11 @@ def venv_python(work, packages):
 
 
 def ringgate_bin():
-    """The built proxy (debug, else release; built when neither exists)."""
-    for kind in ("debug", "release"):
-        b = ROOT / "target" / kind / "ringgate"
-        if b.exists():
-            return b
-    subprocess.run(["cargo", "build", "-q"], cwd=ROOT, check=True)
-    return ROOT / "target" / "debug" / "ringgate"
+    """The proxy built from this checkout (debug; `cargo build` first, so never a stale one),
+    in $CARGO_TARGET_DIR when set."""
+    subprocess.run(["cargo", "build", "-q", "-p", "ringgate"], cwd=ROOT, check=True)
+    target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+    return target / "debug" / "ringgate"
 
 
 def free_port():

@@ -1,8 +1,7 @@
 //! rustls client configuration: client certificate, server verification, version pinning,
 //! session resumption.
 
-use std::fs::File;
-use std::io::BufReader;
+use rustls_pki_types::pem::PemObject;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,8 +15,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use crate::args::{Args, Mode, TlsVersion};
 
 fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let certs = rustls_pemfile::certs(&mut BufReader::new(f))
+    let certs = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot open {}", path.display()))?
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("cannot read certificates from {}", path.display()))?;
     if certs.is_empty() {
@@ -27,10 +26,13 @@ fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    rustls_pemfile::private_key(&mut BufReader::new(f))
-        .with_context(|| format!("cannot read key from {}", path.display()))?
-        .ok_or_else(|| anyhow!("no private key in {}", path.display()))
+    match PrivateKeyDer::from_pem_file(path) {
+        Ok(key) => Ok(key),
+        Err(rustls_pki_types::pem::Error::NoItemsFound) => {
+            Err(anyhow!("no private key in {}", path.display()))
+        }
+        Err(e) => Err(anyhow!("cannot read key from {}: {e}", path.display())),
+    }
 }
 
 /// Accepts any server certificate (still checks the handshake signatures).

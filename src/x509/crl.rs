@@ -7,6 +7,7 @@
 //! it, so a CRL nobody configured as trusted signed is refused before it can refuse anyone.
 //! What is kept is immutable and shared by the workers; a reload builds a new [`Revocation`].
 
+use rustls_pki_types::pem::PemObject;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -330,8 +331,7 @@ const OID_DELTA: &str = "2.5.29.27";
 /// file in errors.
 pub fn parse_crls(bytes: &[u8], path: &str, store: &TrustStore) -> Result<Vec<Crl>, CrlError> {
     let ders: Vec<Vec<u8>> = if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-        let mut reader = bytes;
-        rustls_pemfile::crls(&mut reader)
+        rustls_pki_types::CertificateRevocationListDer::pem_slice_iter(bytes)
             .map(|r| r.map(|d| d.as_ref().to_vec()))
             .collect::<Result<_, _>>()
             .map_err(|e| CrlError::Unparsable {

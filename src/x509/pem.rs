@@ -1,6 +1,7 @@
 //! Loading certificates and keys from PEM files, with errors that name the file and never print
 //! key material.
 
+use rustls_pki_types::pem::PemObject;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -92,8 +93,7 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PemError>
 
 /// Parses every certificate in PEM text; `label` names the source in errors.
 pub fn parse_certs(bytes: &[u8], label: &str) -> Result<Vec<CertificateDer<'static>>, PemError> {
-    let mut reader = bytes;
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut reader)
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| PemError::Malformed {
             path: label.to_string(),
@@ -112,14 +112,17 @@ pub fn parse_certs(bytes: &[u8], label: &str) -> Result<Vec<CertificateDer<'stat
 /// (`PRIVATE KEY`) or SEC1 (`EC PRIVATE KEY`).
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, PemError> {
     let bytes = read(path)?;
-    let mut reader = bytes.as_slice();
-    match rustls_pemfile::private_key(&mut reader) {
-        Ok(Some(key)) => Ok(key),
-        Ok(None) => Err(PemError::Empty {
+    match PrivateKeyDer::from_pem_slice(&bytes) {
+        Ok(key) => Ok(key),
+        Err(rustls_pki_types::pem::Error::NoItemsFound) => Err(PemError::Empty {
             path: path.display().to_string(),
             what: "PRIVATE KEY",
         }),
-        // The decoder's message never contains key bytes, only what was malformed.
+        // Never the decoder's own words for bad base64: they may quote a byte of the key.
+        Err(rustls_pki_types::pem::Error::Base64Decode(_)) => Err(PemError::Malformed {
+            path: path.display().to_string(),
+            detail: "invalid base64 in the PEM block".into(),
+        }),
         Err(e) => Err(PemError::Malformed {
             path: path.display().to_string(),
             detail: e.to_string(),

@@ -2,6 +2,7 @@
 //! `proxy_ssl_trusted_certificate`), parsed once at load and shared read-only by the workers.
 
 use rustls::DistinguishedName;
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 use super::cert::Parsed;
@@ -56,9 +57,8 @@ impl TrustStore {
     /// Loads a PEM bundle (several CAs allowed; v1 CA certificates allowed
     /// as OpenSSL allows them). Non-certificate PEM blocks are ignored.
     pub fn from_pem(pem: &[u8]) -> Result<Self, TrustStoreError> {
-        let mut reader = pem;
         let mut ders = Vec::new();
-        for item in rustls_pemfile::certs(&mut reader) {
+        for item in CertificateDer::pem_slice_iter(pem) {
             match item {
                 Ok(c) => ders.push(c),
                 Err(e) => return Err(TrustStoreError::Pem(e.to_string())),

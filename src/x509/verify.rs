@@ -1298,7 +1298,7 @@ pub(crate) mod measured_tests {
 
     pub(crate) fn pem_certs(path: &Path) -> Vec<CertificateDer<'static>> {
         let data = std::fs::read(path).unwrap();
-        rustls_pemfile::certs(&mut &data[..])
+        rustls_pki_types::pem::PemObject::pem_slice_iter(&data)
             .collect::<Result<Vec<_>, _>>()
             .unwrap()
     }

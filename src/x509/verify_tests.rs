@@ -207,10 +207,11 @@ fn v1_client_certificate_from_openssl_is_accepted() {
     ]));
     let ca_pem = std::fs::read(d.join("ca.crt")).unwrap();
     let client_pem = std::fs::read(d.join("client.crt")).unwrap();
-    let client = rustls_pemfile::certs(&mut client_pem.as_slice())
-        .next()
-        .unwrap()
-        .unwrap();
+    let client =
+        <CertificateDer<'_> as rustls_pki_types::pem::PemObject>::pem_slice_iter(&client_pem)
+            .next()
+            .unwrap()
+            .unwrap();
     let store = Arc::new(TrustStore::from_pem(&ca_pem).unwrap());
     let v = ChainVerifier::new(store, 2);
     assert!(v.verify(&client, &[], UnixTime::now()).is_ok());

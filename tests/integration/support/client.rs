@@ -1,5 +1,6 @@
 //! A blocking rustls client that speaks raw HTTP/1.1 bytes.
 
+use rustls::pki_types::pem::PemObject;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -25,16 +26,14 @@ pub struct ClientOpts<'a> {
 
 pub fn load_certs(path: &Path) -> Vec<CertificateDer<'static>> {
     let data = std::fs::read(path).expect("read certs");
-    rustls_pemfile::certs(&mut data.as_slice())
+    CertificateDer::pem_slice_iter(&data)
         .collect::<Result<Vec<_>, _>>()
         .expect("parse certs")
 }
 
 pub fn load_key(path: &Path) -> PrivateKeyDer<'static> {
     let data = std::fs::read(path).expect("read key");
-    rustls_pemfile::private_key(&mut data.as_slice())
-        .expect("parse key")
-        .expect("a key")
+    PrivateKeyDer::from_pem_slice(&data).expect("parse key")
 }
 
 pub fn config(o: &ClientOpts<'_>) -> Arc<ClientConfig> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rcgen::DnType;
 use serde::Deserialize;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use crate::support::client;
 use crate::support::client_for;
@@ -43,7 +43,7 @@ fn yaml_docs(dir: &Path) -> Vec<Doc> {
     let mut docs = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read manifest");
-        for d in serde_yaml::Deserializer::from_str(&text) {
+        for d in serde_norway::Deserializer::from_str(&text) {
             let v = Value::deserialize(d)
                 .unwrap_or_else(|e| panic!("{}: not valid YAML: {e}", f.display()));
             if v.is_null() {
@@ -105,7 +105,7 @@ fn labels(v: &Value) -> BTreeMap<String, String> {
 }
 
 /// A file mode as Kubernetes reads it: its YAML 1.1 parser takes `0440` as octal, while
-/// serde_yaml (YAML 1.2) keeps a leading-zero scalar as a string.
+/// serde_norway (YAML 1.2, the maintained fork of serde_yaml) keeps a leading-zero scalar as a string.
 fn k8s_mode(v: &Value) -> u32 {
     match v {
         Value::Number(n) => n.as_u64().expect("mode") as u32,

@@ -37,6 +37,16 @@ pub enum Kind {
 
 const KINDS: usize = 6;
 
+/// Every kind, in budget order.
+const ALL: [Kind; KINDS] = [
+    Kind::Misdirected,
+    Kind::BadRequest,
+    Kind::Timeout,
+    Kind::Handshake,
+    Kind::Denied,
+    Kind::NotFound,
+];
+
 impl Kind {
     fn index(self) -> usize {
         match self {
@@ -156,17 +166,9 @@ pub fn flush() {
 fn flush_at(now: Instant) {
     let owed: Vec<(log::Level, String)> = BUDGETS.with(|b| {
         let mut budgets = b.borrow_mut();
-        [
-            Kind::Misdirected,
-            Kind::BadRequest,
-            Kind::Timeout,
-            Kind::Handshake,
-            Kind::Denied,
-            Kind::NotFound,
-        ]
-        .into_iter()
-        .filter_map(|k| close_window(k, &mut budgets[k.index()], now))
-        .collect()
+        ALL.into_iter()
+            .filter_map(|k| close_window(k, &mut budgets[k.index()], now))
+            .collect()
     });
     for (level, line) in owed {
         log::log!(level, "{line}");
@@ -226,8 +228,13 @@ mod tests {
             .filter(|_| admit_at(Kind::Misdirected, log::Level::Info, t0))
             .count();
         assert_eq!(written, BURST as usize);
-        let owed =
-            BUDGETS.with(|b| close_window(Kind::Misdirected, &mut b.borrow_mut()[0], t0 + WINDOW));
+        let owed = BUDGETS.with(|b| {
+            close_window(
+                Kind::Misdirected,
+                &mut b.borrow_mut()[Kind::Misdirected.index()],
+                t0 + WINDOW,
+            )
+        });
         let (level, line) = owed.expect("a summary is owed");
         assert_eq!(level, log::Level::Info);
         assert_eq!(
@@ -250,8 +257,16 @@ mod tests {
         let owed = BUDGETS.with(|b| {
             let mut b = b.borrow_mut();
             (
-                close_window(Kind::BadRequest, &mut b[1], t0 + WINDOW),
-                close_window(Kind::Handshake, &mut b[3], t0 + WINDOW),
+                close_window(
+                    Kind::BadRequest,
+                    &mut b[Kind::BadRequest.index()],
+                    t0 + WINDOW,
+                ),
+                close_window(
+                    Kind::Handshake,
+                    &mut b[Kind::Handshake.index()],
+                    t0 + WINDOW,
+                ),
             )
         });
         assert!(owed
@@ -270,9 +285,21 @@ mod tests {
         }
         admit_at(Kind::Handshake, log::Level::Info, t0);
         admit_at(Kind::Handshake, log::Level::Warn, t0);
-        let owed =
-            BUDGETS.with(|b| close_window(Kind::Handshake, &mut b.borrow_mut()[3], t0 + WINDOW));
+        let owed = BUDGETS.with(|b| {
+            close_window(
+                Kind::Handshake,
+                &mut b.borrow_mut()[Kind::Handshake.index()],
+                t0 + WINDOW,
+            )
+        });
         assert_eq!(owed.map(|(l, _)| l), Some(log::Level::Warn));
+    }
+
+    #[test]
+    fn every_kind_has_its_own_budget_slot() {
+        for (i, k) in ALL.into_iter().enumerate() {
+            assert_eq!(k.index(), i, "{k:?}");
+        }
     }
 
     #[test]

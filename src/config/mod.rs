@@ -341,6 +341,24 @@ mod tests {
     }
 
     #[test]
+    fn refusal_log_budget_defaults_to_ten_and_zero_means_every_line() {
+        let base = "[[listener]]\nlisten = \"127.0.0.1:0\"\n[[listener.location]]\npath = \"/\"\nreturn = 204\n";
+        let c = parse_str(base, Path::new("t.toml")).unwrap();
+        assert_eq!(c.runtime.refusal_log_per_second, 10);
+        let text = format!("[runtime]\nrefusal_log_per_second = 0\n{base}");
+        let c = parse_str(&text, Path::new("t.toml")).unwrap();
+        assert_eq!(c.runtime.refusal_log_per_second, 0);
+        let text = format!("[runtime]\nrefusal_log_per_second = -1\n{base}");
+        let err = parse_str(&text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("t.toml:2: runtime.refusal_log_per_second: expected"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn connection_limits_default_generous_and_refuse_zero() {
         let base = "[[listener]]\nlisten = \"127.0.0.1:0\"\n[[listener.location]]\npath = \"/\"\nreturn = 204\n";
         let c = parse_str(base, Path::new("t.toml")).unwrap();

@@ -65,6 +65,8 @@ pub struct RawRuntime {
     pub max_connections: Option<Spanned<usize>>,
     /// Client connections one worker keeps open at most.
     pub max_connections_per_worker: Option<Spanned<usize>>,
+    /// Refusal log lines of one kind a worker writes per second (0: every line).
+    pub refusal_log_per_second: Option<Spanned<u32>>,
 }
 
 /// `[[listener]]`: one address, its TLS policy and its locations (an nginx `server` block).

@@ -36,6 +36,9 @@ pub struct Runtime {
     pub max_connections: usize,
     /// Client connections one worker keeps open at most.
     pub max_connections_per_worker: usize,
+    /// Log lines of one kind of client-caused refusal (421, 400, 403, refused handshake,
+    /// timeout) a worker writes per second before it only counts them; 0 writes every line.
+    pub refusal_log_per_second: u32,
 }
 
 /// Default of `runtime.max_connections`: generous (file descriptors usually run out first;
@@ -85,6 +88,10 @@ impl Resolver<'_> {
             "runtime.max_connections_per_worker",
             max_connections,
         );
+        let refusal_log_per_second = r
+            .refusal_log_per_second
+            .as_ref()
+            .map_or(crate::edge::refusal_log::DEFAULT_BURST, |n| *n.get_ref());
         Runtime {
             workers,
             cpus,
@@ -97,6 +104,7 @@ impl Resolver<'_> {
             allow_insecure_key_permissions,
             max_connections,
             max_connections_per_worker,
+            refusal_log_per_second,
         }
     }
 

@@ -76,6 +76,7 @@ impl Core {
         access_log: WorkerLog,
         open_total: Arc<AtomicUsize>,
     ) -> Core {
+        super::refusal_log::set_burst(generation.config.runtime.refusal_log_per_second);
         Core {
             id,
             generation: RefCell::new(Rc::new(generation)),
@@ -94,6 +95,7 @@ impl Core {
 
     /// Makes `next` the generation new connections get; open ones keep theirs.
     pub fn replace_generation(&self, next: Generation) {
+        super::refusal_log::set_burst(next.config.runtime.refusal_log_per_second);
         *self.generation.borrow_mut() = Rc::new(next);
     }
 

@@ -1,19 +1,20 @@
 //! Log lines a client can cause at will (a 421 per request, a malformed head, a refused
 //! handshake, a slowloris timeout), rate-limited per worker so that no client can flood the
 //! error log, and counted so that nothing is hidden: every refusal is counted in
-//! `ringgate_refusals_total{kind}`, at most [`BURST`] lines of a kind are written per
-//! [`WINDOW`] on each worker, and when a window with suppressed lines ends, one summary line
+//! `ringgate_refusals_total{kind}`, at most `runtime.refusal_log_per_second` lines of a kind
+//! (default [`DEFAULT_BURST`]; 0: every line) are written per [`WINDOW`] on each worker, and when a window with suppressed lines ends, one summary line
 //! says how many ("4,286 more like this in the last second").
 //!
 //! The state is this worker's own (a thread-local): no lock on the request path. A summary is
 //! written when the next refusal of its kind arrives after the window, or by [`flush`], which
 //! the worker calls on its periodic flush, whichever comes first.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
-/// Lines of one kind a worker writes per window before it only counts them.
-pub const BURST: u32 = 10;
+/// Lines of one kind a worker writes per window before it only counts them, unless
+/// `runtime.refusal_log_per_second` says otherwise.
+pub const DEFAULT_BURST: u32 = 10;
 
 /// The window a budget covers.
 pub const WINDOW: Duration = Duration::from_secs(1);
@@ -105,6 +106,14 @@ impl Budget {
 
 thread_local! {
     static BUDGETS: RefCell<[Budget; KINDS]> = const { RefCell::new([Budget::FRESH; KINDS]) };
+    /// This worker's lines per kind and window (0: no limit), from its configuration.
+    static BURST: Cell<u32> = const { Cell::new(DEFAULT_BURST) };
+}
+
+/// Sets this worker's budget (`runtime.refusal_log_per_second`; 0 writes every line). The
+/// worker calls it for each configuration generation it starts serving.
+pub fn set_burst(lines: u32) {
+    BURST.set(lines);
 }
 
 /// Counts a refusal of `kind` and says whether its line (at `level`) may be written now.
@@ -122,7 +131,8 @@ fn admit_at(kind: Kind, level: log::Level, now: Instant) -> bool {
         if budget.started.is_none() {
             budget.started = Some(now);
         }
-        if budget.written < BURST {
+        let burst = BURST.get();
+        if burst == 0 || budget.written < burst {
             budget.written += 1;
             (summary, true)
         } else {
@@ -146,10 +156,11 @@ fn close_window(kind: Kind, budget: &mut Budget, now: Instant) -> Option<(log::L
     }
     let owed = (budget.suppressed > 0).then(|| {
         let line = format!(
-            "{} more {} like this in the last {}, not logged (at most {BURST} a second per worker; ringgate_refusals_total counts them all)",
+            "{} more {} like this in the last {}, not logged (at most {} a second per worker, runtime.refusal_log_per_second; ringgate_refusals_total counts them all)",
             thousands(budget.suppressed),
             kind.describe(),
             seconds(now.duration_since(started)),
+            BURST.get(),
         );
         (budget.level, line)
     });
@@ -216,8 +227,11 @@ macro_rules! refusal_line {
 mod tests {
     use super::*;
 
+    const BURST: u32 = DEFAULT_BURST;
+
     fn reset() {
         BUDGETS.with(|b| *b.borrow_mut() = [Budget::FRESH; KINDS]);
+        set_burst(DEFAULT_BURST);
     }
 
     #[test]
@@ -239,7 +253,7 @@ mod tests {
         assert_eq!(level, log::Level::Info);
         assert_eq!(
             line,
-            "9,990 more misdirected requests (421) like this in the last second, not logged (at most 10 a second per worker; ringgate_refusals_total counts them all)"
+            "9,990 more misdirected requests (421) like this in the last second, not logged (at most 10 a second per worker, runtime.refusal_log_per_second; ringgate_refusals_total counts them all)"
         );
         // The next window starts fresh.
         assert!(admit_at(Kind::Misdirected, log::Level::Info, t0 + WINDOW));
@@ -293,6 +307,27 @@ mod tests {
             )
         });
         assert_eq!(owed.map(|(l, _)| l), Some(log::Level::Warn));
+    }
+
+    #[test]
+    fn a_budget_of_zero_writes_every_line() {
+        reset();
+        set_burst(0);
+        let t0 = Instant::now();
+        assert!((0..1_000).all(|_| admit_at(Kind::Denied, log::Level::Warn, t0)));
+        set_burst(2);
+        reset_budgets_only();
+        assert_eq!(
+            (0..5)
+                .filter(|_| admit_at(Kind::Denied, log::Level::Warn, t0))
+                .count(),
+            2
+        );
+        reset();
+    }
+
+    fn reset_budgets_only() {
+        BUDGETS.with(|b| *b.borrow_mut() = [Budget::FRESH; KINDS]);
     }
 
     #[test]

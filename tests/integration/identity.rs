@@ -59,7 +59,10 @@ pub fn roles_config_with(
         .replace("\"ca/ca.crt\"", &p(ca))
         .replace("listen = \"443\"", "listen = \"127.0.0.1:0\"")
         .replace("listen = \"80\"", "listen = \"127.0.0.1:0\"")
-        .replace("workers = 0", "workers = 2")
+        .replace(
+            "workers = 0",
+            "workers = 2\n# Every denial line: the tests read one per request.\nrefusal_log_per_second = 0",
+        )
         .replace("\"127.0.0.1:8080\"", &up.server())
         .replace("\"10.0.0.5\"", &format!("\"{binding_from}\""));
     assert_ne!(text, replaced);

@@ -33,7 +33,7 @@ pub use listener::{AccessLog, HttpSettings, IdentityHeaders, Server};
 pub use location::{Action, Location, ProxyPass, StaticRoot};
 use raw::RawConfig;
 pub use rule::Rule;
-pub use runtime::{Runtime, DEFAULT_MAX_CONNECTIONS};
+pub use runtime::{Runtime, DEFAULT_MAX_CONNECTIONS, DEFAULT_REFUSAL_LOG_PER_SECOND};
 use units::Quantity;
 pub use words::{DriverChoice, IdentityField, MatchKind};
 use words::{Keyword, Word};

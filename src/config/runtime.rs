@@ -41,6 +41,10 @@ pub struct Runtime {
     pub refusal_log_per_second: u32,
 }
 
+/// Default of `runtime.refusal_log_per_second`: enough lines to see what is happening, too
+/// few for a client to flood the log.
+pub const DEFAULT_REFUSAL_LOG_PER_SECOND: u32 = 10;
+
 /// Default of `runtime.max_connections`: generous (file descriptors usually run out first;
 /// see `tuning/`).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 65536;
@@ -91,7 +95,7 @@ impl Resolver<'_> {
         let refusal_log_per_second = r
             .refusal_log_per_second
             .as_ref()
-            .map_or(crate::edge::refusal_log::DEFAULT_BURST, |n| *n.get_ref());
+            .map_or(DEFAULT_REFUSAL_LOG_PER_SECOND, |n| *n.get_ref());
         Runtime {
             workers,
             cpus,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Lines of one kind a worker writes per window before it only counts them, unless
 /// `runtime.refusal_log_per_second` says otherwise.
-pub const DEFAULT_BURST: u32 = 10;
+pub const DEFAULT_BURST: u32 = crate::config::DEFAULT_REFUSAL_LOG_PER_SECOND;
 
 /// The window a budget covers.
 pub const WINDOW: Duration = Duration::from_secs(1);

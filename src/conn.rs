@@ -5,10 +5,13 @@ use std::io;
 
 use bytes::{Bytes, BytesMut};
 use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable,
+};
 use monoio::net::TcpStream;
 use rustls::{ClientConnection, ServerConnection};
 
+use crate::tls::halves::{TlsReadHalf, TlsWriteHalf};
 use crate::tls::stream::TlsStream;
 
 /// A connection to a client or an upstream.
@@ -176,6 +179,90 @@ impl Stream {
             Stream::Plain(_) => true,
             Stream::ServerTls(t) => t.is_drained(),
             Stream::ClientTls(t) => t.is_drained(),
+        }
+    }
+}
+
+/// The receiving side of a [`Stream`] split for a tunnel.
+pub enum ReadHalf {
+    /// Plain TCP.
+    Plain(OwnedReadHalf<TcpStream>),
+    /// TLS terminated by us.
+    ServerTls(TlsReadHalf<ServerConnection>),
+    /// TLS towards an upstream.
+    ClientTls(TlsReadHalf<ClientConnection>),
+}
+
+/// The sending side of a [`Stream`] split for a tunnel.
+pub enum WriteHalf {
+    /// Plain TCP.
+    Plain(OwnedWriteHalf<TcpStream>),
+    /// TLS terminated by us.
+    ServerTls(TlsWriteHalf<ServerConnection>),
+    /// TLS towards an upstream.
+    ClientTls(TlsWriteHalf<ClientConnection>),
+}
+
+impl Stream {
+    /// Splits the connection into halves that can read and write at the same time, for a
+    /// tunnel that relays both ways at once. The connection is never an HTTP one again.
+    pub fn into_halves(self) -> (ReadHalf, WriteHalf) {
+        match self {
+            Stream::Plain(s) => {
+                let (r, w) = s.into_split();
+                (ReadHalf::Plain(r), WriteHalf::Plain(w))
+            }
+            Stream::ServerTls(t) => {
+                let (r, w) = t.into_halves();
+                (ReadHalf::ServerTls(r), WriteHalf::ServerTls(w))
+            }
+            Stream::ClientTls(t) => {
+                let (r, w) = t.into_halves();
+                (ReadHalf::ClientTls(r), WriteHalf::ClientTls(w))
+            }
+        }
+    }
+}
+
+impl ReadHalf {
+    /// Reads what is available into `buf` (cleared first), at most `max` bytes. Returns 0 at
+    /// end of stream.
+    pub async fn read(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+        buf.clear();
+        let max = max.max(1);
+        match self {
+            ReadHalf::Plain(s) => {
+                buf.reserve(max);
+                let owned = std::mem::take(buf);
+                let (res, slice) = s.read(owned.slice_mut(0..max)).await;
+                *buf = slice.into_inner();
+                res
+            }
+            ReadHalf::ServerTls(t) => t.read_plain(buf, max).await,
+            ReadHalf::ClientTls(t) => t.read_plain(buf, max).await,
+        }
+    }
+}
+
+impl WriteHalf {
+    /// Writes all of `data`, handing the buffer back for the next read.
+    pub async fn write(&mut self, data: BytesMut) -> (io::Result<()>, BytesMut) {
+        match self {
+            WriteHalf::Plain(s) => {
+                let (res, d) = s.write_all(data).await;
+                (res.map(|_| ()), d)
+            }
+            WriteHalf::ServerTls(t) => (t.write_plain(&data).await, data),
+            WriteHalf::ClientTls(t) => (t.write_plain(&data).await, data),
+        }
+    }
+
+    /// Ends this direction (TCP FIN; close_notify first for TLS); the other goes on.
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            WriteHalf::Plain(s) => s.shutdown().await,
+            WriteHalf::ServerTls(t) => t.shutdown().await,
+            WriteHalf::ClientTls(t) => t.shutdown().await,
         }
     }
 }

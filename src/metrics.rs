@@ -44,6 +44,10 @@ pub struct WorkerStats {
     upstream_time: RefCell<Option<Histogram<u64>>>,
     client_certs: RefCell<HashMap<String, (i64, u64)>>,
     tick: Cell<u64>,
+    tunnels_open: Cell<u64>,
+    tunnels_total: Cell<u64>,
+    tunnel_bytes_to_client: Cell<u64>,
+    tunnel_bytes_to_upstream: Cell<u64>,
 }
 
 impl Default for WorkerStats {
@@ -59,6 +63,10 @@ impl Default for WorkerStats {
             upstream_time: RefCell::new(new_histogram()),
             client_certs: RefCell::default(),
             tick: Cell::new(0),
+            tunnels_open: Cell::new(0),
+            tunnels_total: Cell::new(0),
+            tunnel_bytes_to_client: Cell::new(0),
+            tunnel_bytes_to_upstream: Cell::new(0),
         }
     }
 }
@@ -137,6 +145,26 @@ impl WorkerStats {
         true
     }
 
+    /// A connection switched protocols and its tunnel opened.
+    pub fn tunnel_opened(&self) {
+        self.tunnels_open.set(self.tunnels_open.get() + 1);
+        self.tunnels_total.set(self.tunnels_total.get() + 1);
+    }
+
+    /// A tunnel closed after relaying these bytes.
+    pub fn tunnel_closed(&self, to_client: u64, to_upstream: u64) {
+        self.tunnels_open
+            .set(self.tunnels_open.get().saturating_sub(1));
+        let add = |c: &Cell<u64>, n: u64| c.set(c.get().saturating_add(n));
+        add(&self.tunnel_bytes_to_client, to_client);
+        add(&self.tunnel_bytes_to_upstream, to_upstream);
+    }
+
+    /// Tunnels open on this worker now.
+    pub fn tunnels_open(&self) -> u64 {
+        self.tunnels_open.get()
+    }
+
     /// A copy of everything, for a scrape.
     pub fn snapshot(&self, open_connections: usize, verify_cache: (u64, u64)) -> Snapshot {
         Snapshot {
@@ -158,6 +186,12 @@ impl WorkerStats {
             open_connections: open_connections as u64,
             verify_cache_hits: verify_cache.0,
             verify_cache_misses: verify_cache.1,
+            tunnels_open: self.tunnels_open.get(),
+            tunnels_total: self.tunnels_total.get(),
+            tunnel_bytes: (
+                self.tunnel_bytes_to_client.get(),
+                self.tunnel_bytes_to_upstream.get(),
+            ),
         }
     }
 }
@@ -179,6 +213,10 @@ pub struct Snapshot {
     open_connections: u64,
     verify_cache_hits: u64,
     verify_cache_misses: u64,
+    tunnels_open: u64,
+    tunnels_total: u64,
+    /// Bytes relayed through tunnels: to clients, to upstreams.
+    tunnel_bytes: (u64, u64),
 }
 
 impl Default for Snapshot {
@@ -197,6 +235,9 @@ impl Default for Snapshot {
             open_connections: 0,
             verify_cache_hits: 0,
             verify_cache_misses: 0,
+            tunnels_open: 0,
+            tunnels_total: 0,
+            tunnel_bytes: (0, 0),
         }
     }
 }
@@ -231,6 +272,10 @@ impl Snapshot {
         self.open_connections += o.open_connections;
         self.verify_cache_hits += o.verify_cache_hits;
         self.verify_cache_misses += o.verify_cache_misses;
+        self.tunnels_open += o.tunnels_open;
+        self.tunnels_total += o.tunnels_total;
+        self.tunnel_bytes.0 += o.tunnel_bytes.0;
+        self.tunnel_bytes.1 += o.tunnel_bytes.1;
     }
 }
 
@@ -277,6 +322,35 @@ const COUNTED: &[(Family, Samples)] = &[
             help: "Client connections open now.",
         },
         |s| vec![(String::new(), s.open_connections)],
+    ),
+    (
+        Family {
+            name: "ringgate_tunnels_open",
+            kind: "gauge",
+            help: "Connections that switched protocols (WebSocket) and are relaying now.",
+        },
+        |s| vec![(String::new(), s.tunnels_open)],
+    ),
+    (
+        Family {
+            name: "ringgate_tunnels_total",
+            kind: "counter",
+            help: "Connections that switched protocols (an upstream's 101 to an allowed upgrade).",
+        },
+        |s| vec![(String::new(), s.tunnels_total)],
+    ),
+    (
+        Family {
+            name: "ringgate_tunnel_bytes_total",
+            kind: "counter",
+            help: "Bytes relayed through closed tunnels, by direction (to_client, to_upstream).",
+        },
+        |s| {
+            vec![
+                ("direction=\"to_client\"".to_string(), s.tunnel_bytes.0),
+                ("direction=\"to_upstream\"".to_string(), s.tunnel_bytes.1),
+            ]
+        },
     ),
     (
         Family {
@@ -628,6 +702,9 @@ mod tests {
             [
                 "# TYPE ringgate_workers gauge",
                 "# TYPE ringgate_open_connections gauge",
+                "# TYPE ringgate_tunnels_open gauge",
+                "# TYPE ringgate_tunnels_total counter",
+                "# TYPE ringgate_tunnel_bytes_total counter",
                 "# TYPE ringgate_connections_refused_total counter",
                 "# TYPE ringgate_refusals_total counter",
                 "# TYPE ringgate_requests_total counter",
@@ -733,6 +810,8 @@ mod tests {
             assert!(section.contains(&format!("`{name}`")), "{name} missing");
         }
         for value in [
+            "`to_client`",
+            "`to_upstream`",
             "`new`",
             "`reused`",
             "`applied`",

@@ -34,6 +34,9 @@ pub struct Location {
     pub allow_roles: Option<Vec<Arc<str>>>,
     /// Location-level rules, run after the location is chosen.
     pub rules: Vec<Rule>,
+    /// `Upgrade` tokens (lowercase protocol names, such as `websocket`) a client may switch
+    /// to through this location's `proxy_pass`; empty: `Upgrade` is dropped as hop-by-hop.
+    pub upgrade: Vec<String>,
 }
 
 /// What a location does with a request.
@@ -108,6 +111,7 @@ impl Resolver<'_> {
         let rules = self.rules(&format!("{key}.rule"), &l.rule);
         let always_answers = rules.iter().any(|r| r.condition.is_none());
         let action = self.action(key, l, regex.is_some(), always_answers, explicit_upstreams)?;
+        let upgrade = self.upgrade_tokens(key, l, &action);
         Some(Location {
             path,
             kind,
@@ -117,7 +121,48 @@ impl Resolver<'_> {
             verify_client,
             allow_roles,
             rules,
+            upgrade,
         })
+    }
+
+    /// `upgrade`: protocol names a client may switch to, on a `proxy_pass` location only.
+    /// `h2c` is refused: an h2c upgrade hands the client an HTTP/2 connection to the upstream
+    /// that no request of it passes the access rules on (h2c smuggling).
+    fn upgrade_tokens(&mut self, key: &str, l: &RawLocation, action: &Action) -> Vec<String> {
+        let Some(list) = &l.upgrade else {
+            return Vec::new();
+        };
+        let k = format!("{key}.upgrade");
+        if !matches!(action, Action::Proxy(_)) {
+            self.errs.push(
+                span(list),
+                &k,
+                "upgrade needs proxy_pass in the same location",
+            );
+            return Vec::new();
+        }
+        let mut tokens = Vec::new();
+        for t in list.get_ref() {
+            let token = t.to_ascii_lowercase();
+            if token.is_empty() || !token.bytes().all(is_token_byte) {
+                self.errs.push(
+                    span(list),
+                    &k,
+                    format!(
+                        "`{t}` is not a protocol name (expected a token such as \"websocket\")"
+                    ),
+                );
+            } else if token == "h2c" {
+                self.errs.push(
+                    span(list),
+                    &k,
+                    "h2c is never tunnelled: an h2c upgrade would give the client an HTTP/2 connection to the upstream behind the access rules (h2c smuggling)",
+                );
+            } else if !tokens.contains(&token) {
+                tokens.push(token);
+            }
+        }
+        tokens
     }
 
     /// The compiled regex of a regex location; for the others, the check that the path
@@ -175,7 +220,7 @@ impl Resolver<'_> {
             }
             if name.eq_ignore_ascii_case("upgrade") {
                 log::warn!(
-                    "{key}.set_header.{name}: WebSocket is not tunnelled; the Upgrade header is dropped"
+                    "{key}.set_header.{name}: ignored (Upgrade is hop-by-hop); to tunnel WebSocket write {key}.upgrade = [\"websocket\"]"
                 );
             }
             if let Some(t) = self.template(value, &format!("{key}.set_header.{name}")) {

@@ -341,6 +341,38 @@ mod tests {
     }
 
     #[test]
+    fn upgrade_tokens_are_lowercased_and_h2c_or_a_non_proxy_location_refused() {
+        let loc = |extra: &str| {
+            format!(
+                "[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:1\"]\n[[listener]]\nlisten = \"127.0.0.1:0\"\n[[listener.location]]\npath = \"/\"\n{extra}\n"
+            )
+        };
+        let c = parse_str(
+            &loc("proxy_pass = \"http://app\"\nupgrade = [\"WebSocket\", \"websocket\", \"foo\"]"),
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.servers[0].locations[0].upgrade, ["websocket", "foo"]);
+        let err = |extra: &str| {
+            parse_str(&loc(extra), Path::new("t.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err("proxy_pass = \"http://app\"\nupgrade = [\"h2c\"]");
+        assert!(
+            e.contains("t.toml:9: listener[0].location[0].upgrade: h2c is never tunnelled"),
+            "{e}"
+        );
+        let e = err("return = 204\nupgrade = [\"websocket\"]");
+        assert!(
+            e.contains("listener[0].location[0].upgrade: upgrade needs proxy_pass"),
+            "{e}"
+        );
+        let e = err("proxy_pass = \"http://app\"\nupgrade = [\"web socket\"]");
+        assert!(e.contains("`web socket` is not a protocol name"), "{e}");
+    }
+
+    #[test]
     fn refusal_log_budget_defaults_to_ten_and_zero_means_every_line() {
         let base = "[[listener]]\nlisten = \"127.0.0.1:0\"\n[[listener.location]]\npath = \"/\"\nreturn = 204\n";
         let c = parse_str(base, Path::new("t.toml")).unwrap();

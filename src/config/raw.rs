@@ -195,6 +195,8 @@ pub struct RawLocation {
     /// Location-level `if`/`return`, run in order after the location is chosen.
     #[serde(default)]
     pub rule: Vec<RawRule>,
+    /// Protocols a client may switch to through this location (`Upgrade` tokens).
+    pub upgrade: Option<Spanned<Vec<String>>>,
 }
 
 /// `return = 204` or `return = { status = 301, body = "https://$host$request_uri" }`.

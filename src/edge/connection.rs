@@ -1,6 +1,8 @@
 //! The HTTP/1.1 connection: from an accepted socket to close. The handshake and the peer are
 //! settled once; then each request head is read and run through the request phases
-//! ([`super::phases::run`]), logged, and the connection is kept alive or closed.
+//! ([`super::phases::run`]), logged, and the connection is kept alive or closed, or, after an
+//! upstream's `101`, becomes a tunnel ([`super::tunnel`]) whose request is logged when it
+//! closes.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -17,6 +19,7 @@ use super::peer::Peer;
 use super::phases::Origin;
 use super::refusal_log::Kind;
 use super::request::{Client, Incoming, Protocol};
+use super::tunnel::{self, Tunnel};
 use crate::config::{HttpSettings, Server, Socket};
 use crate::conn::Stream;
 use crate::http::{self, RequestError, RequestHead};
@@ -83,11 +86,42 @@ pub async fn serve(core: Rc<Core>, accepted: Accepted) {
         server: listener,
         peer: &peer,
     };
-    match refusal {
-        Some(refusal) => conn.answer_refused(&mut stream, &refusal).await,
+    let switched = match refusal {
+        Some(refusal) => {
+            conn.answer_refused(&mut stream, &refusal).await;
+            None
+        }
         None => conn.serve_requests(&mut stream).await,
+    };
+    match switched {
+        Some(switched) => conn.relay(stream, *switched).await,
+        None => {
+            let _ = stream.shutdown().await;
+        }
     }
-    let _ = stream.shutdown().await;
+}
+
+/// What the connection does after a request.
+enum After {
+    /// Read the next request.
+    NextRequest,
+    /// Close.
+    Close,
+    /// Relay: the connection switched protocols.
+    Relay(Box<Switched>),
+}
+
+/// A request whose connection switched protocols. Its access-log line waits for the tunnel to
+/// close, as nginx's does: its status is the `101`, its bytes and time the tunnel's.
+struct Switched {
+    tunnel: Box<Tunnel>,
+    /// What the client sent after the request's head: the new protocol's first bytes.
+    from_client: BytesMut,
+    facts: LogFacts,
+    protocol: Protocol,
+    head: RequestHead,
+    bytes: Bytes,
+    served: u64,
 }
 
 /// What every request of one connection shares.
@@ -136,8 +170,8 @@ impl Connection<'_> {
         }
     }
 
-    /// Reads and serves requests until the connection closes.
-    async fn serve_requests(&self, stream: &mut Stream) {
+    /// Reads and serves requests until the connection closes (None) or switches protocols.
+    async fn serve_requests(&self, stream: &mut Stream) -> Option<Box<Switched>> {
         let http = &self.server.http;
         let limits = limits(http);
         // Empty until the first bytes arrive: an idle connection holds no request buffer.
@@ -168,23 +202,54 @@ impl Connection<'_> {
                 served,
                 last: served >= http.keepalive_requests || self.core.drain.is_draining(),
             };
-            let next = self
+            match self
                 .one_request(stream, &mut unread, incoming, started)
-                .await;
-            if next == Next::Close || incoming.last {
-                break;
+                .await
+            {
+                After::NextRequest if !incoming.last => {}
+                After::NextRequest | After::Close => break,
+                After::Relay(mut switched) => {
+                    switched.from_client = std::mem::take(&mut unread);
+                    return Some(switched);
+                }
             }
         }
+        None
     }
 
-    /// Runs one request through the phases and logs it.
+    /// Relays a switched connection until the tunnel closes, then logs its request.
+    async fn relay(&self, stream: Stream, switched: Switched) {
+        let Switched {
+            tunnel,
+            from_client,
+            mut facts,
+            protocol,
+            head,
+            bytes,
+            served,
+        } = switched;
+        let relayed = tunnel::run(&self.core.drain, stream, from_client, *tunnel).await;
+        facts.bytes += relayed.to_client;
+        facts.body_bytes += relayed.to_client;
+        let logged = Logged {
+            protocol,
+            head: &head,
+            bytes: &bytes,
+            served,
+        };
+        let config = &self.generation.config;
+        super::log::request(&self.core.access_log, config, self.peer, &logged, &facts);
+    }
+
+    /// Runs one request through the phases and logs it (a switched one when its tunnel
+    /// closes).
     async fn one_request(
         &self,
         stream: &mut Stream,
         unread: &mut BytesMut,
         incoming: Incoming<'_>,
         started: Instant,
-    ) -> Next {
+    ) -> After {
         let mut facts = LogFacts {
             started: Some(started),
             server: self.peer.server,
@@ -203,6 +268,21 @@ impl Connection<'_> {
             &mut facts,
         ))
         .await;
+        let after = match next {
+            Next::KeepAlive => After::NextRequest,
+            Next::Close => After::Close,
+            Next::Tunnel(tunnel) => {
+                return After::Relay(Box::new(Switched {
+                    tunnel,
+                    from_client: BytesMut::new(),
+                    facts,
+                    protocol: incoming.protocol,
+                    head: incoming.head.clone(),
+                    bytes: Bytes::copy_from_slice(incoming.bytes),
+                    served: incoming.served,
+                }))
+            }
+        };
         if facts.status == 0 {
             // No response went out: the client went away first (nginx's 499).
             facts.status = 499;
@@ -215,7 +295,7 @@ impl Connection<'_> {
         };
         let config = &self.generation.config;
         super::log::request(&self.core.access_log, config, self.peer, &logged, &facts);
-        next
+        after
     }
 
     /// Answers a head that could not be read, when there is anything to answer.

@@ -1,5 +1,7 @@
 //! A per-worker shutdown signal that tasks can await: when the process is asked to stop, idle
-//! keep-alive connections wake up and close, busy ones finish their request first.
+//! keep-alive connections wake up and close, busy ones finish their request first. When
+//! `shutdown_timeout` has passed the drain expires: what is still open and can end cleanly
+//! (a tunnel, whose peers are owed a close and whose request a log line) ends then.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -17,6 +19,7 @@ pub struct Drain {
 #[derive(Default)]
 struct Inner {
     draining: Cell<bool>,
+    expired: Cell<bool>,
     /// Wakers of pending waits, by wait id; a wait removes its entry when dropped.
     waiters: RefCell<HashMap<u64, Waker>>,
     next_id: Cell<u64>,
@@ -27,6 +30,17 @@ impl Drain {
     /// Starts draining and wakes every waiter.
     pub fn start(&self) {
         self.inner.draining.set(true);
+        self.wake_all();
+    }
+
+    /// The grace period is over: wakes every waiter again, for [`Drain::wait_expired`].
+    pub fn expire(&self) {
+        self.inner.draining.set(true);
+        self.inner.expired.set(true);
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
         let waiters: Vec<Waker> = self
             .inner
             .waiters
@@ -46,11 +60,21 @@ impl Drain {
 
     /// Completes when draining starts.
     pub fn wait(&self) -> DrainWait {
+        self.waiter(false)
+    }
+
+    /// Completes when the drain expires (`shutdown_timeout` after it started).
+    pub fn wait_expired(&self) -> DrainWait {
+        self.waiter(true)
+    }
+
+    fn waiter(&self, until_expired: bool) -> DrainWait {
         let id = self.inner.next_id.get();
         self.inner.next_id.set(id + 1);
         DrainWait {
             drain: self.clone(),
             id,
+            until_expired,
         }
     }
 
@@ -72,6 +96,8 @@ impl Drain {
 pub struct DrainWait {
     drain: Drain,
     id: u64,
+    /// Waits for the expiry rather than the start.
+    until_expired: bool,
 }
 
 impl Drop for DrainWait {
@@ -84,7 +110,12 @@ impl Future for DrainWait {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.drain.is_draining() {
+        let reached = if self.until_expired {
+            self.drain.inner.expired.get()
+        } else {
+            self.drain.is_draining()
+        };
+        if reached {
             return Poll::Ready(());
         }
         self.drain

@@ -16,6 +16,7 @@ use super::refusal_log::Kind;
 use super::request::{Client, Request};
 use super::respond;
 use super::route;
+use super::tunnel::Tunnel;
 use crate::config::{Location, ProxyPass};
 use crate::conn::Stream;
 use crate::http::{self, BodyFraming, Interim, ResponseHead};
@@ -73,7 +74,7 @@ pub async fn proxy(
             return respond::refuse(client.stream, &Refusal::BodyTooLarge, facts).await;
         }
     }
-    let upstream_head = upstream_head(req, target, up);
+    let outgoing = outgoing(req, target, up);
     if req.head.expect_continue && req.head.framing != BodyFraming::None {
         // We read the body on the client's behalf, so we say "go ahead" ourselves.
         let go_ahead = client
@@ -88,12 +89,36 @@ pub async fn proxy(
         up,
         pools: &generation.pools,
     };
-    attempts(group, client, req, upstream_head, facts).await
+    attempts(group, client, req, outgoing, facts).await
 }
 
-/// The request head as the upstream gets it: the target mapped, `proxy_set_header`s rendered,
-/// identity headers stripped and set, hop-by-hop headers dropped.
-fn upstream_head(req: &Request<'_>, target: Target<'_>, up: &Upstream) -> Bytes {
+/// The request as the upstream gets it.
+#[derive(Clone)]
+struct Outgoing {
+    /// The head: the target mapped, `proxy_set_header`s rendered, identity headers stripped
+    /// and set, hop-by-hop headers dropped.
+    head: Bytes,
+    /// The protocols the request asks to switch to, when the location allows them (the
+    /// `Upgrade` value sent): a `101` must name one of them.
+    upgrade: Option<Vec<u8>>,
+}
+
+/// Builds what is sent upstream for `req`.
+fn outgoing(req: &Request<'_>, target: Target<'_>, up: &Upstream) -> Outgoing {
+    let upgrade = http::upgrade::requested(req.head, req.bytes, &target.location.upgrade);
+    Outgoing {
+        head: upstream_head(req, target, up, upgrade.as_deref()),
+        upgrade,
+    }
+}
+
+/// The request head as the upstream gets it.
+fn upstream_head(
+    req: &Request<'_>,
+    target: Target<'_>,
+    up: &Upstream,
+    upgrade: Option<&[u8]>,
+) -> Bytes {
     let (head, bytes, location, pass) = (req.head, req.bytes, target.location, target.pass);
     let server = req.server;
     let vars = req.vars(pass.proxy_host.as_bytes());
@@ -140,6 +165,7 @@ fn upstream_head(req: &Request<'_>, target: Target<'_>, up: &Upstream) -> Bytes 
         set_headers: &set,
         remove_headers: &strip,
         keep_alive_upstream: up.keepalive > 0,
+        upgrade,
     };
     let mut out = BytesMut::with_capacity(head.head_len + 256);
     http::write_upstream_request(&mut out, head, bytes, &params);
@@ -167,7 +193,7 @@ async fn attempts(
     group: Group<'_>,
     client: &mut Client<'_>,
     req: &Request<'_>,
-    upstream_head: Bytes,
+    outgoing: Outgoing,
     facts: &mut LogFacts,
 ) -> Next {
     let up = group.up;
@@ -193,14 +219,24 @@ async fn attempts(
             Obtained::NoServer => return Next::Close,
         };
         facts.upstream_addr = Some(addr);
-        let result = exchange(client, &mut ustream, up, req, upstream_head.clone(), facts).await;
+        let result = exchange(client, &mut ustream, up, req, &outgoing, facts).await;
         facts.upstream_time = Some(began.elapsed());
         match result {
-            Ok(kept) => {
+            Ok(Exchanged::Done(kept)) => {
                 if kept.upstream {
                     group.pools.put(group.id, up, ustream, addr);
                 }
                 return Next::keep_if(kept.client);
+            }
+            Ok(Exchanged::Switched { to_client }) => {
+                return Next::Tunnel(Box::new(Tunnel {
+                    upstream: ustream,
+                    to_client,
+                    idle_timeout: up.read_timeout,
+                    client_send_timeout: req.server.http.send_timeout,
+                    upstream_send_timeout: up.send_timeout,
+                    upstream_name: up.name.clone(),
+                }));
             }
             Err(Failure::Answer(Refusal::Upstream(e)))
                 if server.is_none() && !retried && e.is_stale_connection() && resendable =>
@@ -357,18 +393,33 @@ struct Shape {
     keep_client: bool,
 }
 
+/// How an exchange on an upstream connection ended.
+enum Exchanged {
+    /// A response was relayed; whether each side may be kept alive.
+    Done(Kept),
+    /// The upstream switched protocols and the `101` went to the client: the connection is
+    /// a tunnel now. `to_client` is what the upstream sent after the `101` head.
+    Switched { to_client: BytesMut },
+}
+
 /// One request/response exchange on an upstream connection.
 async fn exchange(
     client: &mut Client<'_>,
     ustream: &mut Stream,
     up: &Upstream,
     req: &Request<'_>,
-    upstream_head: Bytes,
+    outgoing: &Outgoing,
     facts: &mut LogFacts,
-) -> Result<Kept, Failure> {
-    send_request(client, ustream, up, req, upstream_head).await?;
+) -> Result<Exchanged, Failure> {
+    send_request(client, ustream, up, req, outgoing.head.clone()).await?;
     let mut ubuf = BytesMut::with_capacity(16 * 1024);
-    let (resp, unexpected_interim) = read_response_head(ustream, up, req, &mut ubuf).await?;
+    let upgrade = outgoing.upgrade.as_deref();
+    let (resp, unexpected_interim) =
+        read_response_head(ustream, up, req, upgrade, &mut ubuf).await?;
+    if resp.status == 101 {
+        send_switch(client.stream, req, &resp, &mut ubuf, facts).await?;
+        return Ok(Exchanged::Switched { to_client: ubuf });
+    }
     let shape = shape(req, &resp);
     let framing = send_response_head(client.stream, req, &resp, &shape, &mut ubuf, facts).await?;
     let params = RelayParams {
@@ -394,10 +445,48 @@ async fn exchange(
         && !unexpected_interim
         && ubuf.is_empty()
         && up.keepalive > 0;
-    Ok(Kept {
+    Ok(Exchanged::Done(Kept {
         client: shape.keep_client,
         upstream,
-    })
+    }))
+}
+
+/// Sends the upstream's `101` on to the client: its end-to-end fields (such as
+/// `Sec-WebSocket-Accept`) with `Upgrade` and `Connection: upgrade` written anew.
+async fn send_switch(
+    client: &mut Stream,
+    req: &Request<'_>,
+    resp: &ResponseHead,
+    ubuf: &mut BytesMut,
+    facts: &mut LogFacts,
+) -> Result<(), Failure> {
+    let protocols = resp.header(ubuf, b"upgrade").unwrap_or_default().to_vec();
+    let mut out = BytesMut::with_capacity(resp.head_len + 128);
+    let date = crate::clock::cached_http_date();
+    let add: [(&[u8], &[u8]); 2] = [(b"Server", b"ringgate"), (b"Date", &date)];
+    http::write_client_response(
+        &mut out,
+        resp,
+        ubuf,
+        &http::ClientResponseParams {
+            keep_alive: true,
+            client_version_minor: req.head.version_minor,
+            rechunk: false,
+            dechunk: false,
+            hide_headers: http::rewrite::NGINX_HIDDEN_RESPONSE_HEADERS,
+            add_headers: &add,
+            upgrade: Some(&protocols),
+        },
+    );
+    let _ = ubuf.split_to(resp.head_len);
+    facts.status = resp.status;
+    facts.upstream_status = Some(resp.status);
+    facts.bytes = out.len() as u64;
+    let send = client.write_owned(out);
+    match monoio::time::timeout(req.server.http.send_timeout, send).await {
+        Ok((Ok(()), _)) => Ok(()),
+        _ => Err(Failure::Close),
+    }
 }
 
 /// The head, then the body as it arrives.
@@ -442,13 +531,14 @@ async fn send_request(
 
 /// Reads the response head, skipping interim 1xx responses (we answered 100 ourselves). One
 /// that nobody asked for leaves the connection's framing in doubt: it serves this exchange
-/// and is then closed (the flag returned). A 101 is never followed: no upgrade is forwarded,
-/// so a switch is one the client did not ask for, and the connection now speaks something
-/// else.
+/// and is then closed (the flag returned). A 101 is final when it switches to a protocol
+/// the request asked for (`upgrade`, the `Upgrade` value sent); any other 101 is a 502: the
+/// connection now speaks something nobody asked for.
 async fn read_response_head(
     ustream: &mut Stream,
     up: &Upstream,
     req: &Request<'_>,
+    upgrade: Option<&[u8]>,
     ubuf: &mut BytesMut,
 ) -> Result<(ResponseHead, bool), Failure> {
     let upstream_failed = |e| Failure::Answer(Refusal::Upstream(e));
@@ -461,28 +551,36 @@ async fn read_response_head(
     loop {
         if !ubuf.is_empty() {
             match http::parse_response(ubuf, req.head.is_head(), &limits) {
-                Ok(Some(r)) => match r.interim() {
-                    Interim::Final => return Ok((r, unexpected_interim)),
-                    Interim::SwitchingProtocols => {
-                        return Err(upstream_failed(UpstreamError::BadResponse(
-                            "101 Switching Protocols to a request that asked for no upgrade",
-                        )))
-                    }
-                    Interim::Unexpected => {
-                        log::warn!(
+                Ok(Some(r)) => {
+                    match r.interim() {
+                        Interim::Final => return Ok((r, unexpected_interim)),
+                        Interim::SwitchingProtocols => return match upgrade {
+                            Some(asked) if http::upgrade::accepted(&r, ubuf, asked) => {
+                                Ok((r, unexpected_interim))
+                            }
+                            Some(_) => Err(upstream_failed(UpstreamError::BadResponse(
+                                "101 Switching Protocols to a protocol the request did not ask for",
+                            ))),
+                            None => Err(upstream_failed(UpstreamError::BadResponse(
+                                "101 Switching Protocols to a request that asked for no upgrade",
+                            ))),
+                        },
+                        Interim::Unexpected => {
+                            log::warn!(
                             "upstream `{}` sent an unexpected {} interim response; the connection will not be reused",
                             up.name,
                             r.status
                         );
-                        unexpected_interim = true;
-                        let _ = ubuf.split_to(r.head_len);
-                        continue;
+                            unexpected_interim = true;
+                            let _ = ubuf.split_to(r.head_len);
+                            continue;
+                        }
+                        Interim::Expected => {
+                            let _ = ubuf.split_to(r.head_len);
+                            continue;
+                        }
                     }
-                    Interim::Expected => {
-                        let _ = ubuf.split_to(r.head_len);
-                        continue;
-                    }
-                },
+                }
                 Ok(None) => {}
                 Err(e) => return Err(upstream_failed(UpstreamError::BadResponse(e.reason()))),
             }
@@ -536,6 +634,7 @@ async fn send_response_head(
             dechunk: shape.dechunk,
             hide_headers: http::rewrite::NGINX_HIDDEN_RESPONSE_HEADERS,
             add_headers: &add,
+            upgrade: None,
         },
     );
     let _ = ubuf.split_to(resp.head_len);

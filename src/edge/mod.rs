@@ -36,4 +36,5 @@ pub mod request;
 pub mod respond;
 pub mod route;
 pub mod static_files;
+pub mod tunnel;
 pub mod variables;

@@ -7,16 +7,19 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::tunnel::Tunnel;
 use crate::http::{Canned, RequestError};
 use crate::upstream::UpstreamError;
 
 /// Whether the client connection may carry another request after this one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
     /// The response is complete and framed: read the next request.
     KeepAlive,
     /// Close the connection (the response said so, or it could not be completed).
     Close,
+    /// The connection switched protocols (a `101` went to the client): relay bytes both ways
+    /// until either side closes.
+    Tunnel(Box<Tunnel>),
 }
 
 impl Next {
@@ -311,7 +314,7 @@ mod tests {
 
     #[test]
     fn next_follows_the_flag() {
-        assert_eq!(Next::keep_if(true), Next::KeepAlive);
-        assert_eq!(Next::keep_if(false), Next::Close);
+        assert!(matches!(Next::keep_if(true), Next::KeepAlive));
+        assert!(matches!(Next::keep_if(false), Next::Close));
     }
 }

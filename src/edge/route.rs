@@ -324,6 +324,7 @@ mod tests {
             verify_client: None,
             allow_roles: None,
             rules: Vec::new(),
+            upgrade: Vec::new(),
         }
     }
 

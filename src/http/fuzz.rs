@@ -40,6 +40,9 @@ pub fn http_request(data: &[u8]) {
         } else {
             b"/"
         };
+        // The upgrade a WebSocket location would forward for this request, if any.
+        let allowed = ["websocket".to_string()];
+        let upgrade = super::upgrade::requested(&head, data, &allowed);
         let mut out = BytesMut::new();
         write_upstream_request(
             &mut out,
@@ -53,6 +56,7 @@ pub fn http_request(data: &[u8]) {
                 set_headers: &[],
                 remove_headers: &[],
                 keep_alive_upstream: true,
+                upgrade: upgrade.as_deref(),
             },
         );
         let big = Limits {
@@ -97,6 +101,7 @@ pub fn http_response(data: &[u8]) {
                 dechunk: false,
                 hide_headers: super::rewrite::NGINX_HIDDEN_RESPONSE_HEADERS,
                 add_headers: &[(b"Server", b"ringgate")],
+                upgrade: None,
             },
         );
         let big = Limits {

@@ -14,6 +14,7 @@ pub mod fuzz;
 pub mod request;
 pub mod response;
 pub mod rewrite;
+pub mod upgrade;
 
 pub use canned::{reason_phrase, write_simple, Canned, CONTINUE_100};
 pub use chunked::{

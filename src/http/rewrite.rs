@@ -57,6 +57,9 @@ pub struct UpstreamRequestParams<'a> {
     /// `true`: pooled upstream connection, send no Connection header
     /// (HTTP/1.1 default keep-alive); `false`: send `Connection: close`.
     pub keep_alive_upstream: bool,
+    /// The `Upgrade` value to forward (see [`super::upgrade::requested`]), sent with
+    /// `Connection: upgrade`; `None` drops the client's `Upgrade` as hop-by-hop.
+    pub upgrade: Option<&'a [u8]>,
 }
 
 /// Inputs for [`write_client_response`].
@@ -77,6 +80,9 @@ pub struct ClientResponseParams<'a> {
     pub hide_headers: &'a [&'a [u8]],
     /// Headers appended by the proxy (e.g. `Server`, `Date`).
     pub add_headers: &'a [(&'a [u8], &'a [u8])],
+    /// A `101` that switches the connection: its `Upgrade` value, sent on with
+    /// `Connection: upgrade` (both are hop-by-hop, so they are written anew, not passed).
+    pub upgrade: Option<&'a [u8]>,
 }
 
 /// Writes the head to send upstream: `METHOD target HTTP/1.1`, Host, the
@@ -131,7 +137,10 @@ pub fn write_upstream_request(
     if let Some(proto) = xfp {
         put_header(out, b"X-Forwarded-Proto", proto);
     }
-    if !params.keep_alive_upstream {
+    if let Some(protocols) = params.upgrade {
+        put_header(out, b"Upgrade", protocols);
+        put_header(out, b"Connection", b"upgrade");
+    } else if !params.keep_alive_upstream {
         put_header(out, b"Connection", b"close");
     }
     out.put_slice(b"\r\n");
@@ -168,7 +177,10 @@ pub fn write_client_response(
     if params.rechunk {
         put_header(out, b"Transfer-Encoding", b"chunked");
     }
-    if !params.keep_alive {
+    if let Some(protocols) = params.upgrade {
+        put_header(out, b"Upgrade", protocols);
+        put_header(out, b"Connection", b"upgrade");
+    } else if !params.keep_alive {
         put_header(out, b"Connection", b"close");
     } else if params.client_version_minor == 0 {
         put_header(out, b"Connection", b"keep-alive");
@@ -204,8 +216,8 @@ fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
 }
 
 /// Writes the configured headers that have a value and are ours to set. `Upgrade` is never
-/// one of them: no protocol switch is tunnelled, so an upstream that followed it would turn a
-/// pooled connection into something else.
+/// one of them: a protocol switch is forwarded only by a location's `upgrade` list
+/// ([`UpstreamRequestParams::upgrade`]), never by a header template that could name `h2c`.
 fn put_set_headers(out: &mut BytesMut, set: &[(&[u8], &[u8])]) {
     const RESERVED: &[&[u8]] = &[
         b"host",
@@ -318,6 +330,7 @@ mod tests {
             set_headers: &[],
             remove_headers: &[],
             keep_alive_upstream: true,
+            upgrade: None,
         }
     }
 
@@ -372,6 +385,40 @@ Trailer: X\r\nProxy-Authorization: b\r\n\r\n"
             &p,
         );
         assert_eq!(got, "GET /up HTTP/1.1\r\nHost: backend\r\n\r\n");
+    }
+
+    #[test]
+    fn a_requested_upgrade_is_sent_with_connection_upgrade_and_no_close() {
+        let p = UpstreamRequestParams {
+            upgrade: Some(b"websocket"),
+            keep_alive_upstream: false,
+            ..params()
+        };
+        let got = upstream(
+            b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket, h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Key: k\r\n\r\n",
+            &p,
+        );
+        assert_eq!(
+            got,
+            "GET /up HTTP/1.1\r\nHost: backend\r\nSec-WebSocket-Key: k\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_switching_response_keeps_its_upgrade() {
+        let p = ClientResponseParams {
+            upgrade: Some(b"websocket"),
+            ..cparams()
+        };
+        let got = client(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+            false,
+            &p,
+        );
+        assert_eq!(
+            got,
+            "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+        );
     }
 
     #[test]
@@ -452,6 +499,7 @@ X-Real-IP: 10.0.0.1\r\nX-Forwarded-For: fixed\r\n\r\n"
             dechunk: false,
             hide_headers: &[],
             add_headers: &[],
+            upgrade: None,
         }
     }
 

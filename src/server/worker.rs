@@ -21,6 +21,10 @@ use crate::edge::core::{Core, Generation};
 use crate::edge::log::writer::{WorkerLog, FLUSH_EVERY};
 use crate::upstream::pool::SWEEP_INTERVAL;
 
+/// How long tunnels get to close (a close_notify each way, a log line) once the shutdown
+/// timeout has passed.
+const TUNNEL_CLOSE_GRACE: Duration = Duration::from_millis(500);
+
 /// What a worker reports to the main thread at start-up.
 pub enum Startup {
     /// Listening on these addresses (one per socket, in config order).
@@ -189,10 +193,17 @@ async fn worker_main(spec: WorkerSpec) {
     }
     let left = core.drain.active();
     if left > 0 {
+        let tunnels = crate::metrics::with(|m| m.tunnels_open());
         log::warn!(
-            "worker {}: shutdown timeout reached with {left} connections still open; closing them",
+            "worker {}: shutdown timeout reached with {left} connections still open ({tunnels} of them tunnels); closing them",
             core.id
         );
+        // Tunnels end now: each closes both sides and writes its access-log line.
+        core.drain.expire();
+        let grace = Instant::now() + TUNNEL_CLOSE_GRACE;
+        while crate::metrics::with(|m| m.tunnels_open()) > 0 && Instant::now() < grace {
+            monoio::time::sleep(Duration::from_millis(10)).await;
+        }
     } else {
         log::info!("worker {}: drained", core.id);
     }

@@ -35,6 +35,7 @@ macro_rules! handshake_signature_methods {
 }
 
 pub mod client_auth;
+pub mod halves;
 pub mod hello;
 pub mod sni;
 pub mod stream;

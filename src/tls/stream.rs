@@ -25,14 +25,129 @@ const SMALL_READ: usize = 4096;
 pub struct TlsStream<C> {
     io: TcpStream,
     conn: C,
-    /// Ciphertext read from the socket but not yet handed to rustls: `rbuf[rpos..]`.
-    rbuf: Option<Vec<u8>>,
-    rpos: usize,
-    eof: bool,
+    /// Ciphertext read from the socket but not yet handed to rustls.
+    inbox: Inbox,
     /// rustls refused what the peer sent: the connection is dead. Whatever alert rustls queued
     /// has gone out; no close_notify may follow it (a fatal error is not a graceful close) and
     /// no more data is sent.
     failed: bool,
+}
+
+/// Ciphertext read from the socket and not yet handed to rustls (`buf[pos..]`), and whether
+/// the socket has ended. Shared by [`TlsStream`] and the tunnel's read half
+/// ([`super::halves`]), which read the same way from different socket handles.
+pub(super) struct Inbox {
+    /// None only while a read owns it.
+    buf: Option<Vec<u8>>,
+    pos: usize,
+    eof: bool,
+}
+
+impl Inbox {
+    fn new(received: Vec<u8>) -> Inbox {
+        Inbox {
+            buf: Some(received),
+            pos: 0,
+            eof: false,
+        }
+    }
+
+    /// Whether everything read has been handed to rustls.
+    fn is_empty(&self) -> bool {
+        self.buf.as_ref().is_none_or(|b| self.pos >= b.len())
+    }
+
+    /// Whether the socket has ended.
+    pub(super) fn at_eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Reads more ciphertext once everything read so far has been handed over. Returns false
+    /// at the end of the stream.
+    pub(super) async fn fill<R: AsyncReadRent>(&mut self, io: &mut R) -> io::Result<bool> {
+        if !self.is_empty() {
+            return Ok(true);
+        }
+        let mut buf = self
+            .buf
+            .take()
+            .unwrap_or_else(|| Vec::with_capacity(SMALL_READ));
+        // Size the read by what the last one brought: a read that filled a small buffer means
+        // the peer is streaming (whole records from now on); one that brought less than a
+        // small buffer means it is not, and the big buffer goes back.
+        let last = buf.len();
+        if buf.capacity() < TLS_BUF && last >= buf.capacity() {
+            buf = Vec::with_capacity(TLS_BUF);
+        } else if buf.capacity() > SMALL_READ && last < SMALL_READ {
+            buf = Vec::with_capacity(SMALL_READ);
+        }
+        buf.clear();
+        self.pos = 0;
+        let (res, buf) = io.read(buf).await;
+        self.buf = Some(buf);
+        if res? == 0 {
+            self.eof = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Hands rustls what it takes of the pending ciphertext and processes it. Returns the
+    /// bytes that were pending. On an error the connection is dead: rustls may have queued an
+    /// alert that says why, which the caller sends before giving up.
+    pub(super) fn absorb<C, SD>(&mut self, conn: &mut C) -> io::Result<usize>
+    where
+        C: DerefMut + Deref<Target = ConnectionCommon<SD>>,
+        SD: SideData,
+    {
+        let Some(buf) = &self.buf else {
+            return Ok(0);
+        };
+        let pending = &buf[self.pos.min(buf.len())..];
+        let n = pending.len();
+        let mut slice = pending;
+        // One read_tls per call, then process: rustls refuses more ciphertext ("message buffer
+        // full") until the records it holds are decrypted. What it did not take stays here for
+        // the next call.
+        let fed = conn.read_tls(&mut slice)?;
+        self.pos += fed;
+        crate::tls::client_auth::run_verifying(|| conn.process_new_packets())?;
+        // What the input asked for goes out now, not with the next write: a refused
+        // renegotiation's alert, a KeyUpdate answer, session tickets. The peer may be waiting
+        // for it before it sends anything more. rustls holds a KeyUpdate answer back until
+        // data is written: an empty write releases it (and sends nothing).
+        if !conn.is_handshaking() {
+            let _ = conn.writer().write(&[]);
+        }
+        Ok(n.max(1))
+    }
+}
+
+/// Moves up to `max` bytes of decrypted data from rustls into `dst`: `Some(n)`, 0 meaning the
+/// peer closed cleanly; `None` when rustls has none yet and more ciphertext is needed.
+pub(super) fn take_plain<C, SD>(
+    conn: &mut C,
+    dst: &mut bytes::BytesMut,
+    max: usize,
+) -> Option<io::Result<usize>>
+where
+    C: DerefMut + Deref<Target = ConnectionCommon<SD>>,
+    SD: SideData,
+{
+    use std::io::BufRead;
+    let mut reader = conn.reader();
+    match reader.fill_buf() {
+        Ok([]) => Some(Ok(0)),
+        Ok(chunk) => {
+            let n = chunk.len().min(max.max(1));
+            dst.extend_from_slice(&chunk[..n]);
+            reader.consume(n);
+            Some(Ok(n))
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Some(Ok(0)),
+        Err(e) => Some(Err(e)),
+    }
 }
 
 /// Reads the client's first flight until its ClientHello is complete and refuses, with the
@@ -157,9 +272,7 @@ where
         TlsStream {
             io,
             conn,
-            rbuf: Some(received),
-            rpos: 0,
-            eof: false,
+            inbox: Inbox::new(received),
             failed: false,
         }
     }
@@ -174,12 +287,16 @@ where
         &self.io
     }
 
+    /// The socket, the rustls connection, the unread ciphertext and whether the connection
+    /// failed: what [`super::halves`] splits.
+    pub(super) fn into_parts(self) -> (TcpStream, C, Inbox, bool) {
+        (self.io, self.conn, self.inbox, self.failed)
+    }
+
     /// True when everything received has been read: no plaintext or ciphertext waiting, no
     /// close_notify or end of stream seen. Only such a connection may be reused.
     pub fn is_drained(&self) -> bool {
-        !self.eof
-            && self.conn.wants_read()
-            && self.rbuf.as_ref().is_none_or(|b| self.rpos >= b.len())
+        !self.inbox.eof && self.conn.wants_read() && self.inbox.is_empty()
     }
 
     /// Runs the handshake to completion. On failure rustls has already queued the alert that
@@ -211,72 +328,21 @@ where
     /// Reads ciphertext from the socket into rustls and processes it. Returns the bytes read
     /// (0 at end of stream).
     async fn read_tls(&mut self) -> io::Result<usize> {
-        let mut buf = self
-            .rbuf
-            .take()
-            .unwrap_or_else(|| Vec::with_capacity(SMALL_READ));
-        if self.rpos >= buf.len() {
-            // Size the read by what the last one brought: a read that filled a small buffer
-            // means the peer is streaming (whole records from now on); one that brought less
-            // than a small buffer means it is not, and the big buffer goes back.
-            let last = buf.len();
-            if buf.capacity() < TLS_BUF && last >= buf.capacity() {
-                buf = Vec::with_capacity(TLS_BUF);
-            } else if buf.capacity() > SMALL_READ && last < SMALL_READ {
-                buf = Vec::with_capacity(SMALL_READ);
-            }
-            buf.clear();
-            self.rpos = 0;
-            let (res, b) = self.io.read(buf).await;
-            buf = b;
-            let n = match res {
-                Ok(n) => n,
-                Err(e) => {
-                    self.rbuf = Some(buf);
-                    return Err(e);
-                }
-            };
-            if n == 0 {
-                self.rbuf = Some(buf);
-                self.eof = true;
-                return Ok(0);
-            }
+        if !self.inbox.fill(&mut self.io).await? {
+            return Ok(0);
         }
-        let n = buf.len() - self.rpos;
-        let mut slice = &buf[self.rpos..];
-        // One read_tls per call, then process: rustls refuses more ciphertext ("message buffer
-        // full") until the records it holds are decrypted. What it did not take stays in
-        // `rbuf` for the next call.
-        let fed = match self.conn.read_tls(&mut slice) {
-            Ok(k) => k,
-            Err(e) => {
-                self.rbuf = Some(buf);
-                self.failed = true;
-                return Err(e);
-            }
-        };
-        self.rpos += fed;
-        self.rbuf = Some(buf);
-        let conn = &mut self.conn;
-        match crate::tls::client_auth::run_verifying(|| conn.process_new_packets()) {
-            Ok(_) => {
-                // What the input asked for goes out now, not with the next write: a refused
-                // renegotiation's alert, a KeyUpdate answer, session tickets. The peer may be
-                // waiting for it before it sends anything more. rustls holds a KeyUpdate answer
-                // back until data is written: an empty write releases it (and sends nothing).
-                if !self.conn.is_handshaking() {
-                    let _ = self.conn.writer().write(&[]);
-                }
+        match self.inbox.absorb(&mut self.conn) {
+            Ok(n) => {
                 if self.conn.wants_write() {
                     self.flush_tls().await?;
                 }
-                Ok(n.max(1))
+                Ok(n)
             }
             Err(failure) => {
                 self.failed = true;
                 // Send the alert rustls queued (it says why), then fail.
                 let _ = self.flush_tls().await;
-                Err(failure.into())
+                Err(failure)
             }
         }
     }
@@ -305,22 +371,11 @@ where
     /// stream: a clean close_notify or a TCP close (the HTTP layer decides whether a message
     /// was cut short).
     pub async fn read_plain(&mut self, dst: &mut bytes::BytesMut, max: usize) -> io::Result<usize> {
-        use std::io::BufRead;
         loop {
-            let mut reader = self.conn.reader();
-            match reader.fill_buf() {
-                Ok([]) => return Ok(0),
-                Ok(chunk) => {
-                    let n = chunk.len().min(max.max(1));
-                    dst.extend_from_slice(&chunk[..n]);
-                    reader.consume(n);
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                Err(e) => return Err(e),
+            if let Some(taken) = take_plain(&mut self.conn, dst, max) {
+                return taken;
             }
-            if self.eof || self.read_tls().await? == 0 {
+            if self.inbox.eof || self.read_tls().await? == 0 {
                 return Ok(0);
             }
         }

@@ -380,6 +380,9 @@ fn location(w: &mut Writer, l: &OutLocation) {
         w.kv("verify_client", q(&v.v), &v.at);
     }
     w.s("proxy_pass", &l.proxy_pass);
+    if let Some(u) = &l.upgrade {
+        w.kv("upgrade", arr(&u.v), &u.at);
+    }
     if let Some(r) = &l.ret {
         w.kv("return", ret_value(&r.v), &r.at);
     }

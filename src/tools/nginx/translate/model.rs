@@ -272,6 +272,8 @@ pub struct OutLocation {
     pub verify_client: Option<L<String>>,
     /// `[listener.location.set_header]`.
     pub set_header: Vec<L<(String, String)>>,
+    /// `upgrade`, from `proxy_set_header Upgrade`.
+    pub upgrade: Option<L<Vec<String>>>,
     /// `[[listener.location.rule]]`.
     pub rules: Vec<OutRule>,
 }

@@ -441,12 +441,6 @@ impl<'a> Ctx<'a> {
             );
             list.remove(prev);
         }
-        if name.eq_ignore_ascii_case("upgrade") {
-            self.diag.warn(
-                &d.origin,
-                "WebSocket is not tunnelled; the Upgrade header is dropped",
-            );
-        }
         list.push(L::new((name.clone(), value.clone()), &d.origin));
     }
 }

@@ -344,6 +344,7 @@ impl Translator {
             index: None,
             verify_client: body.verify.take(),
             set_header: Vec::new(),
+            upgrade: None,
             rules: Vec::new(),
         };
         if terminal.is_some() {
@@ -466,9 +467,39 @@ impl Translator {
                 headers.insert(0, L::new(("Host".to_string(), host), &p.at));
             }
         }
+        loc.upgrade = self.upgrade(&mut headers);
         loc.set_header = headers;
         loc.proxy_pass = Some(L::new(text, &p.at));
         Some(())
+    }
+
+    /// nginx's WebSocket idiom, `proxy_set_header Upgrade $http_upgrade;` with `Connection`
+    /// set to `upgrade` or to a map of it, becomes `upgrade = ["websocket"]`: ringgate
+    /// forwards `Upgrade` only for the tokens listed, and writes `Connection` itself. nginx
+    /// would forward any token the client sends, h2c included; ringgate never forwards h2c.
+    fn upgrade(&mut self, headers: &mut Vec<L<(String, String)>>) -> Option<L<Vec<String>>> {
+        let i = headers
+            .iter()
+            .position(|h| h.v.0.eq_ignore_ascii_case("upgrade"))?;
+        let h = headers.remove(i);
+        let value = h.v.1.trim();
+        if value.is_empty() {
+            return None;
+        }
+        let token = if value.starts_with('$') {
+            "websocket".to_string()
+        } else {
+            value.to_ascii_lowercase()
+        };
+        if token == "h2c" {
+            self.diag.warn(
+                &h.at,
+                "h2c is never tunnelled (it would bypass the access rules of every request after it); the Upgrade header is dropped",
+            );
+            return None;
+        }
+        headers.retain(|c| !c.v.0.eq_ignore_ascii_case("connection"));
+        Some(L::new(vec![token], &h.at))
     }
 
     /// The root a location serves files from; nginx's default is `html` under its prefix.
@@ -681,6 +712,7 @@ impl Translator {
                 index: None,
                 verify_client: None,
                 set_header: Vec::new(),
+                upgrade: None,
                 rules: Vec::new(),
             });
         } else if !covered {
@@ -696,6 +728,7 @@ impl Translator {
                 index: s.scope.index.clone(),
                 verify_client: None,
                 set_header: Vec::new(),
+                upgrade: None,
                 rules: Vec::new(),
             });
         }
@@ -986,6 +1019,7 @@ fn only_return_as_location(rules: &mut Vec<OutRule>, locations: &mut Vec<OutLoca
         index: None,
         verify_client: None,
         set_header: Vec::new(),
+        upgrade: None,
         rules: Vec::new(),
     });
     rules.clear();

@@ -324,7 +324,7 @@ fn large_client_header_buffers_become_the_head_and_line_limits() {
 }
 
 #[test]
-fn websocket_idiom_is_warned_about() {
+fn websocket_idiom_imports_as_upgrade() {
     let t = tr(&http(
         r#"map $http_upgrade $connection_upgrade { default upgrade; '' close; }
         server {
@@ -333,19 +333,48 @@ fn websocket_idiom_is_warned_about() {
                 proxy_http_version 1.1;
                 proxy_set_header Upgrade $http_upgrade;
                 proxy_set_header Connection $connection_upgrade;
+                proxy_set_header X-Real-IP $remote_addr;
+            }
+            location /fixed {
+                proxy_pass http://127.0.0.1:1;
+                proxy_set_header Upgrade "WebSocket";
+                proxy_set_header Connection "upgrade";
+            }
+            location /h2c {
+                proxy_pass http://127.0.0.1:1;
+                proxy_set_header Upgrade h2c;
             }
         }"#,
     ));
+    let d = doc(&t);
+    let ws = "listener.0.location.0";
+    let upgrade = get(&d, &format!("{ws}.upgrade"));
+    assert_eq!(upgrade.as_array().map(Vec::len), Some(1), "{}", t.toml);
+    assert_eq!(s(&d, &format!("{ws}.upgrade.0")), "websocket");
+    // Upgrade and Connection are ringgate's to write; the other headers stay.
+    assert!(!has(&d, &format!("{ws}.set_header.Upgrade")), "{}", t.toml);
+    assert!(
+        !has(&d, &format!("{ws}.set_header.Connection")),
+        "{}",
+        t.toml
+    );
+    assert_eq!(s(&d, &format!("{ws}.set_header.X-Real-IP")), "$remote_addr");
+    assert_eq!(s(&d, "listener.0.location.1.upgrade.0"), "websocket");
+    // h2c is never tunnelled, and the importer says so.
+    assert!(!has(&d, "listener.0.location.2.upgrade"), "{}", t.toml);
     let w: Vec<_> = t
         .warnings
         .iter()
         .filter(|w| w.origin.directive == "proxy_set_header")
         .collect();
     assert_eq!(w.len(), 1, "{:?}", t.warnings);
-    assert_eq!(
-        w[0].message,
-        "WebSocket is not tunnelled; the Upgrade header is dropped"
+    assert!(
+        w[0].message.starts_with("h2c is never tunnelled"),
+        "{:?}",
+        w
     );
+    // The configuration loads as it is written.
+    crate::config::parse_str(&t.toml, std::path::Path::new("nginx.toml")).unwrap();
 }
 
 #[test]

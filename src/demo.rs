@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 /// The roles the demo issues client certificates for (the enterprise mTLS guide's roles, read from the OU).
@@ -117,6 +117,7 @@ pub fn make_pki(dir: &Path) -> Result<()> {
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca.self_signed(&ca_key)?;
     std::fs::write(dir.join("ca.crt"), ca_cert.pem())?;
+    let ca = Issuer::new(ca, ca_key);
 
     let server_key = KeyPair::generate()?;
     let mut server = CertificateParams::new(vec!["localhost".to_string()])?;
@@ -125,7 +126,7 @@ pub fn make_pki(dir: &Path) -> Result<()> {
         .push(SanType::IpAddress("127.0.0.1".parse()?));
     server.distinguished_name = subject(&[(DnType::CommonName, "localhost")]);
     server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key)?;
+    let server_cert = server.signed_by(&server_key, &ca)?;
     std::fs::write(dir.join("server.crt"), server_cert.pem())?;
     write_key(&dir.join("server.key"), &server_key.serialize_pem())?;
 
@@ -139,7 +140,7 @@ pub fn make_pki(dir: &Path) -> Result<()> {
             (DnType::CommonName, &cn),
         ]);
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = p.signed_by(&key, &ca_cert, &ca_key)?;
+        let cert = p.signed_by(&key, &ca)?;
         let name = role.to_lowercase();
         std::fs::write(dir.join(format!("{name}.crt")), cert.pem())?;
         write_key(&dir.join(format!("{name}.key")), &key.serialize_pem())?;

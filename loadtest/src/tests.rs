@@ -142,7 +142,7 @@ struct Pki {
 
 fn pki() -> Pki {
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     };
     let dir = tempfile::tempdir().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -152,16 +152,17 @@ fn pki() -> Pki {
         .push(DnType::CommonName, "load test CA");
     let ca_key = KeyPair::generate().unwrap();
     let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
     let mut sp = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let skey = KeyPair::generate().unwrap();
-    let server = sp.signed_by(&skey, &ca, &ca_key).unwrap();
+    let server = sp.signed_by(&skey, &issuer).unwrap();
     let mut cp = CertificateParams::new(Vec::<String>::new()).unwrap();
     cp.distinguished_name
         .push(DnType::CommonName, "load client");
     cp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let ckey = KeyPair::generate().unwrap();
-    let client = cp.signed_by(&ckey, &ca, &ca_key).unwrap();
+    let client = cp.signed_by(&ckey, &issuer).unwrap();
     let w = |name: &str, pem: String| std::fs::write(dir.path().join(name), pem).unwrap();
     w("ca.crt", ca.pem());
     w("client.crt", client.pem());

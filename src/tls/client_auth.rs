@@ -424,13 +424,12 @@ mod tests {
 
     use super::*;
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     };
 
     struct Pki {
         store: Arc<TrustStore>,
-        ca_cert: rcgen::Certificate,
-        ca_key: KeyPair,
+        ca: Issuer<'static, KeyPair>,
     }
 
     fn pki() -> Pki {
@@ -446,8 +445,7 @@ mod tests {
         let store = Arc::new(TrustStore::from_der(vec![ca_cert.der().clone()]).unwrap());
         Pki {
             store,
-            ca_cert,
-            ca_key,
+            ca: Issuer::new(p, ca_key),
         }
     }
 
@@ -459,10 +457,7 @@ mod tests {
         let now = time::OffsetDateTime::now_utc();
         p.not_before = now + time::Duration::days(days_offset - 30);
         p.not_after = now + time::Duration::days(days_offset);
-        p.signed_by(&key, &pki.ca_cert, &pki.ca_key)
-            .unwrap()
-            .der()
-            .clone()
+        p.signed_by(&key, &pki.ca).unwrap().der().clone()
     }
 
     #[test]

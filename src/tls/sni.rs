@@ -95,7 +95,7 @@ mod tests {
 
     fn key(name: &str) -> Arc<CertifiedKey> {
         let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
-        let der = rustls_pki_types::PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into());
+        let der = rustls_pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
         let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&der).unwrap();
         Arc::new(CertifiedKey::new(vec![ck.cert.der().clone()], signer))
     }

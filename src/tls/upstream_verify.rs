@@ -197,13 +197,13 @@ mod tests {
     use super::*;
     use crate::x509::verify::measured_tests::{pem_certs, sh, TempDir};
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose, SanType,
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose, SanType,
     };
 
     struct Gen {
         cert: rcgen::Certificate,
-        key: KeyPair,
+        issuer: Issuer<'static, KeyPair>,
     }
 
     fn ca(cn: &str, issuer: Option<&Gen>) -> Gen {
@@ -213,9 +213,12 @@ mod tests {
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let cert = match issuer {
             None => p.self_signed(&key).unwrap(),
-            Some(i) => p.signed_by(&key, &i.cert, &i.key).unwrap(),
+            Some(i) => p.signed_by(&key, &i.issuer).unwrap(),
         };
-        Gen { cert, key }
+        Gen {
+            cert,
+            issuer: Issuer::new(p, key),
+        }
     }
 
     fn server(issuer: &Gen, f: impl FnOnce(&mut CertificateParams)) -> CertificateDer<'static> {
@@ -227,10 +230,7 @@ mod tests {
         p.not_before = now - time::Duration::days(1);
         p.not_after = now + time::Duration::days(30);
         f(&mut p);
-        p.signed_by(&key, &issuer.cert, &issuer.key)
-            .unwrap()
-            .der()
-            .clone()
+        p.signed_by(&key, &issuer.issuer).unwrap().der().clone()
     }
 
     fn verifier(roots: &[&Gen], depth: u32) -> UpstreamVerifier {

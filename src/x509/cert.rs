@@ -195,7 +195,7 @@ fn rsa_bits(modulus: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
     #[test]
     fn rsa_bits_ignores_sign_padding() {
@@ -224,7 +224,7 @@ mod tests {
         let leaf_key = KeyPair::generate().unwrap();
         let leaf = CertificateParams::new(vec!["a.example".to_string()])
             .unwrap()
-            .signed_by(&leaf_key, &root, &key)
+            .signed_by(&leaf_key, &Issuer::from_params(&p, &key))
             .unwrap();
         let leaf = Parsed::parse(leaf.der().as_ref()).unwrap();
         assert!(!leaf.self_issued);

@@ -496,7 +496,7 @@ fn revoked_entries(
 mod tests {
     use super::*;
     use rcgen::{
-        BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa,
+        BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
         KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
     };
     use std::sync::Arc;
@@ -504,7 +504,7 @@ mod tests {
 
     struct Ca {
         cert: rcgen::Certificate,
-        key: KeyPair,
+        issuer: Issuer<'static, KeyPair>,
     }
 
     fn ca(cn: &str, usages: Vec<KeyUsagePurpose>) -> Ca {
@@ -514,7 +514,10 @@ mod tests {
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         p.key_usages = usages;
         let cert = p.self_signed(&key).unwrap();
-        Ca { cert, key }
+        Ca {
+            cert,
+            issuer: Issuer::new(p, key),
+        }
     }
 
     fn crl_of(ca: &Ca, serials: &[(u64, Option<RevocationReason>)], next_days: i64) -> Vec<u8> {
@@ -535,7 +538,7 @@ mod tests {
                 .collect(),
             key_identifier_method: KeyIdMethod::Sha256,
         };
-        p.signed_by(&ca.cert, &ca.key).unwrap().der().to_vec()
+        p.signed_by(&ca.issuer).unwrap().der().to_vec()
     }
 
     fn store(cas: &[&Ca]) -> Arc<TrustStore> {
@@ -618,14 +621,15 @@ mod tests {
         );
         let s2 = store(&[&ku, &ku_with]);
         // rcgen itself refuses to sign with an issuer lacking cRLSign; sign with a twin that has it.
-        let twin = Ca {
-            cert: {
-                let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-                p.distinguished_name.push(DnType::CommonName, "KU");
-                p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-                p.self_signed(&ku.key).unwrap()
-            },
-            key: KeyPair::from_pem(&ku.key.serialize_pem()).unwrap(),
+        let twin = {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.distinguished_name.push(DnType::CommonName, "KU");
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let key = KeyPair::from_pem(&ku.issuer.key().serialize_pem()).unwrap();
+            Ca {
+                cert: p.self_signed(&key).unwrap(),
+                issuer: Issuer::new(p, key),
+            }
         };
         let e = parse_crls(&crl_of(&twin, &[], 30), "ku.crl", &s2).unwrap_err();
         assert!(matches!(e, CrlError::NotCrlSigner { .. }), "{e}");

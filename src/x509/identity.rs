@@ -448,13 +448,13 @@ mod tests {
             .distinguished_name
             .push(rcgen::DnType::CommonName, "a");
         params.subject_alt_names.push(rcgen::SanType::URI(
-            rcgen::Ia5String::try_from("spiffe://corp/ns/prod/sa/web").unwrap(),
+            rcgen::string::Ia5String::try_from("spiffe://corp/ns/prod/sa/web").unwrap(),
         ));
         params
             .subject_alt_names
             .push(rcgen::SanType::IpAddress("10.1.2.3".parse().unwrap()));
         params.subject_alt_names.push(rcgen::SanType::Rfc822Name(
-            rcgen::Ia5String::try_from("ops@example.com").unwrap(),
+            rcgen::string::Ia5String::try_from("ops@example.com").unwrap(),
         ));
         let key = rcgen::KeyPair::generate().unwrap();
         let der = params.self_signed(&key).unwrap().der().to_vec();

@@ -123,16 +123,16 @@ impl TrustStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
-    fn cert(cn: &str, issuer: Option<(&rcgen::Certificate, &KeyPair)>) -> rcgen::Certificate {
+    fn cert(cn: &str, issuer: Option<&Issuer<'_, KeyPair>>) -> rcgen::Certificate {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.distinguished_name.push(DnType::CommonName, cn);
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         match issuer {
             None => p.self_signed(&key).unwrap(),
-            Some((c, k)) => p.signed_by(&key, c, k).unwrap(),
+            Some(i) => p.signed_by(&key, i).unwrap(),
         }
     }
 
@@ -143,7 +143,7 @@ mod tests {
         p.distinguished_name.push(DnType::CommonName, "Root");
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let root = p.self_signed(&root_key).unwrap();
-        let int = cert("Int", Some((&root, &root_key)));
+        let int = cert("Int", Some(&Issuer::new(p, root_key)));
         let pem = format!("{}{}", int.pem(), root.pem());
         let store = TrustStore::from_pem(pem.as_bytes()).unwrap();
         assert_eq!(store.len(), 2);

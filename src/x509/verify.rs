@@ -992,15 +992,15 @@ pub(crate) mod measured_tests {
     use super::*;
     use crate::x509::trust::TrustStoreError;
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     };
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
-    /// A generated certificate with its key.
+    /// A generated certificate with its key (in an issuer, to sign certificates below it).
     pub(crate) struct Gen {
         pub cert: rcgen::Certificate,
-        pub key: KeyPair,
+        pub issuer: Issuer<'static, KeyPair>,
     }
 
     impl Gen {
@@ -1025,15 +1025,22 @@ pub(crate) mod measured_tests {
 
     pub(crate) fn root(cn: &str) -> Gen {
         let key = KeyPair::generate().unwrap();
-        let cert = params(cn, true, None).self_signed(&key).unwrap();
-        Gen { cert, key }
+        let p = params(cn, true, None);
+        let cert = p.self_signed(&key).unwrap();
+        Gen {
+            cert,
+            issuer: Issuer::new(p, key),
+        }
     }
 
     pub(crate) fn issue(cn: &str, issuer: &Gen, p: CertificateParams) -> Gen {
         let _ = cn;
         let key = KeyPair::generate().unwrap();
-        let cert = p.signed_by(&key, &issuer.cert, &issuer.key).unwrap();
-        Gen { cert, key }
+        let cert = p.signed_by(&key, &issuer.issuer).unwrap();
+        Gen {
+            cert,
+            issuer: Issuer::new(p, key),
+        }
     }
 
     pub(crate) fn leaf(cn: &str, issuer: &Gen) -> Gen {
@@ -1187,7 +1194,7 @@ pub(crate) mod measured_tests {
         p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         let pl0 = Gen {
             cert: p.self_signed(&key).unwrap(),
-            key,
+            issuer: Issuer::new(p, key),
         };
         let i = inter("I", &pl0);
         let l = leaf("l", &i);
@@ -1227,18 +1234,19 @@ pub(crate) mod measured_tests {
         // issuer/subject loop: A signs B, B signs A, neither trusted
         let a_key = KeyPair::generate().unwrap();
         let b_key = KeyPair::generate().unwrap();
-        let a0 = params("A", true, None).self_signed(&a_key).unwrap();
-        let b = params("B", true, None)
-            .signed_by(&b_key, &a0, &a_key)
+        let (a_params, b_params) = (params("A", true, None), params("B", true, None));
+        let a0 = a_params.self_signed(&a_key).unwrap();
+        let b = b_params
+            .signed_by(&b_key, &Issuer::from_params(&a_params, &a_key))
             .unwrap();
-        let a = params("A", true, None)
-            .signed_by(&a_key, &b, &b_key)
+        let a = a_params
+            .signed_by(&a_key, &Issuer::from_params(&b_params, &b_key))
             .unwrap();
         let lb = leaf(
             "lb",
             &Gen {
                 cert: b,
-                key: b_key,
+                issuer: Issuer::new(b_params, b_key),
             },
         );
         let chain = [a.der().clone(), lb.der(), a0.der().clone()];

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair,
+    Issuer, KeyPair,
 };
 use rustls_pki_types::{CertificateDer, UnixTime};
 
@@ -13,7 +13,7 @@ use super::{ChainVerifier, TrustStore, VerifyError};
 
 struct Ca {
     cert: Certificate,
-    key: KeyPair,
+    issuer: Issuer<'static, KeyPair>,
 }
 
 fn ca(name: &str, issuer: Option<&Ca>) -> Ca {
@@ -23,9 +23,12 @@ fn ca(name: &str, issuer: Option<&Ca>) -> Ca {
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let cert = match issuer {
         None => p.self_signed(&key).unwrap(),
-        Some(i) => p.signed_by(&key, &i.cert, &i.key).unwrap(),
+        Some(i) => p.signed_by(&key, &i.issuer).unwrap(),
     };
-    Ca { cert, key }
+    Ca {
+        cert,
+        issuer: Issuer::new(p, key),
+    }
 }
 
 fn leaf(
@@ -42,10 +45,7 @@ fn leaf(
     let now = time::OffsetDateTime::now_utc();
     p.not_before = now + time::Duration::days(days.0);
     p.not_after = now + time::Duration::days(days.1);
-    p.signed_by(&key, &issuer.cert, &issuer.key)
-        .unwrap()
-        .der()
-        .clone()
+    p.signed_by(&key, &issuer.issuer).unwrap().der().clone()
 }
 
 fn verifier(root: &Ca, depth: u32) -> ChainVerifier {
@@ -322,7 +322,7 @@ fn revocation_in_chain_verification() {
                 .collect(),
             key_identifier_method: KeyIdMethod::Sha256,
         }
-        .signed_by(&issuer.cert, &issuer.key)
+        .signed_by(&issuer.issuer)
         .unwrap()
         .der()
         .to_vec()

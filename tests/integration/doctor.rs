@@ -298,7 +298,7 @@ fn depth_and_crl_findings() {
             revoked_certs: vec![],
             key_identifier_method: KeyIdMethod::Sha256,
         }
-        .signed_by(&pki.ca.cert, &pki.ca.key)
+        .signed_by(&pki.ca.signer)
         .expect("crl")
         .pem()
         .expect("pem");

@@ -418,7 +418,7 @@ fn crl_require_all_with_an_intermediate_lacking_a_crl() {
             revoked_certs,
             key_identifier_method: KeyIdMethod::Sha256,
         }
-        .signed_by(&issuer.cert, &issuer.key)
+        .signed_by(&issuer.signer)
         .expect("crl")
         .pem()
         .expect("pem");

@@ -16,10 +16,11 @@ use std::net::IpAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use rcgen::string::{BmpString, Ia5String, PrintableString, TeletexString};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
-    DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    RevocationReason, RevokedCertParams, SanType, SerialNumber,
+    DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    PublicKeyData, RevocationReason, RevokedCertParams, SanType, SerialNumber,
 };
 use time::OffsetDateTime;
 
@@ -172,7 +173,7 @@ impl Subject {
     fn to_dn(&self) -> Result<DistinguishedName, CaError> {
         let mut dn = DistinguishedName::new();
         if let Some(c) = &self.country {
-            let p = rcgen::PrintableString::try_from(c.as_str())
+            let p = PrintableString::try_from(c.as_str())
                 .ok()
                 .filter(|_| c.len() == 2)
                 .ok_or_else(|| {
@@ -404,11 +405,13 @@ pub fn init(dir: &Path, o: &InitOptions) -> Result<PathBuf, CaError> {
     Ok(crt)
 }
 
-/// An opened CA: its certificate, key and an rcgen issuer reproducing its subject.
+/// An opened CA: an rcgen issuer (its key, and a subject reproducing the certificate's).
 struct Ca {
     dir: PathBuf,
-    issuer: rcgen::Certificate,
-    key: KeyPair,
+    issuer: Issuer<'static, KeyPair>,
+    /// The CA's subject key identifier, which CRLs name in their authority key identifier
+    /// (an rcgen `Issuer` keeps it but does not expose it).
+    key_id: KeyIdMethod,
 }
 
 impl Ca {
@@ -440,15 +443,16 @@ impl Ca {
                 detail: e.to_string(),
             }
         })?;
-        if x.public_key().raw != key.public_key_der().as_slice() {
+        if x.public_key().raw != key.subject_public_key_info().as_slice() {
             return Err(CaError::Certificate {
                 path: key_path.display().to_string(),
                 detail: format!("does not belong to {}", crt.display()),
             });
         }
         let skid = subject_key_id(&x);
-        // rcgen signs with an issuer certificate object; rebuild one whose subject encodes
-        // byte for byte as the real CA's, so issued certificates and CRLs name it exactly.
+        // rcgen signs with an issuer built from parameters; their subject must encode byte
+        // for byte as the real CA's, so issued certificates and CRLs name it exactly. A
+        // throwaway self-signed certificate shows how rcgen encodes it.
         let mut p = CertificateParams::new(Vec::<String>::new())
             .map_err(|e| CaError::Generate(e.to_string()))?;
         p.distinguished_name = dn_of(&x.tbs_certificate.subject).ok_or_else(|| {
@@ -456,10 +460,10 @@ impl Ca {
         })?;
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         p.key_identifier_method = KeyIdMethod::PreSpecified(skid);
-        let issuer = p
+        let rebuilt_cert = p
             .self_signed(&key)
             .map_err(|e| CaError::Generate(e.to_string()))?;
-        let (_, rebuilt) = x509_parser::parse_x509_certificate(issuer.der().as_ref())
+        let (_, rebuilt) = x509_parser::parse_x509_certificate(rebuilt_cert.der().as_ref())
             .map_err(|e| CaError::Generate(e.to_string()))?;
         if rebuilt.tbs_certificate.subject.as_raw() != x.tbs_certificate.subject.as_raw() {
             return Err(not_ca(
@@ -468,8 +472,8 @@ impl Ca {
         }
         Ok(Ca {
             dir: dir.to_path_buf(),
-            issuer,
-            key,
+            key_id: p.key_identifier_method.clone(),
+            issuer: Issuer::new(p, key),
         })
     }
 }
@@ -493,10 +497,10 @@ fn dn_of(name: &x509_parser::x509::X509Name<'_>) -> Option<DistinguishedName> {
         let s = std::str::from_utf8(v.data).ok();
         let value = match v.header.tag().0 {
             12 => DnValue::Utf8String(s?.to_string()),
-            19 => DnValue::PrintableString(rcgen::PrintableString::try_from(s?).ok()?),
-            22 => DnValue::Ia5String(rcgen::Ia5String::try_from(s?).ok()?),
-            20 => DnValue::TeletexString(rcgen::TeletexString::try_from(s?).ok()?),
-            30 => DnValue::BmpString(rcgen::BmpString::from_utf16be(v.data.to_vec()).ok()?),
+            19 => DnValue::PrintableString(PrintableString::try_from(s?).ok()?),
+            22 => DnValue::Ia5String(Ia5String::try_from(s?).ok()?),
+            20 => DnValue::TeletexString(TeletexString::try_from(s?).ok()?),
+            30 => DnValue::BmpString(BmpString::from_utf16be(v.data.to_vec()).ok()?),
             _ => return None,
         };
         dn.push(ty, value);
@@ -511,7 +515,7 @@ fn parse_san(s: &str) -> Result<SanType, CaError> {
         ))
     };
     let (kind, value) = s.split_once(':').ok_or_else(bad)?;
-    let ia5 = |v: &str| rcgen::Ia5String::try_from(v).map_err(|_| bad());
+    let ia5 = |v: &str| Ia5String::try_from(v).map_err(|_| bad());
     Ok(match kind.to_ascii_lowercase().as_str() {
         "dns" => SanType::DnsName(ia5(value)?),
         "ip" => SanType::IpAddress(value.parse::<IpAddr>().map_err(|_| bad())?),
@@ -587,7 +591,7 @@ pub fn issue(dir: &Path, o: &IssueOptions) -> Result<Issued, CaError> {
     let not_after = start + i64::from(o.days) * 86_400;
     let p = leaf_params(o, sans, &key, &serial, (start, not_after))?;
     let cert = p
-        .signed_by(&key, &ca.issuer, &ca.key)
+        .signed_by(&key, &ca.issuer)
         .map_err(|e| CaError::Generate(e.to_string()))?;
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.der().as_ref())
         .map_err(|e| CaError::Generate(e.to_string()))?;
@@ -868,11 +872,11 @@ pub fn crl(dir: &Path, days: u32, out: Option<&Path>) -> Result<CrlWritten, CaEr
         crl_number: SerialNumber::from_slice(&number),
         issuing_distribution_point: None,
         revoked_certs: revoked,
-        key_identifier_method: ca.issuer.params().key_identifier_method.clone(),
+        key_identifier_method: ca.key_id,
     };
     let count = params.revoked_certs.len();
     let crl = params
-        .signed_by(&ca.issuer, &ca.key)
+        .signed_by(&ca.issuer)
         .map_err(|e| CaError::Generate(e.to_string()))?;
     let pem = crl.pem().map_err(|e| CaError::Generate(e.to_string()))?;
     let path = out
@@ -944,7 +948,7 @@ pub fn export_p12(
         path: key.display().to_string(),
         detail: "not a key ringgate can read".into(),
     })?;
-    if kp.public_key_der().as_slice() != x.public_key().raw {
+    if kp.subject_public_key_info().as_slice() != x.public_key().raw {
         return Err(CaError::Certificate {
             path: key.display().to_string(),
             detail: format!("does not belong to {}", cert.display()),

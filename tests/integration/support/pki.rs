@@ -5,15 +5,15 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
 /// A certificate authority (root or intermediate) that can sign.
 pub struct Issuer {
-    pub cert: Certificate,
-    pub key: KeyPair,
+    /// Signs certificates and CRLs as this CA (its subject, key identifier and key).
+    pub signer: rcgen::Issuer<'static, KeyPair>,
     /// PEM file holding this CA's certificate alone.
     pub pem_path: PathBuf,
     /// The intermediates between this issuer and its root (this one included when it is an
@@ -115,12 +115,12 @@ impl Issuer {
     /// A self-signed root CA written to `dir/<file>.crt`.
     pub fn root(dir: &Path, file: &str, cn: &str) -> Issuer {
         let key = KeyPair::generate().expect("key");
-        let cert = ca_params(cn).self_signed(&key).expect("self-sign");
+        let params = ca_params(cn);
+        let cert = params.self_signed(&key).expect("self-sign");
         let pem_path = dir.join(format!("{file}.crt"));
         std::fs::write(&pem_path, cert.pem()).expect("write ca");
         Issuer {
-            cert,
-            key,
+            signer: rcgen::Issuer::new(params, key),
             pem_path,
             chain_pem: String::new(),
         }
@@ -129,15 +129,13 @@ impl Issuer {
     /// An intermediate CA signed by this issuer.
     pub fn intermediate(&self, dir: &Path, file: &str, cn: &str) -> Issuer {
         let key = KeyPair::generate().expect("key");
-        let cert = ca_params(cn)
-            .signed_by(&key, &self.cert, &self.key)
-            .expect("sign");
+        let params = ca_params(cn);
+        let cert = params.signed_by(&key, &self.signer).expect("sign");
         let pem_path = dir.join(format!("{file}.crt"));
         std::fs::write(&pem_path, cert.pem()).expect("write int");
         let chain_pem = format!("{}{}", cert.pem(), self.chain_pem);
         Issuer {
-            cert,
-            key,
+            signer: rcgen::Issuer::new(params, key),
             pem_path,
             chain_pem,
         }
@@ -147,7 +145,7 @@ impl Issuer {
     pub fn leaf(&self, dir: &Path, spec: LeafSpec<'_>) -> Leaf {
         let key = KeyPair::generate().expect("key");
         let p = leaf_params(&spec);
-        let cert = p.signed_by(&key, &self.cert, &self.key).expect("sign");
+        let cert = p.signed_by(&key, &self.signer).expect("sign");
         write_leaf(
             dir,
             spec.name,

@@ -11,6 +11,7 @@ use monoio::io::{
 use monoio::net::TcpStream;
 use rustls::{ClientConnection, ServerConnection};
 
+use crate::http2::Exchange;
 use crate::tls::halves::{TlsReadHalf, TlsWriteHalf};
 use crate::tls::stream::TlsStream;
 
@@ -22,6 +23,8 @@ pub enum Stream {
     ServerTls(Box<TlsStream<ServerConnection>>),
     /// TLS we originated, towards an upstream.
     ClientTls(Box<TlsStream<ClientConnection>>),
+    /// One HTTP/2 stream of a client connection: its request body and its response.
+    H2(Box<Exchange>),
 }
 
 impl Stream {
@@ -45,6 +48,7 @@ impl Stream {
             }
             Stream::ServerTls(t) => t.read_plain(buf, max).await,
             Stream::ClientTls(t) => t.read_plain(buf, max).await,
+            Stream::H2(x) => x.read_body(buf, max).await,
         }
     }
 
@@ -57,6 +61,7 @@ impl Stream {
             Stream::Plain(s) => s.write_all(data).await.0.map(|_| ()),
             Stream::ServerTls(t) => t.write_plain(&data).await,
             Stream::ClientTls(t) => t.write_plain(&data).await,
+            Stream::H2(x) => x.write(&data).await,
         }
     }
 
@@ -78,6 +83,10 @@ impl Stream {
                 let res = t.write_plain(&data).await;
                 (res, data)
             }
+            Stream::H2(x) => {
+                let res = x.write(&data).await;
+                (res, data)
+            }
         }
     }
 
@@ -94,6 +103,10 @@ impl Stream {
             }
             Stream::ServerTls(t) => t.write_plain_parts(&[&head, &body]).await,
             Stream::ClientTls(t) => t.write_plain_parts(&[&head, &body]).await,
+            Stream::H2(x) => {
+                x.write(&head).await?;
+                x.write(&body).await
+            }
         }
     }
 
@@ -128,6 +141,12 @@ impl Stream {
                 let slices: Vec<&[u8]> = parts.iter().map(|p| p.as_ref()).collect();
                 t.write_plain_parts(&slices).await
             }
+            Stream::H2(x) => {
+                for p in parts {
+                    x.write(p).await?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -137,6 +156,7 @@ impl Stream {
             Stream::Plain(s) => s.shutdown().await,
             Stream::ServerTls(t) => t.shutdown().await,
             Stream::ClientTls(t) => t.shutdown().await,
+            Stream::H2(x) => x.shutdown().await,
         }
     }
 
@@ -144,7 +164,7 @@ impl Stream {
     pub fn server_tls(&self) -> Option<&ServerConnection> {
         match self {
             Stream::ServerTls(t) => Some(t.conn()),
-            Stream::Plain(_) | Stream::ClientTls(_) => None,
+            Stream::Plain(_) | Stream::ClientTls(_) | Stream::H2(_) => None,
         }
     }
 
@@ -152,7 +172,7 @@ impl Stream {
     pub fn client_tls(&self) -> Option<&ClientConnection> {
         match self {
             Stream::ClientTls(t) => Some(t.conn()),
-            Stream::Plain(_) | Stream::ServerTls(_) => None,
+            Stream::Plain(_) | Stream::ServerTls(_) | Stream::H2(_) => None,
         }
     }
 
@@ -165,6 +185,8 @@ impl Stream {
             Stream::Plain(s) => s.as_raw_fd(),
             Stream::ServerTls(t) => t.socket().as_raw_fd(),
             Stream::ClientTls(t) => t.socket().as_raw_fd(),
+            // A stream of a multiplexed connection is never idle on its own.
+            Stream::H2(_) => return true,
         };
         let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
         // A failed poll leaves the connection in doubt: treat it as readable, never reuse it.
@@ -179,6 +201,7 @@ impl Stream {
             Stream::Plain(_) => true,
             Stream::ServerTls(t) => t.is_drained(),
             Stream::ClientTls(t) => t.is_drained(),
+            Stream::H2(_) => false,
         }
     }
 }
@@ -205,9 +228,10 @@ pub enum WriteHalf {
 
 impl Stream {
     /// Splits the connection into halves that can read and write at the same time, for a
-    /// tunnel that relays both ways at once. The connection is never an HTTP one again.
-    pub fn into_halves(self) -> (ReadHalf, WriteHalf) {
-        match self {
+    /// tunnel that relays both ways at once. The connection is never an HTTP one again. An
+    /// HTTP/2 stream does not split (it is handed back).
+    pub fn into_halves(self) -> Result<(ReadHalf, WriteHalf), Stream> {
+        Ok(match self {
             Stream::Plain(s) => {
                 let (r, w) = s.into_split();
                 (ReadHalf::Plain(r), WriteHalf::Plain(w))
@@ -220,7 +244,8 @@ impl Stream {
                 let (r, w) = t.into_halves();
                 (ReadHalf::ClientTls(r), WriteHalf::ClientTls(w))
             }
-        }
+            Stream::H2(x) => return Err(Stream::H2(x)),
+        })
     }
 }
 

@@ -25,6 +25,7 @@ pub mod demo;
 pub mod edge;
 pub mod files;
 pub mod http;
+pub mod http2;
 pub mod metrics;
 pub mod policy;
 pub mod server;

@@ -39,6 +39,10 @@ pub struct Server {
     pub verify_client: ClientAuthMode,
     /// Client-side limits and timeouts.
     pub http: HttpSettings,
+    /// HTTP/2 over TLS is offered (ALPN h2).
+    pub http2: bool,
+    /// HTTP/2 with prior knowledge is served on this plain listener.
+    pub h2c: bool,
     /// Server-level rules, run before a location is chosen.
     pub rules: Vec<Rule>,
     /// Identity headers sent upstream.
@@ -93,6 +97,9 @@ pub struct HttpSettings {
     pub x_forwarded_for: bool,
     /// Set `X-Forwarded-Proto`.
     pub x_forwarded_proto: bool,
+    /// Streams one HTTP/2 connection may have open at once (nginx's
+    /// `http2_max_concurrent_streams`).
+    pub http2_max_concurrent_streams: u32,
 }
 
 impl Default for HttpSettings {
@@ -110,6 +117,7 @@ impl Default for HttpSettings {
             client_max_body_size: 1024 * 1024,
             x_forwarded_for: true,
             x_forwarded_proto: true,
+            http2_max_concurrent_streams: 128,
         }
     }
 }
@@ -147,7 +155,18 @@ impl Resolver<'_> {
             rules.push(self.https_redirect(&key, port));
         }
         let locations = self.locations(&key, l, &rules, explicit_upstreams);
-        let (tls, verify_client) = self.listener_tls(&key, &name, l, &locations);
+        let http2 = l.http2.as_ref().is_none_or(|v| *v.get_ref());
+        let h2c = l.h2c.as_ref().is_some_and(|v| *v.get_ref());
+        if let (Some(v), Some(_)) = (&l.h2c, &l.tls) {
+            if *v.get_ref() {
+                self.errs.push(
+                    span(v),
+                    &format!("{key}.h2c"),
+                    "h2c is HTTP/2 without TLS: a TLS listener offers HTTP/2 with `http2`",
+                );
+            }
+        }
+        let (tls, verify_client) = self.listener_tls(&key, &name, l, &locations, http2);
         let identity_headers = self.identity_headers(&key, &l.identity_headers);
         let access_log = l
             .access_log
@@ -163,6 +182,8 @@ impl Resolver<'_> {
             tls,
             verify_client,
             http,
+            http2,
+            h2c,
             rules,
             identity_headers,
             access_log,
@@ -227,11 +248,12 @@ impl Resolver<'_> {
         name: &str,
         l: &RawListener,
         locations: &[Location],
+        http2: bool,
     ) -> (Option<Arc<ServerTls>>, ClientAuthMode) {
         let loc_modes: Vec<ClientAuthMode> =
             locations.iter().filter_map(|l| l.verify_client).collect();
         let (tls, verify_client) = match l.tls.as_ref() {
-            Some(t) => match self.tls(key, name, t, &loc_modes) {
+            Some(t) => match self.tls(key, name, t, &loc_modes, http2) {
                 Some((tls, mode)) => (Some(tls), mode),
                 None => (None, ClientAuthMode::Off),
             },
@@ -346,6 +368,18 @@ impl Resolver<'_> {
                 .x_forwarded_proto
                 .as_ref()
                 .map_or(d.x_forwarded_proto, |v| *v.get_ref()),
+            http2_max_concurrent_streams: match &h.http2_max_concurrent_streams {
+                Some(n) if *n.get_ref() == 0 => {
+                    self.errs.push(
+                        span(n),
+                        &k("http2_max_concurrent_streams"),
+                        "at least 1 (0 would refuse every request)",
+                    );
+                    d.http2_max_concurrent_streams
+                }
+                Some(n) => *n.get_ref(),
+                None => d.http2_max_concurrent_streams,
+            },
         }
     }
 }

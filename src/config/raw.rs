@@ -80,6 +80,10 @@ pub struct RawListener {
     /// nginx `listen ... default_server`: chosen when SNI and Host match no server on the address.
     pub default_server: Option<Spanned<bool>>,
     pub tls: Option<RawTls>,
+    /// Offer HTTP/2 to TLS clients (ALPN h2); on unless set false.
+    pub http2: Option<Spanned<bool>>,
+    /// Serve HTTP/2 with prior knowledge (h2c) on a plain listener; off unless set.
+    pub h2c: Option<Spanned<bool>>,
     #[serde(default)]
     pub http: RawHttp,
     /// Server-level `if`/`return`, run before a location is chosen.
@@ -170,6 +174,7 @@ pub struct RawHttp {
     pub client_max_body_size: Option<Spanned<Quantity>>,
     pub x_forwarded_for: Option<Spanned<bool>>,
     pub x_forwarded_proto: Option<Spanned<bool>>,
+    pub http2_max_concurrent_streams: Option<Spanned<u32>>,
 }
 
 /// `[[listener.location]]`: a path and what to do with requests under it.

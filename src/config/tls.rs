@@ -39,6 +39,7 @@ impl Resolver<'_> {
         name: &str,
         t: &RawTls,
         loc_modes: &[ClientAuthMode],
+        http2: bool,
     ) -> Option<(Arc<ServerTls>, ClientAuthMode)> {
         let before = self.errs_len();
         let certs = self.certificates(key, t);
@@ -73,6 +74,7 @@ impl Resolver<'_> {
             tickets,
             session_cache,
             session_timeout,
+            http2,
         };
         match ServerTls::new(spec) {
             Ok(s) => Some((Arc::new(s), modes.configured)),

@@ -94,8 +94,17 @@ pub async fn run(drain: &Drain, client: Stream, from_client: BytesMut, tunnel: T
         last_activity: &last_activity,
         send_timeout: tunnel.client_send_timeout,
     };
-    let (mut client_rd, mut client_wr) = client.into_halves();
-    let (mut upstream_rd, mut upstream_wr) = tunnel.upstream.into_halves();
+    let halves = (client.into_halves(), tunnel.upstream.into_halves());
+    let (Ok((mut client_rd, mut client_wr)), Ok((mut upstream_rd, mut upstream_wr))) = halves
+    else {
+        // Only HTTP/1.1 connections switch protocols; nothing else reaches here.
+        crate::metrics::with(|m| m.tunnel_closed(0, 0));
+        return Relayed {
+            to_client: 0,
+            to_upstream: 0,
+            end: End::Failed,
+        };
+    };
     let both = both_ways(
         pump(&mut client_rd, &mut upstream_wr, from_client, &up),
         pump(&mut upstream_rd, &mut client_wr, tunnel.to_client, &down),

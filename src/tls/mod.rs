@@ -37,6 +37,7 @@ macro_rules! handshake_signature_methods {
 pub mod client_auth;
 pub mod halves;
 pub mod hello;
+pub mod poll;
 pub mod sni;
 pub mod stream;
 pub mod tickets;
@@ -102,6 +103,8 @@ pub struct ServerTlsSpec {
     pub session_cache: usize,
     /// Ticket lifetime, seconds (nginx `ssl_session_timeout`).
     pub session_timeout: u32,
+    /// Offer HTTP/2 in ALPN (`listener.http2`).
+    pub http2: bool,
 }
 
 /// The TLS material and policy of one listener, shared read-only by all workers.
@@ -124,6 +127,8 @@ pub struct ServerTls {
     cas: Vec<(String, i64)>,
     /// Issuer and nextUpdate of each CRL, for expiry metrics.
     crls: Vec<(String, Option<i64>)>,
+    /// HTTP/2 is offered in ALPN.
+    http2: bool,
 }
 
 impl ServerTls {
@@ -205,6 +210,7 @@ impl ServerTls {
             served,
             cas,
             crls,
+            http2: spec.http2,
         })
     }
 
@@ -221,9 +227,13 @@ impl ServerTls {
             .with_protocol_versions(self.versions.list())?
             .with_client_cert_verifier(self.client_auth.clone())
             .with_cert_resolver(self.resolver.clone());
-        // As nginx: HTTP/1.1 and HTTP/1.0 (a client that offers only h2 gets
-        // no_application_protocol, as from nginx without http2).
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
+        // As nginx: h2 when HTTP/2 is on, then HTTP/1.1 and HTTP/1.0 (a client that offers
+        // only h2 to a server without it gets no_application_protocol, as from nginx).
+        cfg.alpn_protocols = if self.http2 {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec(), b"http/1.0".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()]
+        };
         cfg.session_storage = if self.session_cache == 0 {
             Arc::new(rustls::server::NoServerSessionStorage {})
         } else {

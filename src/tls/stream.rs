@@ -62,6 +62,12 @@ impl Inbox {
         self.eof
     }
 
+    /// The pending ciphertext (`buf[pos..]`: the buffer, the position) and whether the socket
+    /// has ended, for a reader that takes over.
+    pub(super) fn into_pending(self) -> (Vec<u8>, usize, bool) {
+        (self.buf.unwrap_or_default(), self.pos, self.eof)
+    }
+
     /// Reads more ciphertext once everything read so far has been handed over. Returns false
     /// at the end of the stream.
     pub(super) async fn fill<R: AsyncReadRent>(&mut self, io: &mut R) -> io::Result<bool> {

@@ -293,6 +293,12 @@ fn listener(w: &mut Writer, l: &OutListener) {
         };
         w.kv("access_log", v, &a.at);
     }
+    let h2 = &l.http2;
+    if l.tls.is_some() {
+        w.kv("http2", h2.v.to_string(), &h2.at);
+    } else if h2.v {
+        w.kv("h2c", "true".into(), &h2.at);
+    }
     if let Some(t) = &l.tls {
         tls(w, t, &l.at);
     }
@@ -316,6 +322,9 @@ fn listener(w: &mut Writer, l: &OutListener) {
     }
     w.s("body_timeout", &h.body_timeout);
     w.s("send_timeout", &h.send_timeout);
+    if let Some(n) = &h.http2_streams {
+        w.kv("http2_max_concurrent_streams", n.v.to_string(), &n.at);
+    }
     // nginx adds no X-Forwarded-* headers unless proxy_set_header says so.
     w.kv("x_forwarded_for", "false".into(), &h.server_at);
     w.kv("x_forwarded_proto", "false".into(), &h.server_at);

@@ -171,6 +171,8 @@ pub struct OutListener {
     pub access_log: Option<L<AccessLog>>,
     /// `[listener.tls]`.
     pub tls: Option<OutTls>,
+    /// `http2` (TLS) or `h2c` (plain): HTTP/2 on, as `http2 on` or `listen ... http2`.
+    pub http2: L<bool>,
     /// `[listener.http]`.
     pub http: OutHttp,
     /// `[[listener.rule]]`.
@@ -225,6 +227,8 @@ pub struct OutHttp {
     pub body_timeout: Option<L<String>>,
     /// `send_timeout`.
     pub send_timeout: Option<L<String>>,
+    /// `http2_max_concurrent_streams`.
+    pub http2_streams: Option<L<u64>>,
     /// Where `x_forwarded_*` = false are attributed (the server block).
     pub server_at: Origin,
 }

@@ -55,6 +55,10 @@ pub struct Scope {
     pub keepalive_timeout: Option<L<Option<String>>>,
     /// `keepalive_requests`.
     pub keepalive_requests: Option<L<u64>>,
+    /// `http2 on|off` (nginx 1.25.1+; `listen ... http2` before).
+    pub http2: Option<L<bool>>,
+    /// `http2_max_concurrent_streams`.
+    pub http2_streams: Option<L<u64>>,
     /// `client_max_body_size`.
     pub client_max_body_size: Option<L<String>>,
     /// `client_header_timeout`.
@@ -141,6 +145,8 @@ impl Scope {
         inherit(&mut self.session_timeout, &p.session_timeout);
         inherit(&mut self.keepalive_timeout, &p.keepalive_timeout);
         inherit(&mut self.keepalive_requests, &p.keepalive_requests);
+        inherit(&mut self.http2, &p.http2);
+        inherit(&mut self.http2_streams, &p.http2_streams);
         inherit(&mut self.client_max_body_size, &p.client_max_body_size);
         inherit(&mut self.header_timeout, &p.header_timeout);
         inherit(&mut self.header_buffers, &p.header_buffers);
@@ -211,6 +217,8 @@ const DIRECTIVES: &[(&str, Allowed, Setter)] = &[
     ("ssl_session_timeout", Allowed::HttpServer, |s, c| c.once(&mut s.session_timeout, Ctx::duration)),
     ("keepalive_timeout", Allowed::Anywhere, |s, c| c.once(&mut s.keepalive_timeout, Ctx::keepalive_timeout)),
     ("keepalive_requests", Allowed::Anywhere, |s, c| c.once(&mut s.keepalive_requests, Ctx::number)),
+    ("http2", Allowed::HttpServer, |s, c| c.once(&mut s.http2, Ctx::flag)),
+    ("http2_max_concurrent_streams", Allowed::HttpServer, |s, c| c.once(&mut s.http2_streams, Ctx::number)),
     ("client_max_body_size", Allowed::Anywhere, |s, c| c.once(&mut s.client_max_body_size, Ctx::size)),
     ("large_client_header_buffers", Allowed::HttpServer, |s, c| c.once(&mut s.header_buffers, Ctx::header_buffers)),
     ("client_header_timeout", Allowed::HttpServer, |s, c| c.once(&mut s.header_timeout, Ctx::duration)),

@@ -17,6 +17,8 @@ pub(super) struct Listen {
     /// The address in ringgate's form (`443`, `127.0.0.1:443`, `[::]:443`).
     addr: String,
     ssl: bool,
+    /// `http2` (before nginx 1.25.1: HTTP/2 for every server on the address).
+    http2: bool,
     default_server: bool,
     at: Origin,
 }
@@ -193,6 +195,7 @@ impl Translator {
         let mut l = Listen {
             addr,
             ssl: false,
+            http2: false,
             default_server: false,
             at: d.origin.clone(),
         };
@@ -201,10 +204,7 @@ impl Translator {
             match name {
                 "ssl" => l.ssl = true,
                 "default_server" | "default" => l.default_server = true,
-                "http2" => self.diag.warn(
-                    &d.origin,
-                    "http2 ignored: ringgate speaks HTTP/1.1; clients offering h2 in ALPN fall back to HTTP/1.1",
-                ),
+                "http2" => l.http2 = true,
                 "reuseport" => self
                     .diag
                     .warn(&d.origin, "reuseport ignored: ringgate always listens with SO_REUSEPORT, one socket per worker"),
@@ -585,7 +585,7 @@ impl Translator {
 
     /// Makes the `[[listener]]`s: one per server and listen address.
     pub(super) fn listeners(&mut self, servers: Vec<Server>) {
-        let ssl_addrs = self.shared_listen_flags(&servers);
+        let (ssl_addrs, h2_addrs) = self.shared_listen_flags(&servers);
         let mut names_used = BTreeSet::new();
         for mut s in servers {
             if s.listens.is_empty() {
@@ -593,6 +593,7 @@ impl Translator {
                 s.listens.push(Listen {
                     addr: "80".into(),
                     ssl: false,
+                    http2: false,
                     default_server: false,
                     at: s.at.clone(),
                 });
@@ -612,6 +613,14 @@ impl Translator {
                     None
                 };
                 let access_log = self.listener_access_log(&s.scope);
+                // nginx's default is off; ringgate's is on, so the choice is always written.
+                let http2 = match &s.scope.http2 {
+                    Some(h) => h.clone(),
+                    None if l.http2 || (!port_zero && h2_addrs.contains(&l.addr)) => {
+                        L::new(true, &l.at)
+                    }
+                    None => L::new(false, &s.at),
+                };
                 self.out.listeners.push(OutListener {
                     at: s.at.clone(),
                     name,
@@ -620,6 +629,7 @@ impl Translator {
                     server_names: s.names.clone(),
                     access_log,
                     tls,
+                    http2,
                     http: out_http(&s),
                     rules: s.rules.clone(),
                     locations: locations.clone(),
@@ -629,15 +639,19 @@ impl Translator {
     }
 
     /// What belongs to a listen address across servers: the addresses made TLS (nginx: `ssl`
-    /// on any listen of an address makes it TLS for every server), and one default server
-    /// per address.
-    fn shared_listen_flags(&mut self, servers: &[Server]) -> BTreeSet<String> {
+    /// on any listen of an address makes it TLS for every server) and those with HTTP/2 (the
+    /// same for `http2`), and one default server per address.
+    fn shared_listen_flags(&mut self, servers: &[Server]) -> (BTreeSet<String>, BTreeSet<String>) {
         let mut ssl_addrs = BTreeSet::new();
+        let mut h2_addrs = BTreeSet::new();
         let mut defaults: BTreeMap<String, Origin> = BTreeMap::new();
         for s in servers {
             for l in &s.listens {
                 if l.ssl || s.scope.ssl.as_ref().is_some_and(|v| v.v) {
                     ssl_addrs.insert(l.addr.clone());
+                }
+                if l.http2 {
+                    h2_addrs.insert(l.addr.clone());
                 }
                 if !l.default_server {
                     continue;
@@ -655,7 +669,7 @@ impl Translator {
                 }
             }
         }
-        ssl_addrs
+        (ssl_addrs, h2_addrs)
     }
 
     /// The server's access log, if it writes one in a known format (which is then emitted).
@@ -1085,6 +1099,7 @@ fn out_http(s: &Server) -> OutHttp {
         header_buffers: sc.header_buffers.clone(),
         body_timeout: sc.body_timeout.clone(),
         send_timeout: sc.send_timeout.clone(),
+        http2_streams: sc.http2_streams.clone(),
         server_at: s.at.clone(),
     }
 }

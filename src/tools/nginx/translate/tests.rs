@@ -446,9 +446,45 @@ fn upstream_keepalive_counts_only_where_nginx_reuses_connections() {
         "proxy_http_version 1.0;\nserver { listen 443 ssl http2; listen localhost:8080; ssl_certificate /c; ssl_certificate_key /k; return 204; }",
     ));
     assert!(warned(&t, "proxy_http_version"));
-    assert!(t.warnings.iter().any(|w| w.message.contains("http2")));
+    assert!(!t.warnings.iter().any(|w| w.message.contains("http2")));
     assert!(t.warnings.iter().any(|w| w.message.contains("localhost")));
-    assert_eq!(s(&doc(&t), "listener.1.listen"), "127.0.0.1:8080");
+    let d = doc(&t);
+    assert_eq!(s(&d, "listener.1.listen"), "127.0.0.1:8080");
+    assert_eq!(get(&d, "listener.0.http2").as_bool(), Some(true));
+    assert!(!has(&d, "listener.1.h2c"), "{}", t.toml);
+}
+
+#[test]
+fn http2_follows_listen_and_the_http2_directive_and_is_off_otherwise() {
+    let t = tr(&http(
+        r#"http2_max_concurrent_streams 64;
+        server { listen 443 ssl http2; server_name a; ssl_certificate /c; ssl_certificate_key /k; return 204; }
+        server { listen 443 ssl; server_name b; ssl_certificate /c; ssl_certificate_key /k; return 204; }
+        server { listen 8443 ssl; http2 on; ssl_certificate /c; ssl_certificate_key /k; return 204; }
+        server { listen 9443 ssl; ssl_certificate /c; ssl_certificate_key /k; return 204; }
+        server { listen 9444 ssl http2; http2 off; ssl_certificate /c; ssl_certificate_key /k; return 204; }
+        server { listen 8080 http2; return 204; }
+        server { listen 8081; return 204; }"#,
+    ));
+    let d = doc(&t);
+    let h2 = |i: usize| get(&d, &format!("listener.{i}.http2")).as_bool();
+    // `listen ... http2` is the address's: both servers on 443 get it, as in nginx.
+    assert_eq!(h2(0), Some(true), "{}", t.toml);
+    assert_eq!(h2(1), Some(true));
+    assert_eq!(h2(2), Some(true));
+    // nginx's default is off, and ringgate's on: the importer writes it.
+    assert_eq!(h2(3), Some(false));
+    assert_eq!(h2(4), Some(false));
+    // On a plain listen, http2 is HTTP/2 with prior knowledge.
+    assert_eq!(get(&d, "listener.5.h2c").as_bool(), Some(true));
+    assert!(!has(&d, "listener.5.http2"));
+    assert!(!has(&d, "listener.6.h2c"));
+    assert_eq!(i(&d, "listener.0.http.http2_max_concurrent_streams"), 64);
+    assert!(
+        !t.warnings.iter().any(|w| w.message.contains("http2")),
+        "{:?}",
+        t.warnings
+    );
 }
 
 #[test]

@@ -1,0 +1,214 @@
+//! The HTTP/1.x driver: each request head is read and run through the request phases, logged,
+//! and the connection is kept alive or closed, or, after an upstream's `101`, becomes a tunnel
+//! ([`super::tunnel`]) whose request is logged when it closes.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::core::Core;
+use super::log::Logged;
+use super::outcome::Refusal;
+use super::refusal_log::Kind;
+use super::request::{Incoming, Protocol};
+use super::session::{limits, After, Session, Switched};
+use super::tunnel;
+use crate::conn::Stream;
+use crate::http::{self, RequestError, RequestHead};
+
+impl Session<'_> {
+    /// nginx-compatible mode: the handshake completed with a refused certificate, so the
+    /// first request gets the 400 page (and an access-log line, as nginx writes one).
+    pub(super) async fn answer_refused(&self, stream: &mut Stream, refusal: &Refusal) {
+        let started = Instant::now();
+        let http = &self.server.http;
+        let mut buf = BytesMut::with_capacity(4096);
+        let head = monoio::time::timeout(
+            http.header_timeout,
+            read_head(stream, &mut buf, &limits(http), http.header_timeout),
+        )
+        .await;
+        let _ = stream
+            .write_bytes(Bytes::from_static(refusal.page().bytes()))
+            .await;
+        if let Ok(Ok(head)) = head {
+            let bytes = buf.split_to(head.head_len.min(buf.len()));
+            let protocol = Protocol::of_http1(&head);
+            self.log_refused(protocol, &head, &bytes, started, refusal);
+        }
+    }
+
+    /// Reads and serves requests until the connection closes (None) or switches protocols.
+    pub(super) async fn serve_requests(
+        &self,
+        stream: &mut Stream,
+        mut unread: BytesMut,
+    ) -> Option<Box<Switched>> {
+        let http = &self.server.http;
+        let limits = limits(http);
+        // `unread`: empty until the first bytes arrive (an idle connection holds no request
+        // buffer), unless the opening was read to tell HTTP/2 from HTTP/1.1.
+        let mut served: u64 = 0;
+        loop {
+            if served > 0
+                && !wait_next_request(self.core, stream, &mut unread, http.keepalive_timeout).await
+            {
+                break;
+            }
+            let started = Instant::now();
+            let head = match read_head(stream, &mut unread, &limits, http.header_timeout).await {
+                Ok(h) => h,
+                Err(e) => {
+                    self.head_failed(stream, e).await;
+                    break;
+                }
+            };
+            // The head gets a buffer of its own (a split, not a copy): the body and any
+            // pipelined request stay in `unread`, and the head stays readable for the log.
+            let bytes = unread.split_to(head.head_len.min(unread.len())).freeze();
+            served += 1;
+            let incoming = Incoming {
+                protocol: Protocol::of_http1(&head),
+                head: &head,
+                bytes: &bytes,
+                served,
+                last: served >= http.keepalive_requests || self.core.drain.is_draining(),
+            };
+            match self
+                .one_request(stream, &mut unread, incoming, started)
+                .await
+            {
+                After::NextRequest if !incoming.last => {}
+                After::NextRequest | After::Close => break,
+                After::Relay(mut switched) => {
+                    switched.from_client = std::mem::take(&mut unread);
+                    return Some(switched);
+                }
+            }
+        }
+        None
+    }
+
+    /// Relays a switched connection until the tunnel closes, then logs its request.
+    pub(super) async fn relay(&self, stream: Stream, switched: Switched) {
+        let Switched {
+            tunnel,
+            from_client,
+            mut facts,
+            protocol,
+            head,
+            bytes,
+            served,
+        } = switched;
+        let relayed = tunnel::run(&self.core.drain, stream, from_client, *tunnel).await;
+        facts.bytes += relayed.to_client;
+        facts.body_bytes += relayed.to_client;
+        let logged = Logged {
+            protocol,
+            head: &head,
+            bytes: &bytes,
+            served,
+        };
+        let config = &self.generation.config;
+        super::log::request(&self.core.access_log, config, self.peer, &logged, &facts);
+    }
+
+    /// Answers a head that could not be read, when there is anything to answer.
+    async fn head_failed(&self, stream: &mut Stream, e: HeadError) {
+        let refusal = match e {
+            HeadError::Closed | HeadError::Io => return,
+            HeadError::Timeout => {
+                crate::refusal_line!(
+                    Kind::Timeout,
+                    info,
+                    "listener={} peer={}: client timed out sending the request head (408)",
+                    self.server.name,
+                    self.peer.addr
+                );
+                Refusal::HeadTimeout
+            }
+            HeadError::Bad(e) => {
+                let refusal = Refusal::BadHead(e);
+                crate::refusal_line!(
+                    Kind::BadRequest,
+                    info,
+                    "listener={} peer={}: bad request: {} ({})",
+                    self.server.name,
+                    self.peer.addr,
+                    refusal.reason(),
+                    refusal.status()
+                );
+                refusal
+            }
+        };
+        let _ = stream
+            .write_bytes(Bytes::from_static(refusal.page().bytes()))
+            .await;
+    }
+}
+
+/// Why no request head could be read.
+enum HeadError {
+    /// The peer closed, went idle past keepalive_timeout, or we are draining: close quietly.
+    Closed,
+    /// The head did not arrive in time (408).
+    Timeout,
+    /// The head is malformed or too large.
+    Bad(RequestError),
+    /// The connection failed.
+    Io,
+}
+
+/// Reads until a complete request head is in `buf` (bytes after it stay in `buf`).
+async fn read_head(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    limits: &http::Limits,
+    header_timeout: Duration,
+) -> Result<RequestHead, HeadError> {
+    let deadline = Instant::now() + header_timeout;
+    loop {
+        if !buf.is_empty() {
+            match http::parse_request(buf, limits) {
+                Ok(Some(head)) => return Ok(head),
+                Ok(None) => {}
+                Err(e) => return Err(HeadError::Bad(e)),
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let had = buf.len();
+        match monoio::time::timeout(left, stream.read_buf(buf, limits.max_head_bytes + 1)).await {
+            Err(_) => {
+                return Err(if had == 0 {
+                    HeadError::Closed
+                } else {
+                    HeadError::Timeout
+                })
+            }
+            Ok(Err(_)) => return Err(HeadError::Io),
+            Ok(Ok(0)) => return Err(HeadError::Closed),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Waits for the first byte of the next request on a kept-alive connection; false when the
+/// connection should close (idle timeout, peer gone, draining).
+async fn wait_next_request(
+    core: &Core,
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    idle: Duration,
+) -> bool {
+    if !buf.is_empty() {
+        return true;
+    }
+    if core.drain.is_draining() {
+        return false;
+    }
+    let drain = core.drain.wait();
+    monoio::select! {
+        r = monoio::time::timeout(idle, stream.read_buf(buf, 16 * 1024)) => matches!(r, Ok(Ok(n)) if n > 0),
+        _ = drain => false,
+    }
+}

@@ -1,0 +1,223 @@
+//! The HTTP/2 connection driver: from an established TLS connection whose ALPN chose `h2` (or a
+//! plain one that opened with the h2c preface) to close. Each stream is one request: its
+//! pseudo-headers and fields become the HTTP/1.1 head they stand for ([`crate::http2::head`]),
+//! and the stream runs through the same phases as an HTTP/1.1 request, with the stream as its
+//! client ([`crate::http2::Exchange`]), and is logged as `HTTP/2.0`.
+//!
+//! The frame layer (hyperium `h2`) keeps the limits an HTTP/2 server needs: concurrent
+//! streams (`http.http2_max_concurrent_streams`), the header list size (`max_header_bytes`),
+//! resets a client may cause or provoke (rapid reset), CONTINUATION and SETTINGS floods.
+//! A connection's streams run in its own task, each woken on its own, on the worker that
+//! accepted it. A drain or the idle timeout sends GOAWAY; streams in flight finish.
+
+use std::future::{pending, poll_fn};
+use std::pin::{pin, Pin};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use h2::server::SendResponse;
+use h2::RecvStream;
+use monoio::io::poll_io::{AsyncRead, AsyncWrite};
+
+use super::outcome::{LogFacts, Refusal};
+use super::refusal_log::Kind;
+use super::request::{Incoming, Protocol};
+use super::session::Session;
+use crate::conn::Stream;
+use crate::http::parse_request;
+use crate::http2::head::{http1_head, Unfit};
+use crate::http2::Exchange;
+
+/// Flow-control window per stream: what a client may send ahead of the phases reading it
+/// (nginx's `http2_body_preread_size` is 64 KiB).
+const STREAM_WINDOW: u32 = 64 * 1024;
+
+/// Flow-control window of the whole connection.
+const CONNECTION_WINDOW: u32 = 1024 * 1024;
+
+/// Bytes a stream may queue for sending beyond what the client's window takes.
+const SEND_BUFFER: usize = 64 * 1024;
+
+/// Streams the client may reset before the server accepted them, at once (rapid reset).
+const PENDING_ACCEPT_RESETS: usize = 20;
+
+/// Stream errors the client may provoke in a connection before it is closed.
+const LOCAL_ERROR_RESETS: usize = 1024;
+
+type Streams<'a> = FuturesUnordered<Pin<Box<dyn std::future::Future<Output = ()> + 'a>>>;
+
+/// Serves HTTP/2 on `io` until the connection ends. With `refusal` (nginx-compatible mode: the
+/// client certificate was refused at the handshake), every stream gets the refusal's page.
+pub(super) async fn serve<T>(conn: &Session<'_>, io: T, refusal: Option<&Refusal>)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let http = &conn.server.http;
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(http.http2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(http.max_header_bytes).unwrap_or(u32::MAX))
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_send_buffer_size(SEND_BUFFER)
+        .max_pending_accept_reset_streams(PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(Some(LOCAL_ERROR_RESETS));
+    let handshake = builder.handshake::<T, Bytes>(io);
+    let mut h2c = match monoio::time::timeout(http.header_timeout, handshake).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            crate::refusal_line!(
+                Kind::BadRequest,
+                info,
+                "listener={} peer={}: HTTP/2 connection preface refused: {e}",
+                conn.server.name,
+                conn.peer.addr
+            );
+            return;
+        }
+        Err(_) => {
+            crate::refusal_line!(
+                Kind::Timeout,
+                info,
+                "listener={} peer={}: client timed out sending the HTTP/2 connection preface",
+                conn.server.name,
+                conn.peer.addr
+            );
+            return;
+        }
+    };
+    let mut streams: Streams<'_> = FuturesUnordered::new();
+    let mut served: u64 = 0;
+    let mut drain = pin!(conn.core.drain.wait());
+    let mut going_away = false;
+    loop {
+        let no_streams = streams.is_empty();
+        let idle = async move {
+            if no_streams {
+                monoio::time::sleep(http.keepalive_timeout).await;
+            } else {
+                pending::<()>().await;
+            }
+        };
+        monoio::select! {
+            next = h2c.accept() => match next {
+                Some(Ok((request, respond))) => {
+                    served += 1;
+                    if served >= http.keepalive_requests && !going_away {
+                        // nginx's keepalive_requests bounds the streams of a connection too.
+                        going_away = true;
+                        h2c.graceful_shutdown();
+                    }
+                    streams.push(Box::pin(stream(conn, request, respond, served, refusal)));
+                }
+                Some(Err(e)) => {
+                    log::debug!(
+                        "listener={} peer={}: HTTP/2 connection ended: {e}",
+                        conn.server.name,
+                        conn.peer.addr
+                    );
+                    break;
+                }
+                None => break,
+            },
+            Some(()) = streams.next(), if !streams.is_empty() => {}
+            _ = &mut drain, if !going_away => {
+                going_away = true;
+                h2c.graceful_shutdown();
+            }
+            _ = idle, if !going_away => {
+                going_away = true;
+                h2c.graceful_shutdown();
+            }
+        }
+    }
+    // The connection carries the frames of the streams still in flight: keep driving it
+    // until they finish.
+    let mut closed = pin!(poll_fn(|cx| h2c.poll_closed(cx)));
+    while !streams.is_empty() {
+        monoio::select! {
+            _ = streams.next() => {}
+            _ = &mut closed => break,
+        }
+    }
+    while streams.next().await.is_some() {}
+}
+
+/// One stream: its request through the phases, its response back, its log line.
+async fn stream(
+    conn: &Session<'_>,
+    request: http::Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+    served: u64,
+    refusal: Option<&Refusal>,
+) {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let has_body = !body.is_end_stream();
+    let chunked = has_body && !parts.headers.contains_key(http::header::CONTENT_LENGTH);
+    let is_head = parts.method == http::Method::HEAD;
+    let exchange = Exchange::new(body, respond, chunked, is_head);
+    let mut client = Stream::H2(Box::new(exchange));
+    let text = match http1_head(&parts, has_body) {
+        Ok(text) => text,
+        Err(Unfit::Connect) => {
+            let mut facts = LogFacts::default();
+            super::respond::refuse(&mut client, &Refusal::MethodNotAllowed, &mut facts).await;
+            finish(&mut client);
+            return;
+        }
+    };
+    let limits = super::session::limits(&conn.server.http);
+    let head = match parse_request(&text, &limits) {
+        Ok(Some(head)) => head,
+        Ok(None) | Err(_) => {
+            let refusal = match parse_request(&text, &limits) {
+                Err(e) => Refusal::BadHead(e),
+                _ => Refusal::Internal,
+            };
+            crate::refusal_line!(
+                Kind::BadRequest,
+                info,
+                "listener={} peer={}: bad HTTP/2 request: {} ({})",
+                conn.server.name,
+                conn.peer.addr,
+                refusal.reason(),
+                refusal.status()
+            );
+            let mut facts = LogFacts::default();
+            super::respond::refuse(&mut client, &refusal, &mut facts).await;
+            finish(&mut client);
+            return;
+        }
+    };
+    let bytes = Bytes::from(text);
+    if let Some(refusal) = refusal {
+        let mut facts = LogFacts::default();
+        super::respond::refuse(&mut client, refusal, &mut facts).await;
+        conn.log_refused(Protocol::Http2, &head, &bytes, started, refusal);
+        finish(&mut client);
+        return;
+    }
+    let incoming = Incoming {
+        protocol: Protocol::Http2,
+        head: &head,
+        bytes: &bytes,
+        served,
+        last: false,
+    };
+    let mut unread = bytes::BytesMut::new();
+    // A stream never switches protocols (HTTP/2 forbids Upgrade), so what comes back is
+    // only whether the stream ended cleanly.
+    let _ = conn
+        .one_request(&mut client, &mut unread, incoming, started)
+        .await;
+    finish(&mut client);
+}
+
+/// Resets the stream if its response did not complete.
+fn finish(client: &mut Stream) {
+    if let Stream::H2(exchange) = client {
+        exchange.finish();
+    }
+}

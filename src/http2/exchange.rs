@@ -1,0 +1,322 @@
+//! One HTTP/2 stream as the byte stream the request phases read from and write to.
+//!
+//! Reading yields the request body: DATA frames as they arrive (their flow-control window
+//! given back as they are taken, so a client sends no more than the phases can pass on), in
+//! chunked framing when the head announced it. Writing takes the HTTP/1.1 response the phases
+//! produce: its head becomes a HEADERS frame (interim 1xx heads are dropped, and the fields
+//! HTTP/2 forbids, `connection`, `keep-alive`, `transfer-encoding`, `upgrade` and their kin,
+//! are left out), its body DATA frames sent as the client's window allows, de-chunked when it
+//! came chunked; the last one ends the stream.
+
+use std::future::poll_fn;
+use std::io;
+
+use bytes::{Bytes, BytesMut};
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream, SendStream};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+
+use crate::http::{parse_response, BodyFraming, ChunkedScanner, Limits};
+
+/// Fields HTTP/2 forbids in a response (RFC 9113 §8.2.2).
+const CONNECTION_SPECIFIC: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+];
+
+/// Largest response head the phases write (ringgate's own pages and proxied heads).
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Where the response stands.
+enum Out {
+    /// Collecting the head (it may arrive in pieces).
+    Head(BytesMut),
+    /// Sending a body of known length: bytes left.
+    Length(u64),
+    /// Sending a chunked body, de-chunked.
+    Chunked(ChunkedScanner),
+    /// Sending a body that ends when the phases close.
+    UntilClose,
+    /// The stream has ended (or was reset).
+    Done,
+}
+
+/// An HTTP/2 stream carrying one request and its response.
+pub struct Exchange {
+    recv: RecvStream,
+    /// The request body is given to the phases in chunked framing.
+    chunked_body: bool,
+    /// The request body has been read to its end (and the chunked end written).
+    body_done: bool,
+    respond: SendResponse<Bytes>,
+    send: Option<SendStream<Bytes>>,
+    out: Out,
+    /// The request is HEAD: the response has no body whatever its head says.
+    is_head: bool,
+}
+
+fn h2_error(e: h2::Error) -> io::Error {
+    if e.is_io() {
+        return e
+            .into_io()
+            .unwrap_or_else(|| io::Error::other("HTTP/2 I/O error"));
+    }
+    io::Error::new(io::ErrorKind::ConnectionReset, e)
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the HTTP/2 stream has ended")
+}
+
+impl Exchange {
+    /// A stream whose request body comes from `recv` (in chunked framing when `chunked_body`)
+    /// and whose response goes to `respond`.
+    pub fn new(
+        recv: RecvStream,
+        respond: SendResponse<Bytes>,
+        chunked_body: bool,
+        is_head: bool,
+    ) -> Exchange {
+        let body_done = recv.is_end_stream() && !chunked_body;
+        Exchange {
+            recv,
+            chunked_body,
+            body_done,
+            respond,
+            send: None,
+            out: Out::Head(BytesMut::new()),
+            is_head,
+        }
+    }
+
+    /// Whether the response has been sent to its end.
+    pub fn is_complete(&self) -> bool {
+        matches!(self.out, Out::Done)
+    }
+
+    /// Whether the response's head has gone out.
+    pub fn has_responded(&self) -> bool {
+        !matches!(self.out, Out::Head(_))
+    }
+
+    /// Reads request body bytes into `dst` (at most `max` of the body's own bytes). Returns 0
+    /// at the end of the body.
+    pub async fn read_body(&mut self, dst: &mut BytesMut, max: usize) -> io::Result<usize> {
+        if self.body_done {
+            return Ok(0);
+        }
+        let next = poll_fn(|cx| self.recv.poll_data(cx)).await;
+        let data = match next {
+            Some(Ok(data)) => data,
+            Some(Err(e)) => return Err(h2_error(e)),
+            None => {
+                self.body_done = true;
+                if self.chunked_body {
+                    dst.extend_from_slice(crate::http::LAST_CHUNK);
+                    return Ok(crate::http::LAST_CHUNK.len());
+                }
+                return Ok(0);
+            }
+        };
+        let _ = self.recv.flow_control().release_capacity(data.len());
+        if data.is_empty() {
+            // An empty DATA frame (END_STREAM alone, or padding): nothing to pass on yet.
+            return Box::pin(self.read_body(dst, max)).await;
+        }
+        let before = dst.len();
+        if self.chunked_body {
+            crate::http::encode_chunk_header(data.len(), dst);
+            dst.extend_from_slice(&data);
+            dst.extend_from_slice(b"\r\n");
+        } else {
+            dst.extend_from_slice(&data);
+        }
+        Ok(dst.len() - before)
+    }
+
+    /// Takes HTTP/1.1 response bytes from the phases.
+    pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if let Out::Head(pending) = &mut self.out {
+            pending.extend_from_slice(data);
+            let pending = std::mem::take(pending);
+            return match self.take_head(pending)? {
+                Some(rest) => self.write_body(&rest).await,
+                None => Ok(()),
+            };
+        }
+        self.write_body(data).await
+    }
+
+    /// Parses the response head out of `pending` and sends it as HEADERS. Returns the body
+    /// bytes that came with it, or None while the head is incomplete (kept for the next
+    /// write). Interim 1xx heads are dropped.
+    fn take_head(&mut self, mut pending: BytesMut) -> io::Result<Option<BytesMut>> {
+        let limits = Limits {
+            max_head_bytes: MAX_HEAD,
+            max_headers: 200,
+            max_line_bytes: MAX_HEAD,
+        };
+        loop {
+            let head = match parse_response(&pending, self.is_head, &limits) {
+                Ok(Some(head)) => head,
+                Ok(None) if pending.len() <= MAX_HEAD => {
+                    self.out = Out::Head(pending);
+                    return Ok(None);
+                }
+                Ok(None) => return Err(io::Error::other("response head too large")),
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.reason())),
+            };
+            if (100..200).contains(&head.status) {
+                let _ = pending.split_to(head.head_len);
+                if pending.is_empty() {
+                    self.out = Out::Head(pending);
+                    return Ok(None);
+                }
+                continue;
+            }
+            let response = response_of(&head, &pending)?;
+            let end =
+                self.is_head || matches!(head.framing, BodyFraming::None | BodyFraming::Length(0));
+            let send = self
+                .respond
+                .send_response(response, end)
+                .map_err(h2_error)?;
+            self.out = match head.framing {
+                _ if end => Out::Done,
+                BodyFraming::Length(n) => Out::Length(n),
+                BodyFraming::Chunked => Out::Chunked(ChunkedScanner::new()),
+                BodyFraming::UntilClose => Out::UntilClose,
+                BodyFraming::None => Out::Done,
+            };
+            if !end {
+                self.send = Some(send);
+            }
+            let _ = pending.split_to(head.head_len);
+            return Ok(Some(pending));
+        }
+    }
+
+    /// Sends body bytes as DATA, de-chunked, ending the stream with the body's last byte.
+    async fn write_body(&mut self, data: &[u8]) -> io::Result<()> {
+        let Exchange { out, send, .. } = self;
+        let Some(stream) = send.as_mut() else {
+            // No body is owed (HEAD, 204, ...): what follows the head is not sent.
+            return Ok(());
+        };
+        match out {
+            Out::Length(left) => {
+                let n = usize::try_from(*left).map_or(data.len(), |l| l.min(data.len()));
+                *left -= n as u64;
+                let end = *left == 0;
+                if end {
+                    *out = Out::Done;
+                }
+                send_data(stream, Bytes::copy_from_slice(&data[..n]), end).await
+            }
+            Out::Chunked(scanner) => {
+                let mut runs = Vec::new();
+                let scan = scanner
+                    .feed_data(data, |r| runs.push(r))
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.reason()))?;
+                let done = scan.done;
+                if done {
+                    *out = Out::Done;
+                }
+                let last = runs.len();
+                for (i, r) in runs.into_iter().enumerate() {
+                    let end = done && i + 1 == last;
+                    send_data(stream, Bytes::copy_from_slice(&data[r]), end).await?;
+                }
+                if done && last == 0 {
+                    send_data(stream, Bytes::new(), true).await?;
+                }
+                Ok(())
+            }
+            Out::UntilClose => send_data(stream, Bytes::copy_from_slice(data), false).await,
+            Out::Head(_) | Out::Done => Ok(()),
+        }
+    }
+
+    /// Ends a body framed by the close of the connection; resets a stream whose response
+    /// did not complete (the client must not take a cut response for a whole one).
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        match &self.out {
+            Out::UntilClose => {
+                if let Some(send) = self.send.as_mut() {
+                    send.send_data(Bytes::new(), true).map_err(h2_error)?;
+                }
+                self.out = Out::Done;
+            }
+            Out::Done => {}
+            _ => self.reset(),
+        }
+        Ok(())
+    }
+
+    /// Resets the stream unless its response is complete: the request's processing is over.
+    pub fn finish(&mut self) {
+        if !self.is_complete() {
+            self.reset();
+        }
+    }
+
+    fn reset(&mut self) {
+        match self.send.as_mut() {
+            Some(send) => send.send_reset(Reason::INTERNAL_ERROR),
+            None => self.respond.send_reset(Reason::INTERNAL_ERROR),
+        }
+        self.out = Out::Done;
+    }
+}
+
+/// The HTTP/2 response for an HTTP/1.1 head: its status and its fields, less those HTTP/2
+/// forbids.
+fn response_of(head: &crate::http::ResponseHead, buf: &[u8]) -> io::Result<Response<()>> {
+    let status = StatusCode::from_u16(head.status)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "invalid status"))?;
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    let fields = response.headers_mut();
+    for h in &head.headers {
+        let Ok(name) = HeaderName::from_bytes(h.name.get(buf)) else {
+            continue;
+        };
+        if CONNECTION_SPECIFIC.contains(&name.as_str()) {
+            continue;
+        }
+        if let Ok(value) = HeaderValue::from_bytes(h.value.get(buf)) {
+            fields.append(name, value);
+        }
+    }
+    Ok(response)
+}
+
+/// Sends `data` as the client's window allows, waiting for window when it is closed (the
+/// phases' send timeout bounds the wait).
+async fn send_data(send: &mut SendStream<Bytes>, mut data: Bytes, end: bool) -> io::Result<()> {
+    if data.is_empty() {
+        if end {
+            send.send_data(data, true).map_err(h2_error)?;
+        }
+        return Ok(());
+    }
+    while !data.is_empty() {
+        send.reserve_capacity(data.len());
+        let granted = match poll_fn(|cx| send.poll_capacity(cx)).await {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return Err(h2_error(e)),
+            None => return Err(closed()),
+        };
+        if granted == 0 {
+            continue;
+        }
+        let chunk = data.split_to(granted.min(data.len()));
+        send.send_data(chunk, end && data.is_empty())
+            .map_err(h2_error)?;
+    }
+    Ok(())
+}

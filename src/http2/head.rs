@@ -1,0 +1,119 @@
+//! The HTTP/1.1 head an HTTP/2 request stands for (RFC 9113 §8.3): `:method` and `:path` make
+//! the request line, `:authority` the `Host` field (it takes precedence over a `host` field,
+//! which is then dropped), `cookie` fields are joined with "; " (§8.2.3), and a body without
+//! `content-length` is announced as chunked, which is how the request phases then read it.
+//!
+//! The frame layer has already refused what HTTP/2 forbids (connection-specific fields, `te`
+//! other than `trailers`, uppercase names, invalid values, missing pseudo-headers); what is
+//! left is written verbatim and read by the HTTP/1.1 parser, whose limits apply as to any
+//! request.
+
+use http::request::Parts;
+use http::Method;
+
+/// Why a stream's request cannot be made into a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unfit {
+    /// `CONNECT`: tunnels over HTTP/2 are not served (405).
+    Connect,
+}
+
+/// Writes the HTTP/1.1 head of `parts`; `has_body` says whether DATA frames follow.
+pub fn http1_head(parts: &Parts, has_body: bool) -> Result<Vec<u8>, Unfit> {
+    if parts.method == Method::CONNECT {
+        return Err(Unfit::Connect);
+    }
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut out = Vec::with_capacity(256 + path.len());
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let authority = parts.uri.authority().map(|a| a.as_str());
+    if let Some(a) = authority {
+        field(&mut out, b"host", a.as_bytes());
+    }
+    let mut cookies: Vec<&[u8]> = Vec::new();
+    let mut has_length = false;
+    for (name, value) in &parts.headers {
+        let n = name.as_str();
+        if n == "host" && authority.is_some() {
+            continue;
+        }
+        if n == "cookie" {
+            cookies.push(value.as_bytes());
+            continue;
+        }
+        has_length |= n == "content-length";
+        field(&mut out, n.as_bytes(), value.as_bytes());
+    }
+    if !cookies.is_empty() {
+        field(&mut out, b"cookie", &cookies.join(&b"; "[..]));
+    }
+    if has_body && !has_length {
+        field(&mut out, b"transfer-encoding", b"chunked");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(out)
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(req: http::Request<()>, has_body: bool) -> String {
+        let (parts, ()) = req.into_parts();
+        String::from_utf8(http1_head(&parts, has_body).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn pseudo_headers_make_the_request_line_and_host() {
+        let req = http::Request::get("https://app.example:8443/a/b?q=1")
+            .header("host", "other.example")
+            .header("accept", "*/*")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            head(req, false),
+            "GET /a/b?q=1 HTTP/1.1\r\nhost: app.example:8443\r\naccept: */*\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn cookies_are_joined_and_a_body_without_length_is_chunked() {
+        let req = http::Request::post("https://a/up")
+            .header("cookie", "a=1")
+            .header("x-b", "2")
+            .header("cookie", "c=3")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            head(req, true),
+            "POST /up HTTP/1.1\r\nhost: a\r\nx-b: 2\r\ncookie: a=1; c=3\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+        let req = http::Request::post("https://a/up")
+            .header("content-length", "5")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            head(req, true),
+            "POST /up HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn connect_is_unfit() {
+        let (parts, ()) = http::Request::connect("https://a:443")
+            .body(())
+            .unwrap()
+            .into_parts();
+        assert_eq!(http1_head(&parts, true), Err(Unfit::Connect));
+    }
+}

@@ -34,7 +34,7 @@ const CLIENT_CERTS: usize = 256;
 
 /// One worker's counters.
 pub struct WorkerStats {
-    requests: RefCell<BTreeMap<u16, u64>>,
+    requests: RefCell<BTreeMap<(&'static str, u16), u64>>,
     handshakes: RefCell<BTreeMap<(&'static str, &'static str), u64>>,
     upstream_new: Cell<u64>,
     upstream_reused: Cell<u64>,
@@ -76,9 +76,14 @@ fn micros(d: Duration) -> u64 {
 }
 
 impl WorkerStats {
-    /// A request answered with `status` after `took`.
-    pub fn request(&self, status: u16, took: Duration) {
-        *self.requests.borrow_mut().entry(status).or_default() += 1;
+    /// A request that came over `protocol` (`$server_protocol`), answered with `status` after
+    /// `took`.
+    pub fn request(&self, protocol: &'static str, status: u16, took: Duration) {
+        *self
+            .requests
+            .borrow_mut()
+            .entry((protocol, status))
+            .or_default() += 1;
         if let Some(h) = self.request_time.borrow_mut().as_mut() {
             let _ = h.record(micros(took));
         }
@@ -201,7 +206,7 @@ impl WorkerStats {
 pub struct Snapshot {
     /// Workers merged into this one.
     pub workers: u64,
-    requests: BTreeMap<u16, u64>,
+    requests: BTreeMap<(&'static str, u16), u64>,
     handshakes: BTreeMap<(&'static str, &'static str), u64>,
     upstream_new: u64,
     upstream_reused: u64,
@@ -377,12 +382,14 @@ const COUNTED: &[(Family, Samples)] = &[
         Family {
             name: "ringgate_requests_total",
             kind: "counter",
-            help: "Requests answered, by status.",
+            help: "Requests answered, by protocol ($server_protocol) and status.",
         },
         |s| {
             s.requests
                 .iter()
-                .map(|(status, n)| (format!("status=\"{status}\""), *n))
+                .map(|((protocol, status), n)| {
+                    (format!("protocol=\"{protocol}\",status=\"{status}\""), *n)
+                })
                 .collect()
         },
     ),
@@ -586,15 +593,15 @@ mod tests {
     #[test]
     fn snapshots_merge_and_render() {
         let a = WorkerStats::default();
-        a.request(200, Duration::from_millis(2));
-        a.request(200, Duration::from_millis(4));
-        a.request(403, Duration::from_micros(300));
+        a.request("HTTP/1.1", 200, Duration::from_millis(2));
+        a.request("HTTP/1.1", 200, Duration::from_millis(4));
+        a.request("HTTP/1.1", 403, Duration::from_micros(300));
         a.handshake("full", "ok");
         a.upstream_connection(false);
         a.upstream_connection(true);
         a.upstream(Duration::from_millis(1));
         let b = WorkerStats::default();
-        b.request(200, Duration::from_millis(1));
+        b.request("HTTP/1.1", 200, Duration::from_millis(1));
         b.handshake("resumed", "ok");
         b.handshake("full", "unknown_ca");
         a.connection_refused();
@@ -625,8 +632,8 @@ mod tests {
         for line in [
             "ringgate_workers 2",
             "ringgate_open_connections 5",
-            "ringgate_requests_total{status=\"200\"} 3",
-            "ringgate_requests_total{status=\"403\"} 1",
+            "ringgate_requests_total{protocol=\"HTTP/1.1\",status=\"200\"} 3",
+            "ringgate_requests_total{protocol=\"HTTP/1.1\",status=\"403\"} 1",
             "ringgate_handshakes_total{kind=\"full\",outcome=\"ok\"} 1",
             "ringgate_handshakes_total{kind=\"full\",outcome=\"unknown_ca\"} 1",
             "ringgate_handshakes_total{kind=\"resumed\",outcome=\"ok\"} 1",
@@ -669,7 +676,7 @@ mod tests {
         let w = WorkerStats::default();
         w.upstream(Duration::from_millis(1));
         w.upstream(Duration::from_millis(7));
-        w.request(200, Duration::from_micros(250));
+        w.request("HTTP/1.1", 200, Duration::from_micros(250));
         w.handshake("resumed", "revoked");
         w.refusal("misdirected");
         w.client_certificate(&Identity {
@@ -771,8 +778,8 @@ mod tests {
     fn exposition_passes_prometheus_client_parser() {
         let mut s = Snapshot::default();
         let w = WorkerStats::default();
-        w.request(200, Duration::from_millis(2));
-        w.request(503, Duration::from_secs(90));
+        w.request("HTTP/1.1", 200, Duration::from_millis(2));
+        w.request("HTTP/1.1", 503, Duration::from_secs(90));
         w.handshake("full", "unknown_ca");
         s.merge(&w.snapshot(1, (1, 1)));
         let cfg = crate::config::parse_str(

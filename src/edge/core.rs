@@ -26,6 +26,10 @@ pub struct Generation {
     pub tls: Vec<Option<Arc<rustls::ServerConfig>>>,
     /// This core's upstream pools for this generation.
     pub pools: Pools,
+    /// Started when a reload replaces this generation: connections that can end cleanly and
+    /// be opened again (HTTP/2, with GOAWAY) go, so that their next requests meet the new
+    /// configuration.
+    pub retired: Drain,
 }
 
 impl Generation {
@@ -45,6 +49,7 @@ impl Generation {
             pools: Pools::new(config.upstreams.len()),
             config,
             tls,
+            retired: Drain::default(),
         })
     }
 }
@@ -96,7 +101,8 @@ impl Core {
     /// Makes `next` the generation new connections get; open ones keep theirs.
     pub fn replace_generation(&self, next: Generation) {
         super::refusal_log::set_burst(next.config.runtime.refusal_log_per_second);
-        *self.generation.borrow_mut() = Rc::new(next);
+        let old = std::mem::replace(&mut *self.generation.borrow_mut(), Rc::new(next));
+        old.retired.start();
     }
 
     /// A new `$connection` number: unique per worker (the worker id is in the low bits, so

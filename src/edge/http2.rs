@@ -8,7 +8,7 @@
 //! streams (`http.http2_max_concurrent_streams`), the header list size (`max_header_bytes`),
 //! resets a client may cause or provoke (rapid reset), CONTINUATION and SETTINGS floods.
 //! A connection's streams run in its own task, each woken on its own, on the worker that
-//! accepted it. A drain or the idle timeout sends GOAWAY; streams in flight finish.
+//! accepted it. A drain, a reload or the idle timeout sends GOAWAY; streams in flight finish.
 
 use std::future::{pending, poll_fn};
 use std::pin::{pin, Pin};
@@ -90,6 +90,7 @@ where
     let mut streams: Streams<'_> = FuturesUnordered::new();
     let mut served: u64 = 0;
     let mut drain = pin!(conn.core.drain.wait());
+    let mut retired = pin!(conn.generation.retired.wait());
     let mut going_away = false;
     loop {
         let no_streams = streams.is_empty();
@@ -123,6 +124,11 @@ where
             },
             Some(()) = streams.next(), if !streams.is_empty() => {}
             _ = &mut drain, if !going_away => {
+                going_away = true;
+                h2c.graceful_shutdown();
+            }
+            _ = &mut retired, if !going_away => {
+                // A reload: the client reconnects and meets the new configuration.
                 going_away = true;
                 h2c.graceful_shutdown();
             }

@@ -38,7 +38,7 @@ pub fn request(
 ) {
     let elapsed = facts.started.map_or(Duration::ZERO, |t| t.elapsed());
     crate::metrics::with(|m| {
-        m.request(facts.status, elapsed);
+        m.request(req.protocol.name(), facts.status, elapsed);
         if let Some(t) = facts.upstream_time {
             m.upstream(t);
         }

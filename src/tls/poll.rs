@@ -27,9 +27,11 @@ const TLS_BUF: usize = 16 * 1024 + 512;
 pub struct PollTls<C> {
     io: TcpStreamPoll,
     conn: C,
-    /// Ciphertext read and not yet handed to rustls: `rbuf[rpos..]`.
+    /// Ciphertext read and not yet handed to rustls: `rbuf[rpos..rend]` (the buffer keeps its
+    /// full length once grown, so no read pays for zeroing it again).
     rbuf: Vec<u8>,
     rpos: usize,
+    rend: usize,
     /// Ciphertext rustls produced and the socket has not taken yet: `wbuf[wpos..]`.
     wbuf: Vec<u8>,
     wpos: usize,
@@ -51,6 +53,7 @@ where
         Ok(PollTls {
             io: io.into_poll_io()?,
             conn,
+            rend: rbuf.len(),
             rbuf,
             rpos,
             wbuf: Vec::new(),
@@ -94,21 +97,17 @@ where
 
     /// Reads ciphertext from the socket (unless some is pending) and hands it to rustls.
     fn poll_absorb(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.rpos >= self.rbuf.len() {
-            self.rbuf.resize(TLS_BUF, 0);
+        if self.rpos >= self.rend {
+            if self.rbuf.len() < TLS_BUF {
+                self.rbuf.resize(TLS_BUF, 0);
+            }
             self.rpos = 0;
+            self.rend = 0;
             let mut rb = ReadBuf::new(&mut self.rbuf);
             let read = Pin::new(&mut self.io).poll_read(cx, &mut rb);
             let n = rb.filled().len();
-            if let Poll::Ready(Err(e)) = read {
-                self.rbuf.clear();
-                return Poll::Ready(Err(e));
-            }
-            if read.is_pending() {
-                self.rbuf.clear();
-                return Poll::Pending;
-            }
-            self.rbuf.truncate(n);
+            ready!(read)?;
+            self.rend = n;
             if n == 0 {
                 self.eof = true;
                 // Tell rustls the transport ended: a later read reports whether the peer
@@ -117,7 +116,7 @@ where
                 return Poll::Ready(Ok(()));
             }
         }
-        let mut pending = &self.rbuf[self.rpos..];
+        let mut pending = &self.rbuf[self.rpos..self.rend];
         let fed = self.conn.read_tls(&mut pending)?;
         self.rpos += fed;
         if let Err(e) = self.conn.process_new_packets() {

@@ -149,8 +149,14 @@ fn metrics_count_exactly_what_happened() {
     assert_eq!(status, 200, "{text}");
     let want = [
         ("ringgate_workers", 2.0),
-        ("ringgate_requests_total{status=\"200\"}", 3.0),
-        ("ringgate_requests_total{status=\"403\"}", 1.0),
+        (
+            "ringgate_requests_total{protocol=\"HTTP/1.1\",status=\"200\"}",
+            3.0,
+        ),
+        (
+            "ringgate_requests_total{protocol=\"HTTP/1.1\",status=\"403\"}",
+            1.0,
+        ),
         // (The client keeps its session: its second connection resumes.)
         (
             "ringgate_handshakes_total{kind=\"full\",outcome=\"ok\"}",

@@ -11,6 +11,7 @@ use monoio::io::{
 use monoio::net::TcpStream;
 use rustls::{ClientConnection, ServerConnection};
 
+use crate::http2::exchange::{TunnelRead, TunnelWrite};
 use crate::http2::Exchange;
 use crate::tls::halves::{TlsReadHalf, TlsWriteHalf};
 use crate::tls::stream::TlsStream;
@@ -214,6 +215,8 @@ pub enum ReadHalf {
     ServerTls(TlsReadHalf<ServerConnection>),
     /// TLS towards an upstream.
     ClientTls(TlsReadHalf<ClientConnection>),
+    /// An HTTP/2 stream opened as a tunnel by an extended CONNECT.
+    H2(Box<TunnelRead>),
 }
 
 /// The sending side of a [`Stream`] split for a tunnel.
@@ -224,12 +227,15 @@ pub enum WriteHalf {
     ServerTls(TlsWriteHalf<ServerConnection>),
     /// TLS towards an upstream.
     ClientTls(TlsWriteHalf<ClientConnection>),
+    /// An HTTP/2 stream opened as a tunnel by an extended CONNECT.
+    H2(Box<TunnelWrite>),
 }
 
 impl Stream {
     /// Splits the connection into halves that can read and write at the same time, for a
     /// tunnel that relays both ways at once. The connection is never an HTTP one again. An
-    /// HTTP/2 stream does not split (it is handed back).
+    /// HTTP/2 stream splits only once an extended CONNECT has opened it as a tunnel (it is
+    /// handed back otherwise).
     pub fn into_halves(self) -> Result<(ReadHalf, WriteHalf), Stream> {
         Ok(match self {
             Stream::Plain(s) => {
@@ -244,7 +250,10 @@ impl Stream {
                 let (r, w) = t.into_halves();
                 (ReadHalf::ClientTls(r), WriteHalf::ClientTls(w))
             }
-            Stream::H2(x) => return Err(Stream::H2(x)),
+            Stream::H2(x) => match x.into_halves() {
+                Ok((r, w)) => (ReadHalf::H2(Box::new(r)), WriteHalf::H2(Box::new(w))),
+                Err(x) => return Err(Stream::H2(Box::new(x))),
+            },
         })
     }
 }
@@ -265,6 +274,7 @@ impl ReadHalf {
             }
             ReadHalf::ServerTls(t) => t.read_plain(buf, max).await,
             ReadHalf::ClientTls(t) => t.read_plain(buf, max).await,
+            ReadHalf::H2(t) => t.read(buf).await,
         }
     }
 }
@@ -279,6 +289,12 @@ impl WriteHalf {
             }
             WriteHalf::ServerTls(t) => (t.write_plain(&data).await, data),
             WriteHalf::ClientTls(t) => (t.write_plain(&data).await, data),
+            WriteHalf::H2(t) => {
+                // The frame layer keeps the bytes until the window takes them: they go as
+                // their own buffer, and the next read gets a fresh one.
+                let res = t.write(data.freeze()).await;
+                (res, BytesMut::new())
+            }
         }
     }
 
@@ -288,6 +304,7 @@ impl WriteHalf {
             WriteHalf::Plain(s) => s.shutdown().await,
             WriteHalf::ServerTls(t) => t.shutdown().await,
             WriteHalf::ClientTls(t) => t.shutdown().await,
+            WriteHalf::H2(t) => t.shutdown(),
         }
     }
 }

@@ -13,7 +13,7 @@ use super::body::{relay, RelayError, RelayParams};
 use super::core::Generation;
 use super::outcome::{LogFacts, Next, Refusal};
 use super::refusal_log::Kind;
-use super::request::{Client, Request};
+use super::request::{Client, Protocol, Request};
 use super::respond;
 use super::route;
 use super::tunnel::Tunnel;
@@ -75,6 +75,23 @@ pub async fn proxy(
         }
     }
     let outgoing = outgoing(req, target, up);
+    if req.protocol == Protocol::Http2
+        && outgoing.upgrade.is_none()
+        && req.head.header(req.bytes, b"upgrade").is_some()
+    {
+        // An extended CONNECT (HTTP/2 has no Upgrade field of its own) for a protocol this
+        // location does not tunnel.
+        crate::refusal_line!(
+            Kind::BadRequest,
+            info,
+            "listener={} peer={}: {} refused (405): location `{}` does not tunnel this protocol (its upgrade list)",
+            req.server.name,
+            req.peer.addr,
+            req.line(),
+            target.location.path
+        );
+        return respond::refuse(client.stream, &Refusal::MethodNotAllowed, facts).await;
+    }
     if req.head.expect_continue && req.head.framing != BodyFraming::None {
         // We read the body on the client's behalf, so we say "go ahead" ourselves.
         let go_ahead = client
@@ -479,7 +496,13 @@ async fn send_switch(
         },
     );
     let _ = ubuf.split_to(resp.head_len);
-    facts.status = resp.status;
+    // An HTTP/2 client's extended CONNECT is answered 200 (RFC 8441), the upstream's 101
+    // being the HTTP/1.1 form of the same switch.
+    facts.status = if req.protocol == Protocol::Http2 {
+        200
+    } else {
+        resp.status
+    };
     facts.upstream_status = Some(resp.status);
     facts.bytes = out.len() as u64;
     let send = client.write_owned(out);

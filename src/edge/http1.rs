@@ -7,12 +7,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::core::Core;
-use super::log::Logged;
 use super::outcome::Refusal;
 use super::refusal_log::Kind;
 use super::request::{Incoming, Protocol};
 use super::session::{limits, After, Session, Switched};
-use super::tunnel;
 use crate::conn::Stream;
 use crate::http::{self, RequestError, RequestHead};
 
@@ -87,30 +85,6 @@ impl Session<'_> {
             }
         }
         None
-    }
-
-    /// Relays a switched connection until the tunnel closes, then logs its request.
-    pub(super) async fn relay(&self, stream: Stream, switched: Switched) {
-        let Switched {
-            tunnel,
-            from_client,
-            mut facts,
-            protocol,
-            head,
-            bytes,
-            served,
-        } = switched;
-        let relayed = tunnel::run(&self.core.drain, stream, from_client, *tunnel).await;
-        facts.bytes += relayed.to_client;
-        facts.body_bytes += relayed.to_client;
-        let logged = Logged {
-            protocol,
-            head: &head,
-            bytes: &bytes,
-            served,
-        };
-        let config = &self.generation.config;
-        super::log::request(&self.core.access_log, config, self.peer, &logged, &facts);
     }
 
     /// Answers a head that could not be read, when there is anything to answer.

@@ -23,10 +23,10 @@ use monoio::io::poll_io::{AsyncRead, AsyncWrite};
 use super::outcome::{LogFacts, Refusal};
 use super::refusal_log::Kind;
 use super::request::{Incoming, Protocol};
-use super::session::Session;
+use super::session::{After, Session};
 use crate::conn::Stream;
 use crate::http::parse_request;
-use crate::http2::head::{http1_head, Unfit};
+use crate::http2::head::{http1_head, Tunnel, Unfit};
 use crate::http2::Exchange;
 
 /// Flow-control window per stream: what a client may send ahead of the phases reading it
@@ -54,15 +54,7 @@ where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let http = &conn.server.http;
-    let mut builder = h2::server::Builder::new();
-    builder
-        .max_concurrent_streams(http.http2_max_concurrent_streams)
-        .max_header_list_size(u32::try_from(http.max_header_bytes).unwrap_or(u32::MAX))
-        .initial_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_send_buffer_size(SEND_BUFFER)
-        .max_pending_accept_reset_streams(PENDING_ACCEPT_RESETS)
-        .max_local_error_reset_streams(Some(LOCAL_ERROR_RESETS));
+    let builder = builder(http);
     let handshake = builder.handshake::<T, Bytes>(io);
     let mut h2c = match monoio::time::timeout(http.header_timeout, handshake).await {
         Ok(Ok(c)) => c,
@@ -150,6 +142,22 @@ where
     while streams.next().await.is_some() {}
 }
 
+/// The frame layer's settings and limits for a server.
+fn builder(http: &crate::config::HttpSettings) -> h2::server::Builder {
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(http.http2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(http.max_header_bytes).unwrap_or(u32::MAX))
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_send_buffer_size(SEND_BUFFER)
+        .max_pending_accept_reset_streams(PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(Some(LOCAL_ERROR_RESETS))
+        // Extended CONNECT (RFC 8441): WebSocket over HTTP/2.
+        .enable_connect_protocol();
+    builder
+}
+
 /// One stream: its request through the phases, its response back, its log line.
 async fn stream(
     conn: &Session<'_>,
@@ -160,12 +168,24 @@ async fn stream(
 ) {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let has_body = !body.is_end_stream();
+    let protocol = parts
+        .extensions
+        .get::<h2::ext::Protocol>()
+        .map(|p| p.as_str().to_ascii_lowercase());
+    let key = protocol.as_ref().map(|_| websocket_key());
+    let tunnel = protocol
+        .as_deref()
+        .zip(key.as_deref())
+        .map(|(protocol, key)| Tunnel {
+            protocol,
+            websocket_key: key,
+        });
+    let has_body = !body.is_end_stream() && tunnel.is_none();
     let chunked = has_body && !parts.headers.contains_key(http::header::CONTENT_LENGTH);
     let is_head = parts.method == http::Method::HEAD;
-    let exchange = Exchange::new(body, respond, chunked, is_head);
+    let exchange = Exchange::new(body, respond, chunked, is_head, tunnel.is_some());
     let mut client = Stream::H2(Box::new(exchange));
-    let text = match http1_head(&parts, has_body) {
+    let text = match http1_head(&parts, has_body, tunnel) {
         Ok(text) => text,
         Err(Unfit::Connect) => {
             let mut facts = LogFacts::default();
@@ -213,12 +233,27 @@ async fn stream(
         last: false,
     };
     let mut unread = bytes::BytesMut::new();
-    // A stream never switches protocols (HTTP/2 forbids Upgrade), so what comes back is
-    // only whether the stream ended cleanly.
-    let _ = conn
+    let after = conn
         .one_request(&mut client, &mut unread, incoming, started)
         .await;
+    if let After::Relay(switched) = after {
+        // An extended CONNECT the upstream switched: the stream is a tunnel until either
+        // side ends it.
+        conn.relay(client, *switched).await;
+        return;
+    }
     finish(&mut client);
+}
+
+/// A `Sec-WebSocket-Key` for the HTTP/1.1 upgrade an extended CONNECT stands for: 16 random
+/// bytes, base64 (RFC 6455 §4.1).
+fn websocket_key() -> String {
+    let mut nonce = [0u8; 16];
+    if aws_lc_rs::rand::fill(&mut nonce).is_err() {
+        // Never expected; the key only has to be well-formed, not secret.
+        nonce = Instant::now().elapsed().as_nanos().to_le_bytes();
+    }
+    crate::x509::identity::base64_encode(&nonce)
 }
 
 /// Resets the stream if its response did not complete.

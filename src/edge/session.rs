@@ -135,6 +135,30 @@ impl Session<'_> {
         super::log::request(&self.core.access_log, config, self.peer, &logged, &facts);
         after
     }
+
+    /// Relays a switched connection until the tunnel closes, then logs its request.
+    pub(super) async fn relay(&self, stream: Stream, switched: Switched) {
+        let Switched {
+            tunnel,
+            from_client,
+            mut facts,
+            protocol,
+            head,
+            bytes,
+            served,
+        } = switched;
+        let relayed = super::tunnel::run(&self.core.drain, stream, from_client, *tunnel).await;
+        facts.bytes += relayed.to_client;
+        facts.body_bytes += relayed.to_client;
+        let logged = Logged {
+            protocol,
+            head: &head,
+            bytes: &bytes,
+            served,
+        };
+        let config = &self.generation.config;
+        super::log::request(&self.core.access_log, config, self.peer, &logged, &facts);
+    }
 }
 
 /// The head-parsing limits of a server's HTTP settings.

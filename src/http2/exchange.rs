@@ -41,6 +41,9 @@ enum Out {
     Chunked(ChunkedScanner),
     /// Sending a body that ends when the phases close.
     UntilClose,
+    /// An extended CONNECT whose upstream switched protocols: the stream is a tunnel now
+    /// (see [`Exchange::into_halves`]).
+    Tunnel,
     /// The stream has ended (or was reset).
     Done,
 }
@@ -57,6 +60,9 @@ pub struct Exchange {
     out: Out,
     /// The request is HEAD: the response has no body whatever its head says.
     is_head: bool,
+    /// The request is an extended CONNECT (RFC 8441): a `101` from the upstream opens the
+    /// tunnel and is answered `200`.
+    extended_connect: bool,
 }
 
 fn h2_error(e: h2::Error) -> io::Error {
@@ -80,6 +86,7 @@ impl Exchange {
         respond: SendResponse<Bytes>,
         chunked_body: bool,
         is_head: bool,
+        extended_connect: bool,
     ) -> Exchange {
         let body_done = recv.is_end_stream() && !chunked_body;
         Exchange {
@@ -90,6 +97,7 @@ impl Exchange {
             send: None,
             out: Out::Head(BytesMut::new()),
             is_head,
+            extended_connect,
         }
     }
 
@@ -170,6 +178,9 @@ impl Exchange {
                 Ok(None) => return Err(io::Error::other("response head too large")),
                 Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.reason())),
             };
+            if head.status == 101 && self.extended_connect {
+                return self.open_tunnel(&head, pending).map(Some);
+            }
             if (100..200).contains(&head.status) {
                 let _ = pending.split_to(head.head_len);
                 if pending.is_empty() {
@@ -197,6 +208,37 @@ impl Exchange {
             }
             let _ = pending.split_to(head.head_len);
             return Ok(Some(pending));
+        }
+    }
+
+    /// Answers an extended CONNECT whose upstream switched protocols: `200` with the `101`'s
+    /// end-to-end fields (`sec-websocket-protocol`, `sec-websocket-extensions`; not the
+    /// HTTP/1.1 handshake's `sec-websocket-accept`). Returns the bytes that came after the
+    /// `101`: the tunnel's first.
+    fn open_tunnel(
+        &mut self,
+        head: &crate::http::ResponseHead,
+        mut pending: BytesMut,
+    ) -> io::Result<BytesMut> {
+        let mut response = response_of(head, &pending)?;
+        *response.status_mut() = StatusCode::OK;
+        response.headers_mut().remove("sec-websocket-accept");
+        let send = self
+            .respond
+            .send_response(response, false)
+            .map_err(h2_error)?;
+        self.send = Some(send);
+        self.out = Out::Tunnel;
+        let _ = pending.split_to(head.head_len);
+        Ok(pending)
+    }
+
+    /// The stream as a tunnel's two halves, once an extended CONNECT has been switched; the
+    /// exchange itself otherwise.
+    pub fn into_halves(self) -> Result<(TunnelRead, TunnelWrite), Exchange> {
+        match (self.out, self.send) {
+            (Out::Tunnel, Some(send)) => Ok((TunnelRead { recv: self.recv }, TunnelWrite { send })),
+            (out, send) => Err(Exchange { out, send, ..self }),
         }
     }
 
@@ -236,7 +278,9 @@ impl Exchange {
                 }
                 Ok(())
             }
-            Out::UntilClose => send_data(stream, Bytes::copy_from_slice(data), false).await,
+            Out::UntilClose | Out::Tunnel => {
+                send_data(stream, Bytes::copy_from_slice(data), false).await
+            }
             Out::Head(_) | Out::Done => Ok(()),
         }
     }
@@ -319,4 +363,48 @@ async fn send_data(send: &mut SendStream<Bytes>, mut data: Bytes, end: bool) -> 
             .map_err(h2_error)?;
     }
     Ok(())
+}
+
+/// A tunnelled stream's receiving side: DATA frames from the client.
+pub struct TunnelRead {
+    recv: RecvStream,
+}
+
+/// A tunnelled stream's sending side: DATA frames to the client.
+pub struct TunnelWrite {
+    send: SendStream<Bytes>,
+}
+
+impl TunnelRead {
+    /// Reads the next DATA frame's bytes into `dst` (cleared first). Returns 0 when the
+    /// client ended the stream.
+    pub async fn read(&mut self, dst: &mut BytesMut) -> io::Result<usize> {
+        dst.clear();
+        loop {
+            match poll_fn(|cx| self.recv.poll_data(cx)).await {
+                Some(Ok(data)) => {
+                    let _ = self.recv.flow_control().release_capacity(data.len());
+                    if data.is_empty() {
+                        continue;
+                    }
+                    dst.extend_from_slice(&data);
+                    return Ok(data.len());
+                }
+                Some(Err(e)) => return Err(h2_error(e)),
+                None => return Ok(0),
+            }
+        }
+    }
+}
+
+impl TunnelWrite {
+    /// Sends `data` as the client's window allows.
+    pub async fn write(&mut self, data: Bytes) -> io::Result<()> {
+        send_data(&mut self.send, data, false).await
+    }
+
+    /// Ends the stream towards the client (END_STREAM): the tunnel's half-close.
+    pub fn shutdown(&mut self) -> io::Result<()> {
+        self.send.send_data(Bytes::new(), true).map_err(h2_error)
+    }
 }

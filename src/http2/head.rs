@@ -3,6 +3,11 @@
 //! which is then dropped), `cookie` fields are joined with "; " (§8.2.3), and a body without
 //! `content-length` is announced as chunked, which is how the request phases then read it.
 //!
+//! An extended CONNECT (RFC 8441: `:method CONNECT` with `:protocol`, WebSocket over HTTP/2)
+//! stands for the HTTP/1.1 upgrade request of that protocol: `GET` with `Upgrade: <protocol>`
+//! and `Connection: upgrade`, and for WebSocket the `Sec-WebSocket-Key` an HTTP/1.1 server
+//! needs (RFC 8441 §5: the HTTP/2 client sends none; the caller makes one).
+//!
 //! The frame layer has already refused what HTTP/2 forbids (connection-specific fields, `te`
 //! other than `trailers`, uppercase names, invalid values, missing pseudo-headers); what is
 //! left is written verbatim and read by the HTTP/1.1 parser, whose limits apply as to any
@@ -14,18 +19,34 @@ use http::Method;
 /// Why a stream's request cannot be made into a head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unfit {
-    /// `CONNECT`: tunnels over HTTP/2 are not served (405).
+    /// A plain `CONNECT` (to a host and port): not served (405).
     Connect,
 }
 
-/// Writes the HTTP/1.1 head of `parts`; `has_body` says whether DATA frames follow.
-pub fn http1_head(parts: &Parts, has_body: bool) -> Result<Vec<u8>, Unfit> {
-    if parts.method == Method::CONNECT {
-        return Err(Unfit::Connect);
-    }
+/// An extended CONNECT's protocol, and the `Sec-WebSocket-Key` to send for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Tunnel<'a> {
+    /// `:protocol`, such as `websocket`.
+    pub protocol: &'a str,
+    /// The key (base64 of 16 random bytes) when the protocol is WebSocket.
+    pub websocket_key: &'a str,
+}
+
+/// Writes the HTTP/1.1 head of `parts`; `has_body` says whether DATA frames follow, `tunnel`
+/// is the extended CONNECT's protocol, if it is one.
+pub fn http1_head(
+    parts: &Parts,
+    has_body: bool,
+    tunnel: Option<Tunnel<'_>>,
+) -> Result<Vec<u8>, Unfit> {
+    let method = match (&parts.method, tunnel) {
+        (&Method::CONNECT, Some(_)) => "GET",
+        (&Method::CONNECT, None) => return Err(Unfit::Connect),
+        (m, _) => m.as_str(),
+    };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut out = Vec::with_capacity(256 + path.len());
-    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
@@ -50,8 +71,18 @@ pub fn http1_head(parts: &Parts, has_body: bool) -> Result<Vec<u8>, Unfit> {
     if !cookies.is_empty() {
         field(&mut out, b"cookie", &cookies.join(&b"; "[..]));
     }
-    if has_body && !has_length {
-        field(&mut out, b"transfer-encoding", b"chunked");
+    match tunnel {
+        Some(t) => {
+            field(&mut out, b"upgrade", t.protocol.as_bytes());
+            field(&mut out, b"connection", b"upgrade");
+            if t.protocol.eq_ignore_ascii_case("websocket") {
+                field(&mut out, b"sec-websocket-key", t.websocket_key.as_bytes());
+            }
+        }
+        None if has_body && !has_length => {
+            field(&mut out, b"transfer-encoding", b"chunked");
+        }
+        None => {}
     }
     out.extend_from_slice(b"\r\n");
     Ok(out)
@@ -70,7 +101,7 @@ mod tests {
 
     fn head(req: http::Request<()>, has_body: bool) -> String {
         let (parts, ()) = req.into_parts();
-        String::from_utf8(http1_head(&parts, has_body).unwrap()).unwrap()
+        String::from_utf8(http1_head(&parts, has_body, None).unwrap()).unwrap()
     }
 
     #[test]
@@ -114,6 +145,27 @@ mod tests {
             .body(())
             .unwrap()
             .into_parts();
-        assert_eq!(http1_head(&parts, true), Err(Unfit::Connect));
+        assert_eq!(http1_head(&parts, true, None), Err(Unfit::Connect));
+    }
+
+    #[test]
+    fn an_extended_connect_is_the_upgrade_request_it_stands_for() {
+        let (parts, ()) = http::Request::connect("https://chat.example/ws?room=1")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-protocol", "chat")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let tunnel = Tunnel {
+            protocol: "websocket",
+            websocket_key: "dGhlIHNhbXBsZSBub25jZQ==",
+        };
+        let head = http1_head(&parts, true, Some(tunnel)).unwrap();
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "GET /ws?room=1 HTTP/1.1\r\nhost: chat.example\r\nsec-websocket-version: 13\r\n\
+sec-websocket-protocol: chat\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
+sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
     }
 }

@@ -251,7 +251,8 @@ pub fn pem_of(der: &[u8]) -> String {
     out
 }
 
-fn base64_encode(data: &[u8]) -> String {
+/// Standard base64 with padding (RFC 4648 §4).
+pub(crate) fn base64_encode(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for c in data.chunks(3) {

@@ -4,8 +4,10 @@
 //!
 //! The python echo (`scripts/ws-echo-upstream.py`) answers about 13,000 small messages a second
 //! on one core, less than one proxy core forwards, so a benchmark behind it would measure
-//! python. This one costs a read and a write per batch of frames: a thread per connection with
-//! blocking sockets (the benchmark holds tens of connections), every complete frame in a read
+//! python. This one is one thread with one event loop (edge-triggered epoll through mio, as
+//! ringgate-load): the benchmark runs it on the load generator's core, where a thread per
+//! connection would have the scheduler switch between tens of threads for every round of
+//! messages (and give the load generator one share in fifty). Every complete frame of a read is
 //! answered in one write. Data frames come back as they came (opcode, FIN, payload, unmasked),
 //! pings get pongs, a close is answered with the same close and ends the connection; a request
 //! without `Upgrade: websocket` gets `200 ok` and a close.
@@ -15,110 +17,186 @@ mod http;
 #[allow(dead_code)]
 mod ws;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{self, Read, Write};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
 
 /// The largest request head or frame accepted (a bound on memory per connection).
 const MAX_FRAME: usize = 16 << 20;
+const LISTENER: Token = Token(usize::MAX);
 
 fn main() {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:0".to_string());
-    let listener = match TcpListener::bind(&addr) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("ringgate-ws-echo: cannot listen on {addr}: {e}");
-            std::process::exit(2);
-        }
-    };
-    match listener.local_addr() {
-        Ok(a) => println!("{}", a.port()),
-        Err(e) => {
-            eprintln!("ringgate-ws-echo: {e}");
-            std::process::exit(2);
-        }
-    }
-    for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
-        let _ = std::thread::Builder::new()
-            .name("ws-echo".into())
-            .spawn(move || serve(conn));
+    if let Err(e) = run(&addr) {
+        eprintln!("ringgate-ws-echo: {addr}: {e}");
+        std::process::exit(2);
     }
 }
 
-/// One connection: the upgrade, then frames until a close or the end of the connection.
-fn serve(mut s: TcpStream) {
-    let _ = s.set_nodelay(true);
-    let mut buf = Vec::with_capacity(16 * 1024);
+/// One connection's buffers.
+struct Client {
+    sock: TcpStream,
+    input: Vec<u8>,
+    out: Vec<u8>,
+    upgraded: bool,
+    /// A close was answered (or the request was not an upgrade): end once `out` is written.
+    closing: bool,
+}
+
+fn run(addr: &str) -> io::Result<()> {
+    let addr = addr
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{e}")))?;
+    let mut listener = TcpListener::bind(addr)?;
+    println!("{}", listener.local_addr()?.port());
+    let mut poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut clients: Vec<Option<Client>> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut events = Events::with_capacity(1024);
     let mut tmp = vec![0u8; 64 * 1024];
-    let end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > 64 * 1024 {
-            return;
-        }
-        match s.read(&mut tmp) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&tmp[..n]),
-        }
-    };
-    let Some(answer) = handshake(&buf[..end]) else {
-        let _ =
-            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n");
-        return;
-    };
-    if s.write_all(answer.as_bytes()).is_err() {
-        return;
-    }
-    buf.drain(..end);
-    let mut out = Vec::with_capacity(16 * 1024);
     loop {
-        let mut at = 0;
-        let mut closing = false;
-        while let Ok(Some(h)) = ws::decode_head(&buf[at..]) {
-            let total = h.size + h.len as usize;
-            if buf.len() - at < total {
+        if let Err(e) = poll.poll(&mut events, None) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        for ev in events.iter() {
+            if ev.token() == LISTENER {
+                loop {
+                    let mut sock = match listener.accept() {
+                        Ok((s, _)) => s,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) => break,
+                    };
+                    let _ = sock.set_nodelay(true);
+                    let i = free.pop().unwrap_or_else(|| {
+                        clients.push(None);
+                        clients.len() - 1
+                    });
+                    if poll
+                        .registry()
+                        .register(&mut sock, Token(i), Interest::READABLE | Interest::WRITABLE)
+                        .is_err()
+                    {
+                        free.push(i);
+                        continue;
+                    }
+                    clients[i] = Some(Client {
+                        sock,
+                        input: Vec::with_capacity(16 * 1024),
+                        out: Vec::with_capacity(16 * 1024),
+                        upgraded: false,
+                        closing: false,
+                    });
+                }
+                continue;
+            }
+            let i = ev.token().0;
+            let Some(Some(c)) = clients.get_mut(i) else {
+                continue;
+            };
+            if !drive(c, &mut tmp) {
+                if let Some(mut c) = clients[i].take() {
+                    let _ = poll.registry().deregister(&mut c.sock);
+                }
+                free.push(i);
+            }
+        }
+    }
+}
+
+/// Reads what there is, answers it, writes what it can; false when the connection is done.
+fn drive(c: &mut Client, tmp: &mut [u8]) -> bool {
+    let mut eof = false;
+    loop {
+        match c.sock.read(tmp) {
+            Ok(0) => {
+                eof = true;
                 break;
             }
-            let mut payload = buf[at + h.size..at + total].to_vec();
-            if let Some(k) = h.mask {
-                for (i, b) in payload.iter_mut().enumerate() {
-                    *b ^= k[i % 4];
-                }
-            }
-            at += total;
-            match h.opcode {
-                ws::OP_PING => frame(&mut out, true, ws::OP_PONG, &payload),
-                ws::OP_PONG => {}
-                ws::OP_CLOSE => {
-                    frame(&mut out, true, ws::OP_CLOSE, &payload);
-                    closing = true;
-                    break;
-                }
-                op => frame(&mut out, h.fin, op, &payload),
-            }
-        }
-        if ws::decode_head(&buf[at..]).is_err() {
-            return;
-        }
-        buf.drain(..at);
-        if !out.is_empty() {
-            if s.write_all(&out).is_err() {
-                return;
-            }
-            out.clear();
-        }
-        if closing || buf.len() > MAX_FRAME + 14 {
-            let _ = s.shutdown(std::net::Shutdown::Both);
-            return;
-        }
-        match s.read(&mut tmp) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            Ok(n) => c.input.extend_from_slice(&tmp[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
         }
     }
+    if !c.closing && !answer(c) {
+        return false;
+    }
+    while !c.out.is_empty() {
+        match c.sock.write(&c.out) {
+            Ok(n) => {
+                c.out.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    if c.closing && c.out.is_empty() {
+        let _ = c.sock.shutdown(std::net::Shutdown::Both);
+        return false;
+    }
+    !eof
+}
+
+/// The upgrade, then every complete frame in `input`, answered into `out`; false on a
+/// protocol error or an oversized head or frame.
+fn answer(c: &mut Client) -> bool {
+    if !c.upgraded {
+        let Some(end) = c.input.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return c.input.len() <= 64 * 1024;
+        };
+        match handshake(&c.input[..end + 4]) {
+            Some(a) => c.out.extend_from_slice(a.as_bytes()),
+            None => {
+                c.out.extend_from_slice(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n",
+                );
+                c.closing = true;
+                return true;
+            }
+        }
+        c.input.drain(..end + 4);
+        c.upgraded = true;
+    }
+    let mut at = 0;
+    loop {
+        let h = match ws::decode_head(&c.input[at..]) {
+            Ok(Some(h)) => h,
+            Ok(None) => break,
+            Err(_) => return false,
+        };
+        let total = h.size + h.len as usize;
+        if c.input.len() - at < total {
+            break;
+        }
+        let mut payload = c.input[at + h.size..at + total].to_vec();
+        if let Some(k) = h.mask {
+            for (i, b) in payload.iter_mut().enumerate() {
+                *b ^= k[i % 4];
+            }
+        }
+        at += total;
+        match h.opcode {
+            ws::OP_PING => frame(&mut c.out, true, ws::OP_PONG, &payload),
+            ws::OP_PONG => {}
+            ws::OP_CLOSE => {
+                frame(&mut c.out, true, ws::OP_CLOSE, &payload);
+                c.closing = true;
+                break;
+            }
+            op => frame(&mut c.out, h.fin, op, &payload),
+        }
+    }
+    c.input.drain(..at);
+    c.input.len() <= MAX_FRAME + 14
 }
 
 /// The 101 for a WebSocket upgrade request head, or None when it is not one.

@@ -376,7 +376,7 @@ fn h2c_is_never_forwarded_even_where_websocket_is_allowed() {
     let proxy = Cfg::new(&pki, &up).locations(WS_LOCATION).start();
     let mut c = mtls_conn(&proxy, &pki);
     let h2c = "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: Upgrade, HTTP2-Settings\r\n";
-    c.send(format!("GET /h2c HTTP/1.1\r\nHost: localhost\r\n{h2c}\r\n").as_bytes())
+    c.send(format!("GET /first HTTP/1.1\r\nHost: localhost\r\n{h2c}\r\n").as_bytes())
         .expect("send");
     let r = c.read_response().expect("response");
     assert_eq!(r.status, 200, "{}", r.head);
@@ -419,7 +419,7 @@ fn h2c_is_never_forwarded_even_where_websocket_is_allowed() {
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n".to_vec(),
     ));
     let mut c = mtls_conn(&proxy, &pki);
-    c.send(format!("GET /h2c-again HTTP/1.1\r\nHost: localhost\r\n{h2c}\r\n").as_bytes())
+    c.send(format!("GET /again HTTP/1.1\r\nHost: localhost\r\n{h2c}\r\n").as_bytes())
         .expect("send");
     assert_eq!(c.read_response().expect("response").status, 502);
     wait_until(
@@ -936,12 +936,27 @@ fn metrics_count_tunnels_and_the_access_log_line_is_written_when_the_tunnel_clos
         "logged before the tunnel closed: {early}"
     );
 
+    // The close handshake: the upstream answers and ends its side (FIN), which reaches us; the
+    // tunnel stays half open (half-close is honoured) until our side ends too.
     assert!(t.close(1000).is_some(), "no close frame came back");
     assert!(t.closed_within(Duration::from_secs(5)));
+    assert_eq!(
+        tunnel_metrics(&proxy).0,
+        Some(1.0),
+        "a half-open tunnel is still open"
+    );
+    t.shutdown_write();
     let tunnel_bytes = t.received;
-    wait_until("the gauge to fall to 0", Duration::from_secs(5), || {
-        tunnel_metrics(&proxy).0 == Some(0.0)
-    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tunnel_metrics(&proxy).0 != Some(0.0) {
+        assert!(
+            Instant::now() < deadline,
+            "ringgate_tunnels_open stayed at {:?} after the tunnel closed:\n{}",
+            tunnel_metrics(&proxy),
+            admin_get(proxy.admin.expect("admin"), "/metrics").1
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(tunnel_metrics(&proxy).1, Some(1.0));
     let mut line = String::new();
     wait_until("the access log line", Duration::from_secs(5), || {

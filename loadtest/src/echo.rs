@@ -2,9 +2,9 @@
 //!
 //!     ringgate-ws-echo 127.0.0.1:0     # prints the port it listens on, then serves until killed
 //!
-//! The python echo (`scripts/ws-echo-upstream.py`) answers about 13,000 small messages a second
-//! on one core, less than one proxy core forwards, so a benchmark behind it would measure
-//! python. This one is one thread with one event loop (edge-triggered epoll through mio, as
+//! The python echo (`scripts/ws-echo-upstream.py`) answers 10,000 to 13,000 small messages a
+//! second on one core, less than one proxy core forwards (nginx: 42,000 in the bench), so a
+//! benchmark behind it would measure python. This one is one thread with one event loop (edge-triggered epoll through mio, as
 //! ringgate-load): the benchmark runs it on the load generator's core, where a thread per
 //! connection would have the scheduler switch between tens of threads for every round of
 //! messages (and give the load generator one share in fifty). Every complete frame of a read is

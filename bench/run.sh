@@ -9,9 +9,10 @@
 #   PROXIES="nginx ringgate" bench/run.sh     # a subset (nginx first: it sets the fixed rate)
 #   SKIP_BUILD=1 KEEP_TMP=1 bench/run.sh
 #   SCENARIOS="ka-small ka-64k" PROXIES=ringgate PROFILE=ringgate bench/run.sh  # perf profiles
+#   SCENARIOS=ws-echo PROXIES="nginx ringgate" bench/run.sh    # WebSocket echo messages/s
 #
 # The proxy under test runs on CPU 0 (PROXY_CPU, one worker/thread), ringgate-load and the
-# upstream nginx on CPU 1 (LOAD_CPU, UPSTREAM_CPU). See bench/README.md.
+# upstreams (nginx; the WebSocket echo) on CPU 1 (LOAD_CPU, UPSTREAM_CPU). See bench/README.md.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,6 +33,11 @@ RESULTS=${RESULTS:-$ROOT/bench/results}
 # `perf record -g` while each scenario runs (profiles land beside the results).
 SCENARIOS=${SCENARIOS:-}
 PROFILE=${PROFILE:-}
+# ws-echo: the echo upstream (`rust`: ringgate-ws-echo from loadtest/; `python`:
+# scripts/ws-echo-upstream.py, which tops out near 13k messages/s on one core and would be
+# the bottleneck) and the size of each text message.
+WS_UPSTREAM=${WS_UPSTREAM:-rust}
+WS_MESSAGE_SIZE=${WS_MESSAGE_SIZE:-32}
 # Every process of the run (the three proxies, the upstream, the load) runs with the glibc
 # tunable that tuning/README.md recommends and deploy/ sets; empty runs with glibc's default.
 BENCH_GLIBC_TUNABLES=${BENCH_GLIBC_TUNABLES-glibc.cpu.x86_rep_movsb_threshold=4194304}
@@ -100,7 +106,9 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
 fi
 RINGGATE=$TARGET_DIR/release/ringgate
 LOAD=$TARGET_DIR/release/ringgate-load
-[ -x "$RINGGATE" ] || die "$RINGGATE missing"
+WS_ECHO=$TARGET_DIR/release/ringgate-ws-echo
+# ringgate's own binary only when it is among the proxies (an nginx-only run needs no build of it).
+[[ " $PROXIES " != *" ringgate "* ]] || [ -x "$RINGGATE" ] || die "$RINGGATE missing"
 [ -x "$LOAD" ] || die "$LOAD missing"
 
 # ---------------------------------------------------------------- processes and cleanup
@@ -247,6 +255,50 @@ PIDS+=("$UPID")
 wait_port "$UPORT" "$UPID" "upstream nginx"
 log "upstream nginx pid $UPID on 127.0.0.1:$UPORT (cpu $UPSTREAM_CPU)"
 
+wanted() { [ -z "$SCENARIOS" ] || [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+# ---------------------------------------------------------------- WebSocket echo upstream
+# ws-echo only: an echo server behind /ws, on the upstream's CPU. The proxies' configurations
+# get the WebSocket location only when the scenario runs, so the other scenarios run the
+# configuration they always did.
+WS_HTTP= WS_LOCATION= WS_HAPROXY_USE= WS_HAPROXY_BACKEND=
+if wanted ws-echo; then
+    WSPORT=$(free_port)
+    case $WS_UPSTREAM in
+    rust)
+        [ -x "$WS_ECHO" ] || die "$WS_ECHO missing"
+        taskset -c "$UPSTREAM_CPU" "$WS_ECHO" "127.0.0.1:$WSPORT" >"$W/ws-echo.out" 2>&1 &
+        ;;
+    python)
+        python3 -c 'import websockets.asyncio.server' 2>/dev/null \
+            || die "WS_UPSTREAM=python needs python websockets 13+ (python3 -m pip install websockets)"
+        taskset -c "$UPSTREAM_CPU" python3 "$ROOT/scripts/ws-echo-upstream.py" "$WSPORT" \
+            >"$W/ws-echo.out" 2>&1 &
+        ;;
+    *) die "WS_UPSTREAM must be rust or python, not $WS_UPSTREAM" ;;
+    esac
+    WSPID=$!
+    PIDS+=("$WSPID")
+    wait_port "$WSPORT" "$WSPID" "WebSocket echo upstream ($WS_UPSTREAM)"
+    log "WebSocket echo upstream ($WS_UPSTREAM) pid $WSPID on 127.0.0.1:$WSPORT (cpu $UPSTREAM_CPU)"
+    # nginx's WebSocket idiom; ringgate's importer reads it as `upgrade = ["websocket"]`.
+    WS_HTTP="    map \$http_upgrade \$connection_upgrade {
+        default upgrade;
+        ''      close;
+    }"
+    WS_LOCATION="        location /ws {
+            proxy_pass http://127.0.0.1:$WSPORT;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade \$http_upgrade;
+            proxy_set_header Connection \$connection_upgrade;
+            proxy_read_timeout 300s;
+        }"
+    WS_HAPROXY_USE="    use_backend wsecho if { path_beg /ws }"
+    WS_HAPROXY_BACKEND="backend wsecho
+    timeout tunnel 300s
+    server ws 127.0.0.1:$WSPORT"
+fi
+
 # ---------------------------------------------------------------- proxy configurations
 # The same nginx.conf for nginx and ringgate (`ringgate run --nginx-config`): upstream
 # keepalive needs proxy_http_version 1.1 and Connection "" (ringgate's importer keeps the
@@ -267,6 +319,7 @@ http {
     proxy_temp_path $1/tmp/proxy;
     keepalive_requests 100000;
     keepalive_timeout 75s;
+$WS_HTTP
     upstream app {
         server 127.0.0.1:$UPORT;
         keepalive 32;
@@ -287,6 +340,7 @@ http {
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }
+$WS_LOCATION
     }
 }
 EOF
@@ -317,9 +371,11 @@ defaults
     timeout http-keep-alive 75s
 frontend bench
     bind 127.0.0.1:$2 ssl crt $PKI/server-$3.pem ca-file $PKI/ca.crt verify required alpn http/1.1
+$WS_HAPROXY_USE
     default_backend app
 backend app
     server app 127.0.0.1:$UPORT pool-max-conn 32
+$WS_HAPROXY_BACKEND
 EOF
 }
 
@@ -402,7 +458,7 @@ JSONL=$W/run.jsonl
 
 # scenario -> certificate kind, URL path, ringgate-load arguments
 scenario_kind() { case $1 in hs-full-rsa) echo rsa ;; *) echo ecdsa ;; esac; }
-scenario_path() { case $1 in ka-64k) echo /64k ;; *) echo / ;; esac; }
+scenario_path() { case $1 in ka-64k) echo /64k ;; ws-echo) echo /ws ;; *) echo / ;; esac; }
 scenario_args() {
     case $1 in
     ka-small | ka-64k) echo "--mode keepalive -c $CONNS -d $DURATION" ;;
@@ -411,9 +467,10 @@ scenario_args() {
     hs-resumed-tls12) echo "--mode handshake --resume --tls 1.2 -c $CONNS -d $DURATION" ;;
     rate-latency) echo "--mode keepalive --rate $RATE -c $CONNS -d $DURATION" ;;
     idle-memory) echo "--idle $IDLE_CONNS --idle-request -d $IDLE_HOLD" ;;
+    ws-echo) echo "--mode websocket --message-size $WS_MESSAGE_SIZE -c $CONNS -d $DURATION" ;;
     esac
 }
-ECDSA_SCENARIOS=(ka-small ka-64k hs-full-ecdsa hs-resumed-tls13 hs-resumed-tls12 rate-latency idle-memory)
+ECDSA_SCENARIOS=(ka-small ka-64k hs-full-ecdsa hs-resumed-tls13 hs-resumed-tls12 rate-latency ws-echo idle-memory)
 RATE=${RATE:-}
 
 # run_scenario proxy pid port scenario
@@ -472,13 +529,17 @@ run_scenario() {
     ticks=$((after - before))
     printf '{"proxy":"%s","scenario":"%s","url":"%s","args":"%s","cpu_ticks":%d,"clk_tck":%d,"rss_before_kb":%d,"rss_after_kb":%d,"result":%s}\n' \
         "$name" "$sc" "$url" "$args" "$ticks" "$HZ" "$rss0" "$rss1" "$(cat "$out")" >>"$JSONL"
-    log "$name: $sc: $(printf '%.0f' "$(json_num "$out" rps)") req/s, p99 $(json_num "$out" p99) us, errors $errs, cpu $ticks ticks for $req requests"
+    local unit=req/s what=requests
+    [ "$sc" != ws-echo ] || { unit=msg/s; what=messages; }
+    log "$name: $sc: $(printf '%.0f' "$(json_num "$out" rps)") $unit, p99 $(json_num "$out" p99) us, errors $errs, cpu $ticks ticks for $req $what"
     if [ "$errs" != 0 ]; then
         grep -o '"errors":{[^}]*}' "$out" | sed "s/^/[bench] $name: $sc: /" >&2 || true
         grep 'sample error' "$err" | head -n3 | sed "s/^/[bench] $name: $sc: /" >&2 || true
     fi
-    local non200
-    non200=$(grep -o '"statuses":{[^}]*}' "$out" | grep -o '"[0-9]*":[0-9]*' | grep -v '^"200"' || true)
+    # Every connection of ws-echo answers its upgrade with a 101 (its messages have no status).
+    local non200 ok_status='"200"'
+    [ "$sc" != ws-echo ] || ok_status='"101"'
+    non200=$(grep -o '"statuses":{[^}]*}' "$out" | grep -o '"[0-9]*":[0-9]*' | grep -v "^$ok_status" || true)
     [ -z "$non200" ] || log "$name: $sc: WARNING non-200 responses: $(echo $non200)"
 }
 
@@ -501,7 +562,6 @@ save_logs() { # proxy kind; the translation's "directive ignored" warnings are l
 }
 
 # ---------------------------------------------------------------- the run
-wanted() { [ -z "$SCENARIOS" ] || [[ " $SCENARIOS " == *" $1 "* ]]; }
 for proxy in $PROXIES; do
     start_proxy "$proxy" ecdsa
     warm_up "$PPORT"

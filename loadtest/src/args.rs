@@ -13,6 +13,9 @@ pub enum Mode {
     Keepalive,
     /// Every request on a new connection (full or resumed TLS handshake).
     Handshake,
+    /// N connections, each upgraded to a WebSocket once (HTTP/1.1 Upgrade, 101), then sending
+    /// masked text messages back to back and reading each echo (optionally pipelined).
+    Websocket,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -30,7 +33,8 @@ pub struct Args {
     /// Target URL: https://HOST:PORT/path or http://HOST:PORT/path
     pub url: String,
 
-    /// keepalive: requests back to back on -c connections; handshake: one request per connection
+    /// keepalive: requests back to back on -c connections; handshake: one request per
+    /// connection; websocket: messages to an echo server through -c upgraded connections
     #[arg(long, value_enum, default_value = "keepalive")]
     pub mode: Mode,
 
@@ -38,9 +42,14 @@ pub struct Args {
     #[arg(short = 'c', long = "connections", default_value_t = 10)]
     pub connections: usize,
 
-    /// Requests in flight per connection (keepalive mode, closed loop)
+    /// Requests (websocket: messages) in flight per connection (keepalive and websocket
+    /// modes, closed loop)
     #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
+
+    /// Websocket mode: bytes of each text message
+    #[arg(long, default_value_t = 32)]
+    pub message_size: usize,
 
     /// Run for this long (e.g. 10s, 500ms, 2m; a bare number is seconds)
     #[arg(short = 'd', long, value_parser = parse_duration)]
@@ -244,9 +253,20 @@ pub struct Plan {
     pub requests: Option<u64>,
     pub rate: Option<f64>,
     pub timeout: Duration,
-    /// The serialized request (head + body), identical for every request.
+    /// The serialized request (head + body), identical for every request; in websocket mode
+    /// the upgrade request each connection sends once.
     pub request: Vec<u8>,
     pub head_request: bool,
+    /// Websocket mode: the message frame.
+    pub ws: Option<WsPlan>,
+}
+
+/// What websocket mode sends once a connection is upgraded.
+#[derive(Debug, Clone)]
+pub struct WsPlan {
+    /// One masked text frame, identical for every message (see `ws::MASK`).
+    pub frame: Vec<u8>,
+    pub message_size: usize,
 }
 
 impl Args {
@@ -280,7 +300,20 @@ impl Args {
             bail!("--pipeline must be at least 1");
         }
         if self.pipeline > 1 && self.mode == Mode::Handshake {
-            bail!("--pipeline applies to --mode keepalive only");
+            bail!("--pipeline applies to --mode keepalive and websocket only");
+        }
+        if self.mode == Mode::Websocket {
+            if self.idle.is_some() || self.body_size > 0 || self.resume {
+                bail!("--mode websocket sends messages: no --idle, --body-size or --resume");
+            }
+            if !self.method.eq_ignore_ascii_case("GET") {
+                bail!("--mode websocket upgrades with GET: no -X {}", self.method);
+            }
+            if self.message_size > 1 << 24 {
+                bail!("--message-size is at most 16 MiB");
+            }
+        } else if self.message_size != 32 {
+            bail!("--message-size applies to --mode websocket");
         }
         if self.pipeline > 1 && self.rate.is_some() {
             bail!("--pipeline with --rate is not supported; use more connections");
@@ -348,6 +381,17 @@ impl Args {
         req.push_str("\r\n");
         let mut request = req.into_bytes();
         request.resize(request.len() + self.body_size, b'x');
+        let ws = (self.mode == Mode::Websocket).then(|| {
+            request = crate::ws::upgrade_request(&target.path, &target.authority, &headers);
+            WsPlan {
+                frame: crate::ws::encode_frame(
+                    crate::ws::OP_TEXT,
+                    &crate::ws::message(self.message_size),
+                    crate::ws::MASK,
+                ),
+                message_size: self.message_size,
+            }
+        });
 
         Ok(Plan {
             target,
@@ -364,6 +408,7 @@ impl Args {
             timeout: self.timeout,
             request,
             head_request: method.eq_ignore_ascii_case("HEAD"),
+            ws,
         })
     }
 }

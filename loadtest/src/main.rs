@@ -5,6 +5,7 @@ mod http;
 mod rate;
 mod tls;
 mod worker;
+mod ws;
 
 use std::sync::atomic::Ordering;
 use std::thread;
@@ -134,7 +135,7 @@ pub(crate) fn drive(
                 opened.errors,
                 t_connect.elapsed().as_secs_f64() * 1e3
             );
-        } else if plan.mode == Mode::Keepalive && !quiet {
+        } else if matches!(plan.mode, Mode::Keepalive | Mode::Websocket) && !quiet {
             eprintln!(
                 "ringgate-load: {} connections opened in {:.1} ms ({} errors)",
                 plan.connections,
@@ -144,7 +145,8 @@ pub(crate) fn drive(
         }
         let start = Instant::now();
         let _ = shared.start.set(start);
-        progress(&shared, threads as u64, start, quiet, plan.idle);
+        let unit = if plan.ws.is_some() { "msg/s" } else { "req/s" };
+        progress(&shared, threads as u64, start, quiet, plan.idle, unit);
         let elapsed = start.elapsed();
         for h in handles {
             match h.join() {
@@ -158,7 +160,7 @@ pub(crate) fn drive(
 }
 
 /// Prints a progress line every second until every thread has finished.
-fn progress(sh: &Shared, threads: u64, start: Instant, quiet: bool, idle: bool) {
+fn progress(sh: &Shared, threads: u64, start: Instant, quiet: bool, idle: bool, unit: &str) {
     let mut last = Totals::default();
     let mut tick = 1u64;
     loop {
@@ -178,7 +180,7 @@ fn progress(sh: &Shared, threads: u64, start: Instant, quiet: bool, idle: bool) 
                 );
             } else {
                 eprintln!(
-                    "[{tick}s] {} req/s, {} errors, handshakes/s full {} resumed {}",
+                    "[{tick}s] {} {unit}, {} errors, handshakes/s full {} resumed {}",
                     now.requests - last.requests,
                     now.errors - last.errors,
                     now.hs_full - last.hs_full,
@@ -196,6 +198,7 @@ fn mode_name(plan: &args::Plan) -> &'static str {
         _ if plan.idle => "idle",
         Mode::Keepalive => "keepalive",
         Mode::Handshake => "handshake",
+        Mode::Websocket => "websocket",
     }
 }
 
@@ -247,6 +250,16 @@ fn report(args: &Args, plan: &args::Plan, t: &Stats, elapsed: Duration) {
             "errors": errors,
             "errors_total": errors_total,
             "body_bytes": t.body_bytes,
+            // Websocket mode: `requests` and `rps` count echoed messages.
+            "websocket": match &plan.ws {
+                Some(ws) => json!({
+                    "upgrades": t.ws_upgrades,
+                    "message_size": ws.message_size,
+                    "messages": t.requests,
+                    "messages_per_s": rps,
+                }),
+                None => serde_json::Value::Null,
+            },
             "idle": if plan.idle {
                 json!({
                     "target": plan.connections,
@@ -268,7 +281,13 @@ fn report(args: &Args, plan: &args::Plan, t: &Stats, elapsed: Duration) {
                 t.idle_established, plan.connections, t.idle_open_at_end
             );
         }
-        println!("  requests      {} ({rps:.1} req/s)", t.requests);
+        match &plan.ws {
+            Some(ws) => println!(
+                "  messages      {} ({rps:.1} msg/s, {} B each, echoed; {} connections upgraded)",
+                t.requests, ws.message_size, t.ws_upgrades
+            ),
+            None => println!("  requests      {} ({rps:.1} req/s)", t.requests),
+        }
         println!(
             "  latency (us)  p50 {p50}  p90 {p90}  p99 {p99}  p99.9 {p999}  max {max}  mean {:.0}",
             if h.is_empty() { 0.0 } else { h.mean() }

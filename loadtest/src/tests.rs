@@ -47,6 +47,17 @@ impl Drop for Server {
 }
 
 fn serve(tls: Option<Arc<ServerConfig>>, b: Behavior) -> Server {
+    serve_with(tls, Arc::new(move |s: &mut dyn Rw| answer(s, b)))
+}
+
+/// A stream the test servers answer on (plain TCP or TLS).
+trait Rw: Read + Write {}
+impl<T: Read + Write> Rw for T {}
+
+type Handler = Arc<dyn Fn(&mut dyn Rw) + Send + Sync>;
+
+/// A server whose connections are each answered by `handler`, on a thread of their own.
+fn serve_with(tls: Option<Arc<ServerConfig>>, handler: Handler) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -60,6 +71,7 @@ fn serve(tls: Option<Arc<ServerConfig>>, b: Behavior) -> Server {
             let Ok(sock) = sock else { continue };
             acc.fetch_add(1, Ordering::Relaxed);
             let tls = tls.clone();
+            let handler = handler.clone();
             thread::spawn(move || {
                 let _ = sock.set_nodelay(true);
                 match tls {
@@ -68,13 +80,13 @@ fn serve(tls: Option<Arc<ServerConfig>>, b: Behavior) -> Server {
                             return;
                         };
                         let mut s = StreamOwned::new(conn, sock);
-                        answer(&mut s, b);
+                        handler(&mut s);
                         s.conn.send_close_notify();
                         let _ = s.flush();
                     }
                     None => {
                         let mut s = sock;
-                        answer(&mut s, b);
+                        handler(&mut s);
                     }
                 }
             });
@@ -88,7 +100,7 @@ fn serve(tls: Option<Arc<ServerConfig>>, b: Behavior) -> Server {
 }
 
 /// Answers every request head on the stream until the client closes or asks to close.
-fn answer<S: Read + Write>(s: &mut S, b: Behavior) {
+fn answer<S: Read + Write + ?Sized>(s: &mut S, b: Behavior) {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 16384];
     loop {
@@ -404,4 +416,357 @@ fn errors_are_counted_by_cause() {
     );
     assert_eq!(st.requests, 0);
     assert_eq!(st.errors["tls"], 3, "{:?}", st.samples);
+}
+
+// ------------------------------------------------------------------ websocket mode
+
+use crate::ws::{self, decode_head, encode_frame, WsEvent, WsReader};
+
+/// A server frame (unmasked), FIN as given.
+fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(n as u8),
+        n if n <= 0xffff => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+    out
+}
+
+#[test]
+fn ws_frames_round_trip_at_every_length_class() {
+    for (len, head) in [
+        (0, 6),
+        (125, 6),
+        (126, 8),
+        (65535, 8),
+        (65536, 14),
+        (70_000, 14),
+    ] {
+        let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let f = encode_frame(ws::OP_BINARY, &payload, ws::MASK);
+        let h = decode_head(&f).unwrap().expect("a whole header");
+        assert_eq!(
+            (h.fin, h.opcode, h.len, h.size),
+            (true, ws::OP_BINARY, len as u64, head)
+        );
+        assert_eq!(h.mask, Some(ws::MASK));
+        assert_eq!(f.len(), head + len);
+        // Masked on the wire (where the payload is not empty), the same bytes once unmasked.
+        let wire = &f[h.size..];
+        if len > 4 {
+            assert_ne!(wire, &payload[..]);
+        }
+        let back: Vec<u8> = wire
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ ws::MASK[i % 4])
+            .collect();
+        assert_eq!(back, payload);
+        // Every strict prefix of the header asks for more bytes.
+        for cut in 0..head {
+            assert_eq!(decode_head(&f[..cut]), Ok(None), "len {len}, cut {cut}");
+        }
+    }
+}
+
+#[test]
+fn ws_decode_head_refuses_what_rfc_6455_forbids() {
+    // RSV1 without a negotiated extension.
+    assert!(decode_head(&[0xC1, 0x00]).is_err());
+    // A ping of 126 bytes; a fragmented close.
+    assert!(decode_head(&[0x89, 126, 0, 126]).is_err());
+    assert!(decode_head(&[0x08, 0x00]).is_err());
+    // A length beyond any message we would hold.
+    let mut huge = vec![0x82, 127];
+    huge.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    assert!(decode_head(&huge).is_err());
+    assert!(decode_head(&server_frame(true, ws::OP_TEXT, b"ok"))
+        .unwrap()
+        .is_some());
+}
+
+const SWITCH: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+/// Feeds `data` to a fresh reader `step` bytes at a time; returns the events in order.
+fn ws_events(data: &[u8], step: usize) -> Result<Vec<WsEvent>, String> {
+    let mut r = WsReader::new();
+    let mut got = Vec::new();
+    for piece in data.chunks(step) {
+        let mut rest = piece;
+        while !rest.is_empty() {
+            let space = r.space();
+            let n = space.len().min(rest.len());
+            space[..n].copy_from_slice(&rest[..n]);
+            r.filled(n);
+            rest = &rest[n..];
+            while let Some(ev) = r.parse().map_err(|e| format!("{e:?}"))? {
+                got.push(ev);
+            }
+        }
+    }
+    assert!(!r.is_mid_response() || got.is_empty());
+    Ok(got)
+}
+
+#[test]
+fn ws_reader_reads_the_101_then_messages_split_anywhere() {
+    let mut data = SWITCH.to_vec();
+    data.extend(server_frame(true, ws::OP_TEXT, b"hello"));
+    data.extend(server_frame(true, ws::OP_PING, b"p"));
+    // A binary message in two frames, a pong between them (control frames may interleave).
+    data.extend(server_frame(false, ws::OP_BINARY, b"abc"));
+    data.extend(server_frame(true, ws::OP_PONG, b""));
+    data.extend(server_frame(true, ws::OP_CONTINUATION, b"defg"));
+    data.extend(server_frame(true, ws::OP_BINARY, &vec![7u8; 100_000]));
+    data.extend(server_frame(true, ws::OP_CLOSE, &1000u16.to_be_bytes()));
+    let want = vec![
+        WsEvent::Upgraded,
+        WsEvent::Message { len: 5 },
+        WsEvent::Ping(b"p".to_vec()),
+        WsEvent::Message { len: 7 },
+        WsEvent::Message { len: 100_000 },
+        WsEvent::Close(Some(1000)),
+    ];
+    for step in [1, 2, 7, 100, 1 << 20] {
+        assert_eq!(ws_events(&data, step), Ok(want.clone()), "step {step}");
+    }
+}
+
+#[test]
+fn ws_reader_refuses_what_is_not_a_proper_101() {
+    assert_eq!(
+        ws_events(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", 5),
+        Ok(vec![WsEvent::Refused { status: 403 }])
+    );
+    let wrong_key = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: x\r\n\r\n";
+    assert!(ws_events(wrong_key, 4)
+        .unwrap_err()
+        .contains("Sec-WebSocket-Accept"));
+    let no_upgrade = b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    assert!(ws_events(no_upgrade, 4).unwrap_err().contains("Upgrade"));
+    // A continuation with no message begun.
+    let mut data = SWITCH.to_vec();
+    data.extend(server_frame(true, ws::OP_CONTINUATION, b"x"));
+    assert!(ws_events(&data, 3).unwrap_err().contains("out of place"));
+}
+
+#[test]
+fn ws_upgrade_request_and_plan() {
+    let p = args(&[
+        "http://127.0.0.1:1/chat?x=1",
+        "--mode",
+        "websocket",
+        "-H",
+        "X-A: b",
+    ])
+    .plan()
+    .unwrap();
+    let req = String::from_utf8(p.request).unwrap();
+    assert!(
+        req.starts_with("GET /chat?x=1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n"),
+        "{req}"
+    );
+    for line in [
+        "Upgrade: websocket\r\n",
+        "Connection: Upgrade\r\n",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+        "Sec-WebSocket-Version: 13\r\n",
+        "X-A: b\r\n",
+    ] {
+        assert!(req.contains(line), "{line} in {req}");
+    }
+    assert!(req.ends_with("\r\n\r\n"));
+    let ws = p.ws.expect("a websocket plan");
+    assert_eq!(ws.message_size, 32);
+    let h = decode_head(&ws.frame).unwrap().unwrap();
+    assert_eq!((h.opcode, h.len, h.mask), (ws::OP_TEXT, 32, Some(ws::MASK)));
+    let p = args(&[
+        "http://127.0.0.1:1/",
+        "--mode",
+        "websocket",
+        "--message-size",
+        "4000",
+        "--pipeline",
+        "8",
+    ])
+    .plan()
+    .unwrap();
+    assert_eq!((p.pipeline, p.ws.map(|w| w.frame.len())), (8, Some(4008)));
+    assert!(
+        args(&["http://127.0.0.1:1/", "--mode", "websocket", "-X", "POST"])
+            .plan()
+            .is_err()
+    );
+    assert!(args(&[
+        "http://127.0.0.1:1/",
+        "--mode",
+        "websocket",
+        "--body-size",
+        "3"
+    ])
+    .plan()
+    .is_err());
+    assert!(args(&["http://127.0.0.1:1/", "--message-size", "64"])
+        .plan()
+        .is_err());
+    assert!(
+        args(&["http://127.0.0.1:1/", "--mode", "websocket", "--idle", "3"])
+            .plan()
+            .is_err()
+    );
+}
+
+fn args(v: &[&str]) -> Args {
+    let mut all = vec!["ringgate-load"];
+    all.extend_from_slice(v);
+    Args::try_parse_from(all).unwrap()
+}
+
+/// Answers a WebSocket upgrade with the 101 for [`ws::KEY`] (or `refuse` as the status), then
+/// echoes every data frame unmasked and answers a close; counts the messages in `seen`.
+fn ws_echo(s: &mut dyn Rw, refuse: Option<u16>, seen: &AtomicU64) {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 16384];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut tmp) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    assert!(
+        head.contains("sec-websocket-key: dghlihnhbxbszsbub25jzq=="),
+        "{head}"
+    );
+    if let Some(status) = refuse {
+        let _ =
+            s.write_all(format!("HTTP/1.1 {status} No\r\nContent-Length: 0\r\n\r\n").as_bytes());
+        let _ = s.flush();
+        return;
+    }
+    if s.write_all(SWITCH).and_then(|()| s.flush()).is_err() {
+        return;
+    }
+    buf.drain(..end);
+    loop {
+        let mut out = Vec::new();
+        while let Ok(Some(h)) = decode_head(&buf) {
+            let total = h.size + h.len as usize;
+            if buf.len() < total {
+                break;
+            }
+            let k = h.mask.expect("client frames are masked");
+            let payload: Vec<u8> = buf[h.size..total]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ k[i % 4])
+                .collect();
+            buf.drain(..total);
+            if h.opcode == ws::OP_CLOSE {
+                out.extend(server_frame(true, ws::OP_CLOSE, &payload));
+            } else {
+                seen.fetch_add(1, Ordering::Relaxed);
+                out.extend(server_frame(true, h.opcode, &payload));
+            }
+        }
+        if !out.is_empty() && s.write_all(&out).and_then(|()| s.flush()).is_err() {
+            return;
+        }
+        match s.read(&mut tmp) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+        }
+    }
+}
+
+#[test]
+fn websocket_mode_echoes_exact_counts_plain_and_tls_with_pipelining() {
+    let seen = Arc::new(AtomicU64::new(0));
+    let s2 = seen.clone();
+    let srv = serve_with(None, Arc::new(move |s: &mut dyn Rw| ws_echo(s, None, &s2)));
+    let (st, _) = load(
+        format!("http://{}/ws", srv.addr),
+        &["--mode", "websocket", "-c", "3", "-n", "300"],
+        &[],
+    );
+    assert_eq!(errors(&st), 0, "{:?}", st.samples);
+    assert_eq!(st.requests, 300);
+    assert_eq!(st.ws_upgrades, 3);
+    assert_eq!(st.statuses.get(&101), Some(&3));
+    assert_eq!(st.body_bytes, 300 * 32);
+    assert_eq!(seen.load(Ordering::Relaxed), 300);
+    assert_eq!(srv.accepted.load(Ordering::Relaxed), 3);
+
+    let p = pki();
+    let seen = Arc::new(AtomicU64::new(0));
+    let s2 = seen.clone();
+    let srv = serve_with(
+        Some(p.server.clone()),
+        Arc::new(move |s: &mut dyn Rw| ws_echo(s, None, &s2)),
+    );
+    let (st, _) = load(
+        format!("https://127.0.0.1:{}/ws", srv.addr.port()),
+        &[
+            "--mode",
+            "websocket",
+            "-t",
+            "2",
+            "-c",
+            "4",
+            "--pipeline",
+            "5",
+            "-n",
+            "400",
+            "--message-size",
+            "70000",
+        ],
+        &tls_args(p.dir.path()),
+    );
+    assert_eq!(errors(&st), 0, "{:?}", st.samples);
+    assert_eq!(st.requests, 400);
+    assert_eq!((st.ws_upgrades, st.hs_full), (4, 4));
+    assert_eq!(st.body_bytes, 400 * 70_000);
+    assert_eq!(seen.load(Ordering::Relaxed), 400);
+}
+
+#[test]
+fn websocket_mode_counts_a_refused_upgrade_by_status() {
+    let seen = Arc::new(AtomicU64::new(0));
+    let s2 = seen.clone();
+    let srv = serve_with(
+        None,
+        Arc::new(move |s: &mut dyn Rw| ws_echo(s, Some(403), &s2)),
+    );
+    let (st, _) = load(
+        format!("http://{}/ws", srv.addr),
+        &["--mode", "websocket", "-c", "2", "-n", "10", "-d", "300ms"],
+        &[],
+    );
+    assert_eq!(st.requests, 0);
+    assert_eq!(st.ws_upgrades, 0);
+    assert!(st.errors["bad_response"] >= 2, "{:?}", st.errors);
+    assert!(
+        st.statuses.get(&403).is_some_and(|n| *n >= 2),
+        "{:?}",
+        st.statuses
+    );
+    assert!(
+        st.samples
+            .iter()
+            .any(|s| s.contains("upgrade refused: HTTP 403")),
+        "{:?}",
+        st.samples
+    );
+    assert_eq!(seen.load(Ordering::Relaxed), 0);
 }

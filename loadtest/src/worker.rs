@@ -23,6 +23,7 @@ use crate::args::{Mode, Plan};
 use crate::http::{ReadError, ResponseReader};
 use crate::rate::Schedule;
 use crate::tls::Tls;
+use crate::ws::{WsEvent, WsReader};
 
 /// Error causes, in report order.
 pub const ERROR_KINDS: [&str; 6] = ["connect", "tls", "timeout", "closed", "bad_response", "io"];
@@ -165,6 +166,8 @@ pub struct Stats {
     pub idle_established: u64,
     /// Idle mode: connections still open at the end of the hold.
     pub idle_open_at_end: u64,
+    /// Websocket mode: connections upgraded (101 received and checked).
+    pub ws_upgrades: u64,
     /// First few error messages, for the report.
     pub samples: Vec<String>,
 }
@@ -187,6 +190,7 @@ impl Stats {
             body_bytes: 0,
             idle_established: 0,
             idle_open_at_end: 0,
+            ws_upgrades: 0,
             samples: Vec::new(),
         }
     }
@@ -206,6 +210,7 @@ impl Stats {
         self.body_bytes += o.body_bytes;
         self.idle_established += o.idle_established;
         self.idle_open_at_end += o.idle_open_at_end;
+        self.ws_upgrades += o.ws_upgrades;
         for s in &o.samples {
             if self.samples.len() < 5 && !self.samples.contains(s) {
                 self.samples.push(s.clone());
@@ -279,9 +284,61 @@ struct Slot {
     done: bool,
 }
 
+/// What a slot reads: HTTP responses, or (websocket mode) the 101 and then frames.
+enum Reader {
+    Http(ResponseReader),
+    Ws(WsReader),
+}
+
+impl Reader {
+    fn space(&mut self) -> &mut [u8] {
+        match self {
+            Reader::Http(r) => r.space(),
+            Reader::Ws(r) => r.space(),
+        }
+    }
+
+    fn filled(&mut self, n: usize) {
+        match self {
+            Reader::Http(r) => r.filled(n),
+            Reader::Ws(r) => r.filled(n),
+        }
+    }
+
+    fn reset(&mut self) {
+        match self {
+            Reader::Http(r) => r.reset(),
+            Reader::Ws(r) => r.reset(),
+        }
+    }
+
+    fn is_mid_response(&self) -> bool {
+        match self {
+            Reader::Http(r) => r.is_mid_response(),
+            Reader::Ws(r) => r.is_mid_response(),
+        }
+    }
+
+    /// The peer closed: ends a body read until close; anything else was cut short.
+    fn eof(&mut self) -> Result<crate::http::Response, ReadError> {
+        match self {
+            Reader::Http(r) => r.eof(),
+            Reader::Ws(_) => Err(ReadError::Closed),
+        }
+    }
+
+    /// Websocket mode: the connection is upgraded.
+    fn upgraded(&self) -> bool {
+        matches!(self, Reader::Ws(r) if r.upgraded())
+    }
+}
+
 /// A slot's request state and buffers (apart from the connection, so both can be borrowed).
 struct SlotIo {
-    reader: ResponseReader,
+    reader: Reader,
+    /// Websocket mode: the upgrade request is out and its 101 not yet read; the messages
+    /// claimed meanwhile wait in `pending`.
+    handshaking: bool,
     /// Plaintext to send and how much of it went out.
     out: Vec<u8>,
     out_pos: usize,
@@ -303,6 +360,8 @@ struct Pumped {
     responses: u64,
     /// A response said the connection closes (or the peer closed after one).
     server_close: bool,
+    /// Websocket mode: the 101 arrived in this pump.
+    upgraded: bool,
     /// The peer closed the connection (EOF or close_notify).
     eof: bool,
 }
@@ -316,28 +375,48 @@ struct Ctx<'a> {
 
 type Fail = (&'static str, String);
 
-/// Moves `slot.pending` requests into the output buffer.
+/// Moves `slot.pending` requests into the output buffer. Websocket mode on a connection not
+/// yet upgraded: the upgrade request instead, the requests (messages) staying pending until its
+/// 101 arrives, so no message is sent before the server has switched protocols.
 fn start_requests(slot: &mut SlotIo, plan: &Plan, now: Instant) {
-    slot.out.clear();
+    // Keep what is queued and not yet written (a pong).
+    slot.out.drain(..slot.out_pos);
     slot.out_pos = 0;
-    for _ in 0..slot.pending {
-        slot.out.extend_from_slice(&plan.request);
+    match &plan.ws {
+        Some(_) if !slot.reader.upgraded() => {
+            slot.out.extend_from_slice(&plan.request);
+            slot.handshaking = true;
+            slot.deadline = Some(now + plan.timeout);
+            return;
+        }
+        Some(ws) => {
+            for _ in 0..slot.pending {
+                slot.out.extend_from_slice(&ws.frame);
+            }
+        }
+        None => {
+            for _ in 0..slot.pending {
+                slot.out.extend_from_slice(&plan.request);
+            }
+        }
     }
     slot.in_flight = slot.pending;
     slot.pending = 0;
     slot.deadline = Some(now + plan.timeout);
 }
 
-/// Records a completed response.
-fn on_response(slot: &mut SlotIo, cx: &mut Ctx, resp: &crate::http::Response, now: Instant) {
+/// Records a completed response (websocket mode: an echoed message, `status` None).
+fn on_response(slot: &mut SlotIo, cx: &mut Ctx, status: Option<u16>, body_len: u64, now: Instant) {
     let us = now
         .saturating_duration_since(slot.t0)
         .as_micros()
         .min(u64::MAX as u128) as u64;
     cx.st.hist.saturating_record(us.max(1));
     cx.st.requests += 1;
-    cx.st.body_bytes += resp.body_len;
-    *cx.st.statuses.entry(resp.status).or_default() += 1;
+    cx.st.body_bytes += body_len;
+    if let Some(status) = status {
+        *cx.st.statuses.entry(status).or_default() += 1;
+    }
     cx.me.add(&cx.me.requests);
     slot.in_flight = slot.in_flight.saturating_sub(1);
     slot.deadline = if slot.in_flight > 0 {
@@ -349,10 +428,16 @@ fn on_response(slot: &mut SlotIo, cx: &mut Ctx, resp: &crate::http::Response, no
 
 /// Parses what the reader holds; stops at a response that closes the connection.
 fn parse_responses(slot: &mut SlotIo, cx: &mut Ctx, p: &mut Pumped) -> Result<(), Fail> {
+    if matches!(slot.reader, Reader::Ws(_)) {
+        return parse_frames(slot, cx, p);
+    }
     while slot.in_flight > 0 && !p.server_close {
-        match slot.reader.parse(cx.plan.head_request) {
+        let Reader::Http(reader) = &mut slot.reader else {
+            break;
+        };
+        match reader.parse(cx.plan.head_request) {
             Ok(Some(resp)) => {
-                on_response(slot, cx, &resp, Instant::now());
+                on_response(slot, cx, Some(resp.status), resp.body_len, Instant::now());
                 p.responses += 1;
                 p.server_close |= resp.close;
             }
@@ -364,6 +449,62 @@ fn parse_responses(slot: &mut SlotIo, cx: &mut Ctx, p: &mut Pumped) -> Result<()
         return Err((
             "bad_response",
             "bytes after the last response (none was asked for)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Websocket mode: the 101, then echoed messages (each one answers one in flight), pings
+/// (answered with a pong) and a close (an error: the server ended the tunnel mid-run).
+fn parse_frames(slot: &mut SlotIo, cx: &mut Ctx, p: &mut Pumped) -> Result<(), Fail> {
+    loop {
+        let Reader::Ws(reader) = &mut slot.reader else {
+            return Ok(());
+        };
+        let event = match reader.parse() {
+            Ok(Some(ev)) => ev,
+            Ok(None) => break,
+            Err(e) => return Err(read_error(e)),
+        };
+        match event {
+            WsEvent::Upgraded => {
+                *cx.st.statuses.entry(101).or_default() += 1;
+                cx.st.ws_upgrades += 1;
+                slot.handshaking = false;
+                slot.deadline = None;
+                p.upgraded = true;
+                if slot.pending > 0 {
+                    start_requests(slot, cx.plan, Instant::now());
+                }
+            }
+            WsEvent::Refused { status } => {
+                *cx.st.statuses.entry(status).or_default() += 1;
+                return Err(("bad_response", format!("upgrade refused: HTTP {status}")));
+            }
+            WsEvent::Message { len } => {
+                if slot.in_flight == 0 {
+                    return Err(("bad_response", "a message nobody asked for".into()));
+                }
+                on_response(slot, cx, None, len, Instant::now());
+                p.responses += 1;
+            }
+            WsEvent::Ping(payload) => {
+                let pong = crate::ws::encode_frame(crate::ws::OP_PONG, &payload, crate::ws::MASK);
+                slot.out.extend_from_slice(&pong);
+            }
+            WsEvent::Close(code) => {
+                let code = code.map_or("no code".to_string(), |c| format!("code {c}"));
+                return Err((
+                    "closed",
+                    format!("the server closed the WebSocket ({code})"),
+                ));
+            }
+        }
+    }
+    if slot.in_flight == 0 && !slot.handshaking && slot.reader.is_mid_response() {
+        return Err((
+            "bad_response",
+            "bytes after the last echo (none was asked for)".into(),
         ));
     }
     Ok(())
@@ -518,11 +659,14 @@ fn pump(conn_slot: &mut Option<Conn>, slot: &mut SlotIo, cx: &mut Ctx) -> Result
         }
         if eof {
             p.eof = true;
+            if slot.handshaking {
+                return Err(("closed", "connection closed before the 101".into()));
+            }
             if slot.in_flight > 0 && !p.server_close {
                 // A body delimited by the end of the connection ends here.
                 match slot.reader.eof() {
                     Ok(resp) => {
-                        on_response(slot, cx, &resp, Instant::now());
+                        on_response(slot, cx, Some(resp.status), resp.body_len, Instant::now());
                         p.responses += 1;
                         p.server_close = true;
                     }
@@ -619,7 +763,12 @@ impl<'a> Worker<'a> {
                 tls: tls.map(|t| t.with_own_session_store().config),
                 conn: None,
                 io: SlotIo {
-                    reader: ResponseReader::new(),
+                    reader: if plan.ws.is_some() {
+                        Reader::Ws(WsReader::new())
+                    } else {
+                        Reader::Http(ResponseReader::new())
+                    },
+                    handshaking: false,
                     out: Vec::new(),
                     out_pos: 0,
                     pending: 0,
@@ -656,9 +805,10 @@ impl<'a> Worker<'a> {
 
     fn run(&mut self) {
         let mut events = Events::with_capacity(1024);
-        // Keep-alive and idle modes: open every connection (TCP + TLS handshake) before time
-        // zero, so that neither the first request's latency nor the schedule includes it.
-        if self.plan.mode == Mode::Keepalive {
+        // Keep-alive, websocket and idle modes: open every connection (TCP + TLS handshake,
+        // and the upgrade) before time zero, so that neither the first request's latency nor
+        // the schedule includes it.
+        if matches!(self.plan.mode, Mode::Keepalive | Mode::Websocket) {
             self.open_queue.extend(0..self.slots.len());
             self.open_more();
             while self.opening > 0 {
@@ -842,6 +992,7 @@ impl<'a> Worker<'a> {
             old.close();
         }
         s.io.reader.reset();
+        s.io.handshaking = false;
         s.io.out.clear();
         s.io.out_pos = 0;
         s.io.deadline = Some(now + self.plan.timeout);
@@ -909,6 +1060,7 @@ impl<'a> Worker<'a> {
                     c.close();
                 }
                 s.io.reader.reset();
+                s.io.handshaking = false;
                 s.io.deadline = None;
                 if s.idle_open && p.eof && !p.server_close {
                     s.idle_open = false;
@@ -932,15 +1084,17 @@ impl<'a> Worker<'a> {
             let s = &mut self.slots[i];
             if self.phase == Phase::Opening {
                 if p.became_ready {
-                    if self.plan.idle_request {
-                        s.io.pending = 1;
+                    // Websocket mode: the upgrade is part of opening (pending is 0, so
+                    // start_requests sends the upgrade request alone).
+                    if self.plan.idle_request || self.plan.ws.is_some() {
+                        s.io.pending = u64::from(self.plan.idle_request);
                         s.io.t0 = now;
                         start_requests(&mut s.io, self.plan, now);
                         continue;
                     }
                     s.io.deadline = None;
                     self.opened(i, true);
-                } else if p.responses > 0 && idle_now {
+                } else if p.upgraded || (p.responses > 0 && idle_now) {
                     s.io.deadline = None;
                     self.opened(i, true);
                 }
@@ -969,6 +1123,7 @@ impl<'a> Worker<'a> {
             drop(c);
         }
         s.io.reader.reset();
+        s.io.handshaking = false;
         s.io.out.clear();
         s.io.out_pos = 0;
         s.io.in_flight = 0;

@@ -27,3 +27,4 @@ mod tls_verify;
 mod tune;
 mod upstream_reuse;
 mod upstream_tls;
+mod websocket;

@@ -8,6 +8,7 @@ pub mod ossl;
 pub mod pki;
 pub mod proxy;
 pub mod upstream;
+pub mod ws;
 
 use std::path::Path;
 
@@ -71,9 +72,15 @@ pub struct Cfg<'a> {
 impl<'a> Cfg<'a> {
     /// mTLS with `verify_client = "on"` against the test CA, `/` proxied to `app`.
     pub fn new(pki: &'a Pki, upstream: &upstream::Upstream) -> Self {
+        Cfg::with_upstream(pki, upstream.server())
+    }
+
+    /// As [`Cfg::new`], in front of any upstream server (`"IP:PORT"`, quoted for TOML): the
+    /// python WebSocket echo, a test's own listener.
+    pub fn with_upstream(pki: &'a Pki, server: String) -> Self {
         Cfg {
             pki,
-            upstream: upstream.server(),
+            upstream: server,
             workers: 1,
             tls: format!(
                 "client_certificate = {}\nverify_client = \"on\"\n",

@@ -1191,3 +1191,78 @@ fn two_tunnels_on_one_worker_stay_apart() {
     assert_eq!(b.echo("b alone"), "b alone");
     assert_eq!(echo.wait_events("open", 2, Duration::from_secs(2)).len(), 2);
 }
+
+/// `scripts/ws-h2-client.py` against `proxy` for `path` with `leaf`'s certificate; its JSON.
+fn ws_over_h2(proxy: &Proxy, pki: &Pki, path: &str, leaf: &Leaf) -> serde_json::Value {
+    let out = std::process::Command::new("python3")
+        .arg(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/ws-h2-client.py"))
+        .arg(proxy.addr().port().to_string())
+        .arg(path)
+        .args(["--ca", path_str(&pki.ca.pem_path)])
+        .args([
+            "--cert",
+            path_str(&leaf.cert),
+            "--key",
+            path_str(&leaf.key),
+        ])
+        .output()
+        .expect("run scripts/ws-h2-client.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "ws-h2-client.py printed no JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// RFC 8441: an extended CONNECT over HTTP/2 is the same upgrade request to the phases. It
+/// reaches the HTTP/1.1 upstream as a WebSocket handshake with the client's identity, the
+/// tunnel echoes and closes; a location that does not list the protocol answers 405 and the
+/// upstream never hears of it.
+#[test]
+fn websocket_over_http2_is_an_extended_connect_through_the_same_rules() {
+    let test = "websocket_over_http2_is_an_extended_connect_through_the_same_rules";
+    if !python_websockets(test) {
+        return;
+    }
+    let has_h2 = std::process::Command::new("python3")
+        .args(["-c", "import h2.connection"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_h2 {
+        eprintln!("SKIPPED {test}: python3 `h2` is missing (python3 -m pip install h2)");
+        return;
+    }
+    let pki = Pki::new();
+    let echo = EchoUpstream::start();
+    let proxy = Cfg::with_upstream(&pki, echo.server())
+        .http("\n[listener.identity_headers]\nsubject = \"X-SSL-Client-DN\"\n")
+        .locations(&format!(
+            "[[listener.location]]\npath = \"/plain\"\nproxy_pass = \"http://app\"\n{WS_LOCATION}"
+        ))
+        .start();
+    let run = ws_over_h2(&proxy, &pki, "/chat", &pki.client);
+    assert_eq!(run["enabled"], true, "{run}");
+    assert_eq!(run["status"], 200, "{run}\nlog:\n{}", proxy.log());
+    assert_eq!(run["echo"], "hello over h2", "{run}");
+    assert_eq!(run["close_code"], 1000, "{run}");
+    assert_eq!(run["ended"], true, "{run}");
+    let req = echo.wait_events("request", 1, Duration::from_secs(2))[0].clone();
+    assert_eq!(header_values(&req, "X-SSL-Client-DN"), vec![CLIENT_DN]);
+    assert!(has_token(
+        header_values(&req, "Upgrade").first().map(String::as_str),
+        "websocket"
+    ));
+    assert_eq!(header_values(&req, "Sec-WebSocket-Key").len(), 1, "{req}");
+
+    let run = ws_over_h2(&proxy, &pki, "/plain/x", &pki.client);
+    assert_eq!(run["status"], 405, "{run}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        echo.events_of("request").len(),
+        1,
+        "the upstream heard of a refused tunnel"
+    );
+    proxy.assert_log(&["does not tunnel this protocol", "(405)"]);
+}

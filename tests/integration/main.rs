@@ -4,6 +4,7 @@
 mod support;
 
 mod access_log;
+mod alpn;
 mod ca_tool;
 mod config_check;
 mod deploy;

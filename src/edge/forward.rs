@@ -468,6 +468,37 @@ async fn exchange(
     }))
 }
 
+/// The response head as the client gets it: the upstream's end-to-end fields (nginx's hidden
+/// ones left out), `Server` and `Date`, framing and `Connection` by `shape`, and for a switch
+/// its `Upgrade`. The head's bytes are taken off `ubuf`.
+fn client_head(
+    req: &Request<'_>,
+    resp: &ResponseHead,
+    ubuf: &mut BytesMut,
+    shape: &Shape,
+    upgrade: Option<&[u8]>,
+) -> BytesMut {
+    let mut out = BytesMut::with_capacity(resp.head_len + 128);
+    let date = crate::clock::cached_http_date();
+    let add: [(&[u8], &[u8]); 2] = [(b"Server", b"ringgate"), (b"Date", &date)];
+    http::write_client_response(
+        &mut out,
+        resp,
+        ubuf,
+        &http::ClientResponseParams {
+            keep_alive: shape.keep_client,
+            client_version_minor: req.head.version_minor,
+            rechunk: shape.rechunk,
+            dechunk: shape.dechunk,
+            hide_headers: http::rewrite::NGINX_HIDDEN_RESPONSE_HEADERS,
+            add_headers: &add,
+            upgrade,
+        },
+    );
+    let _ = ubuf.split_to(resp.head_len);
+    out
+}
+
 /// Sends the upstream's `101` on to the client: its end-to-end fields (such as
 /// `Sec-WebSocket-Accept`) with `Upgrade` and `Connection: upgrade` written anew.
 async fn send_switch(
@@ -478,24 +509,18 @@ async fn send_switch(
     facts: &mut LogFacts,
 ) -> Result<(), Failure> {
     let protocols = resp.header(ubuf, b"upgrade").unwrap_or_default().to_vec();
-    let mut out = BytesMut::with_capacity(resp.head_len + 128);
-    let date = crate::clock::cached_http_date();
-    let add: [(&[u8], &[u8]); 2] = [(b"Server", b"ringgate"), (b"Date", &date)];
-    http::write_client_response(
-        &mut out,
+    let out = client_head(
+        req,
         resp,
         ubuf,
-        &http::ClientResponseParams {
-            keep_alive: true,
-            client_version_minor: req.head.version_minor,
+        &Shape {
+            until_close: false,
             rechunk: false,
             dechunk: false,
-            hide_headers: http::rewrite::NGINX_HIDDEN_RESPONSE_HEADERS,
-            add_headers: &add,
-            upgrade: Some(&protocols),
+            keep_client: true,
         },
+        Some(&protocols),
     );
-    let _ = ubuf.split_to(resp.head_len);
     // An HTTP/2 client's extended CONNECT is answered 200 (RFC 8441), the upstream's 101
     // being the HTTP/1.1 form of the same switch.
     facts.status = if req.protocol == Protocol::Http2 {
@@ -643,24 +668,7 @@ async fn send_response_head(
     ubuf: &mut BytesMut,
     facts: &mut LogFacts,
 ) -> Result<BodyFraming, Failure> {
-    let mut out = BytesMut::with_capacity(resp.head_len + 128);
-    let date = crate::clock::cached_http_date();
-    let add: [(&[u8], &[u8]); 2] = [(b"Server", b"ringgate"), (b"Date", &date)];
-    http::write_client_response(
-        &mut out,
-        resp,
-        ubuf,
-        &http::ClientResponseParams {
-            keep_alive: shape.keep_client,
-            client_version_minor: req.head.version_minor,
-            rechunk: shape.rechunk,
-            dechunk: shape.dechunk,
-            hide_headers: http::rewrite::NGINX_HIDDEN_RESPONSE_HEADERS,
-            add_headers: &add,
-            upgrade: None,
-        },
-    );
-    let _ = ubuf.split_to(resp.head_len);
+    let mut out = client_head(req, resp, ubuf, shape, None);
     facts.status = resp.status;
     facts.upstream_status = Some(resp.status);
     facts.bytes = out.len() as u64;

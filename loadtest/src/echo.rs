@@ -15,6 +15,8 @@
 #[allow(dead_code)]
 mod http;
 #[allow(dead_code)]
+mod recv;
+#[allow(dead_code)]
 mod ws;
 
 use std::io::{self, Read, Write};

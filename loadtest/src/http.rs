@@ -3,6 +3,7 @@
 //! httparse and consumes Content-Length, chunked and read-until-close bodies completely,
 //! without keeping body bytes around. `read_response` wraps it for blocking readers.
 
+use crate::recv::RecvBuf;
 use std::io;
 
 const MAX_HEAD: usize = 64 * 1024;
@@ -60,9 +61,7 @@ enum State {
 /// Incremental response parser with its own buffer; keeps bytes beyond the current response
 /// (pipelining).
 pub struct ResponseReader {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    recv: RecvBuf,
     state: State,
     /// The response being read: status, body bytes so far, close.
     cur: Response,
@@ -77,9 +76,7 @@ impl Default for ResponseReader {
 impl ResponseReader {
     pub fn new() -> Self {
         ResponseReader {
-            buf: vec![0; INITIAL_BUF],
-            start: 0,
-            end: 0,
+            recv: RecvBuf::new(INITIAL_BUF),
             state: State::Head,
             cur: Response {
                 status: 0,
@@ -91,47 +88,33 @@ impl ResponseReader {
 
     /// Drops buffered bytes and any partial response (before reusing it on a new connection).
     pub fn reset(&mut self) {
-        self.start = 0;
-        self.end = 0;
+        self.recv.clear();
         self.state = State::Head;
     }
 
     /// Whether a response is partly read (or unparsed bytes are buffered).
     pub fn is_mid_response(&self) -> bool {
-        self.state != State::Head || self.start != self.end
-    }
-
-    fn available(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        self.state != State::Head || self.recv.start != self.recv.end
     }
 
     /// Room to read into; call `filled` with the number of bytes written there.
     pub fn space(&mut self) -> &mut [u8] {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        } else if self.end == self.buf.len() {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            } else {
-                let n = self.buf.len() * 2;
-                self.buf.resize(n, 0);
-            }
-        }
-        &mut self.buf[self.end..]
+        self.recv.space()
     }
 
     /// Marks `n` bytes of `space()` as received.
     pub fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.buf.len());
+        self.recv.filled(n);
+    }
+
+    fn available(&self) -> &[u8] {
+        self.recv.available()
     }
 
     /// Consumes up to `n` buffered body bytes; returns how many.
     fn take(&mut self, n: u64) -> u64 {
-        let k = ((self.end - self.start) as u64).min(n);
-        self.start += k as usize;
+        let k = ((self.recv.end - self.recv.start) as u64).min(n);
+        self.recv.start += k as usize;
         k
     }
 
@@ -160,14 +143,14 @@ impl ResponseReader {
                             (status, kind, close, n)
                         }
                         Ok(httparse::Status::Partial) => {
-                            if self.end - self.start >= MAX_HEAD {
+                            if self.recv.end - self.recv.start >= MAX_HEAD {
                                 return Err(ReadError::Bad("response head too large".into()));
                             }
                             return Ok(None);
                         }
                         Err(e) => return Err(ReadError::Bad(format!("bad response head: {e}"))),
                     };
-                    self.start += n;
+                    self.recv.start += n;
                     if (100..200).contains(&status) {
                         // Interim response (100 Continue, ...): the real one follows.
                         continue;
@@ -196,17 +179,17 @@ impl ResponseReader {
                 }
                 State::ChunkSize => {
                     let Some(i) = self.crlf() else {
-                        if self.end - self.start > MAX_HEAD {
+                        if self.recv.end - self.recv.start > MAX_HEAD {
                             return Err(ReadError::Bad("chunk line too long".into()));
                         }
                         return Ok(None);
                     };
-                    let line = &self.buf[self.start..self.start + i + 2];
+                    let line = &self.recv.buf[self.recv.start..self.recv.start + i + 2];
                     let size = match httparse::parse_chunk_size(line) {
                         Ok(httparse::Status::Complete((_, n))) => n,
                         _ => return Err(ReadError::Bad("bad chunk size".into())),
                     };
-                    self.start += i + 2;
+                    self.recv.start += i + 2;
                     self.state = if size == 0 {
                         State::Trailers
                     } else {
@@ -223,23 +206,23 @@ impl ResponseReader {
                     self.state = State::ChunkEnd;
                 }
                 State::ChunkEnd => {
-                    if self.end - self.start < 2 {
+                    if self.recv.end - self.recv.start < 2 {
                         return Ok(None);
                     }
-                    if &self.buf[self.start..self.start + 2] != b"\r\n" {
+                    if &self.recv.buf[self.recv.start..self.recv.start + 2] != b"\r\n" {
                         return Err(ReadError::Bad("chunk not followed by CRLF".into()));
                     }
-                    self.start += 2;
+                    self.recv.start += 2;
                     self.state = State::ChunkSize;
                 }
                 State::Trailers => {
                     let Some(i) = self.crlf() else {
-                        if self.end - self.start > MAX_HEAD {
+                        if self.recv.end - self.recv.start > MAX_HEAD {
                             return Err(ReadError::Bad("trailer line too long".into()));
                         }
                         return Ok(None);
                     };
-                    self.start += i + 2;
+                    self.recv.start += i + 2;
                     if i == 0 {
                         return Ok(Some(self.finish()));
                     }
@@ -488,7 +471,7 @@ mod tests {
         assert_eq!(got, vec![65536, 4]);
         assert!(!rr.is_mid_response());
         // Bodies were consumed as they came: the buffer never grew.
-        assert_eq!(rr.buf.len(), INITIAL_BUF);
+        assert_eq!(rr.recv.buf.len(), INITIAL_BUF);
         // EOF in the middle of a response is an error; it ends a body without a length.
         rr.filled(0);
         assert!(matches!(rr.eof(), Err(ReadError::Closed)));

@@ -3,6 +3,7 @@
 mod args;
 mod http;
 mod rate;
+mod recv;
 mod tls;
 mod worker;
 mod ws;

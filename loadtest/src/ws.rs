@@ -4,6 +4,7 @@
 //! event loop drives many tunnels without keeping messages around.
 
 use crate::http::ReadError;
+use crate::recv::RecvBuf;
 
 /// RFC 6455's sample key (section 1.3) and the `Sec-WebSocket-Accept` it gives. Every
 /// connection sends this key: the key only proves to the client that the server speaks
@@ -142,9 +143,7 @@ enum State {
 
 /// Incremental reader of the server's side of one WebSocket connection, with its own buffer.
 pub struct WsReader {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    recv: RecvBuf,
     state: State,
     /// Payload bytes of the message being read (across continuation frames).
     message: u64,
@@ -161,9 +160,7 @@ impl Default for WsReader {
 impl WsReader {
     pub fn new() -> Self {
         WsReader {
-            buf: vec![0; INITIAL_BUF],
-            start: 0,
-            end: 0,
+            recv: RecvBuf::new(INITIAL_BUF),
             state: State::Handshake,
             message: 0,
             fragmented: false,
@@ -172,8 +169,7 @@ impl WsReader {
 
     /// Back to waiting for a 101 (a new connection).
     pub fn reset(&mut self) {
-        self.start = 0;
-        self.end = 0;
+        self.recv.clear();
         self.state = State::Handshake;
         self.message = 0;
         self.fragmented = false;
@@ -186,34 +182,23 @@ impl WsReader {
 
     /// Whether bytes of something not yet complete are buffered (a frame or the 101).
     pub fn is_mid_response(&self) -> bool {
-        self.start != self.end || matches!(self.state, State::Payload { .. }) || self.fragmented
+        self.recv.start != self.recv.end
+            || matches!(self.state, State::Payload { .. })
+            || self.fragmented
     }
 
     /// Room to read into; call `filled` with the number of bytes written there.
     pub fn space(&mut self) -> &mut [u8] {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        } else if self.end == self.buf.len() {
-            if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-            } else {
-                let n = self.buf.len() * 2;
-                self.buf.resize(n, 0);
-            }
-        }
-        &mut self.buf[self.end..]
+        self.recv.space()
     }
 
     /// Marks `n` bytes of `space()` as received.
     pub fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.buf.len());
+        self.recv.filled(n);
     }
 
     fn available(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        self.recv.available()
     }
 
     /// Parses what is buffered: `Ok(Some)` for each event, `Ok(None)` when more bytes are
@@ -231,17 +216,17 @@ impl WsReader {
                     };
                     if head.opcode >= 0x8 {
                         let total = head.size + head.len as usize;
-                        if self.end - self.start < total {
+                        if self.recv.end - self.recv.start < total {
                             return Ok(None);
                         }
-                        let from = self.start + head.size;
-                        let mut payload = self.buf[from..self.start + total].to_vec();
+                        let from = self.recv.start + head.size;
+                        let mut payload = self.recv.buf[from..self.recv.start + total].to_vec();
                         if let Some(k) = head.mask {
                             for (i, b) in payload.iter_mut().enumerate() {
                                 *b ^= k[i % 4];
                             }
                         }
-                        self.start += total;
+                        self.recv.start += total;
                         match head.opcode {
                             OP_PING => return Ok(Some(WsEvent::Ping(payload))),
                             OP_PONG => continue,
@@ -263,7 +248,7 @@ impl WsReader {
                             )))
                         }
                     }
-                    self.start += head.size;
+                    self.recv.start += head.size;
                     self.fragmented = !head.fin;
                     self.state = State::Payload {
                         left: head.len,
@@ -271,8 +256,8 @@ impl WsReader {
                     };
                 }
                 State::Payload { left, fin } => {
-                    let k = ((self.end - self.start) as u64).min(left);
-                    self.start += k as usize;
+                    let k = ((self.recv.end - self.recv.start) as u64).min(left);
+                    self.recv.start += k as usize;
                     self.message += k;
                     if k < left {
                         self.state = State::Payload {
@@ -298,7 +283,7 @@ impl WsReader {
         let n = match resp.parse(self.available()) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => {
-                if self.end - self.start >= MAX_HEAD {
+                if self.recv.end - self.recv.start >= MAX_HEAD {
                     return Err(ReadError::Bad("response head too large".into()));
                 }
                 return Ok(None);
@@ -307,7 +292,7 @@ impl WsReader {
         };
         let status = resp.code.unwrap_or(0);
         if status != 101 {
-            self.start += n;
+            self.recv.start += n;
             self.state = State::Refused;
             return Ok(Some(WsEvent::Refused { status }));
         }
@@ -326,7 +311,7 @@ impl WsReader {
                 value("sec-websocket-accept")
             )));
         }
-        self.start += n;
+        self.recv.start += n;
         self.state = State::Head;
         Ok(Some(WsEvent::Upgraded))
     }

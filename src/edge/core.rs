@@ -22,8 +22,8 @@ use crate::upstream::Pools;
 pub struct Generation {
     /// The configuration (read-only).
     pub config: Arc<Config>,
-    /// This core's rustls configurations per server (None for plain servers).
-    pub tls: Vec<Option<crate::tls::WorkerConfigs>>,
+    /// This core's rustls configuration per server (None for plain servers).
+    pub tls: Vec<Option<Arc<rustls::ServerConfig>>>,
     /// This core's upstream pools for this generation.
     pub pools: Pools,
     /// Started when a reload replaces this generation: connections that can end cleanly and
@@ -37,7 +37,7 @@ impl Generation {
     pub fn new(config: Arc<Config>) -> Result<Generation, String> {
         let mut tls = Vec::with_capacity(config.servers.len());
         for l in &config.servers {
-            match l.tls.as_ref().map(|t| t.worker_configs()) {
+            match l.tls.as_ref().map(|t| t.worker_config()) {
                 None => tls.push(None),
                 Some(Ok(c)) => tls.push(Some(c)),
                 Some(Err(e)) => {

@@ -4,6 +4,7 @@
 //! is carried to the first request as nginx's 400 page.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use monoio::net::TcpStream;
 use rustls::ServerConnection;
@@ -15,7 +16,6 @@ use super::refusal_log::Kind;
 use crate::config::{Server, Socket};
 use crate::tls::client_auth::{ClientAuthMode, ClientVerifyOutcome, FailureMode};
 use crate::tls::stream::TlsStream;
-use crate::tls::WorkerConfigs;
 
 /// A verified client certificate with fewer days left is warned about (once per worker while
 /// it is seen).
@@ -100,23 +100,21 @@ async fn negotiate(
     generation: &Generation,
     socket: &Socket,
     mut tcp: TcpStream,
-    fallback: WorkerConfigs,
+    fallback: Arc<rustls::ServerConfig>,
 ) -> std::io::Result<(TlsStream<ServerConnection>, usize)> {
     let default = socket.hosts.default;
     let flight = crate::tls::stream::read_client_hello(&mut tcp).await?;
-    // The client's ALPN order decides between h2 and HTTP/1.1 (rustls would pick ours).
-    let prefers_http1 = crate::tls::hello::prefers_http1(&flight);
     let (mut tls, server) = if socket.hosts.is_shared() {
         crate::tls::stream::accept(tcp, flight, |sni| {
             let id = socket.hosts.select(sni.map(str::as_bytes));
             match generation.tls.get(id).cloned().flatten() {
-                Some(cfg) => (cfg.for_client(prefers_http1).clone(), id),
-                None => (fallback.for_client(prefers_http1).clone(), default),
+                Some(cfg) => (cfg, id),
+                None => (fallback.clone(), default),
             }
         })
         .await?
     } else {
-        let conn = ServerConnection::new(fallback.for_client(prefers_http1).clone())
+        let conn = ServerConnection::new(fallback.clone())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         (TlsStream::with_received(tcp, conn, flight), default)
     };

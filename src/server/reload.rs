@@ -186,7 +186,7 @@ impl Reloader {
         }
         for l in &new.servers {
             if let Some(t) = &l.tls {
-                t.worker_configs()
+                t.worker_config()
                     .map_err(|e| format!("listener `{}`: TLS setup failed: {e}", l.name))?;
             }
         }

@@ -25,7 +25,6 @@ const CLIENT_HELLO: u8 = 1;
 const SUPPORTED_GROUPS: u16 = 10;
 const SUPPORTED_VERSIONS: u16 = 43;
 const KEY_SHARE: u16 = 51;
-const ALPN: u16 = 16;
 
 /// TLS 1.3 in `supported_versions`; 0x0303 is TLS 1.2, the `legacy_version` TLS 1.3 requires.
 const TLS13: u16 = 0x0304;
@@ -64,50 +63,33 @@ fn refuse(alert: AlertDescription, reason: &'static str) -> Scan {
 
 /// Scans the bytes a client sent from the start of the connection.
 pub fn scan(buf: &[u8]) -> Scan {
-    match first_message(buf) {
-        Ok(body) => check_hello(&body),
-        Err(scan) => scan,
-    }
-}
-
-/// Whether the client's ALPN list puts HTTP/1.x before `h2` (it lists both, and prefers the
-/// older): the server then answers in its order. Read from the ClientHello `scan` passed.
-pub fn prefers_http1(buf: &[u8]) -> bool {
-    let Ok(body) = first_message(buf) else {
-        return false;
-    };
-    HelloFacts::parse(&body).is_some_and(|f| f.prefers_http1)
-}
-
-/// The first handshake message's body, reassembled from its records (each record's size
-/// checked), or what to do when it is not complete or not acceptable.
-fn first_message(buf: &[u8]) -> Result<Vec<u8>, Scan> {
+    // Reassemble the first handshake message from its records, checking each record's size.
     let mut message: Vec<u8> = Vec::new();
     let mut rest = buf;
     loop {
         let Some(header) = rest.get(..5) else {
-            return Err(Scan::NeedMore);
+            return Scan::NeedMore;
         };
         if header[0] != HANDSHAKE {
-            return Err(Scan::Pass);
+            return Scan::Pass;
         }
         let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
         if len > MAX_FRAGMENT {
-            return Err(refuse(
+            return refuse(
                 AlertDescription::RecordOverflow,
                 "a plaintext record longer than 2^14 bytes",
-            ));
+            );
         }
         let Some(fragment) = rest.get(5..5 + len) else {
-            return Err(Scan::NeedMore);
+            return Scan::NeedMore;
         };
         rest = &rest[5 + len..];
         message.extend_from_slice(fragment);
         if message.first().is_some_and(|&kind| kind != CLIENT_HELLO) {
-            return Err(refuse(
+            return refuse(
                 AlertDescription::UnexpectedMessage,
                 "a first handshake message that is not a ClientHello",
-            ));
+            );
         }
         let Some(head) = message.get(..4) else {
             continue;
@@ -115,13 +97,13 @@ fn first_message(buf: &[u8]) -> Result<Vec<u8>, Scan> {
         let body_len =
             usize::from(head[1]) << 16 | usize::from(head[2]) << 8 | usize::from(head[3]);
         if body_len > MAX_HELLO {
-            return Err(refuse(
+            return refuse(
                 AlertDescription::DecodeError,
                 "a ClientHello longer than 65535 bytes",
-            ));
+            );
         }
         if let Some(body) = message.get(4..4 + body_len) {
-            return Ok(body.to_vec());
+            return check_hello(body);
         }
     }
 }
@@ -162,8 +144,6 @@ struct HelloFacts {
     offers_tls13: bool,
     supported_groups: bool,
     key_share: bool,
-    /// ALPN lists `http/1.1` (or `http/1.0`) before `h2`.
-    prefers_http1: bool,
 }
 
 impl HelloFacts {
@@ -189,18 +169,6 @@ impl HelloFacts {
                     let mut list = Reader(Reader(data).vec8()?);
                     while let Some(v) = list.u16() {
                         facts.offers_tls13 |= v == TLS13;
-                    }
-                }
-                ALPN => {
-                    let mut list = Reader(Reader(data).vec16()?);
-                    while let Some(name) = list.vec8() {
-                        if name == b"h2" {
-                            break;
-                        }
-                        if name == b"http/1.1" || name == b"http/1.0" {
-                            facts.prefers_http1 = true;
-                            break;
-                        }
                     }
                 }
                 _ => {}
@@ -295,30 +263,6 @@ mod tests {
             data.extend_from_slice(&v.to_be_bytes());
         }
         (SUPPORTED_VERSIONS, data)
-    }
-
-    fn alpn(names: &[&str]) -> (u16, Vec<u8>) {
-        let mut list = Vec::new();
-        for n in names {
-            list.push(n.len() as u8);
-            list.extend_from_slice(n.as_bytes());
-        }
-        let mut data = (list.len() as u16).to_be_bytes().to_vec();
-        data.extend_from_slice(&list);
-        (ALPN, data)
-    }
-
-    #[test]
-    fn the_client_alpn_order_says_whether_it_prefers_http1() {
-        let with = |names: &[&str]| prefers_http1(&hello(TLS12, &[alpn(names)], 40));
-        assert!(!with(&["h2", "http/1.1"]));
-        assert!(with(&["http/1.1", "h2"]));
-        assert!(with(&["http/1.0", "h2"]));
-        assert!(!with(&["h2"]));
-        assert!(!with(&["spdy/3", "h2", "http/1.1"]));
-        // No ALPN at all, or not a ClientHello yet: nothing to prefer.
-        assert!(!prefers_http1(&hello(TLS12, &[], 40)));
-        assert!(!prefers_http1(&[HANDSHAKE, 3, 1]));
     }
 
     fn tls13(version: u16, groups: bool, share: bool) -> Vec<u8> {

@@ -107,25 +107,6 @@ pub struct ServerTlsSpec {
     pub http2: bool,
 }
 
-/// One worker's rustls configurations for a server (see [`ServerTls::worker_configs`]).
-#[derive(Clone)]
-pub struct WorkerConfigs {
-    /// The server's protocols in its order.
-    pub preferred: Arc<ServerConfig>,
-    /// HTTP/1.x only, for clients that prefer it to h2 (None without HTTP/2).
-    pub http1_first: Option<Arc<ServerConfig>>,
-}
-
-impl WorkerConfigs {
-    /// The configuration for a client that does (or does not) list HTTP/1.x before h2.
-    pub fn for_client(&self, prefers_http1: bool) -> &Arc<ServerConfig> {
-        match (&self.http1_first, prefers_http1) {
-            (Some(c), true) => c,
-            _ => &self.preferred,
-        }
-    }
-}
-
 /// The TLS material and policy of one listener, shared read-only by all workers.
 #[derive(Debug)]
 pub struct ServerTls {
@@ -238,56 +219,32 @@ impl ServerTls {
         &self.client_auth
     }
 
-    /// This worker's rustls configurations, with shared certificates and verifier but a
-    /// private session cache and ticketer, so handshakes on this core take no shared lock:
-    /// the one offering the server's protocols (`h2`
-    /// first when HTTP/2 is on), and, when HTTP/2 is on, one offering HTTP/1.x only, for a
-    /// client that lists HTTP/1.1 before h2 (rustls picks in the server's order; the client's
-    /// preference decides here). Both share one session cache and ticketer, so a session
-    /// resumes on either.
-    pub fn worker_configs(&self) -> Result<WorkerConfigs, rustls::Error> {
+    /// Builds one worker's own rustls configuration: shared certificates and verifier, but a
+    /// private session cache and ticketer, so handshakes on this core take no shared lock.
+    pub fn worker_config(&self) -> Result<Arc<ServerConfig>, rustls::Error> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let session_storage: Arc<dyn rustls::server::StoresServerSessions> =
-            if self.session_cache == 0 {
-                Arc::new(rustls::server::NoServerSessionStorage {})
-            } else {
-                ServerSessionMemoryCache::new(self.session_cache)
-            };
-        let ticketer = match &self.tickets {
+        let mut cfg = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(self.versions.list())?
+            .with_client_cert_verifier(self.client_auth.clone())
+            .with_cert_resolver(self.resolver.clone());
+        // As nginx: h2 when HTTP/2 is on, then HTTP/1.1 and HTTP/1.0 (a client that offers
+        // only h2 to a server without it gets no_application_protocol, as from nginx).
+        cfg.alpn_protocols = if self.http2 {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec(), b"http/1.0".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()]
+        };
+        cfg.session_storage = if self.session_cache == 0 {
+            Arc::new(rustls::server::NoServerSessionStorage {})
+        } else {
+            ServerSessionMemoryCache::new(self.session_cache)
+        };
+        if let Some(keys) = &self.tickets {
+            cfg.ticketer = Arc::new(keys.ticketer(self.session_timeout)?);
             // TLS 1.3: rustls's default of two tickets per handshake, as OpenSSL sends; clients
             // that open connections in parallel would otherwise run out and fall back to full
             // handshakes.
-            Some(keys) => Some(Arc::new(keys.ticketer(self.session_timeout)?)
-                as Arc<dyn rustls::server::ProducesTickets>),
-            None => None,
-        };
-        let build = |alpn: Vec<Vec<u8>>| -> Result<Arc<ServerConfig>, rustls::Error> {
-            let mut cfg = ServerConfig::builder_with_provider(provider.clone())
-                .with_protocol_versions(self.versions.list())?
-                .with_client_cert_verifier(self.client_auth.clone())
-                .with_cert_resolver(self.resolver.clone());
-            cfg.alpn_protocols = alpn;
-            cfg.session_storage = session_storage.clone();
-            if let Some(t) = &ticketer {
-                cfg.ticketer = t.clone();
-            }
-            Ok(Arc::new(cfg))
-        };
-        // As nginx: h2 when HTTP/2 is on, then HTTP/1.1 and HTTP/1.0 (a client that offers
-        // only h2 to a server without it gets no_application_protocol, as from nginx).
-        let http1 = || vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
-        if self.http2 {
-            let mut all = vec![b"h2".to_vec()];
-            all.extend(http1());
-            Ok(WorkerConfigs {
-                preferred: build(all)?,
-                http1_first: Some(build(http1())?),
-            })
-        } else {
-            Ok(WorkerConfigs {
-                preferred: build(http1())?,
-                http1_first: None,
-            })
         }
+        Ok(Arc::new(cfg))
     }
 }

@@ -1,5 +1,6 @@
-//! ALPN: the client's order of preference decides between h2 and HTTP/1.1 on a listener that
-//! offers both; a listener with `http2 = false` offers HTTP/1.x only, as nginx without http2.
+//! ALPN, as nginx answers it: a client that offers h2 gets HTTP/2 whatever its order (python
+//! httpx lists http/1.1 first and expects h2), one that does not gets HTTP/1.1; a listener with
+//! `http2 = false` offers HTTP/1.x only, as nginx without http2.
 
 use std::sync::Arc;
 
@@ -27,7 +28,7 @@ fn negotiated(addr: std::net::SocketAddr, pki: &Pki, offer: &[&str]) -> Option<S
 }
 
 #[test]
-fn the_client_order_decides_between_h2_and_http11() {
+fn a_client_offering_h2_gets_it_in_any_order() {
     let pki = Pki::new();
     let up = Upstream::start(Mode::Echo);
     let proxy = Cfg::new(&pki, &up).start();
@@ -38,9 +39,13 @@ fn the_client_order_decides_between_h2_and_http11() {
     );
     assert_eq!(
         negotiated(addr, &pki, &["http/1.1", "h2"]).as_deref(),
-        Some("http/1.1")
+        Some("h2")
     );
     assert_eq!(negotiated(addr, &pki, &["h2"]).as_deref(), Some("h2"));
+    assert_eq!(
+        negotiated(addr, &pki, &["http/1.1"]).as_deref(),
+        Some("http/1.1")
+    );
     assert_eq!(negotiated(addr, &pki, &[]), None);
 }
 

@@ -62,7 +62,7 @@ impl Stream {
             Stream::Plain(s) => s.write_all(data).await.0.map(|_| ()),
             Stream::ServerTls(t) => t.write_plain(&data).await,
             Stream::ClientTls(t) => t.write_plain(&data).await,
-            Stream::H2(x) => x.write(&data).await,
+            Stream::H2(x) => x.write_bytes(data).await,
         }
     }
 
@@ -106,7 +106,7 @@ impl Stream {
             Stream::ClientTls(t) => t.write_plain_parts(&[&head, &body]).await,
             Stream::H2(x) => {
                 x.write(&head).await?;
-                x.write(&body).await
+                x.write_bytes(body).await
             }
         }
     }
@@ -144,7 +144,7 @@ impl Stream {
             }
             Stream::H2(x) => {
                 for p in parts {
-                    x.write(p).await?;
+                    x.write_bytes(p.clone()).await?;
                 }
                 Ok(())
             }

@@ -152,9 +152,18 @@ impl Exchange {
             pending.extend_from_slice(data);
             let pending = std::mem::take(pending);
             return match self.take_head(pending)? {
-                Some(rest) => self.write_body(&rest).await,
+                Some(rest) => self.write_body(rest.freeze()).await,
                 None => Ok(()),
             };
+        }
+        self.write_body(Bytes::copy_from_slice(data)).await
+    }
+
+    /// As [`Exchange::write`], for a buffer the phases hand over: body bytes go out as DATA
+    /// without a copy.
+    pub async fn write_bytes(&mut self, data: Bytes) -> io::Result<()> {
+        if matches!(self.out, Out::Head(_)) {
+            return self.write(&data).await;
         }
         self.write_body(data).await
     }
@@ -243,7 +252,7 @@ impl Exchange {
     }
 
     /// Sends body bytes as DATA, de-chunked, ending the stream with the body's last byte.
-    async fn write_body(&mut self, data: &[u8]) -> io::Result<()> {
+    async fn write_body(&mut self, data: Bytes) -> io::Result<()> {
         let Exchange { out, send, .. } = self;
         let Some(stream) = send.as_mut() else {
             // No body is owed (HEAD, 204, ...): what follows the head is not sent.
@@ -257,12 +266,12 @@ impl Exchange {
                 if end {
                     *out = Out::Done;
                 }
-                send_data(stream, Bytes::copy_from_slice(&data[..n]), end).await
+                send_data(stream, data.slice(..n), end).await
             }
             Out::Chunked(scanner) => {
                 let mut runs = Vec::new();
                 let scan = scanner
-                    .feed_data(data, |r| runs.push(r))
+                    .feed_data(&data, |r| runs.push(r))
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.reason()))?;
                 let done = scan.done;
                 if done {
@@ -271,16 +280,14 @@ impl Exchange {
                 let last = runs.len();
                 for (i, r) in runs.into_iter().enumerate() {
                     let end = done && i + 1 == last;
-                    send_data(stream, Bytes::copy_from_slice(&data[r]), end).await?;
+                    send_data(stream, data.slice(r), end).await?;
                 }
                 if done && last == 0 {
                     send_data(stream, Bytes::new(), true).await?;
                 }
                 Ok(())
             }
-            Out::UntilClose | Out::Tunnel => {
-                send_data(stream, Bytes::copy_from_slice(data), false).await
-            }
+            Out::UntilClose | Out::Tunnel => send_data(stream, data, false).await,
             Out::Head(_) | Out::Done => Ok(()),
         }
     }

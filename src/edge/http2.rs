@@ -193,6 +193,19 @@ async fn stream(
             finish(&mut client);
             return;
         }
+        Err(Unfit::PaddedValue) => {
+            crate::refusal_line!(
+                Kind::BadRequest,
+                info,
+                "listener={} peer={}: malformed HTTP/2 request: a field value with leading or trailing whitespace (RST_STREAM PROTOCOL_ERROR)",
+                conn.server.name,
+                conn.peer.addr
+            );
+            if let Stream::H2(exchange) = &mut client {
+                exchange.refuse_malformed();
+            }
+            return;
+        }
     };
     let limits = super::session::limits(&conn.server.http);
     let head = match parse_request(&text, &limits) {

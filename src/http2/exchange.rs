@@ -315,6 +315,12 @@ impl Exchange {
         }
     }
 
+    /// Refuses a malformed request with RST_STREAM PROTOCOL_ERROR (RFC 9113 §8.1.1).
+    pub fn refuse_malformed(&mut self) {
+        self.respond.send_reset(Reason::PROTOCOL_ERROR);
+        self.out = Out::Done;
+    }
+
     fn reset(&mut self) {
         match self.send.as_mut() {
             Some(send) => send.send_reset(Reason::INTERNAL_ERROR),

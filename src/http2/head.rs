@@ -21,6 +21,10 @@ use http::Method;
 pub enum Unfit {
     /// A plain `CONNECT` (to a host and port): not served (405).
     Connect,
+    /// A field value with leading or trailing whitespace: a malformed request (RFC 9113
+    /// §8.2.1) that a proxy must not forward (§8.1.1); HTTP/1.1 would strip what HTTP/2
+    /// keeps.
+    PaddedValue,
 }
 
 /// An extended CONNECT's protocol, and the `Sec-WebSocket-Key` to send for it.
@@ -57,6 +61,11 @@ pub fn http1_head(
     let mut cookies: Vec<&[u8]> = Vec::new();
     let mut has_length = false;
     for (name, value) in &parts.headers {
+        let v = value.as_bytes();
+        let padded = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+        if padded(v.first()) || padded(v.last()) {
+            return Err(Unfit::PaddedValue);
+        }
         let n = name.as_str();
         if n == "host" && authority.is_some() {
             continue;
@@ -137,6 +146,22 @@ mod tests {
             head(req, true),
             "POST /up HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn a_value_with_surrounding_whitespace_is_malformed() {
+        for v in [" ok", "ok\t", " "] {
+            let (parts, ()) = http::Request::get("https://a/")
+                .header("x-test", v)
+                .body(())
+                .unwrap()
+                .into_parts();
+            assert_eq!(
+                http1_head(&parts, false, None),
+                Err(Unfit::PaddedValue),
+                "{v:?}"
+            );
+        }
     }
 
     #[test]

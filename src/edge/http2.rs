@@ -12,7 +12,7 @@
 
 use std::future::{pending, poll_fn};
 use std::pin::{pin, Pin};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -26,6 +26,7 @@ use super::request::{Incoming, Protocol};
 use super::session::{After, Session};
 use crate::conn::Stream;
 use crate::http::parse_request;
+use crate::http2::exchange::Shape;
 use crate::http2::head::{http1_head, Tunnel, Unfit};
 use crate::http2::Exchange;
 
@@ -44,6 +45,10 @@ const PENDING_ACCEPT_RESETS: usize = 20;
 
 /// Stream errors the client may provoke in a connection before it is closed.
 const LOCAL_ERROR_RESETS: usize = 1024;
+
+/// How long a connection with no stream left may take to close after GOAWAY before it is
+/// closed regardless (a client that never acknowledges the GOAWAY's PING).
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 type Streams<'a> = FuturesUnordered<Pin<Box<dyn std::future::Future<Output = ()> + 'a>>>;
 
@@ -86,11 +91,17 @@ where
     let mut going_away = false;
     loop {
         let no_streams = streams.is_empty();
+        // Idle: GOAWAY after keepalive_timeout. After a GOAWAY with nothing in flight, the
+        // client has CLOSE_GRACE to acknowledge it and go; a silent one is closed then.
+        let wait = match (no_streams, going_away) {
+            (true, false) => Some(http.keepalive_timeout),
+            (true, true) => Some(CLOSE_GRACE),
+            (false, _) => None,
+        };
         let idle = async move {
-            if no_streams {
-                monoio::time::sleep(http.keepalive_timeout).await;
-            } else {
-                pending::<()>().await;
+            match wait {
+                Some(d) => monoio::time::sleep(d).await,
+                None => pending::<()>().await,
             }
         };
         monoio::select! {
@@ -124,7 +135,10 @@ where
                 going_away = true;
                 h2c.graceful_shutdown();
             }
-            _ = idle, if !going_away => {
+            _ = idle => {
+                if going_away {
+                    break;
+                }
                 going_away = true;
                 h2c.graceful_shutdown();
             }
@@ -183,7 +197,12 @@ async fn stream(
     let has_body = !body.is_end_stream() && tunnel.is_none();
     let chunked = has_body && !parts.headers.contains_key(http::header::CONTENT_LENGTH);
     let is_head = parts.method == http::Method::HEAD;
-    let exchange = Exchange::new(body, respond, chunked, is_head, tunnel.is_some());
+    let shape = Shape {
+        chunked_body: chunked,
+        is_head,
+        extended_connect: tunnel.is_some(),
+    };
+    let exchange = Exchange::new(body, respond, shape, conn.server.http.send_timeout);
     let mut client = Stream::H2(Box::new(exchange));
     let text = match http1_head(&parts, has_body, tunnel) {
         Ok(text) => text,

@@ -10,6 +10,7 @@
 
 use std::future::poll_fn;
 use std::io;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
@@ -48,6 +49,17 @@ enum Out {
     Done,
 }
 
+/// What the request says about the exchange.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// The request body is given to the phases in chunked framing (it has no length).
+    pub chunked_body: bool,
+    /// The request is HEAD.
+    pub is_head: bool,
+    /// The request is an extended CONNECT (RFC 8441).
+    pub extended_connect: bool,
+}
+
 /// An HTTP/2 stream carrying one request and its response.
 pub struct Exchange {
     recv: RecvStream,
@@ -63,6 +75,9 @@ pub struct Exchange {
     /// The request is an extended CONNECT (RFC 8441): a `101` from the upstream opens the
     /// tunnel and is answered `200`.
     extended_connect: bool,
+    /// Longest wait for the client's window (the server's `send_timeout`): a client that
+    /// opens no window cannot hold the stream for ever.
+    send_timeout: Duration,
 }
 
 fn h2_error(e: h2::Error) -> io::Error {
@@ -84,10 +99,14 @@ impl Exchange {
     pub fn new(
         recv: RecvStream,
         respond: SendResponse<Bytes>,
-        chunked_body: bool,
-        is_head: bool,
-        extended_connect: bool,
+        shape: Shape,
+        send_timeout: Duration,
     ) -> Exchange {
+        let Shape {
+            chunked_body,
+            is_head,
+            extended_connect,
+        } = shape;
         let body_done = recv.is_end_stream() && !chunked_body;
         Exchange {
             recv,
@@ -98,6 +117,7 @@ impl Exchange {
             out: Out::Head(BytesMut::new()),
             is_head,
             extended_connect,
+            send_timeout,
         }
     }
 
@@ -246,13 +266,20 @@ impl Exchange {
     /// exchange itself otherwise.
     pub fn into_halves(self) -> Result<(TunnelRead, TunnelWrite), Exchange> {
         match (self.out, self.send) {
-            (Out::Tunnel, Some(send)) => Ok((TunnelRead { recv: self.recv }, TunnelWrite { send })),
+            (Out::Tunnel, Some(send)) => Ok((
+                TunnelRead { recv: self.recv },
+                TunnelWrite {
+                    send,
+                    send_timeout: self.send_timeout,
+                },
+            )),
             (out, send) => Err(Exchange { out, send, ..self }),
         }
     }
 
     /// Sends body bytes as DATA, de-chunked, ending the stream with the body's last byte.
     async fn write_body(&mut self, data: Bytes) -> io::Result<()> {
+        let wait = self.send_timeout;
         let Exchange { out, send, .. } = self;
         let Some(stream) = send.as_mut() else {
             // No body is owed (HEAD, 204, ...): what follows the head is not sent.
@@ -266,7 +293,7 @@ impl Exchange {
                 if end {
                     *out = Out::Done;
                 }
-                send_data(stream, data.slice(..n), end).await
+                send_data(stream, data.slice(..n), end, wait).await
             }
             Out::Chunked(scanner) => {
                 let mut runs = Vec::new();
@@ -280,14 +307,14 @@ impl Exchange {
                 let last = runs.len();
                 for (i, r) in runs.into_iter().enumerate() {
                     let end = done && i + 1 == last;
-                    send_data(stream, data.slice(r), end).await?;
+                    send_data(stream, data.slice(r), end, wait).await?;
                 }
                 if done && last == 0 {
-                    send_data(stream, Bytes::new(), true).await?;
+                    send_data(stream, Bytes::new(), true, wait).await?;
                 }
                 Ok(())
             }
-            Out::UntilClose | Out::Tunnel => send_data(stream, data, false).await,
+            Out::UntilClose | Out::Tunnel => send_data(stream, data, false, wait).await,
             Out::Head(_) | Out::Done => Ok(()),
         }
     }
@@ -352,9 +379,15 @@ fn response_of(head: &crate::http::ResponseHead, buf: &[u8]) -> io::Result<Respo
     Ok(response)
 }
 
-/// Sends `data` as the client's window allows, waiting for window when it is closed (the
-/// phases' send timeout bounds the wait).
-async fn send_data(send: &mut SendStream<Bytes>, mut data: Bytes, end: bool) -> io::Result<()> {
+/// Sends `data` as the client's window allows, waiting at most `wait` each time the window is
+/// closed; then the stream is reset (CANCEL) and the write fails, so a client that never
+/// opens its window cannot keep the stream, and its connection, for ever.
+async fn send_data(
+    send: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+    wait: Duration,
+) -> io::Result<()> {
     if data.is_empty() {
         if end {
             send.send_data(data, true).map_err(h2_error)?;
@@ -363,10 +396,18 @@ async fn send_data(send: &mut SendStream<Bytes>, mut data: Bytes, end: bool) -> 
     }
     while !data.is_empty() {
         send.reserve_capacity(data.len());
-        let granted = match poll_fn(|cx| send.poll_capacity(cx)).await {
-            Some(Ok(n)) => n,
-            Some(Err(e)) => return Err(h2_error(e)),
-            None => return Err(closed()),
+        let granted = match monoio::time::timeout(wait, poll_fn(|cx| send.poll_capacity(cx))).await
+        {
+            Ok(Some(Ok(n))) => n,
+            Ok(Some(Err(e))) => return Err(h2_error(e)),
+            Ok(None) => return Err(closed()),
+            Err(_) => {
+                send.send_reset(Reason::CANCEL);
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client opened no window within send_timeout",
+                ));
+            }
         };
         if granted == 0 {
             continue;
@@ -386,6 +427,7 @@ pub struct TunnelRead {
 /// A tunnelled stream's sending side: DATA frames to the client.
 pub struct TunnelWrite {
     send: SendStream<Bytes>,
+    send_timeout: Duration,
 }
 
 impl TunnelRead {
@@ -413,7 +455,7 @@ impl TunnelRead {
 impl TunnelWrite {
     /// Sends `data` as the client's window allows.
     pub async fn write(&mut self, data: Bytes) -> io::Result<()> {
-        send_data(&mut self.send, data, false).await
+        send_data(&mut self.send, data, false, self.send_timeout).await
     }
 
     /// Ends the stream towards the client (END_STREAM): the tunnel's half-close.

@@ -11,7 +11,7 @@ use crate::support::upstream::{Mode, Upstream};
 use crate::support::{client_for, Cfg};
 
 /// Waits until `path` holds `n` lines (the writer flushes every half second).
-fn lines(path: &Path, n: usize) -> Vec<String> {
+pub(crate) fn lines(path: &Path, n: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();

@@ -12,6 +12,7 @@ mod doctor;
 mod failing_upstreams;
 mod guides;
 mod hostile_clients;
+mod http2;
 mod http_proxy;
 mod identity;
 mod lifecycle;

@@ -441,6 +441,7 @@ impl UpPki {
             locations: "[[listener.location]]\npath = \"/\"\nproxy_pass = \"https://app\"\nset_header = { X-SSL-Client-DN = \"$ssl_client_s_dn\" }\n".to_string(),
             up: tls_section.to_string(),
             runtime: String::new(),
+            listener: String::new(),
         }
     }
 

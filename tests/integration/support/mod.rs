@@ -67,6 +67,9 @@ pub struct Cfg<'a> {
     /// Extra lines in `[[upstream]]`.
     pub up: String,
     pub runtime: String,
+    /// Extra lines in `[[listener]]`, before `[listener.tls]` (`http2`, `access_log`,
+    /// `identity_headers = { ... }`).
+    pub listener: String,
 }
 
 impl<'a> Cfg<'a> {
@@ -90,6 +93,7 @@ impl<'a> Cfg<'a> {
             locations: String::new(),
             up: String::new(),
             runtime: String::new(),
+            listener: String::new(),
         }
     }
 
@@ -113,6 +117,10 @@ impl<'a> Cfg<'a> {
         self.runtime = s.to_string();
         self
     }
+    pub fn listener(mut self, s: &str) -> Self {
+        self.listener = s.to_string();
+        self
+    }
 
     pub fn render(&self) -> String {
         let locations = if self.locations.is_empty() {
@@ -129,6 +137,7 @@ shutdown_timeout = "5s"
 [[listener]]
 name = "main"
 listen = "127.0.0.1:0"
+{listener}
 
 [listener.tls]
 certificates = [{{ cert = {cert}, key = {key} }}]
@@ -148,6 +157,7 @@ connect_timeout = "2s"
 "#,
             workers = self.workers,
             runtime = self.runtime,
+            listener = self.listener,
             cert = p(&self.pki.server.cert),
             key = p(&self.pki.server.key),
             tls = self.tls,

@@ -90,6 +90,26 @@ struct Shared {
     open: AtomicUsize,
     /// Every byte received, per connection, in order.
     raw: Mutex<Vec<Vec<u8>>>,
+    /// Requests read whole and not yet answered, now and at most so far.
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
+}
+
+/// Counts a request as in flight while it lives.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Reads through to the socket and keeps a copy of every byte in the connection's raw log.
@@ -126,6 +146,8 @@ impl Upstream {
             accepts: AtomicUsize::new(0),
             open: AtomicUsize::new(0),
             raw: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
         });
         let s2 = shared.clone();
         std::thread::spawn(move || {
@@ -155,6 +177,12 @@ impl Upstream {
     /// Connections open now: accepted and not yet closed by either side.
     pub fn open_conns(&self) -> usize {
         self.shared.open.load(Ordering::SeqCst)
+    }
+
+    /// The most requests the upstream was answering at once (read whole, response not yet
+    /// written), over its life.
+    pub fn peak_in_flight(&self) -> usize {
+        self.shared.peak_in_flight.load(Ordering::SeqCst)
     }
 
     /// Every byte received on connection `n` (1-based).
@@ -271,6 +299,7 @@ fn serve(conn: TcpStream, n: usize, shared: &Arc<Shared>) {
             body_hash: hash,
             conn: n,
         });
+        let _in_flight = InFlight::new(shared);
         let mode = shared.mode.lock().expect("mode").clone();
         let head_only = method == "HEAD";
         let res = match mode {

@@ -250,9 +250,9 @@ impl Stream {
                 let (r, w) = t.into_halves();
                 (ReadHalf::ClientTls(r), WriteHalf::ClientTls(w))
             }
-            Stream::H2(x) => match x.into_halves() {
+            Stream::H2(x) => match (*x).into_halves() {
                 Ok((r, w)) => (ReadHalf::H2(Box::new(r)), WriteHalf::H2(Box::new(w))),
-                Err(x) => return Err(Stream::H2(Box::new(x))),
+                Err(x) => return Err(Stream::H2(x)),
             },
         })
     }

@@ -144,8 +144,15 @@ where
             }
         }
     }
-    // The connection carries the frames of the streams still in flight: keep driving it
-    // until they finish.
+    finish_streams(&mut h2c, &mut streams).await;
+}
+
+/// The connection carries the frames of the streams still in flight: keeps driving it until
+/// they finish.
+async fn finish_streams<T>(h2c: &mut h2::server::Connection<T, Bytes>, streams: &mut Streams<'_>)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
     let mut closed = pin!(poll_fn(|cx| h2c.poll_closed(cx)));
     while !streams.is_empty() {
         monoio::select! {
@@ -172,15 +179,12 @@ fn builder(http: &crate::config::HttpSettings) -> h2::server::Builder {
     builder
 }
 
-/// One stream: its request through the phases, its response back, its log line.
-async fn stream(
+/// The stream as the phases' client, and its request as the HTTP/1.1 head it stands for.
+fn open(
     conn: &Session<'_>,
     request: http::Request<RecvStream>,
     respond: SendResponse<Bytes>,
-    served: u64,
-    refusal: Option<&Refusal>,
-) {
-    let started = Instant::now();
+) -> (Stream, Result<Vec<u8>, Unfit>) {
     let (parts, body) = request.into_parts();
     let protocol = parts
         .extensions
@@ -195,16 +199,27 @@ async fn stream(
             websocket_key: key,
         });
     let has_body = !body.is_end_stream() && tunnel.is_none();
-    let chunked = has_body && !parts.headers.contains_key(http::header::CONTENT_LENGTH);
-    let is_head = parts.method == http::Method::HEAD;
     let shape = Shape {
-        chunked_body: chunked,
-        is_head,
+        chunked_body: has_body && !parts.headers.contains_key(http::header::CONTENT_LENGTH),
+        is_head: parts.method == http::Method::HEAD,
         extended_connect: tunnel.is_some(),
     };
     let exchange = Exchange::new(body, respond, shape, conn.server.http.send_timeout);
-    let mut client = Stream::H2(Box::new(exchange));
-    let text = match http1_head(&parts, has_body, tunnel) {
+    let text = http1_head(&parts, has_body, tunnel);
+    (Stream::H2(Box::new(exchange)), text)
+}
+
+/// One stream: its request through the phases, its response back, its log line.
+async fn stream(
+    conn: &Session<'_>,
+    request: http::Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+    served: u64,
+    refusal: Option<&Refusal>,
+) {
+    let started = Instant::now();
+    let (mut client, text) = open(conn, request, respond);
+    let text = match text {
         Ok(text) => text,
         Err(Unfit::Connect) => {
             let mut facts = LogFacts::default();

@@ -264,16 +264,17 @@ impl Exchange {
 
     /// The stream as a tunnel's two halves, once an extended CONNECT has been switched; the
     /// exchange itself otherwise.
-    pub fn into_halves(self) -> Result<(TunnelRead, TunnelWrite), Exchange> {
-        match (self.out, self.send) {
+    pub fn into_halves(self) -> Result<(TunnelRead, TunnelWrite), Box<Exchange>> {
+        let this = self;
+        match (this.out, this.send) {
             (Out::Tunnel, Some(send)) => Ok((
-                TunnelRead { recv: self.recv },
+                TunnelRead { recv: this.recv },
                 TunnelWrite {
                     send,
-                    send_timeout: self.send_timeout,
+                    send_timeout: this.send_timeout,
                 },
             )),
-            (out, send) => Err(Exchange { out, send, ..self }),
+            (out, send) => Err(Box::new(Exchange { out, send, ..this })),
         }
     }
 

@@ -1199,12 +1199,7 @@ fn ws_over_h2(proxy: &Proxy, pki: &Pki, path: &str, leaf: &Leaf) -> serde_json::
         .arg(proxy.addr().port().to_string())
         .arg(path)
         .args(["--ca", path_str(&pki.ca.pem_path)])
-        .args([
-            "--cert",
-            path_str(&leaf.cert),
-            "--key",
-            path_str(&leaf.key),
-        ])
+        .args(["--cert", path_str(&leaf.cert), "--key", path_str(&leaf.key)])
         .output()
         .expect("run scripts/ws-h2-client.py");
     let stdout = String::from_utf8_lossy(&out.stdout);

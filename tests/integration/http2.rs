@@ -1240,9 +1240,9 @@ fn zero_window_stall_on_a_proxied_response_is_reset_after_send_timeout() {
     prober.finish("zero window (proxied)");
 }
 
-/// The same stall on responses ringgate writes itself (a `return`, a refusal page): they must
-/// end after `send_timeout` as well, or a client pins the stream, and with it the connection
-/// (no idle timeout runs while a stream is open), for ever.
+/// The same stall on responses ringgate writes itself (a `return`, a refusal page, a static
+/// file): they must end after `send_timeout` as well, or a client pins the stream, and with it
+/// the connection (no idle timeout runs while a stream is open), for ever.
 #[test]
 fn zero_window_stall_on_ringgates_own_responses_is_reset_after_send_timeout() {
     if !Py::available() {
@@ -1250,28 +1250,61 @@ fn zero_window_stall_on_ringgates_own_responses_is_reset_after_send_timeout() {
     }
     let pki = Pki::new();
     let up = Upstream::start(Mode::Echo);
+    let www = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(www.path().join("static")).expect("dir");
+    std::fs::write(www.path().join("static/page.txt"), "a static page\n").expect("page");
     let proxy = Cfg::new(&pki, &up)
         .http("send_timeout = \"1s\"\nkeepalive_timeout = \"1s\"\n")
-        .locations(
-            "[[listener.location]]\npath = \"/ret\"\nreturn = { status = 200, body = \"a body ringgate writes itself\" }\n\n[[listener.location]]\npath = \"/denied\"\nallow_roles = [\"nobody\"]\nproxy_pass = \"http://app\"\n",
-        )
+        .locations(&format!(
+            r#"[[listener.location]]
+path = "/ret"
+return = {{ status = 200, body = "a body ringgate writes itself" }}
+
+[[listener.location]]
+path = "/denied"
+allow_roles = ["nobody"]
+proxy_pass = "http://app"
+
+[[listener.location]]
+path = "/static/"
+root = {root}
+"#,
+            root = p(www.path())
+        ))
         .start();
-    let mut stuck = Vec::new();
-    for (path, want) in [("/ret", 200), ("/denied", 403)] {
-        let v = Py::tls(proxy.addr(), &pki, Some(&pki.client))
-            .with(&["--timeout", "5", "--path", path, "--window", "0"])
-            .run(&["request", "--no-window-updates"])
-            .expect("h2-client");
-        let s = only(&v);
-        eprintln!("zero window, {path}: {v}");
-        assert_eq!(status(s), Some(want), "{v}");
-        if s["reset"].as_u64().is_none() && v["closed"] != true {
-            stuck.push(format!(
-                "{path} ({want}): still open {} s after the HEADERS, send_timeout 1 s",
-                v["elapsed"]
-            ));
-        }
-    }
+    let cases = [("/ret", 200), ("/denied", 403), ("/static/page.txt", 200)];
+    // The three stalls at once, each on its own connection.
+    let stuck: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = cases
+            .iter()
+            .map(|&(path, want)| {
+                let py = Py::tls(proxy.addr(), &pki, Some(&pki.client)).with(&[
+                    "--timeout",
+                    "5",
+                    "--path",
+                    path,
+                    "--window",
+                    "0",
+                ]);
+                scope.spawn(move || (path, want, py.run(&["request", "--no-window-updates"])))
+            })
+            .collect();
+        runs.into_iter()
+            .filter_map(|r| {
+                let (path, want, v) = r.join().expect("client");
+                let v = v.expect("h2-client");
+                let s = only(&v);
+                eprintln!("zero window, {path}: {v}");
+                assert_eq!(status(s), Some(want), "{v}");
+                (s["reset"].as_u64().is_none() && v["closed"] != true).then(|| {
+                    format!(
+                        "{path} ({want}): still open {} s after the HEADERS, send_timeout 1 s",
+                        v["elapsed"]
+                    )
+                })
+            })
+            .collect()
+    });
     assert!(up.seen().is_empty());
     assert!(
         stuck.is_empty(),

@@ -328,10 +328,17 @@ class Client:
 
     def send_body(self, sid, data, end, deadline, pieces=1):
         size = max(1, -(-len(data) // max(1, pieces)))
+        st = self.stream(sid)
         while data:
+            if st["reset"] is not None:
+                # The server answered and reset the stream (NO_ERROR after a complete response,
+                # RFC 9113 §8.1): the rest of the body is not wanted.
+                st["body_unsent"] = len(data)
+                return
             window = self.conn.local_flow_control_window(sid)
             if window <= 0:
-                self.pump(deadline, lambda: self.conn.local_flow_control_window(sid) > 0)
+                self.pump(deadline, lambda: self.conn.local_flow_control_window(sid) > 0
+                          or st["reset"] is not None)
                 if time.monotonic() >= deadline or self.closed:
                     raise TimeoutError("no window to send the body")
                 continue

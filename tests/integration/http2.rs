@@ -1240,9 +1240,9 @@ fn zero_window_stall_on_a_proxied_response_is_reset_after_send_timeout() {
     prober.finish("zero window (proxied)");
 }
 
-/// The same stall on responses ringgate writes itself (a `return`, a refusal page): they must
-/// end after `send_timeout` as well, or a client pins the stream, and with it the connection
-/// (no idle timeout runs while a stream is open), for ever.
+/// The same stall on responses ringgate writes itself (a `return`, a refusal page, a static
+/// file): they must end after `send_timeout` as well, or a client pins the stream, and with it
+/// the connection (no idle timeout runs while a stream is open), for ever.
 #[test]
 fn zero_window_stall_on_ringgates_own_responses_is_reset_after_send_timeout() {
     if !Py::available() {
@@ -1250,28 +1250,61 @@ fn zero_window_stall_on_ringgates_own_responses_is_reset_after_send_timeout() {
     }
     let pki = Pki::new();
     let up = Upstream::start(Mode::Echo);
+    let www = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(www.path().join("static")).expect("dir");
+    std::fs::write(www.path().join("static/page.txt"), "a static page\n").expect("page");
     let proxy = Cfg::new(&pki, &up)
         .http("send_timeout = \"1s\"\nkeepalive_timeout = \"1s\"\n")
-        .locations(
-            "[[listener.location]]\npath = \"/ret\"\nreturn = { status = 200, body = \"a body ringgate writes itself\" }\n\n[[listener.location]]\npath = \"/denied\"\nallow_roles = [\"nobody\"]\nproxy_pass = \"http://app\"\n",
-        )
+        .locations(&format!(
+            r#"[[listener.location]]
+path = "/ret"
+return = {{ status = 200, body = "a body ringgate writes itself" }}
+
+[[listener.location]]
+path = "/denied"
+allow_roles = ["nobody"]
+proxy_pass = "http://app"
+
+[[listener.location]]
+path = "/static/"
+root = {root}
+"#,
+            root = p(www.path())
+        ))
         .start();
-    let mut stuck = Vec::new();
-    for (path, want) in [("/ret", 200), ("/denied", 403)] {
-        let v = Py::tls(proxy.addr(), &pki, Some(&pki.client))
-            .with(&["--timeout", "5", "--path", path, "--window", "0"])
-            .run(&["request", "--no-window-updates"])
-            .expect("h2-client");
-        let s = only(&v);
-        eprintln!("zero window, {path}: {v}");
-        assert_eq!(status(s), Some(want), "{v}");
-        if s["reset"].as_u64().is_none() && v["closed"] != true {
-            stuck.push(format!(
-                "{path} ({want}): still open {} s after the HEADERS, send_timeout 1 s",
-                v["elapsed"]
-            ));
-        }
-    }
+    let cases = [("/ret", 200), ("/denied", 403), ("/static/page.txt", 200)];
+    // The three stalls at once, each on its own connection.
+    let stuck: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = cases
+            .iter()
+            .map(|&(path, want)| {
+                let py = Py::tls(proxy.addr(), &pki, Some(&pki.client)).with(&[
+                    "--timeout",
+                    "5",
+                    "--path",
+                    path,
+                    "--window",
+                    "0",
+                ]);
+                scope.spawn(move || (path, want, py.run(&["request", "--no-window-updates"])))
+            })
+            .collect();
+        runs.into_iter()
+            .filter_map(|r| {
+                let (path, want, v) = r.join().expect("client");
+                let v = v.expect("h2-client");
+                let s = only(&v);
+                eprintln!("zero window, {path}: {v}");
+                assert_eq!(status(s), Some(want), "{v}");
+                (s["reset"].as_u64().is_none() && v["closed"] != true).then(|| {
+                    format!(
+                        "{path} ({want}): still open {} s after the HEADERS, send_timeout 1 s",
+                        v["elapsed"]
+                    )
+                })
+            })
+            .collect()
+    });
     assert!(up.seen().is_empty());
     assert!(
         stuck.is_empty(),
@@ -1510,6 +1543,110 @@ fn forbidden_fields_and_pseudo_headers_are_stream_errors() {
     assert_eq!(status(only(&v)), Some(405), "{v}");
     let v = py.run(&["--path", "/ok", "request"]).expect("h2-client");
     assert_eq!(status(only(&v)), Some(200), "{v}");
+}
+
+/// More than 1024 stream errors provoked on one connection (streams carrying a
+/// `connection` field): the first 1024 are reset (PROTOCOL_ERROR), then the connection is
+/// closed with GOAWAY ENHANCE_YOUR_CALM.
+#[test]
+fn stream_errors_beyond_1024_close_the_connection() {
+    if !Py::available() {
+        return;
+    }
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up).start();
+    let v = Py::tls(proxy.addr(), &pki, Some(&pki.client))
+        .with(&["--timeout", "15"])
+        .run(&[
+            "request",
+            "--raw-headers",
+            "--count",
+            "1100",
+            "-H",
+            ":method: GET",
+            "-H",
+            ":scheme: https",
+            "-H",
+            ":authority: localhost",
+            "-H",
+            ":path: /err",
+            "-H",
+            "connection: close",
+        ])
+        .expect("h2-client");
+    let resets = streams(&v)
+        .iter()
+        .filter(|s| s["reset"].as_u64() == Some(PROTOCOL_ERROR))
+        .count();
+    eprintln!(
+        "1100 malformed streams: {resets} reset, GOAWAY {:?}",
+        goaway_codes(&v)
+    );
+    assert_eq!(resets, 1024, "{}", v["goaway"]);
+    assert!(
+        goaway_codes(&v).contains(&ENHANCE_YOUR_CALM),
+        "{}",
+        v["goaway"]
+    );
+    assert_eq!(v["closed"], true);
+    assert_eq!(up.accepts(), 0);
+}
+
+/// An upload answered before its body is read (a 403 for the wrong role, a `return`): the
+/// complete response, then RST_STREAM NO_ERROR so the client stops sending (RFC 9113 §8.1);
+/// the upstream sees nothing and the connection serves on.
+#[test]
+fn an_upload_answered_early_is_reset_with_no_error() {
+    if !Py::available() {
+        return;
+    }
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up)
+        .locations(
+            "[[listener.location]]\npath = \"/denied\"\nallow_roles = [\"nobody\"]\nproxy_pass = \"http://app\"\n\n[[listener.location]]\npath = \"/ret\"\nreturn = { status = 201, body = \"early\" }\n\n[[listener.location]]\npath = \"/\"\nproxy_pass = \"http://app\"\n",
+        )
+        .start();
+    let py = Py::tls(proxy.addr(), &pki, Some(&pki.client)).with(&["--timeout", "5"]);
+    for (path, want) in [("/denied", 403), ("/ret", 201)] {
+        let v = py
+            .run(&[
+                "--path",
+                path,
+                "request",
+                "--method",
+                "POST",
+                "--body-size",
+                "300000",
+            ])
+            .expect("h2-client");
+        let s = only(&v);
+        eprintln!(
+            "{path}: {:?}, reset {}, {} body bytes left unsent",
+            status(s),
+            s["reset"],
+            s["body_unsent"]
+        );
+        assert_eq!(status(s), Some(want), "{v}");
+        assert_eq!(s["ended"], true, "{v}");
+        assert_eq!(s["reset"].as_u64(), Some(NO_ERROR), "{v}");
+        assert!(v["elapsed"].as_f64().is_some_and(|t| t < 3.0), "{v}");
+    }
+    assert_eq!(up.accepts(), 0);
+    let v = py
+        .run(&[
+            "--path",
+            "/up",
+            "request",
+            "--method",
+            "POST",
+            "--body-size",
+            "300000",
+        ])
+        .expect("h2-client");
+    assert_eq!(status(only(&v)), Some(200), "{v}");
+    assert_eq!(up.last().body_len, 300_000);
 }
 
 /// In nginx-compatible mode (`verify_failure = "http"`) a refused certificate finishes the

@@ -9,6 +9,7 @@
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 
@@ -62,10 +63,23 @@ pub async fn serve(
         return finish(stream, out, keep_alive, facts).await;
     }
     facts.bytes = out.len() as u64;
-    let (res, buf) = stream.write_owned(out).await;
-    let sent = res.is_ok() && send_body(stream, &file, &path, size, buf, facts).await;
+    let limit = req.server.http.send_timeout;
+    let sent = match write_within(stream, out, limit).await {
+        Some(buf) => send_body(stream, &file, &path, size, buf, limit, facts).await,
+        None => false,
+    };
     let _ = file.close().await;
     Next::keep_if(sent && keep_alive)
+}
+
+/// Writes `buf` to the client within `limit` (nginx's `send_timeout`: a client that stops
+/// reading a large file does not hold the connection longer); hands the buffer back, or None
+/// when the write failed or timed out.
+async fn write_within(stream: &mut Stream, buf: BytesMut, limit: Duration) -> Option<BytesMut> {
+    match monoio::time::timeout(limit, stream.write_owned(buf)).await {
+        Ok((Ok(()), b)) => Some(b),
+        _ => None,
+    }
 }
 
 /// The file a `$uri` names under `root`: a directory's index file for a path ending in `/`
@@ -192,6 +206,7 @@ async fn send_body(
     path: &Path,
     size: u64,
     mut buf: BytesMut,
+    limit: Duration,
     facts: &mut LogFacts,
 ) -> bool {
     use monoio::buf::IoBufMut;
@@ -219,10 +234,9 @@ async fn send_body(
                 facts.bytes += n as u64;
             }
         }
-        let (res, b) = stream.write_owned(buf).await;
-        buf = b;
-        if res.is_err() {
-            return false;
+        match write_within(stream, buf, limit).await {
+            Some(b) => buf = b,
+            None => return false,
         }
     }
     true

@@ -607,3 +607,45 @@ fn two_thousand_idle_tls_connections_are_held_cheaply() {
         fd_count(proxy.pid)
     );
 }
+
+/// A client that stops reading a large static file is cut off after `send_timeout`, as nginx
+/// cuts it: the connection does not stay open for as long as the client likes.
+#[test]
+fn a_client_that_stops_reading_a_static_file_is_cut_after_send_timeout() {
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let www = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(www.path().join("static")).expect("mkdir");
+    let size = 32 * 1024 * 1024;
+    std::fs::write(www.path().join("static/big.bin"), vec![b'x'; size]).expect("write");
+    let proxy = Cfg::new(&pki, &up)
+        .http("send_timeout = \"1s\"")
+        .locations(&format!(
+            "[[listener.location]]\npath = \"/static/\"\nroot = {}\n",
+            crate::support::pki::p(www.path())
+        ))
+        .start();
+    let mut c = conn(&proxy, &pki);
+    c.send(b"GET /static/big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("send");
+    // Read nothing while the kernel buffers fill and send_timeout (1 s) runs out.
+    std::thread::sleep(Duration::from_secs(4));
+    let started = Instant::now();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match c.tls.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still reading after 15 s"
+        );
+    }
+    eprintln!("received {got} of {size} bytes before the close");
+    assert!(
+        got < size,
+        "the whole file arrived: the connection was never cut"
+    );
+}

@@ -23,6 +23,11 @@ use super::stream::TlsStream;
 /// Size of a ciphertext read: one full record plus overhead.
 const TLS_BUF: usize = 16 * 1024 + 512;
 
+/// Reads a connection may make in a row before it lets the worker's other tasks run: a peer
+/// that floods frames (PINGs, SETTINGS) keeps the socket readable, and the frame layer keeps
+/// reading while it is, so without a budget one connection could hold the core.
+const READ_BUDGET: u32 = 16;
+
 /// A TLS connection over a poll-io socket.
 pub struct PollTls<C> {
     io: TcpStreamPoll,
@@ -39,6 +44,8 @@ pub struct PollTls<C> {
     eof: bool,
     /// close_notify has been queued.
     closing: bool,
+    /// Reads left before the next yield (see [`READ_BUDGET`]).
+    budget: u32,
 }
 
 impl<C, SD> TlsStream<C>
@@ -60,6 +67,7 @@ where
             wpos: 0,
             eof,
             closing: false,
+            budget: READ_BUDGET,
         })
     }
 }
@@ -142,11 +150,18 @@ where
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.budget == 0 {
+            // Yield: run again after the worker's other ready tasks.
+            this.budget = READ_BUDGET;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         loop {
             match this.conn.reader().read(buf.initialize_unfilled()) {
                 Ok(n) => {
                     // 0: the peer closed cleanly (close_notify).
                     buf.advance(n);
+                    this.budget -= 1;
                     return Poll::Ready(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -165,7 +180,15 @@ where
             if let Poll::Ready(Err(e)) = this.poll_send_tls(cx) {
                 return Poll::Ready(Err(e));
             }
-            ready!(this.poll_absorb(cx))?;
+            match this.poll_absorb(cx) {
+                Poll::Pending => {
+                    // Nothing more to read now: the budget starts over.
+                    this.budget = READ_BUDGET;
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            }
         }
     }
 }

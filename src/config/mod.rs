@@ -214,14 +214,20 @@ impl Resolver<'_> {
     /// A path from the file, relative to the file's directory; remembered so a reload can
     /// watch what the configuration reads.
     fn path(&self, p: &str) -> PathBuf {
+        let full = self.written_path(p);
+        self.read_paths.borrow_mut().push(full.clone());
+        full
+    }
+
+    /// A path ringgate writes (the error log), resolved as [`Resolver::path`] resolves but not
+    /// watched: a reload on every line written to it would reload for ever.
+    fn written_path(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
-        let full = if p.is_absolute() {
+        if p.is_absolute() {
             p.to_path_buf()
         } else {
             self.base.join(p)
-        };
-        self.read_paths.borrow_mut().push(full.clone());
-        full
+        }
     }
 
     fn duration(
@@ -370,6 +376,28 @@ mod tests {
         );
         let e = err("proxy_pass = \"http://app\"\nupgrade = [\"web socket\"]");
         assert!(e.contains("`web socket` is not a protocol name"), "{e}");
+    }
+
+    #[test]
+    fn the_error_log_is_never_watched() {
+        // An error log that exists at start was watched: each line written to it reloaded
+        // the configuration, whose warnings wrote the next line, for ever.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("error.log"), b"old lines\n").unwrap();
+        let cfg = dir.path().join("ringgate.toml");
+        std::fs::write(
+            &cfg,
+            "[runtime]\nerror_log = \"error.log\"\n[[listener]]\nlisten = \"127.0.0.1:0\"\n[[listener.location]]\npath = \"/\"\nreturn = 204\n",
+        )
+        .unwrap();
+        let c = load(&cfg).unwrap();
+        assert_eq!(c.runtime.error_log, Some(dir.path().join("error.log")));
+        assert!(
+            !c.watched.iter().any(|p| p.ends_with("error.log")),
+            "{:?}",
+            c.watched
+        );
+        assert!(c.watched.contains(&cfg));
     }
 
     #[test]

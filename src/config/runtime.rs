@@ -149,7 +149,7 @@ impl Resolver<'_> {
 
     /// `error_log`: the file, in a directory that exists.
     fn error_log(&mut self, p: &Spanned<String>) -> Option<PathBuf> {
-        let path = self.path(p.get_ref());
+        let path = self.written_path(p.get_ref());
         match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => {
                 self.errs.push(

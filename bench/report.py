@@ -279,7 +279,8 @@ def build(meta, rows):
 def build_cross(cross):
     """The cross-check: per scenario and proxy, each tool's requests/s and the proxy's CPU."""
     out = {}
-    for (p, sc, tool), rs in sorted(cross.items()):
+    rank = {k: i for i, k in enumerate(ORDER + PROXIES)}
+    for (p, sc, tool), rs in sorted(cross.items(), key=lambda kv: (rank.get(kv[0][1], 99), rank.get(kv[0][0], 99), kv[0][2])):
         f = aggregate([figures(r) for r in rs])
         out.setdefault(sc, {}).setdefault(p, {})[tool] = {
             "rps": f["rps"],

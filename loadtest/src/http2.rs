@@ -522,11 +522,11 @@ impl H2Worker<'_> {
                     // A connection that ends cleanly after the server's GOAWAY resolves to
                     // Ok: the GOAWAY is the error new streams would get.
                     if let Poll::Ready(Err(e)) = up.send.poll_ready(&mut cx) {
-                        note_going_away(up, &e, &mut self.st);
+                        note_going_away(up, &e, self.me, &mut self.st);
                     }
                     up.going_away = true;
                     if let Err(e) = r {
-                        note_going_away(up, &e, &mut self.st);
+                        note_going_away(up, &e, self.me, &mut self.st);
                         let remote_goaway = e.is_go_away() && e.is_remote();
                         let graceful = remote_goaway && e.reason() == Some(Reason::NO_ERROR);
                         // With streams in flight, each stream reports the error.
@@ -679,7 +679,7 @@ fn poll_stream(
                 match up.send.poll_ready(cx) {
                     Poll::Pending => return Ok(()),
                     Poll::Ready(Err(e)) => {
-                        note_going_away(up, &e, stats);
+                        note_going_away(up, &e, me, stats);
                         return Ok(());
                     }
                     Poll::Ready(Ok(())) => {}
@@ -699,7 +699,7 @@ fn poll_stream(
                 let (resp, mut send) = match up.send.send_request(request(h2), end) {
                     Ok(x) => x,
                     Err(e) => {
-                        note_going_away(up, &e, stats);
+                        note_going_away(up, &e, me, stats);
                         *st = Stream::Queued(t0);
                         return Ok(());
                     }
@@ -771,11 +771,21 @@ fn poll_stream(
 }
 
 /// `poll_ready` or `send_request` failed: the connection takes no new streams.
-fn note_going_away(up: &mut Up, e: &h2::Error, stats: &mut Stats) {
+/// A GOAWAY from the server is counted by its code; one with an error code (the server found
+/// fault with the client, or failed) is an error as well.
+fn note_going_away(up: &mut Up, e: &h2::Error, me: &Counters, stats: &mut Stats) {
     up.going_away = true;
     if e.is_go_away() && e.is_remote() && !up.goaway_counted {
         up.goaway_counted = true;
         stats.h2_goaways += 1;
+        let reason = e.reason().unwrap_or(Reason::NO_ERROR);
+        *stats
+            .h2_goaway_reasons
+            .entry(format!("{reason:?}"))
+            .or_default() += 1;
+        if reason != Reason::NO_ERROR {
+            stats.error(me, "closed", format!("GOAWAY: {}", describe(e)));
+        }
     }
 }
 
@@ -793,7 +803,7 @@ fn stream_error(
         stats.h2_retried += 1;
         *st = Stream::Queued(t0);
         if e.is_go_away() {
-            note_going_away(up, e, stats);
+            note_going_away(up, e, me, stats);
         }
         return;
     }

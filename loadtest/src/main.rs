@@ -278,6 +278,7 @@ fn report(args: &Args, plan: &args::Plan, t: &Stats, elapsed: Duration) {
                     "streams": h2.streams,
                     "connections": t.h2_connections,
                     "goaways": t.h2_goaways,
+                    "goaway_reasons": t.h2_goaway_reasons,
                     "retried": t.h2_retried,
                 }),
                 None => serde_json::Value::Null,
@@ -311,8 +312,18 @@ fn report(args: &Args, plan: &args::Plan, t: &Stats, elapsed: Duration) {
             None => println!("  requests      {} ({rps:.1} req/s)", t.requests),
         }
         if let Some(h2) = &plan.h2 {
+            let reasons: Vec<String> = t
+                .h2_goaway_reasons
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            let reasons = if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reasons.join(", "))
+            };
             println!(
-                "  h2            {} streams per connection; {} connections opened, {} GOAWAYs, {} requests retried",
+                "  h2            {} streams per connection; {} connections opened, {} GOAWAYs{reasons}, {} requests retried",
                 h2.streams, t.h2_connections, t.h2_goaways, t.h2_retried
             );
         }

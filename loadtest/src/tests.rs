@@ -782,6 +782,8 @@ struct H2Behavior {
     delay: Duration,
     /// graceful_shutdown (GOAWAY) once this many streams were accepted on a connection.
     goaway_after: Option<u64>,
+    /// abrupt_shutdown (GOAWAY with this code) once this many streams were accepted.
+    goaway_error: Option<(u64, h2::Reason)>,
     /// Every Nth stream of a connection is reset with this reason instead of answered.
     reset: Option<(u64, h2::Reason)>,
     /// Offer h2 in ALPN.
@@ -792,6 +794,7 @@ const H2_OK: H2Behavior = H2Behavior {
     body: 3,
     delay: Duration::ZERO,
     goaway_after: None,
+    goaway_error: None,
     reset: None,
     alpn_h2: true,
 };
@@ -898,6 +901,11 @@ where
                     seen.streams.fetch_add(1, Ordering::Relaxed);
                     if b.goaway_after == Some(accepted) {
                         conn.graceful_shutdown();
+                    }
+                    if let Some((n, reason)) = b.goaway_error {
+                        if n == accepted {
+                            conn.abrupt_shutdown(reason);
+                        }
                     }
                     let n = accepted;
                     let open = &open;
@@ -1038,6 +1046,50 @@ fn h2_mode_reconnects_after_goaway_without_losing_a_request() {
     assert_eq!(srv.accepted.load(Ordering::Relaxed), st.h2_connections);
     assert_eq!(seen.streams.load(Ordering::Relaxed), 1000 + st.h2_retried);
     assert_eq!(seen.bad.load(Ordering::Relaxed), 0);
+    let no_error = [("NO_ERROR".to_string(), st.h2_goaways)];
+    assert_eq!(st.h2_goaway_reasons, no_error.into_iter().collect());
+}
+
+#[test]
+fn h2_mode_counts_a_goaway_with_an_error_code_as_an_error() {
+    let b = H2Behavior {
+        goaway_error: Some((20, h2::Reason::ENHANCE_YOUR_CALM)),
+        ..H2_OK
+    };
+    let (srv, _) = serve_h2(None, b, "127.0.0.1:1".into(), 0);
+    let url = format!("http://{}/", srv.addr);
+    let (st, _) = load(
+        url,
+        &[
+            "--mode",
+            "h2",
+            "-c",
+            "1",
+            "-n",
+            "100",
+            "-H",
+            "Host: 127.0.0.1:1",
+        ],
+        &[],
+    );
+    // Every connection ends with the GOAWAY after 20 streams; the client goes on with a new
+    // one each time.
+    let calm = st.h2_goaway_reasons.get("ENHANCE_YOUR_CALM").copied();
+    assert!(calm.is_some_and(|n| n >= 4), "{:?}", st.h2_goaway_reasons);
+    assert_eq!(st.h2_goaways, calm.unwrap_or(0));
+    assert!(st.errors["closed"] >= calm.unwrap_or(0));
+    assert!(
+        st.samples
+            .iter()
+            .any(|m| m.contains("GOAWAY") && m.contains("ENHANCE_YOUR_CALM")),
+        "{:?}",
+        st.samples
+    );
+    assert!(
+        st.requests >= 80 && st.requests + errors(&st) >= 100,
+        "{}",
+        st.requests
+    );
 }
 
 #[test]

@@ -175,6 +175,8 @@ pub struct Stats {
     /// h2 mode: streams the server did not process (above a GOAWAY's last stream, or
     /// REFUSED_STREAM), sent again; not errors.
     pub h2_retried: u64,
+    /// h2 mode: the GOAWAYs by error code (`NO_ERROR`, `ENHANCE_YOUR_CALM`, ...).
+    pub h2_goaway_reasons: BTreeMap<String, u64>,
     /// First few error messages, for the report.
     pub samples: Vec<String>,
 }
@@ -201,6 +203,7 @@ impl Stats {
             h2_connections: 0,
             h2_goaways: 0,
             h2_retried: 0,
+            h2_goaway_reasons: BTreeMap::new(),
             samples: Vec::new(),
         }
     }
@@ -224,6 +227,9 @@ impl Stats {
         self.h2_connections += o.h2_connections;
         self.h2_goaways += o.h2_goaways;
         self.h2_retried += o.h2_retried;
+        for (k, v) in &o.h2_goaway_reasons {
+            *self.h2_goaway_reasons.entry(k.clone()).or_default() += v;
+        }
         for s in &o.samples {
             if self.samples.len() < 5 && !self.samples.contains(s) {
                 self.samples.push(s.clone());

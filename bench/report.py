@@ -3,6 +3,7 @@
 into the ratio table, a summary JSON and SVG bar charts. Python standard library only.
 
     python3 bench/report.py --meta '{...}' --jsonl run-STAMP.jsonl --out bench/results/run-STAMP
+    python3 bench/report.py --jsonl A.jsonl --jsonl B.jsonl --out OUT  # runs pooled, rounds in a row
     python3 bench/report.py --parse-h2load h2load-output.txt     # h2load's text as JSON
 
 writes OUT.txt (the table, also printed), OUT.json (summary + raw), OUT.svg (every scenario)
@@ -43,9 +44,18 @@ SCENARIOS = {
 ORDER = list(SCENARIOS)
 
 
-def load(path):
-    """Rows by (proxy, scenario), one per round; cross-check rows by (proxy, scenario, tool)."""
+def load(paths):
+    """Rows by (proxy, scenario), one per round; cross-check rows by (proxy, scenario, tool).
+    Several files (runs) are pooled: each run's rounds are numbered after the previous run's."""
     rows, cross = {}, {}
+    offset = 0
+    for path in paths:
+        offset = load_one(path, offset, rows, cross)
+    return rows, cross
+
+
+def load_one(path, offset, rows, cross):
+    last = offset
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -56,11 +66,13 @@ def load(path):
             except json.JSONDecodeError as e:
                 print(f"report: skipping a bad line: {e}", file=sys.stderr)
                 continue
+            r["round"] = r.get("round", 1) + offset
+            last = max(last, r["round"])
             if r.get("tool"):
                 cross.setdefault((r["proxy"], r["scenario"], r["tool"]), []).append(r)
             else:
                 rows.setdefault((r["proxy"], r["scenario"]), []).append(r)
-    return rows, cross
+    return last
 
 
 def parse_h2load(text):
@@ -301,13 +313,16 @@ def table(s):
         f"ringgate vs nginx vs HAProxy, {m.get('date')}, kernel {m.get('kernel')}, "
         f"{m.get('cpus')} CPUs ({m.get('cpu_model')})"
     )
-    out.append(
+    line = (
         f"proxy on CPU {m.get('proxy_cpu')} (1 worker / 1 thread), ringgate-load "
         f"(-t {m.get('load_threads')}) on CPU {m.get('load_cpu')}, upstream nginx on CPU "
-        f"{m.get('upstream_cpu')}; -c {m.get('connections')} -d {m.get('duration')}; fixed rate "
-        f"{m.get('rate')} req/s ({m.get('rate_fraction')} of nginx's keep-alive maximum); "
-        f"{m.get('idle_connections')} idle connections"
+        f"{m.get('upstream_cpu')}; -c {m.get('connections')} -d {m.get('duration')}"
     )
+    if "rate-latency" in s["scenarios"]:
+        line += f"; fixed rate {m.get('rate')} req/s ({m.get('rate_fraction')} of nginx's keep-alive maximum)"
+    if "idle-memory" in s["scenarios"]:
+        line += f"; {m.get('idle_connections')} idle connections"
+    out.append(line)
     out.append(
         f"ringgate {m.get('ringgate')}, nginx {m.get('nginx')}, HAProxy {m.get('haproxy')}, "
         f"{m.get('openssl')}; mTLS with client certificates (ECDSA P-256 client, CA)"
@@ -387,7 +402,10 @@ def table(s):
         out.append(f"{sc:<18} " + "; ".join(parts))
     if any(d["rounds"] > 1 for d in s["scenarios"].values()):
         out.append("")
-        out.append("spread over the rounds: lowest-highest of each proxy; ringgate/nginx round by round")
+        out.append(
+            "spread over the rounds: lowest-highest of each proxy; ringgate/nginx in each round "
+            "(nginx ran right before ringgate) and their median"
+        )
         for sc, d in s["scenarios"].items():
             if d["rounds"] < 2:
                 continue
@@ -406,7 +424,9 @@ def table(s):
                         digits = 0 if key is None else 1
                         cells.append(f"{p} {fmt(min(v), digits)}-{fmt(max(v), digits)}")
                 ratios = " ".join(fmt(x, 2) if x is not None else "-" for x in rr)
-                out.append(f"{sc:<18} {what:<14} " + ", ".join(cells) + (f"; rg/nginx {ratios}" if rr else ""))
+                m = med(rr)
+                paired = f"; rg/nginx median {fmt(m, 2)}, by round {ratios}" if m is not None else ""
+                out.append(f"{sc:<18} {what:<14} " + ", ".join(cells) + paired)
     cross = s.get("cross") or {}
     if cross:
         out.append("")
@@ -545,7 +565,7 @@ def charts(s, out):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--meta", default="{}")
-    ap.add_argument("--jsonl")
+    ap.add_argument("--jsonl", action="append", help="a run's raw results; several are pooled")
     ap.add_argument("--out")
     ap.add_argument("--parse-h2load", metavar="FILE", help="print h2load's output as JSON and exit")
     a = ap.parse_args()

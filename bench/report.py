@@ -3,21 +3,29 @@
 into the ratio table, a summary JSON and SVG bar charts. Python standard library only.
 
     python3 bench/report.py --meta '{...}' --jsonl run-STAMP.jsonl --out bench/results/run-STAMP
+    python3 bench/report.py --jsonl A.jsonl --jsonl B.jsonl --out OUT  # runs pooled, rounds in a row
+    python3 bench/report.py --parse-h2load h2load-output.txt     # h2load's text as JSON
 
 writes OUT.txt (the table, also printed), OUT.json (summary + raw), OUT.svg (every scenario)
-and OUT-charts/SCENARIO.svg (one chart per scenario).
+and OUT-charts/SCENARIO.svg (one chart per scenario). With several rounds (run.sh's ROUNDS),
+each figure is the median over the rounds, and a block gives the spread (lowest and highest)
+and ringgate/nginx round by round. Rows with a "tool" (H2LOAD=1: h2load and ringgate-load on
+a listener without client verification) make the cross-check block.
 """
 
 import argparse
 import html
 import json
 import os
+import re
+import statistics
 import sys
 
 PROXIES = ["nginx", "haproxy", "ringgate"]
 COLORS = {"nginx": "#2e7d32", "haproxy": "#1565c0", "ringgate": "#ef6c00"}
 
-# scenario: (title, metric label, unit, higher is better, target on ringgate/nginx)
+# scenario: (title, metric label, unit, higher is better, target on ringgate/nginx[, target on
+# ringgate/nginx CPU time per request])
 SCENARIOS = {
     "ka-small": ("keep-alive, small responses", "requests/s", "req/s", True, (">=", 1.3)),
     "ka-64k": ("keep-alive, 64 KiB responses", "requests/s", "req/s", True, (">=", 1.3)),
@@ -28,12 +36,26 @@ SCENARIOS = {
     "rate-latency": ("latency at a fixed rate", "p99 latency", "us", False, ("<=", 1.0)),
     "ws-echo": ("WebSocket echo, one message in flight per connection", "messages/s", "msg/s", True, None),
     "idle-memory": ("memory per idle mTLS connection", "RSS per connection", "bytes", False, ("<=", 1.0)),
+    # HTTP/2 (ALPN h2) on mTLS connections: at least nginx's requests/s at less CPU per request.
+    "h2-small": ("HTTP/2, small responses, 1 stream per connection", "requests/s", "req/s", True, (">=", 1.0), ("<", 1.0)),
+    "h2-small-10": ("HTTP/2, small responses, 10 streams per connection", "requests/s", "req/s", True, (">=", 1.0), ("<", 1.0)),
+    "h2-64k": ("HTTP/2, 64 KiB responses, 1 stream per connection", "requests/s", "req/s", True, (">=", 1.0), ("<", 1.0)),
 }
 ORDER = list(SCENARIOS)
 
 
-def load(path):
-    rows = {}
+def load(paths):
+    """Rows by (proxy, scenario), one per round; cross-check rows by (proxy, scenario, tool).
+    Several files (runs) are pooled: each run's rounds are numbered after the previous run's."""
+    rows, cross = {}, {}
+    offset = 0
+    for path in paths:
+        offset = load_one(path, offset, rows, cross)
+    return rows, cross
+
+
+def load_one(path, offset, rows, cross):
+    last = offset
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -44,8 +66,51 @@ def load(path):
             except json.JSONDecodeError as e:
                 print(f"report: skipping a bad line: {e}", file=sys.stderr)
                 continue
-            rows[(r["proxy"], r["scenario"])] = r
-    return rows
+            r["round"] = r.get("round", 1) + offset
+            last = max(last, r["round"])
+            if r.get("tool"):
+                cross.setdefault((r["proxy"], r["scenario"], r["tool"]), []).append(r)
+            else:
+                rows.setdefault((r["proxy"], r["scenario"]), []).append(r)
+    return last
+
+
+def parse_h2load(text):
+    """h2load's summary as ringgate-load's JSON fields (requests, rps, latency, statuses)."""
+
+    def num(pattern, conv=float, default=0):
+        m = re.search(pattern, text, re.M)
+        return conv(m.group(1)) if m else default
+
+    def us(v):
+        m = re.fullmatch(r"([0-9.]+)(us|ms|s)", v)
+        if not m:
+            return None
+        return float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
+
+    out = {
+        "tool": "h2load",
+        "duration_s": num(r"finished in ([0-9.]+)s"),
+        "rps": num(r"finished in [0-9.]+s, ([0-9.]+) req/s"),
+        "requests": num(r"^requests: .*?([0-9]+) succeeded", int),
+        "requests_done": num(r"^requests: .*?([0-9]+) done", int),
+        "errors": {
+            "failed": num(r"^requests: .*?([0-9]+) failed", int),
+            "errored": num(r"^requests: .*?([0-9]+) errored", int),
+            "timeout": num(r"^requests: .*?([0-9]+) timeout", int),
+        },
+        "statuses": {},
+    }
+    out["errors_total"] = sum(out["errors"].values())
+    m = re.search(r"^status codes: (.*)$", text, re.M)
+    if m:
+        for n, k in re.findall(r"([0-9]+) ([0-9]xx)", m.group(1)):
+            if int(n):
+                out["statuses"][k] = int(n)
+    m = re.search(r"^time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", text, re.M)
+    if m:
+        out["latency_us"] = {"min": us(m.group(1)), "max": us(m.group(2)), "mean": us(m.group(3))}
+    return out
 
 
 def figures(r):
@@ -73,6 +138,8 @@ def figures(r):
         "cpu_s": cpu_s,
         "cpu_us_per_request": cpu_s * 1e6 / req if req else None,
         "cpu_us_per_handshake": cpu_s * 1e6 / (full + resumed) if full + resumed else None,
+        "h2": res.get("h2"),
+        "round": r.get("round", 1),
     }
     if r["scenario"] == "idle-memory":
         idle = res.get("idle") or {}
@@ -82,6 +149,40 @@ def figures(r):
         f["rss_before_kb"] = r.get("rss_before_kb")
         f["rss_after_kb"] = r.get("rss_after_kb")
         f["bytes_per_connection"] = delta / est if est else None
+    return f
+
+
+# Figures that are medians over the rounds (the others are added up).
+MEDIAN = ["rps", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "cpu_s", "cpu_us_per_request",
+          "cpu_us_per_handshake", "bytes_per_connection", "rss_before_kb", "rss_after_kb"]
+
+
+def med(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def aggregate(fs):
+    """One proxy's figures in one scenario over its rounds: medians, sums, and per round."""
+    if len(fs) == 1:
+        f = dict(fs[0])
+        f["rounds"] = [fs[0]]
+        return f
+    f = {k: med([x.get(k) for x in fs]) for k in MEDIAN if any(k in x for x in fs)}
+    for k in ("requests", "errors", "hs_full", "hs_resumed", "idle_established"):
+        if any(k in x for x in fs):
+            f[k] = sum(x.get(k) or 0 for x in fs)
+    for k in ("errors_by_cause", "statuses"):
+        acc = {}
+        for x in fs:
+            for kk, v in (x.get(k) or {}).items():
+                acc[kk] = acc.get(kk, 0) + v
+        f[k] = acc
+    h2s = [x["h2"] for x in fs if x.get("h2")]
+    if h2s:
+        f["h2"] = {k: sum(h.get(k) or 0 for h in h2s) for k in ("connections", "goaways", "retried")}
+        f["h2"]["streams"] = h2s[0].get("streams")
+    f["rounds"] = fs
     return f
 
 
@@ -109,27 +210,68 @@ def ratio(a, b):
     return a / b
 
 
+def cpu_key(sc):
+    return "cpu_us_per_handshake" if sc.startswith("hs-") else "cpu_us_per_request"
+
+
+def meets(r, target):
+    if r is None:
+        return None
+    op, bound = target
+    return {">=": r >= bound, "<=": r <= bound, "<": r < bound, ">": r > bound}[op]
+
+
+def per_round_ratios(sc, per, key):
+    """ringgate/nginx round by round (each round ran nginx, then ringgate)."""
+    if "ringgate" not in per or "nginx" not in per:
+        return []
+    ng = {f["round"]: f for f in per["nginx"]["rounds"]}
+    out = []
+    for f in per["ringgate"]["rounds"]:
+        n = ng.get(f["round"])
+        if n is None:
+            continue
+        a = primary(sc, f) if key is None else f.get(key)
+        b = primary(sc, n) if key is None else n.get(key)
+        out.append(ratio(a, b))
+    return out
+
+
 def build(meta, rows):
     present = [p for p in PROXIES if any(k[0] == p for k in rows)]
     summary = {"meta": meta, "proxies": present, "scenarios": {}}
     for sc in ORDER:
-        per = {p: figures(rows[(p, sc)]) for p in present if (p, sc) in rows}
+        per = {
+            p: aggregate(sorted((figures(r) for r in rows[(p, sc)]), key=lambda f: f["round"]))
+            for p in present
+            if (p, sc) in rows
+        }
         if not per:
             continue
-        title, metric, unit, higher, target = SCENARIOS[sc]
+        title, metric, unit, higher, target = SCENARIOS[sc][:5]
+        cpu_target = SCENARIOS[sc][5] if len(SCENARIOS[sc]) > 5 else None
         vals = {p: primary(sc, per.get(p)) for p in present}
         rg = vals.get("ringgate")
         r_n = ratio(rg, vals.get("nginx"))
         r_h = ratio(rg, vals.get("haproxy"))
+        cpu = {p: per[p].get(cpu_key(sc)) for p in per}
+        cpu_r_n = ratio(cpu.get("ringgate"), cpu.get("nginx"))
         # A scenario without a target (ws-echo) is reported, not judged.
         met = None
         goal = "-"
         if target is not None:
             op, bound = target
             goal = f"ringgate/nginx {op} {bound}"
-            if r_n is not None:
-                met = r_n >= bound if op == ">=" else r_n <= bound
+            met = meets(r_n, target)
+            if cpu_target is not None:
+                goal += f", cpu {cpu_target[0]} {cpu_target[1]}"
+                cpu_met = meets(cpu_r_n, cpu_target)
+                met = None if met is None or cpu_met is None else met and cpu_met
         summary["scenarios"][sc] = {
+            "rounds": max(len(f["rounds"]) for f in per.values()),
+            "cpu_ringgate_over_nginx": cpu_r_n,
+            "ratio_per_round": per_round_ratios(sc, per, None),
+            "cpu_ratio_per_round": per_round_ratios(sc, per, cpu_key(sc)),
             "title": title,
             "metric": metric,
             "unit": unit,
@@ -139,10 +281,28 @@ def build(meta, rows):
             "ringgate_over_haproxy": r_h,
             "target": goal,
             "target_met": met,
-            "figures": per,
-            "args": next(iter(rows[(p, sc)]["args"] for p in present if (p, sc) in rows)),
+            "figures": {p: {k: v for k, v in f.items() if k != "rounds"} for p, f in per.items()},
+            "figures_per_round": {p: f["rounds"] for p, f in per.items()},
+            "args": next(iter(rows[(p, sc)][0]["args"] for p in present if (p, sc) in rows)),
         }
     return summary
+
+
+def build_cross(cross):
+    """The cross-check: per scenario and proxy, each tool's requests/s and the proxy's CPU."""
+    out = {}
+    rank = {k: i for i, k in enumerate(ORDER + PROXIES)}
+    for (p, sc, tool), rs in sorted(cross.items(), key=lambda kv: (rank.get(kv[0][1], 99), rank.get(kv[0][0], 99), kv[0][2])):
+        f = aggregate([figures(r) for r in rs])
+        out.setdefault(sc, {}).setdefault(p, {})[tool] = {
+            "rps": f["rps"],
+            "requests": f["requests"],
+            "errors": f["errors"],
+            "statuses": f["statuses"],
+            "cpu_us_per_request": f["cpu_us_per_request"],
+            "args": rs[0].get("args"),
+        }
+    return out
 
 
 def table(s):
@@ -153,17 +313,30 @@ def table(s):
         f"ringgate vs nginx vs HAProxy, {m.get('date')}, kernel {m.get('kernel')}, "
         f"{m.get('cpus')} CPUs ({m.get('cpu_model')})"
     )
-    out.append(
+    line = (
         f"proxy on CPU {m.get('proxy_cpu')} (1 worker / 1 thread), ringgate-load "
         f"(-t {m.get('load_threads')}) on CPU {m.get('load_cpu')}, upstream nginx on CPU "
-        f"{m.get('upstream_cpu')}; -c {m.get('connections')} -d {m.get('duration')}; fixed rate "
-        f"{m.get('rate')} req/s ({m.get('rate_fraction')} of nginx's keep-alive maximum); "
-        f"{m.get('idle_connections')} idle connections"
+        f"{m.get('upstream_cpu')}; -c {m.get('connections')} -d {m.get('duration')}"
     )
+    if "rate-latency" in s["scenarios"]:
+        line += f"; fixed rate {m.get('rate')} req/s ({m.get('rate_fraction')} of nginx's keep-alive maximum)"
+    if "idle-memory" in s["scenarios"]:
+        line += f"; {m.get('idle_connections')} idle connections"
+    out.append(line)
     out.append(
         f"ringgate {m.get('ringgate')}, nginx {m.get('nginx')}, HAProxy {m.get('haproxy')}, "
         f"{m.get('openssl')}; mTLS with client certificates (ECDSA P-256 client, CA)"
     )
+    if m.get("rounds", 1) > 1:
+        out.append(
+            f"{m.get('rounds')} rounds, each proxy in turn in each round; every figure is the median "
+            "of the rounds (the spread is below)"
+        )
+    if any(sc.startswith("h2-") for sc in s["scenarios"]):
+        out.append(
+            f"h2 scenarios: ALPN h2 on the same mTLS listener; h2-small and h2-64k -c {m.get('connections')} "
+            f"with 1 stream each, h2-small-10 -c {m.get('h2_connections')} with {m.get('h2_streams')} streams each"
+        )
     out.append(f"command: {m.get('command')}")
     out.append("")
     w = 18
@@ -194,7 +367,7 @@ def table(s):
     for sc, d in s["scenarios"].items():
         if sc == "idle-memory":
             continue
-        key = "cpu_us_per_handshake" if sc.startswith("hs-") else "cpu_us_per_request"
+        key = cpu_key(sc)
         per = "us/handshake" if sc.startswith("hs-") else "us/message" if sc == "ws-echo" else "us/request"
         vals = {p: d["figures"].get(p, {}).get(key) for p in pr}
         line = f"{sc:<18} {per:<14}" + "".join(f"{fmt(vals.get(p), 1):>11}" for p in pr)
@@ -222,8 +395,52 @@ def table(s):
                 x += " statuses " + ", ".join(f"{k}: {v}" for k, v in bad.items())
             if sc == "idle-memory":
                 x += f", {f.get('idle_established')} open, RSS {f.get('rss_before_kb')} -> {f.get('rss_after_kb')} kB"
+            if f.get("h2"):
+                h = f["h2"]
+                x += f", h2 {h.get('connections')} conns/{h.get('goaways')} GOAWAY/{h.get('retried')} retried"
             parts.append(x)
         out.append(f"{sc:<18} " + "; ".join(parts))
+    if any(d["rounds"] > 1 for d in s["scenarios"].values()):
+        out.append("")
+        out.append(
+            "spread over the rounds: lowest-highest of each proxy; ringgate/nginx in each round "
+            "(nginx ran right before ringgate) and their median"
+        )
+        for sc, d in s["scenarios"].items():
+            if d["rounds"] < 2:
+                continue
+            for what, key, rr in (
+                (d["unit"], None, d["ratio_per_round"]),
+                ("cpu " + ("us/hs" if sc.startswith("hs-") else "us/req"), cpu_key(sc), d["cpu_ratio_per_round"]),
+            ):
+                if sc == "idle-memory" and key is not None:
+                    continue
+                cells = []
+                for p in pr:
+                    fs = d["figures_per_round"].get(p) or []
+                    v = [primary(sc, f) if key is None else f.get(key) for f in fs]
+                    v = [x for x in v if x is not None]
+                    if v:
+                        digits = 0 if key is None else 1
+                        cells.append(f"{p} {fmt(min(v), digits)}-{fmt(max(v), digits)}")
+                ratios = " ".join(fmt(x, 2) if x is not None else "-" for x in rr)
+                m = med(rr)
+                paired = f"; rg/nginx median {fmt(m, 2)}, by round {ratios}" if m is not None else ""
+                out.append(f"{sc:<18} {what:<14} " + ", ".join(cells) + paired)
+    cross = s.get("cross") or {}
+    if cross:
+        out.append("")
+        out.append("cross-check on a listener without client verification (h2load sends no certificate)")
+        out.append(f"{'scenario':<18} {'proxy':<9} {'ringgate-load':>13} {'h2load':>10} {'ratio':>6}  cpu us/req (ringgate-load / h2load); errors")
+        for sc, byp in cross.items():
+            for p, tools in byp.items():
+                a, b = tools.get("ringgate-load", {}), tools.get("h2load", {})
+                r = ratio(a.get("rps"), b.get("rps"))
+                out.append(
+                    f"{sc:<18} {p:<9} {fmt(a.get('rps')):>13} {fmt(b.get('rps')):>10} {fmt(r, 2) if r else '-':>6}  "
+                    f"{fmt(a.get('cpu_us_per_request'), 1)} / {fmt(b.get('cpu_us_per_request'), 1)}; "
+                    f"{a.get('errors', '-')} / {b.get('errors', '-')}"
+                )
     return "\n".join(out) + "\n"
 
 
@@ -348,17 +565,25 @@ def charts(s, out):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--meta", default="{}")
-    ap.add_argument("--jsonl", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--jsonl", action="append", help="a run's raw results; several are pooled")
+    ap.add_argument("--out")
+    ap.add_argument("--parse-h2load", metavar="FILE", help="print h2load's output as JSON and exit")
     a = ap.parse_args()
+    if a.parse_h2load:
+        with open(a.parse_h2load, errors="replace") as f:
+            print(json.dumps(parse_h2load(f.read())))
+        return
+    if not a.jsonl or not a.out:
+        ap.error("--jsonl and --out are required")
     meta = json.loads(a.meta)
-    rows = load(a.jsonl)
+    rows, cross = load(a.jsonl)
     s = build(meta, rows)
+    s["cross"] = build_cross(cross)
     t = table(s)
     sys.stdout.write(t)
     with open(a.out + ".txt", "w") as f:
         f.write(t)
-    s["raw"] = list(rows.values())
+    s["raw"] = [r for rs in rows.values() for r in rs] + [r for rs in cross.values() for r in rs]
     with open(a.out + ".json", "w") as f:
         json.dump(s, f, indent=1)
     charts(s, a.out)

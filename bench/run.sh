@@ -10,6 +10,7 @@
 #   SKIP_BUILD=1 KEEP_TMP=1 bench/run.sh
 #   SCENARIOS="ka-small ka-64k" PROXIES=ringgate PROFILE=ringgate bench/run.sh  # perf profiles
 #   SCENARIOS=ws-echo PROXIES="nginx ringgate" bench/run.sh    # WebSocket echo messages/s
+#   SCENARIOS="h2-small h2-small-10 h2-64k" PROXIES="nginx ringgate" ROUNDS=3 H2LOAD=1 bench/run.sh
 #
 # The proxy under test runs on CPU 0 (PROXY_CPU, one worker/thread), ringgate-load and the
 # upstreams (nginx; the WebSocket echo) on CPU 1 (LOAD_CPU, UPSTREAM_CPU). See bench/README.md.
@@ -38,6 +39,19 @@ PROFILE=${PROFILE:-}
 # the bottleneck) and the size of each text message.
 WS_UPSTREAM=${WS_UPSTREAM:-rust}
 WS_MESSAGE_SIZE=${WS_MESSAGE_SIZE:-32}
+# Rounds: every proxy in turn, ROUNDS times (nginx, ringgate, nginx, ringgate, ...); the report
+# gives each figure's median over the rounds and its spread.
+ROUNDS=${ROUNDS:-1}
+# h2-small-10: streams per connection, over CONNS / H2_STREAMS connections (as many requests
+# in flight as h2-small's CONNS connections of one stream).
+H2_STREAMS=${H2_STREAMS:-10}
+H2_CONNS=$((CONNS / H2_STREAMS))
+[ "$H2_CONNS" -ge 1 ] || H2_CONNS=1
+# H2LOAD=1: in the first round, after each h2 scenario, the same load from h2load (nghttp2) and
+# from ringgate-load without a client certificate, both on a second listener of the same proxy
+# without client verification (h2load cannot send a certificate): a cross-check of
+# ringgate-load's figures.
+H2LOAD=${H2LOAD:-0}
 # Every process of the run (the three proxies, the upstream, the load) runs with the glibc
 # tunable that tuning/README.md recommends and deploy/ sets; empty runs with glibc's default.
 BENCH_GLIBC_TUNABLES=${BENCH_GLIBC_TUNABLES-glibc.cpu.x86_rep_movsb_threshold=4194304}
@@ -58,6 +72,7 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(hapr
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+if [ "$H2LOAD" = 1 ]; then command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client); fi
 if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     # Keep the distribution's nginx and haproxy services from starting (they would take ports
@@ -303,8 +318,29 @@ fi
 # The same nginx.conf for nginx and ringgate (`ringgate run --nginx-config`): upstream
 # keepalive needs proxy_http_version 1.1 and Connection "" (ringgate's importer keeps the
 # pool only then, as nginx reuses connections only then).
-nginx_conf() { # dir port kind(ecdsa|rsa)
+nginx_conf() { # dir port kind(ecdsa|rsa) [h2 [port2]]
     mkdir -p "$1/logs" "$1/tmp"
+    # h2: HTTP/2 offered in ALPN (nginx 1.22's `listen ... http2`; ringgate's importer reads it
+    # as `http2 = true`); with a second port, a listener without client verification for the
+    # h2load cross-check.
+    local opts=ssl extra=
+    if [ "${4:-}" = h2 ]; then
+        opts="ssl http2"
+        [ -z "${5:-}" ] || extra="    server {
+        listen 127.0.0.1:$5 ssl http2 backlog=4096;
+        ssl_certificate $PKI/server-$3.crt;
+        ssl_certificate_key $PKI/server-$3.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_tickets on;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_timeout 5m;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }
+    }"
+    fi
     cat <<EOF
 daemon off;
 master_process on;
@@ -325,7 +361,7 @@ $WS_HTTP
         keepalive 32;
     }
     server {
-        listen 127.0.0.1:$2 ssl backlog=4096;
+        listen 127.0.0.1:$2 $opts backlog=4096;
         ssl_certificate $PKI/server-$3.crt;
         ssl_certificate_key $PKI/server-$3.key;
         ssl_client_certificate $PKI/ca.crt;
@@ -342,12 +378,18 @@ $WS_HTTP
         }
 $WS_LOCATION
     }
+$extra
 }
 EOF
 }
 
-haproxy_conf() { # dir port kind
+haproxy_conf() { # dir port kind [h2 [port2]]
     mkdir -p "$1"
+    local alpn=http/1.1 extra=
+    if [ "${4:-}" = h2 ]; then
+        alpn=h2,http/1.1
+        [ -z "${5:-}" ] || extra="    bind 127.0.0.1:$5 ssl crt $PKI/server-$3.pem alpn $alpn"
+    fi
     cat <<EOF
 global
     nbthread 1
@@ -370,7 +412,8 @@ defaults
     timeout http-request 60s
     timeout http-keep-alive 75s
 frontend bench
-    bind 127.0.0.1:$2 ssl crt $PKI/server-$3.pem ca-file $PKI/ca.crt verify required alpn http/1.1
+    bind 127.0.0.1:$2 ssl crt $PKI/server-$3.pem ca-file $PKI/ca.crt verify required alpn $alpn
+$extra
 $WS_HAPROXY_USE
     default_backend app
 backend app
@@ -379,14 +422,18 @@ $WS_HAPROXY_BACKEND
 EOF
 }
 
-# Start PROXY with certificate KIND on a new port; sets PPID_ (pid) and PPORT.
-start_proxy() { # proxy kind
-    local name=$1 kind=$2 d=$W/$1-$2
+# Start PROXY with certificate KIND on a new port; sets PPID_ (pid) and PPORT. With VARIANT h2,
+# HTTP/2 is offered in ALPN, and with H2LOAD=1 (first round) a listener without client
+# verification is added on PPORT2.
+start_proxy() { # proxy kind [variant]
+    local name=$1 kind=$2 variant=${3:-} d=$W/$1-$2${3:+-$3}-r$round
     PPORT=$(free_port)
+    PPORT2=
+    if [ "$variant" = h2 ] && [ "$H2LOAD" = 1 ] && [ "$round" = 1 ]; then PPORT2=$(free_port); fi
     mkdir -p "$d"
     case $name in
     nginx)
-        nginx_conf "$d" "$PPORT" "$kind" >"$d/nginx.conf"
+        nginx_conf "$d" "$PPORT" "$kind" "$variant" "$PPORT2" >"$d/nginx.conf"
         taskset -c "$PROXY_CPU" "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log" \
             >"$d/out" 2>"$d/err" &
         PPID_=$!
@@ -394,14 +441,14 @@ start_proxy() { # proxy kind
         wait_port "$PPORT" "$PPID_" "nginx"
         ;;
     haproxy)
-        haproxy_conf "$d" "$PPORT" "$kind" >"$d/haproxy.cfg"
+        haproxy_conf "$d" "$PPORT" "$kind" "$variant" "$PPORT2" >"$d/haproxy.cfg"
         taskset -c "$PROXY_CPU" "$HAPROXY" -db -f "$d/haproxy.cfg" >"$d/out" 2>"$d/err" &
         PPID_=$!
         PIDS+=("$PPID_")
         wait_port "$PPORT" "$PPID_" "haproxy"
         ;;
     ringgate)
-        nginx_conf "$d" "$PPORT" "$kind" >"$d/nginx.conf"
+        nginx_conf "$d" "$PPORT" "$kind" "$variant" "$PPORT2" >"$d/nginx.conf"
         taskset -c "$PROXY_CPU" "$RINGGATE" run --nginx-config "$d/nginx.conf" --workers 1 \
             >"$d/out" 2>"$d/err" &
         PPID_=$!
@@ -414,7 +461,7 @@ start_proxy() { # proxy kind
         grep -q '^ringgate ready' "$d/out" || die "ringgate did not start: $(tail -n5 "$d/err")"
         ;;
     esac
-    log "$name ($kind) pid $PPID_ on 127.0.0.1:$PPORT (cpu $PROXY_CPU)"
+    log "$name ($kind${variant:+, $variant}) pid $PPID_ on 127.0.0.1:$PPORT${PPORT2:+ and $PPORT2 (no client verification)} (cpu $PROXY_CPU)"
 }
 
 # ---------------------------------------------------------------- measurement helpers
@@ -458,7 +505,9 @@ JSONL=$W/run.jsonl
 
 # scenario -> certificate kind, URL path, ringgate-load arguments
 scenario_kind() { case $1 in hs-full-rsa) echo rsa ;; *) echo ecdsa ;; esac; }
-scenario_path() { case $1 in ka-64k) echo /64k ;; ws-echo) echo /ws ;; *) echo / ;; esac; }
+scenario_path() { case $1 in ka-64k | h2-64k) echo /64k ;; ws-echo) echo /ws ;; *) echo / ;; esac; }
+# h2 scenarios: connections and streams per connection (h2load's -c and -m).
+scenario_h2() { case $1 in h2-small-10) echo "$H2_CONNS $H2_STREAMS" ;; *) echo "$CONNS 1" ;; esac; }
 scenario_args() {
     case $1 in
     ka-small | ka-64k) echo "--mode keepalive -c $CONNS -d $DURATION" ;;
@@ -468,9 +517,18 @@ scenario_args() {
     rate-latency) echo "--mode keepalive --rate $RATE -c $CONNS -d $DURATION" ;;
     idle-memory) echo "--idle $IDLE_CONNS --idle-request -d $IDLE_HOLD" ;;
     ws-echo) echo "--mode websocket --message-size $WS_MESSAGE_SIZE -c $CONNS -d $DURATION" ;;
+    h2-small | h2-small-10 | h2-64k)
+        # shellcheck disable=SC2046
+        set -- $(scenario_h2 "$1")
+        echo "--mode h2 --streams $2 -c $1 -d $DURATION"
+        ;;
     esac
 }
 ECDSA_SCENARIOS=(ka-small ka-64k hs-full-ecdsa hs-resumed-tls13 hs-resumed-tls12 rate-latency ws-echo idle-memory)
+# Run on a proxy started with HTTP/2 in ALPN (the scenarios above keep the configuration they
+# always had).
+H2_SCENARIOS=(h2-small h2-small-10 h2-64k)
+any_wanted() { local sc; for sc in "$@"; do wanted "$sc" && return 0; done; return 1; }
 RATE=${RATE:-}
 
 # run_scenario proxy pid port scenario
@@ -527,8 +585,8 @@ run_scenario() {
     req=$(json_num "$out" requests); req=${req:-0}
     errs=$(json_num "$out" errors_total); errs=${errs:-0}
     ticks=$((after - before))
-    printf '{"proxy":"%s","scenario":"%s","url":"%s","args":"%s","cpu_ticks":%d,"clk_tck":%d,"rss_before_kb":%d,"rss_after_kb":%d,"result":%s}\n' \
-        "$name" "$sc" "$url" "$args" "$ticks" "$HZ" "$rss0" "$rss1" "$(cat "$out")" >>"$JSONL"
+    printf '{"proxy":"%s","scenario":"%s","round":%d,"url":"%s","args":"%s","cpu_ticks":%d,"clk_tck":%d,"rss_before_kb":%d,"rss_after_kb":%d,"result":%s}\n' \
+        "$name" "$sc" "$round" "$url" "$args" "$ticks" "$HZ" "$rss0" "$rss1" "$(cat "$out")" >>"$JSONL"
     local unit=req/s what=requests
     [ "$sc" != ws-echo ] || { unit=msg/s; what=messages; }
     log "$name: $sc: $(printf '%.0f' "$(json_num "$out" rps)") $unit, p99 $(json_num "$out" p99) us, errors $errs, cpu $ticks ticks for $req $what"
@@ -543,14 +601,48 @@ run_scenario() {
     [ -z "$non200" ] || log "$name: $sc: WARNING non-200 responses: $(echo $non200)"
 }
 
-warm_up() { # port
-    taskset -c "$LOAD_CPU" "$LOAD" "https://127.0.0.1:$1/" --cert "$PKI/client.crt" \
+warm_up() { # port [ringgate-load arguments]
+    local port=$1
+    shift
+    taskset -c "$LOAD_CPU" "$LOAD" "https://127.0.0.1:$port/" --cert "$PKI/client.crt" \
         --key "$PKI/client.key" --cacert "$PKI/ca.crt" --sni localhost \
-        -H "Host: localhost:$1" -q -c "$CONNS" -d "$WARMUP" >/dev/null 2>&1 || true
+        -H "Host: localhost:$port" -q -c "$CONNS" -d "$WARMUP" "$@" >/dev/null 2>&1 || true
+}
+
+# H2LOAD=1: the same h2 load from ringgate-load without a client certificate and from h2load,
+# on the proxy's listener without client verification; rows with "tool" in the JSONL.
+cross_check() { # proxy pid port2 scenario
+    local name=$1 pid=$2 port=$3 sc=$4 c m path url out before after res
+    read -r c m <<<"$(scenario_h2 "$sc")"
+    path=$(scenario_path "$sc")
+    url="https://127.0.0.1:$port$path"
+    out=$W/$name-$sc-noverify.json
+    before=$(cpu_ticks "$pid")
+    # shellcheck disable=SC2046
+    taskset -c "$LOAD_CPU" "$LOAD" "$url" --cacert "$PKI/ca.crt" --sni localhost \
+        -H "Host: localhost:$port" --json -q -t "$LOAD_THREADS" $(scenario_args "$sc") \
+        >"$out" 2>"$out.err" || log "$name: $sc: ringgate-load failed: $(tail -n3 "$out.err")"
+    after=$(cpu_ticks "$pid")
+    [ -s "$out" ] || echo '{}' >"$out"
+    printf '{"proxy":"%s","scenario":"%s","round":%d,"tool":"ringgate-load","url":"%s","args":"%s","cpu_ticks":%d,"clk_tck":%d,"result":%s}\n' \
+        "$name" "$sc" "$round" "$url" "$(scenario_args "$sc") (no client certificate)" \
+        "$((after - before))" "$HZ" "$(cat "$out")" >>"$JSONL"
+    log "$name: $sc: cross-check, ringgate-load without client certificate: $(printf '%.0f' "$(json_num "$out" rps)") req/s, errors $(json_num "$out" errors_total)"
+    url="https://localhost:$port$path"
+    out=$W/$name-$sc-h2load.txt
+    before=$(cpu_ticks "$pid")
+    taskset -c "$LOAD_CPU" h2load -c "$c" -m "$m" -t "$LOAD_THREADS" -D "$DURATION" \
+        --connect-to "127.0.0.1:$port" "$url" >"$out" 2>&1 || log "$name: $sc: h2load failed: $(tail -n3 "$out")"
+    after=$(cpu_ticks "$pid")
+    res=$(python3 "$ROOT/bench/report.py" --parse-h2load "$out")
+    printf '{"proxy":"%s","scenario":"%s","round":%d,"tool":"h2load","url":"%s","args":"%s","cpu_ticks":%d,"clk_tck":%d,"result":%s}\n' \
+        "$name" "$sc" "$round" "$url" "-c $c -m $m -t $LOAD_THREADS -D $DURATION --connect-to 127.0.0.1:$port" \
+        "$((after - before))" "$HZ" "$res" >>"$JSONL"
+    log "$name: $sc: cross-check, h2load: $(grep -o 'finished in .*' "$out" | head -n1); $(grep -o '^requests: .*' "$out" | head -n1)"
 }
 
 save_logs() { # proxy kind; the translation's "directive ignored" warnings are left out
-    local d=$W/$1-$2 f dst=$RESULTS/run-$STAMP-$1-$2.log
+    local d=$W/$1-$2-r$round f dst=$RESULTS/run-$STAMP-$1-$2.log
     for f in "$d/err" "$d/logs/error.log"; do
         [ -s "$f" ] && grep -v ': warning: .*ignored' "$f" >>"$dst" || true
     done
@@ -562,7 +654,21 @@ save_logs() { # proxy kind; the translation's "directive ignored" warnings are l
 }
 
 # ---------------------------------------------------------------- the run
+for round in $(seq "$ROUNDS"); do
+[ "$ROUNDS" = 1 ] || log "round $round of $ROUNDS"
 for proxy in $PROXIES; do
+    if any_wanted "${H2_SCENARIOS[@]}"; then
+        start_proxy "$proxy" ecdsa h2
+        warm_up "$PPORT" --mode h2
+        for sc in "${H2_SCENARIOS[@]}"; do
+            wanted "$sc" || continue
+            run_scenario "$proxy" "$PPID_" "$PPORT" "$sc"
+            [ -z "$PPORT2" ] || cross_check "$proxy" "$PPID_" "$PPORT2" "$sc"
+        done
+        stop "$PPID_"
+        save_logs "$proxy" ecdsa-h2
+    fi
+    any_wanted "${ECDSA_SCENARIOS[@]}" hs-full-rsa || continue
     start_proxy "$proxy" ecdsa
     warm_up "$PPORT"
     for sc in "${ECDSA_SCENARIOS[@]}"; do
@@ -586,17 +692,22 @@ for proxy in $PROXIES; do
     stop "$PPID_"
     save_logs "$proxy" rsa
 done
+done
 
 # ---------------------------------------------------------------- report
 cp "$JSONL" "$RESULTS/run-$STAMP.jsonl"
-META=$(printf '{"stamp":"%s","date":"%s","kernel":"%s","cpus":%d,"cpu_model":"%s","proxy_cpu":"%s","load_cpu":"%s","upstream_cpu":"%s","duration":"%s","connections":%d,"idle_connections":%d,"load_threads":%d,"rate":"%s","rate_fraction":"%s","ringgate":"%s","nginx":"%s","haproxy":"%s","openssl":"%s","command":"%s"}' \
+KNOBS=
+[ "$ROUNDS" = 1 ] || KNOBS="$KNOBS ROUNDS=$ROUNDS"
+[ "$H2LOAD" != 1 ] || KNOBS="$KNOBS H2LOAD=1"
+[ "$H2_STREAMS" = 10 ] || KNOBS="$KNOBS H2_STREAMS=$H2_STREAMS"
+META=$(printf '{"stamp":"%s","date":"%s","kernel":"%s","cpus":%d,"cpu_model":"%s","proxy_cpu":"%s","load_cpu":"%s","upstream_cpu":"%s","duration":"%s","rounds":%d,"h2_streams":%d,"h2_connections":%d,"connections":%d,"idle_connections":%d,"load_threads":%d,"rate":"%s","rate_fraction":"%s","ringgate":"%s","nginx":"%s","haproxy":"%s","openssl":"%s","command":"%s"}' \
     "$STAMP" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(uname -r)" "$ncpu" \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //;s/"//g')" \
-    "$PROXY_CPU" "$LOAD_CPU" "$UPSTREAM_CPU" "$DURATION" "$CONNS" "$IDLE_CONNS" "$LOAD_THREADS" \
+    "$PROXY_CPU" "$LOAD_CPU" "$UPSTREAM_CPU" "$DURATION" "$ROUNDS" "$H2_STREAMS" "$H2_CONNS" "$CONNS" "$IDLE_CONNS" "$LOAD_THREADS" \
     "$RATE" "$RATE_FRACTION" \
     "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')" \
     "$("$NGINX" -v 2>&1 | cut -d/ -f2)" "$("$HAPROXY" -v 2>/dev/null | head -n1 | awk '{print $3}')" \
     "$(openssl version | cut -d' ' -f1-2)" \
-    "${BENCH_GLIBC_TUNABLES:+(all processes with GLIBC_TUNABLES=$BENCH_GLIBC_TUNABLES) }DURATION=$DURATION CONNS=$CONNS IDLE_CONNS=$IDLE_CONNS PROXIES=\\\"$PROXIES\\\"${SCENARIOS:+ SCENARIOS=\\\"$SCENARIOS\\\"} bench/run.sh")
+    "${BENCH_GLIBC_TUNABLES:+(all processes with GLIBC_TUNABLES=$BENCH_GLIBC_TUNABLES) }DURATION=$DURATION CONNS=$CONNS IDLE_CONNS=$IDLE_CONNS PROXIES=\\\"$PROXIES\\\"${SCENARIOS:+ SCENARIOS=\\\"$SCENARIOS\\\"}$KNOBS bench/run.sh")
 python3 "$ROOT/bench/report.py" --meta "$META" --jsonl "$RESULTS/run-$STAMP.jsonl" \
     --out "$RESULTS/run-$STAMP"

@@ -16,6 +16,9 @@ pub enum Mode {
     /// N connections, each upgraded to a WebSocket once (HTTP/1.1 Upgrade, 101), then sending
     /// masked text messages back to back and reading each echo (optionally pipelined).
     Websocket,
+    /// N HTTP/2 connections (TLS with ALPN h2; h2c with prior knowledge for http://), each
+    /// carrying --streams concurrent streams, one request per stream, back to back.
+    H2,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -26,7 +29,7 @@ pub enum TlsVersion {
     V13,
 }
 
-/// HTTP/1.1 (over TLS with a client certificate, or plain) load generator.
+/// HTTP/1.1 and HTTP/2 (over TLS with a client certificate, or plain) load generator.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ringgate-load", version, about, long_about = None)]
 pub struct Args {
@@ -34,7 +37,8 @@ pub struct Args {
     pub url: String,
 
     /// keepalive: requests back to back on -c connections; handshake: one request per
-    /// connection; websocket: messages to an echo server through -c upgraded connections
+    /// connection; websocket: messages to an echo server through -c upgraded connections;
+    /// h2: HTTP/2 requests on --streams streams of each of -c connections
     #[arg(long, value_enum, default_value = "keepalive")]
     pub mode: Mode,
 
@@ -50,6 +54,10 @@ pub struct Args {
     /// Websocket mode: bytes of each text message
     #[arg(long, default_value_t = 32)]
     pub message_size: usize,
+
+    /// h2 mode: concurrent streams per connection, each one request at a time (closed loop)
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
 
     /// Run for this long (e.g. 10s, 500ms, 2m; a bare number is seconds)
     #[arg(short = 'd', long, value_parser = parse_duration)]
@@ -259,6 +267,87 @@ pub struct Plan {
     pub head_request: bool,
     /// Websocket mode: the message frame.
     pub ws: Option<WsPlan>,
+    /// h2 mode: the request every stream sends.
+    pub h2: Option<H2Plan>,
+}
+
+/// What h2 mode sends on every stream.
+#[derive(Debug, Clone)]
+pub struct H2Plan {
+    /// Concurrent streams per connection.
+    pub streams: usize,
+    pub method: http::Method,
+    /// scheme, authority (the Host header's value when one is given) and path.
+    pub uri: http::Uri,
+    /// Regular fields (lower-case names; no Host, no connection-specific fields).
+    pub headers: http::HeaderMap,
+    /// The request body (empty: the HEADERS frame ends the stream).
+    pub body: bytes::Bytes,
+}
+
+/// Fields HTTP/2 forbids (RFC 9113 section 8.2.2); `te` is allowed with `trailers` only.
+const H2_CONNECTION_FIELDS: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// The request of h2 mode: `Host` becomes `:authority`, the other headers fields as given.
+pub fn h2_plan(
+    target: &Target,
+    method: &str,
+    headers: &[(String, String)],
+    body_size: usize,
+    streams: usize,
+) -> Result<H2Plan> {
+    use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, USER_AGENT};
+    let method = http::Method::from_bytes(method.as_bytes())
+        .map_err(|_| anyhow!("bad --method {method:?}"))?;
+    let mut authority = target.authority.clone();
+    let mut map = http::HeaderMap::new();
+    for (n, v) in headers {
+        let name = HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes())
+            .map_err(|_| anyhow!("bad header name {n:?}"))?;
+        if name == http::header::HOST {
+            authority = v.clone();
+            continue;
+        }
+        if H2_CONNECTION_FIELDS.contains(&name.as_str())
+            || (name == http::header::TE && !v.eq_ignore_ascii_case("trailers"))
+        {
+            bail!(
+                "header {n:?} is connection-specific: HTTP/2 forbids it (RFC 9113 section 8.2.2)"
+            );
+        }
+        let value = HeaderValue::from_str(v).map_err(|_| anyhow!("bad value for header {n:?}"))?;
+        map.append(name, value);
+    }
+    if !map.contains_key(USER_AGENT) {
+        map.insert(USER_AGENT, HeaderValue::from_static("ringgate-load"));
+    }
+    if body_size > 0 && !map.contains_key(CONTENT_LENGTH) {
+        map.insert(CONTENT_LENGTH, HeaderValue::from(body_size));
+    }
+    let uri = http::Uri::builder()
+        .scheme(if target.tls { "https" } else { "http" })
+        .authority(authority.as_str())
+        .path_and_query(target.path.as_str())
+        .build()
+        .with_context(|| {
+            format!(
+                "no HTTP/2 request for authority {authority:?} and path {:?}",
+                target.path
+            )
+        })?;
+    Ok(H2Plan {
+        streams,
+        method,
+        uri,
+        headers: map,
+        body: bytes::Bytes::from(vec![b'x'; body_size]),
+    })
 }
 
 /// What websocket mode sends once a connection is upgraded.
@@ -314,6 +403,19 @@ impl Args {
             }
         } else if self.message_size != 32 {
             bail!("--message-size applies to --mode websocket");
+        }
+        if self.mode == Mode::H2 {
+            if self.streams == 0 {
+                bail!("--streams must be at least 1");
+            }
+            if self.pipeline > 1 {
+                bail!("--mode h2 sends one request per stream: use --streams, not --pipeline");
+            }
+            if self.rate.is_some() {
+                bail!("--rate is not supported with --mode h2 (closed loop only)");
+            }
+        } else if self.streams != 1 {
+            bail!("--streams applies to --mode h2");
         }
         if self.pipeline > 1 && self.rate.is_some() {
             bail!("--pipeline with --rate is not supported; use more connections");
@@ -393,6 +495,18 @@ impl Args {
             }
         });
 
+        let h2 = if self.mode == Mode::H2 {
+            Some(h2_plan(
+                &target,
+                method,
+                &headers,
+                self.body_size,
+                self.streams,
+            )?)
+        } else {
+            None
+        };
+
         Ok(Plan {
             target,
             addr,
@@ -409,6 +523,7 @@ impl Args {
             request,
             head_request: method.eq_ignore_ascii_case("HEAD"),
             ws,
+            h2,
         })
     }
 }

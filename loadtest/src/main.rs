@@ -1,7 +1,9 @@
-//! ringgate-load: HTTP/1.1 load generator with TLS client certificates.
+//! ringgate-load: HTTP/1.1 and HTTP/2 load generator with TLS client certificates.
 
 mod args;
+mod h2io;
 mod http;
+mod http2;
 mod rate;
 mod recv;
 mod tls;
@@ -45,13 +47,16 @@ fn run(args: &Args) -> Result<()> {
             .rate
             .map(|r| format!(", open loop at {r} req/s"))
             .unwrap_or_default();
+        let per_conn = match &plan.h2 {
+            Some(h2) => format!("streams={}", h2.streams),
+            None => format!("pipeline={}", plan.pipeline),
+        };
         eprintln!(
-            "ringgate-load: {} mode={} connections={} threads={} pipeline={} for {what}{rate}",
+            "ringgate-load: {} mode={} connections={} threads={} {per_conn} for {what}{rate}",
             args.url,
             mode_name(&plan),
             plan.connections,
             plan.threads,
-            plan.pipeline
         );
     }
 
@@ -104,8 +109,13 @@ pub(crate) fn drive(
             let shared = &shared;
             match thread::Builder::new()
                 .name(format!("load-{tid}"))
-                .spawn_scoped(s, move || worker::run(tid, &indexes, plan, tls, shared))
-            {
+                .spawn_scoped(s, move || {
+                    if plan.h2.is_some() {
+                        http2::run(tid, &indexes, plan, tls, shared)
+                    } else {
+                        worker::run(tid, &indexes, plan, tls, shared)
+                    }
+                }) {
                 Ok(h) => handles.push(h),
                 Err(e) => {
                     spawn_error = Some(e);
@@ -136,7 +146,7 @@ pub(crate) fn drive(
                 opened.errors,
                 t_connect.elapsed().as_secs_f64() * 1e3
             );
-        } else if matches!(plan.mode, Mode::Keepalive | Mode::Websocket) && !quiet {
+        } else if matches!(plan.mode, Mode::Keepalive | Mode::Websocket | Mode::H2) && !quiet {
             eprintln!(
                 "ringgate-load: {} connections opened in {:.1} ms ({} errors)",
                 plan.connections,
@@ -200,6 +210,7 @@ fn mode_name(plan: &args::Plan) -> &'static str {
         Mode::Keepalive => "keepalive",
         Mode::Handshake => "handshake",
         Mode::Websocket => "websocket",
+        Mode::H2 => "h2",
     }
 }
 
@@ -261,6 +272,18 @@ fn report(args: &Args, plan: &args::Plan, t: &Stats, elapsed: Duration) {
                 }),
                 None => serde_json::Value::Null,
             },
+            // h2 mode: streams per connection, connections opened, GOAWAYs received, and
+            // requests sent again because the server did not process them.
+            "h2": match &plan.h2 {
+                Some(h2) => json!({
+                    "streams": h2.streams,
+                    "connections": t.h2_connections,
+                    "goaways": t.h2_goaways,
+                    "goaway_reasons": t.h2_goaway_reasons,
+                    "retried": t.h2_retried,
+                }),
+                None => serde_json::Value::Null,
+            },
             "idle": if plan.idle {
                 json!({
                     "target": plan.connections,
@@ -288,6 +311,22 @@ fn report(args: &Args, plan: &args::Plan, t: &Stats, elapsed: Duration) {
                 t.requests, ws.message_size, t.ws_upgrades
             ),
             None => println!("  requests      {} ({rps:.1} req/s)", t.requests),
+        }
+        if let Some(h2) = &plan.h2 {
+            let reasons: Vec<String> = t
+                .h2_goaway_reasons
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            let reasons = if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reasons.join(", "))
+            };
+            println!(
+                "  h2            {} streams per connection; {} connections opened, {} GOAWAYs{reasons}, {} requests retried",
+                h2.streams, t.h2_connections, t.h2_goaways, t.h2_retried
+            );
         }
         println!(
             "  latency (us)  p50 {p50}  p90 {p90}  p99 {p99}  p99.9 {p999}  max {max}  mean {:.0}",

@@ -770,3 +770,465 @@ fn websocket_mode_counts_a_refused_upgrade_by_status() {
     );
     assert_eq!(seen.load(Ordering::Relaxed), 0);
 }
+
+// ---------------------------------------------------------------- --mode h2
+
+/// What the tests' HTTP/2 server does with each stream.
+#[derive(Clone, Copy)]
+struct H2Behavior {
+    /// Response body bytes.
+    body: usize,
+    /// Holds each response this long (so that the client's streams overlap).
+    delay: Duration,
+    /// graceful_shutdown (GOAWAY) once this many streams were accepted on a connection.
+    goaway_after: Option<u64>,
+    /// abrupt_shutdown (GOAWAY with this code) once this many streams were accepted.
+    goaway_error: Option<(u64, h2::Reason)>,
+    /// Every Nth stream of a connection is reset with this reason instead of answered.
+    reset: Option<(u64, h2::Reason)>,
+    /// Offer h2 in ALPN.
+    alpn_h2: bool,
+}
+
+const H2_OK: H2Behavior = H2Behavior {
+    body: 3,
+    delay: Duration::ZERO,
+    goaway_after: None,
+    goaway_error: None,
+    reset: None,
+    alpn_h2: true,
+};
+
+/// What the HTTP/2 server saw.
+#[derive(Default)]
+struct H2Seen {
+    streams: AtomicU64,
+    /// The most streams open at once on one connection.
+    max_concurrent: AtomicU64,
+    /// Request body bytes received.
+    body_bytes: AtomicU64,
+    /// Requests whose :authority, user-agent or content-length were not what the client
+    /// was told to send.
+    bad: AtomicU64,
+}
+
+/// Polls `f` until it is ready, sleeping 100 us between polls: the tests' HTTP/2 server runs
+/// on non-blocking sockets without a reactor.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        thread::sleep(Duration::from_micros(100));
+    }
+}
+
+/// An HTTP/2 server (TLS with `tls`, else h2c with prior knowledge), a thread per connection.
+fn serve_h2(
+    tls: Option<Arc<ServerConfig>>,
+    b: H2Behavior,
+    authority: String,
+    body_size: usize,
+) -> (Server, Arc<H2Seen>) {
+    let seen = Arc::new(H2Seen::default());
+    let tls = tls.map(|cfg| {
+        let mut cfg = (*cfg).clone();
+        // Without h2: no ALPN at all (a server with protocols of its own, none of them h2,
+        // ends the handshake with an alert instead).
+        cfg.alpn_protocols = if b.alpn_h2 {
+            vec![b"h2".to_vec()]
+        } else {
+            Vec::new()
+        };
+        Arc::new(cfg)
+    });
+    let seen2 = seen.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let (st, acc) = (stop.clone(), accepted.clone());
+    thread::spawn(move || {
+        for sock in listener.incoming() {
+            if st.load(Ordering::Relaxed) {
+                return;
+            }
+            let Ok(sock) = sock else { continue };
+            acc.fetch_add(1, Ordering::Relaxed);
+            let (tls, seen, authority) = (tls.clone(), seen2.clone(), authority.clone());
+            thread::spawn(move || {
+                let _ = sock.set_nodelay(true);
+                sock.set_nonblocking(true).unwrap();
+                let conn = tls.map(|cfg| Box::new(ServerConnection::new(cfg).unwrap()));
+                let mut io = crate::h2io::H2Io::new(sock, conn);
+                if block_on(std::future::poll_fn(|_| io.poll_handshake())).is_err() {
+                    return;
+                }
+                h2_connection(io, b, &seen, &authority, body_size);
+            });
+        }
+    });
+    (
+        Server {
+            addr,
+            stop,
+            accepted,
+        },
+        seen,
+    )
+}
+
+fn h2_connection<T>(io: T, b: H2Behavior, seen: &H2Seen, authority: &str, body_size: usize)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use std::future::{poll_fn, Future};
+    use std::pin::Pin;
+    use std::task::Poll;
+    let Ok(mut conn) = block_on(h2::server::handshake(io)) else {
+        return;
+    };
+    let open = std::cell::Cell::new(0u64);
+    let mut accepted = 0u64;
+    let mut streams: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = Vec::new();
+    block_on(poll_fn(|cx| {
+        loop {
+            match conn.poll_accept(cx) {
+                Poll::Ready(Some(Ok((req, mut respond)))) => {
+                    accepted += 1;
+                    seen.streams.fetch_add(1, Ordering::Relaxed);
+                    if b.goaway_after == Some(accepted) {
+                        conn.graceful_shutdown();
+                    }
+                    if let Some((n, reason)) = b.goaway_error {
+                        if n == accepted {
+                            conn.abrupt_shutdown(reason);
+                        }
+                    }
+                    let n = accepted;
+                    let open = &open;
+                    streams.push(Box::pin(async move {
+                        open.set(open.get() + 1);
+                        seen.max_concurrent.fetch_max(open.get(), Ordering::Relaxed);
+                        let (parts, mut body) = req.into_parts();
+                        let cl = parts
+                            .headers
+                            .get("content-length")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<usize>().ok());
+                        let expect_cl = (body_size > 0).then_some(body_size);
+                        if parts.uri.authority().map(|a| a.as_str()) != Some(authority)
+                            || parts
+                                .headers
+                                .get("user-agent")
+                                .is_none_or(|v| v != "ringgate-load")
+                            || parts.headers.contains_key("host")
+                            || cl != expect_cl
+                        {
+                            seen.bad.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let mut got = 0;
+                        while let Some(Ok(chunk)) = poll_fn(|cx| body.poll_data(cx)).await {
+                            got += chunk.len();
+                            let _ = body.flow_control().release_capacity(chunk.len());
+                        }
+                        seen.body_bytes.fetch_add(got as u64, Ordering::Relaxed);
+                        let until = Instant::now() + b.delay;
+                        poll_fn(|_| {
+                            if Instant::now() >= until {
+                                Poll::Ready(())
+                            } else {
+                                Poll::Pending
+                            }
+                        })
+                        .await;
+                        open.set(open.get() - 1);
+                        if let Some((every, reason)) = b.reset {
+                            if n.is_multiple_of(every) {
+                                respond.send_reset(reason);
+                                return;
+                            }
+                        }
+                        let resp = http::Response::builder().status(200).body(()).unwrap();
+                        let Ok(mut send) = respond.send_response(resp, b.body == 0) else {
+                            return;
+                        };
+                        if b.body > 0 {
+                            let _ = send.send_data(bytes::Bytes::from(vec![b'x'; b.body]), true);
+                        }
+                    }));
+                }
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => break,
+            }
+        }
+        streams.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        Poll::Pending
+    }));
+}
+
+#[test]
+fn h2_mode_tls_keeps_the_streams_in_flight_and_reads_whole_bodies() {
+    let p = pki();
+    // A body larger than HTTP/2's default window (65,535): the client's windows must let it
+    // through and be given back.
+    let b = H2Behavior {
+        body: 70_000,
+        delay: Duration::from_millis(2),
+        ..H2_OK
+    };
+    let (srv, seen) = serve_h2(Some(p.server.clone()), b, "localhost:8443".into(), 0);
+    let url = format!("https://{}/x", srv.addr);
+    let (st, _) = load(
+        url,
+        &[
+            "--mode",
+            "h2",
+            "-c",
+            "2",
+            "--streams",
+            "8",
+            "-n",
+            "400",
+            "-H",
+            "Host: localhost:8443",
+        ],
+        &tls_args(p.dir.path()),
+    );
+    assert_eq!(errors(&st), 0, "{:?}", st.samples);
+    assert_eq!(st.requests, 400);
+    assert_eq!(st.statuses.get(&200), Some(&400));
+    assert_eq!(st.body_bytes, 400 * 70_000);
+    assert_eq!((st.hs_full, st.h2_connections, st.h2_goaways), (2, 2, 0));
+    assert_eq!(srv.accepted.load(Ordering::Relaxed), 2);
+    assert_eq!(seen.streams.load(Ordering::Relaxed), 400);
+    assert_eq!(seen.bad.load(Ordering::Relaxed), 0);
+    assert_eq!(seen.max_concurrent.load(Ordering::Relaxed), 8);
+}
+
+#[test]
+fn h2_mode_reconnects_after_goaway_without_losing_a_request() {
+    let b = H2Behavior {
+        goaway_after: Some(50),
+        ..H2_OK
+    };
+    let (srv, seen) = serve_h2(None, b, "127.0.0.1:1".into(), 0);
+    let url = format!("http://{}/", srv.addr);
+    let (st, _) = load(
+        url,
+        &[
+            "--mode",
+            "h2",
+            "-c",
+            "2",
+            "--streams",
+            "4",
+            "-n",
+            "1000",
+            "-H",
+            "Host: 127.0.0.1:1",
+        ],
+        &[],
+    );
+    assert_eq!(errors(&st), 0, "{:?}", st.samples);
+    assert_eq!(st.requests, 1000);
+    assert_eq!(st.statuses.get(&200), Some(&1000));
+    // 50 streams a connection, 1000 requests: 20 connections at least, each GOAWAY but
+    // perhaps the last ones followed by a new connection.
+    assert!(st.h2_connections >= 20, "{}", st.h2_connections);
+    assert!(
+        st.h2_goaways + 2 >= st.h2_connections,
+        "{} goaways",
+        st.h2_goaways
+    );
+    assert_eq!(srv.accepted.load(Ordering::Relaxed), st.h2_connections);
+    assert_eq!(seen.streams.load(Ordering::Relaxed), 1000 + st.h2_retried);
+    assert_eq!(seen.bad.load(Ordering::Relaxed), 0);
+    let no_error = [("NO_ERROR".to_string(), st.h2_goaways)];
+    assert_eq!(st.h2_goaway_reasons, no_error.into_iter().collect());
+}
+
+#[test]
+fn h2_mode_counts_a_goaway_with_an_error_code_as_an_error() {
+    let b = H2Behavior {
+        goaway_error: Some((20, h2::Reason::ENHANCE_YOUR_CALM)),
+        ..H2_OK
+    };
+    let (srv, _) = serve_h2(None, b, "127.0.0.1:1".into(), 0);
+    let url = format!("http://{}/", srv.addr);
+    let (st, _) = load(
+        url,
+        &[
+            "--mode",
+            "h2",
+            "-c",
+            "1",
+            "-n",
+            "100",
+            "-H",
+            "Host: 127.0.0.1:1",
+        ],
+        &[],
+    );
+    // Every connection ends with the GOAWAY after 20 streams; the client goes on with a new
+    // one each time.
+    let calm = st.h2_goaway_reasons.get("ENHANCE_YOUR_CALM").copied();
+    assert!(calm.is_some_and(|n| n >= 4), "{:?}", st.h2_goaway_reasons);
+    assert_eq!(st.h2_goaways, calm.unwrap_or(0));
+    assert!(st.errors["closed"] >= calm.unwrap_or(0));
+    assert!(
+        st.samples
+            .iter()
+            .any(|m| m.contains("GOAWAY") && m.contains("ENHANCE_YOUR_CALM")),
+        "{:?}",
+        st.samples
+    );
+    assert!(
+        st.requests >= 80 && st.requests + errors(&st) >= 100,
+        "{}",
+        st.requests
+    );
+}
+
+#[test]
+fn h2_mode_sends_refused_streams_again_and_counts_resets() {
+    // REFUSED_STREAM: not processed, sent again, not an error.
+    let b = H2Behavior {
+        reset: Some((5, h2::Reason::REFUSED_STREAM)),
+        ..H2_OK
+    };
+    let (srv, seen) = serve_h2(None, b, "127.0.0.1:1".into(), 5000);
+    let url = format!("http://{}/", srv.addr);
+    let h2_post = [
+        "--mode",
+        "h2",
+        "-c",
+        "1",
+        "--streams",
+        "3",
+        "-n",
+        "200",
+        "-X",
+        "POST",
+        "--body-size",
+        "5000",
+        "-H",
+        "Host: 127.0.0.1:1",
+    ];
+    let (st, _) = load(url, &h2_post, &[]);
+    assert_eq!(errors(&st), 0, "{:?}", st.samples);
+    assert_eq!(st.requests, 200);
+    assert_eq!(st.h2_retried, seen.streams.load(Ordering::Relaxed) - 200);
+    assert!(st.h2_retried >= 40, "{}", st.h2_retried);
+    assert_eq!(
+        seen.body_bytes.load(Ordering::Relaxed),
+        5000 * seen.streams.load(Ordering::Relaxed)
+    );
+    assert_eq!(seen.bad.load(Ordering::Relaxed), 0);
+    drop(srv);
+
+    // Any other reset: the request is lost and counted as an error (`closed`).
+    let b = H2Behavior {
+        reset: Some((10, h2::Reason::INTERNAL_ERROR)),
+        ..H2_OK
+    };
+    let (srv, _) = serve_h2(None, b, "127.0.0.1:1".into(), 5000);
+    let url = format!("http://{}/", srv.addr);
+    let (st, _) = load(url, &h2_post, &[]);
+    assert_eq!(st.errors["closed"], 20, "{:?}", st.samples);
+    assert_eq!(errors(&st), 20);
+    assert_eq!(st.requests, 180);
+    assert!(st.samples[0].contains("INTERNAL_ERROR"), "{:?}", st.samples);
+}
+
+#[test]
+fn h2_mode_fails_a_server_that_does_not_choose_h2() {
+    let p = pki();
+    let b = H2Behavior {
+        alpn_h2: false,
+        ..H2_OK
+    };
+    let (srv, _) = serve_h2(Some(p.server.clone()), b, "localhost".into(), 0);
+    let url = format!("https://{}/", srv.addr);
+    let (st, _) = load(
+        url,
+        &["--mode", "h2", "-c", "1", "-d", "200ms"],
+        &tls_args(p.dir.path()),
+    );
+    assert_eq!(st.requests, 0);
+    assert!(st.errors["tls"] > 0);
+    assert_eq!(errors(&st), st.errors["tls"]);
+    assert!(
+        st.samples[0].contains("did not choose h2 in ALPN (none)"),
+        "{:?}",
+        st.samples
+    );
+}
+
+#[test]
+fn h2_plan_from_the_command_line() {
+    let p = args(&[
+        "https://127.0.0.1:8443/a?b=1",
+        "--mode",
+        "h2",
+        "--streams",
+        "10",
+        "-X",
+        "POST",
+        "--body-size",
+        "3",
+        "-H",
+        "Host: localhost:8443",
+        "-H",
+        "X-Test: 1",
+        "-k",
+    ])
+    .plan()
+    .unwrap();
+    let h2 = p.h2.unwrap();
+    assert_eq!(h2.streams, 10);
+    assert_eq!(h2.method, http::Method::POST);
+    assert_eq!(h2.uri.to_string(), "https://localhost:8443/a?b=1");
+    assert!(!h2.headers.contains_key("host"));
+    assert_eq!(h2.headers["x-test"], "1");
+    assert_eq!(h2.headers["content-length"], "3");
+    assert_eq!(h2.headers["user-agent"], "ringgate-load");
+    assert_eq!(&h2.body[..], b"xxx");
+    // The URL's authority without a Host header; h2c for http://.
+    let p = args(&["http://127.0.0.1:8080/", "--mode", "h2"])
+        .plan()
+        .unwrap();
+    let h2 = p.h2.unwrap();
+    assert_eq!(h2.uri.to_string(), "http://127.0.0.1:8080/");
+    assert_eq!(h2.streams, 1);
+    assert!(!h2.headers.contains_key("content-length"));
+    assert!(args(&["http://127.0.0.1:8080/"])
+        .plan()
+        .unwrap()
+        .h2
+        .is_none());
+    // What h2 mode does not take.
+    for bad in [
+        &["--streams", "0"][..],
+        &["--pipeline", "2"],
+        &["--rate", "100"],
+        &["--idle", "5"],
+        &["-H", "Connection: close"],
+        &["-H", "Transfer-Encoding: chunked"],
+        &["-H", "TE: gzip"],
+    ] {
+        let mut v = vec!["http://127.0.0.1:1/", "--mode", "h2"];
+        v.extend_from_slice(bad);
+        assert!(args(&v).plan().is_err(), "{bad:?}");
+    }
+    assert!(
+        args(&["http://127.0.0.1:1/", "--mode", "h2", "-H", "TE: trailers"])
+            .plan()
+            .is_ok()
+    );
+    assert!(args(&["http://127.0.0.1:1/", "--streams", "2"])
+        .plan()
+        .is_err());
+}

@@ -124,6 +124,11 @@ pub fn build(args: &Args, host: &str) -> Result<Tls> {
             .context("client certificate and key do not fit")?,
         _ => builder.with_no_client_auth(),
     };
+    if args.mode == Mode::H2 {
+        // h2 only: a server that does not choose it fails the connection (no HTTP/1.1
+        // fallback, which would measure something else).
+        config.alpn_protocols = vec![b"h2".to_vec()];
+    }
     let resume = args.mode != Mode::Handshake || args.resume;
     config.resumption = if resume {
         Resumption::in_memory_sessions(64)

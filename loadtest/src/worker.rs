@@ -30,12 +30,12 @@ pub const ERROR_KINDS: [&str; 6] = ["connect", "tls", "timeout", "closed", "bad_
 
 /// Connections a thread opens at once before time zero (keep-alive and idle modes), so that
 /// thousands of connections do not overflow the server's accept queue.
-const OPEN_BURST: usize = 256;
+pub(crate) const OPEN_BURST: usize = 256;
 /// Pause before a closed-loop connection retries after an error (no spinning on a refusing
 /// server).
-const RETRY: Duration = Duration::from_millis(5);
+pub(crate) const RETRY: Duration = Duration::from_millis(5);
 /// How often timeouts and the end of the run are checked.
-const TICK: Duration = Duration::from_millis(20);
+pub(crate) const TICK: Duration = Duration::from_millis(20);
 const TIMER: Token = Token(usize::MAX - 1);
 
 pub fn new_histogram() -> Histogram<u64> {
@@ -56,7 +56,7 @@ pub struct Counters {
 }
 
 impl Counters {
-    fn add(&self, c: &AtomicU64) {
+    pub(crate) fn add(&self, c: &AtomicU64) {
         // Only this thread writes its counters: a load and a store, no locked instruction.
         c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
@@ -123,19 +123,19 @@ impl Shared {
         t
     }
 
-    fn past_deadline(&self, t: Instant) -> bool {
+    pub(crate) fn past_deadline(&self, t: Instant) -> bool {
         match (self.start.get(), self.duration) {
             (Some(s), Some(d)) => t >= *s + d,
             _ => false,
         }
     }
 
-    fn stopping(&self, now: Instant) -> bool {
+    pub(crate) fn stopping(&self, now: Instant) -> bool {
         self.stop.load(Ordering::Relaxed) || self.past_deadline(now)
     }
 
     /// Claims up to `want` requests; 0 means stop.
-    fn claim(&self, want: u64, now: Instant) -> u64 {
+    pub(crate) fn claim(&self, want: u64, now: Instant) -> u64 {
         if self.stopping(now) {
             return 0;
         }
@@ -168,6 +168,15 @@ pub struct Stats {
     pub idle_open_at_end: u64,
     /// Websocket mode: connections upgraded (101 received and checked).
     pub ws_upgrades: u64,
+    /// h2 mode: connections opened (TLS with h2 chosen, HTTP/2 preface and SETTINGS sent).
+    pub h2_connections: u64,
+    /// h2 mode: connections the server sent GOAWAY on (each replaced by a new one).
+    pub h2_goaways: u64,
+    /// h2 mode: streams the server did not process (above a GOAWAY's last stream, or
+    /// REFUSED_STREAM), sent again; not errors.
+    pub h2_retried: u64,
+    /// h2 mode: the GOAWAYs by error code (`NO_ERROR`, `ENHANCE_YOUR_CALM`, ...).
+    pub h2_goaway_reasons: BTreeMap<String, u64>,
     /// First few error messages, for the report.
     pub samples: Vec<String>,
 }
@@ -191,6 +200,10 @@ impl Stats {
             idle_established: 0,
             idle_open_at_end: 0,
             ws_upgrades: 0,
+            h2_connections: 0,
+            h2_goaways: 0,
+            h2_retried: 0,
+            h2_goaway_reasons: BTreeMap::new(),
             samples: Vec::new(),
         }
     }
@@ -211,6 +224,12 @@ impl Stats {
         self.idle_established += o.idle_established;
         self.idle_open_at_end += o.idle_open_at_end;
         self.ws_upgrades += o.ws_upgrades;
+        self.h2_connections += o.h2_connections;
+        self.h2_goaways += o.h2_goaways;
+        self.h2_retried += o.h2_retried;
+        for (k, v) in &o.h2_goaway_reasons {
+            *self.h2_goaway_reasons.entry(k.clone()).or_default() += v;
+        }
         for s in &o.samples {
             if self.samples.len() < 5 && !self.samples.contains(s) {
                 self.samples.push(s.clone());
@@ -218,7 +237,7 @@ impl Stats {
         }
     }
 
-    fn error(&mut self, me: &Counters, kind: &'static str, msg: String) {
+    pub(crate) fn error(&mut self, me: &Counters, kind: &'static str, msg: String) {
         *self.errors.entry(kind).or_default() += 1;
         me.add(&me.errors);
         if self.samples.len() < 3 {
@@ -230,7 +249,7 @@ impl Stats {
     }
 }
 
-fn io_kind(e: &io::Error) -> &'static str {
+pub(crate) fn io_kind(e: &io::Error) -> &'static str {
     use io::ErrorKind::*;
     match e.kind() {
         WouldBlock | TimedOut => "timeout",

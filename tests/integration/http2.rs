@@ -776,28 +776,50 @@ servers = [{up}]
 }
 
 /// 50 streams on one connection (nghttp -m 50, and python's h2) all answered 200.
+/// `nghttp` with `streams` concurrent requests for `path` (the client certificate, `timeout`
+/// seconds): its statistics text and the status of each stream it completed.
+fn nghttp_statuses(
+    proxy: &Proxy,
+    pki: &Pki,
+    path: &str,
+    streams: u32,
+    timeout: &str,
+) -> (String, Vec<String>) {
+    let url = format!("https://localhost:{}{path}", proxy.addr().port());
+    let out = Command::new("nghttp")
+        .args([
+            "-n",
+            "-s",
+            "-m",
+            &streams.to_string(),
+            "-t",
+            timeout,
+            "--cert",
+        ])
+        .arg(&pki.client.cert)
+        .arg("--key")
+        .arg(&pki.client.key)
+        .arg(&url)
+        .output()
+        .expect("nghttp");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let codes = text
+        .lines()
+        .skip_while(|l| !l.starts_with("id "))
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .map(str::to_string)
+        .collect();
+    (text, codes)
+}
+
 #[test]
 fn fifty_streams_on_one_connection() {
     let pki = Pki::new();
     let up = Upstream::start(Mode::Echo);
     let proxy = Cfg::new(&pki, &up).start();
     if have("nghttp") {
-        let url = format!("https://localhost:{}/multi", proxy.addr().port());
-        let out = Command::new("nghttp")
-            .args(["-n", "-s", "-m", "50", "-t", "10", "--cert"])
-            .arg(&pki.client.cert)
-            .arg("--key")
-            .arg(&pki.client.key)
-            .arg(&url)
-            .output()
-            .expect("nghttp");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let codes: Vec<&str> = text
-            .lines()
-            .skip_while(|l| !l.starts_with("id "))
-            .skip(1)
-            .filter_map(|l| l.split_whitespace().nth(4))
-            .collect();
+        let (text, codes) = nghttp_statuses(&proxy, &pki, "/multi", 50, "10");
         assert_eq!(codes.len(), 50, "{text}");
         assert!(codes.iter().all(|c| *c == "200"), "{text}");
     }
@@ -860,22 +882,7 @@ fn stream_limit_holds_at_the_upstream() {
     if have("nghttp") {
         // nghttp may send its streams before the SETTINGS arrive (and then see the extra ones
         // refused, which it does not retry) or after: either way none is served beyond 4.
-        let url = format!("https://localhost:{}/nghttp", proxy.addr().port());
-        let out = Command::new("nghttp")
-            .args(["-n", "-s", "-m", "20", "-t", "20", "--cert"])
-            .arg(&pki.client.cert)
-            .arg("--key")
-            .arg(&pki.client.key)
-            .arg(&url)
-            .output()
-            .expect("nghttp");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let codes: Vec<&str> = text
-            .lines()
-            .skip_while(|l| !l.starts_with("id "))
-            .skip(1)
-            .filter_map(|l| l.split_whitespace().nth(4))
-            .collect();
+        let (text, codes) = nghttp_statuses(&proxy, &pki, "/nghttp", 20, "20");
         eprintln!("nghttp -m 20, limit 4: {} streams completed", codes.len());
         assert!(codes.len() >= 4, "{text}");
         assert!(codes.iter().all(|c| *c == "200"), "{text}");

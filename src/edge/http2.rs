@@ -244,10 +244,11 @@ async fn stream(
     let limits = super::session::limits(&conn.server.http);
     let head = match parse_request(&text, &limits) {
         Ok(Some(head)) => head,
-        Ok(None) | Err(_) => {
-            let refusal = match parse_request(&text, &limits) {
+        parsed => {
+            // A head written whole cannot be incomplete: that would be ringgate's fault.
+            let refusal = match parsed {
                 Err(e) => Refusal::BadHead(e),
-                _ => Refusal::Internal,
+                Ok(_) => Refusal::Internal,
             };
             crate::refusal_line!(
                 Kind::BadRequest,

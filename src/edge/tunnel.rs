@@ -97,7 +97,8 @@ pub async fn run(drain: &Drain, client: Stream, from_client: BytesMut, tunnel: T
     let halves = (client.into_halves(), tunnel.upstream.into_halves());
     let (Ok((mut client_rd, mut client_wr)), Ok((mut upstream_rd, mut upstream_wr))) = halves
     else {
-        // Only HTTP/1.1 connections switch protocols; nothing else reaches here.
+        // Every connection that switched splits (an HTTP/2 stream once its extended CONNECT
+        // was answered); one that cannot is closed rather than relayed half-way.
         crate::metrics::with(|m| m.tunnel_closed(0, 0));
         return Relayed {
             to_client: 0,

@@ -131,30 +131,21 @@ impl Exchange {
         !matches!(self.out, Out::Head(_))
     }
 
-    /// Reads request body bytes into `dst` (at most `max` of the body's own bytes). Returns 0
-    /// at the end of the body.
-    pub async fn read_body(&mut self, dst: &mut BytesMut, max: usize) -> io::Result<usize> {
+    /// Reads the next DATA frame of the request body into `dst` (a whole frame, whatever
+    /// `_max`: its window has been given back, so it cannot wait). Returns 0 at the end of the
+    /// body.
+    pub async fn read_body(&mut self, dst: &mut BytesMut, _max: usize) -> io::Result<usize> {
         if self.body_done {
             return Ok(0);
         }
-        let next = poll_fn(|cx| self.recv.poll_data(cx)).await;
-        let data = match next {
-            Some(Ok(data)) => data,
-            Some(Err(e)) => return Err(h2_error(e)),
-            None => {
-                self.body_done = true;
-                if self.chunked_body {
-                    dst.extend_from_slice(crate::http::LAST_CHUNK);
-                    return Ok(crate::http::LAST_CHUNK.len());
-                }
-                return Ok(0);
+        let Some(data) = next_data(&mut self.recv).await? else {
+            self.body_done = true;
+            if self.chunked_body {
+                dst.extend_from_slice(crate::http::LAST_CHUNK);
+                return Ok(crate::http::LAST_CHUNK.len());
             }
+            return Ok(0);
         };
-        let _ = self.recv.flow_control().release_capacity(data.len());
-        if data.is_empty() {
-            // An empty DATA frame (END_STREAM alone, or padding): nothing to pass on yet.
-            return Box::pin(self.read_body(dst, max)).await;
-        }
         let before = dst.len();
         if self.chunked_body {
             crate::http::encode_chunk_header(data.len(), dst);
@@ -265,16 +256,15 @@ impl Exchange {
     /// The stream as a tunnel's two halves, once an extended CONNECT has been switched; the
     /// exchange itself otherwise.
     pub fn into_halves(self) -> Result<(TunnelRead, TunnelWrite), Box<Exchange>> {
-        let this = self;
-        match (this.out, this.send) {
+        match (self.out, self.send) {
             (Out::Tunnel, Some(send)) => Ok((
-                TunnelRead { recv: this.recv },
+                TunnelRead { recv: self.recv },
                 TunnelWrite {
                     send,
-                    send_timeout: this.send_timeout,
+                    send_timeout: self.send_timeout,
                 },
             )),
-            (out, send) => Err(Box::new(Exchange { out, send, ..this })),
+            (out, send) => Err(Box::new(Exchange { out, send, ..self })),
         }
     }
 
@@ -380,6 +370,23 @@ fn response_of(head: &crate::http::ResponseHead, buf: &[u8]) -> io::Result<Respo
     Ok(response)
 }
 
+/// The next DATA frame with bytes in it, its window given back at once (empty frames, END_STREAM
+/// alone or padding, are skipped); None at the end of the stream.
+async fn next_data(recv: &mut RecvStream) -> io::Result<Option<Bytes>> {
+    loop {
+        match poll_fn(|cx| recv.poll_data(cx)).await {
+            Some(Ok(data)) => {
+                let _ = recv.flow_control().release_capacity(data.len());
+                if !data.is_empty() {
+                    return Ok(Some(data));
+                }
+            }
+            Some(Err(e)) => return Err(h2_error(e)),
+            None => return Ok(None),
+        }
+    }
+}
+
 /// Sends `data` as the client's window allows, waiting at most `wait` each time the window is
 /// closed; then the stream is reset (CANCEL) and the write fails, so a client that never
 /// opens its window cannot keep the stream, and its connection, for ever.
@@ -436,20 +443,9 @@ impl TunnelRead {
     /// client ended the stream.
     pub async fn read(&mut self, dst: &mut BytesMut) -> io::Result<usize> {
         dst.clear();
-        loop {
-            match poll_fn(|cx| self.recv.poll_data(cx)).await {
-                Some(Ok(data)) => {
-                    let _ = self.recv.flow_control().release_capacity(data.len());
-                    if data.is_empty() {
-                        continue;
-                    }
-                    dst.extend_from_slice(&data);
-                    return Ok(data.len());
-                }
-                Some(Err(e)) => return Err(h2_error(e)),
-                None => return Ok(0),
-            }
-        }
+        let data = next_data(&mut self.recv).await?.unwrap_or_default();
+        dst.extend_from_slice(&data);
+        Ok(data.len())
     }
 }
 

@@ -85,6 +85,15 @@ where
         }
     }
 
+    /// The turn, when nobody holds it now.
+    fn try_turn(&self) -> Option<Turn<'_, C>> {
+        let out = self.out.borrow_mut().take()?;
+        Some(Turn {
+            shared: self,
+            out: Some(out),
+        })
+    }
+
     /// Sends what rustls has queued, holding `turn` until nothing is left (records queued by
     /// the other half while a send was under way included).
     async fn send_queued(&self, turn: &mut Turn<'_, C>) -> io::Result<()> {
@@ -172,12 +181,7 @@ where
             }
             // What the input asked for (a KeyUpdate answer) goes out now, unless the writer
             // holds the turn: it sends everything queued before giving the turn back.
-            let turn = self.shared.out.borrow_mut().take();
-            if let Some(out) = turn {
-                let mut turn = Turn {
-                    shared: &self.shared,
-                    out: Some(out),
-                };
+            if let Some(mut turn) = self.shared.try_turn() {
                 self.shared.send_queued(&mut turn).await?;
             }
         }

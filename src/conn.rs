@@ -29,6 +29,15 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// The HTTP/2 stream this is, if it is one (a relay from an HTTP/2 upstream reads its
+    /// request and writes its response at once).
+    pub fn h2_exchange(&mut self) -> Option<&mut Exchange> {
+        match self {
+            Stream::H2(x) => Some(x),
+            _ => None,
+        }
+    }
+
     /// Reads what is available (at most `max` bytes, at least one when `max` is 0) and appends
     /// it to `buf`. Returns 0 at end of stream.
     pub async fn read_buf(&mut self, buf: &mut BytesMut, max: usize) -> io::Result<usize> {

@@ -12,7 +12,7 @@ use super::upstream::resolve_addr;
 use super::words::{LocationVerify, MatchKind};
 use super::{span, Resolver};
 use crate::tls::client_auth::ClientAuthMode;
-use crate::upstream::Upstream;
+use crate::upstream::{Upstream, UpstreamProtocol};
 use crate::vars::Template;
 
 /// A path and its handling.
@@ -133,11 +133,23 @@ impl Resolver<'_> {
             return Vec::new();
         };
         let k = format!("{key}.upgrade");
-        if !matches!(action, Action::Proxy(_)) {
+        let Action::Proxy(pass) = action else {
             self.errs.push(
                 span(list),
                 &k,
                 "upgrade needs proxy_pass in the same location",
+            );
+            return Vec::new();
+        };
+        let h2 = self
+            .upstreams
+            .get(pass.upstream)
+            .is_some_and(|u| u.protocol == UpstreamProtocol::H2);
+        if h2 && !list.get_ref().is_empty() {
+            self.errs.push(
+                span(list),
+                &k,
+                "an HTTP/2 upstream (protocol = \"h2\", grpc://) carries no Upgrade: tunnel through an HTTP/1.1 upstream",
             );
             return Vec::new();
         }
@@ -322,14 +334,18 @@ impl Resolver<'_> {
     ) -> Option<ProxyPass> {
         let text = p.get_ref();
         let k = format!("{key}.proxy_pass");
-        let (https, rest) = if let Some(r) = text.strip_prefix("http://") {
-            (false, r)
-        } else if let Some(r) = text.strip_prefix("https://") {
-            (true, r)
-        } else {
-            self.errs.push(span(p), &k, format!("`{text}` is not a proxy_pass URL; expected http:// or https://upstream-or-host[:port][/uri]"));
+        let Some((scheme, rest)) = [
+            ("http://", Scheme::Http),
+            ("https://", Scheme::Https),
+            ("grpc://", Scheme::Grpc),
+            ("grpcs://", Scheme::Grpcs),
+        ]
+        .into_iter()
+        .find_map(|(prefix, scheme)| text.strip_prefix(prefix).map(|r| (scheme, r))) else {
+            self.errs.push(span(p), &k, format!("`{text}` is not a proxy_pass URL; expected http://, https://, grpc:// or grpcs://upstream-or-host[:port][/uri]"));
             return None;
         };
+        let (https, h2) = (scheme.is_tls(), scheme.is_grpc());
         let (authority, uri) = match rest.find('/') {
             Some(i) => (&rest[..i], Some(rest[i..].to_string())),
             None => (rest, None),
@@ -339,49 +355,47 @@ impl Resolver<'_> {
                 .push(span(p), &k, "proxy_pass names no upstream or host");
             return None;
         }
+        let tls_scheme = scheme.tls_name();
         if let Some(idx) = self.upstreams[..explicit_upstreams]
             .iter()
             .position(|u| u.name == authority)
         {
-            let has_section = self.tls_sections.get(idx).copied().unwrap_or(false);
-            if https && !has_section {
-                self.errs.push(span(p), &k, format!(
-                    "https://{authority} verifies the upstream's certificate by default: add [upstream.tls] to upstream `{authority}` with trusted_certificate (the CA bundle to verify it with), or verify = false"
-                ));
-                return None;
-            }
-            if !https && has_section {
-                self.errs.push(
-                    span(p),
-                    &k,
-                    format!("upstream `{authority}` has [upstream.tls]: write https://{authority}"),
-                );
-                return None;
-            }
-            return Some(ProxyPass {
-                upstream: idx,
-                uri,
-                proxy_host: authority.to_string(),
-            });
+            return self
+                .named_upstream_fits(p, &k, idx, scheme)
+                .then(|| ProxyPass {
+                    upstream: idx,
+                    uri,
+                    proxy_host: authority.to_string(),
+                });
         }
         if https {
             self.errs.push(span(p), &k, format!(
-                "https://{authority} verifies the upstream's certificate by default: declare [[upstream]] name = \"{authority}\" with its servers and [upstream.tls] trusted_certificate (or verify = false)"
+                "{tls_scheme}://{authority} verifies the upstream's certificate by default: declare [[upstream]] name = \"{authority}\" with its servers and [upstream.tls] trusted_certificate (or verify = false)"
             ));
             return None;
         }
-        // An implicit upstream, as nginx makes for `proxy_pass http://host:port`.
-        if let Some(idx) = self.upstreams.iter().position(|u| u.name == authority) {
+        let protocol = if h2 {
+            UpstreamProtocol::H2
+        } else {
+            UpstreamProtocol::Http1
+        };
+        // An implicit upstream, as nginx makes for `proxy_pass http://host:port` (and
+        // `grpc_pass grpc://host:port`): one per address and protocol.
+        if let Some(idx) = self.upstreams[explicit_upstreams..]
+            .iter()
+            .position(|u| u.name == authority && u.protocol == protocol)
+        {
             return Some(ProxyPass {
-                upstream: idx,
+                upstream: explicit_upstreams + idx,
                 uri,
                 proxy_host: proxy_host_of(authority),
             });
         }
         match resolve_addr(authority, 80) {
             Ok(servers) => {
-                self.upstreams
-                    .push(Upstream::with_defaults(authority.to_string(), servers));
+                let mut up = Upstream::with_defaults(authority.to_string(), servers);
+                up.protocol = protocol;
+                self.upstreams.push(up);
                 Some(ProxyPass {
                     upstream: self.upstreams.len() - 1,
                     uri,
@@ -396,6 +410,81 @@ impl Resolver<'_> {
                 );
                 None
             }
+        }
+    }
+
+    /// Whether the declared upstream `idx` can take a `proxy_pass` of `scheme`: TLS exactly
+    /// when it has `[upstream.tls]`, and HTTP/2 for gRPC.
+    fn named_upstream_fits(
+        &mut self,
+        p: &Spanned<String>,
+        k: &str,
+        idx: usize,
+        scheme: Scheme,
+    ) -> bool {
+        let authority = self
+            .upstreams
+            .get(idx)
+            .map(|u| u.name.clone())
+            .unwrap_or_default();
+        let has_section = self.tls_sections.get(idx).copied().unwrap_or(false);
+        let tls_scheme = scheme.tls_name();
+        if scheme.is_tls() && !has_section {
+            self.errs.push(span(p), k, format!(
+                "{tls_scheme}://{authority} verifies the upstream's certificate by default: add [upstream.tls] to upstream `{authority}` with trusted_certificate (the CA bundle to verify it with), or verify = false"
+            ));
+            return false;
+        }
+        if !scheme.is_tls() && has_section {
+            self.errs.push(
+                span(p),
+                k,
+                format!(
+                    "upstream `{authority}` has [upstream.tls]: write {tls_scheme}://{authority}"
+                ),
+            );
+            return false;
+        }
+        let speaks_h2 = self
+            .upstreams
+            .get(idx)
+            .is_some_and(|u| u.protocol == UpstreamProtocol::H2);
+        if scheme.is_grpc() && !speaks_h2 {
+            self.errs.push(
+                span(p),
+                k,
+                format!("gRPC needs HTTP/2: add protocol = \"h2\" to upstream `{authority}`"),
+            );
+            return false;
+        }
+        true
+    }
+}
+
+/// The scheme of a `proxy_pass` URL.
+#[derive(Debug, Clone, Copy)]
+enum Scheme {
+    Http,
+    Https,
+    Grpc,
+    Grpcs,
+}
+
+impl Scheme {
+    fn is_tls(self) -> bool {
+        matches!(self, Scheme::Https | Scheme::Grpcs)
+    }
+
+    fn is_grpc(self) -> bool {
+        matches!(self, Scheme::Grpc | Scheme::Grpcs)
+    }
+
+    /// The TLS scheme of the same family, for messages.
+    fn tls_name(self) -> &'static str {
+        if self.is_grpc() {
+            "grpcs"
+        } else {
+            "https"
         }
     }
 }

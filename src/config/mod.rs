@@ -379,6 +379,73 @@ mod tests {
     }
 
     #[test]
+    fn grpc_pass_urls_make_or_need_http2_upstreams() {
+        use crate::upstream::UpstreamProtocol;
+        let conf = |upstream: &str, location: &str| {
+            format!(
+                "{upstream}\n[[listener]]\nlisten = \"127.0.0.1:0\"\n[[listener.location]]\npath = \"/\"\n{location}\n"
+            )
+        };
+        let parse = |text: String| parse_str(&text, Path::new("t.toml")).map_err(|e| e.to_string());
+        // An implicit upstream per address and protocol: grpc:// and http:// to one address
+        // are two upstreams.
+        let c = parse(conf(
+            "",
+            "proxy_pass = \"grpc://127.0.0.1:50051\"\n[[listener.location]]\npath = \"/web/\"\nproxy_pass = \"http://127.0.0.1:50051\"",
+        ))
+        .unwrap();
+        let protocols: Vec<_> = c.upstreams.iter().map(|u| u.protocol).collect();
+        assert_eq!(protocols, [UpstreamProtocol::H2, UpstreamProtocol::Http1]);
+        // A declared upstream speaks what its `protocol` says; grpc:// needs it to say h2.
+        let named = "[[upstream]]\nname = \"svc\"\nservers = [\"127.0.0.1:1\"]";
+        let c = parse(conf(
+            &format!("{named}\nprotocol = \"h2\""),
+            "proxy_pass = \"grpc://svc\"",
+        ))
+        .unwrap();
+        assert_eq!(c.upstreams[0].protocol, UpstreamProtocol::H2);
+        let e = parse(conf(named, "proxy_pass = \"grpc://svc\"")).unwrap_err();
+        assert!(
+            e.contains("proxy_pass: gRPC needs HTTP/2: add protocol = \"h2\" to upstream `svc`"),
+            "{e}"
+        );
+        let e = parse(conf(
+            &format!("{named}\nprotocol = \"h2\""),
+            "proxy_pass = \"grpcs://svc\"",
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("grpcs://svc verifies the upstream's certificate"),
+            "{e}"
+        );
+        let e = parse(conf("", "proxy_pass = \"grpcs://127.0.0.1:1\"")).unwrap_err();
+        assert!(e.contains("grpcs://127.0.0.1:1 verifies"), "{e}");
+        let e = parse(conf(
+            &format!("{named}\nprotocol = \"h3\""),
+            "proxy_pass = \"http://svc\"",
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("upstream[0].protocol: `h3` is not an upstream protocol; expected \"http1\" or \"h2\""),
+            "{e}"
+        );
+        let e = parse(conf(
+            "",
+            "proxy_pass = \"grpc://127.0.0.1:1\"\nupgrade = [\"websocket\"]",
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("an HTTP/2 upstream (protocol = \"h2\", grpc://) carries no Upgrade"),
+            "{e}"
+        );
+        let e = parse(conf("", "proxy_pass = \"ftp://x\"")).unwrap_err();
+        assert!(
+            e.contains("expected http://, https://, grpc:// or grpcs://"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn the_error_log_is_never_watched() {
         // An error log that exists at start was watched: each line written to it reloaded
         // the configuration, whose warnings wrote the next line, for ever.

@@ -12,6 +12,7 @@ use super::words::{
     DriverChoice, IdentityField, LocationVerify, LogOff, MatchKind, TlsProtocol, Word,
 };
 use crate::tls::client_auth::{ClientAuthMode, FailureMode};
+use crate::upstream::UpstreamProtocol;
 use crate::x509::crl::ExpiredCrl;
 
 /// The whole file.
@@ -216,8 +217,9 @@ pub enum RawReturn {
     },
 }
 
-/// `[[upstream]]`: a named group of HTTP/1.1 servers (an nginx `upstream` block), spoken to
-/// in plain TCP or, with `proxy_pass = "https://NAME"`, in TLS.
+/// `[[upstream]]`: a named group of servers (an nginx `upstream` block) speaking HTTP/1.1 or,
+/// with `protocol = "h2"`, HTTP/2 (gRPC), in plain TCP or, with `proxy_pass = "https://NAME"`
+/// (`grpcs://NAME`), in TLS.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
@@ -232,6 +234,7 @@ pub struct RawUpstream {
     pub connect_timeout: Option<Spanned<Quantity>>,
     pub read_timeout: Option<Spanned<Quantity>>,
     pub send_timeout: Option<Spanned<Quantity>>,
+    pub protocol: Option<Spanned<Word<UpstreamProtocol>>>,
     pub tls: Option<Spanned<RawUpstreamTls>>,
 }
 

@@ -67,6 +67,9 @@ impl Resolver<'_> {
             &format!("{key}.send_timeout"),
             up.send_timeout,
         );
+        if let Some(p) = &u.protocol {
+            up.protocol = self.word(p, &format!("{key}.protocol")).unwrap_or_default();
+        }
         if let Some(t) = &u.tls {
             up.tls = self.upstream_tls(&key, &up.name, t);
         }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Deserializer};
 
 use crate::tls::client_auth::{ClientAuthMode, FailureMode};
+use crate::upstream::UpstreamProtocol;
 use crate::x509::crl::ExpiredCrl;
 
 /// A field of the client's identity that can be sent upstream as a header.
@@ -209,6 +210,21 @@ impl Keyword for ExpiredCrl {
     }
     fn refused(text: &str) -> String {
         format!("`{text}` is neither \"refuse\" (nginx's behaviour) nor a grace period such as \"12h\" or \"1d\"")
+    }
+}
+
+impl Keyword for UpstreamProtocol {
+    fn parse(text: &str) -> Option<Self> {
+        lookup(
+            &[
+                ("http1", UpstreamProtocol::Http1),
+                ("h2", UpstreamProtocol::H2),
+            ],
+            text,
+        )
+    }
+    fn refused(text: &str) -> String {
+        format!("`{text}` is not an upstream protocol; expected \"http1\" or \"h2\"")
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::http::{parse_response, BodyFraming, ChunkedScanner, Limits};
 
@@ -67,9 +67,16 @@ pub struct Exchange {
     chunked_body: bool,
     /// The request body has been read to its end (and the chunked end written).
     body_done: bool,
+    out: Responder,
+}
+
+/// The sending side of a stream: the response, as HTTP/1.1 bytes the phases write (made
+/// HEADERS and DATA) or, for a relay from an HTTP/2 upstream, as DATA and trailers given
+/// directly.
+pub struct Responder {
     respond: SendResponse<Bytes>,
     send: Option<SendStream<Bytes>>,
-    out: Out,
+    state: Out,
     /// The request is HEAD: the response has no body whatever its head says.
     is_head: bool,
     /// The request is an extended CONNECT (RFC 8441): a `101` from the upstream opens the
@@ -112,23 +119,37 @@ impl Exchange {
             recv,
             chunked_body,
             body_done,
-            respond,
-            send: None,
-            out: Out::Head(BytesMut::new()),
-            is_head,
-            extended_connect,
-            send_timeout,
+            out: Responder {
+                respond,
+                send: None,
+                state: Out::Head(BytesMut::new()),
+                is_head,
+                extended_connect,
+                send_timeout,
+            },
         }
     }
 
     /// Whether the response has been sent to its end.
     pub fn is_complete(&self) -> bool {
-        matches!(self.out, Out::Done)
+        matches!(self.out.state, Out::Done)
     }
 
     /// Whether the response's head has gone out.
     pub fn has_responded(&self) -> bool {
-        !matches!(self.out, Out::Head(_))
+        !matches!(self.out.state, Out::Head(_))
+    }
+
+    /// The request's DATA frames as they came (no chunked framing) and the response side,
+    /// apart: a relay from an HTTP/2 upstream reads the one while it writes the other.
+    pub fn split(&mut self) -> (RequestBody<'_>, &mut Responder) {
+        self.body_done = true;
+        (
+            RequestBody {
+                recv: &mut self.recv,
+            },
+            &mut self.out,
+        )
     }
 
     /// Reads the next DATA frame of the request body into `dst` (a whole frame, whatever
@@ -159,7 +180,84 @@ impl Exchange {
 
     /// Takes HTTP/1.1 response bytes from the phases.
     pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        if let Out::Head(pending) = &mut self.out {
+        self.out.write(data).await
+    }
+
+    /// As [`Exchange::write`], for a buffer the phases hand over: body bytes go out as DATA
+    /// without a copy.
+    pub async fn write_bytes(&mut self, data: Bytes) -> io::Result<()> {
+        self.out.write_bytes(data).await
+    }
+
+    /// The stream as a tunnel's two halves, once an extended CONNECT has been switched; the
+    /// exchange itself otherwise.
+    pub fn into_halves(self) -> Result<(TunnelRead, TunnelWrite), Box<Exchange>> {
+        let Exchange {
+            recv,
+            chunked_body,
+            body_done,
+            out,
+        } = self;
+        match (out.state, out.send) {
+            (Out::Tunnel, Some(send)) => Ok((
+                TunnelRead { recv },
+                TunnelWrite {
+                    send,
+                    send_timeout: out.send_timeout,
+                },
+            )),
+            (state, send) => Err(Box::new(Exchange {
+                recv,
+                chunked_body,
+                body_done,
+                out: Responder { state, send, ..out },
+            })),
+        }
+    }
+
+    /// Ends a body framed by the close of the connection; resets a stream whose response
+    /// did not complete (the client must not take a cut response for a whole one).
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.out.shutdown()
+    }
+
+    /// Resets the stream unless its response is complete: the request's processing is over.
+    pub fn finish(&mut self) {
+        if !self.is_complete() {
+            self.out.reset(Reason::INTERNAL_ERROR);
+        }
+    }
+
+    /// Refuses a malformed request with RST_STREAM PROTOCOL_ERROR (RFC 9113 §8.1.1).
+    pub fn refuse_malformed(&mut self) {
+        self.out.respond.send_reset(Reason::PROTOCOL_ERROR);
+        self.out.state = Out::Done;
+    }
+}
+
+/// A request body's DATA frames and trailers, for a relay to an HTTP/2 upstream.
+pub struct RequestBody<'a> {
+    recv: &'a mut RecvStream,
+}
+
+impl RequestBody<'_> {
+    /// The next DATA frame with bytes in it, its window given back; None at the end.
+    pub async fn data(&mut self) -> io::Result<Option<Bytes>> {
+        next_data(self.recv).await
+    }
+
+    /// The trailers, once the DATA frames have ended (None when the client sent none).
+    pub async fn trailers(&mut self) -> io::Result<Option<HeaderMap>> {
+        poll_fn(|cx| self.recv.poll_trailers(cx))
+            .await
+            .map_err(h2_error)
+    }
+}
+
+impl Responder {
+    /// Takes HTTP/1.1 response bytes from the phases.
+    pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if let Out::Head(pending) = &mut self.state {
             pending.extend_from_slice(data);
             let pending = std::mem::take(pending);
             return match self.take_head(pending)? {
@@ -170,13 +268,55 @@ impl Exchange {
         self.write_body(Bytes::copy_from_slice(data)).await
     }
 
-    /// As [`Exchange::write`], for a buffer the phases hand over: body bytes go out as DATA
+    /// As [`Responder::write`], for a buffer the phases hand over: body bytes go out as DATA
     /// without a copy.
     pub async fn write_bytes(&mut self, data: Bytes) -> io::Result<()> {
-        if matches!(self.out, Out::Head(_)) {
+        if matches!(self.state, Out::Head(_)) {
             return self.write(&data).await;
         }
         self.write_body(data).await
+    }
+
+    /// Sends body bytes as DATA as they are, whatever framing the head announced (the relay
+    /// from an HTTP/2 upstream has them unframed). Nothing goes out when no body is owed.
+    pub async fn data(&mut self, data: Bytes) -> io::Result<()> {
+        if matches!(self.state, Out::Head(_) | Out::Done) {
+            return Ok(());
+        }
+        match self.send.as_mut() {
+            Some(stream) => send_data(stream, data, false, self.send_timeout).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Ends the response: with a trailing HEADERS frame when there are trailers, else with an
+    /// empty END_STREAM DATA frame.
+    pub fn end(&mut self, trailers: Option<HeaderMap>) -> io::Result<()> {
+        if matches!(self.state, Out::Head(_) | Out::Done) {
+            return Ok(());
+        }
+        self.state = Out::Done;
+        let Some(stream) = self.send.as_mut() else {
+            return Ok(());
+        };
+        match trailers {
+            Some(t) if !t.is_empty() => stream.send_trailers(t).map_err(h2_error),
+            _ => stream.send_data(Bytes::new(), true).map_err(h2_error),
+        }
+    }
+
+    /// Whether the response's head has gone out.
+    pub fn has_responded(&self) -> bool {
+        !matches!(self.state, Out::Head(_))
+    }
+
+    /// Resets the stream with `reason` (a relayed upstream reset, or a failure after the head).
+    pub fn reset(&mut self, reason: Reason) {
+        match self.send.as_mut() {
+            Some(send) => send.send_reset(reason),
+            None => self.respond.send_reset(reason),
+        }
+        self.state = Out::Done;
     }
 
     /// Parses the response head out of `pending` and sends it as HEADERS. Returns the body
@@ -192,7 +332,7 @@ impl Exchange {
             let head = match parse_response(&pending, self.is_head, &limits) {
                 Ok(Some(head)) => head,
                 Ok(None) if pending.len() <= MAX_HEAD => {
-                    self.out = Out::Head(pending);
+                    self.state = Out::Head(pending);
                     return Ok(None);
                 }
                 Ok(None) => return Err(io::Error::other("response head too large")),
@@ -204,19 +344,25 @@ impl Exchange {
             if (100..200).contains(&head.status) {
                 let _ = pending.split_to(head.head_len);
                 if pending.is_empty() {
-                    self.out = Out::Head(pending);
+                    self.state = Out::Head(pending);
                     return Ok(None);
                 }
                 continue;
             }
-            let response = response_of(&head, &pending)?;
+            let mut response = response_of(&head, &pending)?;
             let end =
                 self.is_head || matches!(head.framing, BodyFraming::None | BodyFraming::Length(0));
+            if end && !self.is_head {
+                // A response that ends with its HEADERS says so by END_STREAM: its
+                // `content-length: 0` is HTTP/1.1's framing, and to a gRPC client, whose
+                // trailers-only answer this is, it would read as trailing metadata.
+                response.headers_mut().remove(http::header::CONTENT_LENGTH);
+            }
             let send = self
                 .respond
                 .send_response(response, end)
                 .map_err(h2_error)?;
-            self.out = match head.framing {
+            self.state = match head.framing {
                 _ if end => Out::Done,
                 BodyFraming::Length(n) => Out::Length(n),
                 BodyFraming::Chunked => Out::Chunked(ChunkedScanner::new()),
@@ -248,30 +394,17 @@ impl Exchange {
             .send_response(response, false)
             .map_err(h2_error)?;
         self.send = Some(send);
-        self.out = Out::Tunnel;
+        self.state = Out::Tunnel;
         let _ = pending.split_to(head.head_len);
         Ok(pending)
-    }
-
-    /// The stream as a tunnel's two halves, once an extended CONNECT has been switched; the
-    /// exchange itself otherwise.
-    pub fn into_halves(self) -> Result<(TunnelRead, TunnelWrite), Box<Exchange>> {
-        match (self.out, self.send) {
-            (Out::Tunnel, Some(send)) => Ok((
-                TunnelRead { recv: self.recv },
-                TunnelWrite {
-                    send,
-                    send_timeout: self.send_timeout,
-                },
-            )),
-            (out, send) => Err(Box::new(Exchange { out, send, ..self })),
-        }
     }
 
     /// Sends body bytes as DATA, de-chunked, ending the stream with the body's last byte.
     async fn write_body(&mut self, data: Bytes) -> io::Result<()> {
         let wait = self.send_timeout;
-        let Exchange { out, send, .. } = self;
+        let Responder {
+            state: out, send, ..
+        } = self;
         let Some(stream) = send.as_mut() else {
             // No body is owed (HEAD, 204, ...): what follows the head is not sent.
             return Ok(());
@@ -312,39 +445,18 @@ impl Exchange {
 
     /// Ends a body framed by the close of the connection; resets a stream whose response
     /// did not complete (the client must not take a cut response for a whole one).
-    pub async fn shutdown(&mut self) -> io::Result<()> {
-        match &self.out {
+    pub fn shutdown(&mut self) -> io::Result<()> {
+        match &self.state {
             Out::UntilClose => {
                 if let Some(send) = self.send.as_mut() {
                     send.send_data(Bytes::new(), true).map_err(h2_error)?;
                 }
-                self.out = Out::Done;
+                self.state = Out::Done;
             }
             Out::Done => {}
-            _ => self.reset(),
+            _ => self.reset(Reason::INTERNAL_ERROR),
         }
         Ok(())
-    }
-
-    /// Resets the stream unless its response is complete: the request's processing is over.
-    pub fn finish(&mut self) {
-        if !self.is_complete() {
-            self.reset();
-        }
-    }
-
-    /// Refuses a malformed request with RST_STREAM PROTOCOL_ERROR (RFC 9113 §8.1.1).
-    pub fn refuse_malformed(&mut self) {
-        self.respond.send_reset(Reason::PROTOCOL_ERROR);
-        self.out = Out::Done;
-    }
-
-    fn reset(&mut self) {
-        match self.send.as_mut() {
-            Some(send) => send.send_reset(Reason::INTERNAL_ERROR),
-            None => self.respond.send_reset(Reason::INTERNAL_ERROR),
-        }
-        self.out = Out::Done;
     }
 }
 
@@ -372,7 +484,7 @@ fn response_of(head: &crate::http::ResponseHead, buf: &[u8]) -> io::Result<Respo
 
 /// The next DATA frame with bytes in it, its window given back at once (empty frames, END_STREAM
 /// alone or padding, are skipped); None at the end of the stream.
-async fn next_data(recv: &mut RecvStream) -> io::Result<Option<Bytes>> {
+pub async fn next_data(recv: &mut RecvStream) -> io::Result<Option<Bytes>> {
     loop {
         match poll_fn(|cx| recv.poll_data(cx)).await {
             Some(Ok(data)) => {
@@ -390,7 +502,7 @@ async fn next_data(recv: &mut RecvStream) -> io::Result<Option<Bytes>> {
 /// Sends `data` as the client's window allows, waiting at most `wait` each time the window is
 /// closed; then the stream is reset (CANCEL) and the write fails, so a client that never
 /// opens its window cannot keep the stream, and its connection, for ever.
-async fn send_data(
+pub async fn send_data(
     send: &mut SendStream<Bytes>,
     mut data: Bytes,
     end: bool,

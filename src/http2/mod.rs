@@ -14,5 +14,6 @@
 pub mod exchange;
 pub mod head;
 pub mod prefixed;
+pub mod upstream;
 
 pub use exchange::Exchange;

@@ -39,6 +39,19 @@ pub struct Upstream {
     pub send_timeout: Duration,
     /// TLS to the servers (`proxy_pass https://`, `[upstream.tls]`); None for plain HTTP.
     pub tls: Option<Arc<UpstreamTls>>,
+    /// The HTTP version spoken to the servers.
+    pub protocol: UpstreamProtocol,
+}
+
+/// The HTTP version an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1: a keep-alive pool of connections, one exchange at a time on each.
+    #[default]
+    Http1,
+    /// HTTP/2 (gRPC needs it): streams multiplexed on a connection per server and core,
+    /// prior knowledge in plain TCP, ALPN `h2` over TLS.
+    H2,
 }
 
 impl Upstream {
@@ -71,6 +84,7 @@ impl Upstream {
             read_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
             tls: None,
+            protocol: UpstreamProtocol::Http1,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! cores, so taking or returning a connection is a plain vector operation.
 
 pub mod group;
+pub mod h2;
 pub mod pool;
 pub mod sessions;
 pub mod tls;
@@ -19,7 +20,7 @@ use rustls::ClientConnection;
 
 use crate::conn::Stream;
 use crate::tls::stream::TlsStream;
-pub use group::Upstream;
+pub use group::{Upstream, UpstreamProtocol};
 pub use pool::Pools;
 use tls::TlsFailure;
 
@@ -46,6 +47,8 @@ pub enum UpstreamError {
     TlsHandshakeTimeout,
     /// TLS with the upstream failed: its certificate, ours, or the protocol.
     Tls(TlsFailure),
+    /// An HTTP/2 upstream reset the stream, or went away before answering it.
+    Reset(::h2::Reason),
 }
 
 impl UpstreamError {
@@ -138,6 +141,7 @@ impl fmt::Display for UpstreamError {
                 f.write_str("upstream timed out (connect_timeout)")
             }
             UpstreamError::Tls(t) => t.fmt(f),
+            UpstreamError::Reset(r) => write!(f, "upstream reset the HTTP/2 stream ({r:?})"),
         }
     }
 }
@@ -172,7 +176,7 @@ pub async fn open(
     };
     let have_cert = tls.has_client_cert();
     let setup = |e: rustls::Error| UpstreamError::Tls(TlsFailure::Other(e.to_string()));
-    let cfg = pools.client_config(id, server, tls).map_err(setup)?;
+    let cfg = pools.client_config(id, server, up, tls).map_err(setup)?;
     let conn = ClientConnection::new(cfg, tls.server_name()).map_err(setup)?;
     let mut stream = TlsStream::new(tcp, conn);
     match monoio::time::timeout(up.connect_timeout, stream.handshake()).await {

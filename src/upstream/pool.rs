@@ -11,13 +11,15 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
 
+use super::h2::H2Conn;
 use super::tls::UpstreamTls;
-use super::Upstream;
+use super::{Upstream, UpstreamProtocol};
 use crate::conn::Stream;
 
 struct Idle {
@@ -45,6 +47,8 @@ struct Group {
     health: RefCell<Vec<Health>>,
     /// This worker's TLS configuration per server index, made on first use.
     tls: RefCell<Vec<Option<Arc<ClientConfig>>>>,
+    /// HTTP/2 connections (`protocol = "h2"`), any server, oldest first.
+    h2: RefCell<Vec<Rc<H2Conn>>>,
 }
 
 /// One worker's pools, one group per configured upstream (same indexes as the config).
@@ -149,10 +153,11 @@ impl Pools {
         &self,
         id: usize,
         server: usize,
+        up: &Upstream,
         tls: &UpstreamTls,
     ) -> Result<Arc<ClientConfig>, rustls::Error> {
         let Some(group) = self.groups.get(id) else {
-            return tls.worker_config();
+            return worker_config(up, tls);
         };
         let mut configs = group.tls.borrow_mut();
         if configs.len() <= server {
@@ -161,7 +166,7 @@ impl Pools {
         if let Some(Some(cfg)) = configs.get(server) {
             return Ok(cfg.clone());
         }
-        let cfg = tls.worker_config()?;
+        let cfg = worker_config(up, tls)?;
         if let Some(slot) = configs.get_mut(server) {
             *slot = Some(cfg.clone());
         }
@@ -222,15 +227,56 @@ impl Pools {
             let mut idle = group.idle.borrow_mut();
             idle.retain(|c| now.saturating_duration_since(c.since) < up.keepalive_timeout);
             purge_surplus(&mut idle, up, now);
+            // Dropping an idle HTTP/2 connection's last handle makes its task send GOAWAY.
+            group
+                .h2
+                .borrow_mut()
+                .retain(|c| !c.is_closed() && !c.idle_for(up.keepalive_timeout, now));
         }
     }
 
-    /// Closes every idle connection (shutdown).
+    /// Closes every idle connection (shutdown); HTTP/2 connections close once their streams
+    /// have ended.
     pub fn clear(&self) {
         for g in &self.groups {
             g.idle.borrow_mut().clear();
+            g.h2.borrow_mut().clear();
         }
     }
+
+    /// An HTTP/2 connection to server `server` of upstream `id` with room for one more
+    /// stream, the oldest first (so that surplus ones fall idle and are closed); connections
+    /// that have ended are let go on the way.
+    pub fn h2_conn(&self, id: usize, server: usize) -> Option<Rc<H2Conn>> {
+        let group = self.groups.get(id)?;
+        let mut conns = group.h2.borrow_mut();
+        conns.retain(|c| !c.is_closed());
+        let found = conns.iter().find(|c| c.server == server && c.has_room());
+        if found.is_some() {
+            self.reuses.set(self.reuses.get() + 1);
+        }
+        found.cloned()
+    }
+
+    /// Keeps a new HTTP/2 connection of upstream `id` for the requests that follow.
+    pub fn h2_add(&self, id: usize, conn: H2Conn) -> Rc<H2Conn> {
+        let conn = Rc::new(conn);
+        if let Some(group) = self.groups.get(id) {
+            group.h2.borrow_mut().push(conn.clone());
+        }
+        conn
+    }
+}
+
+/// A worker's rustls configuration for `up`: ALPN `h2` offered to an HTTP/2 upstream.
+fn worker_config(up: &Upstream, tls: &UpstreamTls) -> Result<Arc<ClientConfig>, rustls::Error> {
+    let cfg = tls.worker_config()?;
+    if up.protocol != UpstreamProtocol::H2 {
+        return Ok(cfg);
+    }
+    let mut cfg = Arc::unwrap_or_clone(cfg);
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(cfg))
 }
 
 /// Closes the oldest idle connections while more than `keepalive` are held and the oldest has

@@ -218,7 +218,7 @@ class Client:
         return self.streams.setdefault(sid, {
             "id": sid, "status": None, "headers": [], "body_len": 0, "fnv": FNV_INIT,
             "sha": hashlib.sha256(), "ended": False, "reset": None, "first_byte_t": None,
-            "end_t": None})
+            "end_t": None, "interim": []})
 
     def pump(self, deadline, done=lambda: False):
         """Reads and handles events until `done()`, the deadline or the close."""
@@ -300,7 +300,10 @@ class Client:
             pass
 
     def handle(self, ev):
-        if isinstance(ev, h2.events.ResponseReceived):
+        if isinstance(ev, h2.events.InformationalResponseReceived):
+            s = self.stream(ev.stream_id)
+            s["interim"].append(int(dict((k.decode(), v.decode()) for k, v in ev.headers)[":status"]))
+        elif isinstance(ev, h2.events.ResponseReceived):
             s = self.stream(ev.stream_id)
             s["headers"] = [(k.decode(), v.decode()) for k, v in ev.headers]
             s["status"] = int(dict(s["headers"]).get(":status", 0))

@@ -3,10 +3,10 @@
 //! Reading yields the request body: DATA frames as they arrive (their flow-control window
 //! given back as they are taken, so a client sends no more than the phases can pass on), in
 //! chunked framing when the head announced it. Writing takes the HTTP/1.1 response the phases
-//! produce: its head becomes a HEADERS frame (interim 1xx heads are dropped, and the fields
-//! HTTP/2 forbids, `connection`, `keep-alive`, `transfer-encoding`, `upgrade` and their kin,
-//! are left out), its body DATA frames sent as the client's window allows, de-chunked when it
-//! came chunked; the last one ends the stream.
+//! produce: its head becomes a HEADERS frame (an interim 100 or 103 head an interim HEADERS
+//! frame, other 1xx heads are dropped; the fields HTTP/2 forbids, `connection`, `keep-alive`,
+//! `transfer-encoding`, `upgrade` and their kin, are left out), its body DATA frames sent as
+//! the client's window allows, de-chunked when it came chunked; the last one ends the stream.
 
 use std::future::poll_fn;
 use std::io;
@@ -342,6 +342,13 @@ impl Responder {
                 return self.open_tunnel(&head, pending).map(Some);
             }
             if (100..200).contains(&head.status) {
+                if head.status == 100 || head.status == 103 {
+                    // `100 Continue` (ringgate's own, for `expect: 100-continue`) and
+                    // `103 Early Hints` go out as interim HEADERS (RFC 9113 §8.1); others
+                    // mean nothing over HTTP/2 and are dropped.
+                    let interim = response_of(&head, &pending)?;
+                    self.respond.send_informational(interim).map_err(h2_error)?;
+                }
                 let _ = pending.split_to(head.head_len);
                 if pending.is_empty() {
                     self.state = Out::Head(pending);

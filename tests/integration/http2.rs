@@ -433,6 +433,25 @@ fn bodies_cross_h2_whole_both_ways() {
     assert_eq!(seen.header("Transfer-Encoding"), None);
     assert_eq!(seen.body, py_body(5000));
 
+    // `expect: 100-continue`: ringgate reads the body on the client's behalf and says so
+    // with an interim 100 HEADERS frame (RFC 9113 §8.1), as it answers an HTTP/1.1 client.
+    let v = py
+        .run(&[
+            "--path",
+            "/expect",
+            "request",
+            "--method",
+            "POST",
+            "-H",
+            "expect:100-continue",
+            "--body-size",
+            "300",
+        ])
+        .expect("h2-client");
+    assert_eq!(status(only(&v)), Some(200), "{v}");
+    assert_eq!(only(&v)["interim"], serde_json::json!([100]), "{v}");
+    assert_eq!(up.last().body, py_body(300));
+
     // Without content-length, larger than the 64 KiB stream window: chunked upstream.
     let v = py
         .run(&[

@@ -751,3 +751,96 @@ fn a_fragment_read_as_a_server_inside_is_warned_about() {
         "want {want} in:\n{err}"
     );
 }
+
+/// gRPC behind TLS with client certificates: `listen ... ssl http2`, `ssl_verify_client on`
+/// and `grpc_pass` with grpc_* timeouts become an HTTP/2 listener and an HTTP/2 upstream.
+const GRPC_CONF: &str = "events {}
+http {
+  grpc_read_timeout 1h;
+  server {
+    listen 127.0.0.1:8443 ssl http2;
+    server_name grpc.example.com;
+    ssl_certificate server.crt;
+    ssl_certificate_key server.key;
+    ssl_client_certificate ca.crt;
+    ssl_verify_client on;
+    grpc_connect_timeout 2s;
+    location /helloworld.Greeter/ {
+      grpc_pass grpc://127.0.0.1:9000;
+      grpc_send_timeout 30s;
+      grpc_set_header X-Client-DN $ssl_client_s_dn;
+      proxy_read_timeout 5s;
+    }
+  }
+}
+";
+
+#[test]
+fn import_nginx_translates_grpc_pass_to_an_http2_upstream() {
+    let (_d, conf) = write_conf(GRPC_CONF);
+    let (code, out, err) = run_cli(&["import-nginx", path_str(&conf)]);
+    assert_eq!(code, 0, "{err}");
+    let t: toml::Table = toml::from_str(&out).expect("valid TOML");
+    let listener = &t["listener"][0];
+    assert_eq!(listener["listen"].as_str(), Some("127.0.0.1:8443"));
+    assert_eq!(listener["http2"].as_bool(), Some(true));
+    assert_eq!(listener["tls"]["verify_client"].as_str(), Some("on"));
+    let dir = conf.parent().expect("dir");
+    assert_eq!(
+        listener["tls"]["client_certificate"].as_str(),
+        Some(path_str(&dir.join("ca.crt")))
+    );
+    let loc = &listener["location"][0];
+    assert_eq!(loc["path"].as_str(), Some("/helloworld.Greeter/"));
+    assert_eq!(loc["proxy_pass"].as_str(), Some("grpc://127.0.0.1:9000"));
+    assert_eq!(
+        loc["set_header"]["X-Client-DN"].as_str(),
+        Some("$ssl_client_s_dn")
+    );
+    let ups = t["upstream"].as_array().expect("upstreams");
+    assert_eq!(ups.len(), 1, "{out}");
+    let up = &ups[0];
+    assert_eq!(up["name"].as_str(), Some("127.0.0.1:9000"));
+    assert_eq!(up["protocol"].as_str(), Some("h2"));
+    assert_eq!(up["servers"][0].as_str(), Some("127.0.0.1:9000"));
+    // grpc_* from http, server and location; the location's proxy_read_timeout is the proxy
+    // module's, which a grpc_pass location does not use (nginx keeps them apart).
+    assert_eq!(up["read_timeout"].as_str(), Some("1h"));
+    assert_eq!(up["connect_timeout"].as_str(), Some("2s"));
+    assert_eq!(up["send_timeout"].as_str(), Some("30s"));
+    assert!(out.contains("protocol = \"h2\"  # nginx.conf:13"), "{out}");
+    assert!(
+        out.contains("read_timeout = \"1h\"  # nginx.conf:3"),
+        "{out}"
+    );
+    assert!(
+        err.contains("nginx.conf:16: warning: proxy_read_timeout: ignored: this location passes with grpc_pass"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// `check --nginx-config` on the same file: the translation loads once ringgate's
+/// configuration knows HTTP/2 upstreams. ASSERTION TO VERIFY AFTER MERGING the parallel
+/// config change (`[[upstream]] protocol = "h2"`, `proxy_pass = "grpc://..."`): until then
+/// the loader answers "upstream[0].protocol: unknown key". Run with
+/// `cargo test --test integration nginx_import -- --ignored`, then drop the `ignore`.
+#[test]
+#[ignore = "needs the HTTP/2 upstream config change (protocol = \"h2\", grpc://) merged into src/config"]
+fn check_nginx_config_accepts_grpc_pass() {
+    let Some(root) = Root::new() else { return };
+    let conf_text = GRPC_CONF
+        .replace("127.0.0.1:8443", "127.0.0.1:0")
+        .replace(
+            "server.crt",
+            path_str(&root.path("etc/nginx/ssl/server/server.crt")),
+        )
+        .replace(
+            "server.key",
+            path_str(&root.path("etc/nginx/ssl/server/server.key")),
+        )
+        .replace("ca.crt", path_str(&root.path("etc/nginx/ssl/ca/ca.crt")));
+    let (_d, conf) = write_conf(&conf_text);
+    let (code, out, err) = run_cli(&["check", "--nginx-config", path_str(&conf)]);
+    assert_eq!(code, 0, "{out}{err}");
+}

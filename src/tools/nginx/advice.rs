@@ -38,23 +38,34 @@ const UPSTREAM_WORDS: &[(&str, &str)] = &[
 ];
 
 /// `message`, reported against TOML key `key`, with ringgate's TOML names replaced by the
-/// nginx directives they were translated from.
-pub(super) fn in_nginx_words(key: &str, message: &str) -> String {
+/// nginx directives they were translated from. `directive` is the nginx directive the key came
+/// from: when it is the gRPC module's (`grpc_pass`, `grpc_ssl_verify`, ...), upstream TLS
+/// settings are named `grpc_ssl_*` rather than `proxy_ssl_*`.
+pub(super) fn in_nginx_words(key: &str, message: &str, directive: &str) -> String {
     let upstream = key.starts_with("upstream") || message.contains("[upstream.tls]");
     let (phrases, words) = if upstream {
         (UPSTREAM_PHRASES, UPSTREAM_WORDS)
     } else {
         (SERVER_PHRASES, SERVER_WORDS)
     };
+    let grpc = upstream && directive.starts_with("grpc_");
+    let module = |to: &str| {
+        if grpc {
+            to.replace("proxy_", "grpc_")
+        } else {
+            to.to_string()
+        }
+    };
     let mut out = message.to_string();
     for (from, to) in phrases {
-        out = out.replace(from, to);
+        out = out.replace(from, &module(to));
     }
-    replace_words(&out, words)
+    let words: Vec<(&str, String)> = words.iter().map(|(f, t)| (*f, module(t))).collect();
+    replace_words(&out, &words)
 }
 
 /// Replaces whole identifiers (runs of letters, digits and `_`) found in `words`.
-fn replace_words(text: &str, words: &[(&str, &str)]) -> String {
+fn replace_words<T: AsRef<str>>(text: &str, words: &[(&str, T)]) -> String {
     let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -64,7 +75,7 @@ fn replace_words(text: &str, words: &[(&str, &str)]) -> String {
         let len = tail.find(|c: char| !is_word(c)).unwrap_or(tail.len());
         let word = &tail[..len];
         match words.iter().find(|(from, _)| *from == word) {
-            Some((_, to)) => out.push_str(to),
+            Some((_, to)) => out.push_str(to.as_ref()),
             None => out.push_str(word),
         }
         rest = &tail[len..];
@@ -82,14 +93,16 @@ mod tests {
         assert_eq!(
             in_nginx_words(
                 "listener[0].tls.client_certificate",
-                "verify_client (here or in a location) needs client_certificate, the CA bundle to verify clients against"
+                "verify_client (here or in a location) needs client_certificate, the CA bundle to verify clients against",
+                "ssl_verify_client"
             ),
             "ssl_verify_client (here or in a location) needs ssl_client_certificate, the CA bundle to verify clients against"
         );
         assert_eq!(
             in_nginx_words(
                 "listener[0]",
-                "locations with verify_client or allow_roles need client certificates: add [listener.tls] with client_certificate"
+                "locations with verify_client or allow_roles need client certificates: add [listener.tls] with client_certificate",
+                "server"
             ),
             "locations with ssl_verify_client or allow_roles need client certificates: add ssl_certificate, ssl_certificate_key and ssl_client_certificate (and `ssl` to listen)"
         );
@@ -100,9 +113,19 @@ mod tests {
         assert_eq!(
             in_nginx_words(
                 "listener[0].location[0].proxy_pass",
-                "https://a verifies the upstream's certificate by default: add [upstream.tls] to upstream `a` with trusted_certificate (the CA bundle to verify it with), or verify = false"
+                "https://a verifies the upstream's certificate by default: add [upstream.tls] to upstream `a` with trusted_certificate (the CA bundle to verify it with), or verify = false",
+                "proxy_pass"
             ),
             "https://a verifies the upstream's certificate by default: add proxy_ssl_verify on to upstream `a` with proxy_ssl_trusted_certificate (the CA bundle to verify it with), or proxy_ssl_verify off"
+        );
+        // The same advice for a grpc_pass names the gRPC module's directives.
+        assert_eq!(
+            in_nginx_words(
+                "upstream[0].tls.verify_depth",
+                "verify_depth needs trusted_certificate",
+                "grpc_ssl_verify_depth"
+            ),
+            "grpc_ssl_verify_depth needs grpc_ssl_trusted_certificate"
         );
     }
 

@@ -199,7 +199,7 @@ pub fn remap(errors: ConfigErrors, map: &SourceMap, main: &Path) -> ConfigErrors
                     message: if e.key.is_empty() {
                         e.message
                     } else {
-                        let advice = advice::in_nginx_words(&e.key, &e.message);
+                        let advice = advice::in_nginx_words(&e.key, &e.message, &o.directive);
                         format!("{advice} (TOML key {})", e.key)
                     },
                 },

@@ -209,6 +209,7 @@ fn upstream(w: &mut Writer, u: &OutUpstream) {
     w.blank();
     w.header("[[upstream]]", &u.at, Some(&u.note));
     w.kv("name", q(&u.name), &u.at);
+    w.s("protocol", &u.protocol);
     w.raw("servers = [", Some(&u.at));
     for s in &u.servers {
         let line = format!("  {},  # {}", q(&s.v), w.where_(&s.at));

@@ -123,7 +123,7 @@ impl Diag {
 
     /// A directive outside the subset at this place: known elsewhere, ignorable, or refused.
     pub fn other(&mut self, d: &Directive, context: &str) {
-        if SUPPORTED.contains(&d.name.as_str()) {
+        if SUPPORTED.contains(&d.name.as_str()) || scope::is_pass_directive(&d.name) {
             self.error(
                 &d.origin,
                 format!(
@@ -147,7 +147,8 @@ impl Diag {
     }
 }
 
-/// Every directive translated somewhere, for "not allowed here" errors.
+/// Every directive translated somewhere, for "not allowed here" errors (with the `proxy_X` /
+/// `grpc_X` pairs of [`scope::is_pass_directive`]).
 const SUPPORTED: &[&str] = &[
     "worker_processes",
     "worker_shutdown_timeout",
@@ -161,17 +162,8 @@ const SUPPORTED: &[&str] = &[
     "upstream",
     "keepalive",
     "proxy_pass",
-    "proxy_set_header",
     "proxy_http_version",
-    "proxy_ssl_verify",
-    "proxy_ssl_verify_depth",
-    "proxy_ssl_certificate",
-    "proxy_ssl_certificate_key",
-    "proxy_ssl_trusted_certificate",
-    "proxy_ssl_name",
-    "proxy_ssl_server_name",
-    "proxy_ssl_protocols",
-    "proxy_ssl_session_reuse",
+    "grpc_pass",
     "ssl",
     "ssl_certificate",
     "ssl_certificate_key",
@@ -200,9 +192,6 @@ const SUPPORTED: &[&str] = &[
     "large_client_header_buffers",
     "client_body_timeout",
     "send_timeout",
-    "proxy_connect_timeout",
-    "proxy_read_timeout",
-    "proxy_send_timeout",
     "types",
     "default_type",
 ];

@@ -89,12 +89,15 @@ pub struct OutMap {
 /// `[[upstream]]`.
 #[derive(Debug, Clone)]
 pub struct OutUpstream {
-    /// The directive that made it (an `upstream` block or the first proxy_pass to a host).
+    /// The directive that made it (an `upstream` block or the first proxy_pass / grpc_pass to
+    /// a host).
     pub at: Origin,
     /// Why it exists, for the comment above it.
     pub note: String,
     /// Its name, referred to by proxy_pass.
     pub name: String,
+    /// `protocol`: `h2` for grpc_pass; None is ringgate's default, HTTP/1.1.
+    pub protocol: Option<L<String>>,
     /// `servers`.
     pub servers: Vec<L<String>>,
     /// `backup_servers`.
@@ -113,7 +116,7 @@ pub struct OutUpstream {
     pub read_timeout: Option<L<String>>,
     /// `send_timeout`.
     pub send_timeout: Option<L<String>>,
-    /// `[upstream.tls]` for https.
+    /// `[upstream.tls]` for https and grpcs.
     pub tls: Option<OutUpstreamTls>,
 }
 
@@ -264,7 +267,7 @@ pub struct OutLocation {
     pub path: String,
     /// `match`, None for a prefix.
     pub match_kind: Option<&'static str>,
-    /// `proxy_pass`.
+    /// `proxy_pass` (from proxy_pass or grpc_pass).
     pub proxy_pass: Option<L<String>>,
     /// `return`.
     pub ret: Option<L<OutReturn>>,

@@ -177,6 +177,14 @@ const IGNORED: &[(&str, &str)] = &[
         "ringgate offers rustls's AEAD cipher suites to upstreams",
     ),
     (
+        "grpc_ssl_ciphers",
+        "ringgate offers rustls's AEAD cipher suites to upstreams",
+    ),
+    (
+        "grpc_ssl_certificate_cache",
+        "ringgate loads certificates once (and on reload)",
+    ),
+    (
         "client_body_buffer_size",
         "ringgate streams request bodies instead of buffering them",
     ),
@@ -202,6 +210,10 @@ const IGNORED: &[(&str, &str)] = &[
     ),
     (
         "proxy_buffer_size",
+        "ringgate streams responses without buffering them",
+    ),
+    (
+        "grpc_buffer_size",
         "ringgate streams responses without buffering them",
     ),
     (
@@ -241,6 +253,9 @@ const IGNORED: &[(&str, &str)] = &[
         "ringgate stops the upstream request when the client leaves",
     ),
     ("proxy_socket_keepalive", "a socket tuning toward upstreams"),
+    ("grpc_socket_keepalive", "a socket tuning toward upstreams"),
+    ("grpc_socket_rcvbuf", "a socket tuning toward upstreams"),
+    ("grpc_socket_sndbuf", "a socket tuning toward upstreams"),
     (
         "proxy_next_upstream",
         "ringgate retries only a stale pooled connection, for idempotent requests",
@@ -251,6 +266,18 @@ const IGNORED: &[(&str, &str)] = &[
     ),
     (
         "proxy_next_upstream_timeout",
+        "ringgate retries only a stale pooled connection, for idempotent requests",
+    ),
+    (
+        "grpc_next_upstream",
+        "ringgate retries only a stale pooled connection, for idempotent requests",
+    ),
+    (
+        "grpc_next_upstream_tries",
+        "ringgate retries only a stale pooled connection, for idempotent requests",
+    ),
+    (
+        "grpc_next_upstream_timeout",
         "ringgate retries only a stale pooled connection, for idempotent requests",
     ),
     ("reset_timedout_connection", "a socket tuning on timeouts"),
@@ -359,6 +386,11 @@ const ONLY_WITH: &[(&str, &str, &str)] = &[
         "upstream error pages are passed through, as nginx's default",
     ),
     (
+        "grpc_intercept_errors",
+        "off",
+        "upstream error pages are passed through, as nginx's default",
+    ),
+    (
         "proxy_redirect",
         "off",
         "ringgate never rewrites the upstream's Location header",
@@ -433,6 +465,14 @@ const REFUSED: &[(&str, &str)] = &[
         "proxy_pass_header",
         "ringgate passes upstream response headers as they are",
     ),
+    (
+        "grpc_hide_header",
+        "ringgate passes upstream response headers as they are",
+    ),
+    (
+        "grpc_pass_header",
+        "ringgate passes upstream response headers as they are",
+    ),
     ("proxy_cookie_domain", "ringgate does not rewrite cookies"),
     ("proxy_cookie_path", "ringgate does not rewrite cookies"),
     (
@@ -444,11 +484,23 @@ const REFUSED: &[(&str, &str)] = &[
         "ringgate connects to upstreams from the default address",
     ),
     (
+        "grpc_bind",
+        "ringgate connects to upstreams from the default address",
+    ),
+    (
         "proxy_ssl_crl",
         "CRLs for upstream certificates are not supported",
     ),
     (
+        "grpc_ssl_crl",
+        "CRLs for upstream certificates are not supported",
+    ),
+    (
         "proxy_ssl_password_file",
+        "encrypted private keys are not supported",
+    ),
+    (
+        "grpc_ssl_password_file",
         "encrypted private keys are not supported",
     ),
     (
@@ -464,6 +516,10 @@ const REFUSED: &[(&str, &str)] = &[
         "ssl_conf_command",
         "OpenSSL commands do not apply to rustls",
     ),
+    (
+        "grpc_ssl_conf_command",
+        "OpenSSL commands do not apply to rustls",
+    ),
     ("ssl_engine", "OpenSSL engines do not apply to rustls"),
     (
         "real_ip_header",
@@ -475,12 +531,20 @@ const REFUSED: &[(&str, &str)] = &[
     ),
     ("sub_filter", "ringgate does not rewrite response bodies"),
     ("load_module", "ringgate has no dynamic modules"),
-    ("fastcgi_pass", "ringgate proxies HTTP/1.1 only"),
-    ("uwsgi_pass", "ringgate proxies HTTP/1.1 only"),
-    ("grpc_pass", "ringgate proxies HTTP/1.1 only"),
-    ("scgi_pass", "ringgate proxies HTTP/1.1 only"),
-    ("stream", "ringgate proxies HTTP/1.1 only, not TCP streams"),
-    ("mail", "ringgate proxies HTTP/1.1 only"),
+    (
+        "fastcgi_pass",
+        "ringgate passes requests over HTTP only (proxy_pass, grpc_pass)",
+    ),
+    (
+        "uwsgi_pass",
+        "ringgate passes requests over HTTP only (proxy_pass, grpc_pass)",
+    ),
+    (
+        "scgi_pass",
+        "ringgate passes requests over HTTP only (proxy_pass, grpc_pass)",
+    ),
+    ("stream", "ringgate proxies HTTP only, not TCP streams"),
+    ("mail", "ringgate proxies HTTP only"),
     (
         "satisfy",
         "ringgate authenticates clients by certificate only",
@@ -530,5 +594,35 @@ mod tests {
             Disposition::Refuse(_)
         ));
         assert_eq!(disposition("frobnicate", &[]), Disposition::Unknown);
+        // The gRPC module's twins of proxy_* directives get the same verdict.
+        for (grpc, proxy, args) in [
+            (
+                "grpc_next_upstream",
+                "proxy_next_upstream",
+                vec!["error".to_string()],
+            ),
+            ("grpc_ssl_ciphers", "proxy_ssl_ciphers", vec!["HIGH".into()]),
+            ("grpc_hide_header", "proxy_hide_header", vec!["X".into()]),
+            ("grpc_bind", "proxy_bind", vec!["10.0.0.1".into()]),
+            (
+                "grpc_intercept_errors",
+                "proxy_intercept_errors",
+                vec!["on".into()],
+            ),
+            (
+                "grpc_intercept_errors",
+                "proxy_intercept_errors",
+                vec!["off".into()],
+            ),
+        ] {
+            let (g, p) = (disposition(grpc, &args), disposition(proxy, &args));
+            assert_eq!(
+                std::mem::discriminant(&g),
+                std::mem::discriminant(&p),
+                "{grpc}"
+            );
+        }
+        // grpc_pass is translated (see SUPPORTED), no longer refused here.
+        assert_eq!(disposition("grpc_pass", &[]), Disposition::Unknown);
     }
 }

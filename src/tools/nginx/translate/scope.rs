@@ -1,7 +1,10 @@
 //! The directives that nginx inherits from `http` into `server` into `location`: one [`Scope`]
 //! per level, filled from that level's directives, then completed from its parent's. As in
 //! nginx, a level that has any `proxy_set_header` (or `ssl_certificate`, ...) of its own
-//! inherits none of its parent's.
+//! inherits none of its parent's. The proxy and gRPC modules keep their settings apart
+//! (`proxy_read_timeout` and `grpc_read_timeout` are two settings, each inherited on its own,
+//! and a location uses those of the module that passes its requests): one [`Proxy`] each,
+//! filled from one table of the directives they share.
 
 use std::path::Path;
 
@@ -76,40 +79,43 @@ pub struct Scope {
     pub root: Option<L<String>>,
     /// `index`.
     pub index: Option<L<Vec<String>>>,
-    /// `proxy_set_header`s of the level; None when it has none.
-    pub headers: Option<Vec<L<(String, String)>>>,
     /// proxy_* settings.
     pub proxy: Proxy,
+    /// grpc_* settings.
+    pub grpc: Proxy,
 }
 
-/// The proxy_* settings that become an `[[upstream]]`'s in ringgate.
+/// The settings of one passing module (`proxy_X` or `grpc_X`), which become an
+/// `[[upstream]]`'s in ringgate, and the request headers it sets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Proxy {
-    /// `proxy_http_version`.
+    /// `proxy_set_header`s / `grpc_set_header`s of the level; None when it has none.
+    pub headers: Option<Vec<L<(String, String)>>>,
+    /// `proxy_http_version` (the gRPC module always speaks HTTP/2).
     pub http_version: Option<L<String>>,
-    /// `proxy_ssl_verify`.
+    /// `proxy_ssl_verify` / `grpc_ssl_verify`.
     pub ssl_verify: Option<L<bool>>,
-    /// `proxy_ssl_verify_depth`.
+    /// `proxy_ssl_verify_depth` / `grpc_ssl_verify_depth`.
     pub ssl_verify_depth: Option<L<u32>>,
-    /// `proxy_ssl_certificate`.
+    /// `proxy_ssl_certificate` / `grpc_ssl_certificate`.
     pub ssl_certificate: Option<L<String>>,
-    /// `proxy_ssl_certificate_key`.
+    /// `proxy_ssl_certificate_key` / `grpc_ssl_certificate_key`.
     pub ssl_certificate_key: Option<L<String>>,
-    /// `proxy_ssl_trusted_certificate`.
+    /// `proxy_ssl_trusted_certificate` / `grpc_ssl_trusted_certificate`.
     pub ssl_trusted_certificate: Option<L<String>>,
-    /// `proxy_ssl_name`.
+    /// `proxy_ssl_name` / `grpc_ssl_name`.
     pub ssl_name: Option<L<String>>,
-    /// `proxy_ssl_server_name`.
+    /// `proxy_ssl_server_name` / `grpc_ssl_server_name`.
     pub ssl_server_name: Option<L<bool>>,
-    /// `proxy_ssl_protocols`.
+    /// `proxy_ssl_protocols` / `grpc_ssl_protocols`.
     pub ssl_protocols: Option<L<Vec<String>>>,
-    /// `proxy_ssl_session_reuse`.
+    /// `proxy_ssl_session_reuse` / `grpc_ssl_session_reuse`.
     pub ssl_session_reuse: Option<L<bool>>,
-    /// `proxy_connect_timeout`.
+    /// `proxy_connect_timeout` / `grpc_connect_timeout`.
     pub connect_timeout: Option<L<String>>,
-    /// `proxy_read_timeout`.
+    /// `proxy_read_timeout` / `grpc_read_timeout`.
     pub read_timeout: Option<L<String>>,
-    /// `proxy_send_timeout`.
+    /// `proxy_send_timeout` / `grpc_send_timeout`.
     pub send_timeout: Option<L<String>>,
 }
 
@@ -155,21 +161,8 @@ impl Scope {
         inherit(&mut self.access_log, &p.access_log);
         inherit(&mut self.root, &p.root);
         inherit(&mut self.index, &p.index);
-        inherit(&mut self.headers, &p.headers);
-        let (c, q) = (&mut self.proxy, &p.proxy);
-        inherit(&mut c.http_version, &q.http_version);
-        inherit(&mut c.ssl_verify, &q.ssl_verify);
-        inherit(&mut c.ssl_verify_depth, &q.ssl_verify_depth);
-        inherit(&mut c.ssl_certificate, &q.ssl_certificate);
-        inherit(&mut c.ssl_certificate_key, &q.ssl_certificate_key);
-        inherit(&mut c.ssl_trusted_certificate, &q.ssl_trusted_certificate);
-        inherit(&mut c.ssl_name, &q.ssl_name);
-        inherit(&mut c.ssl_server_name, &q.ssl_server_name);
-        inherit(&mut c.ssl_protocols, &q.ssl_protocols);
-        inherit(&mut c.ssl_session_reuse, &q.ssl_session_reuse);
-        inherit(&mut c.connect_timeout, &q.connect_timeout);
-        inherit(&mut c.read_timeout, &q.read_timeout);
-        inherit(&mut c.send_timeout, &q.send_timeout);
+        self.proxy.inherit(&p.proxy);
+        self.grpc.inherit(&p.grpc);
     }
 
     /// Takes `d` into this level if it is one of the inheritable directives allowed at
@@ -177,13 +170,78 @@ impl Scope {
     pub fn set(&mut self, d: &Directive, level: Level, diag: &mut Diag, conf_dir: &Path) -> bool {
         let Some((_, allowed, setter)) = DIRECTIVES.iter().find(|(name, ..)| *name == d.name)
         else {
-            return false;
+            return self.set_pass(d, diag, conf_dir);
         };
         if *allowed == Allowed::HttpServer && level == Level::Location {
             return false;
         }
         setter(self, &mut Ctx { d, diag, conf_dir });
         true
+    }
+
+    /// Takes a `proxy_X` or `grpc_X` directive of [`PASS_DIRECTIVES`] into that module's
+    /// settings (they are allowed everywhere); false for any other directive.
+    fn set_pass(&mut self, d: &Directive, diag: &mut Diag, conf_dir: &Path) -> bool {
+        let (module, rest) = if let Some(rest) = d.name.strip_prefix("proxy_") {
+            (&mut self.proxy, rest)
+        } else if let Some(rest) = d.name.strip_prefix("grpc_") {
+            (&mut self.grpc, rest)
+        } else {
+            return false;
+        };
+        let Some((_, setter)) = PASS_DIRECTIVES.iter().find(|(name, _)| *name == rest) else {
+            return false;
+        };
+        setter(module, &mut Ctx { d, diag, conf_dir });
+        true
+    }
+}
+
+impl Proxy {
+    /// Completes this level's settings from its parent's.
+    fn inherit(&mut self, q: &Proxy) {
+        inherit(&mut self.headers, &q.headers);
+        inherit(&mut self.http_version, &q.http_version);
+        inherit(&mut self.ssl_verify, &q.ssl_verify);
+        inherit(&mut self.ssl_verify_depth, &q.ssl_verify_depth);
+        inherit(&mut self.ssl_certificate, &q.ssl_certificate);
+        inherit(&mut self.ssl_certificate_key, &q.ssl_certificate_key);
+        inherit(
+            &mut self.ssl_trusted_certificate,
+            &q.ssl_trusted_certificate,
+        );
+        inherit(&mut self.ssl_name, &q.ssl_name);
+        inherit(&mut self.ssl_server_name, &q.ssl_server_name);
+        inherit(&mut self.ssl_protocols, &q.ssl_protocols);
+        inherit(&mut self.ssl_session_reuse, &q.ssl_session_reuse);
+        inherit(&mut self.connect_timeout, &q.connect_timeout);
+        inherit(&mut self.read_timeout, &q.read_timeout);
+        inherit(&mut self.send_timeout, &q.send_timeout);
+    }
+
+    /// Where each setting of this level was written, in directive order.
+    pub fn origins(&self) -> Vec<&Origin> {
+        let mut at: Vec<&Origin> = [
+            self.http_version.as_ref().map(|v| &v.at),
+            self.ssl_verify.as_ref().map(|v| &v.at),
+            self.ssl_verify_depth.as_ref().map(|v| &v.at),
+            self.ssl_certificate.as_ref().map(|v| &v.at),
+            self.ssl_certificate_key.as_ref().map(|v| &v.at),
+            self.ssl_trusted_certificate.as_ref().map(|v| &v.at),
+            self.ssl_name.as_ref().map(|v| &v.at),
+            self.ssl_server_name.as_ref().map(|v| &v.at),
+            self.ssl_protocols.as_ref().map(|v| &v.at),
+            self.ssl_session_reuse.as_ref().map(|v| &v.at),
+            self.connect_timeout.as_ref().map(|v| &v.at),
+            self.read_timeout.as_ref().map(|v| &v.at),
+            self.send_timeout.as_ref().map(|v| &v.at),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.headers.iter().flatten().map(|h| &h.at))
+        .collect();
+        at.sort_by_key(|o| (o.file.clone(), o.line));
+        at
     }
 }
 
@@ -227,21 +285,39 @@ const DIRECTIVES: &[(&str, Allowed, Setter)] = &[
     ("access_log", Allowed::Anywhere, |s, c| c.access_log(&mut s.access_log)),
     ("root", Allowed::Anywhere, |s, c| c.once(&mut s.root, Ctx::path)),
     ("index", Allowed::Anywhere, |s, c| c.once(&mut s.index, Ctx::index)),
-    ("proxy_set_header", Allowed::Anywhere, |s, c| c.set_header(&mut s.headers)),
     ("proxy_http_version", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.http_version, Ctx::http_version)),
-    ("proxy_ssl_verify", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_verify, Ctx::flag)),
-    ("proxy_ssl_verify_depth", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_verify_depth, Ctx::depth)),
-    ("proxy_ssl_certificate", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_certificate, Ctx::path)),
-    ("proxy_ssl_certificate_key", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_certificate_key, Ctx::path)),
-    ("proxy_ssl_trusted_certificate", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_trusted_certificate, Ctx::path)),
-    ("proxy_ssl_name", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_name, Ctx::text)),
-    ("proxy_ssl_server_name", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_server_name, Ctx::flag)),
-    ("proxy_ssl_protocols", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_protocols, Ctx::protocols)),
-    ("proxy_ssl_session_reuse", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.ssl_session_reuse, Ctx::flag)),
-    ("proxy_connect_timeout", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.connect_timeout, Ctx::duration)),
-    ("proxy_read_timeout", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.read_timeout, Ctx::duration)),
-    ("proxy_send_timeout", Allowed::Anywhere, |s, c| c.once(&mut s.proxy.send_timeout, Ctx::duration)),
 ];
+
+/// Takes one `proxy_X` / `grpc_X` directive into its module's settings.
+type PassSetter = fn(&mut Proxy, &mut Ctx<'_>);
+
+/// The directives the proxy and gRPC modules both have, without their `proxy_` / `grpc_`
+/// prefix: each module's are its own, allowed in http, server and location.
+#[rustfmt::skip]
+const PASS_DIRECTIVES: &[(&str, PassSetter)] = &[
+    ("set_header", |p, c| c.set_header(&mut p.headers)),
+    ("ssl_verify", |p, c| c.once(&mut p.ssl_verify, Ctx::flag)),
+    ("ssl_verify_depth", |p, c| c.once(&mut p.ssl_verify_depth, Ctx::depth)),
+    ("ssl_certificate", |p, c| c.once(&mut p.ssl_certificate, Ctx::path)),
+    ("ssl_certificate_key", |p, c| c.once(&mut p.ssl_certificate_key, Ctx::path)),
+    ("ssl_trusted_certificate", |p, c| c.once(&mut p.ssl_trusted_certificate, Ctx::path)),
+    ("ssl_name", |p, c| c.once(&mut p.ssl_name, Ctx::text)),
+    ("ssl_server_name", |p, c| c.once(&mut p.ssl_server_name, Ctx::flag)),
+    ("ssl_protocols", |p, c| c.once(&mut p.ssl_protocols, Ctx::protocols)),
+    ("ssl_session_reuse", |p, c| c.once(&mut p.ssl_session_reuse, Ctx::flag)),
+    ("connect_timeout", |p, c| c.once(&mut p.connect_timeout, Ctx::duration)),
+    ("read_timeout", |p, c| c.once(&mut p.read_timeout, Ctx::duration)),
+    ("send_timeout", |p, c| c.once(&mut p.send_timeout, Ctx::duration)),
+];
+
+/// Whether `name` is a `proxy_X` / `grpc_X` directive [`Scope::set`] takes (for "not
+/// allowed here" errors).
+pub fn is_pass_directive(name: &str) -> bool {
+    let rest = name
+        .strip_prefix("proxy_")
+        .or_else(|| name.strip_prefix("grpc_"));
+    rest.is_some_and(|r| PASS_DIRECTIVES.iter().any(|(n, _)| *n == r))
+}
 
 /// One directive being taken in: its arguments are read (and their errors reported) here.
 struct Ctx<'a> {
@@ -337,7 +413,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// `ssl_protocols` and `proxy_ssl_protocols`.
+    /// `ssl_protocols`, `proxy_ssl_protocols` and `grpc_ssl_protocols`.
     fn protocols(&mut self) -> Option<Vec<String>> {
         protocols(self.d, self.diag)
     }
@@ -431,7 +507,8 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// `proxy_set_header NAME VALUE`: a later one for the same name replaces the earlier.
+    /// `proxy_set_header` / `grpc_set_header NAME VALUE`: a later one for the same name
+    /// replaces the earlier.
     fn set_header(&mut self, headers: &mut Option<Vec<L<(String, String)>>>) {
         let d = self.d;
         if !self.diag.args(d, 2..=2) {
@@ -443,8 +520,8 @@ impl<'a> Ctx<'a> {
             self.diag.warn(
                 &d.origin,
                 format!(
-                    "replaces the proxy_set_header {} on line {}; ringgate sends one value per header",
-                    name, list[prev].at.line
+                    "replaces the {} {} on line {}; ringgate sends one value per header",
+                    d.name, name, list[prev].at.line
                 ),
             );
             list.remove(prev);

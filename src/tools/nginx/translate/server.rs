@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::*;
 use super::scope::{Level, Scope};
-use super::upstream::{parse_target, Target};
+use super::upstream::{parse_grpc_target, parse_target, Target};
 use super::Translator;
 use crate::config::units::{parse_duration, parse_size};
 use crate::tools::nginx::parser::Directive;
@@ -331,6 +331,7 @@ impl Translator {
         let regex = matches!(match_kind, Some("regex") | Some("regex_nocase"));
         let mut body = self.location_directives(block, regex);
         self.per_server_settings(&body.sc, server);
+        let pass = self.location_pass_chosen(&mut body);
         body.sc.inherit(server);
         let (rules, terminal) = settle(&mut self.diag, std::mem::take(&mut body.rules));
         let mut loc = OutLocation {
@@ -349,7 +350,7 @@ impl Translator {
         };
         if terminal.is_some() {
             // The location's return answers every request: its proxy_pass or files never do.
-            if let Some(p) = &body.pass {
+            if let Some(p) = &pass {
                 self.diag
                     .warn(&p.at, "never used: the location's return answers first");
             }
@@ -362,7 +363,7 @@ impl Translator {
             return Some(loc);
         }
         loc.rules = rules;
-        match body.pass.take() {
+        match pass {
             Some(p) => self.location_proxy(&mut loc, &p, &body.sc)?,
             None => {
                 loc.root = Some(self.static_root(&body.sc, &loc.at, Some(&loc.path)));
@@ -377,7 +378,7 @@ impl Translator {
         let mut body = LocationBody {
             sc: Scope::default(),
             rules: Vec::new(),
-            pass: None,
+            passes: Vec::new(),
             verify: None,
         };
         for e in block {
@@ -386,8 +387,8 @@ impl Translator {
                     &e.origin,
                     "nested locations are not supported; write each location at the server level",
                 ),
-                "proxy_pass" if self.simple(e) => {
-                    self.location_proxy_pass(e, regex, &mut body.pass)
+                "proxy_pass" | "grpc_pass" if self.simple(e) => {
+                    self.location_pass(e, regex, &mut body.passes)
                 }
                 "if" | "return" => body.rules.extend(self.rule(e)),
                 "ssl_verify_client" if self.simple(e) => {
@@ -408,30 +409,82 @@ impl Translator {
         body
     }
 
-    /// `proxy_pass URL` in a location: one per location, and no URI part in a regex location.
-    fn location_proxy_pass(&mut self, e: &Directive, regex: bool, pass: &mut Option<L<Target>>) {
+    /// `proxy_pass URL` or `grpc_pass ADDRESS` in a location: one of each per location, and no
+    /// URI part in a regex location. grpc_pass to a host with no port needs an `upstream`
+    /// block of that name (nginx: "no port in upstream").
+    fn location_pass(&mut self, e: &Directive, regex: bool, passes: &mut Vec<L<Target>>) {
         let Some(a) = self.diag.one(e) else { return };
-        match parse_target(a) {
-            Ok(t) => {
-                if regex && t.uri.is_some() {
-                    self.diag.error(
-                        &e.origin,
-                        "\"proxy_pass\" cannot have URI part in location given by regular expression",
-                    );
-                } else if let Some(prev) = pass {
-                    self.diag.error(
-                        &e.origin,
-                        format!(
-                            "\"proxy_pass\" directive is duplicate (first on line {})",
-                            prev.at.line
-                        ),
-                    );
-                } else {
-                    *pass = Some(L::new(t, &e.origin));
-                }
-            }
-            Err(m) => self.diag.error(&e.origin, m),
+        let parsed = if e.name == "grpc_pass" {
+            parse_grpc_target(a)
+        } else {
+            parse_target(a)
+        };
+        let t = match parsed {
+            Ok(t) => t,
+            Err(m) => return self.diag.error(&e.origin, m),
+        };
+        if regex && t.uri.is_some() {
+            self.diag.error(
+                &e.origin,
+                "\"proxy_pass\" cannot have URI part in location given by regular expression",
+            );
+        } else if let Some(prev) = passes
+            .iter()
+            .find(|p| p.v.scheme.module() == t.scheme.module())
+        {
+            self.diag.error(
+                &e.origin,
+                format!(
+                    "\"{}\" directive is duplicate (first on line {})",
+                    e.name, prev.at.line
+                ),
+            );
+        } else if t.scheme.grpc() && t.port.is_none() && !self.has_upstream_block(&t.authority) {
+            self.diag.error(
+                &e.origin,
+                format!(
+                    "no port in upstream \"{}\" (grpc_pass has no default port; give one, or name an upstream block)",
+                    t.authority
+                ),
+            );
+        } else {
+            passes.push(L::new(t, &e.origin));
         }
+    }
+
+    /// The pass that handles the location's requests: as in nginx, the last of its proxy_pass
+    /// and grpc_pass (each module sets the location's handler; the later one replaces the
+    /// earlier). Settings of the other module written in the location are warned about: nginx
+    /// keeps proxy_* and grpc_* apart, so they do nothing here.
+    fn location_pass_chosen(&mut self, body: &mut LocationBody) -> Option<L<Target>> {
+        let chosen = body.passes.pop()?;
+        let name = |t: &Target| format!("{}_pass", t.scheme.module());
+        for p in body.passes.drain(..) {
+            self.diag.warn(
+                &p.at,
+                format!(
+                    "never used: the {} on line {} passes this location's requests (nginx uses the last of proxy_pass and grpc_pass)",
+                    name(&chosen.v),
+                    chosen.at.line
+                ),
+            );
+        }
+        let (other, other_settings) = if chosen.v.scheme.grpc() {
+            ("proxy", &body.sc.proxy)
+        } else {
+            ("grpc", &body.sc.grpc)
+        };
+        for at in other_settings.origins() {
+            self.diag.warn(
+                at,
+                format!(
+                    "ignored: this location passes with {}, which uses {}_* settings only; {other}_* ones apply to {other}_pass (as in nginx)",
+                    name(&chosen.v),
+                    chosen.v.scheme.module()
+                ),
+            );
+        }
+        Some(chosen)
     }
 
     /// `ssl_verify_client` in a location: nginx refuses it there; ringgate makes it a
@@ -454,10 +507,16 @@ impl Translator {
     }
 
     /// A proxying location: its upstream, and the headers sent with it (`Host` and
-    /// `$proxy_host` named after the upstream nginx would have connected to).
+    /// `$proxy_host` named after the upstream nginx would have connected to). A grpc_pass
+    /// location takes the grpc_* settings, a proxy_pass one the proxy_* settings.
     fn location_proxy(&mut self, loc: &mut OutLocation, p: &L<Target>, sc: &Scope) -> Option<()> {
-        let mut headers = sc.headers.clone().unwrap_or_default();
-        let (text, renamed) = self.proxy_target(p, &sc.proxy, &headers)?;
+        let module = if p.v.scheme.grpc() {
+            &sc.grpc
+        } else {
+            &sc.proxy
+        };
+        let mut headers = module.headers.clone().unwrap_or_default();
+        let (text, renamed) = self.proxy_target(p, module, &headers)?;
         if let Some(host) = renamed {
             // The upstream is `NAME#n` in ringgate; nginx's $proxy_host is NAME.
             for h in &mut headers {
@@ -467,7 +526,10 @@ impl Translator {
                 headers.insert(0, L::new(("Host".to_string(), host), &p.at));
             }
         }
-        loc.upgrade = self.upgrade(&mut headers);
+        if !p.v.scheme.grpc() {
+            // HTTP/2 has no Upgrade: the WebSocket idiom is proxy_pass's only.
+            loc.upgrade = self.upgrade(&mut headers);
+        }
         loc.set_header = headers;
         loc.proxy_pass = Some(L::new(text, &p.at));
         Some(())
@@ -1043,7 +1105,8 @@ fn only_return_as_location(rules: &mut Vec<OutRule>, locations: &mut Vec<OutLoca
 struct LocationBody {
     sc: Scope,
     rules: Vec<Rule>,
-    pass: Option<L<Target>>,
+    /// Its proxy_pass and grpc_pass, at most one of each, in file order.
+    passes: Vec<L<Target>>,
     verify: Option<L<String>>,
 }
 

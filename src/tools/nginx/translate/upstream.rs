@@ -1,6 +1,10 @@
-//! `upstream` blocks and `proxy_pass` targets. nginx sets proxy_* per location, ringgate per
-//! `[[upstream]]`: each distinct (target, settings) pair becomes its own upstream, named after
-//! the target (`app`, `app#2`, ...), keeping nginx's `$proxy_host` and TLS name.
+//! `upstream` blocks and `proxy_pass` / `grpc_pass` targets. nginx sets proxy_* and grpc_* per
+//! location, ringgate per `[[upstream]]`: each distinct (target, protocol, settings) triple
+//! becomes its own upstream, named after the target (`app`, `app#2`, ...), keeping nginx's
+//! `$proxy_host` (the gRPC module's `:authority`) and TLS name. An `upstream` block that both
+//! proxy_pass and grpc_pass name is thus two `[[upstream]]`s with the same servers, one
+//! speaking HTTP/1.1 and one HTTP/2, as nginx's two modules each speak their own protocol to
+//! them.
 
 use super::model::{OutUpstream, OutUpstreamTls, L};
 use super::scope::Proxy;
@@ -39,11 +43,55 @@ pub struct Registry {
     made: Vec<(Vec<String>, usize)>,
 }
 
-/// A parsed `proxy_pass` URL.
+/// How a location passes its requests: nginx's module and the scheme of its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `proxy_pass http://`.
+    Http,
+    /// `proxy_pass https://`.
+    Https,
+    /// `grpc_pass grpc://` (or no scheme): HTTP/2 in cleartext.
+    Grpc,
+    /// `grpc_pass grpcs://`: HTTP/2 over TLS.
+    Grpcs,
+}
+
+impl Scheme {
+    /// Over TLS.
+    pub fn tls(self) -> bool {
+        matches!(self, Scheme::Https | Scheme::Grpcs)
+    }
+
+    /// The gRPC module's (HTTP/2 to the upstream).
+    pub fn grpc(self) -> bool {
+        matches!(self, Scheme::Grpc | Scheme::Grpcs)
+    }
+
+    /// The scheme as ringgate's `proxy_pass` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+            Scheme::Grpc => "grpc",
+            Scheme::Grpcs => "grpcs",
+        }
+    }
+
+    /// The module's directive prefix: `proxy` or `grpc`.
+    pub fn module(self) -> &'static str {
+        if self.grpc() {
+            "grpc"
+        } else {
+            "proxy"
+        }
+    }
+}
+
+/// A parsed `proxy_pass` URL or `grpc_pass` address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// `https://`.
-    pub https: bool,
+    /// The scheme (and so the module).
+    pub scheme: Scheme,
     /// `host[:port]` as written.
     pub authority: String,
     /// The host (brackets kept for IPv6).
@@ -57,10 +105,10 @@ pub struct Target {
 /// Splits `http[s]://host[:port][/uri]`.
 pub fn parse_target(s: &str) -> Result<Target, String> {
     let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
-    let (https, rest) = if lower.starts_with("http://") {
-        (false, &s[7..])
+    let (scheme, rest) = if lower.starts_with("http://") {
+        (Scheme::Http, &s[7..])
     } else if lower.starts_with("https://") {
-        (true, &s[8..])
+        (Scheme::Https, &s[8..])
     } else {
         return Err(format!(
             "invalid URL prefix in \"{s}\"; expected http:// or https://"
@@ -86,11 +134,54 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
     let (host, port) =
         split_host_port(authority).ok_or_else(|| format!("invalid host in \"{s}\""))?;
     Ok(Target {
-        https,
+        scheme,
         authority: authority.to_string(),
         host,
         port,
         uri,
+    })
+}
+
+/// Splits `grpc_pass [grpc://|grpcs://]host[:port]` (no scheme is grpc://). nginx takes no
+/// URI part here: the request's own path is passed.
+pub fn parse_grpc_target(s: &str) -> Result<Target, String> {
+    if s.contains('$') {
+        return Err(
+            "variables in grpc_pass are not supported (ringgate resolves upstreams at load)".into(),
+        );
+    }
+    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    let (scheme, rest) = if lower.starts_with("grpc://") {
+        (Scheme::Grpc, &s[7..])
+    } else if lower.starts_with("grpcs://") {
+        (Scheme::Grpcs, &s[8..])
+    } else {
+        (Scheme::Grpc, s)
+    };
+    if rest.starts_with("unix:") {
+        return Err("unix socket upstreams are not supported".into());
+    }
+    if rest.contains("://") {
+        return Err(format!(
+            "invalid URL prefix in \"{s}\"; expected grpc://, grpcs:// or an address"
+        ));
+    }
+    if rest.is_empty() {
+        return Err(format!("no host in \"{s}\""));
+    }
+    if rest.contains(['/', '?']) {
+        return Err(format!(
+            "invalid host in upstream \"{rest}\" (grpc_pass takes no URI part; the request's path is passed as it is)"
+        ));
+    }
+    let (host, port) =
+        split_host_port(rest).ok_or_else(|| format!("invalid host in upstream \"{rest}\""))?;
+    Ok(Target {
+        scheme,
+        authority: rest.to_string(),
+        host,
+        port,
+        uri: None,
     })
 }
 
@@ -275,9 +366,14 @@ impl Translator {
         }
     }
 
-    /// The upstream for a location's `proxy_pass` and effective proxy_* settings. Returns the
-    /// proxy_pass text to write and, when the upstream had to be renamed (`app#2`), nginx's
-    /// `$proxy_host` for it.
+    /// Whether an `upstream` block named `name` exists.
+    pub(super) fn has_upstream_block(&self, name: &str) -> bool {
+        self.upstream_blocks.iter().any(|b| b.name == name)
+    }
+
+    /// The upstream for a location's `proxy_pass` or `grpc_pass` and the effective settings of
+    /// its module (`proxy`: proxy_*, or grpc_*). Returns the proxy_pass text to write and, when
+    /// the upstream had to be renamed (`app#2`), nginx's `$proxy_host` for it.
     pub(super) fn proxy_target(
         &mut self,
         pass: &L<Target>,
@@ -290,31 +386,34 @@ impl Translator {
             .upstream_blocks
             .iter()
             .position(|b| b.name == t.authority);
+        // The gRPC module keeps upstream connections alive whenever the block has
+        // `keepalive`; the proxy module only with HTTP/1.1 and `Connection` cleared.
+        let reuses = t.scheme.grpc() || reuses_connections(proxy, headers);
         let src = match block {
-            Some(i) => self.block_source(i, reuses_connections(proxy, headers)),
+            Some(i) => self.block_source(i, reuses, t.scheme, at),
             None => implicit_source(t, at),
         };
-        let tls = if t.https {
-            Some(self.upstream_tls(proxy, &src.base, at)?)
+        let tls = if t.scheme.tls() {
+            Some(self.upstream_tls(proxy, &src.base, at, t.scheme.module())?)
         } else {
             None
         };
         let key: Vec<String> = vec![
             src.base.clone(),
-            t.https.to_string(),
+            t.scheme.as_str().to_string(),
             src.keepalive.v.to_string(),
             format!("{:?}", proxy.connect_timeout.as_ref().map(|v| &v.v)),
             format!("{:?}", proxy.read_timeout.as_ref().map(|v| &v.v)),
             format!("{:?}", proxy.send_timeout.as_ref().map(|v| &v.v)),
             format!("{:?}", tls.as_ref().map(tls_key)),
         ];
-        let scheme = if t.https { "https" } else { "http" };
+        let scheme = t.scheme.as_str();
         let uri = t.uri.clone().unwrap_or_default();
         let base = src.base.clone();
         let name = match self.registry.made.iter().find(|(k, _)| *k == key) {
             Some((_, idx)) => self.out.upstreams[*idx].name.clone(),
             None => {
-                let name = self.make_upstream(src, proxy, tls, at);
+                let name = self.make_upstream(src, proxy, tls, at, t.scheme);
                 self.registry.made.push((key, self.out.upstreams.len() - 1));
                 name
             }
@@ -324,8 +423,8 @@ impl Translator {
     }
 
     /// Where an `upstream` block sends requests, marking the block used. Its `keepalive`
-    /// counts only where nginx reuses connections (`reuses`).
-    fn block_source(&mut self, i: usize, reuses: bool) -> Source {
+    /// counts only where nginx reuses connections (`reuses`; `at` is the pass).
+    fn block_source(&mut self, i: usize, reuses: bool, scheme: Scheme, at: &Origin) -> Source {
         let b = &mut self.upstream_blocks[i];
         b.used = true;
         let keepalive = match &b.keepalive {
@@ -335,7 +434,7 @@ impl Translator {
                     b.warned_keepalive = true;
                     self.diag.warn(
                         &k.at,
-                        "has no effect in nginx here (it needs proxy_http_version 1.1 and proxy_set_header Connection \"\"): written as keepalive = 0, as nginx behaves",
+                        format!("has no effect in nginx for the proxy_pass on line {} (it needs proxy_http_version 1.1 and proxy_set_header Connection \"\"): written as keepalive = 0 for it, as nginx behaves", at.line),
                     );
                 }
                 L::new(0, &k.at)
@@ -351,7 +450,11 @@ impl Translator {
             fail_timeout: b.fail_timeout.clone(),
             keepalive,
             keepalive_timeout: b.keepalive_timeout.clone(),
-            note: format!("upstream block \"{}\"", b.name),
+            note: format!(
+                "upstream block \"{}\"{}",
+                b.name,
+                if scheme.grpc() { ", for grpc_pass" } else { "" }
+            ),
         }
     }
 
@@ -363,6 +466,7 @@ impl Translator {
         proxy: &Proxy,
         tls: Option<OutUpstreamTls>,
         at: &Origin,
+        scheme: Scheme,
     ) -> String {
         let base = &src.base;
         let mut name = base.clone();
@@ -377,7 +481,11 @@ impl Translator {
             name = format!("{base}#{n}");
         }
         let note = if n > 1 {
-            format!("{}, with the proxy_* settings of this location", src.note)
+            format!(
+                "{}, with the {}_* settings of this location",
+                src.note,
+                scheme.module()
+            )
         } else {
             src.note
         };
@@ -385,6 +493,7 @@ impl Translator {
             at: at.clone(),
             note,
             name: name.clone(),
+            protocol: scheme.grpc().then(|| L::new("h2".to_string(), at)),
             servers: src.servers,
             backup_servers: src.backup_servers,
             max_fails: src.max_fails,
@@ -399,14 +508,21 @@ impl Translator {
         name
     }
 
-    fn upstream_tls(&mut self, p: &Proxy, base: &str, at: &Origin) -> Option<OutUpstreamTls> {
-        // nginx's defaults: proxy_ssl_verify off, proxy_ssl_server_name off, the name is
-        // the proxy_pass host.
+    /// `[upstream.tls]` from the `{module}_ssl_*` settings (`module`: proxy or grpc).
+    fn upstream_tls(
+        &mut self,
+        p: &Proxy,
+        base: &str,
+        at: &Origin,
+        module: &str,
+    ) -> Option<OutUpstreamTls> {
+        // nginx's defaults (both modules): *_ssl_verify off, *_ssl_server_name off, the name
+        // is the host passed to.
         let verify = p.ssl_verify.clone().unwrap_or_else(|| L::new(false, at));
         if verify.v && p.ssl_trusted_certificate.is_none() {
             self.diag.error(
                 &verify.at,
-                "no \"proxy_ssl_trusted_certificate\" for \"proxy_ssl_verify\"",
+                format!("no \"{module}_ssl_trusted_certificate\" for \"{module}_ssl_verify\""),
             );
             return None;
         }
@@ -415,7 +531,7 @@ impl Translator {
                 self.diag.error(
                     &c.at,
                     format!(
-                        "no \"proxy_ssl_certificate_key\" is defined for certificate \"{}\"",
+                        "no \"{module}_ssl_certificate_key\" is defined for certificate \"{}\"",
                         c.v
                     ),
                 );
@@ -423,7 +539,7 @@ impl Translator {
             }
             (None, Some(k)) => self.diag.warn(
                 &k.at,
-                "ignored: proxy_ssl_certificate_key without proxy_ssl_certificate",
+                format!("ignored: {module}_ssl_certificate_key without {module}_ssl_certificate"),
             ),
             _ => {}
         }
@@ -449,8 +565,8 @@ impl Translator {
         })
     }
 
-    /// `upstream` blocks no proxy_pass names still become `[[upstream]]`s (nginx resolves
-    /// their servers too).
+    /// `upstream` blocks no proxy_pass or grpc_pass names still become `[[upstream]]`s (nginx
+    /// resolves their servers too).
     pub(super) fn unreferenced_upstreams(&mut self) {
         for b in self.upstream_blocks.clone() {
             if b.used {
@@ -458,8 +574,12 @@ impl Translator {
             }
             self.out.upstreams.push(OutUpstream {
                 at: b.at.clone(),
-                note: format!("upstream block \"{}\", which no proxy_pass uses", b.name),
+                note: format!(
+                    "upstream block \"{}\", which no proxy_pass or grpc_pass uses",
+                    b.name
+                ),
                 name: b.name.clone(),
+                protocol: None,
                 servers: b.servers.clone(),
                 backup_servers: b.backups.clone(),
                 max_fails: b.max_fails.clone(),
@@ -517,11 +637,13 @@ fn reuses_connections(proxy: &Proxy, headers: &[L<(String, String)>]) -> bool {
         })
 }
 
-/// A `proxy_pass` to an address with no `upstream` block: an implicit upstream of one server.
+/// A `proxy_pass` or `grpc_pass` to an address with no `upstream` block: an implicit upstream
+/// of one server. `$proxy_host` leaves out the scheme's default port; grpc_pass has no default
+/// port (its target always has one here) and its `:authority` keeps it.
 fn implicit_source(t: &Target, at: &Origin) -> Source {
-    let default_port = if t.https { 443 } else { 80 };
+    let default_port = if t.scheme.tls() { 443 } else { 80 };
     let port = t.port.unwrap_or(default_port);
-    let base = if port == default_port {
+    let base = if port == default_port && !t.scheme.grpc() {
         t.host.clone()
     } else {
         format!("{}:{port}", t.host)
@@ -536,7 +658,11 @@ fn implicit_source(t: &Target, at: &Origin) -> Source {
         // after its request.
         keepalive: L::new(0, at),
         keepalive_timeout: None,
-        note: format!("proxy_pass to {}, an implicit upstream", t.authority),
+        note: format!(
+            "{}_pass to {}, an implicit upstream",
+            t.scheme.module(),
+            t.authority
+        ),
     }
 }
 
@@ -548,13 +674,13 @@ mod tests {
     fn proxy_pass_urls() {
         let t = parse_target("http://app.cluster.local:9000/").unwrap();
         assert_eq!(
-            (t.https, t.host.as_str(), t.port, t.uri.as_deref()),
-            (false, "app.cluster.local", Some(9000), Some("/"))
+            (t.scheme, t.host.as_str(), t.port, t.uri.as_deref()),
+            (Scheme::Http, "app.cluster.local", Some(9000), Some("/"))
         );
         let t = parse_target("https://upstreamserver").unwrap();
         assert_eq!(
-            (t.https, t.authority.as_str(), t.uri),
-            (true, "upstreamserver", None)
+            (t.scheme, t.authority.as_str(), t.uri),
+            (Scheme::Https, "upstreamserver", None)
         );
         let t = parse_target("HTTP://[::1]:81/x/").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("[::1]", Some(81)));
@@ -565,5 +691,42 @@ mod tests {
         assert!(parse_target("http://unix:/tmp/s").is_err());
         assert!(parse_target("http://é").is_ok());
         assert!(parse_target("httpé").is_err());
+        assert!(parse_target("grpc://x:1").is_err());
+    }
+
+    #[test]
+    fn grpc_pass_addresses() {
+        let t = parse_grpc_target("127.0.0.1:9000").unwrap();
+        assert_eq!(
+            (t.scheme, t.authority.as_str(), t.port, t.uri),
+            (Scheme::Grpc, "127.0.0.1:9000", Some(9000), None)
+        );
+        let t = parse_grpc_target("GRPC://app").unwrap();
+        assert_eq!(
+            (t.scheme, t.host.as_str(), t.port),
+            (Scheme::Grpc, "app", None)
+        );
+        let t = parse_grpc_target("grpcs://[::1]:50051").unwrap();
+        assert_eq!(
+            (t.scheme, t.host.as_str(), t.port),
+            (Scheme::Grpcs, "[::1]", Some(50051))
+        );
+        assert!(parse_grpc_target("grpc://unix:/run/g.sock")
+            .unwrap_err()
+            .contains("unix socket"));
+        assert!(parse_grpc_target("unix:/run/g.sock")
+            .unwrap_err()
+            .contains("unix socket"));
+        assert!(parse_grpc_target("grpc://$backend")
+            .unwrap_err()
+            .contains("variables"));
+        assert!(parse_grpc_target("grpc://h:1/svc")
+            .unwrap_err()
+            .contains("no URI part"));
+        assert!(parse_grpc_target("http://h:1")
+            .unwrap_err()
+            .contains("invalid URL prefix"));
+        assert!(parse_grpc_target("grpc://").is_err());
+        assert!(parse_grpc_target("grpc://h:port").is_err());
     }
 }

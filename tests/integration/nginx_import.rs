@@ -826,7 +826,6 @@ fn import_nginx_translates_grpc_pass_to_an_http2_upstream() {
 /// the loader answers "upstream[0].protocol: unknown key". Run with
 /// `cargo test --test integration nginx_import -- --ignored`, then drop the `ignore`.
 #[test]
-#[ignore = "needs the HTTP/2 upstream config change (protocol = \"h2\", grpc://) merged into src/config"]
 fn check_nginx_config_accepts_grpc_pass() {
     let Some(root) = Root::new() else { return };
     let conf_text = GRPC_CONF

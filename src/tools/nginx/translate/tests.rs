@@ -1529,7 +1529,6 @@ fn grpc_over_an_mtls_http2_listener_translates() {
 /// crate::config; until that change is merged the loader refuses these keys. After merging,
 /// run `cargo test --lib tools::nginx -- --ignored` and drop the `ignore`.
 #[test]
-#[ignore = "needs the HTTP/2 upstream config change (protocol = \"h2\", grpc://) merged into src/config"]
 fn grpc_translations_load() {
     let t = tr(&http(
         r#"upstream grpcservers { server 127.0.0.1:50051; keepalive 4; }

@@ -103,12 +103,25 @@ async fn content(
             respond::text(client.stream, req, *status, body.as_ref(), facts).await
         }
         Action::Proxy(pass) => {
+            // The content futures are boxed, each on its own: a request's future (moved into
+            // its box whole, whatever state it is in) then weighs what `return` needs, not
+            // what the largest of them does.
             let target = super::forward::Target { location, pass };
-            super::forward::proxy(generation, client, req, target, facts).await
+            Box::pin(super::forward::proxy(
+                generation, client, req, target, facts,
+            ))
+            .await
         }
         Action::Static(root) => {
             let types = &generation.config.static_types;
-            super::static_files::serve(client.stream, req, root, types, facts).await
+            Box::pin(super::static_files::serve(
+                client.stream,
+                req,
+                root,
+                types,
+                facts,
+            ))
+            .await
         }
         Action::Rules => respond::refuse(client.stream, &Refusal::NotFound, facts).await,
     }

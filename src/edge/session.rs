@@ -147,7 +147,14 @@ impl Session<'_> {
             bytes,
             served,
         } = switched;
-        let relayed = super::tunnel::run(&self.core.drain, stream, from_client, *tunnel).await;
+        // Boxed: a tunnel's pumps are large, and every request's future would carry their size.
+        let relayed = Box::pin(super::tunnel::run(
+            &self.core.drain,
+            stream,
+            from_client,
+            *tunnel,
+        ))
+        .await;
         facts.bytes += relayed.to_client;
         facts.body_bytes += relayed.to_client;
         let logged = Logged {

@@ -99,7 +99,7 @@ pub async fn proxy(
         pools: &generation.pools,
     };
     if up.protocol == UpstreamProtocol::H2 {
-        return h2::proxy(group, client, req, outgoing.head, facts).await;
+        return Box::pin(h2::proxy(group, client, req, outgoing.head, facts)).await;
     }
     http1::attempts(group, client, req, outgoing, facts).await
 }

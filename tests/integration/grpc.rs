@@ -424,22 +424,23 @@ fn grpc_frame(payload: &[u8]) -> Vec<u8> {
 }
 
 /// curl over HTTP/2 to `path` through the proxy as the test client, POSTing `body_file` with
-/// `headers`: the response head (and trailers) as curl dumps them, lower-cased.
+/// `headers`: the response head and trailers as curl dumps them (lower-cased), and the body.
 fn curl_h2_post(
     proxy: &Proxy,
     pki: &Pki,
     path: &str,
     body_file: &Path,
     headers: &[&str],
-) -> String {
+) -> (String, Vec<u8>) {
     let (resolve, url) = curl_url(proxy.addr(), path);
     let data = format!("@{}", path_str(body_file));
+    let out_file = body_file.with_extension("response");
     let mut args = vec![
         "--http2",
         "-D",
         "-",
         "-o",
-        "/dev/null",
+        path_str(&out_file),
         "--resolve",
         &resolve,
         "--cacert",
@@ -457,7 +458,8 @@ fn curl_h2_post(
     args.push(&url);
     let (code, out, err) = curl(&args);
     assert_eq!(code, 0, "curl {path}: {err}");
-    out.to_ascii_lowercase()
+    let body = std::fs::read(&out_file).unwrap_or_default();
+    (out.to_ascii_lowercase(), body)
 }
 
 // ------------------------------------------------------------------ the tests
@@ -557,6 +559,48 @@ fn named_h2_upstream_through_grpc_and_http_schemes() {
         );
     }
     assert_eq!(up.rpcs_of("Unary").len(), 2, "{:?}", up.rpcs());
+}
+
+/// A plain HTTP/2 client (curl) that frames one gRPC message by hand: the echo comes back in
+/// the same frame, with the upstream's response metadata and its trailers (`grpc-status: 0`,
+/// `x-trailer: done`) after the body.
+#[test]
+fn curl_over_http2_gets_the_message_and_the_trailers() {
+    if !python_grpc("curl_over_http2_gets_the_message_and_the_trailers") {
+        return;
+    }
+    let pki = Pki::new();
+    let up = GrpcUpstream::start(&[]);
+    let proxy = Setup::implicit(&pki, &up).start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = dir.path().join("request.bin");
+    let frame = grpc_frame(b"hello \x00\xff grpc");
+    std::fs::write(&body, &frame).expect("write the request body");
+    let (head, echoed) = curl_h2_post(
+        &proxy,
+        &pki,
+        "/test.Echo/Unary",
+        &body,
+        &[
+            "content-type: application/grpc",
+            "te: trailers",
+            "x-echo-from: curl",
+        ],
+    );
+    assert!(head.starts_with("http/2 200"), "{head}");
+    assert!(head.contains("\ncontent-type: application/grpc"), "{head}");
+    assert!(head.contains("\nx-echo-from: curl"), "{head}");
+    assert_eq!(
+        echoed, frame,
+        "the echoed gRPC frame differs; head:\n{head}"
+    );
+    // curl writes the trailers after the head's blank line.
+    let trailers = head
+        .split_once("\r\n\r\n")
+        .map(|(_, t)| t)
+        .unwrap_or_else(|| panic!("no blank line after the head: {head}"));
+    assert!(trailers.contains("grpc-status: 0"), "{head}");
+    assert!(trailers.contains("x-trailer: done"), "{head}");
 }
 
 /// The upstream's failure reaches the client as the upstream wrote it: the status code, the
@@ -779,7 +823,7 @@ fn unreachable_upstream_is_unavailable_and_logged_502() {
     // The response on the wire: 200, a gRPC content-type, grpc-status 14 in the one HEADERS.
     let body = dir.path().join("request.bin");
     std::fs::write(&body, grpc_frame(b"hello")).expect("write the request body");
-    let head = curl_h2_post(
+    let (head, _) = curl_h2_post(
         &proxy,
         &pki,
         "/test.Echo/Unary",
@@ -789,7 +833,7 @@ fn unreachable_upstream_is_unavailable_and_logged_502() {
     assert!(head.starts_with("http/2 200"), "{head}");
     assert!(head.contains("\ncontent-type: application/grpc"), "{head}");
     assert!(head.contains("\ngrpc-status: 14"), "{head}");
-    let plain = curl_h2_post(
+    let (plain, _) = curl_h2_post(
         &proxy,
         &pki,
         "/not-grpc",

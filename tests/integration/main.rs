@@ -10,6 +10,7 @@ mod config_check;
 mod deploy;
 mod doctor;
 mod failing_upstreams;
+mod grpc;
 mod guides;
 mod hostile_clients;
 mod http2;

@@ -206,6 +206,8 @@ class Client:
         self.flush()
         self.streams, self.goaway, self.closed, self.closed_t = {}, [], False, None
         self.ack_data = True
+        # Only `request` has --keep-body; the other actions report digests alone.
+        self.keep_body = getattr(a, "keep_body", False)
         self.server_settings = {}
         self.rbuf, self.terminated = b"", False
 
@@ -218,7 +220,7 @@ class Client:
         return self.streams.setdefault(sid, {
             "id": sid, "status": None, "headers": [], "body_len": 0, "fnv": FNV_INIT,
             "sha": hashlib.sha256(), "ended": False, "reset": None, "first_byte_t": None,
-            "end_t": None, "interim": []})
+            "end_t": None, "interim": [], "raw": bytearray()})
 
     def pump(self, deadline, done=lambda: False):
         """Reads and handles events until `done()`, the deadline or the close."""
@@ -308,8 +310,13 @@ class Client:
             s["headers"] = [(k.decode(), v.decode()) for k, v in ev.headers]
             s["status"] = int(dict(s["headers"]).get(":status", 0))
             s["first_byte_t"] = now()
+        elif isinstance(ev, h2.events.TrailersReceived):
+            s = self.stream(ev.stream_id)
+            s["trailers"] = [(k.decode(), v.decode()) for k, v in ev.headers]
         elif isinstance(ev, h2.events.DataReceived):
             s = self.stream(ev.stream_id)
+            if self.keep_body:
+                s["raw"] += ev.data
             s["body_len"] += len(ev.data)
             s["fnv"] = fnv64(s["fnv"], ev.data)
             s["sha"].update(ev.data)
@@ -356,12 +363,26 @@ class Client:
         streams = []
         for s in sorted(self.streams.values(), key=lambda s: s["id"]):
             s = dict(s)
+            if self.keep_body:
+                s["body_text"] = bytes(s.pop("raw")).decode("utf-8", "replace")
+            else:
+                s.pop("raw")
             s["body_fnv"] = "%016x" % s.pop("fnv")
             s["body_sha256"] = s.pop("sha").hexdigest()
             streams.append(s)
         return {"alpn": self.alpn, "streams": streams, "goaway": self.goaway,
                 "closed": self.closed, "closed_t": self.closed_t,
                 "server_settings": self.server_settings, "elapsed": now()}
+
+
+def parse_trailers(a):
+    """`--trailer "name: value"`: trailers sent after the body (which then does not end the
+    stream)."""
+    out = []
+    for t in a.trailer:
+        name, _, value = t.partition(":")
+        out.append((name.strip(), value.strip()))
+    return out
 
 
 def parse_headers(a):
@@ -435,7 +456,11 @@ def act_request(a):
                     c.flush()
                     continue
                 try:
-                    c.send_body(sid, part, True, deadline, a.pieces)
+                    trailers = parse_trailers(a)
+                    c.send_body(sid, part, not trailers, deadline, a.pieces)
+                    if trailers:
+                        c.conn.send_headers(sid, trailers, end_stream=True)
+                        c.flush()
                 except (TimeoutError, h2.exceptions.ProtocolError,
                         h2.exceptions.StreamClosedError) as e:
                     c.stream(sid)["send_error"] = repr(e)
@@ -585,6 +610,10 @@ def main():
     r.add_argument("--raw-headers", action="store_true",
                    help="send exactly the -H fields (pseudo-headers included), unchecked")
     r.add_argument("--count", type=int, default=1, help="identical streams, all at once")
+    r.add_argument("--keep-body", action="store_true",
+                   help="report each response body as text (body_text)")
+    r.add_argument("--trailer", action="append", default=[],
+                   help="a trailer field sent after the body, as \"name: value\"")
     r.add_argument("--body-file")
     r.add_argument("--body-size", type=int)
     r.add_argument("--no-length", action="store_true", help="no content-length")

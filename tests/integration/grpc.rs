@@ -37,6 +37,8 @@ const UPSTREAM_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/grpc
 const CLIENT_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/grpc-client.py");
 /// python's `h2` behind the HTTP/2 tests: a request whose answer a test reads frame by frame.
 const H2_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/h2-client.py");
+/// python's `h2` as an HTTP/2 upstream that answers with what it received, trailers included.
+const H2_UPSTREAM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/h2-upstream.py");
 
 /// The exit code both scripts use for "python's grpc module is missing".
 const SKIP: i32 = 77;
@@ -519,6 +521,117 @@ fn h2_post(
 }
 
 // ------------------------------------------------------------------ the tests
+
+/// Request trailers reach an HTTP/2 upstream, and its response trailers the client, with the
+/// request's own fields (`te: trailers` added, no connection-specific field) as the upstream
+/// gets them: seen by `scripts/h2-upstream.py`, which reports every field and trailer (grpcio
+/// hides request trailers), driven by `scripts/h2-client.py` (python's `h2`).
+#[test]
+fn request_and_response_trailers_cross_an_http2_upstream() {
+    let mut child = Command::new("python3")
+        .args([H2_UPSTREAM, "--port", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start scripts/h2-upstream.py");
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    let Some(port) = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse::<u16>().ok())
+    else {
+        let _ = child.kill();
+        let _ = child.wait();
+        eprintln!("SKIPPED request_and_response_trailers_cross_an_http2_upstream: scripts/h2-upstream.py did not start (python's h2 missing?)");
+        return;
+    };
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _up = Kill(child);
+    let pki = Pki::new();
+    let proxy = Setup::new(&pki, &format!("grpc://127.0.0.1:{port}")).start();
+    let body = pki.path().join("body.bin");
+    std::fs::write(&body, vec![7u8; 3000]).expect("body file");
+    let out = Command::new("timeout")
+        .args(["30", "python3", H2_CLIENT, "--addr"])
+        .arg(proxy.addr().to_string())
+        .arg("--ca")
+        .arg(&pki.ca.pem_path)
+        .arg("--cert")
+        .arg(&pki.client.cert)
+        .arg("--key")
+        .arg(&pki.client.key)
+        .args([
+            "--path",
+            "/svc/Call",
+            "request",
+            "--method",
+            "POST",
+            "--no-length",
+        ])
+        .arg("--keep-body")
+        .arg("--body-file")
+        .arg(&body)
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .args([
+            "--trailer",
+            "x-checksum: 42",
+            "--trailer",
+            "x-client-trailer: end",
+        ])
+        .output()
+        .expect("run scripts/h2-client.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("h2-client.py printed no JSON ({e}): {stdout}"));
+    let stream = &v["streams"][0];
+    assert_eq!(stream["status"], 200, "{v}");
+    // The response trailers, as the upstream sent them.
+    let trailers: Vec<(String, String)> =
+        serde_json::from_value(stream["trailers"].clone()).unwrap_or_default();
+    assert!(
+        trailers.contains(&("x-upstream-trailer".into(), "sent".into())),
+        "{v}"
+    );
+    assert!(
+        trailers.contains(&("x-got-trailers".into(), "2".into())),
+        "{v}"
+    );
+    // What the upstream received: the body, both request trailers, `te: trailers`, and no
+    // HTTP/1.1 framing or connection field.
+    let got: Value = serde_json::from_str(stream["body_text"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("the upstream's answer is not its JSON report ({e}): {v}"));
+    assert_eq!(got["body_len"], 3000, "{got}");
+    let fields: Vec<(String, String)> =
+        serde_json::from_value(got["headers"].clone()).unwrap_or_default();
+    let field = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    assert_eq!(field("te"), Some("trailers"), "{got}");
+    assert_eq!(field(":method"), Some("POST"));
+    assert_eq!(field(":path"), Some("/svc/Call"));
+    assert_eq!(field("content-type"), Some("application/grpc"));
+    for hop in ["transfer-encoding", "connection", "host", "keep-alive"] {
+        assert_eq!(field(hop), None, "{hop} reached the HTTP/2 upstream: {got}");
+    }
+    let sent: Vec<(String, String)> =
+        serde_json::from_value(got["trailers"].clone()).unwrap_or_default();
+    assert_eq!(
+        sent,
+        [
+            ("x-checksum".to_string(), "42".to_string()),
+            ("x-client-trailer".to_string(), "end".to_string())
+        ],
+        "{got}"
+    );
+}
 
 /// All four call shapes through `grpc://127.0.0.1:PORT` (the implicit h2c upstream): a 70,000
 /// byte unary message (every byte value, several DATA frames) and 8 x 20,000 bytes of client

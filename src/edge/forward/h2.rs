@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::{select, Either};
 use h2::{Reason, RecvStream, SendStream};
 
-use super::{client_head, log_failure, mark_failed, shape, Group};
+use super::{client_head, log_failure, log_next_server, mark_failed, shape, Group};
 use crate::conn::Stream;
 use crate::edge::outcome::{LogFacts, Next, Refusal};
 use crate::edge::request::{Client, Request};
@@ -156,14 +156,7 @@ async fn open(
                     if tried.len() >= up.server_count() {
                         return Err((e, Some(addr)));
                     }
-                    log::error!(
-                        "{e} {}, client: {}, listener: {}, request: \"{}\", upstream: `{}` {addr}; trying the next server",
-                        e.context(),
-                        req.peer.addr,
-                        req.server.name,
-                        req.line(),
-                        up.name,
-                    );
+                    log_next_server(req, up, addr, &e);
                     continue;
                 }
             },

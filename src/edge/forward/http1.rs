@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{client_head, log_failure, mark_failed, shape, Group, Outgoing, Shape};
+use super::{
+    client_head, log_failure, log_next_server, mark_failed, shape, Group, Outgoing, Shape,
+};
 use crate::conn::Stream;
 use crate::edge::body::{relay, RelayError, RelayParams};
 use crate::edge::outcome::{LogFacts, Next, Refusal};
@@ -110,14 +112,7 @@ pub(super) async fn attempts(
                 if let Some(s) = server {
                     mark_failed(group, s, addr);
                 }
-                log::error!(
-                    "{e} {}, client: {}, listener: {}, request: \"{}\", upstream: `{}` {addr}; trying the next server",
-                    e.context(),
-                    req.peer.addr,
-                    req.server.name,
-                    req.line(),
-                    up.name,
-                );
+                log_next_server(req, up, addr, &e);
             }
             Err(f) => return fail(client, req, up, addr, f, facts).await,
         }
@@ -166,15 +161,7 @@ async fn connect(group: Group<'_>, req: &Request<'_>, tried: &mut Vec<usize>) ->
                 if tried.len() >= up.server_count() {
                     return Obtained::Failed(e, addr);
                 }
-                log::error!(
-                    "{e} {}, client: {}, listener: {}, request: \"{}\", upstream: `{}` {}://{addr}; trying the next server",
-                    e.context(),
-                    req.peer.addr,
-                    req.server.name,
-                    req.line(),
-                    up.name,
-                    if up.tls.is_some() { "https" } else { "http" },
-                );
+                log_next_server(req, up, addr, &e);
             }
         }
     }

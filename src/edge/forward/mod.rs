@@ -20,7 +20,7 @@ use super::respond;
 use super::route;
 use crate::config::{Location, ProxyPass};
 use crate::http::{self, BodyFraming, ResponseHead};
-use crate::upstream::{Pools, Upstream, UpstreamProtocol};
+use crate::upstream::{Pools, Upstream, UpstreamError, UpstreamProtocol};
 
 /// Where a location proxies to.
 #[derive(Clone, Copy)]
@@ -195,6 +195,25 @@ pub(super) fn mark_failed(group: Group<'_>, server: usize, addr: SocketAddr) {
             up.max_fails
         );
     }
+}
+
+/// The log line of a server that failed before the request's response began, when the next
+/// one is tried.
+pub(super) fn log_next_server(
+    req: &Request<'_>,
+    up: &Upstream,
+    addr: SocketAddr,
+    e: &UpstreamError,
+) {
+    log::error!(
+        "{e} {}, client: {}, listener: {}, request: \"{}\", upstream: `{}` {}://{addr}; trying the next server",
+        e.context(),
+        req.peer.addr,
+        req.server.name,
+        req.line(),
+        up.name,
+        if up.tls.is_some() { "https" } else { "http" },
+    );
 }
 
 /// The log line of an exchange that failed with `refusal`.

@@ -442,7 +442,8 @@ def table(s):
                 continue
             for what, key, rr in (
                 (d["unit"], None, d["ratio_per_round"]),
-                ("cpu " + ("us/hs" if sc.startswith("hs-") else "us/req"), cpu_key(sc), d["cpu_ratio_per_round"]),
+                ("cpu " + ("us/hs" if sc.startswith("hs-") else "us/call" if sc.startswith("grpc-") else "us/req"),
+                 cpu_key(sc), d["cpu_ratio_per_round"]),
             ):
                 if sc == "idle-memory" and key is not None:
                     continue

@@ -40,6 +40,10 @@ SCENARIOS = {
     "h2-small": ("HTTP/2, small responses, 1 stream per connection", "requests/s", "req/s", True, (">=", 1.0), ("<", 1.0)),
     "h2-small-10": ("HTTP/2, small responses, 10 streams per connection", "requests/s", "req/s", True, (">=", 1.0), ("<", 1.0)),
     "h2-64k": ("HTTP/2, 64 KiB responses, 1 stream per connection", "requests/s", "req/s", True, (">=", 1.0), ("<", 1.0)),
+    # gRPC unary calls (HTTP/2 over mTLS to the proxy, HTTP/2 cleartext to ringgate-grpc-echo):
+    # a call counts when it is echoed with grpc-status 0. Reported, not judged (no target yet).
+    "grpc-unary": ("gRPC unary echo, 1 stream per connection", "calls/s", "calls/s", True, None),
+    "grpc-unary-10": ("gRPC unary echo, 10 streams per connection", "calls/s", "calls/s", True, None),
 }
 ORDER = list(SCENARIOS)
 
@@ -139,8 +143,12 @@ def figures(r):
         "cpu_us_per_request": cpu_s * 1e6 / req if req else None,
         "cpu_us_per_handshake": cpu_s * 1e6 / (full + resumed) if full + resumed else None,
         "h2": res.get("h2"),
+        "grpc": res.get("grpc"),
         "round": r.get("round", 1),
     }
+    if r.get("upstream_cpu_ticks") is not None and r["scenario"].startswith("grpc-"):
+        dur = res.get("duration_s") or 0
+        f["upstream_cpu_share"] = r["upstream_cpu_ticks"] / hz / dur if dur else None
     if r["scenario"] == "idle-memory":
         idle = res.get("idle") or {}
         est = idle.get("established", 0) or 0
@@ -154,7 +162,8 @@ def figures(r):
 
 # Figures that are medians over the rounds (the others are added up).
 MEDIAN = ["rps", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "cpu_s", "cpu_us_per_request",
-          "cpu_us_per_handshake", "bytes_per_connection", "rss_before_kb", "rss_after_kb"]
+          "cpu_us_per_handshake", "bytes_per_connection", "rss_before_kb", "rss_after_kb",
+          "upstream_cpu_share"]
 
 
 def med(vals):
@@ -182,6 +191,13 @@ def aggregate(fs):
     if h2s:
         f["h2"] = {k: sum(h.get(k) or 0 for h in h2s) for k in ("connections", "goaways", "retried")}
         f["h2"]["streams"] = h2s[0].get("streams")
+    grpcs = [x["grpc"] for x in fs if x.get("grpc")]
+    if grpcs:
+        acc = {}
+        for g in grpcs:
+            for k, v in (g.get("grpc_statuses") or {}).items():
+                acc[k] = acc.get(k, 0) + v
+        f["grpc"] = {"message_size": grpcs[0].get("message_size"), "grpc_statuses": acc}
     f["rounds"] = fs
     return f
 
@@ -337,6 +353,15 @@ def table(s):
             f"h2 scenarios: ALPN h2 on the same mTLS listener; h2-small and h2-64k -c {m.get('connections')} "
             f"with 1 stream each, h2-small-10 -c {m.get('h2_connections')} with {m.get('h2_streams')} streams each"
         )
+    if any(sc.startswith("grpc-") for sc in s["scenarios"]):
+        ka = m.get("grpc_nginx_keepalive")
+        out.append(
+            f"gRPC scenarios: unary calls of a {m.get('grpc_message_size')}-byte message to ringgate-grpc-echo "
+            f"(h2c, upstream CPU), grpc-unary -c {m.get('connections')} with 1 stream each, grpc-unary-10 "
+            f"-c {m.get('h2_connections')} with {m.get('h2_streams')} streams each; nginx grpc_pass "
+            + (f"with upstream keepalive {ka}" if ka else "without upstream keepalive")
+            + (f"; ringgate's configuration: {m.get('grpc_ringgate_config')}" if m.get("grpc_ringgate_config") else "")
+        )
     out.append(f"command: {m.get('command')}")
     out.append("")
     w = 18
@@ -368,7 +393,8 @@ def table(s):
         if sc == "idle-memory":
             continue
         key = cpu_key(sc)
-        per = "us/handshake" if sc.startswith("hs-") else "us/message" if sc == "ws-echo" else "us/request"
+        per = ("us/handshake" if sc.startswith("hs-") else "us/message" if sc == "ws-echo"
+               else "us/call" if sc.startswith("grpc-") else "us/request")
         vals = {p: d["figures"].get(p, {}).get(key) for p in pr}
         line = f"{sc:<18} {per:<14}" + "".join(f"{fmt(vals.get(p), 1):>11}" for p in pr)
         rn = ratio(vals.get("ringgate"), vals.get("nginx"))
@@ -398,6 +424,11 @@ def table(s):
             if f.get("h2"):
                 h = f["h2"]
                 x += f", h2 {h.get('connections')} conns/{h.get('goaways')} GOAWAY/{h.get('retried')} retried"
+            if f.get("grpc"):
+                gs = f["grpc"].get("grpc_statuses") or {}
+                x += ", grpc-status " + (" ".join(f"{k}: {v}" for k, v in sorted(gs.items())) or "-")
+            if f.get("upstream_cpu_share") is not None:
+                x += f", echo at {100 * f['upstream_cpu_share']:.0f}% of its core"
             parts.append(x)
         out.append(f"{sc:<18} " + "; ".join(parts))
     if any(d["rounds"] > 1 for d in s["scenarios"].values()):
@@ -411,7 +442,8 @@ def table(s):
                 continue
             for what, key, rr in (
                 (d["unit"], None, d["ratio_per_round"]),
-                ("cpu " + ("us/hs" if sc.startswith("hs-") else "us/req"), cpu_key(sc), d["cpu_ratio_per_round"]),
+                ("cpu " + ("us/hs" if sc.startswith("hs-") else "us/call" if sc.startswith("grpc-") else "us/req"),
+                 cpu_key(sc), d["cpu_ratio_per_round"]),
             ):
                 if sc == "idle-memory" and key is not None:
                     continue
@@ -427,6 +459,28 @@ def table(s):
                 m = med(rr)
                 paired = f"; rg/nginx median {fmt(m, 2)}, by round {ratios}" if m is not None else ""
                 out.append(f"{sc:<18} {what:<14} " + ", ".join(cells) + paired)
+        out.append("")
+        out.append("by round: each proxy's figure and its CPU per request (the medians are in the tables above)")
+        for sc, d in s["scenarios"].items():
+            if d["rounds"] < 2 or sc == "idle-memory":
+                continue
+            key = cpu_key(sc)
+            by = {}
+            for p in pr:
+                for f in d["figures_per_round"].get(p) or []:
+                    by.setdefault(f["round"], {})[p] = f
+            for rnd in sorted(by):
+                cells = []
+                for p in pr:
+                    f = by[rnd].get(p)
+                    if f is None:
+                        continue
+                    c = f.get(key)
+                    cells.append(
+                        f"{p} {fmt(primary(sc, f), 0)} {d['unit']} at {fmt(c, 1) if c is not None else '-'} us"
+                        + (f" ({f['errors']} errors)" if f.get("errors") else "")
+                    )
+                out.append(f"{sc:<18} round {rnd:<8} " + ", ".join(cells))
     cross = s.get("cross") or {}
     if cross:
         out.append("")

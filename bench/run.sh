@@ -11,9 +11,11 @@
 #   SCENARIOS="ka-small ka-64k" PROXIES=ringgate PROFILE=ringgate bench/run.sh  # perf profiles
 #   SCENARIOS=ws-echo PROXIES="nginx ringgate" bench/run.sh    # WebSocket echo messages/s
 #   SCENARIOS="h2-small h2-small-10 h2-64k" PROXIES="nginx ringgate" ROUNDS=3 H2LOAD=1 bench/run.sh
+#   SCENARIOS="grpc-unary grpc-unary-10" PROXIES="nginx ringgate" ROUNDS=3 bench/run.sh  # gRPC unary
 #
 # The proxy under test runs on CPU 0 (PROXY_CPU, one worker/thread), ringgate-load and the
-# upstreams (nginx; the WebSocket echo) on CPU 1 (LOAD_CPU, UPSTREAM_CPU). See bench/README.md.
+# upstreams (nginx; the WebSocket and gRPC echoes) on CPU 1 (LOAD_CPU, UPSTREAM_CPU). See
+# bench/README.md.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -47,6 +49,16 @@ ROUNDS=${ROUNDS:-1}
 H2_STREAMS=${H2_STREAMS:-10}
 H2_CONNS=$((CONNS / H2_STREAMS))
 [ "$H2_CONNS" -ge 1 ] || H2_CONNS=1
+# grpc-unary, grpc-unary-10 (the latter over H2_CONNS connections of H2_STREAMS streams): the
+# payload of each call's message, and the idle connections nginx keeps to the gRPC echo
+# (`upstream grpc_echo { keepalive N; }`; 0: a bare `grpc_pass grpc://127.0.0.1:PORT`, with
+# which nginx opens a connection per call). nginx carries one call per upstream connection, so
+# the default is one for every call in flight (CONNS): with fewer (32, as `upstream app` has),
+# the connections above it are closed as soon as they fall idle and reopened, about one call
+# in two in a first try (7,593 upstream connections for 16,623 calls in 3 s), none with CONNS.
+GRPC_MESSAGE_SIZE=${GRPC_MESSAGE_SIZE:-32}
+GRPC_NGINX_KEEPALIVE=${GRPC_NGINX_KEEPALIVE:-$CONNS}
+GRPC_PATH=/bench.Echo/Unary
 # H2LOAD=1: in the first round, after each h2 scenario, the same load from h2load (nghttp2) and
 # from ringgate-load without a client certificate, both on a second listener of the same proxy
 # without client verification (h2load cannot send a certificate): a cross-check of
@@ -116,12 +128,13 @@ HAPROXY_MAXCONN=$((IDLE_CONNS + 100))
 
 # ---------------------------------------------------------------- build
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    log "building ringgate and ringgate-load (release, target dir $TARGET_DIR)"
+    log "building ringgate and ringgate-load, with its echo upstreams (release, target dir $TARGET_DIR)"
     (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release -q -p ringgate -p ringgate-load)
 fi
 RINGGATE=$TARGET_DIR/release/ringgate
 LOAD=$TARGET_DIR/release/ringgate-load
 WS_ECHO=$TARGET_DIR/release/ringgate-ws-echo
+GRPC_ECHO=$TARGET_DIR/release/ringgate-grpc-echo
 # ringgate's own binary only when it is among the proxies (an nginx-only run needs no build of it).
 [[ " $PROXIES " != *" ringgate "* ]] || [ -x "$RINGGATE" ] || die "$RINGGATE missing"
 [ -x "$LOAD" ] || die "$LOAD missing"
@@ -271,6 +284,7 @@ wait_port "$UPORT" "$UPID" "upstream nginx"
 log "upstream nginx pid $UPID on 127.0.0.1:$UPORT (cpu $UPSTREAM_CPU)"
 
 wanted() { [ -z "$SCENARIOS" ] || [[ " $SCENARIOS " == *" $1 "* ]]; }
+any_wanted() { local sc; for sc in "$@"; do wanted "$sc" && return 0; done; return 1; }
 
 # ---------------------------------------------------------------- WebSocket echo upstream
 # ws-echo only: an echo server behind /ws, on the upstream's CPU. The proxies' configurations
@@ -312,6 +326,46 @@ if wanted ws-echo; then
     WS_HAPROXY_BACKEND="backend wsecho
     timeout tunnel 300s
     server ws 127.0.0.1:$WSPORT"
+fi
+
+# ---------------------------------------------------------------- gRPC echo upstream
+# grpc-* only: ringgate-grpc-echo (loadtest/src/grpc_echo.rs: HTTP/2 cleartext, prior
+# knowledge; every call's message echoed with grpc-status 0) on the upstream's CPU, one thread.
+# The proxies get, only when a gRPC scenario runs, a location /bench.Echo/ that forwards to it:
+# nginx `grpc_pass grpc://grpc_echo` (an upstream block with GRPC_NGINX_KEEPALIVE), ringgate
+# `proxy_pass = "grpc://127.0.0.1:PORT"` (see start_proxy), HAProxy a backend with `proto h2`.
+GRPC_SCENARIOS=(grpc-unary grpc-unary-10)
+GRPC_HTTP= GRPC_LOCATION= GRPC_TOML= GRPC_HAPROXY_USE= GRPC_HAPROXY_BACKEND= GRPC_PID=
+RINGGATE_GRPC_CONFIG=
+if any_wanted "${GRPC_SCENARIOS[@]}"; then
+    [ -x "$GRPC_ECHO" ] || die "$GRPC_ECHO missing"
+    GPORT=$(free_port)
+    taskset -c "$UPSTREAM_CPU" "$GRPC_ECHO" "127.0.0.1:$GPORT" --threads 1 >"$W/grpc-echo.out" 2>&1 &
+    GRPC_PID=$!
+    PIDS+=("$GRPC_PID")
+    wait_port "$GPORT" "$GRPC_PID" "gRPC echo upstream"
+    log "gRPC echo upstream pid $GRPC_PID on 127.0.0.1:$GPORT (cpu $UPSTREAM_CPU)"
+    if [ "$GRPC_NGINX_KEEPALIVE" -gt 0 ]; then
+        GRPC_HTTP="    upstream grpc_echo {
+        server 127.0.0.1:$GPORT;
+        keepalive $GRPC_NGINX_KEEPALIVE;
+    }"
+        GRPC_TARGET=grpc_echo
+    else
+        GRPC_TARGET=127.0.0.1:$GPORT
+    fi
+    GRPC_LOCATION="        location /bench.Echo/ {
+            grpc_pass grpc://$GRPC_TARGET;
+        }"
+    # ringgate's location when its importer does not translate grpc_pass (yet): added to the
+    # first listener of the TOML that the same nginx.conf without it translates to.
+    GRPC_TOML="# gRPC echo: written by bench/run.sh (the importer did not translate grpc_pass)
+[[listener.location]]
+path = \"/bench.Echo/\"
+proxy_pass = \"grpc://127.0.0.1:$GPORT\""
+    GRPC_HAPROXY_USE="    use_backend grpcecho if { path_beg /bench.Echo/ }"
+    GRPC_HAPROXY_BACKEND="backend grpcecho
+    server grpc 127.0.0.1:$GPORT proto h2"
 fi
 
 # ---------------------------------------------------------------- proxy configurations
@@ -356,6 +410,7 @@ http {
     keepalive_requests 100000;
     keepalive_timeout 75s;
 $WS_HTTP
+$GRPC_HTTP
     upstream app {
         server 127.0.0.1:$UPORT;
         keepalive 32;
@@ -377,6 +432,7 @@ $WS_HTTP
             proxy_set_header Connection "";
         }
 $WS_LOCATION
+$GRPC_LOCATION
     }
 $extra
 }
@@ -415,11 +471,40 @@ frontend bench
     bind 127.0.0.1:$2 ssl crt $PKI/server-$3.pem ca-file $PKI/ca.crt verify required alpn $alpn
 $extra
 $WS_HAPROXY_USE
+$GRPC_HAPROXY_USE
     default_backend app
 backend app
     server app 127.0.0.1:$UPORT pool-max-conn 32
 $WS_HAPROXY_BACKEND
+$GRPC_HAPROXY_BACKEND
 EOF
+}
+
+# ringgate's TOML for the nginx.conf in DIR when it has the gRPC location: what `ringgate
+# import-nginx` makes of that nginx.conf where it translates grpc_pass (its lines already forward
+# /bench.Echo/ with grpc://); where it refuses it, what it makes of the same nginx.conf without
+# the gRPC location and upstream, with GRPC_TOML added to the first listener. Either way the rest
+# of the configuration is the one `run --nginx-config` would serve. RINGGATE_GRPC_CONFIG says
+# which (for the report).
+ringgate_grpc_toml() { # dir port kind variant port2
+    local d=$1
+    if "$RINGGATE" import-nginx "$d/nginx.conf" >"$d/ringgate.toml" 2>"$d/import.err" \
+        && grep -q 'grpc://' "$d/ringgate.toml"; then
+        RINGGATE_GRPC_CONFIG="ringgate import-nginx (grpc_pass translated)"
+        return
+    fi
+    local how
+    how=$(grep -m1 'grpc' "$d/import.err" || echo "no grpc:// in its output")
+    GRPC_LOCATION= GRPC_HTTP= nginx_conf "$@" >"$d/nginx-nogrpc.conf"
+    "$RINGGATE" import-nginx "$d/nginx-nogrpc.conf" >"$d/ringgate-base.toml" 2>"$d/import.err" \
+        || die "ringgate import-nginx failed: $(tail -n3 "$d/import.err")"
+    # Before the second [[listener]] (H2LOAD's listener without client verification), or at
+    # the end.
+    awk -v loc="$GRPC_TOML" '
+        /^\[\[listener\]\]/ && ++n == 2 && !done { print loc; print ""; done = 1 }
+        { print }
+        END { if (!done) { print ""; print loc } }' "$d/ringgate-base.toml" >"$d/ringgate.toml"
+    RINGGATE_GRPC_CONFIG="import-nginx of the rest, gRPC location written by run.sh (importer: ${how#*: })"
 }
 
 # Start PROXY with certificate KIND on a new port; sets PPID_ (pid) and PPORT. With VARIANT h2,
@@ -449,7 +534,9 @@ start_proxy() { # proxy kind [variant]
         ;;
     ringgate)
         nginx_conf "$d" "$PPORT" "$kind" "$variant" "$PPORT2" >"$d/nginx.conf"
-        taskset -c "$PROXY_CPU" "$RINGGATE" run --nginx-config "$d/nginx.conf" --workers 1 \
+        local conf=(--nginx-config "$d/nginx.conf")
+        [ -z "$GRPC_LOCATION" ] || { ringgate_grpc_toml "$d" "$PPORT" "$kind" "$variant" "$PPORT2"; conf=(--config "$d/ringgate.toml"); }
+        taskset -c "$PROXY_CPU" "$RINGGATE" run "${conf[@]}" --workers 1 \
             >"$d/out" 2>"$d/err" &
         PPID_=$!
         PIDS+=("$PPID_")
@@ -505,9 +592,9 @@ JSONL=$W/run.jsonl
 
 # scenario -> certificate kind, URL path, ringgate-load arguments
 scenario_kind() { case $1 in hs-full-rsa) echo rsa ;; *) echo ecdsa ;; esac; }
-scenario_path() { case $1 in ka-64k | h2-64k) echo /64k ;; ws-echo) echo /ws ;; *) echo / ;; esac; }
-# h2 scenarios: connections and streams per connection (h2load's -c and -m).
-scenario_h2() { case $1 in h2-small-10) echo "$H2_CONNS $H2_STREAMS" ;; *) echo "$CONNS 1" ;; esac; }
+scenario_path() { case $1 in ka-64k | h2-64k) echo /64k ;; ws-echo) echo /ws ;; grpc-*) echo "$GRPC_PATH" ;; *) echo / ;; esac; }
+# h2 and gRPC scenarios: connections and streams per connection (h2load's -c and -m).
+scenario_h2() { case $1 in h2-small-10 | grpc-unary-10) echo "$H2_CONNS $H2_STREAMS" ;; *) echo "$CONNS 1" ;; esac; }
 scenario_args() {
     case $1 in
     ka-small | ka-64k) echo "--mode keepalive -c $CONNS -d $DURATION" ;;
@@ -522,18 +609,24 @@ scenario_args() {
         set -- $(scenario_h2 "$1")
         echo "--mode h2 --streams $2 -c $1 -d $DURATION"
         ;;
+    grpc-unary | grpc-unary-10)
+        # shellcheck disable=SC2046
+        set -- $(scenario_h2 "$1")
+        echo "--mode grpc --streams $2 -c $1 --message-size $GRPC_MESSAGE_SIZE -d $DURATION"
+        ;;
     esac
 }
 ECDSA_SCENARIOS=(ka-small ka-64k hs-full-ecdsa hs-resumed-tls13 hs-resumed-tls12 rate-latency ws-echo idle-memory)
 # Run on a proxy started with HTTP/2 in ALPN (the scenarios above keep the configuration they
 # always had).
 H2_SCENARIOS=(h2-small h2-small-10 h2-64k)
-any_wanted() { local sc; for sc in "$@"; do wanted "$sc" && return 0; done; return 1; }
+# The gRPC scenarios (GRPC_SCENARIOS, above) run on that proxy too, after the h2 ones.
 RATE=${RATE:-}
 
 # run_scenario proxy pid port scenario
 run_scenario() {
     local name=$1 pid=$2 port=$3 sc=$4 out err before after req ticks errs rss0=0 rss1=0 args lpid
+    local up_before=0 up_after=0
     out=$W/$name-$sc.json
     err=$W/$name-$sc.err
     args=$(scenario_args "$sc")
@@ -568,12 +661,14 @@ run_scenario() {
         stop "$lpid"
         after=$(cpu_ticks "$pid")
     else
+        [ -z "$GRPC_PID" ] || up_before=$(cpu_ticks "$GRPC_PID")
         before=$(cpu_ticks "$pid")
         # shellcheck disable=SC2086
         if ! taskset -c "$LOAD_CPU" "$LOAD" "$url" "${common[@]}" -q $args >"$out" 2>"$err"; then
             log "$name: $sc: ringgate-load failed: $(tail -n3 "$err")"
         fi
         after=$(cpu_ticks "$pid")
+        [ -z "$GRPC_PID" ] || up_after=$(cpu_ticks "$GRPC_PID")
     fi
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid" 2>/dev/null || true
@@ -585,13 +680,18 @@ run_scenario() {
     req=$(json_num "$out" requests); req=${req:-0}
     errs=$(json_num "$out" errors_total); errs=${errs:-0}
     ticks=$((after - before))
-    printf '{"proxy":"%s","scenario":"%s","round":%d,"url":"%s","args":"%s","cpu_ticks":%d,"clk_tck":%d,"rss_before_kb":%d,"rss_after_kb":%d,"result":%s}\n' \
-        "$name" "$sc" "$round" "$url" "$args" "$ticks" "$HZ" "$rss0" "$rss1" "$(cat "$out")" >>"$JSONL"
+    # gRPC scenarios: the echo upstream's CPU as well (is it the limit?).
+    local up_ticks=$((up_after - up_before)) up_note=
+    [[ $sc != grpc-* ]] || up_note=", gRPC echo cpu $up_ticks ticks ($(awk -v t="$up_ticks" -v hz="$HZ" -v d="$(json_num "$out" duration_s)" 'BEGIN { printf "%.0f", (d > 0 ? 100 * t / hz / d : 0) }')% of a core)"
+    printf '{"proxy":"%s","scenario":"%s","round":%d,"url":"%s","args":"%s","cpu_ticks":%d,"clk_tck":%d,"rss_before_kb":%d,"rss_after_kb":%d,"upstream_cpu_ticks":%d,"result":%s}\n' \
+        "$name" "$sc" "$round" "$url" "$args" "$ticks" "$HZ" "$rss0" "$rss1" "$up_ticks" "$(cat "$out")" >>"$JSONL"
     local unit=req/s what=requests
     [ "$sc" != ws-echo ] || { unit=msg/s; what=messages; }
-    log "$name: $sc: $(printf '%.0f' "$(json_num "$out" rps)") $unit, p99 $(json_num "$out" p99) us, errors $errs, cpu $ticks ticks for $req $what"
+    [[ $sc != grpc-* ]] || { unit=calls/s; what=calls; }
+    log "$name: $sc: $(printf '%.0f' "$(json_num "$out" rps)") $unit, p99 $(json_num "$out" p99) us, errors $errs, cpu $ticks ticks for $req $what$up_note"
     if [ "$errs" != 0 ]; then
         grep -o '"errors":{[^}]*}' "$out" | sed "s/^/[bench] $name: $sc: /" >&2 || true
+        grep -o '"grpc_statuses":{[^}]*}' "$out" | sed "s/^/[bench] $name: $sc: /" >&2 || true
         grep 'sample error' "$err" | head -n3 | sed "s/^/[bench] $name: $sc: /" >&2 || true
     fi
     # Every connection of ws-echo answers its upgrade with a 101 (its messages have no status).
@@ -601,10 +701,10 @@ run_scenario() {
     [ -z "$non200" ] || log "$name: $sc: WARNING non-200 responses: $(echo $non200)"
 }
 
-warm_up() { # port [ringgate-load arguments]
-    local port=$1
-    shift
-    taskset -c "$LOAD_CPU" "$LOAD" "https://127.0.0.1:$port/" --cert "$PKI/client.crt" \
+warm_up() { # port path [ringgate-load arguments]
+    local port=$1 path=$2
+    shift 2
+    taskset -c "$LOAD_CPU" "$LOAD" "https://127.0.0.1:$port$path" --cert "$PKI/client.crt" \
         --key "$PKI/client.key" --cacert "$PKI/ca.crt" --sni localhost \
         -H "Host: localhost:$port" -q -c "$CONNS" -d "$WARMUP" "$@" >/dev/null 2>&1 || true
 }
@@ -657,20 +757,24 @@ save_logs() { # proxy kind; the translation's "directive ignored" warnings are l
 for round in $(seq "$ROUNDS"); do
 [ "$ROUNDS" = 1 ] || log "round $round of $ROUNDS"
 for proxy in $PROXIES; do
-    if any_wanted "${H2_SCENARIOS[@]}"; then
+    if any_wanted "${H2_SCENARIOS[@]}" "${GRPC_SCENARIOS[@]}"; then
         start_proxy "$proxy" ecdsa h2
-        warm_up "$PPORT" --mode h2
-        for sc in "${H2_SCENARIOS[@]}"; do
+        [ "$proxy" != ringgate ] || [ -z "$RINGGATE_GRPC_CONFIG" ] \
+            || log "ringgate: gRPC configuration: $RINGGATE_GRPC_CONFIG"
+        ! any_wanted "${H2_SCENARIOS[@]}" || warm_up "$PPORT" / --mode h2
+        ! any_wanted "${GRPC_SCENARIOS[@]}" || warm_up "$PPORT" "$GRPC_PATH" --mode grpc
+        for sc in "${H2_SCENARIOS[@]}" "${GRPC_SCENARIOS[@]}"; do
             wanted "$sc" || continue
             run_scenario "$proxy" "$PPID_" "$PPORT" "$sc"
-            [ -z "$PPORT2" ] || cross_check "$proxy" "$PPID_" "$PPORT2" "$sc"
+            # h2load cannot tell a gRPC call's grpc-status: no cross-check for those.
+            [ -z "$PPORT2" ] || [[ $sc == grpc-* ]] || cross_check "$proxy" "$PPID_" "$PPORT2" "$sc"
         done
         stop "$PPID_"
         save_logs "$proxy" ecdsa-h2
     fi
     any_wanted "${ECDSA_SCENARIOS[@]}" hs-full-rsa || continue
     start_proxy "$proxy" ecdsa
-    warm_up "$PPORT"
+    warm_up "$PPORT" /
     for sc in "${ECDSA_SCENARIOS[@]}"; do
         wanted "$sc" || continue
         if [ "$sc" = rate-latency ] && [ -z "$RATE" ]; then
@@ -687,7 +791,7 @@ for proxy in $PROXIES; do
     save_logs "$proxy" ecdsa
     wanted hs-full-rsa || continue
     start_proxy "$proxy" rsa
-    warm_up "$PPORT"
+    warm_up "$PPORT" /
     run_scenario "$proxy" "$PPID_" "$PPORT" hs-full-rsa
     stop "$PPID_"
     save_logs "$proxy" rsa
@@ -700,11 +804,13 @@ KNOBS=
 [ "$ROUNDS" = 1 ] || KNOBS="$KNOBS ROUNDS=$ROUNDS"
 [ "$H2LOAD" != 1 ] || KNOBS="$KNOBS H2LOAD=1"
 [ "$H2_STREAMS" = 10 ] || KNOBS="$KNOBS H2_STREAMS=$H2_STREAMS"
-META=$(printf '{"stamp":"%s","date":"%s","kernel":"%s","cpus":%d,"cpu_model":"%s","proxy_cpu":"%s","load_cpu":"%s","upstream_cpu":"%s","duration":"%s","rounds":%d,"h2_streams":%d,"h2_connections":%d,"connections":%d,"idle_connections":%d,"load_threads":%d,"rate":"%s","rate_fraction":"%s","ringgate":"%s","nginx":"%s","haproxy":"%s","openssl":"%s","command":"%s"}' \
+[ "$GRPC_MESSAGE_SIZE" = 32 ] || KNOBS="$KNOBS GRPC_MESSAGE_SIZE=$GRPC_MESSAGE_SIZE"
+[ "$GRPC_NGINX_KEEPALIVE" = "$CONNS" ] || KNOBS="$KNOBS GRPC_NGINX_KEEPALIVE=$GRPC_NGINX_KEEPALIVE"
+META=$(printf '{"stamp":"%s","date":"%s","kernel":"%s","cpus":%d,"cpu_model":"%s","proxy_cpu":"%s","load_cpu":"%s","upstream_cpu":"%s","duration":"%s","rounds":%d,"h2_streams":%d,"h2_connections":%d,"connections":%d,"idle_connections":%d,"load_threads":%d,"rate":"%s","rate_fraction":"%s","grpc_message_size":%d,"grpc_nginx_keepalive":%d,"grpc_ringgate_config":"%s","ringgate":"%s","nginx":"%s","haproxy":"%s","openssl":"%s","command":"%s"}' \
     "$STAMP" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(uname -r)" "$ncpu" \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //;s/"//g')" \
     "$PROXY_CPU" "$LOAD_CPU" "$UPSTREAM_CPU" "$DURATION" "$ROUNDS" "$H2_STREAMS" "$H2_CONNS" "$CONNS" "$IDLE_CONNS" "$LOAD_THREADS" \
-    "$RATE" "$RATE_FRACTION" \
+    "$RATE" "$RATE_FRACTION" "$GRPC_MESSAGE_SIZE" "$GRPC_NGINX_KEEPALIVE" "$(echo "$RINGGATE_GRPC_CONFIG" | sed 's/"/\\"/g')" \
     "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')" \
     "$("$NGINX" -v 2>&1 | cut -d/ -f2)" "$("$HAPROXY" -v 2>/dev/null | head -n1 | awk '{print $3}')" \
     "$(openssl version | cut -d' ' -f1-2)" \

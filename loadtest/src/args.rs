@@ -19,6 +19,10 @@ pub enum Mode {
     /// N HTTP/2 connections (TLS with ALPN h2; h2c with prior knowledge for http://), each
     /// carrying --streams concurrent streams, one request per stream, back to back.
     H2,
+    /// gRPC unary calls over HTTP/2 (as h2): each a POST of one --message-size message with
+    /// `content-type: application/grpc` and `te: trailers`, counted only when the answer is
+    /// 200, `application/grpc`, the same message echoed and `grpc-status: 0` in its trailers.
+    Grpc,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -38,7 +42,8 @@ pub struct Args {
 
     /// keepalive: requests back to back on -c connections; handshake: one request per
     /// connection; websocket: messages to an echo server through -c upgraded connections;
-    /// h2: HTTP/2 requests on --streams streams of each of -c connections
+    /// h2: HTTP/2 requests on --streams streams of each of -c connections; grpc: gRPC unary
+    /// calls to an echo service, as h2
     #[arg(long, value_enum, default_value = "keepalive")]
     pub mode: Mode,
 
@@ -51,11 +56,13 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub pipeline: usize,
 
-    /// Websocket mode: bytes of each text message
+    /// Websocket mode: bytes of each text message; grpc mode: bytes of each gRPC message's
+    /// payload (after its 5-byte prefix)
     #[arg(long, default_value_t = 32)]
     pub message_size: usize,
 
-    /// h2 mode: concurrent streams per connection, each one request at a time (closed loop)
+    /// h2 and grpc modes: concurrent streams per connection, each one request at a time
+    /// (closed loop)
     #[arg(long, default_value_t = 1)]
     pub streams: usize,
 
@@ -283,6 +290,9 @@ pub struct H2Plan {
     pub headers: http::HeaderMap,
     /// The request body (empty: the HEADERS frame ends the stream).
     pub body: bytes::Bytes,
+    /// grpc mode: `body` is one length-prefixed gRPC message, and each response must echo it
+    /// (status 200, `application/grpc`, the same message, `grpc-status: 0` in the trailers).
+    pub grpc: bool,
 }
 
 /// Fields HTTP/2 forbids (RFC 9113 section 8.2.2); `te` is allowed with `trailers` only.
@@ -347,7 +357,38 @@ pub fn h2_plan(
         uri,
         headers: map,
         body: bytes::Bytes::from(vec![b'x'; body_size]),
+        grpc: false,
     })
+}
+
+/// The request of grpc mode: a unary call, POST to the URL's path (`/bench.Echo/Unary` in
+/// bench/run.sh) with `content-type: application/grpc` (unless `-H` gives another
+/// `application/grpc+...`), `te: trailers` and one gRPC message of `message_size` payload
+/// bytes, without `content-length` (as gRPC clients send it).
+pub fn grpc_plan(
+    target: &Target,
+    headers: &[(String, String)],
+    message_size: usize,
+    streams: usize,
+) -> Result<H2Plan> {
+    use http::header::{HeaderValue, CONTENT_TYPE, TE};
+    let mut plan = h2_plan(target, "POST", headers, 0, streams)?;
+    if plan.headers.contains_key(http::header::CONTENT_LENGTH) {
+        bail!("--mode grpc sends no content-length (gRPC clients do not)");
+    }
+    match plan.headers.get(CONTENT_TYPE) {
+        None => {
+            plan.headers
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        }
+        Some(v) if crate::grpc::is_grpc_content_type(v.as_bytes()) => {}
+        Some(v) => bail!("--mode grpc: content-type {v:?} is not application/grpc"),
+    }
+    plan.headers
+        .insert(TE, HeaderValue::from_static("trailers"));
+    plan.body = crate::grpc::frame(&crate::grpc::payload(message_size));
+    plan.grpc = true;
+    Ok(plan)
 }
 
 /// What websocket mode sends once a connection is upgraded.
@@ -401,21 +442,33 @@ impl Args {
             if self.message_size > 1 << 24 {
                 bail!("--message-size is at most 16 MiB");
             }
+        } else if self.mode == Mode::Grpc {
+            if self.body_size > 0 {
+                bail!("--mode grpc sends one gRPC message: give its size with --message-size, not --body-size");
+            }
+            if !["GET", "POST"].contains(&self.method.to_ascii_uppercase().as_str()) {
+                bail!("--mode grpc calls with POST: no -X {}", self.method);
+            }
+            if self.message_size > crate::grpc::MAX_MESSAGE {
+                bail!("--message-size is at most 4 MiB in --mode grpc (gRPC's default limit)");
+            }
         } else if self.message_size != 32 {
-            bail!("--message-size applies to --mode websocket");
+            bail!("--message-size applies to --mode websocket and grpc");
         }
-        if self.mode == Mode::H2 {
+        let h2_mode = matches!(self.mode, Mode::H2 | Mode::Grpc);
+        if h2_mode {
+            let m = if self.mode == Mode::H2 { "h2" } else { "grpc" };
             if self.streams == 0 {
                 bail!("--streams must be at least 1");
             }
             if self.pipeline > 1 {
-                bail!("--mode h2 sends one request per stream: use --streams, not --pipeline");
+                bail!("--mode {m} sends one request per stream: use --streams, not --pipeline");
             }
             if self.rate.is_some() {
-                bail!("--rate is not supported with --mode h2 (closed loop only)");
+                bail!("--rate is not supported with --mode {m} (closed loop only)");
             }
         } else if self.streams != 1 {
-            bail!("--streams applies to --mode h2");
+            bail!("--streams applies to --mode h2 and grpc");
         }
         if self.pipeline > 1 && self.rate.is_some() {
             bail!("--pipeline with --rate is not supported; use more connections");
@@ -495,16 +548,21 @@ impl Args {
             }
         });
 
-        let h2 = if self.mode == Mode::H2 {
-            Some(h2_plan(
+        let h2 = match self.mode {
+            Mode::H2 => Some(h2_plan(
                 &target,
                 method,
                 &headers,
                 self.body_size,
                 self.streams,
-            )?)
-        } else {
-            None
+            )?),
+            Mode::Grpc => Some(grpc_plan(
+                &target,
+                &headers,
+                self.message_size,
+                self.streams,
+            )?),
+            _ => None,
         };
 
         Ok(Plan {

@@ -14,6 +14,11 @@
 //! server did not process (streams above the GOAWAY's last stream id, or refused with
 //! REFUSED_STREAM) are sent again on it with their original start time, and counted as
 //! `retried`, not as errors.
+//!
+//! `--mode grpc` is the same loop with a gRPC unary call as the request (`H2Plan::grpc`): each
+//! response's body is compared with the message sent as it arrives, its trailers read, and
+//! it counts as a request only when `crate::grpc::check` passes it; otherwise it is an error
+//! (`grpc` for a `grpc-status` other than 0 or none, `bad_response` for the rest).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -29,6 +34,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use h2::client::{Connection, ResponseFuture, SendRequest};
 use h2::{Reason, RecvStream};
+use http::{HeaderMap, HeaderValue};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll as Epoll, Token};
 use rustls::pki_types::ServerName;
@@ -102,13 +108,14 @@ enum Stream {
         progress: Instant,
         resp: ResponseFuture,
     },
-    /// Response head received, body being read.
+    /// Response head received, body being read (then, in grpc mode, the trailers).
     Body {
         t0: Instant,
         progress: Instant,
         status: u16,
         body: RecvStream,
         len: u64,
+        grpc: Option<Box<GrpcBody>>,
     },
     /// No more requests (the run is over).
     Done,
@@ -125,6 +132,15 @@ impl Stream {
             _ => None,
         }
     }
+}
+
+/// grpc mode: what a response's head said and its body has shown so far.
+struct GrpcBody {
+    content_type: Option<HeaderValue>,
+    /// Every byte so far is the message's byte at its place.
+    matches: bool,
+    /// The body has ended: the trailers are next.
+    data_done: bool,
 }
 
 /// A connection slot: the connection it holds now and its streams.
@@ -210,6 +226,11 @@ pub fn run(tid: usize, indexes: &[usize], plan: &Plan, tls: Option<&Tls>, sh: &S
             }
         })
         .collect::<Vec<_>>();
+    let mut st = Stats::new();
+    if h2.grpc {
+        // Listed in the report even when none occur, as the other causes are.
+        st.errors.insert("grpc", 0);
+    }
     let mut w = H2Worker {
         plan,
         h2,
@@ -222,7 +243,7 @@ pub fn run(tid: usize, indexes: &[usize], plan: &Plan, tls: Option<&Tls>, sh: &S
         live: slots.len(),
         slots,
         again: Vec::new(),
-        st: Stats::new(),
+        st,
         phase: Phase::Opening,
         open_queue: VecDeque::new(),
         opening: 0,
@@ -722,10 +743,21 @@ fn poll_stream(
                 Poll::Pending => return Ok(()),
                 Poll::Ready(Ok(r)) => {
                     let status = r.status().as_u16();
-                    let body = r.into_body();
                     let t0 = *t0;
+                    let (head, body) = r.into_parts();
+                    let grpc = h2.grpc.then(|| {
+                        Box::new(GrpcBody {
+                            content_type: head.headers.get(http::header::CONTENT_TYPE).cloned(),
+                            matches: true,
+                            data_done: false,
+                        })
+                    });
                     if body.is_end_stream() {
-                        record(stats, me, t0, status, 0);
+                        match grpc {
+                            // Trailers-only: grpc-status is in the head.
+                            Some(g) => grpc_done(stats, me, t0, status, 0, &g, &head.headers, h2),
+                            None => record(stats, me, t0, status, 0),
+                        }
                         *st = Stream::Idle;
                     } else {
                         *st = Stream::Body {
@@ -734,8 +766,29 @@ fn poll_stream(
                             status,
                             body,
                             len: 0,
+                            grpc,
                         };
                     }
+                }
+                Poll::Ready(Err(e)) => {
+                    let t0 = *t0;
+                    stream_error(st, t0, &e, up, me, stats);
+                }
+            },
+            Stream::Body {
+                t0,
+                status,
+                body,
+                len,
+                grpc: Some(g),
+                ..
+            } if g.data_done => match body.poll_trailers(cx) {
+                Poll::Pending => return Ok(()),
+                Poll::Ready(Ok(trailers)) => {
+                    let none = HeaderMap::new();
+                    let trailers = trailers.as_ref().unwrap_or(&none);
+                    grpc_done(stats, me, *t0, *status, *len, g, trailers, h2);
+                    *st = Stream::Idle;
                 }
                 Poll::Ready(Err(e)) => {
                     let t0 = *t0;
@@ -748,19 +801,27 @@ fn poll_stream(
                 status,
                 body,
                 len,
+                grpc,
             } => match body.poll_data(cx) {
                 Poll::Pending => return Ok(()),
                 Poll::Ready(Some(Ok(chunk))) => {
+                    if let Some(g) = grpc {
+                        let at = *len as usize;
+                        g.matches &= h2.body.get(at..at + chunk.len()) == Some(&chunk[..]);
+                    }
                     *len += chunk.len() as u64;
                     *progress = Instant::now();
                     // Give the window back (errors only when the stream is gone, which the
                     // next poll reports).
                     let _ = body.flow_control().release_capacity(chunk.len());
                 }
-                Poll::Ready(None) => {
-                    record(stats, me, *t0, *status, *len);
-                    *st = Stream::Idle;
-                }
+                Poll::Ready(None) => match grpc {
+                    Some(g) => g.data_done = true,
+                    None => {
+                        record(stats, me, *t0, *status, *len);
+                        *st = Stream::Idle;
+                    }
+                },
                 Poll::Ready(Some(Err(e))) => {
                     let t0 = *t0;
                     stream_error(st, t0, &e, up, me, stats);
@@ -809,6 +870,40 @@ fn stream_error(
     }
     stats.error(me, h2_kind(e), format!("stream: {}", describe(e)));
     *st = Stream::Idle;
+}
+
+/// grpc mode: a complete response (its trailers, or the head of a trailers-only one, in
+/// `trailers`), a request when it is the echo of the call with `grpc-status: 0`, otherwise
+/// an error; its HTTP status and `grpc-status` are counted either way.
+#[allow(clippy::too_many_arguments)]
+fn grpc_done(
+    stats: &mut Stats,
+    me: &Counters,
+    t0: Instant,
+    status: u16,
+    len: u64,
+    g: &GrpcBody,
+    trailers: &HeaderMap,
+    h2: &H2Plan,
+) {
+    let r = crate::grpc::Response {
+        status,
+        content_type: g.content_type.as_ref().map(HeaderValue::as_bytes),
+        trailers: Some(trailers),
+        body_len: len,
+        body_matches: g.matches,
+    };
+    *stats
+        .grpc_statuses
+        .entry(crate::grpc::status_of(&r))
+        .or_default() += 1;
+    match crate::grpc::check(&r, &h2.body) {
+        Ok(()) => record(stats, me, t0, status, len),
+        Err(f) => {
+            *stats.statuses.entry(status).or_default() += 1;
+            stats.error(me, f.kind, f.msg);
+        }
+    }
 }
 
 /// A complete response.

@@ -1,6 +1,10 @@
 //! ringgate-load: HTTP/1.1 and HTTP/2 load generator with TLS client certificates.
 
 mod args;
+mod grpc;
+// The echo upstream, for the tests of --mode grpc (ringgate-grpc-echo serves it).
+#[cfg(test)]
+mod grpc_server;
 mod h2io;
 mod http;
 mod http2;
@@ -146,7 +150,11 @@ pub(crate) fn drive(
                 opened.errors,
                 t_connect.elapsed().as_secs_f64() * 1e3
             );
-        } else if matches!(plan.mode, Mode::Keepalive | Mode::Websocket | Mode::H2) && !quiet {
+        } else if matches!(
+            plan.mode,
+            Mode::Keepalive | Mode::Websocket | Mode::H2 | Mode::Grpc
+        ) && !quiet
+        {
             eprintln!(
                 "ringgate-load: {} connections opened in {:.1} ms ({} errors)",
                 plan.connections,
@@ -211,6 +219,7 @@ fn mode_name(plan: &args::Plan) -> &'static str {
         Mode::Handshake => "handshake",
         Mode::Websocket => "websocket",
         Mode::H2 => "h2",
+        Mode::Grpc => "grpc",
     }
 }
 
@@ -284,6 +293,16 @@ fn report(args: &Args, plan: &args::Plan, t: &Stats, elapsed: Duration) {
                 }),
                 None => serde_json::Value::Null,
             },
+            // grpc mode: `requests` counts the calls answered 200 with the message echoed and
+            // grpc-status 0; every response by its grpc-status ("none": without one).
+            "grpc": match &plan.h2 {
+                Some(h2) if h2.grpc => json!({
+                    "message_size": h2.body.len().saturating_sub(grpc::PREFIX),
+                    "ok": t.requests,
+                    "grpc_statuses": t.grpc_statuses,
+                }),
+                _ => serde_json::Value::Null,
+            },
             "idle": if plan.idle {
                 json!({
                     "target": plan.connections,
@@ -327,6 +346,23 @@ fn report(args: &Args, plan: &args::Plan, t: &Stats, elapsed: Duration) {
                 "  h2            {} streams per connection; {} connections opened, {} GOAWAYs{reasons}, {} requests retried",
                 h2.streams, t.h2_connections, t.h2_goaways, t.h2_retried
             );
+            if h2.grpc {
+                let by: Vec<String> = t
+                    .grpc_statuses
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect();
+                println!(
+                    "  grpc          {} B messages echoed; {} calls ok; grpc-status {}",
+                    h2.body.len().saturating_sub(grpc::PREFIX),
+                    t.requests,
+                    if by.is_empty() {
+                        "-".to_string()
+                    } else {
+                        by.join("  ")
+                    }
+                );
+            }
         }
         println!(
             "  latency (us)  p50 {p50}  p90 {p90}  p99 {p99}  p99.9 {p999}  max {max}  mean {:.0}",

@@ -788,6 +788,9 @@ struct H2Behavior {
     reset: Option<(u64, h2::Reason)>,
     /// Offer h2 in ALPN.
     alpn_h2: bool,
+    /// Answer as a gRPC server: `content-type: application/grpc` and this `grpc-status`, in
+    /// trailers after the body, or in the head (trailers-only) without a body.
+    grpc_status: Option<&'static str>,
 }
 
 const H2_OK: H2Behavior = H2Behavior {
@@ -797,6 +800,7 @@ const H2_OK: H2Behavior = H2Behavior {
     goaway_error: None,
     reset: None,
     alpn_h2: true,
+    grpc_status: None,
 };
 
 /// What the HTTP/2 server saw.
@@ -951,12 +955,25 @@ where
                                 return;
                             }
                         }
-                        let resp = http::Response::builder().status(200).body(()).unwrap();
+                        let mut resp = http::Response::builder().status(200);
+                        if let Some(gs) = b.grpc_status {
+                            resp = resp.header("content-type", "application/grpc");
+                            if b.body == 0 {
+                                resp = resp.header("grpc-status", gs);
+                            }
+                        }
+                        let resp = resp.body(()).unwrap();
                         let Ok(mut send) = respond.send_response(resp, b.body == 0) else {
                             return;
                         };
                         if b.body > 0 {
-                            let _ = send.send_data(bytes::Bytes::from(vec![b'x'; b.body]), true);
+                            let body = bytes::Bytes::from(vec![b'x'; b.body]);
+                            let _ = send.send_data(body, b.grpc_status.is_none());
+                            if let Some(gs) = b.grpc_status {
+                                let mut t = http::HeaderMap::new();
+                                t.insert("grpc-status", http::HeaderValue::from_static(gs));
+                                let _ = send.send_trailers(t);
+                            }
                         }
                     }));
                 }
@@ -1231,4 +1248,287 @@ fn h2_plan_from_the_command_line() {
     assert!(args(&["http://127.0.0.1:1/", "--streams", "2"])
         .plan()
         .is_err());
+}
+
+// ---------------------------------------------------------------- --mode grpc
+
+#[test]
+fn grpc_response_check_passes_only_the_echo_with_grpc_status_0() {
+    use crate::grpc::{check, frame, is_grpc_content_type, messages, payload, Response};
+    let sent = frame(&payload(32));
+    assert_eq!(sent.len(), 37);
+    assert_eq!(&sent[..5], &[0, 0, 0, 0, 32]);
+    assert_eq!(&sent[5..8], b"abc");
+    assert_eq!(messages(&sent), Ok(1));
+    assert_eq!(messages(&[&sent[..], &sent[..]].concat()), Ok(2));
+    assert!(messages(&sent[..36]).is_err());
+    assert!(messages(&sent[..3]).is_err());
+    assert!(messages(&[1, 0, 0, 0, 0]).is_err(), "compressed");
+    assert_eq!(messages(b""), Ok(0));
+    for ok in [
+        "application/grpc",
+        "application/grpc+proto",
+        "Application/GRPC;x=1",
+    ] {
+        assert!(is_grpc_content_type(ok.as_bytes()), "{ok}");
+    }
+    for bad in ["application/grpcx", "application/json", "text/plain", ""] {
+        assert!(!is_grpc_content_type(bad.as_bytes()), "{bad}");
+    }
+
+    let trailers = |status: Option<&'static str>, msg: Option<&'static str>| {
+        let mut t = http::HeaderMap::new();
+        if let Some(s) = status {
+            t.insert("grpc-status", http::HeaderValue::from_static(s));
+        }
+        if let Some(m) = msg {
+            t.insert("grpc-message", http::HeaderValue::from_static(m));
+        }
+        t
+    };
+    let ok_t = trailers(Some("0"), None);
+    let good = Response {
+        status: 200,
+        content_type: Some(b"application/grpc"),
+        trailers: Some(&ok_t),
+        body_len: 37,
+        body_matches: true,
+    };
+    assert_eq!(check(&good, &sent), Ok(()));
+    assert_eq!(crate::grpc::status_of(&good), "0");
+    let kind = |r: Response<'_>| check(&r, &sent).map_err(|f| (f.kind, f.msg));
+
+    // grpc-status: missing (no trailers, or trailers without it), or not 0.
+    let (k, m) = kind(Response {
+        trailers: None,
+        ..good
+    })
+    .unwrap_err();
+    assert_eq!(k, "grpc");
+    assert!(m.contains("no grpc-status"), "{m}");
+    let empty = trailers(None, None);
+    assert_eq!(
+        kind(Response {
+            trailers: Some(&empty),
+            ..good
+        })
+        .unwrap_err()
+        .0,
+        "grpc"
+    );
+    let unavailable = trailers(Some("14"), Some("upstream unavailable"));
+    let r = Response {
+        trailers: Some(&unavailable),
+        body_len: 0,
+        ..good
+    };
+    let (k, m) = kind(r).unwrap_err();
+    assert_eq!(k, "grpc");
+    assert!(m.contains("grpc-status 14 (upstream unavailable)"), "{m}");
+    assert_eq!(crate::grpc::status_of(&r), "14");
+    // The HTTP status comes first: a 502 is a bad response whatever its trailers say.
+    let (k, m) = kind(Response {
+        status: 502,
+        ..good
+    })
+    .unwrap_err();
+    assert_eq!(k, "bad_response");
+    assert!(m.contains("HTTP 502, grpc-status 0"), "{m}");
+    // The content type, and the echo: its length and its bytes.
+    let (k, m) = kind(Response {
+        content_type: Some(b"text/plain"),
+        ..good
+    })
+    .unwrap_err();
+    assert_eq!(k, "bad_response");
+    assert!(m.contains("content-type text/plain"), "{m}");
+    assert_eq!(
+        kind(Response {
+            content_type: None,
+            ..good
+        })
+        .unwrap_err()
+        .0,
+        "bad_response"
+    );
+    let (k, m) = kind(Response {
+        body_len: 36,
+        ..good
+    })
+    .unwrap_err();
+    assert_eq!(k, "bad_response");
+    assert!(m.contains("36 bytes back for 37"), "{m}");
+    assert_eq!(
+        kind(Response {
+            body_len: 74,
+            ..good
+        })
+        .unwrap_err()
+        .0,
+        "bad_response"
+    );
+    let (_, m) = kind(Response {
+        body_matches: false,
+        ..good
+    })
+    .unwrap_err();
+    assert!(m.contains("bytes differ"), "{m}");
+}
+
+/// ringgate-grpc-echo's server on a thread of its own (it serves until the process ends).
+fn grpc_echo() -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || crate::grpc_server::run("127.0.0.1:0".parse().unwrap(), tx));
+    rx.recv().unwrap().unwrap()
+}
+
+#[test]
+fn grpc_mode_against_the_echo_counts_every_call() {
+    let addr = grpc_echo();
+    for (streams, n, size) in [("1", 300, "32"), ("8", 2000, "32"), ("4", 100, "70000")] {
+        let (st, _) = load(
+            format!("http://{addr}/bench.Echo/Unary"),
+            &[
+                "--mode",
+                "grpc",
+                "-c",
+                "2",
+                "--streams",
+                streams,
+                "-n",
+                &n.to_string(),
+                "--message-size",
+                size,
+            ],
+            &[],
+        );
+        assert_eq!(errors(&st), 0, "{:?}", st.samples);
+        assert_eq!(st.requests, n);
+        assert_eq!(st.statuses.get(&200), Some(&n));
+        let size: u64 = size.parse().unwrap();
+        assert_eq!(st.body_bytes, n * (size + 5));
+        let zero = [("0".to_string(), n)];
+        assert_eq!(st.grpc_statuses, zero.into_iter().collect());
+        assert_eq!(st.h2_connections, 2);
+    }
+}
+
+#[test]
+fn grpc_mode_counts_what_is_not_an_echo_with_grpc_status_0_as_errors() {
+    let run = |b: H2Behavior| {
+        let (srv, seen) = serve_h2(None, b, "127.0.0.1:1".into(), 0);
+        let url = format!("http://{}/bench.Echo/Unary", srv.addr);
+        let grpc = [
+            "--mode",
+            "grpc",
+            "-c",
+            "1",
+            "-n",
+            "50",
+            "-H",
+            "Host: 127.0.0.1:1",
+        ];
+        let (st, _) = load(url, &grpc, &[]);
+        // The requests were gRPC calls without content-length.
+        assert_eq!(seen.bad.load(Ordering::Relaxed), 0);
+        assert_eq!(seen.body_bytes.load(Ordering::Relaxed), 50 * 37);
+        assert_eq!(st.requests, 0, "{:?}", st.samples);
+        assert_eq!(errors(&st), 50);
+        assert_eq!(st.statuses.get(&200), Some(&50));
+        st
+    };
+    // A plain HTTP/2 answer: no trailers, no grpc-status.
+    let st = run(H2_OK);
+    assert_eq!(st.errors["grpc"], 50);
+    assert_eq!(
+        st.grpc_statuses,
+        [("none".to_string(), 50)].into_iter().collect()
+    );
+    assert!(st.samples[0].contains("no grpc-status"), "{:?}", st.samples);
+    // Trailers-only with grpc-status 14 (what a proxy answers when the upstream is down).
+    let st = run(H2Behavior {
+        body: 0,
+        grpc_status: Some("14"),
+        ..H2_OK
+    });
+    assert_eq!(st.errors["grpc"], 50);
+    assert_eq!(
+        st.grpc_statuses,
+        [("14".to_string(), 50)].into_iter().collect()
+    );
+    assert!(st.samples[0].contains("grpc-status 14"), "{:?}", st.samples);
+    // grpc-status 0 in trailers, but the body is not the message sent.
+    let st = run(H2Behavior {
+        grpc_status: Some("0"),
+        ..H2_OK
+    });
+    assert_eq!(st.errors["bad_response"], 50);
+    assert_eq!(st.errors["grpc"], 0);
+    assert_eq!(
+        st.grpc_statuses,
+        [("0".to_string(), 50)].into_iter().collect()
+    );
+    assert!(
+        st.samples[0].contains("3 bytes back for 37"),
+        "{:?}",
+        st.samples
+    );
+}
+
+#[test]
+fn grpc_plan_from_the_command_line() {
+    let p = args(&[
+        "https://127.0.0.1:8443/bench.Echo/Unary",
+        "--mode",
+        "grpc",
+        "--streams",
+        "10",
+        "-H",
+        "Host: localhost:8443",
+        "-k",
+    ])
+    .plan()
+    .unwrap();
+    let h2 = p.h2.unwrap();
+    assert!(h2.grpc);
+    assert_eq!(h2.streams, 10);
+    assert_eq!(h2.method, http::Method::POST);
+    assert_eq!(
+        h2.uri.to_string(),
+        "https://localhost:8443/bench.Echo/Unary"
+    );
+    assert_eq!(h2.headers["content-type"], "application/grpc");
+    assert_eq!(h2.headers["te"], "trailers");
+    assert!(!h2.headers.contains_key("content-length"));
+    assert_eq!(h2.body, crate::grpc::frame(&crate::grpc::payload(32)));
+    let p = args(&[
+        "http://127.0.0.1:1/x",
+        "--mode",
+        "grpc",
+        "-X",
+        "POST",
+        "--message-size",
+        "0",
+        "-H",
+        "Content-Type: application/grpc+proto",
+    ])
+    .plan()
+    .unwrap();
+    let h2 = p.h2.unwrap();
+    assert_eq!(&h2.body[..], &[0, 0, 0, 0, 0]);
+    assert_eq!(h2.headers["content-type"], "application/grpc+proto");
+    for bad in [
+        &["-X", "PUT"][..],
+        &["--body-size", "10"],
+        &["--message-size", "5000000"],
+        &["-H", "Content-Type: application/json"],
+        &["-H", "Content-Length: 37"],
+        &["--rate", "100"],
+        &["--pipeline", "2"],
+        &["--streams", "0"],
+    ] {
+        let mut v = vec!["http://127.0.0.1:1/", "--mode", "grpc"];
+        v.extend_from_slice(bad);
+        assert!(args(&v).plan().is_err(), "{bad:?}");
+    }
 }

@@ -124,7 +124,7 @@ pub fn build(args: &Args, host: &str) -> Result<Tls> {
             .context("client certificate and key do not fit")?,
         _ => builder.with_no_client_auth(),
     };
-    if args.mode == Mode::H2 {
+    if matches!(args.mode, Mode::H2 | Mode::Grpc) {
         // h2 only: a server that does not choose it fails the connection (no HTTP/1.1
         // fallback, which would measure something else).
         config.alpn_protocols = vec![b"h2".to_vec()];

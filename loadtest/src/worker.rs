@@ -177,6 +177,8 @@ pub struct Stats {
     pub h2_retried: u64,
     /// h2 mode: the GOAWAYs by error code (`NO_ERROR`, `ENHANCE_YOUR_CALM`, ...).
     pub h2_goaway_reasons: BTreeMap<String, u64>,
+    /// grpc mode: the responses by `grpc-status` (`0`, `14`, ..., `none` without one).
+    pub grpc_statuses: BTreeMap<String, u64>,
     /// First few error messages, for the report.
     pub samples: Vec<String>,
 }
@@ -204,6 +206,7 @@ impl Stats {
             h2_goaways: 0,
             h2_retried: 0,
             h2_goaway_reasons: BTreeMap::new(),
+            grpc_statuses: BTreeMap::new(),
             samples: Vec::new(),
         }
     }
@@ -229,6 +232,9 @@ impl Stats {
         self.h2_retried += o.h2_retried;
         for (k, v) in &o.h2_goaway_reasons {
             *self.h2_goaway_reasons.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.grpc_statuses {
+            *self.grpc_statuses.entry(k.clone()).or_default() += v;
         }
         for s in &o.samples {
             if self.samples.len() < 5 && !self.samples.contains(s) {

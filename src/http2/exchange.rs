@@ -310,6 +310,17 @@ impl Responder {
         !matches!(self.state, Out::Head(_))
     }
 
+    /// Ready with its reason when the client resets the stream (it cancelled the request):
+    /// a relay waiting on the upstream stops at once instead of at its next write.
+    pub fn poll_reset(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Reason> {
+        let polled = match (self.send.as_mut(), &self.state) {
+            (Some(send), _) => send.poll_reset(cx),
+            (None, Out::Head(_)) => self.respond.poll_reset(cx),
+            (None, _) => return std::task::Poll::Pending,
+        };
+        polled.map(|r| r.unwrap_or(Reason::CANCEL))
+    }
+
     /// Resets the stream with `reason` (a relayed upstream reset, or a failure after the head).
     pub fn reset(&mut self, reason: Reason) {
         match self.send.as_mut() {

@@ -1055,6 +1055,32 @@ fn upstream_timeout_is_deadline_exceeded_and_logged_504() {
     assert!(line.contains("/test.Echo/Slow"), "{line}");
 }
 
+/// A client that gives up (its deadline passes, so grpcio resets the stream) while the
+/// upstream is still working: ringgate sees the reset at once, resets the upstream's stream
+/// (CANCEL) and logs the call (499, nginx's "client closed the request"), instead of waiting
+/// for the upstream's answer to find the client gone.
+#[test]
+fn a_cancelled_call_is_cancelled_at_the_upstream_at_once() {
+    if !python_grpc("a_cancelled_call_is_cancelled_at_the_upstream_at_once") {
+        return;
+    }
+    let pki = Pki::new();
+    let up = GrpcUpstream::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    let proxy = Setup::implicit(&pki, &up).access_log(&log).start();
+    let mut client = Client::mtls(proxy.addr(), &pki, &pki.client);
+    client
+        .conn
+        .extend(["--timeout".to_string(), "0.5".to_string()]);
+    // The upstream would answer after 10 s; the access log is waited for 5 s at most.
+    let r = client.run(&["slow", "10000"]);
+    assert_eq!(code(&r), "DEADLINE_EXCEEDED", "{r}");
+    let line = log_line(&log, 1, "\"POST /test.Echo/Slow HTTP/2.0\"");
+    assert!(line.contains("\" 499 "), "{line}");
+    proxy.assert_log(&["cancelled \"POST /test.Echo/Slow\"", "cancelling it there"]);
+}
+
 /// One client, one connection, 8 concurrent 500 ms calls; the upstream admits one stream per
 /// connection (SETTINGS_MAX_CONCURRENT_STREAMS 1): ringgate opens more upstream connections,
 /// so every call succeeds in well under the 4 s they take one after another.

@@ -301,7 +301,11 @@ async fn relay_response(
 ) -> Result<bool, Failure> {
     let up = group.up;
     let upstream_failed = |e| Failure::Answer(Refusal::Upstream(e));
-    let resp = match monoio::time::timeout(up.read_timeout, response).await {
+    let on_cancel = || cancelled(req, up);
+    let waited = sink
+        .unless_cancelled(monoio::time::timeout(up.read_timeout, response))
+        .await;
+    let resp = match waited.ok_or_else(on_cancel)? {
         Err(_) => return Err(upstream_failed(UpstreamError::ReadTimeout)),
         Ok(Err(e)) => return Err(upstream_failed(uph2::h2_failure(e))),
         Ok(Ok(r)) => r,
@@ -320,7 +324,10 @@ async fn relay_response(
         })
     };
     loop {
-        match monoio::time::timeout(up.read_timeout, next_data(&mut body)).await {
+        let waited = sink
+            .unless_cancelled(monoio::time::timeout(up.read_timeout, next_data(&mut body)))
+            .await;
+        match waited.ok_or_else(on_cancel)? {
             Err(_) => {
                 return Err(failed(
                     UpstreamError::ReadTimeout,
@@ -342,7 +349,13 @@ async fn relay_response(
             Ok(Ok(None)) => break,
         }
     }
-    let trailers = match monoio::time::timeout(up.read_timeout, trailers_of(&mut body)).await {
+    let waited = sink
+        .unless_cancelled(monoio::time::timeout(
+            up.read_timeout,
+            trailers_of(&mut body),
+        ))
+        .await;
+    let trailers = match waited.ok_or_else(on_cancel)? {
         Err(_) => return Err(failed(UpstreamError::ReadTimeout, "sent no trailers")),
         Ok(Err(e)) => {
             return Err(failed(
@@ -399,6 +412,18 @@ async fn send_head(
 /// The response's trailers (None when it ended with DATA).
 async fn trailers_of(body: &mut RecvStream) -> Result<Option<HeaderMap>, h2::Error> {
     std::future::poll_fn(|cx| body.poll_trailers(cx)).await
+}
+
+/// The client reset its stream while the upstream was being waited on: the upstream's stream
+/// is reset in turn (CANCEL), as the client asked.
+fn cancelled(req: &Request<'_>, up: &crate::upstream::Upstream) -> Failure {
+    log::info!(
+        "client {} cancelled \"{}\" while upstream `{}` was answering; cancelling it there",
+        req.peer.addr,
+        req.line(),
+        up.name
+    );
+    Failure::Abort(Reason::CANCEL)
 }
 
 /// The client stopped taking the response.
@@ -548,6 +573,21 @@ async fn http1_next(
 }
 
 impl Sink<'_> {
+    /// `wait`'s output, or None when an HTTP/2 client resets its stream first. (An HTTP/1.x
+    /// client's close is seen at the next write.)
+    async fn unless_cancelled<F: std::future::Future>(&mut self, wait: F) -> Option<F::Output> {
+        match self {
+            Sink::H2(r) => {
+                let reset = pin!(std::future::poll_fn(|cx| r.poll_reset(cx)));
+                match select(pin!(wait), reset).await {
+                    Either::Left((out, _)) => Some(out),
+                    Either::Right(_) => None,
+                }
+            }
+            Sink::Http1 { .. } => Some(wait.await),
+        }
+    }
+
     async fn head(&mut self, out: BytesMut) -> std::io::Result<()> {
         match self {
             Sink::Http1 {

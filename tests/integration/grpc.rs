@@ -1081,6 +1081,31 @@ fn a_cancelled_call_is_cancelled_at_the_upstream_at_once() {
     proxy.assert_log(&["cancelled \"POST /test.Echo/Slow\"", "cancelling it there"]);
 }
 
+/// A bidirectional call whose request body passes `client_max_body_size` after the upstream
+/// has begun answering: the refusal (413, logged) can no longer be an answer, so the stream is
+/// reset (CANCEL); the echoes already relayed arrived intact, and nothing of ringgate's page
+/// ever reaches the client as a message.
+#[test]
+fn a_body_refused_after_the_answer_began_resets_the_stream() {
+    if !python_grpc("a_body_refused_after_the_answer_began_resets_the_stream") {
+        return;
+    }
+    let pki = Pki::new();
+    let up = GrpcUpstream::start(&[]);
+    let proxy = Setup::implicit(&pki, &up)
+        .listener("[listener.http]\nclient_max_body_size = \"64\"\n")
+        .start();
+    // Each ping is a 6-byte message in a 5-byte frame: the sixth passes 64 bytes.
+    let r = Client::mtls(proxy.addr(), &pki, &pki.client).run(&["bidi", "20"]);
+    assert_eq!(code(&r), "CANCELLED", "{r}");
+    let msgs = r["messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(msgs.len(), 5, "{r}");
+    for (i, m) in msgs.iter().enumerate() {
+        assert_eq!(m, &serde_json::json!(format!("ping-{i}")), "{r}");
+    }
+    proxy.assert_log(&["sent a body larger than client_max_body_size (413)"]);
+}
+
 /// One client, one connection, 8 concurrent 500 ms calls; the upstream admits one stream per
 /// connection (SETTINGS_MAX_CONCURRENT_STREAMS 1): ringgate opens more upstream connections,
 /// so every call succeeds in well under the 4 s they take one after another.

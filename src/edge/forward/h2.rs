@@ -110,7 +110,16 @@ pub(super) async fn proxy(
         Ok(keep) => Next::keep_if(keep),
         Err(Failure::Answer(refusal)) => {
             log_failure(req, group.up, addr, &refusal);
-            answer(client.stream, req, &refusal, facts).await
+            match client.stream.h2_exchange() {
+                // The upstream answered while the body was still coming, and then the body
+                // was refused (too large, too slow): the response has begun, so the refusal
+                // can only end the stream.
+                Some(x) if x.has_responded() => {
+                    x.split().1.reset(Reason::CANCEL);
+                    Next::Close
+                }
+                _ => answer(client.stream, req, &refusal, facts).await,
+            }
         }
         Err(Failure::Abort(reason)) => {
             if let Some(x) = client.stream.h2_exchange() {

@@ -91,20 +91,7 @@ where
     let mut retired = pin!(conn.generation.retired.wait());
     let mut going_away = false;
     loop {
-        let no_streams = streams.is_empty();
-        // Idle: GOAWAY after keepalive_timeout. After a GOAWAY with nothing in flight, the
-        // client has CLOSE_GRACE to acknowledge it and go; a silent one is closed then.
-        let wait = match (no_streams, going_away) {
-            (true, false) => Some(http.keepalive_timeout),
-            (true, true) => Some(CLOSE_GRACE),
-            (false, _) => None,
-        };
-        let idle = async move {
-            match wait {
-                Some(d) => monoio::time::sleep(d).await,
-                None => pending::<()>().await,
-            }
-        };
+        let idle = idle(streams.is_empty(), going_away, http.keepalive_timeout);
         // Streams first, then the connection: every stream that can run does before the
         // connection is polled again, and each poll of the connection writes what is queued,
         // so the responses of a read's worth of requests leave in one write (one TLS flush)
@@ -161,6 +148,18 @@ where
         }
     }
     finish_streams(&mut h2c, &mut streams).await;
+}
+
+/// Ends when the connection has been idle long enough: GOAWAY after `keepalive_timeout` with
+/// no stream in flight; after a GOAWAY with nothing in flight, the client has CLOSE_GRACE to
+/// acknowledge it and go, and a silent one is closed then. Never while streams run.
+async fn idle(no_streams: bool, going_away: bool, keepalive_timeout: Duration) {
+    let wait = match (no_streams, going_away) {
+        (true, false) => keepalive_timeout,
+        (true, true) => CLOSE_GRACE,
+        (false, _) => return pending::<()>().await,
+    };
+    monoio::time::sleep(wait).await
 }
 
 /// The connection carries the frames of the streams still in flight: keeps driving it until

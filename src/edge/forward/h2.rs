@@ -59,6 +59,9 @@ enum Source<'a> {
     H2(RequestBody<'a>),
 }
 
+/// The upstream's side of a stream: the response to come, and where the request body goes.
+type UpstreamSide<'a> = (h2::client::ResponseFuture, &'a mut SendStream<Bytes>);
+
 /// Why an exchange stopped.
 enum Failure {
     /// Nothing was sent to the client yet: answer with the refusal.
@@ -101,9 +104,15 @@ pub(super) async fn proxy(
         }
     };
     facts.upstream_addr = Some(addr);
+    // The slot holds the stream's place on its connection until the exchange is over.
+    let Opened {
+        response,
+        mut body,
+        slot: _slot,
+    } = stream;
     let result = match client.stream.h2_exchange() {
-        Some(x) => relay_h2(x, group, req, stream, facts).await,
-        None => relay_http1(client, group, req, stream, facts).await,
+        Some(x) => relay_h2(x, group, req, (response, &mut body), facts).await,
+        None => relay_http1(client, group, req, (response, &mut body), facts).await,
     };
     facts.upstream_time = Some(began.elapsed());
     match result {
@@ -195,20 +204,15 @@ async fn relay_h2(
     x: &mut crate::http2::Exchange,
     group: Group<'_>,
     req: &Request<'_>,
-    stream: Opened,
+    (response, body): UpstreamSide<'_>,
     facts: &mut LogFacts,
 ) -> Result<bool, Failure> {
-    let Opened {
-        response,
-        mut body,
-        slot,
-    } = stream;
     let (request_body, responder) = x.split();
     let mut source = Source::H2(request_body);
-    let sending = pin!(send_body(&mut source, &mut body, req, group));
+    let sending = pin!(send_body(&mut source, body, req, group));
     let mut sink = Sink::H2(responder);
     let receiving = pin!(relay_response(response, &mut sink, req, group, facts));
-    let result = match select(sending, receiving).await {
+    match select(sending, receiving).await {
         Either::Left((Err(BodyFailure::Client(f)), _)) => Err(f),
         Either::Left((Err(BodyFailure::Upstream(e)), receiving)) => {
             log_body_failure(group, &e);
@@ -216,9 +220,7 @@ async fn relay_h2(
         }
         Either::Left((Ok(()), receiving)) => receiving.await,
         Either::Right((result, _)) => result,
-    };
-    drop(slot);
-    result
+    }
 }
 
 /// The body first, then the response, for an HTTP/1.x client (whose one connection cannot
@@ -227,21 +229,16 @@ async fn relay_http1(
     client: &mut Client<'_>,
     group: Group<'_>,
     req: &Request<'_>,
-    stream: Opened,
+    (response, body): UpstreamSide<'_>,
     facts: &mut LogFacts,
 ) -> Result<bool, Failure> {
-    let Opened {
-        response,
-        mut body,
-        slot,
-    } = stream;
     let mut source = Source::Http1 {
         stream: &mut *client.stream,
         unread: &mut *client.unread,
         framing: req.head.framing,
         chunks: ChunkedScanner::new(),
     };
-    match send_body(&mut source, &mut body, req, group).await {
+    match send_body(&mut source, body, req, group).await {
         Err(BodyFailure::Client(f)) => return Err(f),
         Err(BodyFailure::Upstream(e)) => log_body_failure(group, &e),
         Ok(()) => {}
@@ -251,9 +248,7 @@ async fn relay_http1(
         chunked: false,
         write_timeout: req.server.http.send_timeout,
     };
-    let result = relay_response(response, &mut sink, req, group, facts).await;
-    drop(slot);
-    result
+    relay_response(response, &mut sink, req, group, facts).await
 }
 
 /// The upstream stopped taking the request body: its response (often an early answer, or

@@ -19,16 +19,6 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::http::{parse_response, BodyFraming, ChunkedScanner, Limits};
 
-/// Fields HTTP/2 forbids in a response (RFC 9113 §8.2.2).
-const CONNECTION_SPECIFIC: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "te",
-];
-
 /// Largest response head the phases write (ringgate's own pages and proxied heads).
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -490,7 +480,7 @@ fn response_of(head: &crate::http::ResponseHead, buf: &[u8]) -> io::Result<Respo
         let Ok(name) = HeaderName::from_bytes(h.name.get(buf)) else {
             continue;
         };
-        if CONNECTION_SPECIFIC.contains(&name.as_str()) {
+        if super::is_connection_specific(name.as_str()) {
             continue;
         }
         if let Ok(value) = HeaderValue::from_bytes(h.value.get(buf)) {

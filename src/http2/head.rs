@@ -14,6 +14,8 @@
 //! request.
 
 use http::request::Parts;
+
+use super::field;
 use http::Method;
 
 /// Why a stream's request cannot be made into a head.
@@ -95,13 +97,6 @@ pub fn http1_head(
     }
     out.extend_from_slice(b"\r\n");
     Ok(out)
-}
-
-fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]

@@ -17,3 +17,27 @@ pub mod prefixed;
 pub mod upstream;
 
 pub use exchange::Exchange;
+
+/// Fields that describe an HTTP/1.1 connection or its framing, not the message: HTTP/2 forbids
+/// them (RFC 9113 §8.2.2), in a response to a client as in a request to an upstream.
+const CONNECTION_SPECIFIC: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+];
+
+/// Whether `name` (lowercase, as `http::HeaderName` keeps it) is connection-specific.
+fn is_connection_specific(name: &str) -> bool {
+    CONNECTION_SPECIFIC.contains(&name)
+}
+
+/// Writes one HTTP/1.1 field line.
+fn field(out: &mut impl bytes::BufMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}

@@ -10,19 +10,8 @@ use bytes::BytesMut;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri};
 
+use super::field;
 use crate::http::{parse_request, Limits};
-
-/// Fields that describe an HTTP/1.1 connection or its framing, not the message: HTTP/2 forbids
-/// them (RFC 9113 §8.2.2), and `host` becomes `:authority`.
-const NOT_SENT: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "te",
-    "host",
-];
 
 /// Largest request head the forward phase builds.
 const MAX_HEAD: usize = 256 * 1024;
@@ -67,7 +56,8 @@ pub fn request_of(head: &[u8], tls: bool) -> Result<Request<()>, Untranslatable>
     let fields = request.headers_mut();
     for h in &parsed.headers {
         let name = HeaderName::from_bytes(h.name.get(head)).map_err(|_| Untranslatable::Field)?;
-        if NOT_SENT.contains(&name.as_str()) {
+        // `host` becomes `:authority`.
+        if super::is_connection_specific(name.as_str()) || name == http::header::HOST {
             continue;
         }
         let value =
@@ -89,7 +79,7 @@ pub fn write_response_head(parts: &http::response::Parts, has_body: bool, out: &
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in &parts.headers {
-        if NOT_SENT.contains(&name.as_str()) {
+        if super::is_connection_specific(name.as_str()) {
             continue;
         }
         field(out, name.as_str().as_bytes(), value.as_bytes());
@@ -110,13 +100,6 @@ pub fn write_last_chunk(trailers: Option<&HeaderMap>, out: &mut BytesMut) {
     for (name, value) in trailers.into_iter().flatten() {
         field(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    out.extend_from_slice(b"\r\n");
-}
-
-fn field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 

@@ -276,21 +276,23 @@ pub(crate) fn is_field_vchar(b: u8) -> bool {
     b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
 }
 
-/// Header fields parsed into a stack array; heads with more are parsed again into a vector.
-pub(crate) const HEADERS_ON_STACK: usize = 128;
+/// Header fields parsed into a stack array; heads allowed more are parsed into a vector.
+pub(crate) const HEADERS_ON_STACK: usize = 256;
 
-/// Runs `f` with a header array of exactly `max_headers` entries: on the stack for the usual
-/// sizes, on the heap only beyond [`HEADERS_ON_STACK`].
+/// Runs `f` with an uninitialized header array of exactly `max_headers` entries (httparse
+/// fills what it finds): on the stack for the usual sizes, on the heap only beyond
+/// [`HEADERS_ON_STACK`]. Uninitialized, because initializing the array cost more than
+/// parsing a small head.
 pub(crate) fn with_header_array<'b, R>(
     max_headers: usize,
-    f: impl FnOnce(&mut [httparse::Header<'b>]) -> R,
+    f: impl FnOnce(&mut [std::mem::MaybeUninit<httparse::Header<'b>>]) -> R,
 ) -> R {
     if max_headers <= HEADERS_ON_STACK {
-        let mut arr = [httparse::EMPTY_HEADER; HEADERS_ON_STACK];
+        let mut arr = [const { std::mem::MaybeUninit::uninit() }; HEADERS_ON_STACK];
         f(&mut arr[..max_headers])
     } else {
-        let mut v = vec![httparse::EMPTY_HEADER; max_headers];
-        f(&mut v)
+        let mut v = Vec::with_capacity(max_headers);
+        f(&mut v.spare_capacity_mut()[..max_headers])
     }
 }
 

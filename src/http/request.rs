@@ -221,25 +221,14 @@ impl RequestHead {
 /// it is seen), the whole head within `max_head_bytes`.
 pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, RequestError> {
     let window = &buf[..buf.len().min(limits.max_head_bytes)];
-    let parse = |max_headers: usize| {
-        with_header_array(max_headers, |headers| {
-            let mut req = httparse::Request::new(headers);
-            match req.parse(window) {
-                Ok(httparse::Status::Complete(head_len)) => {
-                    Ok(Some(raw_parts(window, &req, head_len)))
-                }
-                Ok(httparse::Status::Partial) => Ok(None),
-                Err(e) => Err(map_httparse_error(e, window)),
-            }
-        })
-    };
-    // Most heads fit the stack array; only one with more fields is parsed again.
-    let parsed = match parse(limits.max_headers.min(super::HEADERS_ON_STACK)) {
-        Err(RequestError::TooManyHeaders) if limits.max_headers > super::HEADERS_ON_STACK => {
-            parse(limits.max_headers)
+    let parsed = with_header_array(limits.max_headers, |headers| {
+        let mut req = httparse::Request::new(&mut []);
+        match req.parse_with_uninit_headers(window, headers) {
+            Ok(httparse::Status::Complete(head_len)) => Ok(Some(raw_parts(window, &req, head_len))),
+            Ok(httparse::Status::Partial) => Ok(None),
+            Err(e) => Err(map_httparse_error(e, window)),
         }
-        other => other,
-    };
+    });
     match parsed? {
         Some(raw) => {
             check_complete_lines(&raw, limits)?;

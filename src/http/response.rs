@@ -118,8 +118,9 @@ pub fn parse_response(
 ) -> Result<Option<ResponseHead>, ResponseError> {
     let window = &buf[..buf.len().min(limits.max_head_bytes)];
     let parsed = with_header_array(limits.max_headers, |headers| {
-        let mut resp = httparse::Response::new(headers);
-        match resp.parse(window) {
+        let mut resp = httparse::Response::new(&mut []);
+        let config = httparse::ParserConfig::default();
+        match config.parse_response_with_uninit_headers(&mut resp, window, headers) {
             Ok(httparse::Status::Complete(head_len)) => Ok(Some(RawResponse {
                 head_len,
                 status: resp.code.unwrap_or(0),

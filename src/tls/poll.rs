@@ -46,6 +46,11 @@ pub struct PollTls<C> {
     closing: bool,
     /// Reads left before the next yield (see [`READ_BUDGET`]).
     budget: u32,
+    /// Plaintext rustls holds for the reader, as its last `process_new_packets` said, less
+    /// what was read since (`usize::MAX` until the first: unknown). A read initializes only
+    /// this much of the caller's buffer: zeroing all of it (the frame layer offers several KiB
+    /// per read) cost more than the read itself.
+    plain: usize,
 }
 
 impl<C, SD> TlsStream<C>
@@ -68,6 +73,7 @@ where
             eof,
             closing: false,
             budget: READ_BUDGET,
+            plain: usize::MAX,
         })
     }
 }
@@ -127,10 +133,13 @@ where
         let mut pending = &self.rbuf[self.rpos..self.rend];
         let fed = self.conn.read_tls(&mut pending)?;
         self.rpos += fed;
-        if let Err(e) = self.conn.process_new_packets() {
-            // Send the alert rustls queued (it says why), as far as the socket takes it now.
-            let _ = self.poll_send_tls(cx);
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+        match self.conn.process_new_packets() {
+            Ok(state) => self.plain = state.plaintext_bytes_to_read(),
+            Err(e) => {
+                // Send the alert rustls queued (it says why), as far as the socket takes it now.
+                let _ = self.poll_send_tls(cx);
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+            }
         }
         // rustls holds a KeyUpdate answer back until data is written: an empty write
         // releases it (and sends nothing).
@@ -157,10 +166,13 @@ where
             return Poll::Pending;
         }
         loop {
-            match this.conn.reader().read(buf.initialize_unfilled()) {
+            // With no plaintext held, one byte still tells "nothing yet" from "closed".
+            let want = buf.remaining().min(this.plain.max(1));
+            match this.conn.reader().read(buf.initialize_unfilled_to(want)) {
                 Ok(n) => {
                     // 0: the peer closed cleanly (close_notify).
                     buf.advance(n);
+                    this.plain = this.plain.saturating_sub(n);
                     this.budget -= 1;
                     return Poll::Ready(Ok(()));
                 }

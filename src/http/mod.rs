@@ -255,12 +255,18 @@ pub(crate) fn header_spans(buf: &[u8], headers: &[httparse::Header<'_>]) -> Vec<
 /// endings (which httparse tolerates) so our view of the head can never
 /// differ from a stricter or laxer peer's. Also refuses NUL anywhere.
 pub(crate) fn has_bad_line_endings(head: &[u8]) -> bool {
-    let mut prev = 0u8;
-    for &b in head {
-        if b == 0 || (b == b'\n' && prev != b'\r') || (prev == b'\r' && b != b'\n') {
+    // Only CR, LF and NUL matter: jump between them (SIMD) instead of looking at every byte,
+    // which was a twentieth of the instructions of a request proxied over HTTP/2.
+    for at in memchr::memchr3_iter(b'\r', b'\n', 0, head) {
+        let ok = match head[at] {
+            // A CR that ends the slice is judged with what follows, as a byte loop would.
+            b'\r' => head.get(at + 1).is_none_or(|&next| next == b'\n'),
+            b'\n' => at > 0 && head[at - 1] == b'\r',
+            _ => false,
+        };
+        if !ok {
             return true;
         }
-        prev = b;
     }
     false
 }
@@ -396,6 +402,26 @@ mod tests {
         assert_eq!(trim_ows(b"   "), b"");
         let v: Vec<&[u8]> = comma_list(b" close ,, Keep-Alive,").collect();
         assert_eq!(v, vec![&b"close"[..], b"Keep-Alive"]);
+    }
+
+    #[test]
+    fn line_endings_agree_with_a_byte_by_byte_check() {
+        fn byte_loop(head: &[u8]) -> bool {
+            let mut prev = 0u8;
+            for &b in head {
+                if b == 0 || (b == b'\n' && prev != b'\r') || (prev == b'\r' && b != b'\n') {
+                    return true;
+                }
+                prev = b;
+            }
+            false
+        }
+        let mut rng = test_util::Rng(0x5eed_1e55);
+        for _ in 0..20_000 {
+            let len = rng.below(64);
+            let head = rng.bytes(len);
+            assert_eq!(has_bad_line_endings(&head), byte_loop(&head), "{head:?}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@
 pub mod clock;
 pub mod config;
 pub mod conn;
+pub mod deadline;
 pub mod demo;
 pub mod edge;
 pub mod files;

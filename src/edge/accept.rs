@@ -84,14 +84,14 @@ fn refuse(core: &Core, socket: usize, stream: monoio::net::TcpStream) {
 async fn refuse_plain(mut stream: monoio::net::TcpStream) {
     use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
     let page = crate::http::Canned::ServiceUnavailable.bytes();
-    let wrote = monoio::time::timeout(Duration::from_secs(1), stream.write_all(page)).await;
+    let wrote = crate::deadline::timeout(Duration::from_secs(1), stream.write_all(page)).await;
     if matches!(wrote, Ok((Ok(_), _))) {
         let _ = stream.shutdown().await;
         let mut buf = vec![0u8; 4096];
         let deadline = Instant::now() + Duration::from_millis(500);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match monoio::time::timeout(left, stream.read(buf)).await {
+            match crate::deadline::timeout(left, stream.read(buf)).await {
                 Ok((Ok(n), b)) if n > 0 => buf = b,
                 _ => break,
             }

@@ -169,7 +169,7 @@ async fn read(
     max: usize,
     timeout: Duration,
 ) -> Result<usize, RelayError> {
-    match monoio::time::timeout(timeout, src.read_buf(buf, max)).await {
+    match crate::deadline::timeout(timeout, src.read_buf(buf, max)).await {
         Err(_) => Err(RelayError::SourceTimeout),
         Ok(Err(e)) => Err(RelayError::SourceRead(e)),
         Ok(Ok(n)) => Ok(n),
@@ -181,7 +181,7 @@ async fn write_parts(
     parts: &[bytes::Bytes],
     timeout: Duration,
 ) -> Result<(), RelayError> {
-    match monoio::time::timeout(timeout, dst.write_parts(parts)).await {
+    match crate::deadline::timeout(timeout, dst.write_parts(parts)).await {
         Err(_) => Err(RelayError::SinkTimeout),
         Ok(Err(e)) => Err(RelayError::SinkWrite(e)),
         Ok(Ok(())) => Ok(()),
@@ -189,7 +189,7 @@ async fn write_parts(
 }
 
 async fn write(dst: &mut Stream, data: bytes::Bytes, timeout: Duration) -> Result<(), RelayError> {
-    match monoio::time::timeout(timeout, dst.write_bytes(data)).await {
+    match crate::deadline::timeout(timeout, dst.write_bytes(data)).await {
         Err(_) => Err(RelayError::SinkTimeout),
         Ok(Err(e)) => Err(RelayError::SinkWrite(e)),
         Ok(Ok(())) => Ok(()),

@@ -111,7 +111,7 @@ async fn opening(stream: &mut Stream, unread: &mut BytesMut, wait: Duration) -> 
             }
         }
     };
-    monoio::time::timeout(wait, sniff)
+    crate::deadline::timeout(wait, sniff)
         .await
         .unwrap_or(Opening::Nothing)
 }

@@ -51,7 +51,7 @@ pub async fn handshake(
     };
     let timeout = default.http.header_timeout;
     let negotiated = negotiate(generation, socket, tcp, fallback);
-    let (mut stream, server) = match monoio::time::timeout(timeout, negotiated).await {
+    let (mut stream, server) = match crate::deadline::timeout(timeout, negotiated).await {
         Err(_) => {
             crate::refusal_line!(
                 Kind::Timeout,

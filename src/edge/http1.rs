@@ -21,7 +21,7 @@ impl Session<'_> {
         let started = Instant::now();
         let http = &self.server.http;
         let mut buf = BytesMut::with_capacity(4096);
-        let head = monoio::time::timeout(
+        let head = crate::deadline::timeout(
             http.header_timeout,
             read_head(stream, &mut buf, &limits(http), http.header_timeout),
         )
@@ -151,7 +151,8 @@ async fn read_head(
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let had = buf.len();
-        match monoio::time::timeout(left, stream.read_buf(buf, limits.max_head_bytes + 1)).await {
+        match crate::deadline::timeout(left, stream.read_buf(buf, limits.max_head_bytes + 1)).await
+        {
             Err(_) => {
                 return Err(if had == 0 {
                     HeadError::Closed
@@ -182,7 +183,7 @@ async fn wait_next_request(
     }
     let drain = core.drain.wait();
     monoio::select! {
-        r = monoio::time::timeout(idle, stream.read_buf(buf, 16 * 1024)) => matches!(r, Ok(Ok(n)) if n > 0),
+        r = crate::deadline::timeout(idle, stream.read_buf(buf, 16 * 1024)) => matches!(r, Ok(Ok(n)) if n > 0),
         _ = drain => false,
     }
 }

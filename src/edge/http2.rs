@@ -62,7 +62,7 @@ where
     let http = &conn.server.http;
     let builder = builder(http);
     let handshake = builder.handshake::<T, Bytes>(io);
-    let mut h2c = match monoio::time::timeout(http.header_timeout, handshake).await {
+    let mut h2c = match crate::deadline::timeout(http.header_timeout, handshake).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             crate::refusal_line!(
@@ -159,7 +159,7 @@ async fn idle(no_streams: bool, going_away: bool, keepalive_timeout: Duration) {
         (true, true) => CLOSE_GRACE,
         (false, _) => return pending::<()>().await,
     };
-    monoio::time::sleep(wait).await
+    crate::deadline::sleep(wait).await
 }
 
 /// The connection carries the frames of the streams still in flight: keeps driving it until

@@ -76,7 +76,7 @@ pub async fn serve(
 /// reading a large file does not hold the connection longer); hands the buffer back, or None
 /// when the write failed or timed out.
 async fn write_within(stream: &mut Stream, buf: BytesMut, limit: Duration) -> Option<BytesMut> {
-    match monoio::time::timeout(limit, stream.write_owned(buf)).await {
+    match crate::deadline::timeout(limit, stream.write_owned(buf)).await {
         Ok((Ok(()), b)) => Some(b),
         _ => None,
     }

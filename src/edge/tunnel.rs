@@ -123,7 +123,7 @@ pub async fn run(drain: &Drain, client: Stream, from_client: BytesMut, tunnel: T
             let _ = client_wr.shutdown().await;
             let _ = upstream_wr.shutdown().await;
         };
-        let _ = monoio::time::timeout(CLOSE_GRACE, close).await;
+        let _ = crate::deadline::timeout(CLOSE_GRACE, close).await;
     }
     let relayed = Relayed {
         to_client: down.moved.get(),
@@ -176,7 +176,7 @@ async fn pump(from: &mut ReadHalf, to: &mut WriteHalf, first: BytesMut, flow: &F
 
 /// Writes all of `data` within the send timeout; hands the buffer back.
 async fn send(to: &mut WriteHalf, data: BytesMut, flow: &Flow<'_>) -> Option<BytesMut> {
-    match monoio::time::timeout(flow.send_timeout, to.write(data)).await {
+    match crate::deadline::timeout(flow.send_timeout, to.write(data)).await {
         Ok((Ok(()), buf)) => {
             flow.last_activity.set(Instant::now());
             Some(buf)
@@ -224,6 +224,6 @@ async fn idle_watch(last_activity: &Cell<Instant>, idle: Duration) {
         if now >= due {
             return;
         }
-        monoio::time::sleep(due - now).await;
+        crate::deadline::sleep(due - now).await;
     }
 }

@@ -524,19 +524,19 @@ pub async fn send_data(
     }
     while !data.is_empty() {
         send.reserve_capacity(data.len());
-        let granted = match monoio::time::timeout(wait, poll_fn(|cx| send.poll_capacity(cx))).await
-        {
-            Ok(Some(Ok(n))) => n,
-            Ok(Some(Err(e))) => return Err(h2_error(e)),
-            Ok(None) => return Err(closed()),
-            Err(_) => {
-                send.send_reset(Reason::CANCEL);
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the client opened no window within send_timeout",
-                ));
-            }
-        };
+        let granted =
+            match crate::deadline::timeout(wait, poll_fn(|cx| send.poll_capacity(cx))).await {
+                Ok(Some(Ok(n))) => n,
+                Ok(Some(Err(e))) => return Err(h2_error(e)),
+                Ok(None) => return Err(closed()),
+                Err(_) => {
+                    send.send_reset(Reason::CANCEL);
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client opened no window within send_timeout",
+                    ));
+                }
+            };
         if granted == 0 {
             continue;
         }

@@ -209,7 +209,7 @@ async fn linger(io: &mut TcpStream) {
             }
         }
     };
-    let _ = monoio::time::timeout(std::time::Duration::from_millis(500), drain).await;
+    let _ = crate::deadline::timeout(std::time::Duration::from_millis(500), drain).await;
 }
 
 /// Lets `choose` pick the server configuration from the ClientHello's SNI (virtual servers with

@@ -174,7 +174,7 @@ where
         .max_header_list_size(MAX_HEADER_LIST)
         .max_send_buffer_size(SEND_BUFFER);
     let handshake = builder.handshake::<T, Bytes>(io);
-    let (send, mut conn) = match monoio::time::timeout(up.connect_timeout, handshake).await {
+    let (send, mut conn) = match crate::deadline::timeout(up.connect_timeout, handshake).await {
         Err(_) => return Err(UpstreamError::ConnectTimeout),
         Ok(Err(e)) => return Err(h2_failure(e)),
         Ok(Ok(pair)) => pair,
@@ -194,7 +194,7 @@ where
         task_shared.closed.set(true);
     });
     if let Some(mut ping) = ping {
-        match monoio::time::timeout(up.connect_timeout, ping.ping(Ping::opaque())).await {
+        match crate::deadline::timeout(up.connect_timeout, ping.ping(Ping::opaque())).await {
             Err(_) => return Err(UpstreamError::ConnectTimeout),
             Ok(Err(e)) => return Err(h2_failure(e)),
             Ok(Ok(_)) => {}

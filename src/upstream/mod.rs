@@ -148,7 +148,7 @@ impl fmt::Display for UpstreamError {
 
 /// Opens a TCP connection to `addr` within `timeout`, with Nagle off (we write whole heads).
 pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, UpstreamError> {
-    match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
+    match crate::deadline::timeout(timeout, TcpStream::connect_addr(addr)).await {
         Err(_) => Err(UpstreamError::ConnectTimeout),
         Ok(Err(e)) => Err(UpstreamError::Connect(e)),
         Ok(Ok(s)) => {
@@ -179,7 +179,7 @@ pub async fn open(
     let cfg = pools.client_config(id, server, up, tls).map_err(setup)?;
     let conn = ClientConnection::new(cfg, tls.server_name()).map_err(setup)?;
     let mut stream = TlsStream::new(tcp, conn);
-    match monoio::time::timeout(up.connect_timeout, stream.handshake()).await {
+    match crate::deadline::timeout(up.connect_timeout, stream.handshake()).await {
         Err(_) => Err(UpstreamError::TlsHandshakeTimeout),
         Ok(Ok(())) => Ok(Stream::ClientTls(Box::new(stream))),
         Ok(Err(e)) => Err(match TlsFailure::from_io(&e, have_cert) {

@@ -307,7 +307,7 @@ async fn relay_response(
     let upstream_failed = |e| Failure::Answer(Refusal::Upstream(e));
     let on_cancel = || cancelled(req, up);
     let waited = sink
-        .unless_cancelled(monoio::time::timeout(up.read_timeout, response))
+        .unless_cancelled(crate::deadline::timeout(up.read_timeout, response))
         .await;
     let resp = match waited.ok_or_else(on_cancel)? {
         Err(_) => return Err(upstream_failed(UpstreamError::ReadTimeout)),
@@ -329,7 +329,10 @@ async fn relay_response(
     };
     loop {
         let waited = sink
-            .unless_cancelled(monoio::time::timeout(up.read_timeout, next_data(&mut body)))
+            .unless_cancelled(crate::deadline::timeout(
+                up.read_timeout,
+                next_data(&mut body),
+            ))
             .await;
         match waited.ok_or_else(on_cancel)? {
             Err(_) => {
@@ -354,7 +357,7 @@ async fn relay_response(
         }
     }
     let waited = sink
-        .unless_cancelled(monoio::time::timeout(
+        .unless_cancelled(crate::deadline::timeout(
             up.read_timeout,
             trailers_of(&mut body),
         ))
@@ -497,7 +500,7 @@ impl Source<'_> {
     async fn next(&mut self, timeout: Duration) -> Result<Option<Bytes>, Failure> {
         let gone = |_| Failure::Abort(Reason::CANCEL);
         match self {
-            Source::H2(body) => match monoio::time::timeout(timeout, body.data()).await {
+            Source::H2(body) => match crate::deadline::timeout(timeout, body.data()).await {
                 Err(_) => Err(Failure::Answer(Refusal::BodyTimeout)),
                 Ok(r) => r.map_err(gone),
             },
@@ -568,7 +571,7 @@ async fn http1_next(
         if matches!(framing, BodyFraming::None) {
             return Ok(None);
         }
-        match monoio::time::timeout(timeout, stream.read_buf(unread, 64 * 1024)).await {
+        match crate::deadline::timeout(timeout, stream.read_buf(unread, 64 * 1024)).await {
             Err(_) => return Err(Failure::Answer(Refusal::BodyTimeout)),
             Ok(Ok(0)) | Ok(Err(_)) => return Err(Failure::Abort(Reason::CANCEL)),
             Ok(Ok(_)) => {}
@@ -651,7 +654,7 @@ async fn within(
     wait: Duration,
     io: impl std::future::Future<Output = std::io::Result<()>>,
 ) -> std::io::Result<()> {
-    match monoio::time::timeout(wait, io).await {
+    match crate::deadline::timeout(wait, io).await {
         Ok(r) => r,
         Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
     }

@@ -279,7 +279,7 @@ async fn send_switch(
     facts.upstream_status = Some(resp.status);
     facts.bytes = out.len() as u64;
     let send = client.write_owned(out);
-    match monoio::time::timeout(req.server.http.send_timeout, send).await {
+    match crate::deadline::timeout(req.server.http.send_timeout, send).await {
         Ok((Ok(()), _)) => Ok(()),
         _ => Err(Failure::Close),
     }
@@ -294,7 +294,7 @@ async fn send_request(
     upstream_head: Bytes,
 ) -> Result<(), Failure> {
     let upstream_failed = |e| Failure::Answer(Refusal::Upstream(e));
-    match monoio::time::timeout(up.send_timeout, ustream.write_bytes(upstream_head)).await {
+    match crate::deadline::timeout(up.send_timeout, ustream.write_bytes(upstream_head)).await {
         Err(_) => return Err(upstream_failed(UpstreamError::SendTimeout)),
         Ok(Err(e)) => return Err(upstream_failed(UpstreamError::io(e, up))),
         Ok(Ok(())) => {}
@@ -381,7 +381,7 @@ async fn read_response_head(
                 Err(e) => return Err(upstream_failed(UpstreamError::BadResponse(e.reason()))),
             }
         }
-        match monoio::time::timeout(up.read_timeout, ustream.read_buf(ubuf, 64 * 1024)).await {
+        match crate::deadline::timeout(up.read_timeout, ustream.read_buf(ubuf, 64 * 1024)).await {
             Err(_) => return Err(upstream_failed(UpstreamError::ReadTimeout)),
             Ok(Err(e)) => return Err(upstream_failed(UpstreamError::io(e, up))),
             Ok(Ok(0)) => return Err(upstream_failed(UpstreamError::ClosedEarly)),
@@ -425,7 +425,7 @@ async fn send_response_head(
             client.write_head_and_body(out, first).await
         }
     };
-    match monoio::time::timeout(req.server.http.send_timeout, send).await {
+    match crate::deadline::timeout(req.server.http.send_timeout, send).await {
         Ok(Ok(())) => Ok(framing),
         _ => Err(Failure::Close),
     }

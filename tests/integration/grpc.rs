@@ -520,6 +520,122 @@ fn h2_post(
     Some(streams[0].clone())
 }
 
+/// `scripts/h2-upstream.py` (python's `h2`), killed when dropped; None (the test skipped,
+/// saying so) when it cannot start.
+struct H2Upstream {
+    child: Child,
+    port: u16,
+}
+
+impl H2Upstream {
+    fn start(test: &str, args: &[&str]) -> Option<H2Upstream> {
+        let mut child = Command::new("python3")
+            .args([H2_UPSTREAM, "--port", "0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start scripts/h2-upstream.py");
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse::<u16>().ok());
+        let mut up = H2Upstream { child, port: 0 };
+        match port {
+            Some(port) => {
+                up.port = port;
+                Some(up)
+            }
+            None => {
+                eprintln!(
+                    "SKIPPED {test}: scripts/h2-upstream.py did not start (python's h2 missing?)"
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for H2Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `scripts/h2-client.py` through `proxy` with the test client's certificate: one request
+/// (`words` after `request`), its JSON report.
+fn h2_request(proxy: &Proxy, pki: &Pki, path: &str, words: &[&str]) -> Value {
+    let out = Command::new("timeout")
+        .args(["30", "python3", H2_CLIENT, "--addr"])
+        .arg(proxy.addr().to_string())
+        .arg("--ca")
+        .arg(&pki.ca.pem_path)
+        .arg("--cert")
+        .arg(&pki.client.cert)
+        .arg("--key")
+        .arg(&pki.client.key)
+        .args(["--path", path, "request"])
+        .args(words)
+        .output()
+        .expect("run scripts/h2-client.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("h2-client.py printed no JSON ({e}): {stdout}"))
+}
+
+/// An upstream that refuses a stream (REFUSED_STREAM: it did not process it) gets a request
+/// without a body again, on the next stream, and the client its answer; a request whose body
+/// was already passed on is not sent twice, and is answered 502 with the reason in the log.
+#[test]
+fn a_refused_stream_is_sent_again_only_when_the_request_has_no_body() {
+    let test = "a_refused_stream_is_sent_again_only_when_the_request_has_no_body";
+    let Some(up) = H2Upstream::start(test, &["--refuse", "2"]) else {
+        return;
+    };
+    let pki = Pki::new();
+    let proxy = Setup::new(&pki, &format!("grpc://127.0.0.1:{}", up.port)).start();
+    // Refused twice (the retries' limit), answered the third time.
+    let v = h2_request(&proxy, &pki, "/svc/Get", &["--keep-body"]);
+    let stream = &v["streams"][0];
+    assert_eq!(stream["status"], 200, "{v}");
+    let got: Value = serde_json::from_str(stream["body_text"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("the upstream's answer is not its JSON report ({e}): {v}"));
+    assert_eq!(
+        got["refused"], 2,
+        "both refusals came before the answer: {got}"
+    );
+    proxy.assert_log(&["refused the stream (REFUSED_STREAM)", "sending it again"]);
+    drop(proxy);
+    drop(up);
+
+    let Some(up) = H2Upstream::start(test, &["--refuse", "1"]) else {
+        return;
+    };
+    let proxy = Setup::new(&pki, &format!("grpc://127.0.0.1:{}", up.port)).start();
+    let body = pki.path().join("body.bin");
+    std::fs::write(&body, vec![7u8; 1000]).expect("body file");
+    let path = body.to_string_lossy().to_string();
+    let v = h2_request(
+        &proxy,
+        &pki,
+        "/svc/Post",
+        &["--method", "POST", "--body-file", path.as_str()],
+    );
+    assert_eq!(v["streams"][0]["status"], 502, "{v}");
+    proxy.assert_log(&["REFUSED_STREAM"]);
+    assert!(
+        !proxy.log_contains("sending it again"),
+        "a request with a body was sent twice: {}",
+        proxy.log()
+    );
+}
+
 // ------------------------------------------------------------------ the tests
 
 /// Request trailers reach an HTTP/2 upstream, and its response trailers the client, with the
@@ -528,35 +644,11 @@ fn h2_post(
 /// hides request trailers), driven by `scripts/h2-client.py` (python's `h2`).
 #[test]
 fn request_and_response_trailers_cross_an_http2_upstream() {
-    let mut child = Command::new("python3")
-        .args([H2_UPSTREAM, "--port", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start scripts/h2-upstream.py");
-    let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        let _ = BufReader::new(out).read_line(&mut line);
-    }
-    let Some(port) = line
-        .trim()
-        .strip_prefix("PORT ")
-        .and_then(|p| p.parse::<u16>().ok())
+    let Some(up) = H2Upstream::start("request_and_response_trailers_cross_an_http2_upstream", &[])
     else {
-        let _ = child.kill();
-        let _ = child.wait();
-        eprintln!("SKIPPED request_and_response_trailers_cross_an_http2_upstream: scripts/h2-upstream.py did not start (python's h2 missing?)");
         return;
     };
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _up = Kill(child);
+    let port = up.port;
     let pki = Pki::new();
     let proxy = Setup::new(&pki, &format!("grpc://127.0.0.1:{port}")).start();
     let body = pki.path().join("body.bin");

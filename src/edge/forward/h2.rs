@@ -80,7 +80,9 @@ enum BodyFailure {
 }
 
 /// Proxies one request to the HTTP/2 upstream of `group`; `head` is the request head as the
-/// upstream gets it (in HTTP/1.1 form).
+/// upstream gets it (in HTTP/1.1 form). A request without a body whose stream the upstream
+/// refuses (REFUSED_STREAM: not processed, RFC 9113 §8.7) is sent again, up to
+/// [`REFUSED_RETRIES`] times; one with a body is not, as its bytes have been passed on.
 pub(super) async fn proxy(
     group: Group<'_>,
     client: &mut Client<'_>,
@@ -90,29 +92,33 @@ pub(super) async fn proxy(
 ) -> Next {
     let began = Instant::now();
     let end = req.head.framing == BodyFraming::None;
-    let opened = open(group, req, &head, end).await;
-    facts.upstream_time = Some(began.elapsed());
-    let (stream, addr) = match opened {
-        Ok(x) => x,
-        Err((e, addr)) => {
-            facts.upstream_addr = addr;
-            let refusal = Refusal::Upstream(e);
-            if let Some(addr) = addr {
-                log_failure(req, group.up, addr, &refusal);
+    let mut refused = 0;
+    let (result, addr) = loop {
+        match attempt(group, client, req, (&head, end), facts).await {
+            Attempt::NotOpened(e, addr) => {
+                facts.upstream_time = Some(began.elapsed());
+                facts.upstream_addr = addr;
+                let refusal = Refusal::Upstream(e);
+                if let Some(addr) = addr {
+                    log_failure(req, group.up, addr, &refusal);
+                }
+                return answer(client.stream, req, &refusal, facts).await;
             }
-            return answer(client.stream, req, &refusal, facts).await;
+            Attempt::Relayed(
+                Err(Failure::Answer(Refusal::Upstream(UpstreamError::Reset(r)))),
+                addr,
+            ) if r == Reason::REFUSED_STREAM && end && refused < REFUSED_RETRIES => {
+                refused += 1;
+                log::warn!(
+                    "upstream refused the stream (REFUSED_STREAM) before processing it, client: {}, listener: {}, request: \"{}\", upstream: `{}` {addr}; sending it again",
+                    req.peer.addr,
+                    req.server.name,
+                    req.line(),
+                    group.up.name,
+                );
+            }
+            Attempt::Relayed(result, addr) => break (result, addr),
         }
-    };
-    facts.upstream_addr = Some(addr);
-    // The slot holds the stream's place on its connection until the exchange is over.
-    let Opened {
-        response,
-        mut body,
-        slot: _slot,
-    } = stream;
-    let result = match client.stream.h2_exchange() {
-        Some(x) => relay_h2(x, group, req, (response, &mut body), facts).await,
-        None => relay_http1(client, group, req, (response, &mut body), facts).await,
     };
     facts.upstream_time = Some(began.elapsed());
     match result {
@@ -137,6 +143,44 @@ pub(super) async fn proxy(
             Next::Close
         }
     }
+}
+
+/// Times a request without a body whose stream the upstream refused is sent again.
+pub const REFUSED_RETRIES: u32 = 2;
+
+/// How one try ended.
+enum Attempt {
+    /// No stream could be had: the last error, and the server it came from.
+    NotOpened(UpstreamError, Option<SocketAddr>),
+    /// The exchange ran on a stream to this server.
+    Relayed(Result<bool, Failure>, SocketAddr),
+}
+
+/// One try: a stream opened for `head` (`end`: the request has no body) and the exchange
+/// relayed over it, to an HTTP/2 or an HTTP/1.x client.
+async fn attempt(
+    group: Group<'_>,
+    client: &mut Client<'_>,
+    req: &Request<'_>,
+    (head, end): (&[u8], bool),
+    facts: &mut LogFacts,
+) -> Attempt {
+    let (stream, addr) = match open(group, req, head, end).await {
+        Ok(x) => x,
+        Err((e, addr)) => return Attempt::NotOpened(e, addr),
+    };
+    facts.upstream_addr = Some(addr);
+    // The slot holds the stream's place on its connection until the exchange is over.
+    let Opened {
+        response,
+        mut body,
+        slot: _slot,
+    } = stream;
+    let result = match client.stream.h2_exchange() {
+        Some(x) => relay_h2(x, group, req, (response, &mut body), facts).await,
+        None => relay_http1(client, group, req, (response, &mut body), facts).await,
+    };
+    Attempt::Relayed(result, addr)
 }
 
 /// A stream for the request on a connection to one of the upstream's servers: a connection

@@ -23,6 +23,7 @@ pub mod config;
 pub mod conn;
 pub mod demo;
 pub mod edge;
+pub mod fetch;
 pub mod files;
 pub mod http;
 pub mod http2;

@@ -143,6 +143,11 @@ impl ClientAuth {
         self.verifier.as_ref().and_then(|v| v.revocation.as_ref())
     }
 
+    /// The CAs client chains are verified against (and fetched CRLs verified with).
+    pub fn store(&self) -> Option<&Arc<TrustStore>> {
+        self.verifier.as_ref().map(|v| &v.store)
+    }
+
     /// The mode.
     pub fn mode(&self) -> ClientAuthMode {
         self.mode

@@ -3,7 +3,7 @@
 //!
 //! The chain is verified in the handshake as always. Before the connection's first request,
 //! the connection asks [`lookup`] about each certificate to check: the answer comes from this
-//! core's cache (good and revoked answers, kept until nextUpdate, bounded), or the core sends
+//! core's cache (answers kept until nextUpdate, bounded), or the core sends
 //! one query to the coordinator thread and the connection polls again shortly. The
 //! coordinator keeps one fetch in flight per certificate for the whole process (a hundred
 //! connections of one new client, on any cores, make one query), runs each fetch on its own
@@ -331,8 +331,8 @@ impl Core {
             .map_err(|_| "the OCSP thread has stopped".to_string())
     }
 
-    /// Moves the answers that arrived into the cache (good and revoked until nextUpdate, at
-    /// most `cache_valid`), failures into the short failure memory.
+    /// Moves the answers that arrived into the cache (until nextUpdate, at most
+    /// `cache_valid`), failures into the short failure memory.
     fn take_replies(&mut self, policy: &ClientOcsp, now: i64) {
         let replies: Vec<Reply> = match &self.link {
             Some((_, rx)) => rx.try_iter().collect(),
@@ -341,20 +341,11 @@ impl Core {
         for r in replies {
             self.waiting.remove(&r.key);
             match r.result {
-                Ok(a) if a.status != CertStatus::Unknown => {
+                Ok(a) => {
                     self.failed.remove(&r.key);
                     let longest = now.saturating_add(policy.cache_valid.as_secs() as i64);
                     let until = a.next_update.map_or(longest, |n| n.min(longest));
                     self.insert(r.key, a.status, until, policy.cache_size);
-                }
-                Ok(_) => {
-                    self.failed.insert(
-                        r.key,
-                        (
-                            "the responder does not know the certificate (status unknown)".into(),
-                            Instant::now(),
-                        ),
-                    );
                 }
                 Err(why) => {
                     self.failed.insert(r.key, (why, Instant::now()));
@@ -459,7 +450,7 @@ mod tests {
         assert_eq!(c.cache[&[1; 32]].until, 100);
         assert_eq!(c.cache[&[2; 32]].until, 50 + 3600);
         assert_eq!(c.cache[&[2; 32]].status, revoked);
-        assert!(c.failed[&[3; 32]].0.contains("unknown"));
+        assert_eq!(c.cache[&[3; 32]].status, CertStatus::Unknown);
         assert_eq!(c.failed[&[4; 32]].0, "connection refused");
     }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::support::client::{self, ClientOpts};
 use crate::support::nginx::free_port;
 use crate::support::ossl::{self, sh};
+use crate::support::pki::p;
 use crate::support::proxy::Proxy;
 use crate::support::upstream::{Mode, Upstream};
 
@@ -30,6 +31,29 @@ impl Drop for Running {
 fn wait_port(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until a socket listens on `port` (read from /proc/net/tcp and tcp6, without
+/// connecting).
+fn wait_listening(port: u16) {
+    let needle = format!(":{port:04X} ");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let table = ["/proc/net/tcp", "/proc/net/tcp6"]
+            .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+            .concat();
+        let listening = table.lines().any(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| a.ends_with(needle.trim()))
+                && l.split_whitespace().nth(3) == Some("0A")
+        });
+        if listening {
+            return;
+        }
         assert!(Instant::now() < deadline, "nothing listens on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -179,4 +203,475 @@ fn crl_by_url_is_fetched_refreshed_and_kept_when_a_fetch_fails() {
     assert!(revoked());
     assert_eq!(fresh("bob"), Ok(200));
     publish(&d.join("www/ca.crl"), &good);
+}
+
+/// A python proxy in front of `openssl ocsp`: counts every query (a line in `ctl/count`) and
+/// does what `ctl/mode` says: `pass`, `slow SECONDS`, `tamper` (one bit of the answer's
+/// signature flipped) or `down` (the connection closed without an answer).
+const OCSP_PROXY: &str = r#"
+import http.server, os, sys, threading, time, urllib.request
+port, upstream, ctl = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+lock = threading.Lock()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    def log_message(self, *a):
+        pass
+    def answer(self, body):
+        with lock:
+            with open(os.path.join(ctl, "count"), "a") as f:
+                f.write("q\n")
+        try:
+            mode = open(os.path.join(ctl, "mode")).read().split()
+        except OSError:
+            mode = ["pass"]
+        if mode and mode[0] == "down":
+            return
+        if mode and mode[0] == "slow":
+            time.sleep(float(mode[1]))
+        headers = {"Content-Type": "application/ocsp-request"} if body is not None else {}
+        req = urllib.request.Request(upstream + self.path, data=body, headers=headers)
+        resp = urllib.request.urlopen(req, timeout=10).read()
+        if mode and mode[0] == "tamper":
+            resp = resp[:-1] + bytes([resp[-1] ^ 1])
+        self.send_response(200)
+        self.send_header("Content-Type", "application/ocsp-response")
+        self.send_header("Content-Length", str(len(resp)))
+        self.end_headers()
+        self.wfile.write(resp)
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", 0))
+        self.answer(self.rfile.read(n))
+    def do_GET(self):
+        self.answer(None)
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+"#;
+
+/// An `openssl ca` directory in `d/ca` whose certificates point at loopback: the CA's CRL
+/// distribution point at `www`, every leaf's OCSP responder (authorityInfoAccess) at
+/// `ocsp`, except those issued with `slow_client_cert`, whose responder is `slow`. Issues
+/// `localhost` (server, also as `localhost-chain.crt` with the CA after it) and the clients
+/// `names`.
+fn ocsp_pki(d: &Path, www: u16, ocsp: u16, slow: u16, names: &[&str]) {
+    let cnf = format!(
+        r#"[ ca ]
+default_ca = CA_default
+[ CA_default ]
+dir = {dir}
+database = $dir/index.txt
+new_certs_dir = $dir/newcerts
+certificate = $dir/ca.crt
+serial = $dir/serial
+crlnumber = $dir/crlnumber
+private_key = $dir/private/ca.key
+default_md = sha256
+default_days = 30
+default_crl_days = 2
+policy = policy_any
+unique_subject = no
+[ policy_any ]
+commonName = supplied
+[ req ]
+distinguished_name = dn
+[ dn ]
+[ v3_ca ]
+basicConstraints = critical,CA:true
+keyUsage = critical,keyCertSign,cRLSign,digitalSignature
+subjectKeyIdentifier = hash
+crlDistributionPoints = URI:http://127.0.0.1:{www}/ca.crl
+[ server_cert ]
+basicConstraints = CA:false
+keyUsage = digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost,IP:127.0.0.1
+authorityInfoAccess = OCSP;URI:http://127.0.0.1:{ocsp}/
+[ client_cert ]
+basicConstraints = CA:false
+keyUsage = digitalSignature
+extendedKeyUsage = clientAuth
+authorityInfoAccess = OCSP;URI:http://127.0.0.1:{ocsp}/
+[ slow_client_cert ]
+basicConstraints = CA:false
+keyUsage = digitalSignature
+extendedKeyUsage = clientAuth
+authorityInfoAccess = OCSP;URI:http://127.0.0.1:{slow}/
+"#,
+        dir = d.join("ca").display()
+    );
+    sh(
+        d,
+        "mkdir -p ca/certs ca/newcerts ca/private www ctl slowctl && chmod 700 ca/private
+         touch ca/index.txt && echo 1000 > ca/serial && echo 1000 > ca/crlnumber",
+    );
+    std::fs::write(d.join("ca/openssl.cnf"), cnf).expect("cnf");
+    let mut script = String::from(
+        r#"issue() {
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca/private/$1.key -out ca/$1.csr -subj "/CN=$1" 2>/dev/null
+  chmod 600 ca/private/$1.key
+  openssl ca -batch -config ca/openssl.cnf -extensions $2 -in ca/$1.csr -out ca/certs/$1.crt -notext 2>/dev/null
+}
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca/private/ca.key -out ca/ca.crt -subj "/CN=OCSP Test CA" -days 30 -config ca/openssl.cnf -extensions v3_ca 2>/dev/null
+chmod 600 ca/private/ca.key
+issue localhost server_cert
+cat ca/certs/localhost.crt ca/ca.crt > ca/certs/localhost-chain.crt
+"#,
+    );
+    for n in names {
+        let ext = if n.starts_with("slow") {
+            "slow_client_cert"
+        } else {
+            "client_cert"
+        };
+        script.push_str(&format!("issue {n} {ext}\n"));
+    }
+    script
+        .push_str("openssl ca -batch -config ca/openssl.cnf -gencrl -out www/ca.crl 2>/dev/null\n");
+    sh(d, &script);
+}
+
+/// `openssl ocsp -index` answering for `d/ca` on a free port (answers valid `nmin` minutes),
+/// behind the counting proxy on `port` with its control folder `d/ctl`.
+fn ocsp_responder(d: &Path, port: u16, nmin: u32, ctl: &str) -> (Running, Running) {
+    let inner = free_port();
+    let openssl = Command::new("openssl")
+        .args([
+            "ocsp",
+            "-index",
+            "ca/index.txt",
+            "-port",
+            &inner.to_string(),
+        ])
+        .args([
+            "-rsigner",
+            "ca/ca.crt",
+            "-rkey",
+            "ca/private/ca.key",
+            "-CA",
+            "ca/ca.crt",
+        ])
+        // No certificates in the answers: their last bytes are the signature's.
+        .args(["-nmin", &nmin.to_string(), "-ignore_err", "-resp_no_certs"])
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl ocsp");
+    let openssl = Running(openssl);
+    // Not by connecting: `openssl ocsp` stops answering after a connection that sent nothing.
+    wait_listening(inner);
+    std::fs::write(d.join("ocsp_proxy.py"), OCSP_PROXY).expect("proxy script");
+    let proxy = Command::new("python3")
+        .arg(d.join("ocsp_proxy.py"))
+        .arg(port.to_string())
+        .arg(format!("http://127.0.0.1:{inner}"))
+        .arg(d.join(ctl))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 ocsp proxy");
+    let proxy = Running(proxy);
+    wait_port(port);
+    (openssl, proxy)
+}
+
+/// Queries the responder proxy controlled from `d/ctl` has seen.
+fn queries(d: &Path) -> usize {
+    std::fs::read_to_string(d.join("ctl/count"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+fn set_mode(d: &Path, ctl: &str, mode: &str) {
+    std::fs::write(d.join(ctl).join("mode"), mode).expect("mode");
+}
+
+/// `openssl s_client -status` against `addr`: what it printed.
+fn s_client_status(d: &Path, addr: SocketAddr) -> String {
+    sh(
+        d,
+        &format!(
+            "echo | openssl s_client -connect {addr} -servername localhost -status -CAfile ca/ca.crt 2>&1 | sed -n '/OCSP response:/,/^---/p'"
+        ),
+    )
+}
+
+/// `ocsp = "fetch"`: the staple is fetched from the certificate's responder before the
+/// workers start, shown by `openssl s_client -status`, refreshed before its nextUpdate, and
+/// kept when a later fetch fails or brings a tampered answer.
+#[test]
+fn staple_is_fetched_refreshed_and_shown_by_s_client() {
+    if !ossl::available("staple_is_fetched_refreshed_and_shown_by_s_client") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (www, ocsp) = (free_port(), free_port());
+    ocsp_pki(d, www, ocsp, ocsp, &[]);
+    // Answers valid one minute, refreshed every 3 s (ocsp_refresh) rather than at half of it.
+    let _responder = ocsp_responder(d, ocsp, 1, "ctl");
+    let up = Upstream::start(Mode::Echo);
+    let toml = format!(
+        r#"[runtime]
+workers = 2
+
+[[listener]]
+name = "main"
+listen = "127.0.0.1:0"
+
+[listener.tls]
+certificates = [{{ cert = {cert}, key = {key}, ocsp = "fetch" }}]
+ocsp_refresh = "3s"
+
+[[listener.location]]
+path = "/"
+proxy_pass = "http://app"
+
+[[upstream]]
+name = "app"
+servers = [{up}]
+"#,
+        cert = p(&d.join("ca/certs/localhost-chain.crt")),
+        key = p(&d.join("ca/private/localhost.key")),
+        up = up.server()
+    );
+    let proxy = Proxy::start(&toml);
+    let first = s_client_status(d, proxy.addr());
+    assert!(
+        first.contains("OCSP Response Status: successful") && first.contains("Cert Status: good"),
+        "{first}\n{}",
+        proxy.log()
+    );
+    proxy.assert_log(&[
+        "OCSP staple http://127.0.0.1:",
+        "fetched, stapled",
+        "next fetch in 3s",
+    ]);
+    let this_update = |text: &str| {
+        text.lines()
+            .find(|l| l.contains("This Update"))
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    // Tampered answers are refused; the good staple stays.
+    set_mode(d, "ctl", "tamper");
+    let refreshed = within(Duration::from_secs(45), || {
+        proxy.log_contains("signature does not verify with the issuer's key")
+    });
+    assert!(refreshed.is_some(), "{}", proxy.log());
+    let kept = s_client_status(d, proxy.addr());
+    assert_eq!(this_update(&kept), this_update(&first), "{kept}");
+    assert!(kept.contains("Cert Status: good"), "{kept}");
+    // Answers come through again: the next refresh staples a newer response.
+    set_mode(d, "ctl", "pass");
+    let newer = within(Duration::from_secs(45), || {
+        this_update(&s_client_status(d, proxy.addr())) != this_update(&first)
+    });
+    assert!(
+        newer.is_some(),
+        "the staple was not refreshed:\n{}",
+        proxy.log()
+    );
+    let now = s_client_status(d, proxy.addr());
+    assert!(now.contains("Cert Status: good"), "{now}");
+    eprintln!(
+        "staple refreshed: {} -> {}",
+        this_update(&first).trim(),
+        this_update(&now).trim()
+    );
+}
+
+/// mTLS over the `openssl ca` directory `d/ca` with HTTP/2 on, `tls` lines under
+/// `[listener.tls]`, the access log writing `$ssl_client_verify $ssl_client_s_dn`.
+fn ocsp_config(d: &Path, up: &Upstream, tls: &str, log: &Path) -> String {
+    format!(
+        r#"[runtime]
+workers = 2
+
+[log_format]
+verify = "$ssl_client_verify $ssl_client_s_dn"
+
+[[listener]]
+name = "main"
+listen = "127.0.0.1:0"
+http2 = true
+access_log = {{ path = {log}, format = "verify" }}
+
+[listener.tls]
+certificates = [{{ cert = {cert}, key = {key} }}]
+client_certificate = {ca}
+{tls}
+
+[[listener.location]]
+path = "/"
+proxy_pass = "http://app"
+
+[[upstream]]
+name = "app"
+servers = [{up}]
+"#,
+        cert = p(&d.join("ca/certs/localhost.crt")),
+        key = p(&d.join("ca/private/localhost.key")),
+        ca = p(&d.join("ca/ca.crt")),
+        log = p(log),
+        up = up.server()
+    )
+}
+
+/// GET / on a new connection as `who`: the status and the body.
+fn fetch_as(addr: SocketAddr, d: &Path, who: &str) -> Result<(u16, String), String> {
+    client::try_get(addr, &client_cfg(d, who), "/")
+        .map(|r| (r.status, r.text()))
+        .map_err(|e| e.to_string())
+}
+
+/// `ocsp_client = "leaf"` against `openssl ocsp -index`: a good client is served after one
+/// query; a hundred connections of a new client at once make one query; a client revoked in
+/// the CA database is refused within one cache period (400 `The SSL certificate error`,
+/// `FAILED:certificate revoked`, over HTTP/1.1 and HTTP/2); a tampered answer is refused; a
+/// slow responder does not slow other clients; a responder that stops refuses new clients
+/// (`ocsp_failure = "refuse"`) or lets them through (`"allow"`).
+#[test]
+fn client_certificates_checked_by_ocsp() {
+    if !ossl::available("client_certificates_checked_by_ocsp") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (www, ocsp, slow) = (free_port(), free_port(), free_port());
+    let names = ["alice", "bob", "carol", "dave", "erin", "frank", "slowpoke"];
+    ocsp_pki(d, www, ocsp, slow, &names);
+    let responder = ocsp_responder(d, ocsp, 5, "ctl");
+    let _slow_responder = ocsp_responder(d, slow, 5, "slowctl");
+    let up = Upstream::start(Mode::Echo);
+    let log = d.join("access.log");
+    let proxy = Proxy::start(&ocsp_config(
+        d,
+        &up,
+        "ocsp_client = \"leaf\"\nocsp_cache_valid = \"1s\"\nocsp_timeout = \"4s\"",
+        &log,
+    ));
+    let addr = proxy.addr();
+    assert_eq!(
+        fetch_as(addr, d, "alice").map(|r| r.0),
+        Ok(200),
+        "{}",
+        proxy.log()
+    );
+    assert_eq!(queries(d), 1);
+
+    // A hundred connections of a new client at once, answered slowly: one query.
+    set_mode(d, "ctl", "slow 1");
+    let before = queries(d);
+    let started = Instant::now();
+    let all: Vec<_> = (0..100)
+        .map(|_| {
+            let d = d.to_path_buf();
+            std::thread::spawn(move || fetch_as(addr, &d, "dave").map(|r| r.0))
+        })
+        .collect();
+    let statuses: Vec<_> = all.into_iter().map(|h| h.join().expect("thread")).collect();
+    eprintln!("100 connections of dave served in {:?}", started.elapsed());
+    assert!(statuses.iter().all(|s| *s == Ok(200)), "{statuses:?}");
+    assert_eq!(queries(d) - before, 1, "one OCSP query for 100 connections");
+    set_mode(d, "ctl", "pass");
+
+    // A slow responder delays only the clients it answers for.
+    set_mode(d, "slowctl", "slow 3");
+    let slowpoke = {
+        let d = d.to_path_buf();
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            (fetch_as(addr, &d, "slowpoke").map(|r| r.0), t.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    assert_eq!(fetch_as(addr, d, "erin").map(|r| r.0), Ok(200));
+    let erin = t.elapsed();
+    let (slow_status, slow_took) = slowpoke.join().expect("thread");
+    eprintln!("while the slow responder took {slow_took:?} for slowpoke, erin (another responder, not cached) was served in {erin:?}");
+    assert_eq!(slow_status, Ok(200));
+    assert!(slow_took >= Duration::from_secs(3), "{slow_took:?}");
+    assert!(erin < Duration::from_secs(1), "{erin:?}");
+
+    // alice is revoked in the CA database: refused once her cached answer (1 s) is past.
+    sh(d, "openssl ca -config ca/openssl.cnf -revoke ca/certs/alice.crt -crl_reason keyCompromise 2>&1");
+    let refused = |who: &str| matches!(fetch_as(addr, d, who), Ok((400, body)) if body.contains("The SSL certificate error"));
+    let took = within(Duration::from_secs(10), || refused("alice"));
+    let ocsp_lines = |log: String| {
+        log.lines()
+            .filter(|l| l.contains("OCSP"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let took = took.unwrap_or_else(|| panic!("alice still served:\n{}", ocsp_lines(proxy.log())));
+    eprintln!("revoked client refused {took:?} after `openssl ca -revoke` (ocsp_cache_valid = 1s)");
+    // The other core may still hold its good answer for the rest of its second.
+    std::thread::sleep(Duration::from_millis(2100));
+    assert!(refused("alice") && refused("alice"));
+    proxy.assert_log(&[
+        "client SSL certificate verify error: certificate revoked at depth 0",
+        "CN=alice",
+        "keyCompromise",
+    ]);
+    let (resolve, url) = crate::support::curl_url(addr, "/");
+    let (_, out, err) = crate::support::curl(&[
+        "--http2",
+        "--cacert",
+        &p(&d.join("ca/ca.crt")).replace('"', ""),
+        "--cert",
+        &p(&d.join("ca/certs/alice.crt")).replace('"', ""),
+        "--key",
+        &p(&d.join("ca/private/alice.key")).replace('"', ""),
+        "--resolve",
+        &resolve,
+        "-w",
+        "%{http_version} %{http_code}",
+        "-o",
+        "/dev/null",
+        &url,
+    ]);
+    assert_eq!(out, "2 400", "{err}");
+
+    // A tampered answer is refused (ocsp_failure = "refuse").
+    set_mode(d, "ctl", "tamper");
+    assert!(refused("carol"), "{}", proxy.log());
+    proxy.assert_log(&[
+        "OCSP responder error at depth 0",
+        "CN=carol",
+        "signature does not verify",
+    ]);
+    set_mode(d, "ctl", "pass");
+
+    // The responder stops: a client not in the cache is refused.
+    drop(responder);
+    assert!(refused("frank"), "{}", proxy.log());
+    proxy.assert_log(&[
+        "OCSP responder error at depth 0",
+        "CN=frank",
+        "cannot connect",
+    ]);
+    drop(proxy);
+    let text = std::fs::read_to_string(&log).expect("access log");
+    for line in [
+        "SUCCESS CN=dave",
+        "FAILED:certificate revoked CN=alice",
+        "FAILED:certificate status request failed CN=carol",
+        "FAILED:certificate status request failed CN=frank",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+
+    // ocsp_failure = "allow": let through, with a warning.
+    let proxy = Proxy::start(&ocsp_config(
+        d,
+        &up,
+        "ocsp_client = \"leaf\"\nocsp_failure = \"allow\"\nocsp_timeout = \"2s\"",
+        &log,
+    ));
+    assert_eq!(fetch_as(proxy.addr(), d, "frank").map(|r| r.0), Ok(200));
+    proxy.assert_log(&[
+        "OCSP responder",
+        "failed for CN=frank",
+        "let through (ocsp_failure = allow)",
+    ]);
 }

@@ -105,7 +105,8 @@ impl Resolver<'_> {
         };
         let urls = crate::x509::ocsp::responder_urls(&leaf);
         let Some(url) = urls.first() else {
-            self.errs.push(span(o), &k_ocsp, "\"fetch\": the certificate names no OCSP responder (no OCSP URL in its authorityInfoAccess); give a response file instead");
+            // As nginx's ssl_stapling: served, without a staple, with a warning.
+            log::warn!("{k_ocsp}: \"fetch\": the certificate names no OCSP responder (no OCSP URL in its authorityInfoAccess); served without a staple (give a response file instead)");
             return k;
         };
         if let Err(why) = HttpUrl::parse(url) {
@@ -121,7 +122,7 @@ impl Resolver<'_> {
                 .is_ok_and(|(_, i)| i.tbs_certificate.subject == leaf.tbs_certificate.issuer)
         });
         let Some(issuer) = issuer else {
-            self.errs.push(span(o), &k_ocsp, "\"fetch\" needs the issuer's certificate after this one in cert, to ask the responder and check its answer");
+            log::warn!("{k_ocsp}: \"fetch\" needs the issuer's certificate after this one in cert, to ask the responder and check its answer; served without a staple");
             return k;
         };
         let serial = crate::x509::identity::serial_hex(leaf.raw_serial());

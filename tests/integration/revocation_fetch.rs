@@ -675,3 +675,144 @@ fn client_certificates_checked_by_ocsp() {
         "let through (ocsp_failure = allow)",
     ]);
 }
+
+/// `crl_from_distribution_points`: the CRL named by the CA's distribution point is fetched
+/// from an allowed host and refreshed; a client revoked with `openssl ca -revoke` and a new
+/// `-gencrl` is refused within one refresh. Without `crl_fetch_allow` the configuration is
+/// refused, naming the key.
+#[test]
+fn crl_from_the_cas_distribution_point_is_fetched_and_refreshed() {
+    if !ossl::available("crl_from_the_cas_distribution_point_is_fetched_and_refreshed") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let www = free_port();
+    ocsp_pki(d, www, www, www, &["alice", "bob"]);
+    let _www = http_server(&d.join("www"), www);
+    let up = Upstream::start(Mode::Echo);
+    let log = d.join("access.log");
+    let tls = "crl_from_distribution_points = true\ncrl_fetch_allow = [\"127.0.0.1\"]\ncrl_refresh = \"1s\"";
+    let proxy = Proxy::start(&ocsp_config(d, &up, tls, &log));
+    let addr = proxy.addr();
+    assert_eq!(
+        fetch_as(addr, d, "alice").map(|r| r.0),
+        Ok(200),
+        "{}",
+        proxy.log()
+    );
+    proxy.assert_log(&[&format!(
+        "CRL http://127.0.0.1:{www}/ca.crl: fetched, in force (0 revoked"
+    )]);
+    sh(
+        d,
+        "openssl ca -config ca/openssl.cnf -revoke ca/certs/alice.crt -crl_reason keyCompromise 2>&1
+         openssl ca -batch -config ca/openssl.cnf -gencrl -out www/next.crl 2>&1
+         mv www/next.crl www/ca.crl",
+    );
+    let refused = || status(addr, &client_cfg(d, "alice")) == Err("CertificateRevoked".into());
+    let took = within(Duration::from_secs(10), refused);
+    assert!(took.is_some(), "alice still served:\n{}", proxy.log());
+    eprintln!(
+        "revoked client refused {took:?} after the CA published its CRL at its distribution point"
+    );
+    assert_eq!(fetch_as(addr, d, "bob").map(|r| r.0), Ok(200));
+
+    let path = d.join("no-allow.toml");
+    std::fs::write(
+        &path,
+        ocsp_config(d, &up, "crl_from_distribution_points = true", &log),
+    )
+    .expect("config");
+    let (code, out, err) = crate::support::proxy::check(&path);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("listener[0].tls.crl_from_distribution_points: needs crl_fetch_allow"),
+        "{err}"
+    );
+}
+
+/// nginx 1.22 with `ssl_ocsp on` and ringgate on the same nginx.conf (through the importer),
+/// against the same `openssl ocsp` responder: the same status and `$ssl_client_verify` for a
+/// good client, a client revoked in the CA database, and a client whose check fails because
+/// the responder stopped.
+#[test]
+fn ssl_ocsp_answers_as_nginx_does() {
+    if !ossl::available("ssl_ocsp_answers_as_nginx_does") {
+        return;
+    }
+    let Some(nginx) = crate::support::nginx::nginx_binary() else {
+        eprintln!("SKIPPED ssl_ocsp_answers_as_nginx_does: nginx is not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (www, ocsp) = (free_port(), free_port());
+    ocsp_pki(d, www, ocsp, ocsp, &["alice", "bob", "carol", "dave"]);
+    sh(
+        d,
+        "openssl ca -config ca/openssl.cnf -revoke ca/certs/bob.crt -crl_reason keyCompromise 2>&1",
+    );
+    let responder = ocsp_responder(d, ocsp, 5, "ctl");
+    let conf = |port: u16, log: &str| {
+        format!(
+            r#"events {{}}
+http {{
+    log_format v '$ssl_client_verify $ssl_client_s_dn';
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        access_log {log} v;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_client_certificate {ca};
+        ssl_verify_client on;
+        ssl_ocsp on;
+        location / {{ return 200 "$ssl_client_verify\n"; }}
+    }}
+}}
+"#,
+            log = d.join(log).display(),
+            cert = d.join("ca/certs/localhost.crt").display(),
+            key = d.join("ca/private/localhost.key").display(),
+            ca = d.join("ca/ca.crt").display(),
+        )
+    };
+    let nginx_port = free_port();
+    let (_ndir, npath) = crate::support::nginx::write_conf(&conf(nginx_port, "nginx.log"));
+    let _nginx = crate::support::nginx::Nginx::start(nginx, &npath, nginx_port);
+    let rdir = tempfile::tempdir().expect("tempdir");
+    let rpath = rdir.path().join("nginx.conf");
+    std::fs::write(&rpath, conf(free_port(), "ringgate.log")).expect("conf");
+    let ringgate = Proxy::start_nginx(rdir, rpath);
+    let nginx_addr: SocketAddr = format!("127.0.0.1:{nginx_port}").parse().expect("addr");
+    let both = |who: &str| {
+        let n = fetch_as(nginx_addr, d, who).map(|r| r.0);
+        let r = fetch_as(ringgate.addr(), d, who).map(|r| r.0);
+        (n, r)
+    };
+    for (who, want) in [("alice", 200), ("bob", 400), ("dave", 200)] {
+        let (n, r) = both(who);
+        assert_eq!(n, Ok(want), "nginx, {who}");
+        assert_eq!(
+            r,
+            n,
+            "ringgate and nginx differ for {who}:\n{}",
+            ringgate.log()
+        );
+    }
+    drop(responder);
+    let (n, r) = both("carol");
+    assert_eq!(n, Ok(400), "nginx, carol with the responder stopped");
+    assert_eq!(r, n, "{}", ringgate.log());
+    drop(ringgate);
+    std::thread::sleep(Duration::from_millis(300));
+    let verify = |log: &str| {
+        let text = std::fs::read_to_string(d.join(log)).unwrap_or_default();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    let (n, r) = (verify("nginx.log"), verify("ringgate.log"));
+    eprintln!("nginx: {n:?}\nringgate: {r:?}");
+    assert_eq!(r, n);
+}

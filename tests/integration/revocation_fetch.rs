@@ -816,3 +816,48 @@ http {{
     eprintln!("nginx: {n:?}\nringgate: {r:?}");
     assert_eq!(r, n);
 }
+
+/// `ringgate check` asks every CRL URL and staple responder once and says whether it answered:
+/// exit 0 with what each gave; with the CRL server down, exit 2 (crl_require_all refuses the
+/// CA's clients while its CRL cannot be had), the staple's responder still answering.
+#[test]
+fn check_reports_each_url_and_whether_it_answered() {
+    if !ossl::available("check_reports_each_url_and_whether_it_answered") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (www, ocsp) = (free_port(), free_port());
+    ocsp_pki(d, www, ocsp, ocsp, &["alice"]);
+    let _responder = ocsp_responder(d, ocsp, 5, "ctl");
+    let up = Upstream::start(Mode::Echo);
+    let toml = ocsp_config(
+        d,
+        &up,
+        &format!("crl_url = [\"http://127.0.0.1:{www}/ca.crl\"]\nocsp_client = \"on\"\nocsp_responder = \"http://127.0.0.1:{ocsp}/\""),
+        &d.join("access.log"),
+    )
+    .replace(
+        &format!("cert = {}", p(&d.join("ca/certs/localhost.crt"))),
+        &format!("cert = {}, ocsp = \"fetch\"", p(&d.join("ca/certs/localhost-chain.crt"))),
+    );
+    let path = d.join("ringgate.toml");
+    std::fs::write(&path, toml).expect("config");
+    let served = http_server(&d.join("www"), www);
+    let (code, out, err) = crate::support::proxy::check(&path);
+    assert_eq!(code, 0, "{out}{err}");
+    for want in [
+        &format!("INFO  listener[0].tls.crl_url: http://127.0.0.1:{www}/ca.crl answered: the CRL of CN=OCSP Test CA (0 revoked"),
+        &format!("INFO  listener[0].tls.certificates[0].ocsp: http://127.0.0.1:{ocsp}/ answered: good"),
+        &format!("INFO  listener[0].tls.ocsp_responder: http://127.0.0.1:{ocsp}/ accepts connections"),
+    ] {
+        assert!(out.contains(want.as_str()), "{want} missing:\n{out}");
+    }
+    drop(served);
+    let (code, out, err) = crate::support::proxy::check(&path);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains(&format!("ERROR listener[0].tls.crl_url: did not answer usably: http://127.0.0.1:{www}/ca.crl: cannot connect")),
+        "{out}"
+    );
+}

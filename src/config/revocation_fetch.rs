@@ -63,10 +63,37 @@ impl Resolver<'_> {
                 );
             } else if let Some(store) = store {
                 distribution_points(key, store, &allow, &mut sources);
+                for url in store::discovered() {
+                    let allowed =
+                        HttpUrl::parse(&url).is_ok_and(|u| allow.contains(&u.host_name()));
+                    if allowed {
+                        sources.push(CrlSource {
+                            url,
+                            origin: "the distribution point of an intermediate a client presented"
+                                .into(),
+                        });
+                    }
+                }
             }
         }
         sources.dedup_by(|a, b| a.url == b.url);
         sources
+    }
+
+    /// The hosts whose distribution points, named by the intermediates clients present, are
+    /// fetched (`crl_fetch_allow` with `crl_from_distribution_points`); empty when off.
+    pub(super) fn discover_from(t: &RawTls) -> Vec<String> {
+        let on = t
+            .crl_from_distribution_points
+            .as_ref()
+            .is_some_and(|b| *b.get_ref());
+        if !on {
+            return Vec::new();
+        }
+        t.crl_fetch_allow
+            .iter()
+            .map(|h| h.get_ref().to_ascii_lowercase())
+            .collect()
     }
 
     /// `crl_refresh` and `ocsp_refresh`.

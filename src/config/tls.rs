@@ -58,6 +58,7 @@ impl Resolver<'_> {
             crl_refresh,
             staples,
             ocsp_refresh,
+            discover_from: Self::discover_from(t),
         };
         let session_timeout = self.duration(
             &t.session_timeout,

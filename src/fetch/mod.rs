@@ -56,4 +56,7 @@ pub struct FetchPlan {
     pub staples: Vec<StapleSource>,
     /// `ocsp_refresh`: the longest time between two fetches of a staple.
     pub ocsp_refresh: Duration,
+    /// With `crl_from_distribution_points`: the hosts (`crl_fetch_allow`) whose distribution
+    /// points, named by intermediates clients present, are fetched too; empty when off.
+    pub discover_from: Vec<String>,
 }

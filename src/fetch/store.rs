@@ -52,3 +52,73 @@ pub fn put(key: &str, bytes: Vec<u8>, now: i64) -> bool {
     );
     true
 }
+
+/// The most distribution points taken from chains clients presented (the rest are ignored).
+const MAX_DISCOVERED: usize = 64;
+
+fn discovered_set() -> &'static Mutex<Vec<String>> {
+    static SET: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    SET.get_or_init(Default::default)
+}
+
+/// The CRL distribution points found in intermediates clients presented, in discovery order.
+pub fn discovered() -> Vec<String> {
+    discovered_set()
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default()
+}
+
+/// Records a distribution point a client's intermediate named (by the fetcher thread); true
+/// when it is new and there was room for it.
+pub fn add_discovered(url: &str) -> bool {
+    let Ok(mut s) = discovered_set().lock() else {
+        return false;
+    };
+    if s.len() >= MAX_DISCOVERED || s.iter().any(|u| u == url) {
+        return false;
+    }
+    s.push(url.to_string());
+    true
+}
+
+fn discovery() -> &'static Mutex<Option<std::sync::mpsc::Sender<String>>> {
+    static TX: OnceLock<Mutex<Option<std::sync::mpsc::Sender<String>>>> = OnceLock::new();
+    TX.get_or_init(Default::default)
+}
+
+/// Where the workers send the distribution points they find (the fetcher's channel).
+pub fn set_discovery(tx: std::sync::mpsc::Sender<String>) {
+    if let Ok(mut d) = discovery().lock() {
+        *d = Some(tx);
+    }
+}
+
+/// What this worker has already reported, and its own sender (cloned once from the
+/// fetcher's, so reporting takes no lock).
+struct Reported {
+    tx: Option<std::sync::mpsc::Sender<String>>,
+    sent: std::collections::HashSet<String>,
+}
+
+thread_local! {
+    static REPORTED: std::cell::RefCell<Option<Reported>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sends a distribution point found in a client's chain to the fetcher, once per worker
+/// (and at most [`MAX_DISCOVERED`] of them); never blocks.
+pub fn report_distribution_point(url: &str) {
+    REPORTED.with(|r| {
+        let mut r = r.borrow_mut();
+        let r = r.get_or_insert_with(|| Reported {
+            tx: discovery().lock().ok().and_then(|d| d.clone()),
+            sent: Default::default(),
+        });
+        if r.sent.len() >= MAX_DISCOVERED || !r.sent.insert(url.to_string()) {
+            return;
+        }
+        if let Some(tx) = &r.tx {
+            let _ = tx.send(url.to_string());
+        }
+    })
+}

@@ -118,6 +118,8 @@ pub fn start(
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let mut jobs = jobs_of(config);
+    let (discovered_tx, discovered) = std::sync::mpsc::channel();
+    store::set_discovery(discovered_tx);
     // Primed before the workers started: next fetches as scheduled from now.
     for j in &mut jobs {
         j.due = Instant::now() + first_refresh(j);
@@ -139,6 +141,12 @@ pub fn start(
                 }
                 if run_due(&mut jobs) {
                     let _ = triggers.send(Trigger::Fetched);
+                }
+                // A new distribution point becomes a source of the next configuration.
+                let new = discovered.try_iter().filter(|u| store::add_discovered(u)).count();
+                if new > 0 {
+                    log::info!("{new} CRL distribution point(s) named by intermediates clients presented: fetching them");
+                    let _ = triggers.send(Trigger::Discovered);
                 }
             }
         })

@@ -30,6 +30,8 @@ pub enum Trigger {
     FileChange,
     /// The fetcher stored a newer CRL or staple.
     Fetched,
+    /// A client presented an intermediate whose CRL distribution point is to be fetched.
+    Discovered,
 }
 
 /// A file's identity and version: a replaced file (new inode, as an atomic rename or a
@@ -118,6 +120,9 @@ impl Reloader {
             Trigger::Signal => "SIGHUP",
             Trigger::FileChange => "a configuration or certificate file changed",
             Trigger::Fetched => "a newer CRL or OCSP response was fetched",
+            Trigger::Discovered => {
+                "a client presented an intermediate whose CRL distribution point is now fetched"
+            }
         };
         log::info!("reloading the configuration ({reason})");
         // Stamped before anything is read: a file that changes while (or after) it is read

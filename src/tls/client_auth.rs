@@ -91,6 +91,9 @@ pub struct ClientAuth {
     hints: Vec<DistinguishedName>,
     generation: u64,
     signatures: HandshakeSignatures,
+    /// Hosts whose CRL distribution points, named by intermediates clients present, are
+    /// reported to the fetcher (`crl_from_distribution_points`); empty when off.
+    discover_from: Vec<String>,
 }
 
 impl ClientAuth {
@@ -128,6 +131,7 @@ impl ClientAuth {
             hints,
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             signatures: HandshakeSignatures::default(),
+            discover_from: Vec::new(),
         })
     }
 
@@ -135,6 +139,13 @@ impl ClientAuth {
     /// `ClientAuth`, whose new generation keeps verdicts cached under the old CRLs out.
     pub fn with_revocation(mut self, revocation: Option<Arc<Revocation>>) -> Self {
         self.verifier = self.verifier.map(|v| v.with_revocation(revocation));
+        self
+    }
+
+    /// Reports the CRL distribution points of the intermediates clients present, on these
+    /// hosts, to the fetcher (once per worker and URL, on a full verification only).
+    pub fn with_discovery(mut self, hosts: Vec<String>) -> Self {
+        self.discover_from = hosts;
         self
     }
 
@@ -193,6 +204,9 @@ impl ClientAuth {
                 now_secs + 60,
             ),
         };
+        if !self.discover_from.is_empty() {
+            self.report_distribution_points(rest);
+        }
         let intermediates: Vec<&[u8]> = rest.iter().map(|c| c.as_ref()).collect();
         let verdict = Verdict {
             outcome,
@@ -200,6 +214,24 @@ impl ClientAuth {
         };
         CACHE.with(|c| c.borrow_mut().insert(key, verdict.clone(), expires));
         verdict
+    }
+}
+
+impl ClientAuth {
+    /// The allowed http:// distribution points of the intermediates a client sent.
+    fn report_distribution_points(&self, intermediates: &[CertificateDer<'_>]) {
+        for c in intermediates {
+            let Ok((_, cert)) = x509_parser::parse_x509_certificate(c.as_ref()) else {
+                continue;
+            };
+            for url in crate::x509::ocsp::crl_distribution_urls(&cert) {
+                let allowed = crate::fetch::http::HttpUrl::parse(&url)
+                    .is_ok_and(|u| self.discover_from.contains(&u.host_name()));
+                if allowed {
+                    crate::fetch::store::report_distribution_point(&url);
+                }
+            }
+        }
     }
 }
 

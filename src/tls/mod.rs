@@ -204,7 +204,8 @@ impl ServerTls {
             .unwrap_or_default();
         let client_auth = Arc::new(
             ClientAuth::new(spec.mode, spec.failure, spec.store, spec.depth, spec.hints)?
-                .with_revocation(spec.revocation),
+                .with_revocation(spec.revocation)
+                .with_discovery(spec.fetch.discover_from.clone()),
         );
         Ok(ServerTls {
             resolver: Arc::new(resolver),

@@ -278,6 +278,10 @@ basicConstraints = critical,CA:true
 keyUsage = critical,keyCertSign,cRLSign,digitalSignature
 subjectKeyIdentifier = hash
 crlDistributionPoints = URI:http://127.0.0.1:{www}/ca.crl
+[ v3_intermediate ]
+basicConstraints = critical,CA:true
+keyUsage = critical,keyCertSign,cRLSign,digitalSignature
+crlDistributionPoints = URI:http://127.0.0.1:{www}/from-intermediate.crl
 [ server_cert ]
 basicConstraints = CA:false
 keyUsage = digitalSignature
@@ -872,4 +876,59 @@ fn check_reports_each_url_and_whether_it_answered() {
         out.contains(&format!("ERROR listener[0].tls.crl_url: did not answer usably: http://127.0.0.1:{www}/ca.crl: cannot connect")),
         "{out}"
     );
+}
+
+/// `crl_from_distribution_points` also fetches the distribution points named by the
+/// intermediates clients present: the first client's chain makes the worker report its
+/// intermediate's CDP to the fetcher (only for hosts in `crl_fetch_allow`), the CRL there is
+/// fetched and verified against the root, and when the root revokes the intermediate the
+/// client is refused within one refresh.
+#[test]
+fn crl_from_a_presented_intermediates_distribution_point() {
+    if !ossl::available("crl_from_a_presented_intermediates_distribution_point") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let www = free_port();
+    ocsp_pki(d, www, www, www, &[]);
+    sh(
+        d,
+        r#"openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca/private/inter.key -out ca/inter.csr -subj "/CN=Issuing CA" 2>/dev/null
+           openssl ca -batch -config ca/openssl.cnf -extensions v3_intermediate -in ca/inter.csr -out ca/certs/inter.crt -notext 2>/dev/null
+           openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca/private/zoe.key -out ca/zoe.csr -subj "/CN=zoe" 2>/dev/null
+           chmod 600 ca/private/*.key
+           openssl x509 -req -in ca/zoe.csr -CA ca/certs/inter.crt -CAkey ca/private/inter.key -CAcreateserial -days 30 -out ca/zoe-leaf.crt \
+             -extfile <(printf "basicConstraints=CA:false\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth") 2>/dev/null
+           cat ca/zoe-leaf.crt ca/certs/inter.crt > ca/certs/zoe.crt
+           openssl ca -batch -config ca/openssl.cnf -gencrl -out www/from-intermediate.crl 2>/dev/null
+           rm www/ca.crl"#,
+    );
+    let _www = http_server(&d.join("www"), www);
+    let up = Upstream::start(Mode::Echo);
+    let tls = "crl_from_distribution_points = true\ncrl_fetch_allow = [\"127.0.0.1\"]\ncrl_refresh = \"1s\"\ncrl_require_all = false\nverify_depth = 2";
+    let proxy = Proxy::start(&ocsp_config(d, &up, tls, &d.join("access.log")));
+    let addr = proxy.addr();
+    assert_eq!(
+        fetch_as(addr, d, "zoe").map(|r| r.0),
+        Ok(200),
+        "{}",
+        proxy.log()
+    );
+    let url =
+        format!("CRL http://127.0.0.1:{www}/from-intermediate.crl: fetched, in force (0 revoked");
+    let fetched = within(Duration::from_secs(10), || proxy.log_contains(&url));
+    assert!(fetched.is_some(), "{}", proxy.log());
+    proxy.assert_log(&["CRL distribution point(s) named by intermediates clients presented"]);
+    sh(
+        d,
+        "openssl ca -config ca/openssl.cnf -revoke ca/certs/inter.crt -crl_reason cACompromise 2>&1
+         openssl ca -batch -config ca/openssl.cnf -gencrl -out www/next.crl 2>&1
+         mv www/next.crl www/from-intermediate.crl",
+    );
+    let refused = || status(addr, &client_cfg(d, "zoe")) == Err("CertificateRevoked".into());
+    let took = within(Duration::from_secs(10), refused);
+    assert!(took.is_some(), "zoe still served:\n{}", proxy.log());
+    eprintln!("client of a revoked intermediate refused {took:?} after the root published its CRL");
+    proxy.assert_log(&["certificate revoked at depth 1", "CN=Issuing CA"]);
 }

@@ -211,6 +211,13 @@ impl Resolver<'_> {
             .and_then(|w| self.word(w, &format!("{key}.tls.ocsp_failure")))
             .unwrap_or(OcspFailure::Refuse);
         let cache_size = t.ocsp_cache.as_ref().map_or(10_000, |c| *c.get_ref());
+        if let Some(c) = t.ocsp_cache.as_ref().filter(|c| *c.get_ref() == 0) {
+            self.errs.push(
+                span(c),
+                &format!("{key}.tls.ocsp_cache"),
+                "must be at least 1: answers are kept per core until their nextUpdate, and the connections waiting for one are told through it",
+            );
+        }
         let cache_valid = self.duration(
             &t.ocsp_cache_valid,
             &format!("{key}.tls.ocsp_cache_valid"),

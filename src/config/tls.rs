@@ -528,6 +528,34 @@ mod tests {
     }
 
     #[test]
+    fn fetched_revocation_keys_are_checked_at_load() {
+        let got = errors(
+            "client_certificate = \"/nonexistent/ca.crt\"\ncrl_url = [\"https://ca.internal/x.crl\"]\ncrl_from_distribution_points = true\nocsp_client = \"always\"\nocsp_responder = \"ocsp.internal\"\nocsp_cache = 0\n",
+        );
+        for want in [
+            "t.toml:6: listener[0].tls.crl_url[0]: `https://ca.internal/x.crl`: only http:// is fetched",
+            "t.toml:7: listener[0].tls.crl_from_distribution_points: needs crl_fetch_allow",
+            "t.toml:8: listener[0].tls.ocsp_client: `always` is not an OCSP mode; expected \"off\", \"on\"",
+        ] {
+            assert!(got.contains(want), "{want} missing:\n{got}");
+        }
+        let got = errors(
+            "client_certificate = \"/nonexistent/ca.crt\"\nocsp_client = \"leaf\"\nocsp_responder = \"ocsp.internal\"\nocsp_cache = 0\n",
+        );
+        for want in [
+            "t.toml:7: listener[0].tls.ocsp_responder: `ocsp.internal`: only http:// is fetched",
+            "t.toml:8: listener[0].tls.ocsp_cache: must be at least 1",
+        ] {
+            assert!(got.contains(want), "{want} missing:\n{got}");
+        }
+        let got = errors("verify_client = \"off\"\nocsp_client = \"on\"\n");
+        assert!(
+            got.contains("t.toml:6: listener[0].tls.ocsp_client: checks client certificates, but this listener does not ask for one"),
+            "{got}"
+        );
+    }
+
+    #[test]
     fn a_missing_crl_is_reported_when_verify_client_is_off_or_misspelt() {
         let got = errors("verify_client = \"off\"\ncrl = [\"/nonexistent/ca.crl\"]\n");
         assert!(

@@ -11,6 +11,9 @@
 //!   tickets, the ClientHello checks, the TLS stream.
 //! - [`x509`]: pure certificate logic: chain verification with OpenSSL's semantics, CRLs,
 //!   OCSP, host names, the identity as nginx prints it.
+//! - [`fetch`]: revocation material from the network, off the workers: the bounded HTTP/1.1
+//!   client, the last good CRLs and staples, client-certificate OCSP (per-core cache, one
+//!   query in flight per certificate).
 //! - [`http`]: the pure HTTP/1.1 codec (parsing, framing, rewriting, canned responses).
 //! - [`upstream`]: connecting to upstreams and per-core keep-alive pools.
 //! - [`policy`]: roles and certificate + address bindings, compiled from `[identity]`.
@@ -24,6 +27,7 @@ pub mod conn;
 pub mod deadline;
 pub mod demo;
 pub mod edge;
+pub mod fetch;
 pub mod files;
 pub mod http;
 pub mod http2;

@@ -177,7 +177,6 @@ fn run(source: Source, workers: Option<usize>) -> ExitCode {
         override_workers(&mut cfg, workers);
         Ok(cfg)
     });
-    ringgate::tools::doctor::log_startup(&cfg);
     match ringgate::server::run(cfg, loader) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

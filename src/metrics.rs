@@ -191,6 +191,8 @@ impl WorkerStats {
             open_connections: open_connections as u64,
             verify_cache_hits: verify_cache.0,
             verify_cache_misses: verify_cache.1,
+            ocsp_cache_hits: 0,
+            ocsp_cache_misses: 0,
             tunnels_open: self.tunnels_open.get(),
             tunnels_total: self.tunnels_total.get(),
             tunnel_bytes: (
@@ -218,6 +220,8 @@ pub struct Snapshot {
     open_connections: u64,
     verify_cache_hits: u64,
     verify_cache_misses: u64,
+    ocsp_cache_hits: u64,
+    ocsp_cache_misses: u64,
     tunnels_open: u64,
     tunnels_total: u64,
     /// Bytes relayed through tunnels: to clients, to upstreams.
@@ -240,6 +244,8 @@ impl Default for Snapshot {
             open_connections: 0,
             verify_cache_hits: 0,
             verify_cache_misses: 0,
+            ocsp_cache_hits: 0,
+            ocsp_cache_misses: 0,
             tunnels_open: 0,
             tunnels_total: 0,
             tunnel_bytes: (0, 0),
@@ -248,6 +254,13 @@ impl Default for Snapshot {
 }
 
 impl Snapshot {
+    /// This worker's client-certificate OCSP cache hits and misses (queries sent).
+    pub fn with_ocsp_cache(mut self, (hits, misses): (u64, u64)) -> Snapshot {
+        self.ocsp_cache_hits = hits;
+        self.ocsp_cache_misses = misses;
+        self
+    }
+
     /// Adds another worker's numbers.
     pub fn merge(&mut self, o: &Snapshot) {
         self.workers += o.workers;
@@ -277,6 +290,8 @@ impl Snapshot {
         self.open_connections += o.open_connections;
         self.verify_cache_hits += o.verify_cache_hits;
         self.verify_cache_misses += o.verify_cache_misses;
+        self.ocsp_cache_hits += o.ocsp_cache_hits;
+        self.ocsp_cache_misses += o.ocsp_cache_misses;
         self.tunnels_open += o.tunnels_open;
         self.tunnels_total += o.tunnels_total;
         self.tunnel_bytes.0 += o.tunnel_bytes.0;
@@ -421,6 +436,22 @@ const COUNTED: &[(Family, Samples)] = &[
             help: "Client chains verified in full.",
         },
         |s| vec![(String::new(), s.verify_cache_misses)],
+    ),
+    (
+        Family {
+            name: "ringgate_ocsp_cache_hits_total",
+            kind: "counter",
+            help: "Client-certificate OCSP answers taken from the per-core cache.",
+        },
+        |s| vec![(String::new(), s.ocsp_cache_hits)],
+    ),
+    (
+        Family {
+            name: "ringgate_ocsp_cache_misses_total",
+            kind: "counter",
+            help: "Client-certificate OCSP answers not in the per-core cache (a query was sent, or joined one in flight).",
+        },
+        |s| vec![(String::new(), s.ocsp_cache_misses)],
     ),
     (
         Family {
@@ -576,6 +607,7 @@ pub fn render(s: &Snapshot, config: &Config, reloads: Reloads) -> String {
         let labels = format!("subject=\"{}\"", label(subject));
         o.sample(CLIENT_CERTIFICATE_EXPIRY.name, &labels, *not_after);
     }
+    crate::fetch::stats::exposition(&mut o.0, crate::clock::unix_now());
     o.0
 }
 
@@ -718,12 +750,19 @@ mod tests {
                 "# TYPE ringgate_handshakes_total counter",
                 "# TYPE ringgate_verify_cache_hits_total counter",
                 "# TYPE ringgate_verify_cache_misses_total counter",
+                "# TYPE ringgate_ocsp_cache_hits_total counter",
+                "# TYPE ringgate_ocsp_cache_misses_total counter",
                 "# TYPE ringgate_upstream_connections_total counter",
                 "# TYPE ringgate_request_duration_seconds histogram",
                 "# TYPE ringgate_upstream_duration_seconds histogram",
                 "# TYPE ringgate_config_reloads_total counter",
                 "# TYPE ringgate_certificate_expiry_timestamp_seconds gauge",
                 "# TYPE ringgate_client_certificate_expiry_timestamp_seconds gauge",
+                "# TYPE ringgate_revocation_fetches_total counter",
+                "# TYPE ringgate_revocation_age_seconds gauge",
+                "# TYPE ringgate_revocation_next_update_timestamp_seconds gauge",
+                "# TYPE ringgate_revocation_fetched_timestamp_seconds gauge",
+                "# TYPE ringgate_ocsp_responder_seconds histogram",
             ]
         );
         // rcgen's default notAfter is 4096-01-01T00:00:00Z.

@@ -9,6 +9,7 @@ pub mod error;
 mod listener;
 mod location;
 pub mod raw;
+mod revocation_fetch;
 mod rule;
 mod runtime;
 mod structural;

@@ -11,6 +11,7 @@ use super::units::Quantity;
 use super::words::{
     DriverChoice, IdentityField, LocationVerify, LogOff, MatchKind, TlsProtocol, Word,
 };
+use crate::fetch::ocsp_client::{OcspCheck, OcspFailure};
 use crate::tls::client_auth::{ClientAuthMode, FailureMode};
 use crate::upstream::UpstreamProtocol;
 use crate::x509::crl::ExpiredCrl;
@@ -145,6 +146,30 @@ pub struct RawTls {
     pub crl_require_all: Option<Spanned<bool>>,
     /// `"refuse"` (nginx) or a grace period such as `"1d"` for CRLs past their nextUpdate.
     pub crl_expired: Option<Spanned<Word<ExpiredCrl>>>,
+    /// CRLs fetched by URL in the background (http://).
+    #[serde(default)]
+    pub crl_url: Vec<Spanned<String>>,
+    /// Also fetch the CRLs named by the CRL distribution points of the configured CAs.
+    pub crl_from_distribution_points: Option<Spanned<bool>>,
+    /// The hosts distribution-point CRLs may be fetched from.
+    #[serde(default)]
+    pub crl_fetch_allow: Vec<Spanned<String>>,
+    /// The longest time between two fetches of a CRL (default 1h).
+    pub crl_refresh: Option<Spanned<Quantity>>,
+    /// The longest time between two fetches of a staple (`ocsp = "fetch"`; default 1h).
+    pub ocsp_refresh: Option<Spanned<Quantity>>,
+    /// Client-certificate OCSP (nginx `ssl_ocsp`): `"off"`, `"on"` (the chain) or `"leaf"`.
+    pub ocsp_client: Option<Spanned<Word<Option<OcspCheck>>>>,
+    /// The responder for client certificates (nginx `ssl_ocsp_responder`); else their AIA.
+    pub ocsp_responder: Option<Spanned<String>>,
+    /// A responder that fails: `"refuse"` (nginx) or `"allow"` with a warning.
+    pub ocsp_failure: Option<Spanned<Word<OcspFailure>>>,
+    /// Client-certificate OCSP answers kept per core (nginx `ssl_ocsp_cache`).
+    pub ocsp_cache: Option<Spanned<usize>>,
+    /// The longest an OCSP answer is kept (and how long one without nextUpdate is).
+    pub ocsp_cache_valid: Option<Spanned<Quantity>>,
+    /// How long a client-certificate OCSP query may take.
+    pub ocsp_timeout: Option<Spanned<Quantity>>,
 }
 
 /// One certificate chain and its key (`ssl_certificate` / `ssl_certificate_key`).
@@ -156,7 +181,8 @@ pub struct RawCertificate {
     /// Names this certificate answers for by SNI; taken from its SANs (or CN) when absent.
     #[serde(default)]
     pub server_names: Vec<Spanned<String>>,
-    /// A DER OCSP response for this certificate, stapled in handshakes (`ssl_stapling_file`).
+    /// A DER OCSP response for this certificate, stapled in handshakes (`ssl_stapling_file`),
+    /// or `"fetch"`: fetched from the certificate's responder and refreshed (`ssl_stapling on`).
     pub ocsp: Option<Spanned<String>>,
 }
 

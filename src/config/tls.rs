@@ -42,14 +42,24 @@ impl Resolver<'_> {
         http2: bool,
     ) -> Option<(Arc<ServerTls>, ClientAuthMode)> {
         let before = self.errs_len();
-        let certs = self.certificates(key, t);
+        let mut staples = Vec::new();
+        let certs = self.certificates(key, t, &mut staples);
         let versions = match &t.protocols {
             None => TlsVersions::Both,
             Some(p) => self.protocols(&format!("{key}.tls.protocols"), p),
         };
         let modes = self.client_modes(key, t, loc_modes);
         let (store, hints) = self.client_trust(key, t, modes.handshake);
-        let revocation = self.revocation(key, t, store.as_deref(), modes.handshake);
+        let (revocation, crl_sources) = self.revocation(key, t, store.as_deref(), modes.handshake);
+        let (crl_refresh, ocsp_refresh) = self.refresh_periods(key, t);
+        let ocsp = self.client_ocsp(key, t, modes.handshake);
+        let fetch = crate::fetch::FetchPlan {
+            crls: crl_sources,
+            crl_refresh,
+            staples,
+            ocsp_refresh,
+            discover_from: Self::discover_from(t),
+        };
         let session_timeout = self.duration(
             &t.session_timeout,
             &format!("{key}.tls.session_timeout"),
@@ -75,6 +85,8 @@ impl Resolver<'_> {
             session_cache,
             session_timeout,
             http2,
+            fetch,
+            ocsp,
         };
         match ServerTls::new(spec) {
             Ok(s) => Some((Arc::new(s), modes.configured)),
@@ -88,7 +100,12 @@ impl Resolver<'_> {
 
     /// `certificates`: each chain and key loaded and checked, with its OCSP staple and the
     /// names it answers for by SNI.
-    fn certificates(&mut self, key: &str, t: &RawTls) -> Vec<(Arc<CertifiedKey>, Vec<String>)> {
+    fn certificates(
+        &mut self,
+        key: &str,
+        t: &RawTls,
+        staples: &mut Vec<crate::fetch::StapleSource>,
+    ) -> Vec<(Arc<CertifiedKey>, Vec<String>)> {
         let mut certs = Vec::new();
         if t.certificates.get_ref().is_empty() {
             self.errs.push(
@@ -111,6 +128,9 @@ impl Resolver<'_> {
                         c.server_names.iter().map(|n| n.get_ref().clone()).collect();
                     let k = match &c.ocsp {
                         None => k,
+                        Some(o) if o.get_ref() == "fetch" => {
+                            self.staple_fetched(&ck, k, o, staples)
+                        }
                         Some(o) => self.stapled(&ck, k, o),
                     };
                     certs.push((k, names));
@@ -321,15 +341,19 @@ impl Resolver<'_> {
         }
     }
 
-    /// Loads `crl` (every file verified against the CA that signed it) with the listener's
-    /// `crl_require_all` / `crl_expired` policy.
+    /// Loads `crl` (every file verified against the CA that signed it) and the CRLs last
+    /// fetched from `crl_url` and the distribution points, with the listener's
+    /// `crl_require_all` / `crl_expired` policy; returns them with the sources to fetch.
     pub(super) fn revocation(
         &mut self,
         key: &str,
         t: &RawTls,
         store: Option<&crate::x509::trust::TrustStore>,
         mode: ClientAuthMode,
-    ) -> Option<Arc<crate::x509::crl::Revocation>> {
+    ) -> (
+        Option<Arc<crate::x509::crl::Revocation>>,
+        Vec<crate::fetch::CrlSource>,
+    ) {
         use crate::x509::crl::{CrlPolicy, Revocation};
         let mut policy = CrlPolicy::default();
         if let Some(v) = &t.crl_require_all {
@@ -342,11 +366,25 @@ impl Resolver<'_> {
         {
             policy.expired = expired;
         }
-        let first = t.crl.first()?;
-        let Some(store) = self.crl_prerequisites(key, t, first, store, mode) else {
+        let sources = self.crl_sources(key, t, store);
+        let from_points = t
+            .crl_from_distribution_points
+            .as_ref()
+            .filter(|b| *b.get_ref())
+            .map(|b| b.span());
+        let first = t
+            .crl
+            .first()
+            .or(t.crl_url.first())
+            .map(|f| f.span())
+            .or(from_points);
+        let Some(first) = first else {
+            return (None, Vec::new());
+        };
+        let Some(store) = self.crl_prerequisites(key, t, Some(first), store, mode) else {
             // The files are still read, so a missing one is reported with the rest.
             self.crl_files_readable(key, t);
-            return None;
+            return (None, Vec::new());
         };
         let mut crls = Vec::new();
         for (j, f) in t.crl.iter().enumerate() {
@@ -365,7 +403,8 @@ impl Resolver<'_> {
                 }
             }
         }
-        Some(Arc::new(Revocation::new(crls, policy)))
+        crls.extend(super::revocation_fetch::fetched_crls(&sources, store));
+        (Some(Arc::new(Revocation::new(crls, policy))), sources)
     }
 
     /// The store CRLs are verified against, or None when the listener cannot check CRLs.
@@ -375,7 +414,7 @@ impl Resolver<'_> {
         &mut self,
         key: &str,
         t: &RawTls,
-        first: &Spanned<String>,
+        first: Option<std::ops::Range<usize>>,
         store: Option<&'s TrustStore>,
         mode: ClientAuthMode,
     ) -> Option<&'s TrustStore> {
@@ -391,13 +430,13 @@ impl Resolver<'_> {
                     "CRLs check client certificates, but this listener does not ask for one: set verify_client (and client_certificate)"
                 };
                 self.errs
-                    .push(span(first), &format!("{key}.tls.crl"), advice);
+                    .push(first.clone(), &format!("{key}.tls.crl"), advice);
             }
             return None;
         }
         if store.is_none() && t.client_certificate.is_none() && t.trusted_certificate.is_none() {
             self.errs.push(
-                span(first),
+                first,
                 &format!("{key}.tls.crl"),
                 "CRLs are verified against the CAs that issued them: set client_certificate (or trusted_certificate)",
             );
@@ -485,6 +524,34 @@ mod tests {
             format!(
                 "4 configuration errors:\n  t.toml:4: listener[0].tls.certificates[0].cert: cannot read /nonexistent/s.crt: {ENOENT}\n  t.toml:4: listener[0].tls.certificates[0].key: cannot read /nonexistent/s.key: {ENOENT}\n  t.toml:5: listener[0].tls.client_certificate: cannot read /nonexistent/ca.crt: {ENOENT}\n  t.toml:6: listener[0].tls.crl[0]: cannot read /nonexistent/ca.crl: {ENOENT}\n"
             )
+        );
+    }
+
+    #[test]
+    fn fetched_revocation_keys_are_checked_at_load() {
+        let got = errors(
+            "client_certificate = \"/nonexistent/ca.crt\"\ncrl_url = [\"https://ca.internal/x.crl\"]\ncrl_from_distribution_points = true\nocsp_client = \"always\"\nocsp_responder = \"ocsp.internal\"\nocsp_cache = 0\n",
+        );
+        for want in [
+            "t.toml:6: listener[0].tls.crl_url[0]: `https://ca.internal/x.crl`: only http:// is fetched",
+            "t.toml:7: listener[0].tls.crl_from_distribution_points: needs crl_fetch_allow",
+            "t.toml:8: listener[0].tls.ocsp_client: `always` is not an OCSP mode; expected \"off\", \"on\"",
+        ] {
+            assert!(got.contains(want), "{want} missing:\n{got}");
+        }
+        let got = errors(
+            "client_certificate = \"/nonexistent/ca.crt\"\nocsp_client = \"leaf\"\nocsp_responder = \"ocsp.internal\"\nocsp_cache = 0\n",
+        );
+        for want in [
+            "t.toml:7: listener[0].tls.ocsp_responder: `ocsp.internal`: only http:// is fetched",
+            "t.toml:8: listener[0].tls.ocsp_cache: must be at least 1",
+        ] {
+            assert!(got.contains(want), "{want} missing:\n{got}");
+        }
+        let got = errors("verify_client = \"off\"\nocsp_client = \"on\"\n");
+        assert!(
+            got.contains("t.toml:6: listener[0].tls.ocsp_client: checks client certificates, but this listener does not ask for one"),
+            "{got}"
         );
     }
 

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Deserializer};
 
+use crate::fetch::ocsp_client::{OcspCheck, OcspFailure};
 use crate::tls::client_auth::{ClientAuthMode, FailureMode};
 use crate::upstream::UpstreamProtocol;
 use crate::x509::crl::ExpiredCrl;
@@ -210,6 +211,37 @@ impl Keyword for ExpiredCrl {
     }
     fn refused(text: &str) -> String {
         format!("`{text}` is neither \"refuse\" (nginx's behaviour) nor a grace period such as \"12h\" or \"1d\"")
+    }
+}
+
+impl Keyword for Option<OcspCheck> {
+    fn parse(text: &str) -> Option<Self> {
+        lookup(
+            &[
+                ("off", None),
+                ("on", Some(OcspCheck::Chain)),
+                ("leaf", Some(OcspCheck::Leaf)),
+            ],
+            text,
+        )
+    }
+    fn refused(text: &str) -> String {
+        format!("`{text}` is not an OCSP mode; expected \"off\", \"on\" (every certificate of the chain but the root) or \"leaf\" (the client's own certificate), as nginx's ssl_ocsp")
+    }
+}
+
+impl Keyword for OcspFailure {
+    fn parse(text: &str) -> Option<Self> {
+        lookup(
+            &[
+                ("refuse", OcspFailure::Refuse),
+                ("allow", OcspFailure::Allow),
+            ],
+            text,
+        )
+    }
+    fn refused(text: &str) -> String {
+        format!("`{text}` is not an OCSP failure policy; expected \"refuse\" (nginx's behaviour) or \"allow\" (let the client through, with a warning)")
     }
 }
 

@@ -16,6 +16,7 @@ use super::refusal_log::Kind;
 use crate::config::{Server, Socket};
 use crate::tls::client_auth::{ClientAuthMode, ClientVerifyOutcome, FailureMode};
 use crate::tls::stream::TlsStream;
+use crate::x509::verify::VerifiedChain;
 
 /// A verified client certificate with fewer days left is warned about (once per worker while
 /// it is seen).
@@ -72,7 +73,7 @@ pub async fn handshake(
     let listener = generation.config.servers.get(server)?;
     let server_tls = listener.tls.as_ref()?;
     let mut facts = TlsFacts::from_connection(stream.conn());
-    let refused = settle_certificate(listener, &mut stream, &mut facts, peer);
+    let (refused, verified) = settle_certificate(listener, &mut stream, &mut facts, peer);
     if let Some(r) = refused
         .as_ref()
         .filter(|_| server_tls.failure == FailureMode::Alert)
@@ -84,7 +85,10 @@ pub async fn handshake(
         let _ = stream.shutdown().await;
         return None;
     }
-    let refusal = refused.map(|r| r.refusal);
+    let mut refusal = refused.map(|r| r.refusal);
+    if let (None, Some(policy), Some(chain)) = (&refusal, &server_tls.ocsp, verified) {
+        refusal = super::ocsp::check(listener, policy, &chain.chain, &mut facts, peer).await;
+    }
     record(listener, peer, &facts, refusal.as_ref());
     Some(Handshaken {
         stream,
@@ -133,16 +137,18 @@ struct Refused {
 }
 
 /// Settles the client certificate after a handshake the verifier let finish: the verdict into
-/// `facts`, and the refusal owed by the listener's mode, logged.
+/// `facts`, and the refusal owed by the listener's mode, logged; or the verified chain.
 fn settle_certificate(
     listener: &Server,
     stream: &mut TlsStream<ServerConnection>,
     facts: &mut TlsFacts,
     peer: SocketAddr,
-) -> Option<Refused> {
-    let server_tls = listener.tls.as_ref()?;
+) -> (Option<Refused>, Option<Arc<VerifiedChain>>) {
+    let Some(server_tls) = listener.tls.as_ref() else {
+        return (None, None);
+    };
     if server_tls.mode == ClientAuthMode::Off {
-        return None;
+        return (None, None);
     }
     let chain = stream.conn().peer_certificates().unwrap_or(&[]);
     let verdict = server_tls
@@ -151,8 +157,8 @@ fn settle_certificate(
     facts.verify = verdict.outcome.nginx_value().into_owned();
     facts.verified = matches!(verdict.outcome, ClientVerifyOutcome::Success(_));
     facts.identity = verdict.identity;
-    match &verdict.outcome {
-        ClientVerifyOutcome::Success(_) => None,
+    let refused = match &verdict.outcome {
+        ClientVerifyOutcome::Success(chain) => return (None, Some(chain.clone())),
         ClientVerifyOutcome::None if server_tls.mode == ClientAuthMode::On => {
             crate::refusal_line!(
                 Kind::Handshake,
@@ -170,7 +176,7 @@ fn settle_certificate(
             let tolerated = server_tls.mode == ClientAuthMode::OptionalNoCa
                 && err.is_ignorable_for_optional_no_ca();
             if tolerated {
-                return None;
+                return (None, None);
             }
             crate::refusal_line!(
                 Kind::Handshake,
@@ -187,7 +193,8 @@ fn settle_certificate(
                 outcome: refused_label(&err.to_rustls()),
             })
         }
-    }
+    };
+    (refused, None)
 }
 
 /// The `outcome` label of a certificate refused with `error` (the rustls error whose alert the

@@ -30,6 +30,7 @@ pub mod handshake;
 pub mod http1;
 pub mod http2;
 pub mod log;
+pub mod ocsp;
 pub mod outcome;
 pub mod peer;
 pub mod phases;

@@ -5,6 +5,7 @@
 //! exit.
 
 pub mod admin;
+pub mod fetcher;
 pub mod logging;
 pub mod reload;
 pub mod worker;
@@ -41,15 +42,21 @@ pub enum RunError {
 }
 
 /// Serves `config` until SIGTERM or SIGINT; `loader` reads the configuration again, the same
-/// way, when a reload is asked for. Returns after every worker has drained.
+/// way, when a reload is asked for (or when the fetcher brought newer CRLs or staples).
+/// Returns after every worker has drained.
 pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
-    let config = Arc::new(config);
+    let config = Arc::new(primed(config, &loader));
+    // The doctor's start-up findings, once fetched CRLs and staples are in.
+    crate::tools::doctor::log_startup(&config);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone()).map_err(RunError::Signals)?;
     }
     let logs = LogThread::start(&config.log_files).map_err(RunError::AccessLog)?;
     let (trigger_tx, trigger_rx) = mpsc::channel();
+    let (fetch_configs, fetch_rx) = mpsc::channel();
+    let fetch_thread = fetcher::start(&config, fetch_rx, trigger_tx.clone(), stop.clone())
+        .map_err(RunError::Spawn)?;
     let mut threads = Threads {
         stop: stop.clone(),
         signals: signal_thread(logs.sender(), trigger_tx)?,
@@ -67,9 +74,11 @@ pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
     };
     announce(&config, &workers.addrs, admin.as_ref().map(|a| a.bound));
     let (admin_thread, admin_configs) = admin.map(|a| (a.thread, a.configs)).unzip();
-    let reloader = Reloader::new(config, loader, workers.reloads, admin_configs, counters);
+    let observers = admin_configs.into_iter().chain([fetch_configs]).collect();
+    let reloader = Reloader::new(config, loader, workers.reloads, observers, counters);
     watch(reloader, &trigger_rx, &stop);
     join_all(threads.workers);
+    let _ = fetch_thread.join();
     admin_stop.store(true, Ordering::Relaxed);
     if let Some(h) = admin_thread {
         let _ = h.join();
@@ -78,6 +87,21 @@ pub fn run(config: Config, loader: Loader) -> Result<(), RunError> {
     logs.finish();
     log::info!("all workers stopped; exiting");
     Ok(())
+}
+
+/// `config`, or, when fetching its CRLs and staples stored anything, the configuration
+/// loaded again with them, so that the first handshakes already see them.
+fn primed(config: Config, loader: &Loader) -> Config {
+    if !fetcher::prime(&config) {
+        return config;
+    }
+    match loader() {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("loading the configuration again with the fetched CRLs and staples failed; starting without them: {e}");
+            config
+        }
+    }
 }
 
 /// The threads started so far and the flag that stops them: what a failed start-up winds

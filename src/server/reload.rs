@@ -28,6 +28,10 @@ pub enum Trigger {
     Signal,
     /// A watched file changed.
     FileChange,
+    /// The fetcher stored a newer CRL or staple.
+    Fetched,
+    /// A client presented an intermediate whose CRL distribution point is to be fetched.
+    Discovered,
 }
 
 /// A file's identity and version: a replaced file (new inode, as an atomic rename or a
@@ -56,19 +60,19 @@ pub struct Reloader {
     current: Arc<Config>,
     loader: Loader,
     workers: Vec<Sender<Arc<Config>>>,
-    admin: Option<Sender<Arc<Config>>>,
+    observers: Vec<Sender<Arc<Config>>>,
     stamps: Vec<(PathBuf, Option<Stamp>)>,
     counters: Arc<ReloadCounters>,
 }
 
 impl Reloader {
     /// Starts watching the files `current` was read from; applied configurations go to every
-    /// worker and to the admin endpoint, outcomes into `counters`.
+    /// worker and to the observers (the admin endpoint, the fetcher), outcomes into `counters`.
     pub fn new(
         current: Arc<Config>,
         loader: Loader,
         workers: Vec<Sender<Arc<Config>>>,
-        admin: Option<Sender<Arc<Config>>>,
+        observers: Vec<Sender<Arc<Config>>>,
         counters: Arc<ReloadCounters>,
     ) -> Self {
         let stamps = stamps_of(&current);
@@ -76,7 +80,7 @@ impl Reloader {
             current,
             loader,
             workers,
-            admin,
+            observers,
             stamps,
             counters,
         }
@@ -115,6 +119,10 @@ impl Reloader {
         let reason = match why {
             Trigger::Signal => "SIGHUP",
             Trigger::FileChange => "a configuration or certificate file changed",
+            Trigger::Fetched => "a newer CRL or OCSP response was fetched",
+            Trigger::Discovered => {
+                "a client presented an intermediate whose CRL distribution point is now fetched"
+            }
         };
         log::info!("reloading the configuration ({reason})");
         // Stamped before anything is read: a file that changes while (or after) it is read
@@ -127,7 +135,7 @@ impl Reloader {
                 if new.runtime.log_level != self.current.runtime.log_level {
                     log::set_max_level(new.runtime.log_level);
                 }
-                for w in self.workers.iter().chain(self.admin.as_ref()) {
+                for w in self.workers.iter().chain(&self.observers) {
                     // A worker that has exited (shutdown) no longer needs it.
                     let _ = w.send(new.clone());
                 }

@@ -172,7 +172,8 @@ async fn worker_main(spec: WorkerSpec) {
         monoio::time::sleep(Duration::from_millis(50)).await;
         while let Ok(reply) = spec.snapshots.try_recv() {
             let cache = crate::tls::client_auth::cache_stats();
-            let snap = crate::metrics::with(|m| m.snapshot(core.drain.active(), cache));
+            let snap = crate::metrics::with(|m| m.snapshot(core.drain.active(), cache))
+                .with_ocsp_cache(crate::fetch::ocsp_client::cache_stats());
             let _ = reply.send(snap);
         }
         while let Ok(new) = spec.reloads.try_recv() {

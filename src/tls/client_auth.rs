@@ -91,6 +91,9 @@ pub struct ClientAuth {
     hints: Vec<DistinguishedName>,
     generation: u64,
     signatures: HandshakeSignatures,
+    /// Hosts whose CRL distribution points, named by intermediates clients present, are
+    /// reported to the fetcher (`crl_from_distribution_points`); empty when off.
+    discover_from: Vec<String>,
 }
 
 impl ClientAuth {
@@ -128,6 +131,7 @@ impl ClientAuth {
             hints,
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
             signatures: HandshakeSignatures::default(),
+            discover_from: Vec::new(),
         })
     }
 
@@ -138,9 +142,21 @@ impl ClientAuth {
         self
     }
 
+    /// Reports the CRL distribution points of the intermediates clients present, on these
+    /// hosts, to the fetcher (once per worker and URL, on a full verification only).
+    pub fn with_discovery(mut self, hosts: Vec<String>) -> Self {
+        self.discover_from = hosts;
+        self
+    }
+
     /// The CRLs chains are checked against, if any.
     pub fn revocation(&self) -> Option<&Arc<Revocation>> {
         self.verifier.as_ref().and_then(|v| v.revocation.as_ref())
+    }
+
+    /// The CAs client chains are verified against (and fetched CRLs verified with).
+    pub fn store(&self) -> Option<&Arc<TrustStore>> {
+        self.verifier.as_ref().map(|v| &v.store)
     }
 
     /// The mode.
@@ -188,6 +204,9 @@ impl ClientAuth {
                 now_secs + 60,
             ),
         };
+        if !self.discover_from.is_empty() {
+            self.report_distribution_points(rest);
+        }
         let intermediates: Vec<&[u8]> = rest.iter().map(|c| c.as_ref()).collect();
         let verdict = Verdict {
             outcome,
@@ -195,6 +214,24 @@ impl ClientAuth {
         };
         CACHE.with(|c| c.borrow_mut().insert(key, verdict.clone(), expires));
         verdict
+    }
+}
+
+impl ClientAuth {
+    /// The allowed http:// distribution points of the intermediates a client sent.
+    fn report_distribution_points(&self, intermediates: &[CertificateDer<'_>]) {
+        for c in intermediates {
+            let Ok((_, cert)) = x509_parser::parse_x509_certificate(c.as_ref()) else {
+                continue;
+            };
+            for url in crate::x509::ocsp::crl_distribution_urls(&cert) {
+                let allowed = crate::fetch::http::HttpUrl::parse(&url)
+                    .is_ok_and(|u| self.discover_from.contains(&u.host_name()));
+                if allowed {
+                    crate::fetch::store::report_distribution_point(&url);
+                }
+            }
+        }
     }
 }
 

@@ -105,6 +105,10 @@ pub struct ServerTlsSpec {
     pub session_timeout: u32,
     /// Offer HTTP/2 in ALPN (`listener.http2`).
     pub http2: bool,
+    /// CRLs and staples fetched in the background.
+    pub fetch: crate::fetch::FetchPlan,
+    /// Client-certificate OCSP, if on.
+    pub ocsp: Option<Arc<crate::fetch::ocsp_client::ClientOcsp>>,
 }
 
 /// The TLS material and policy of one listener, shared read-only by all workers.
@@ -129,6 +133,10 @@ pub struct ServerTls {
     crls: Vec<(String, Option<i64>)>,
     /// HTTP/2 is offered in ALPN.
     http2: bool,
+    /// What the fetcher thread fetches for this listener.
+    pub fetch: crate::fetch::FetchPlan,
+    /// Client-certificate OCSP, checked before a connection's first request.
+    pub ocsp: Option<Arc<crate::fetch::ocsp_client::ClientOcsp>>,
 }
 
 impl ServerTls {
@@ -196,7 +204,8 @@ impl ServerTls {
             .unwrap_or_default();
         let client_auth = Arc::new(
             ClientAuth::new(spec.mode, spec.failure, spec.store, spec.depth, spec.hints)?
-                .with_revocation(spec.revocation),
+                .with_revocation(spec.revocation)
+                .with_discovery(spec.fetch.discover_from.clone()),
         );
         Ok(ServerTls {
             resolver: Arc::new(resolver),
@@ -211,6 +220,8 @@ impl ServerTls {
             cas,
             crls,
             http2: spec.http2,
+            fetch: spec.fetch,
+            ocsp: spec.ocsp,
         })
     }
 

@@ -87,6 +87,8 @@ struct Doctor {
     /// `runtime.allow_insecure_key_permissions`.
     allow_insecure_keys: bool,
     out: Vec<Finding>,
+    /// CAs a CRL fetched by URL answered for (issuer name, signing key).
+    covered: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// What a certificate file is for, which decides the checks.
@@ -456,7 +458,9 @@ impl Doctor {
                 let Ok((_, c)) = x509_parser::parse_x509_certificate(d.as_ref()) else {
                     continue;
                 };
-                if !rev.covers(c.subject().as_raw(), c.public_key().raw) {
+                let (name, key) = (c.subject().as_raw(), c.public_key().raw);
+                let fetched = self.covered.iter().any(|(n, k)| n == name && k == key);
+                if !rev.covers(name, key) && !fetched {
                     self.push(Level::Error, bundle_key, Some(path), format!("CA {} has no CRL while crl_require_all = true: every client whose chain includes it is refused (unable to get certificate CRL); add its CRL to crl or set crl_require_all = false", crate::x509::identity::rfc2253(c.subject())), true);
                 }
             }
@@ -491,11 +495,18 @@ fn wildcard_covers(pattern: &str, host: &str) -> bool {
 
 /// Everything the doctor finds in a loaded configuration, most serious first.
 pub fn examine(cfg: &Config) -> Vec<Finding> {
+    examine_covered(cfg, &[])
+}
+
+/// [`examine`], counting the CAs in `covered` (issuer name, signing key) as having a CRL: the
+/// ones a CRL fetched by URL answered for.
+fn examine_covered(cfg: &Config, covered: &[(Vec<u8>, Vec<u8>)]) -> Vec<Finding> {
     let mut d = Doctor {
         base: cfg.path.parent().map(Path::to_path_buf).unwrap_or_default(),
         now: crate::clock::unix_now(),
         allow_insecure_keys: cfg.runtime.allow_insecure_key_permissions,
         out: Vec::new(),
+        covered: covered.to_vec(),
     };
     let Ok(text) = crate::files::read_to_string(&cfg.path) else {
         return d.out;
@@ -584,10 +595,24 @@ impl Doctor {
     }
 }
 
-/// `ringgate check`'s report: every finding on stdout and a summary line. Returns whether
-/// any finding is an error (exit 2).
+/// `ringgate check`'s report: every CRL and OCSP URL asked once (whether it answered), then
+/// every finding on stdout and a summary line. Returns whether any finding is an error (exit
+/// 2).
 pub fn print_report(cfg: &Config) -> bool {
-    let findings = examine(cfg);
+    let probed = super::probe::probe(cfg);
+    let mut findings = examine_covered(cfg, &probed.covered);
+    findings.extend(probed.findings.into_iter().map(|r| Finding {
+        level: match r.level {
+            super::probe::Level::Error => Level::Error,
+            super::probe::Level::Warn => Level::Warn,
+            super::probe::Level::Info => Level::Info,
+        },
+        key: r.key,
+        file: None,
+        message: r.message,
+        at_start: false,
+    }));
+    findings.sort_by_key(|f| f.level);
     let errors = findings.iter().filter(|f| f.level == Level::Error).count();
     let warnings = findings.iter().filter(|f| f.level == Level::Warn).count();
     for f in &findings {
@@ -659,6 +684,7 @@ mod tests {
                 now: 0,
                 allow_insecure_keys: allow,
                 out: Vec::new(),
+                covered: Vec::new(),
             };
             d.key_permissions("k", &private);
             assert!(d.out.is_empty(), "{:?}", d.out);

@@ -9,4 +9,5 @@
 pub mod ca;
 pub mod doctor;
 pub mod nginx;
+pub mod probe;
 pub mod tune;

@@ -67,7 +67,7 @@ pub enum OcspError {
         what: String,
     },
     /// The issuer is in the certificate file and did not sign the response.
-    #[error("{path}: the OCSP response's signature does not verify with the issuer's key or a responder certificate the issuer signed")]
+    #[error("{path}: the OCSP response's signature does not verify with the issuer's key or a responder certificate the issuer signed for OCSP signing")]
     BadSignature {
         /// The file.
         path: String,
@@ -229,7 +229,7 @@ fn check_times(single: &Single<'_>, now: i64, label: &str) -> Result<(), OcspErr
 }
 
 /// The response must be signed by the issuer's key, or by a delegated responder: a
-/// certificate in the response that the issuer signed.
+/// certificate in the response that the issuer signed for id-kp-OCSPSigning (RFC 6960 4.2.2.2).
 fn check_response_signature(
     parsed: &Parsed<'_>,
     issuer: &X509Certificate<'_>,
@@ -256,7 +256,11 @@ fn check_response_signature(
                     &issuer.tbs_certificate.subject_pki,
                 )
                 .is_ok();
-            issued && verify_with(&c.tbs_certificate.subject_pki)
+            let ocsp_signing = matches!(
+                c.extended_key_usage(),
+                Ok(Some(eku)) if eku.value.ocsp_signing
+            );
+            issued && ocsp_signing && verify_with(&c.tbs_certificate.subject_pki)
         })
     };
     if by_issuer || by_delegate() {
@@ -267,6 +271,151 @@ fn check_response_signature(
     })
 }
 
+/// What a verified OCSP response says about one certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertStatus {
+    /// Not revoked.
+    Good,
+    /// Revoked at this time (Unix seconds), with the CRL reason's name when given.
+    Revoked {
+        /// revocationTime.
+        at: i64,
+        /// The reason's name (`keyCompromise`, ...).
+        reason: Option<&'static str>,
+    },
+    /// The responder does not know the certificate.
+    Unknown,
+}
+
+/// A verified answer about a client certificate, and until when it may be relied on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The certificate's status.
+    pub status: CertStatus,
+    /// thisUpdate, Unix seconds.
+    pub this_update: i64,
+    /// nextUpdate, Unix seconds, when given.
+    pub next_update: Option<i64>,
+}
+
+/// Checks a responder's answer about `leaf` (issued by `issuer`, both DER) at `now`: a
+/// successful basic response about this very certificate (serial, issuer name and key
+/// hashes), current in time, signed by the issuer or a responder it certified for OCSP
+/// signing. Unlike a staple, a `revoked` or `unknown` status is an answer, not an error.
+pub fn check_answer(
+    der: &[u8],
+    leaf: &[u8],
+    issuer: &[u8],
+    label: &str,
+    now: i64,
+) -> Result<Answer, OcspError> {
+    let bad = |reason: &str| OcspError::Malformed {
+        path: label.to_string(),
+        reason: reason.to_string(),
+    };
+    let parsed = parse(der).map_err(bad)?;
+    check_response_status(parsed.status, label)?;
+    let (_, leaf) = x509_parser::parse_x509_certificate(leaf)
+        .map_err(|_| bad("the certificate does not parse"))?;
+    let (_, issuer) = x509_parser::parse_x509_certificate(issuer)
+        .map_err(|_| bad("the issuer does not parse"))?;
+    let single = find_single(&parsed, &leaf, Some(&issuer), label)?;
+    check_times(single, now, label)?;
+    check_response_signature(&parsed, &issuer, label)?;
+    let status = match single.cert_status {
+        0 => CertStatus::Good,
+        1 => CertStatus::Revoked {
+            at: single.revoked_at,
+            reason: single.revoked_reason.and_then(super::crl::reason_name),
+        },
+        _ => CertStatus::Unknown,
+    };
+    Ok(Answer {
+        status,
+        this_update: single.this_update,
+        next_update: single.next_update,
+    })
+}
+
+/// The DER OCSPRequest for `leaf` issued by `issuer` (one CertID with SHA-1 hashes, as
+/// OpenSSL and nginx send; no nonce, which RFC 6960 leaves optional and most responders
+/// that pre-sign ignore).
+pub fn request(leaf: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> Vec<u8> {
+    use aws_lc_rs::digest::{digest, SHA1_FOR_LEGACY_USE_ONLY as SHA1};
+    let name_hash = digest(&SHA1, issuer.tbs_certificate.subject.as_raw());
+    let key_hash = digest(
+        &SHA1,
+        &issuer.tbs_certificate.subject_pki.subject_public_key.data,
+    );
+    let serial = leaf.raw_serial();
+    yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            // tbsRequest
+            w.next().write_sequence(|w| {
+                // requestList
+                w.next().write_sequence(|w| {
+                    // Request
+                    w.next().write_sequence(|w| {
+                        // CertID
+                        w.next().write_sequence(|w| {
+                            w.next().write_sequence(|w| {
+                                w.next()
+                                    .write_oid(&yasna::models::ObjectIdentifier::from_slice(&[
+                                        1, 3, 14, 3, 2, 26,
+                                    ]));
+                                w.next().write_null();
+                            });
+                            w.next().write_bytes(name_hash.as_ref());
+                            w.next().write_bytes(key_hash.as_ref());
+                            w.next().write_bigint_bytes(serial, true);
+                        });
+                    });
+                });
+            });
+        });
+    })
+}
+
+/// The OCSP responder URLs in a certificate's authorityInfoAccess (id-ad-ocsp), in order.
+pub fn responder_urls(cert: &X509Certificate<'_>) -> Vec<String> {
+    use x509_parser::extensions::{GeneralName, ParsedExtension};
+    const ID_AD_OCSP: &str = "1.3.6.1.5.5.7.48.1";
+    let mut out = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::AuthorityInfoAccess(aia) = ext.parsed_extension() {
+            for d in aia.iter() {
+                if let (true, GeneralName::URI(u)) = (
+                    d.access_method.to_id_string() == ID_AD_OCSP,
+                    &d.access_location,
+                ) {
+                    out.push(u.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The URLs of a certificate's CRL distribution points (fullName URIs), in order.
+pub fn crl_distribution_urls(cert: &X509Certificate<'_>) -> Vec<String> {
+    use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
+    let mut out = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() {
+            for p in points.iter() {
+                if let Some(DistributionPointName::FullName(names)) = &p.distribution_point {
+                    for n in names {
+                        if let GeneralName::URI(u) = n {
+                            out.push(u.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 struct Single<'a> {
     hash_oid: &'a [u8],
     name_hash: &'a [u8],
@@ -274,6 +423,10 @@ struct Single<'a> {
     serial: &'a [u8],
     /// 0 good, 1 revoked, 2 unknown.
     cert_status: u8,
+    /// revocationTime when revoked.
+    revoked_at: i64,
+    /// The CRL reason code when revoked with one.
+    revoked_reason: Option<u8>,
     this_update: i64,
     next_update: Option<i64>,
 }
@@ -410,9 +563,19 @@ fn parse_single(body: &[u8]) -> Result<Single<'_>, &'static str> {
     let (key_hash, id_rest) = take_tag(id_rest, 0x04, "bad issuerKeyHash")?;
     let (serial, _) = take_tag(id_rest, 0x02, "bad serialNumber")?;
     let (status, rest) = tlv(rest)?;
+    let (mut revoked_at, mut revoked_reason) = (0, None);
     let cert_status = match status.tag {
         0x80 => 0,
-        0xa1 => 1,
+        0xa1 => {
+            // RevokedInfo: revocationTime, [0] EXPLICIT CRLReason OPTIONAL
+            let (time, more) = take_tag(status.body, 0x18, "bad revocationTime")?;
+            revoked_at = generalized_time(time.body)?;
+            if let Ok((reason, _)) = take_tag(more, 0xa0, "") {
+                let (code, _) = take_tag(reason.body, 0x0a, "bad revocationReason")?;
+                revoked_reason = code.body.first().copied();
+            }
+            1
+        }
         0x82 => 2,
         _ => return Err("bad certStatus"),
     };
@@ -431,6 +594,8 @@ fn parse_single(body: &[u8]) -> Result<Single<'_>, &'static str> {
         key_hash: key_hash.body,
         serial: serial.body,
         cert_status,
+        revoked_at,
+        revoked_reason,
         this_update,
         next_update,
     })

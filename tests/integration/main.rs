@@ -23,6 +23,7 @@ mod observability;
 mod regressions;
 mod reload;
 mod revocation;
+mod revocation_fetch;
 mod smuggling;
 mod tls_audit;
 mod tls_records;

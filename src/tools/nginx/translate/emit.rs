@@ -339,8 +339,13 @@ fn tls(w: &mut Writer, t: &OutTls, server: &Origin) {
     w.raw("[listener.tls]", Some(server));
     w.raw("certificates = [", t.certificates.first().map(|c| &c.0.at));
     for (c, k) in &t.certificates {
+        let staple = t
+            .staple
+            .as_ref()
+            .map(|s| format!(", ocsp = {}", q(&s.v)))
+            .unwrap_or_default();
         let line = format!(
-            "  {{ cert = {}, key = {} }},  # {}, {}",
+            "  {{ cert = {}, key = {}{staple} }},  # {}, {}",
             q(&c.v),
             q(&k.v),
             w.where_(&c.at),
@@ -377,6 +382,11 @@ fn tls(w: &mut Writer, t: &OutTls, server: &Origin) {
     }
     if let Some(c) = &t.crl {
         w.kv("crl", arr(std::slice::from_ref(&c.v)), &c.at);
+    }
+    w.s("ocsp_client", &t.ocsp_client);
+    w.s("ocsp_responder", &t.ocsp_responder);
+    if let Some(c) = &t.ocsp_cache {
+        w.kv("ocsp_cache", c.v.to_string(), &c.at);
     }
 }
 

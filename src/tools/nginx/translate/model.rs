@@ -211,6 +211,14 @@ pub struct OutTls {
     pub session_ticket_key: Vec<L<String>>,
     /// `crl`.
     pub crl: Option<L<String>>,
+    /// Each certificate's `ocsp`: the `ssl_stapling_file`, or `fetch` for `ssl_stapling on`.
+    pub staple: Option<L<String>>,
+    /// `ocsp_client` (`ssl_ocsp`).
+    pub ocsp_client: Option<L<String>>,
+    /// `ocsp_responder`.
+    pub ocsp_responder: Option<L<String>>,
+    /// `ocsp_cache`.
+    pub ocsp_cache: Option<L<u64>>,
 }
 
 /// `[listener.http]`.

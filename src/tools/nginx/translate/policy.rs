@@ -153,20 +153,12 @@ const IGNORED: &[(&str, &str)] = &[
         "ringgate accepts no 0-RTT data; clients resend it after the handshake",
     ),
     (
-        "ssl_stapling",
-        "OCSP stapling is optional for clients and not configured this way in ringgate",
-    ),
-    (
         "ssl_stapling_verify",
-        "OCSP stapling is optional for clients and not configured this way in ringgate",
-    ),
-    (
-        "ssl_stapling_file",
-        "OCSP stapling is optional for clients and not configured this way in ringgate",
+        "ringgate always verifies the responses it staples (signature, status, times)",
     ),
     (
         "ssl_stapling_responder",
-        "OCSP stapling is optional for clients and not configured this way in ringgate",
+        "ringgate fetches staples from the certificate's own responder (authorityInfoAccess)",
     ),
     (
         "ssl_certificate_cache",
@@ -506,10 +498,6 @@ const REFUSED: &[(&str, &str)] = &[
     (
         "ssl_password_file",
         "encrypted private keys are not supported",
-    ),
-    (
-        "ssl_ocsp",
-        "OCSP checks of client certificates are not supported; use ssl_crl",
     ),
     ("ssl_reject_handshake", "not supported"),
     (

@@ -46,6 +46,16 @@ pub struct Scope {
     pub protocols: Option<L<Vec<String>>>,
     /// `ssl_crl`.
     pub crl: Option<L<String>>,
+    /// `ssl_stapling`.
+    pub stapling: Option<L<bool>>,
+    /// `ssl_stapling_file`.
+    pub stapling_file: Option<L<String>>,
+    /// `ssl_ocsp` (`on`, `leaf`, `off`).
+    pub ocsp: Option<L<String>>,
+    /// `ssl_ocsp_responder`.
+    pub ocsp_responder: Option<L<String>>,
+    /// `ssl_ocsp_cache`, as a number of answers (None inside for `off`).
+    pub ocsp_cache: Option<L<Option<u64>>>,
     /// `ssl_session_cache`, as a number of sessions.
     pub session_cache: Option<L<u64>>,
     /// `ssl_session_tickets`.
@@ -145,6 +155,11 @@ impl Scope {
         inherit(&mut self.verify_depth, &p.verify_depth);
         inherit(&mut self.protocols, &p.protocols);
         inherit(&mut self.crl, &p.crl);
+        inherit(&mut self.stapling, &p.stapling);
+        inherit(&mut self.stapling_file, &p.stapling_file);
+        inherit(&mut self.ocsp, &p.ocsp);
+        inherit(&mut self.ocsp_responder, &p.ocsp_responder);
+        inherit(&mut self.ocsp_cache, &p.ocsp_cache);
         inherit(&mut self.session_cache, &p.session_cache);
         inherit(&mut self.session_tickets, &p.session_tickets);
         inherit_vec(&mut self.ticket_keys, &p.ticket_keys);
@@ -266,6 +281,11 @@ const DIRECTIVES: &[(&str, Allowed, Setter)] = &[
     ("ssl_client_certificate", Allowed::HttpServer, |s, c| c.once(&mut s.client_ca, Ctx::path)),
     ("ssl_trusted_certificate", Allowed::HttpServer, |s, c| c.once(&mut s.trusted, Ctx::path)),
     ("ssl_crl", Allowed::HttpServer, |s, c| c.once(&mut s.crl, Ctx::path)),
+    ("ssl_stapling", Allowed::HttpServer, |s, c| c.once(&mut s.stapling, Ctx::flag)),
+    ("ssl_stapling_file", Allowed::HttpServer, |s, c| c.once(&mut s.stapling_file, Ctx::path)),
+    ("ssl_ocsp", Allowed::HttpServer, |s, c| c.once(&mut s.ocsp, Ctx::ocsp)),
+    ("ssl_ocsp_responder", Allowed::HttpServer, |s, c| c.once(&mut s.ocsp_responder, Ctx::text)),
+    ("ssl_ocsp_cache", Allowed::HttpServer, |s, c| c.once(&mut s.ocsp_cache, Ctx::ocsp_cache)),
     ("ssl_session_ticket_key", Allowed::HttpServer, |s, c| c.push(&mut s.ticket_keys, Ctx::path)),
     ("ssl_verify_client", Allowed::HttpServer, |s, c| c.once(&mut s.verify_client, Ctx::verify_client)),
     ("ssl_verify_depth", Allowed::HttpServer, |s, c| c.once(&mut s.verify_depth, Ctx::depth)),
@@ -421,6 +441,30 @@ impl<'a> Ctx<'a> {
     /// `ssl_session_cache`.
     fn session_cache(&mut self) -> Option<u64> {
         session_cache(self.d, self.diag)
+    }
+
+    /// `ssl_ocsp on | leaf | off`.
+    fn ocsp(&mut self) -> Option<String> {
+        let a = self.diag.one(self.d)?;
+        match a {
+            "on" | "leaf" | "off" => Some(a.to_string()),
+            _ => {
+                self.diag.error(
+                    &self.d.origin,
+                    format!("invalid value \"{a}\"; expected on, off or leaf"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `ssl_ocsp_cache off | [shared:NAME:SIZE]`: answers kept, as `ssl_session_cache`
+    /// counts sessions (None inside for `off`).
+    fn ocsp_cache(&mut self) -> Option<Option<u64>> {
+        if self.d.args.len() == 1 && self.d.args[0] == "off" {
+            return Some(None);
+        }
+        session_cache(self.d, self.diag).map(Some)
     }
 
     /// `keepalive_timeout TIME [HEADER_TIME]`; a zero time (keep-alive off) is None inside.

@@ -858,6 +858,18 @@ impl Translator {
             session_timeout: sc.session_timeout.clone(),
             session_ticket_key: sc.ticket_keys.clone(),
             crl: sc.crl.clone(),
+            // An explicit file wins over fetching, as in nginx.
+            staple: match (&sc.stapling, &sc.stapling_file) {
+                (Some(on), Some(file)) if on.v => Some(file.clone()),
+                (Some(on), None) if on.v => Some(L::new("fetch".into(), &on.at)),
+                _ => None,
+            },
+            ocsp_client: sc.ocsp.clone().filter(|o| o.v != "off"),
+            ocsp_responder: sc.ocsp_responder.clone(),
+            ocsp_cache: sc
+                .ocsp_cache
+                .as_ref()
+                .and_then(|c| c.v.map(|n| L::new(n, &c.at))),
         })
     }
 }

@@ -210,6 +210,45 @@ fn tls_directives_translate() {
 }
 
 #[test]
+fn ocsp_and_stapling_directives_translate() {
+    let t = tr(&http(
+        r#"ssl_ocsp_cache shared:OCSP:1m;
+        server {
+            listen 443 ssl;
+            ssl_certificate /chain.crt; ssl_certificate_key /k.key;
+            ssl_client_certificate /ca.crt;
+            ssl_verify_client on;
+            ssl_ocsp leaf;
+            ssl_ocsp_responder http://ocsp.internal:8080/;
+            ssl_stapling on;
+            ssl_stapling_verify on;
+            return 204;
+        }
+        server {
+            listen 444 ssl;
+            ssl_certificate /c.crt; ssl_certificate_key /k.key;
+            ssl_stapling on;
+            ssl_stapling_file /c.ocsp;
+            ssl_ocsp off;
+            return 204;
+        }"#,
+    ));
+    let d = doc(&t);
+    let tls = "listener.0.tls";
+    assert_eq!(s(&d, &format!("{tls}.ocsp_client")), "leaf");
+    assert_eq!(
+        s(&d, &format!("{tls}.ocsp_responder")),
+        "http://ocsp.internal:8080/"
+    );
+    assert_eq!(i(&d, &format!("{tls}.ocsp_cache")), 4_000);
+    assert_eq!(s(&d, &format!("{tls}.certificates.0.ocsp")), "fetch");
+    assert!(warned(&t, "ssl_stapling_verify"));
+    // An explicit file wins over fetching; `ssl_ocsp off` writes nothing.
+    assert_eq!(s(&d, "listener.1.tls.certificates.0.ocsp"), "/c.ocsp");
+    assert!(!has(&d, "listener.1.tls.ocsp_client"));
+}
+
+#[test]
 fn nginx_tls_and_http_defaults_are_written_out() {
     // Depth 1, verification off even with a CA, no session cache, no X-Forwarded-*,
     // keepalive 75s / 1000, body 1m.

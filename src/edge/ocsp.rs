@@ -90,7 +90,7 @@ async fn status(
                 return Verdict::Failed(url, format!("no answer within {:?}", policy.timeout))
             }
             Lookup::Pending => {
-                monoio::time::sleep(pause).await;
+                crate::deadline::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(20));
             }
         }

@@ -13,7 +13,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::x509::ocsp::{Answer, CertStatus};
@@ -125,20 +125,22 @@ const MAX_IN_FLIGHT: usize = 256;
 /// long; after that the next connection asks again.
 const FAILURE_MEMORY: Duration = Duration::from_secs(1);
 
-fn coordinator() -> Option<Sender<Msg>> {
-    static COORD: OnceLock<Mutex<Sender<Msg>>> = OnceLock::new();
-    let tx = COORD.get_or_init(|| {
-        let (tx, rx) = mpsc::channel();
-        let back = tx.clone();
-        let started = std::thread::Builder::new()
-            .name("ringgate-ocsp".into())
-            .spawn(move || coordinate(rx, back));
-        if let Err(e) = started {
-            log::error!("cannot start the OCSP thread: {e}; client OCSP queries fail");
-        }
-        Mutex::new(tx)
-    });
-    tx.lock().ok().map(|t| t.clone())
+fn coordinator() -> Sender<Msg> {
+    // A Sender is Sync: cloned from the shared one without a lock.
+    static COORD: OnceLock<Sender<Msg>> = OnceLock::new();
+    COORD
+        .get_or_init(|| {
+            let (tx, rx) = mpsc::channel();
+            let back = tx.clone();
+            let started = std::thread::Builder::new()
+                .name("ringgate-ocsp".into())
+                .spawn(move || coordinate(rx, back));
+            if let Err(e) = started {
+                log::error!("cannot start the OCSP thread: {e}; client OCSP queries fail");
+            }
+            tx
+        })
+        .clone()
 }
 
 /// The coordinator: one fetch per certificate in flight, every waiting core answered.
@@ -318,10 +320,10 @@ impl Core {
         if self.link.is_none() {
             self.link = Some(mpsc::channel());
         }
-        let reply = self.link.as_ref().map(|(tx, _)| tx.clone());
-        let (Some(reply), Some(coord)) = (reply, coordinator()) else {
+        let Some(reply) = self.link.as_ref().map(|(tx, _)| tx.clone()) else {
             return Err("the OCSP thread is not running".into());
         };
+        let coord = coordinator();
         let query = Query {
             question: q.clone(),
             reply,

@@ -1863,7 +1863,7 @@ http {{
             .map(|path| {
                 let resolve = format!("localhost:{port}:127.0.0.1");
                 let url = format!("https://localhost:{port}{path}");
-                let (code, out, err) = curl(&[
+                let args = [
                     "--http2",
                     "--cacert",
                     path_str(&pki.ca.pem_path),
@@ -1874,7 +1874,18 @@ http {{
                     "-w",
                     "%{http_version} %{http_code}",
                     &url,
-                ]);
+                ];
+                // A server that has just started can refuse the very first connection (curl's
+                // exit 7) although its readiness probe connected: asked again, it answers.
+                let mut tries = 0;
+                let (code, out, err) = loop {
+                    let (code, out, err) = curl(&args);
+                    tries += 1;
+                    if code != 7 || tries == 10 {
+                        break (code, out, err);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                };
                 assert_eq!(code, 0, "{path}: {err}");
                 format!("{path}: {out}")
             })

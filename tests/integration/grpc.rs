@@ -653,38 +653,28 @@ fn request_and_response_trailers_cross_an_http2_upstream() {
     let proxy = Setup::new(&pki, &format!("grpc://127.0.0.1:{port}")).start();
     let body = pki.path().join("body.bin");
     std::fs::write(&body, vec![7u8; 3000]).expect("body file");
-    let out = Command::new("timeout")
-        .args(["30", "python3", H2_CLIENT, "--addr"])
-        .arg(proxy.addr().to_string())
-        .arg("--ca")
-        .arg(&pki.ca.pem_path)
-        .arg("--cert")
-        .arg(&pki.client.cert)
-        .arg("--key")
-        .arg(&pki.client.key)
-        .args([
-            "--path",
-            "/svc/Call",
-            "request",
+    let body = body.to_string_lossy().to_string();
+    let v = h2_request(
+        &proxy,
+        &pki,
+        "/svc/Call",
+        &[
             "--method",
             "POST",
             "--no-length",
-        ])
-        .arg("--keep-body")
-        .arg("--body-file")
-        .arg(&body)
-        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
-        .args([
+            "--keep-body",
+            "--body-file",
+            body.as_str(),
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
             "--trailer",
             "x-checksum: 42",
             "--trailer",
             "x-client-trailer: end",
-        ])
-        .output()
-        .expect("run scripts/h2-client.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("h2-client.py printed no JSON ({e}): {stdout}"));
+        ],
+    );
     let stream = &v["streams"][0];
     assert_eq!(stream["status"], 200, "{v}");
     // The response trailers, as the upstream sent them.

@@ -67,11 +67,11 @@ async fn status(
     cert: &CertificateDer<'_>,
     issuer: &CertificateDer<'_>,
 ) -> Verdict {
-    let parsed = x509_parser::parse_x509_certificate(cert.as_ref()).ok();
+    // The certificate is parsed only when no `ocsp_responder` names the responder.
     let url = policy.responder.clone().or_else(|| {
-        parsed
-            .as_ref()
-            .and_then(|(_, c)| crate::x509::ocsp::responder_urls(c).into_iter().next())
+        x509_parser::parse_x509_certificate(cert.as_ref())
+            .ok()
+            .and_then(|(_, c)| crate::x509::ocsp::responder_urls(&c).into_iter().next())
     });
     let Some(url) = url else {
         return Verdict::Failed(
@@ -108,6 +108,10 @@ fn settle(
     facts: &mut TlsFacts,
     peer: SocketAddr,
 ) -> Option<Refusal> {
+    if matches!(verdict, Verdict::Known(CertStatus::Good, _)) {
+        return None;
+    }
+    // Parsed only for the log line of a certificate that is not good.
     let (subject, serial) = x509_parser::parse_x509_certificate(cert.as_ref())
         .map(|(_, c)| {
             (

@@ -30,7 +30,8 @@ pub enum OcspCheck {
 /// What a responder that fails or times out means for the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OcspFailure {
-    /// Refused: `FAILED:OCSP responder error` (nginx's behaviour).
+    /// Refused: `$ssl_client_verify` = `FAILED:certificate status request failed`, as nginx
+    /// 1.22 writes it.
     Refuse,
     /// Let through, with a warning.
     Allow,

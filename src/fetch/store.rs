@@ -82,43 +82,34 @@ pub fn add_discovered(url: &str) -> bool {
     true
 }
 
-fn discovery() -> &'static Mutex<Option<std::sync::mpsc::Sender<String>>> {
-    static TX: OnceLock<Mutex<Option<std::sync::mpsc::Sender<String>>>> = OnceLock::new();
-    TX.get_or_init(Default::default)
-}
+/// Where the workers send the distribution points they find: the fetcher's channel, set once
+/// when it starts (a `Sender` is `Sync`: workers clone it without a lock).
+static DISCOVERY: OnceLock<std::sync::mpsc::Sender<String>> = OnceLock::new();
 
-/// Where the workers send the distribution points they find (the fetcher's channel).
+/// Sets where the workers send the distribution points they find (the fetcher's channel).
 pub fn set_discovery(tx: std::sync::mpsc::Sender<String>) {
-    if let Ok(mut d) = discovery().lock() {
-        *d = Some(tx);
+    if DISCOVERY.set(tx).is_err() {
+        log::warn!("the CRL distribution points' channel was already set; the first one stays");
     }
 }
 
-/// What this worker has already reported, and its own sender (cloned once from the
-/// fetcher's, so reporting takes no lock).
-struct Reported {
-    tx: Option<std::sync::mpsc::Sender<String>>,
-    sent: std::collections::HashSet<String>,
-}
-
 thread_local! {
-    static REPORTED: std::cell::RefCell<Option<Reported>> = const { std::cell::RefCell::new(None) };
+    /// What this worker has already reported.
+    static REPORTED: std::cell::RefCell<std::collections::HashSet<String>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
 }
 
 /// Sends a distribution point found in a client's chain to the fetcher, once per worker
-/// (and at most [`MAX_DISCOVERED`] of them); never blocks.
+/// (and at most [`MAX_DISCOVERED`] of them); never blocks, never locks.
 pub fn report_distribution_point(url: &str) {
+    let Some(tx) = DISCOVERY.get() else {
+        return;
+    };
     REPORTED.with(|r| {
-        let mut r = r.borrow_mut();
-        let r = r.get_or_insert_with(|| Reported {
-            tx: discovery().lock().ok().and_then(|d| d.clone()),
-            sent: Default::default(),
-        });
-        if r.sent.len() >= MAX_DISCOVERED || !r.sent.insert(url.to_string()) {
+        let mut sent = r.borrow_mut();
+        if sent.len() >= MAX_DISCOVERED || !sent.insert(url.to_string()) {
             return;
         }
-        if let Some(tx) = &r.tx {
-            let _ = tx.send(url.to_string());
-        }
+        let _ = tx.send(url.to_string());
     })
 }

@@ -60,3 +60,35 @@ pub struct FetchPlan {
     /// points, named by intermediates clients present, are fetched too; empty when off.
     pub discover_from: Vec<String>,
 }
+
+/// The OCSP response for `chain`'s leaf (its issuer next), POSTed to `url` within `timeout`
+/// and checked as an `ocsp` file is (successful, good, for this certificate, current, signed
+/// by the issuer or its delegated responder). On failure, the metric label and the reason.
+pub fn staple(
+    url: &str,
+    chain: &[CertificateDer<'static>],
+    timeout: Duration,
+) -> Result<crate::x509::ocsp::Staple, (&'static str, String)> {
+    let unparsable = || {
+        (
+            "bad_certificate",
+            "the certificate or its issuer does not parse".to_string(),
+        )
+    };
+    let (Some(leaf), Some(issuer)) = (chain.first(), chain.get(1)) else {
+        return Err(unparsable());
+    };
+    let (_, leaf) = x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|_| unparsable())?;
+    let (_, issuer) =
+        x509_parser::parse_x509_certificate(issuer.as_ref()).map_err(|_| unparsable())?;
+    let body = crate::x509::ocsp::request(&leaf, &issuer);
+    let der = http::fetch(&http::Request {
+        url,
+        body: Some(("application/ocsp-request", &body)),
+        timeout,
+        max_body: MAX_BODY,
+    })
+    .map_err(|e| (e.label(), e.to_string()))?;
+    crate::x509::ocsp::check(der, chain, url, crate::clock::unix_now())
+        .map_err(|e| ("invalid", e.to_string()))
+}

@@ -314,16 +314,7 @@ fn record(
 /// its delegated responder), stored.
 fn run_staple(j: &Job, chain: &[CertificateDer<'static>], refresh: Duration) -> (bool, Duration) {
     let now = crate::clock::unix_now();
-    let fetched = staple_request(chain).and_then(|body| {
-        let der = http::fetch(&http::Request {
-            url: &j.url,
-            body: Some(("application/ocsp-request", &body)),
-            timeout: TIMEOUT,
-            max_body: MAX_BODY,
-        })
-        .map_err(|e| (e.label(), e.to_string()))?;
-        crate::x509::ocsp::check(der, chain, &j.url, now).map_err(|e| ("invalid", e.to_string()))
-    });
+    let fetched = crate::fetch::staple(&j.url, chain, TIMEOUT);
     match fetched {
         Ok(staple) => {
             let changed = store::put(&j.key, staple.der, now);
@@ -369,23 +360,6 @@ fn run_staple(j: &Job, chain: &[CertificateDer<'static>], refresh: Duration) -> 
             (false, next)
         }
     }
-}
-
-fn staple_request(chain: &[CertificateDer<'static>]) -> Result<Vec<u8>, (&'static str, String)> {
-    let unparsable = || {
-        (
-            "bad_certificate",
-            "the certificate or its issuer does not parse".to_string(),
-        )
-    };
-    let (leaf, issuer) = match (chain.first(), chain.get(1)) {
-        (Some(l), Some(i)) => (l, i),
-        _ => return Err(unparsable()),
-    };
-    let (_, leaf) = x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|_| unparsable())?;
-    let (_, issuer) =
-        x509_parser::parse_x509_certificate(issuer.as_ref()).map_err(|_| unparsable())?;
-    Ok(crate::x509::ocsp::request(&leaf, &issuer))
 }
 
 #[cfg(test)]

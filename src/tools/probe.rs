@@ -134,30 +134,7 @@ fn staple(
     url: &str,
     chain: &[rustls_pki_types::CertificateDer<'static>],
 ) {
-    let parsed = (chain.first(), chain.get(1));
-    let got = match parsed {
-        (Some(l), Some(i)) => match (
-            x509_parser::parse_x509_certificate(l.as_ref()),
-            x509_parser::parse_x509_certificate(i.as_ref()),
-        ) {
-            (Ok((_, leaf)), Ok((_, issuer))) => {
-                let body = crate::x509::ocsp::request(&leaf, &issuer);
-                http::fetch(&http::Request {
-                    url,
-                    body: Some(("application/ocsp-request", &body)),
-                    timeout: TIMEOUT,
-                    max_body: MAX_BODY,
-                })
-                .map_err(|e| e.to_string())
-                .and_then(|der| {
-                    crate::x509::ocsp::check(der, chain, url, crate::clock::unix_now())
-                        .map_err(|e| e.to_string())
-                })
-            }
-            _ => Err("the certificate or its issuer does not parse".into()),
-        },
-        _ => Err("no issuer after the certificate".into()),
-    };
+    let got = crate::fetch::staple(url, chain, TIMEOUT).map_err(|(_, why)| why);
     match got {
         Ok(s) => out.findings.push(finding(
             Level::Info,

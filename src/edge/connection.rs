@@ -126,10 +126,10 @@ async fn speak(conn: &Session<'_>, mut stream: Stream, refusal: Option<Refusal>)
         .is_some_and(|p| p == b"h2");
     if alpn_h2 {
         if let Stream::ServerTls(tls) = stream {
-            match tls.into_poll() {
-                Ok(io) => super::http2::serve(conn, io, refusal.as_ref()).await,
-                Err(e) => log::error!("listener={}: HTTP/2 connection: {e}", conn.server.name),
-            }
+            // Boxed, as the h2c branch below: the HTTP/2 driver's state (hyperium's connection
+            // and the poll-io TLS adapter, about 8 KiB) would otherwise sit inline in every
+            // connection's task, HTTP/1.1 ones included, idle or not.
+            Box::pin(serve_h2_tls(conn, tls, refusal)).await;
         }
         return;
     }
@@ -138,15 +138,7 @@ async fn speak(conn: &Session<'_>, mut stream: Stream, refusal: Option<Refusal>)
         match opening(&mut stream, &mut unread, conn.server.http.header_timeout).await {
             Opening::Http2 => {
                 if let Stream::Plain(tcp) = stream {
-                    match monoio::io::IntoPollIo::into_poll_io(tcp) {
-                        Ok(io) => {
-                            let io = crate::http2::prefixed::Prefixed::new(unread, io);
-                            super::http2::serve(conn, io, None).await;
-                        }
-                        Err(e) => {
-                            log::error!("listener={}: h2c connection: {e}", conn.server.name)
-                        }
-                    }
+                    Box::pin(serve_h2c(conn, tcp, unread)).await;
                 }
                 return;
             }
@@ -166,5 +158,29 @@ async fn speak(conn: &Session<'_>, mut stream: Stream, refusal: Option<Refusal>)
         None => {
             let _ = stream.shutdown().await;
         }
+    }
+}
+
+/// Serves a TLS connection whose ALPN chose h2.
+async fn serve_h2_tls(
+    conn: &Session<'_>,
+    tls: Box<crate::tls::stream::TlsStream<rustls::ServerConnection>>,
+    refusal: Option<Refusal>,
+) {
+    match tls.into_poll() {
+        Ok(io) => super::http2::serve(conn, io, refusal.as_ref()).await,
+        Err(e) => log::error!("listener={}: HTTP/2 connection: {e}", conn.server.name),
+    }
+}
+
+/// Serves a plain connection that opened with the HTTP/2 preface (`opened`: the bytes read
+/// to tell, the preface first).
+async fn serve_h2c(conn: &Session<'_>, tcp: TcpStream, opened: BytesMut) {
+    match monoio::io::IntoPollIo::into_poll_io(tcp) {
+        Ok(io) => {
+            let io = crate::http2::prefixed::Prefixed::new(opened, io);
+            super::http2::serve(conn, io, None).await;
+        }
+        Err(e) => log::error!("listener={}: h2c connection: {e}", conn.server.name),
     }
 }

@@ -57,7 +57,9 @@ impl Session<'_> {
             let head = match read_head(stream, &mut unread, &limits, http.header_timeout).await {
                 Ok(h) => h,
                 Err(e) => {
-                    self.head_failed(stream, e).await;
+                    // Boxed: the refusal's write is rare and would otherwise size the
+                    // connection's task for every request.
+                    Box::pin(self.head_failed(stream, e)).await;
                     break;
                 }
             };

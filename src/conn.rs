@@ -62,6 +62,40 @@ impl Stream {
         }
     }
 
+    /// Waits at most `limit` for the peer's next bytes, holding no read buffer while it is quiet
+    /// ([`crate::quiet`]): for a client between requests. True once a read will return at
+    /// once (on plain TCP the bytes may already be in `buf`), false when nothing came in
+    /// time. An error is the socket's.
+    pub async fn wait_for_bytes(
+        &mut self,
+        buf: &mut BytesMut,
+        limit: std::time::Duration,
+        quiet: &mut crate::quiet::Quiet,
+    ) -> io::Result<bool> {
+        if !buf.is_empty() {
+            return Ok(true);
+        }
+        match self {
+            Stream::Plain(s) => {
+                const READ: usize = 4096;
+                let mut owned = std::mem::take(buf);
+                owned.reserve(READ);
+                let end = owned.capacity().min(READ);
+                let fresh = || BytesMut::with_capacity(READ).slice_mut(0..READ);
+                match quiet.read(s, owned.slice_mut(0..end), limit, fresh).await {
+                    None => Ok(false),
+                    Some((res, slice)) => {
+                        *buf = slice.into_inner();
+                        res.map(|_| true)
+                    }
+                }
+            }
+            Stream::ServerTls(t) => t.wait_for_bytes(limit, quiet).await,
+            Stream::ClientTls(t) => t.wait_for_bytes(limit, quiet).await,
+            Stream::H2(_) => Ok(true),
+        }
+    }
+
     /// Writes all of `data`; on plain TCP the buffer itself goes to the kernel, no copy.
     pub async fn write_bytes(&mut self, data: Bytes) -> io::Result<()> {
         if data.is_empty() {

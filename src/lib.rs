@@ -33,6 +33,7 @@ pub mod http;
 pub mod http2;
 pub mod metrics;
 pub mod policy;
+pub mod quiet;
 pub mod server;
 pub mod tls;
 pub mod tools;

@@ -13,6 +13,7 @@ use super::request::{Incoming, Protocol};
 use super::session::{limits, After, Session, Switched};
 use crate::conn::Stream;
 use crate::http::{self, RequestError, RequestHead};
+use crate::quiet::Quiet;
 
 impl Session<'_> {
     /// nginx-compatible mode: the handshake completed with a refused certificate, so the
@@ -47,14 +48,26 @@ impl Session<'_> {
         // `unread`: empty until the first bytes arrive (an idle connection holds no request
         // buffer), unless the opening was read to tell HTTP/2 from HTTP/1.1.
         let mut served: u64 = 0;
+        let mut quiet = Quiet::default();
         loop {
-            if served > 0
-                && !wait_next_request(self.core, stream, &mut unread, http.keepalive_timeout).await
-            {
-                break;
+            // The time the head has: header_timeout from the connection's start for the first
+            // request (its first bytes may be a while coming), from its first bytes for the
+            // next ones (the wait before them is keepalive_timeout's).
+            let mut head_time = http.header_timeout;
+            if served > 0 {
+                let idle = http.keepalive_timeout;
+                if !wait_next_request(self.core, stream, &mut unread, idle, &mut quiet).await {
+                    break;
+                }
+            } else if unread.is_empty() {
+                let waiting = Instant::now();
+                if !first_bytes(stream, &mut unread, head_time, &mut quiet).await {
+                    break;
+                }
+                head_time = head_time.saturating_sub(waiting.elapsed());
             }
             let started = Instant::now();
-            let head = match read_head(stream, &mut unread, &limits, http.header_timeout).await {
+            let head = match read_head(stream, &mut unread, &limits, head_time).await {
                 Ok(h) => h,
                 Err(e) => {
                     // Boxed: the refusal's write is rare and would otherwise size the
@@ -176,6 +189,7 @@ async fn wait_next_request(
     stream: &mut Stream,
     buf: &mut BytesMut,
     idle: Duration,
+    quiet: &mut Quiet,
 ) -> bool {
     if !buf.is_empty() {
         return true;
@@ -185,7 +199,27 @@ async fn wait_next_request(
     }
     let drain = core.drain.wait();
     monoio::select! {
-        r = crate::deadline::timeout(idle, stream.read_buf(buf, 16 * 1024)) => matches!(r, Ok(Ok(n)) if n > 0),
+        more = first_bytes(stream, buf, idle, quiet) => more,
         _ = drain => false,
     }
+}
+
+/// Waits at most `limit` for the first bytes of a request, without holding a read buffer while
+/// the client is quiet; false when none came (or the connection ended or failed).
+async fn first_bytes(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    limit: Duration,
+    quiet: &mut Quiet,
+) -> bool {
+    if !matches!(stream.wait_for_bytes(buf, limit, quiet).await, Ok(true)) {
+        return false;
+    }
+    if !buf.is_empty() {
+        return true;
+    }
+    // Something is there to read: usually a whole record; a record cut short by the network
+    // gets the rest of the time.
+    let read = stream.read_buf(buf, 16 * 1024);
+    matches!(crate::deadline::timeout(limit, read).await, Ok(Ok(n)) if n > 0)
 }

@@ -163,6 +163,7 @@ async fn worker_main(spec: WorkerSpec) {
         monoio::spawn(accept_loop(core.clone(), socket, listener));
     }
     monoio::spawn(sweep_loop(core.clone()));
+    monoio::spawn(crate::quiet::sweep());
     monoio::spawn(flush_loop(core.clone()));
     let _ = spec.report.send(Startup::Ready(bound));
 

@@ -74,13 +74,36 @@ impl Inbox {
         if !self.is_empty() {
             return Ok(true);
         }
+        let buf = self.next_buffer();
+        let (res, buf) = io.read(buf).await;
+        self.filled(res, buf)
+    }
+
+    /// As [`Inbox::fill`], waiting at most `limit`, and holding no buffer once the peer has
+    /// been quiet for a moment ([`crate::quiet`]). `None`: nothing came within `limit`.
+    pub(super) async fn fill_quietly(
+        &mut self,
+        io: &mut TcpStream,
+        limit: std::time::Duration,
+        quiet: &mut crate::quiet::Quiet,
+    ) -> Option<io::Result<bool>> {
+        if !self.is_empty() {
+            return Some(Ok(true));
+        }
+        let buf = self.next_buffer();
+        let fresh = || Vec::with_capacity(SMALL_READ);
+        let (res, buf) = quiet.read(io, buf, limit, fresh).await?;
+        Some(self.filled(res, buf))
+    }
+
+    /// The buffer for the next read, sized by what the last one brought: a read that filled a
+    /// small buffer means the peer is streaming (whole records from now on); one that brought
+    /// less than a small buffer means it is not, and the big buffer goes back.
+    fn next_buffer(&mut self) -> Vec<u8> {
         let mut buf = self
             .buf
             .take()
             .unwrap_or_else(|| Vec::with_capacity(SMALL_READ));
-        // Size the read by what the last one brought: a read that filled a small buffer means
-        // the peer is streaming (whole records from now on); one that brought less than a
-        // small buffer means it is not, and the big buffer goes back.
         let last = buf.len();
         if buf.capacity() < TLS_BUF && last >= buf.capacity() {
             buf = Vec::with_capacity(TLS_BUF);
@@ -89,7 +112,12 @@ impl Inbox {
         }
         buf.clear();
         self.pos = 0;
-        let (res, buf) = io.read(buf).await;
+        buf
+    }
+
+    /// Takes back the buffer of a read that ended: true when it brought bytes, false at the
+    /// end of the stream.
+    fn filled(&mut self, res: io::Result<usize>, buf: Vec<u8>) -> io::Result<bool> {
         self.buf = Some(buf);
         if res? == 0 {
             self.eof = true;
@@ -385,6 +413,29 @@ where
                 return Ok(0);
             }
         }
+    }
+
+    /// Waits at most `limit` for the peer's next bytes, holding no read buffer while it is quiet
+    /// (see [`crate::quiet`]): true once there is something to read (plaintext, ciphertext,
+    /// the end of the stream), false when nothing came in time. An error is the socket's.
+    pub async fn wait_for_bytes(
+        &mut self,
+        limit: std::time::Duration,
+        quiet: &mut crate::quiet::Quiet,
+    ) -> io::Result<bool> {
+        if self.inbox.eof || !self.inbox.is_empty() || self.has_plaintext() {
+            return Ok(true);
+        }
+        match self.inbox.fill_quietly(&mut self.io, limit, quiet).await {
+            None => Ok(false),
+            Some(res) => res.map(|_| true),
+        }
+    }
+
+    /// Whether rustls holds decrypted data (or a close) that a read would return at once.
+    fn has_plaintext(&mut self) -> bool {
+        use std::io::BufRead;
+        !matches!(self.conn.reader().fill_buf(), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
     /// Encrypts and sends all of `data`.

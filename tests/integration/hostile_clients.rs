@@ -649,3 +649,113 @@ fn a_client_that_stops_reading_a_static_file_is_cut_after_send_timeout() {
         "the whole file arrived: the connection was never cut"
     );
 }
+
+/// Sends `request` as one TLS record and stops halfway through it: the proxy has ciphertext
+/// it cannot decrypt until the rest comes, which it never does.
+fn stall_mid_record(c: &mut Conn, request: &[u8]) {
+    c.tls
+        .conn
+        .writer()
+        .write_all(request)
+        .expect("plaintext in");
+    let mut record = Vec::new();
+    while c.tls.conn.wants_write() {
+        c.tls.conn.write_tls(&mut record).expect("record out");
+    }
+    assert!(record.len() > 20, "one record of {} bytes", record.len());
+    c.tls
+        .sock
+        .write_all(&record[..record.len() / 2])
+        .expect("half a record");
+}
+
+/// Connections that stop in the middle of a TLS record, before their first request and between
+/// two requests, hold what they sent until their timeout, and no more than that: other clients
+/// are served meanwhile, every stalled connection is closed when its time is up, and the
+/// proxy's descriptors come back to where they were, after which it serves as before.
+#[test]
+fn connections_stalled_mid_record_are_cut_and_the_proxy_recovers() {
+    const STALLED: usize = 150;
+    let pki = Pki::new();
+    let up = Upstream::start(Mode::Echo);
+    let proxy = Cfg::new(&pki, &up)
+        .http("header_timeout = \"2s\"\nkeepalive_timeout = \"2s\"")
+        .start();
+    let addr = proxy.addr();
+    let cfg = client_for(&pki, Some(&pki.client));
+    for _ in 0..20 {
+        assert_eq!(client::get(addr, &cfg, "/warm").status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let base = proxy.rss_kib();
+    let fds_before = fd_count(proxy.pid);
+    let request = b"GET /stalled HTTP/1.1\r\nHost: localhost\r\nX-Pad: aaaaaaaaaaaaaaaa\r\n\r\n";
+
+    // Half stall before their first request, half after one served request.
+    let started = Instant::now();
+    let mut stalled = Vec::with_capacity(STALLED);
+    for i in 0..STALLED {
+        let mut c = conn(&proxy, &pki);
+        if i % 2 == 1 {
+            c.send(b"GET /first HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .expect("send");
+            assert_eq!(c.read_response().expect("first response").status, 200);
+        }
+        stall_mid_record(&mut c, request);
+        stalled.push(c);
+    }
+    let held = proxy.rss_kib();
+
+    // Other clients meanwhile: new connections and a keep-alive one, all answered.
+    let mut ka = conn(&proxy, &pki);
+    let mut served = 0;
+    for i in 0..30 {
+        let status = if i % 2 == 0 {
+            client::get(addr, &cfg, "/meanwhile").status
+        } else {
+            ka.send(b"GET /meanwhile-ka HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .expect("send");
+            ka.read_response().expect("keep-alive response").status
+        };
+        assert_eq!(status, 200, "a normal request during the stall");
+        served += 1;
+    }
+    drop(ka);
+
+    // Every stalled connection is closed by the proxy once its 2 s are up.
+    for (i, c) in stalled.iter_mut().enumerate() {
+        let left = Duration::from_secs(8).saturating_sub(started.elapsed());
+        assert!(
+            c.closed_by_server(left.max(Duration::from_millis(100))),
+            "stalled connection {i} still open after {:?}",
+            started.elapsed()
+        );
+    }
+    let closed_in = started.elapsed();
+    drop(stalled);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fd_count(proxy.pid) > fds_before + 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let fds_after = fd_count(proxy.pid);
+    let after = proxy.rss_kib();
+    println!(
+        "stalled mid-record: {STALLED} connections, RSS {base} KiB -> {held} KiB while stalled \
+         ({:.1} KiB each) -> {after} KiB after; all closed {:.1} s after the first stalled; \
+         {served} other requests answered meanwhile; fds {fds_before} -> {fds_after}",
+        held.saturating_sub(base) as f64 / STALLED as f64,
+        closed_in.as_secs_f64()
+    );
+    assert!(
+        fds_after <= fds_before + 2,
+        "fds did not come back: {fds_after} (before {fds_before})"
+    );
+    assert!(
+        up.seen().iter().all(|s| s.target != "/stalled"),
+        "a stalled request reached the upstream"
+    );
+    // And the proxy serves as before.
+    for _ in 0..20 {
+        assert_eq!(client::get(addr, &cfg, "/after").status, 200);
+    }
+}

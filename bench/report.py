@@ -10,7 +10,10 @@ writes OUT.txt (the table, also printed), OUT.json (summary + raw), OUT.svg (eve
 and OUT-charts/SCENARIO.svg (one chart per scenario). With several rounds (run.sh's ROUNDS),
 each figure is the median over the rounds, and a block gives the spread (lowest and highest)
 and ringgate/nginx round by round. Rows with a "tool" (H2LOAD=1: h2load and ringgate-load on
-a listener without client verification) make the cross-check block.
+a listener without client verification) make the cross-check block. Rows with an "idle_count"
+(idle-memory, idle-memory-64k at each of run.sh's IDLE_COUNTS) are one scenario per count,
+named SCENARIO@COUNT; rows with "upstream_tls" (up-mtls-*: the TLS upstream's access log) add
+the upstream handshakes per request and the share resumed.
 """
 
 import argparse
@@ -36,6 +39,12 @@ SCENARIOS = {
     "rate-latency": ("latency at a fixed rate", "p99 latency", "us", False, ("<=", 1.0)),
     "ws-echo": ("WebSocket echo, one message in flight per connection", "messages/s", "msg/s", True, None),
     "idle-memory": ("memory per idle mTLS connection", "RSS per connection", "bytes", False, ("<=", 1.0)),
+    "idle-memory-64k": ("memory per idle connection after 64 KiB", "RSS per connection", "bytes", False, ("<=", 1.0)),
+    # Mutual TLS on both sides (the service mesh): ka-small's load, proxied to an nginx that
+    # requires a client certificate, through a pool of upstream TLS connections or one (resumed)
+    # handshake per request. Reported, not judged (no target yet).
+    "up-mtls-pool": ("mTLS upstream, pooled connections", "requests/s", "req/s", True, None),
+    "up-mtls-close": ("mTLS upstream, a connection per request", "requests/s", "req/s", True, None),
     # HTTP/2 (ALPN h2) on mTLS connections: at least nginx's requests/s at less CPU per request.
     "h2-small": ("HTTP/2, small responses, 1 stream per connection", "requests/s", "req/s", True, (">=", 1.0), ("<", 1.0)),
     "h2-small-10": ("HTTP/2, small responses, 10 streams per connection", "requests/s", "req/s", True, (">=", 1.0), ("<", 1.0)),
@@ -46,6 +55,27 @@ SCENARIOS = {
     "grpc-unary-10": ("gRPC unary echo, 10 streams per connection", "calls/s", "calls/s", True, None),
 }
 ORDER = list(SCENARIOS)
+IDLE = ("idle-memory", "idle-memory-64k")
+W = 22  # the scenario column (idle-memory-64k@19900)
+
+
+def base(sc):
+    """The scenario's name without its idle count (idle-memory-64k@10000 -> idle-memory-64k)."""
+    return sc.split("@", 1)[0]
+
+
+def idle_count(sc):
+    return int(sc.split("@", 1)[1]) if "@" in sc else None
+
+
+def is_idle(sc):
+    return base(sc) in IDLE
+
+
+def ordered(keys):
+    """Scenario keys in the table's order, an idle scenario's counts ascending."""
+    rank = {k: i for i, k in enumerate(ORDER)}
+    return sorted((k for k in keys if base(k) in rank), key=lambda k: (rank[base(k)], idle_count(k) or 0))
 
 
 def load(paths):
@@ -72,6 +102,8 @@ def load_one(path, offset, rows, cross):
                 continue
             r["round"] = r.get("round", 1) + offset
             last = max(last, r["round"])
+            if r.get("idle_count"):
+                r["scenario"] = f"{r['scenario']}@{r['idle_count']}"
             if r.get("tool"):
                 cross.setdefault((r["proxy"], r["scenario"], r["tool"]), []).append(r)
             else:
@@ -149,7 +181,16 @@ def figures(r):
     if r.get("upstream_cpu_ticks") is not None and r["scenario"].startswith("grpc-"):
         dur = res.get("duration_s") or 0
         f["upstream_cpu_share"] = r["upstream_cpu_ticks"] / hz / dur if dur else None
-    if r["scenario"] == "idle-memory":
+    up = r.get("upstream_tls")
+    if up is not None:
+        f["up_requests"] = up.get("requests", 0) or 0
+        f["up_handshakes"] = up.get("handshakes", 0) or 0
+        f["up_resumed"] = up.get("resumed", 0) or 0
+        f["up_non200"] = up.get("non200", 0) or 0
+        f["up_with_sni"] = up.get("with_sni", 0) or 0
+        f["up_protocols"] = up.get("protocols") or {}
+        up_shares(f)
+    if is_idle(r["scenario"]):
         idle = res.get("idle") or {}
         est = idle.get("established", 0) or 0
         delta = (r.get("rss_after_kb", 0) - r.get("rss_before_kb", 0)) * 1024
@@ -160,10 +201,18 @@ def figures(r):
     return f
 
 
+def up_shares(f):
+    """Upstream TLS handshakes per request (of those the upstream logged) and the share resumed."""
+    req, hs = f.get("up_requests") or 0, f.get("up_handshakes") or 0
+    f["up_hs_per_request"] = hs / req if req else None
+    f["up_resumed_share"] = (f.get("up_resumed") or 0) / hs if hs else None
+
+
 # Figures that are medians over the rounds (the others are added up).
 MEDIAN = ["rps", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "cpu_s", "cpu_us_per_request",
           "cpu_us_per_handshake", "bytes_per_connection", "rss_before_kb", "rss_after_kb",
           "upstream_cpu_share"]
+UP_SUMS = ["up_requests", "up_handshakes", "up_resumed", "up_non200", "up_with_sni"]
 
 
 def med(vals):
@@ -181,7 +230,14 @@ def aggregate(fs):
     for k in ("requests", "errors", "hs_full", "hs_resumed", "idle_established"):
         if any(k in x for x in fs):
             f[k] = sum(x.get(k) or 0 for x in fs)
-    for k in ("errors_by_cause", "statuses"):
+    if any("up_requests" in x for x in fs):
+        # Over all the rounds' upstream requests, as the errors are.
+        for k in UP_SUMS:
+            f[k] = sum(x.get(k) or 0 for x in fs)
+        up_shares(f)
+    for k in ("errors_by_cause", "statuses", "up_protocols"):
+        if k == "up_protocols" and not any(k in x for x in fs):
+            continue
         acc = {}
         for x in fs:
             for kk, v in (x.get(k) or {}).items():
@@ -207,7 +263,7 @@ def primary(sc, f):
         return None
     if sc == "rate-latency":
         return f["p99_us"]
-    if sc == "idle-memory":
+    if is_idle(sc):
         return f["bytes_per_connection"]
     return f["rps"]
 
@@ -256,7 +312,7 @@ def per_round_ratios(sc, per, key):
 def build(meta, rows):
     present = [p for p in PROXIES if any(k[0] == p for k in rows)]
     summary = {"meta": meta, "proxies": present, "scenarios": {}}
-    for sc in ORDER:
+    for sc in ordered({k[1] for k in rows}):
         per = {
             p: aggregate(sorted((figures(r) for r in rows[(p, sc)]), key=lambda f: f["round"]))
             for p in present
@@ -264,8 +320,11 @@ def build(meta, rows):
         }
         if not per:
             continue
-        title, metric, unit, higher, target = SCENARIOS[sc][:5]
-        cpu_target = SCENARIOS[sc][5] if len(SCENARIOS[sc]) > 5 else None
+        spec = SCENARIOS[base(sc)]
+        title, metric, unit, higher, target = spec[:5]
+        cpu_target = spec[5] if len(spec) > 5 else None
+        if idle_count(sc):
+            title += f", {idle_count(sc)} connections"
         vals = {p: primary(sc, per.get(p)) for p in present}
         rg = vals.get("ringgate")
         r_n = ratio(rg, vals.get("nginx"))
@@ -307,7 +366,7 @@ def build(meta, rows):
 def build_cross(cross):
     """The cross-check: per scenario and proxy, each tool's requests/s and the proxy's CPU."""
     out = {}
-    rank = {k: i for i, k in enumerate(ORDER + PROXIES)}
+    rank = {k: i for i, k in enumerate(ORDER + PROXIES)}  # cross-checks: h2 scenarios only
     for (p, sc, tool), rs in sorted(cross.items(), key=lambda kv: (rank.get(kv[0][1], 99), rank.get(kv[0][0], 99), kv[0][2])):
         f = aggregate([figures(r) for r in rs])
         out.setdefault(sc, {}).setdefault(p, {})[tool] = {
@@ -336,8 +395,13 @@ def table(s):
     )
     if "rate-latency" in s["scenarios"]:
         line += f"; fixed rate {m.get('rate')} req/s ({m.get('rate_fraction')} of nginx's keep-alive maximum)"
-    if "idle-memory" in s["scenarios"]:
-        line += f"; {m.get('idle_connections')} idle connections"
+    if any(is_idle(sc) for sc in s["scenarios"]):
+        if m.get("idle_counts"):
+            line += f"; idle connections: {m.get('idle_counts')}"
+            if m.get("idle_capped"):
+                line += f" ({m.get('idle_capped')}: the open-file limit)"
+        elif m.get("idle_connections"):
+            line += f"; {m.get('idle_connections')} idle connections"
     out.append(line)
     out.append(
         f"ringgate {m.get('ringgate')}, nginx {m.get('nginx')}, HAProxy {m.get('haproxy')}, "
@@ -362,10 +426,19 @@ def table(s):
             + (f"with upstream keepalive {ka}" if ka else "without upstream keepalive")
             + (f"; ringgate's configuration: {m.get('grpc_ringgate_config')}" if m.get("grpc_ringgate_config") else "")
         )
+    if any(base(sc).startswith("up-mtls-") for sc in s["scenarios"]):
+        out.append(
+            "up-mtls scenarios: ka-small's load to a location proxied with a client certificate (TLS 1.2-1.3) to an "
+            "nginx on the upstream CPU that requires one; up-mtls-pool through a pool of upstream connections "
+            f"(nginx/ringgate keepalive {m.get('up_mtls_keepalive', 32)}, HAProxy http-reuse safe, pool-max-conn "
+            f"{m.get('up_mtls_keepalive', 32)}), up-mtls-close a connection per request (nginx/ringgate HTTP/1.0, "
+            "no keepalive; HAProxy http-reuse never, option http-server-close); 'up hs/req' and 'up resumed' "
+            "from the upstream's access log ($connection_requests = 1: a handshake; $ssl_session_reused)"
+        )
     out.append(f"command: {m.get('command')}")
     out.append("")
-    w = 18
-    head = f"{'scenario':<18} {'metric':<14}" + "".join(f"{p:>11}" for p in pr)
+    w = W
+    head = f"{'scenario':<{W}} {'metric':<14}" + "".join(f"{p:>11}" for p in pr)
     head += f" {'rg/nginx':>9} {'rg/haproxy':>10}  target"
     out.append(head)
     for sc, d in s["scenarios"].items():
@@ -386,17 +459,25 @@ def table(s):
                 rh = ratio(vals.get("ringgate"), vals.get("haproxy"))
                 line += f" {fmt(rn, 2) if rn is not None else '-':>9} {fmt(rh, 2) if rh is not None else '-':>10}"
                 out.append(line)
+        if any(f.get("up_requests") is not None for f in d["figures"].values()):
+            # The TLS upstream's side: handshakes per request it served, and the share resumed.
+            for q, key, digits, scale in (("up hs/req", "up_hs_per_request", 3, 1), ("up resumed %", "up_resumed_share", 1, 100)):
+                vals = {p: d["figures"].get(p, {}).get(key) for p in pr}
+                cells = "".join(
+                    f"{fmt(vals[p] * scale, digits) if vals.get(p) is not None else '-':>11}" for p in pr
+                )
+                out.append(f"{'':<{w}} {q:<14}" + cells)
     out.append("")
     out.append("CPU time of the proxy under test (utime+stime of all its processes, /proc/PID/stat)")
-    out.append(f"{'scenario':<18} {'per':<14}" + "".join(f"{p:>11}" for p in pr) + f" {'rg/nginx':>9} {'rg/haproxy':>10}")
+    out.append(f"{'scenario':<{W}} {'per':<14}" + "".join(f"{p:>11}" for p in pr) + f" {'rg/nginx':>9} {'rg/haproxy':>10}")
     for sc, d in s["scenarios"].items():
-        if sc == "idle-memory":
+        if is_idle(sc):
             continue
         key = cpu_key(sc)
         per = ("us/handshake" if sc.startswith("hs-") else "us/message" if sc == "ws-echo"
                else "us/call" if sc.startswith("grpc-") else "us/request")
         vals = {p: d["figures"].get(p, {}).get(key) for p in pr}
-        line = f"{sc:<18} {per:<14}" + "".join(f"{fmt(vals.get(p), 1):>11}" for p in pr)
+        line = f"{sc:<{W}} {per:<14}" + "".join(f"{fmt(vals.get(p), 1):>11}" for p in pr)
         rn = ratio(vals.get("ringgate"), vals.get("nginx"))
         rh = ratio(vals.get("ringgate"), vals.get("haproxy"))
         line += f" {fmt(rn, 2) if rn is not None else '-':>9} {fmt(rh, 2) if rh is not None else '-':>10}"
@@ -410,7 +491,7 @@ def table(s):
             if f is None:
                 continue
             x = f"{p}: "
-            if sc.startswith("hs-") or sc == "idle-memory":
+            if sc.startswith("hs-") or is_idle(sc):
                 x += f"{f['hs_full']}/{f['hs_resumed']} hs, "
             x += f"{f['errors']} errors"
             if f["errors_by_cause"]:
@@ -419,8 +500,16 @@ def table(s):
             bad = {k: v for k, v in (f["statuses"] or {}).items() if k != ok}
             if bad:
                 x += " statuses " + ", ".join(f"{k}: {v}" for k, v in bad.items())
-            if sc == "idle-memory":
-                x += f", {f.get('idle_established')} open, RSS {f.get('rss_before_kb')} -> {f.get('rss_after_kb')} kB"
+            if is_idle(sc):
+                x += f", {f.get('idle_established')} open, RSS {fmt(f.get('rss_before_kb'))} -> {fmt(f.get('rss_after_kb'))} kB"
+            if f.get("up_requests") is not None:
+                protos = " ".join(f"{k} {v}" for k, v in sorted((f.get("up_protocols") or {}).items()))
+                x += (
+                    f", upstream: {f['up_requests']} requests, {f['up_handshakes']} handshakes "
+                    f"({f['up_resumed']} resumed{', ' + protos if protos else ''}, {f['up_with_sni']} with SNI)"
+                )
+                if f.get("up_non200"):
+                    x += f", {f['up_non200']} non-200 at the upstream"
             if f.get("h2"):
                 h = f["h2"]
                 x += f", h2 {h.get('connections')} conns/{h.get('goaways')} GOAWAY/{h.get('retried')} retried"
@@ -430,7 +519,7 @@ def table(s):
             if f.get("upstream_cpu_share") is not None:
                 x += f", echo at {100 * f['upstream_cpu_share']:.0f}% of its core"
             parts.append(x)
-        out.append(f"{sc:<18} " + "; ".join(parts))
+        out.append(f"{sc:<{W}} " + "; ".join(parts))
     if any(d["rounds"] > 1 for d in s["scenarios"].values()):
         out.append("")
         out.append(
@@ -445,7 +534,7 @@ def table(s):
                 ("cpu " + ("us/hs" if sc.startswith("hs-") else "us/call" if sc.startswith("grpc-") else "us/req"),
                  cpu_key(sc), d["cpu_ratio_per_round"]),
             ):
-                if sc == "idle-memory" and key is not None:
+                if is_idle(sc) and key is not None:
                     continue
                 cells = []
                 for p in pr:
@@ -457,12 +546,17 @@ def table(s):
                         cells.append(f"{p} {fmt(min(v), digits)}-{fmt(max(v), digits)}")
                 ratios = " ".join(fmt(x, 2) if x is not None else "-" for x in rr)
                 m = med(rr)
-                paired = f"; rg/nginx median {fmt(m, 2)}, by round {ratios}" if m is not None else ""
-                out.append(f"{sc:<18} {what:<14} " + ", ".join(cells) + paired)
+                known = [x for x in rr if x is not None]
+                paired = (
+                    f"; rg/nginx median {fmt(m, 2)} ({fmt(min(known), 2)}-{fmt(max(known), 2)}), by round {ratios}"
+                    if m is not None
+                    else ""
+                )
+                out.append(f"{sc:<{W}} {what:<14} " + ", ".join(cells) + paired)
         out.append("")
         out.append("by round: each proxy's figure and its CPU per request (the medians are in the tables above)")
         for sc, d in s["scenarios"].items():
-            if d["rounds"] < 2 or sc == "idle-memory":
+            if d["rounds"] < 2 or is_idle(sc):
                 continue
             key = cpu_key(sc)
             by = {}
@@ -480,18 +574,18 @@ def table(s):
                         f"{p} {fmt(primary(sc, f), 0)} {d['unit']} at {fmt(c, 1) if c is not None else '-'} us"
                         + (f" ({f['errors']} errors)" if f.get("errors") else "")
                     )
-                out.append(f"{sc:<18} round {rnd:<8} " + ", ".join(cells))
+                out.append(f"{sc:<{W}} round {rnd:<8} " + ", ".join(cells))
     cross = s.get("cross") or {}
     if cross:
         out.append("")
         out.append("cross-check on a listener without client verification (h2load sends no certificate)")
-        out.append(f"{'scenario':<18} {'proxy':<9} {'ringgate-load':>13} {'h2load':>10} {'ratio':>6}  cpu us/req (ringgate-load / h2load); errors")
+        out.append(f"{'scenario':<{W}} {'proxy':<9} {'ringgate-load':>13} {'h2load':>10} {'ratio':>6}  cpu us/req (ringgate-load / h2load); errors")
         for sc, byp in cross.items():
             for p, tools in byp.items():
                 a, b = tools.get("ringgate-load", {}), tools.get("h2load", {})
                 r = ratio(a.get("rps"), b.get("rps"))
                 out.append(
-                    f"{sc:<18} {p:<9} {fmt(a.get('rps')):>13} {fmt(b.get('rps')):>10} {fmt(r, 2) if r else '-':>6}  "
+                    f"{sc:<{W}} {p:<9} {fmt(a.get('rps')):>13} {fmt(b.get('rps')):>10} {fmt(r, 2) if r else '-':>6}  "
                     f"{fmt(a.get('cpu_us_per_request'), 1)} / {fmt(b.get('cpu_us_per_request'), 1)}; "
                     f"{a.get('errors', '-')} / {b.get('errors', '-')}"
                 )
@@ -596,20 +690,47 @@ def svg_doc(w, h, body):
     )
 
 
+def chart_panels(s):
+    """(file name, title, subtitle, groups) per chart: one per scenario, except that an idle
+    scenario's counts are the groups of one chart."""
+    pr = s["proxies"]
+    panels, idle = [], {}
+    for sc, d in s["scenarios"].items():
+        if is_idle(sc) and idle_count(sc):
+            b = base(sc)
+            if b not in idle:
+                idle[b] = []
+                panels.append((b, None, None, idle[b]))
+            idle[b].append((sc, d))
+            continue
+        panels.append((sc, d["title"], subtitle(sc, d), scenario_groups(sc, d, pr)))
+    out = []
+    for name, title, sub, groups in panels:
+        if title is None:
+            members = groups
+            ratios = " / ".join(
+                f"{d['ringgate_over_nginx']:.2f}" if d["ringgate_over_nginx"] is not None else "-" for _, d in members
+            )
+            title = SCENARIOS[name][0]
+            sub = f"bytes per connection by count, lower is better; rg/nginx {ratios}"
+            groups = [(str(idle_count(sc)), {p: d["values"].get(p) for p in pr}) for sc, d in members]
+        out.append((name, title, sub, groups))
+    return out
+
+
 def charts(s, out):
     pr = s["proxies"]
-    scs = list(s["scenarios"].items())
+    scs = chart_panels(s)
     pw, ph, cols = 400, 280, 3
     rows = (len(scs) + cols - 1) // cols
     body = [
         f'<text x="10" y="22" font-size="16" font-weight="bold">{esc("ringgate vs nginx vs HAProxy, " + str(s["meta"].get("date")))}</text>'
     ]
     os.makedirs(out + "-charts", exist_ok=True)
-    for i, (sc, d) in enumerate(scs):
+    for i, (sc, title, sub, groups) in enumerate(scs):
         x, y = 10 + (i % cols) * (pw + 10), 34 + (i // cols) * (ph + 10)
-        groups = scenario_groups(sc, d, pr)
-        body += panel(x, y, pw, ph, d["title"], subtitle(sc, d), groups, pr)
-        one = panel(0, 0, pw, ph, d["title"], subtitle(sc, d), groups, pr)
+        body += panel(x, y, pw, ph, title, sub, groups, pr)
+        one = panel(0, 0, pw, ph, title, sub, groups, pr)
         with open(os.path.join(out + "-charts", sc + ".svg"), "w") as f:
             f.write(svg_doc(pw, ph, one))
     with open(out + ".svg", "w") as f:

@@ -6,17 +6,30 @@
 #
 #   bench/run.sh                              # everything, 3 alternated rounds (~25 min)
 #   REPEAT=1 bench/run.sh                     # one round (~8 min): a first look, not evidence
-#   DURATION=3s IDLE_CONNS=1000 bench/run.sh  # a quick pass
+#   DURATION=3s IDLE_COUNTS=1000 bench/run.sh # a quick pass
 #   PROXIES="nginx ringgate" bench/run.sh     # a subset (nginx first: it sets the fixed rate)
 #   SKIP_BUILD=1 KEEP_TMP=1 bench/run.sh
 #   SCENARIOS="ka-small ka-64k" PROXIES=ringgate PROFILE=ringgate bench/run.sh  # perf profiles
 #   SCENARIOS=ws-echo PROXIES="nginx ringgate" bench/run.sh    # WebSocket echo messages/s
 #   SCENARIOS="h2-small h2-small-10 h2-64k" PROXIES="nginx ringgate" H2LOAD=1 bench/run.sh
 #   SCENARIOS="grpc-unary grpc-unary-10" PROXIES="nginx ringgate" bench/run.sh  # gRPC unary
+#   SCENARIOS="up-mtls-pool up-mtls-close" bench/run.sh   # mTLS to a TLS upstream too (mesh)
+#   SCENARIOS="idle-memory idle-memory-64k" IDLE_COUNTS="1000 10000 50000" bench/run.sh
+#   SKIP_BUILD=1 DURATION=2s REPEAT=1 IDLE_COUNTS="300 1000" \
+#     SCENARIOS="up-mtls-pool up-mtls-close idle-memory idle-memory-64k" bench/run.sh  # smoke
+#
+# up-mtls-pool / up-mtls-close: ka-small's load to a location that proxies, with a client
+# certificate, to an nginx upstream on UPSTREAM_CPU that requires one (ssl_verify_client on),
+# through a pool of upstream TLS connections (UP_MTLS_KEEPALIVE, 32) or one upstream connection
+# (and resumed handshake) per request; the upstream's access log gives handshakes per request
+# and the fraction resumed. idle-memory / idle-memory-64k: RSS per idle mTLS connection after
+# one small or one 64 KiB response, at each of IDLE_COUNTS (default "1000 10000 50000"; IDLE_CONNS
+# alone, the older knob, is one count), each capped at what the open-file limit allows, on a
+# freshly started proxy each time.
 #
 # The proxy under test runs on CPU 0 (PROXY_CPU, one worker/thread), ringgate-load and the
-# upstreams (nginx; the WebSocket and gRPC echoes) on CPU 1 (LOAD_CPU, UPSTREAM_CPU). See
-# bench/README.md.
+# upstreams (nginx; the TLS upstream; the WebSocket and gRPC echoes) on CPU 1 (LOAD_CPU,
+# UPSTREAM_CPU). See bench/README.md.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,8 +37,19 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-50}
 WARMUP=${WARMUP:-2s}
-IDLE_CONNS=${IDLE_CONNS:-10000}
+# Idle-memory counts: IDLE_COUNTS, else IDLE_CONNS (the older knob: one count), else three.
+if [ -n "${IDLE_COUNTS:-}" ]; then
+    :
+elif [ -n "${IDLE_CONNS:-}" ]; then
+    IDLE_COUNTS=$IDLE_CONNS
+else
+    IDLE_COUNTS="1000 10000 50000"
+fi
+# up-mtls-pool: the idle TLS connections each proxy keeps to the TLS upstream (nginx
+# `keepalive`, HAProxy `pool-max-conn`).
+UP_MTLS_KEEPALIVE=${UP_MTLS_KEEPALIVE:-32}
 IDLE_HOLD=${IDLE_HOLD:-5s}
+IDLE_KEEPALIVE_TIMEOUT=${IDLE_KEEPALIVE_TIMEOUT:-600s}
 RATE_FRACTION=${RATE_FRACTION:-0.5}
 LOAD_THREADS=${LOAD_THREADS:-1}
 PROXIES=${PROXIES:-nginx haproxy ringgate}
@@ -77,6 +101,11 @@ fi
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+wanted() { [ -z "$SCENARIOS" ] || [[ " $SCENARIOS " == *" $1 "* ]]; }
+any_wanted() { local sc; for sc in "$@"; do wanted "$sc" && return 0; done; return 1; }
+# Measured on a proxy started afresh for each count (see the run below).
+IDLE_SCENARIOS=(idle-memory idle-memory-64k)
+UP_MTLS_SCENARIOS=(up-mtls-pool up-mtls-close)
 
 # ---------------------------------------------------------------- dependencies
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -113,20 +142,46 @@ ncpu=$(nproc)
 [ "${LOAD_CPU%%[-,]*}" -lt "$ncpu" ] || LOAD_CPU=0
 [ "$UPSTREAM_CPU" -lt "$ncpu" ] || UPSTREAM_CPU=0
 
-# 10,000 idle connections: the load generator needs one descriptor each, the proxy one each
-# plus its upstream pool. Raise the soft limit (and, as root, the hard one); see tuning/.
-# Where the hard limit is lower and cannot be raised (no CAP_SYS_RESOURCE, as in some
-# containers), the proxies get what there is: nginx's worker_rlimit_nofile and HAProxy's
-# ulimit-n are set to it.
-need_fds=$((IDLE_CONNS + 100))
+# N idle connections: the load generator needs one descriptor each, the proxy one each plus
+# its upstream connections: up to 256 while the idle connections open (256 at a time, each
+# with a request) and a few more (400 spare). Raise the soft limit (and, as root, the hard
+# one); see tuning/. Where the hard limit is lower and cannot be raised (no CAP_SYS_RESOURCE,
+# as in some containers), the proxies get what there is: nginx's worker_rlimit_nofile and
+# HAProxy's ulimit-n are set to it, and each of IDLE_COUNTS above it is capped at the limit
+# less 400 (this container: 20000, so 50000 becomes 19600), which the log and the report say.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 FDS=$(ulimit -n)
 [ "$FDS" != unlimited ] || FDS=65536
-if [ "$FDS" -lt "$need_fds" ]; then
-    die "open-file limit $FDS < $need_fds needed for IDLE_CONNS=$IDLE_CONNS (ulimit -n; see tuning/README.md)"
+IDLE_CAP=$((FDS - 400))
+[ "$IDLE_CAP" -ge 1 ] || die "open-file limit $FDS leaves no descriptors for idle connections"
+IDLE_LIST=() IDLE_CAPPED=
+for n in $IDLE_COUNTS; do
+    [[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] || die "IDLE_COUNTS: $n is not a positive count"
+    if [ "$n" -gt "$IDLE_CAP" ]; then
+        IDLE_CAPPED="${IDLE_CAPPED:+$IDLE_CAPPED, }$n capped at $IDLE_CAP"
+        n=$IDLE_CAP
+    fi
+    [[ " ${IDLE_LIST[*]-} " == *" $n "* ]] || IDLE_LIST+=("$n")
+done
+IDLE_TOP=10000
+if any_wanted "${IDLE_SCENARIOS[@]}"; then
+    IDLE_TOP=0
+    for n in "${IDLE_LIST[@]}"; do [ "$n" -le "$IDLE_TOP" ] || IDLE_TOP=$n; done
+    [ -z "$IDLE_CAPPED" ] || log "idle counts: $IDLE_CAPPED (open-file limit $FDS, hard limit $(ulimit -Hn); ulimit -n, see tuning/README.md)"
+    log "idle counts: ${IDLE_LIST[*]}"
 fi
 [ "$FDS" -ge 65536 ] || log "open-file limit $FDS (hard limit $(ulimit -Hn)); proxies get that"
-HAPROXY_MAXCONN=$((IDLE_CONNS + 100))
+# The proxies' connection limits: at least the largest idle count; without idle scenarios,
+# what they always were. nginx's worker_connections (which ringgate's importer reads as
+# max_connections_per_worker) counts upstream connections too, and once fewer than 1/16 of
+# them are free nginx closes idle keep-alive connections to make room ("worker_connections
+# are not enough, reusing connections": 1,120 of 19,900 idle connections closed in a first
+# try with worker_connections 20100), so it gets the count and the spare, times 16/15. Above
+# the open-file limit nginx warns, and the descriptors, not worker_connections, are the bound.
+HAPROXY_MAXCONN=$((IDLE_TOP + 100))
+NGINX_WORKER_CONNS=16384
+need_wc=$(((IDLE_TOP + 400) * 16 / 15 + 1))
+[ "$NGINX_WORKER_CONNS" -ge "$need_wc" ] || NGINX_WORKER_CONNS=$need_wc
 
 # ---------------------------------------------------------------- build
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
@@ -243,11 +298,16 @@ issue() { # name keygen cn ext
 issue server-ecdsa ec_key localhost server.ext
 issue server-rsa rsa_key localhost server.ext
 issue client ec_key bench-client client.ext
-openssl verify -CAfile ca.crt server-ecdsa.crt server-rsa.crt client.crt >/dev/null \
-    || die "certificate chain does not verify"
+# up-mtls-*: the TLS upstream's server certificate (localhost, 127.0.0.1) and the client
+# certificate the proxies present to it, from the same CA.
+issue upstream-server ec_key localhost server.ext
+issue proxy-client ec_key bench-proxy client.ext
+openssl verify -CAfile ca.crt server-ecdsa.crt server-rsa.crt client.crt upstream-server.crt \
+    proxy-client.crt >/dev/null || die "certificate chain does not verify"
 # HAProxy reads the certificate and its key from one file.
 cat server-ecdsa.crt server-ecdsa.key >server-ecdsa.pem
 cat server-rsa.crt server-rsa.key >server-rsa.pem
+cat proxy-client.crt proxy-client.key >proxy-client.pem
 PKI=$W/pki
 cd "$ROOT"
 
@@ -285,8 +345,107 @@ PIDS+=("$UPID")
 wait_port "$UPORT" "$UPID" "upstream nginx"
 log "upstream nginx pid $UPID on 127.0.0.1:$UPORT (cpu $UPSTREAM_CPU)"
 
-wanted() { [ -z "$SCENARIOS" ] || [[ " $SCENARIOS " == *" $1 "* ]]; }
-any_wanted() { local sc; for sc in "$@"; do wanted "$sc" && return 0; done; return 1; }
+
+# ---------------------------------------------------------------- TLS upstream (up-mtls-*)
+# up-mtls-* only: a second nginx on the upstream's CPU that serves TLS and requires a client
+# certificate from the bench CA (the service-mesh case: mTLS on both sides of the proxy), with
+# "ok\n" at every path. Its access log, one line per request with the connection's serial
+# number, its request count, whether its TLS session was resumed, the protocol and the SNI,
+# gives the upstream handshakes per request and the share resumed (see upstream_tls_stats).
+# The proxies get the two locations only when an up-mtls scenario runs, so the other
+# scenarios run the configuration they always did:
+#   /up-mtls-pool/  -> upstream app_tls (keepalive UP_MTLS_KEEPALIVE), HTTP/1.1, Connection "";
+#   /up-mtls-close/ -> upstream app_tls_close (no keepalive), nginx's default HTTP/1.0 with
+#                      Connection: close: one upstream connection, one handshake, per request.
+UPTLS_HTTP= UPTLS_LOCATION= UPTLS_HAPROXY_USE= UPTLS_HAPROXY_BACKEND= UPTLS_LOG=
+if any_wanted "${UP_MTLS_SCENARIOS[@]}"; then
+    UTPORT=$(free_port)
+    UT=$W/upstream-tls
+    mkdir -p "$UT/logs" "$UT/tmp"
+    UPTLS_LOG=$UT/logs/access.log
+    : >"$UPTLS_LOG"
+    cat >"$W/upstream-tls.conf" <<EOF
+daemon off;
+master_process on;
+pid $UT/nginx.pid;
+error_log $UT/logs/error.log warn;
+worker_processes 1;
+worker_rlimit_nofile $FDS;
+events { worker_connections 16384; }
+http {
+    log_format mtls '\$connection \$connection_requests \$ssl_session_reused \$ssl_protocol '
+                    '\$status sni=\$ssl_server_name';
+    # Buffered (one write per 256 KiB or per second): run.sh waits out the flush before it
+    # counts the lines of a scenario.
+    access_log $UPTLS_LOG mtls buffer=256k flush=1s;
+    client_body_temp_path $UT/tmp/body;
+    proxy_temp_path $UT/tmp/proxy;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    server {
+        listen 127.0.0.1:$UTPORT ssl reuseport backlog=4096;
+        ssl_certificate $PKI/upstream-server.crt;
+        ssl_certificate_key $PKI/upstream-server.key;
+        ssl_client_certificate $PKI/ca.crt;
+        ssl_verify_client on;
+        ssl_verify_depth 1;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_tickets on;
+        ssl_session_cache shared:UPSSL:10m;
+        ssl_session_timeout 5m;
+        default_type text/plain;
+        location / { return 200 "ok\n"; }
+    }
+}
+EOF
+    taskset -c "$UPSTREAM_CPU" "$NGINX" -p "$UT" -c "$W/upstream-tls.conf" -e "$UT/logs/error.log" &
+    UTPID=$!
+    PIDS+=("$UTPID")
+    wait_port "$UTPORT" "$UTPID" "TLS upstream nginx"
+    log "TLS upstream nginx (client certificate required) pid $UTPID on 127.0.0.1:$UTPORT (cpu $UPSTREAM_CPU)"
+    # The TLS settings towards it, the same in both locations. nginx verifies the name in
+    # proxy_ssl_name (default: the upstream block's name, app_tls) and sends no SNI
+    # (proxy_ssl_server_name off, the default). nginx 1.22's default proxy_ssl_protocols is
+    # TLSv1 TLSv1.1 TLSv1.2: TLSv1.3 is named so that every proxy talks TLS 1.3 to it.
+    up_ssl="            proxy_ssl_certificate $PKI/proxy-client.crt;
+            proxy_ssl_certificate_key $PKI/proxy-client.key;
+            proxy_ssl_trusted_certificate $PKI/ca.crt;
+            proxy_ssl_verify on;
+            proxy_ssl_name localhost;
+            proxy_ssl_protocols TLSv1.2 TLSv1.3;
+            proxy_ssl_session_reuse on;"
+    UPTLS_HTTP="    upstream app_tls {
+        server 127.0.0.1:$UTPORT;
+        keepalive $UP_MTLS_KEEPALIVE;
+    }
+    upstream app_tls_close {
+        server 127.0.0.1:$UTPORT;
+    }"
+    UPTLS_LOCATION="        location /up-mtls-pool/ {
+            proxy_pass https://app_tls;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+$up_ssl
+        }
+        location /up-mtls-close/ {
+            proxy_pass https://app_tls_close;
+$up_ssl
+        }"
+    # HAProxy: the same client certificate, CA and name check (verifyhost; no SNI sent). The
+    # pool: its default reuse (http-reuse safe, set here over the defaults' always) with
+    # pool-max-conn as nginx's keepalive; close: no reuse, and the server side closed after
+    # each response (http-server-close: "Connection: close" to the upstream).
+    up_srv="ssl crt $PKI/proxy-client.pem ca-file $PKI/ca.crt verify required verifyhost localhost ssl-min-ver TLSv1.2"
+    UPTLS_HAPROXY_USE="    use_backend app_tls if { path_beg /up-mtls-pool/ }
+    use_backend app_tls_close if { path_beg /up-mtls-close/ }"
+    UPTLS_HAPROXY_BACKEND="backend app_tls
+    http-reuse safe
+    server up 127.0.0.1:$UTPORT $up_srv pool-max-conn $UP_MTLS_KEEPALIVE
+backend app_tls_close
+    http-reuse never
+    option http-server-close
+    server up 127.0.0.1:$UTPORT $up_srv"
+fi
 
 # ---------------------------------------------------------------- WebSocket echo upstream
 # ws-echo only: an echo server behind /ws, on the upstream's CPU. The proxies' configurations
@@ -404,15 +563,16 @@ pid $1/nginx.pid;
 error_log $1/logs/error.log warn;
 worker_processes 1;
 worker_rlimit_nofile $FDS;
-events { worker_connections 16384; }
+events { worker_connections $NGINX_WORKER_CONNS; }
 http {
     access_log off;
     client_body_temp_path $1/tmp/body;
     proxy_temp_path $1/tmp/proxy;
     keepalive_requests 100000;
-    keepalive_timeout 75s;
+    keepalive_timeout $KA_TIMEOUT;
 $WS_HTTP
 $GRPC_HTTP
+$UPTLS_HTTP
     upstream app {
         server 127.0.0.1:$UPORT;
         keepalive 32;
@@ -435,6 +595,7 @@ $GRPC_HTTP
         }
 $WS_LOCATION
 $GRPC_LOCATION
+$UPTLS_LOCATION
     }
 $extra
 }
@@ -465,20 +626,22 @@ defaults
     option http-keep-alive
     http-reuse always
     timeout connect 5s
-    timeout client 75s
+    timeout client $KA_TIMEOUT
     timeout server 60s
     timeout http-request 60s
-    timeout http-keep-alive 75s
+    timeout http-keep-alive $KA_TIMEOUT
 frontend bench
     bind 127.0.0.1:$2 ssl crt $PKI/server-$3.pem ca-file $PKI/ca.crt verify required alpn $alpn
 $extra
 $WS_HAPROXY_USE
 $GRPC_HAPROXY_USE
+$UPTLS_HAPROXY_USE
     default_backend app
 backend app
     server app 127.0.0.1:$UPORT pool-max-conn 32
 $WS_HAPROXY_BACKEND
 $GRPC_HAPROXY_BACKEND
+$UPTLS_HAPROXY_BACKEND
 EOF
 }
 
@@ -514,6 +677,13 @@ ringgate_grpc_toml() { # dir port kind variant port2
 # verification is added on PPORT2.
 start_proxy() { # proxy kind [variant]
     local name=$1 kind=$2 variant=${3:-} d=$W/$1-$2${3:+-$3}-r$round
+    PDIR=$d
+    # The idle scenarios' proxies keep idle connections IDLE_KEEPALIVE_TIMEOUT: 19,600 full
+    # handshakes took 70 to 85 s on this shared 2-core VM, and with 75 s the first connections
+    # timed out (nginx keepalive_timeout, HAProxy timeout http-keep-alive and client) before
+    # the last had opened. Every other proxy keeps the 75 s it always had.
+    KA_TIMEOUT=75s
+    [[ $variant != idle-* ]] || KA_TIMEOUT=$IDLE_KEEPALIVE_TIMEOUT
     PPORT=$(free_port)
     PPORT2=
     if [ "$variant" = h2 ] && [ "$H2LOAD" = 1 ] && [ "$round" = 1 ]; then PPORT2=$(free_port); fi
@@ -594,17 +764,25 @@ JSONL=$W/run.jsonl
 
 # scenario -> certificate kind, URL path, ringgate-load arguments
 scenario_kind() { case $1 in hs-full-rsa) echo rsa ;; *) echo ecdsa ;; esac; }
-scenario_path() { case $1 in ka-64k | h2-64k) echo /64k ;; ws-echo) echo /ws ;; grpc-*) echo "$GRPC_PATH" ;; *) echo / ;; esac; }
+scenario_path() {
+    case $1 in
+    ka-64k | h2-64k | idle-memory-64k) echo /64k ;;
+    ws-echo) echo /ws ;;
+    grpc-*) echo "$GRPC_PATH" ;;
+    up-mtls-*) echo "/$1/" ;;
+    *) echo / ;;
+    esac
+}
 # h2 and gRPC scenarios: connections and streams per connection (h2load's -c and -m).
 scenario_h2() { case $1 in h2-small-10 | grpc-unary-10) echo "$H2_CONNS $H2_STREAMS" ;; *) echo "$CONNS 1" ;; esac; }
 scenario_args() {
     case $1 in
-    ka-small | ka-64k) echo "--mode keepalive -c $CONNS -d $DURATION" ;;
+    ka-small | ka-64k | up-mtls-pool | up-mtls-close) echo "--mode keepalive -c $CONNS -d $DURATION" ;;
     hs-full-ecdsa | hs-full-rsa) echo "--mode handshake -c $CONNS -d $DURATION" ;;
     hs-resumed-tls13) echo "--mode handshake --resume --tls 1.3 -c $CONNS -d $DURATION" ;;
     hs-resumed-tls12) echo "--mode handshake --resume --tls 1.2 -c $CONNS -d $DURATION" ;;
     rate-latency) echo "--mode keepalive --rate $RATE -c $CONNS -d $DURATION" ;;
-    idle-memory) echo "--idle $IDLE_CONNS --idle-request -d $IDLE_HOLD" ;;
+    idle-memory | idle-memory-64k) echo "--idle $IDLE_N --idle-request -d $IDLE_HOLD" ;;
     ws-echo) echo "--mode websocket --message-size $WS_MESSAGE_SIZE -c $CONNS -d $DURATION" ;;
     h2-small | h2-small-10 | h2-64k)
         # shellcheck disable=SC2046
@@ -618,17 +796,47 @@ scenario_args() {
         ;;
     esac
 }
-ECDSA_SCENARIOS=(ka-small ka-64k hs-full-ecdsa hs-resumed-tls13 hs-resumed-tls12 rate-latency ws-echo idle-memory)
+ECDSA_SCENARIOS=(ka-small ka-64k hs-full-ecdsa hs-resumed-tls13 hs-resumed-tls12 rate-latency ws-echo
+    up-mtls-pool up-mtls-close)
+# IDLE_SCENARIOS (above) run on a proxy started for each count and scenario, after these.
+IDLE_N=
 # Run on a proxy started with HTTP/2 in ALPN (the scenarios above keep the configuration they
 # always had).
 H2_SCENARIOS=(h2-small h2-small-10 h2-64k)
 # The gRPC scenarios (GRPC_SCENARIOS, above) run on that proxy too, after the h2 ones.
 RATE=${RATE:-}
 
+# The TLS upstream's access log (up-mtls-*): its lines so far, once the buffer has been
+# written out (flush=1s), and a range of lines summed up as JSON: requests, handshakes (a
+# connection's first request: every upstream connection is a TLS handshake), those resumed
+# ($ssl_session_reused "r"), non-200 statuses, handshakes with SNI, and the protocols.
+uptls_lines() {
+    sleep 1.5
+    if [ -s "$UPTLS_LOG" ]; then wc -l <"$UPTLS_LOG"; else echo 0; fi
+}
+upstream_tls_stats() { # first last (line numbers, inclusive)
+    awk -v a="$1" -v b="$2" '
+        NR >= a && NR <= b {
+            req++
+            if ($5 != 200) bad++
+            if ($2 == 1) {
+                hs++
+                if ($3 == "r") res++
+                if ($6 != "sni=-") sni++
+                proto[$4]++
+            }
+        }
+        END {
+            p = ""
+            for (k in proto) p = p (p == "" ? "" : ",") "\"" k "\":" proto[k]
+            printf "{\"requests\":%d,\"handshakes\":%d,\"resumed\":%d,\"non200\":%d,\"with_sni\":%d,\"protocols\":{%s}}", req, hs, res, bad, sni, p
+        }' "$UPTLS_LOG"
+}
+
 # run_scenario proxy pid port scenario
 run_scenario() {
     local name=$1 pid=$2 port=$3 sc=$4 out err before after req ticks errs rss0=0 rss1=0 args lpid
-    local up_before=0 up_after=0
+    local up_before=0 up_after=0 extra= log0=0 uptls
     out=$W/$name-$sc.json
     err=$W/$name-$sc.err
     args=$(scenario_args "$sc")
@@ -643,7 +851,16 @@ run_scenario() {
         perf_pid=$!
         sleep 0.5
     fi
-    if [ "$sc" = idle-memory ]; then
+    if [[ $sc == up-mtls-* ]]; then
+        # A warm-up on the scenario's own location (the pool filled, a session to resume),
+        # then the upstream's log lines from here on are this scenario's.
+        warm_up "$port" "$(scenario_path "$sc")"
+        log0=$(uptls_lines)
+    fi
+    if [[ $sc == idle-memory* ]]; then
+        out=$W/$name-$sc-$IDLE_N.json
+        err=$W/$name-$sc-$IDLE_N.err
+        extra=",\"idle_count\":$IDLE_N"
         sleep 1
         rss0=$(rss_kb "$pid")
         before=$(cpu_ticks "$pid")
@@ -651,14 +868,18 @@ run_scenario() {
         taskset -c "$LOAD_CPU" "$LOAD" "$url" "${common[@]}" $args >"$out" 2>"$err" &
         lpid=$!
         PIDS+=("$lpid")
-        for _ in $(seq 1200); do
+        # Up to 10 minutes for the connections to open (20,000 full handshakes on a busy
+        # core take minutes).
+        for _ in $(seq 6000); do
             grep -q 'idle: .* connections open' "$err" 2>/dev/null && break
             kill -0 "$lpid" 2>/dev/null || break
             sleep 0.1
         done
+        grep -q 'idle: .* connections open' "$err" 2>/dev/null \
+            || log "$name: $sc: WARNING the connections were not all open when RSS was read"
         sleep 1
         rss1=$(rss_kb "$pid")
-        log "$name: $sc: $(grep -o 'idle: .*' "$err" | head -n1); RSS ${rss0} kB -> ${rss1} kB"
+        log "$name: $sc: $(grep -o 'idle: .*' "$err" | head -n1); RSS ${rss0} kB -> ${rss1} kB ($(awk -v a="$rss0" -v b="$rss1" -v n="$IDLE_N" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }') bytes per connection)"
         wait "$lpid" || log "$name: $sc: ringgate-load failed: $(tail -n3 "$err")"
         stop "$lpid"
         after=$(cpu_ticks "$pid")
@@ -678,15 +899,24 @@ run_scenario() {
         log "$name: $sc: profile: perf report -i $RESULTS/run-$STAMP-$name-$sc.perf.data"
     fi
     [ -s "$out" ] || echo '{}' >"$out"
-    kill -0 "$pid" 2>/dev/null || log "$name: PROXY EXITED during $sc"
+    if ! kill -0 "$pid" 2>/dev/null; then
+        local st=0
+        wait "$pid" 2>/dev/null || st=$?
+        log "$name: PROXY EXITED during $sc, status $st$([ "$st" -le 128 ] || echo " (signal $((st - 128)))"); its last lines: $(tail -n3 "$PDIR/err" "$PDIR/logs/error.log" 2>/dev/null | tr '\n' ' ')"
+    fi
+    if [[ $sc == up-mtls-* ]]; then
+        uptls=$(upstream_tls_stats "$((log0 + 1))" "$(uptls_lines)")
+        extra=",\"upstream_tls\":$uptls"
+        log "$name: $sc: TLS upstream's log: $uptls"
+    fi
     req=$(json_num "$out" requests); req=${req:-0}
     errs=$(json_num "$out" errors_total); errs=${errs:-0}
     ticks=$((after - before))
     # gRPC scenarios: the echo upstream's CPU as well (is it the limit?).
     local up_ticks=$((up_after - up_before)) up_note=
     [[ $sc != grpc-* ]] || up_note=", gRPC echo cpu $up_ticks ticks ($(awk -v t="$up_ticks" -v hz="$HZ" -v d="$(json_num "$out" duration_s)" 'BEGIN { printf "%.0f", (d > 0 ? 100 * t / hz / d : 0) }')% of a core)"
-    printf '{"proxy":"%s","scenario":"%s","round":%d,"url":"%s","args":"%s","cpu_ticks":%d,"clk_tck":%d,"rss_before_kb":%d,"rss_after_kb":%d,"upstream_cpu_ticks":%d,"result":%s}\n' \
-        "$name" "$sc" "$round" "$url" "$args" "$ticks" "$HZ" "$rss0" "$rss1" "$up_ticks" "$(cat "$out")" >>"$JSONL"
+    printf '{"proxy":"%s","scenario":"%s","round":%d,"url":"%s","args":"%s","cpu_ticks":%d,"clk_tck":%d,"rss_before_kb":%d,"rss_after_kb":%d,"upstream_cpu_ticks":%d%s,"result":%s}\n' \
+        "$name" "$sc" "$round" "$url" "$args" "$ticks" "$HZ" "$rss0" "$rss1" "$up_ticks" "$extra" "$(cat "$out")" >>"$JSONL"
     local unit=req/s what=requests
     [ "$sc" != ws-echo ] || { unit=msg/s; what=messages; }
     [[ $sc != grpc-* ]] || { unit=calls/s; what=calls; }
@@ -743,13 +973,14 @@ cross_check() { # proxy pid port2 scenario
     log "$name: $sc: cross-check, h2load: $(grep -o 'finished in .*' "$out" | head -n1); $(grep -o '^requests: .*' "$out" | head -n1)"
 }
 
-save_logs() { # proxy kind; the translation's "directive ignored" warnings are left out
-    local d=$W/$1-$2-r$round f dst=$RESULTS/run-$STAMP-$1-$2.log
+save_logs() { # proxy kind [log name]; the translation's "directive ignored" warnings are left out
+    local d=$W/$1-$2-r$round f dst=$RESULTS/run-$STAMP-$1-${3:-$2}.log n0=0
+    [ ! -s "$dst" ] || n0=$(wc -l <"$dst")
     for f in "$d/err" "$d/logs/error.log"; do
         [ -s "$f" ] && grep -v ': warning: .*ignored' "$f" >>"$dst" || true
     done
     if [ -s "$dst" ]; then
-        log "$1 ($2) logged $(wc -l <"$dst") lines: $dst"
+        [ "$(wc -l <"$dst")" = "$n0" ] || log "$1 ($2) logged $(($(wc -l <"$dst") - n0)) lines: $dst"
     else
         rm -f "$dst"
     fi
@@ -774,6 +1005,18 @@ for proxy in $PROXIES; do
         stop "$PPID_"
         save_logs "$proxy" ecdsa-h2
     fi
+    # Idle memory: a proxy started afresh for each count and scenario (a warm-up, then the idle
+    # connections), so that no count reuses memory a previous one freed.
+    for IDLE_N in "${IDLE_LIST[@]}"; do
+        for sc in "${IDLE_SCENARIOS[@]}"; do
+            wanted "$sc" || continue
+            start_proxy "$proxy" ecdsa "$sc-$IDLE_N"
+            warm_up "$PPORT" /
+            run_scenario "$proxy" "$PPID_" "$PPORT" "$sc"
+            stop "$PPID_"
+            save_logs "$proxy" "ecdsa-$sc-$IDLE_N" ecdsa
+        done
+    done
     any_wanted "${ECDSA_SCENARIOS[@]}" hs-full-rsa || continue
     start_proxy "$proxy" ecdsa
     warm_up "$PPORT" /
@@ -808,14 +1051,15 @@ KNOBS=
 [ "$H2_STREAMS" = 10 ] || KNOBS="$KNOBS H2_STREAMS=$H2_STREAMS"
 [ "$GRPC_MESSAGE_SIZE" = 32 ] || KNOBS="$KNOBS GRPC_MESSAGE_SIZE=$GRPC_MESSAGE_SIZE"
 [ "$GRPC_NGINX_KEEPALIVE" = "$CONNS" ] || KNOBS="$KNOBS GRPC_NGINX_KEEPALIVE=$GRPC_NGINX_KEEPALIVE"
-META=$(printf '{"stamp":"%s","date":"%s","kernel":"%s","cpus":%d,"cpu_model":"%s","proxy_cpu":"%s","load_cpu":"%s","upstream_cpu":"%s","duration":"%s","rounds":%d,"h2_streams":%d,"h2_connections":%d,"connections":%d,"idle_connections":%d,"load_threads":%d,"rate":"%s","rate_fraction":"%s","grpc_message_size":%d,"grpc_nginx_keepalive":%d,"grpc_ringgate_config":"%s","ringgate":"%s","nginx":"%s","haproxy":"%s","openssl":"%s","command":"%s"}' \
+[ "$UP_MTLS_KEEPALIVE" = 32 ] || KNOBS="$KNOBS UP_MTLS_KEEPALIVE=$UP_MTLS_KEEPALIVE"
+META=$(printf '{"stamp":"%s","date":"%s","kernel":"%s","cpus":%d,"cpu_model":"%s","proxy_cpu":"%s","load_cpu":"%s","upstream_cpu":"%s","duration":"%s","rounds":%d,"h2_streams":%d,"h2_connections":%d,"connections":%d,"idle_counts":"%s","idle_capped":"%s","up_mtls_keepalive":%d,"load_threads":%d,"rate":"%s","rate_fraction":"%s","grpc_message_size":%d,"grpc_nginx_keepalive":%d,"grpc_ringgate_config":"%s","ringgate":"%s","nginx":"%s","haproxy":"%s","openssl":"%s","command":"%s"}' \
     "$STAMP" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(uname -r)" "$ncpu" \
     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //;s/"//g')" \
-    "$PROXY_CPU" "$LOAD_CPU" "$UPSTREAM_CPU" "$DURATION" "$ROUNDS" "$H2_STREAMS" "$H2_CONNS" "$CONNS" "$IDLE_CONNS" "$LOAD_THREADS" \
+    "$PROXY_CPU" "$LOAD_CPU" "$UPSTREAM_CPU" "$DURATION" "$ROUNDS" "$H2_STREAMS" "$H2_CONNS" "$CONNS" "${IDLE_LIST[*]}" "$IDLE_CAPPED" "$UP_MTLS_KEEPALIVE" "$LOAD_THREADS" \
     "$RATE" "$RATE_FRACTION" "$GRPC_MESSAGE_SIZE" "$GRPC_NGINX_KEEPALIVE" "$(echo "$RINGGATE_GRPC_CONFIG" | sed 's/"/\\"/g')" \
     "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')" \
     "$("$NGINX" -v 2>&1 | cut -d/ -f2)" "$("$HAPROXY" -v 2>/dev/null | head -n1 | awk '{print $3}')" \
     "$(openssl version | cut -d' ' -f1-2)" \
-    "${BENCH_GLIBC_TUNABLES:+(all processes with GLIBC_TUNABLES=$BENCH_GLIBC_TUNABLES) }DURATION=$DURATION CONNS=$CONNS IDLE_CONNS=$IDLE_CONNS PROXIES=\\\"$PROXIES\\\"${SCENARIOS:+ SCENARIOS=\\\"$SCENARIOS\\\"}$KNOBS bench/run.sh")
+    "${BENCH_GLIBC_TUNABLES:+(all processes with GLIBC_TUNABLES=$BENCH_GLIBC_TUNABLES) }DURATION=$DURATION CONNS=$CONNS IDLE_COUNTS=\\\"$IDLE_COUNTS\\\" PROXIES=\\\"$PROXIES\\\"${SCENARIOS:+ SCENARIOS=\\\"$SCENARIOS\\\"}$KNOBS bench/run.sh")
 python3 "$ROOT/bench/report.py" --meta "$META" --jsonl "$RESULTS/run-$STAMP.jsonl" \
     --out "$RESULTS/run-$STAMP"

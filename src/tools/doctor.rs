@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 
 use x509_parser::certificate::X509Certificate;
 
-use crate::config::raw::{RawConfig, RawListener, RawTls, RawUpstreamTls};
+use crate::config::raw::{RawConfig, RawListener, RawTls, RawUpstream, RawUpstreamTls};
+use crate::config::words::Word;
 use crate::config::Config;
+use crate::upstream::UpstreamProtocol;
 use crate::x509::crl::{Crl, ExpiredCrl, Revocation};
 
 /// How serious a finding is.
@@ -526,6 +528,7 @@ fn examine_covered(cfg: &Config, covered: &[(Vec<u8>, Vec<u8>)]) -> Vec<Finding>
     for (i, u) in raw.upstream.iter().enumerate() {
         let Some(t) = &u.tls else { continue };
         d.upstream_tls(i, u.name.get_ref(), t.get_ref());
+        d.upstream_tls_pool(i, u);
     }
     d.out.sort_by_key(|f| f.level);
     d.out
@@ -571,6 +574,21 @@ impl Doctor {
         }
         if let Some(rev) = rev {
             self.revocation(&key, &name, rev, &cas);
+        }
+    }
+
+    /// A TLS upstream without a pool (`keepalive = 0`, what an nginx `upstream` block without
+    /// `keepalive` imports as): said, because it costs a TLS handshake to the upstream per
+    /// request, roughly ten times a pooled request's CPU (bench/README.md, `up-mtls-close`).
+    fn upstream_tls_pool(&mut self, i: usize, u: &RawUpstream) {
+        let unpooled = u.keepalive.as_ref().is_some_and(|k| *k.get_ref() == 0);
+        let http1 = u
+            .protocol
+            .as_ref()
+            .is_none_or(|p| matches!(p.get_ref(), Word::Known(UpstreamProtocol::Http1)));
+        if unpooled && http1 {
+            let name = u.name.get_ref();
+            self.push(Level::Info, &format!("upstream[{i}].keepalive"), None, format!("upstream `{name}`: TLS with keepalive = 0: every request opens a connection and makes a TLS handshake to the upstream (resumed where it can), as nginx does without `keepalive`; `keepalive = 32` keeps a pool of open connections"), false);
         }
     }
 

@@ -609,3 +609,35 @@ fn check_nginx_config_prints_every_warning_in_one_format() {
         ]
     );
 }
+
+#[test]
+fn a_tls_upstream_without_a_pool_is_noted() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = ca_pair(&pki);
+    let upstream = |name: &str, keepalive: &str| {
+        format!(
+            "\n[[upstream]]\nname = \"{name}\"\nservers = [\"127.0.0.1:9\"]\n{keepalive}\n[upstream.tls]\ntrusted_certificate = {}\nname = \"localhost\"\n",
+            p(&pki.ca.pem_path)
+        )
+    };
+    let text = format!(
+        "{}{}{}{}",
+        conf(&cert, &key, "", "", ""),
+        upstream("unpooled", "keepalive = 0"),
+        upstream("pooled", "keepalive = 8"),
+        upstream("default", ""),
+    );
+    let (code, out) = doctor(dir.path(), "pool.toml", &text);
+    assert_eq!(code, 0, "{out}");
+    has_line(
+        &out,
+        &[
+            "INFO",
+            "upstream[0].keepalive",
+            "upstream `unpooled`: TLS with keepalive = 0: every request opens a connection and makes a TLS handshake",
+        ],
+    );
+    let noted = out.lines().filter(|l| l.contains(".keepalive:")).count();
+    assert_eq!(noted, 1, "only the unpooled upstream is noted:\n{out}");
+}

@@ -37,6 +37,7 @@ macro_rules! handshake_signature_methods {
 pub mod client_auth;
 pub mod halves;
 pub mod hello;
+pub mod hkdf;
 pub mod poll;
 pub mod sni;
 pub mod stream;
@@ -233,7 +234,7 @@ impl ServerTls {
     /// Builds one worker's own rustls configuration: shared certificates and verifier, but a
     /// private session cache and ticketer, so handshakes on this core take no shared lock.
     pub fn worker_config(&self) -> Result<Arc<ServerConfig>, rustls::Error> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(crate::tls::hkdf::provider());
         let mut cfg = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(self.versions.list())?
             .with_client_cert_verifier(self.client_auth.clone())

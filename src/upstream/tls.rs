@@ -118,7 +118,7 @@ impl UpstreamTls {
     /// A new rustls configuration for one worker and one server, with its own lock-free,
     /// per-core session store: sessions are resumed per server, as nginx does per peer.
     pub fn worker_config(&self) -> Result<Arc<ClientConfig>, rustls::Error> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(crate::tls::hkdf::provider());
         let verifier: Arc<dyn ServerCertVerifier> = self.verifier.clone();
         let builder = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(versions(self.versions))?

@@ -7,6 +7,7 @@
 #   bench/instructions.sh                      # h1, h2 and grpc through both proxies
 #   MODES="h2 grpc" PROXIES=ringgate SECONDS_=5 bench/instructions.sh
 #   KEEP=1 bench/instructions.sh               # keep the callgrind files (callgrind_annotate)
+#   MODES=hs bench/instructions.sh             # per connection: full handshake + one request
 #
 # Each proxy runs alone under callgrind (ringgate with the epoll driver: valgrind does not
 # follow io_uring; nginx with master_process off), behind the same nginx.conf (one mTLS
@@ -124,6 +125,7 @@ measure() { # proxy mode
         h1) url=https://127.0.0.1:$PPORT/; args="--mode keepalive" ;;
         h2) url=https://127.0.0.1:$PPORT/; args="--mode h2 --streams 1" ;;
         grpc) url=https://127.0.0.1:$PPORT/bench.Echo/Unary; args="--mode grpc --streams 1 --message-size 32" ;;
+        hs) url=https://127.0.0.1:$PPORT/; args="--mode handshake" ;;
         *) die "unknown mode $mode" ;;
     esac
     local cmd
@@ -157,14 +159,43 @@ measure() { # proxy mode
     file=$(ls -S "$out"* | head -n1)
     n=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['requests'])" "$W/$proxy-$mode.json")
     t=$(total_of "$file")
+    [ "${n:-0}" -gt 0 ] || die "$proxy $mode: no request completed"
+    if [ "$mode" = hs ]; then
+        # Every request is a new connection: the figure is per connection (full handshake,
+        # one request, close), with where the instructions went.
+        printf '%-9s %-5s %8d connections %10d instructions/connection\n' "$proxy" "$mode" "$n" $((t / n))
+        breakdown "$file" "$t"
+        return
+    fi
+    # The ten connections' handshakes are not requests: their instructions are left out (the
+    # whole handshake phase, ClientHello to verified client certificate).
     if [ "$proxy" = nginx ]; then
         h=$(inclusive_of "$file" 'ngx_ssl_handshake [')
     else
-        h=$(inclusive_of "$file" 'TlsStream<C>::read_tls::{{closure}} [')
+        h=$(inclusive_of "$file" 'ringgate::edge::handshake::handshake::{{closure}} [')
     fi
-    [ "${n:-0}" -gt 0 ] || die "$proxy $mode: no request completed"
     printf '%-9s %-5s %8d requests  %10d instructions/request\n' "$proxy" "$mode" "$n" \
         $(((t - ${h:-0}) / n))
+}
+
+# Where a profile's instructions went, by the code that ran them (self cost): the TLS
+# library's cryptography (aws-lc for ringgate, libcrypto for nginx), the TLS protocol (rustls,
+# libssl), certificate parsing and verification (webpki, x509-parser, ringgate's x509/),
+# the allocator, libc's copies, and the rest.
+breakdown() { # file total
+    callgrind_annotate --threshold=100 --auto=no "$1" 2>/dev/null | awk -v total="$2" '
+        /^ *[0-9,]+ \([ 0-9.]+%\)  [^ ]+:[^ ]/ && !/PROGRAM TOTALS/ {
+            n = $1; gsub(",", "", n); line = $0
+            if (line ~ /aws-lc|libcrypto/) c = "crypto (aws-lc / libcrypto)"
+            else if (line ~ /rustls-0|libssl/) c = "TLS protocol (rustls / libssl)"
+            else if (line ~ /webpki|x509-parser|der-parser|asn1-rs|src\/x509\/|tls\/client_auth/) c = "certificate parse and verification"
+            else if (line ~ /mimalloc|malloc|free/) c = "allocator"
+            else if (line ~ /libc\.so|memmove|memcpy|memset/) c = "libc copies"
+            else if (line ~ /monoio|ngx_event|epoll/) c = "event loop"
+            else c = "the rest (HTTP, proxying, logging)"
+            sum[c] += n
+        }
+        END { for (c in sum) printf "    %-40s %5.1f%%\n", c, 100 * sum[c] / total }' | sort -t'%' -k1 -r
 }
 
 printf 'user-space instructions per request (callgrind), %s s of load at -c 10 after 3 s of warm-up\n' "$SECONDS_"

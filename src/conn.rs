@@ -13,6 +13,7 @@ use rustls::{ClientConnection, ServerConnection};
 
 use crate::http2::exchange::{TunnelRead, TunnelWrite};
 use crate::http2::Exchange;
+pub use crate::quiet::Arrival;
 use crate::tls::halves::{TlsReadHalf, TlsWriteHalf};
 use crate::tls::stream::TlsStream;
 
@@ -63,17 +64,16 @@ impl Stream {
     }
 
     /// Waits at most `limit` for the peer's next bytes, holding no read buffer while it is quiet
-    /// ([`crate::quiet`]): for a client between requests. True once a read will return at
-    /// once (on plain TCP the bytes may already be in `buf`), false when nothing came in
-    /// time. An error is the socket's.
+    /// ([`crate::quiet`]): for a client between requests. On plain TCP the bytes may already
+    /// be in `buf` when it returns. An error is the socket's.
     pub async fn wait_for_bytes(
         &mut self,
         buf: &mut BytesMut,
         limit: std::time::Duration,
         quiet: &mut crate::quiet::Quiet,
-    ) -> io::Result<bool> {
+    ) -> io::Result<Arrival> {
         if !buf.is_empty() {
-            return Ok(true);
+            return Ok(Arrival::Bytes);
         }
         match self {
             Stream::Plain(s) => {
@@ -83,16 +83,16 @@ impl Stream {
                 let end = owned.capacity().min(READ);
                 let fresh = || BytesMut::with_capacity(READ).slice_mut(0..READ);
                 match quiet.read(s, owned.slice_mut(0..end), limit, fresh).await {
-                    None => Ok(false),
+                    None => Ok(Arrival::Nothing),
                     Some((res, slice)) => {
                         *buf = slice.into_inner();
-                        res.map(|_| true)
+                        res.map(|_| Arrival::Bytes)
                     }
                 }
             }
             Stream::ServerTls(t) => t.wait_for_bytes(limit, quiet).await,
             Stream::ClientTls(t) => t.wait_for_bytes(limit, quiet).await,
-            Stream::H2(_) => Ok(true),
+            Stream::H2(_) => Ok(Arrival::Bytes),
         }
     }
 

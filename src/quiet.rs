@@ -153,6 +153,15 @@ impl Drop for Grace {
     }
 }
 
+/// What waiting for a peer's next bytes came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// A read will return at once: bytes, the end of the stream, or an error.
+    Bytes,
+    /// Nothing came within the time allowed.
+    Nothing,
+}
+
 /// What a connection keeps to read quietly: the canceller its posted reads answer to, made
 /// once per connection (making one per read, with the set of operations it tracks, costs
 /// more than the rest of the wait).
@@ -274,33 +283,51 @@ mod tests {
         });
     }
 
+    /// A peer quiet for twice the grace period: the read's first buffer is given back, and
+    /// the bytes go into a fresh one. `swept`: with the core's sweeper ending the grace
+    /// period (as on a worker), or a timer of the read's own (elsewhere).
+    async fn a_quiet_spell_gives_the_buffer_back(swept: bool) {
+        if swept {
+            drop(monoio::spawn(sweep()));
+        }
+        let (mut client, mut server) = pair().await;
+        let writer = monoio::spawn(async move {
+            monoio::time::sleep(GRACE * 4).await;
+            let _ = client.write_all(b"late".to_vec()).await;
+            client
+        });
+        let got = Quiet::default()
+            .read(
+                &mut server,
+                Vec::with_capacity(64),
+                Duration::from_secs(5),
+                || Vec::with_capacity(8),
+            )
+            .await;
+        let (res, buf) = got.expect("bytes came");
+        assert_eq!(res.expect("read"), 4);
+        assert_eq!(&buf[..], b"late");
+        assert_eq!(
+            buf.capacity(),
+            8,
+            "the quiet spell gave the first buffer back"
+        );
+        drop(writer.await);
+        assert_eq!(
+            POSTED.with(|p| p.borrow().waiting.len()),
+            0,
+            "nothing left waiting"
+        );
+    }
+
     #[test]
     fn bytes_after_a_quiet_spell_go_into_a_fresh_buffer() {
-        on_both_drivers(|| async {
-            let (mut client, mut server) = pair().await;
-            let writer = monoio::spawn(async move {
-                monoio::time::sleep(GRACE * 4).await;
-                let _ = client.write_all(b"late".to_vec()).await;
-                client
-            });
-            let got = Quiet::default()
-                .read(
-                    &mut server,
-                    Vec::with_capacity(64),
-                    Duration::from_secs(5),
-                    || Vec::with_capacity(8),
-                )
-                .await;
-            let (res, buf) = got.expect("bytes came");
-            assert_eq!(res.expect("read"), 4);
-            assert_eq!(&buf[..], b"late");
-            assert_eq!(
-                buf.capacity(),
-                8,
-                "the quiet spell gave the first buffer back"
-            );
-            drop(writer.await);
-        });
+        on_both_drivers(|| a_quiet_spell_gives_the_buffer_back(false));
+    }
+
+    #[test]
+    fn with_the_core_sweeper_a_quiet_spell_gives_the_buffer_back() {
+        on_both_drivers(|| a_quiet_spell_gives_the_buffer_back(true));
     }
 
     #[test]
@@ -323,37 +350,6 @@ mod tests {
                 .await
                 .expect("the close came");
             assert_eq!(res.expect("read"), 0);
-        });
-    }
-
-    #[test]
-    fn with_the_core_sweeper_a_quiet_spell_gives_the_buffer_back() {
-        on_both_drivers(|| async {
-            drop(monoio::spawn(sweep()));
-            let (mut client, mut server) = pair().await;
-            let writer = monoio::spawn(async move {
-                monoio::time::sleep(GRACE * 4).await;
-                let _ = client.write_all(b"swept".to_vec()).await;
-                client
-            });
-            let got = Quiet::default()
-                .read(
-                    &mut server,
-                    Vec::with_capacity(64),
-                    Duration::from_secs(5),
-                    || Vec::with_capacity(8),
-                )
-                .await;
-            let (res, buf) = got.expect("bytes came");
-            assert_eq!(res.expect("read"), 5);
-            assert_eq!(&buf[..], b"swept");
-            assert_eq!(buf.capacity(), 8, "the sweeper ended the grace period");
-            drop(writer.await);
-            assert_eq!(
-                POSTED.with(|p| p.borrow().waiting.len()),
-                0,
-                "nothing left waiting"
-            );
         });
     }
 }

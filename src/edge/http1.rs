@@ -11,7 +11,7 @@ use super::outcome::Refusal;
 use super::refusal_log::Kind;
 use super::request::{Incoming, Protocol};
 use super::session::{limits, After, Session, Switched};
-use crate::conn::Stream;
+use crate::conn::{Arrival, Stream};
 use crate::http::{self, RequestError, RequestHead};
 use crate::quiet::Quiet;
 
@@ -212,7 +212,11 @@ async fn first_bytes(
     limit: Duration,
     quiet: &mut Quiet,
 ) -> bool {
-    if !matches!(stream.wait_for_bytes(buf, limit, quiet).await, Ok(true)) {
+    let waiting = Instant::now();
+    if !matches!(
+        stream.wait_for_bytes(buf, limit, quiet).await,
+        Ok(Arrival::Bytes)
+    ) {
         return false;
     }
     if !buf.is_empty() {
@@ -220,6 +224,7 @@ async fn first_bytes(
     }
     // Something is there to read: usually a whole record; a record cut short by the network
     // gets the rest of the time.
+    let left = limit.saturating_sub(waiting.elapsed());
     let read = stream.read_buf(buf, 16 * 1024);
-    matches!(crate::deadline::timeout(limit, read).await, Ok(Ok(n)) if n > 0)
+    matches!(crate::deadline::timeout(left, read).await, Ok(Ok(n)) if n > 0)
 }

@@ -14,6 +14,8 @@ use monoio::net::TcpStream;
 use rustls::server::{AcceptedAlert, Acceptor};
 use rustls::{ConnectionCommon, ServerConfig, ServerConnection, SideData};
 
+use crate::quiet::Arrival;
+
 /// Size of the ciphertext buffers: one full TLS record plus overhead.
 const TLS_BUF: usize = 16 * 1024 + 512;
 
@@ -416,19 +418,19 @@ where
     }
 
     /// Waits at most `limit` for the peer's next bytes, holding no read buffer while it is quiet
-    /// (see [`crate::quiet`]): true once there is something to read (plaintext, ciphertext,
-    /// the end of the stream), false when nothing came in time. An error is the socket's.
+    /// (see [`crate::quiet`]): [`Arrival::Bytes`] once there is something to read (plaintext,
+    /// ciphertext, the end of the stream). An error is the socket's.
     pub async fn wait_for_bytes(
         &mut self,
         limit: std::time::Duration,
         quiet: &mut crate::quiet::Quiet,
-    ) -> io::Result<bool> {
+    ) -> io::Result<Arrival> {
         if self.inbox.eof || !self.inbox.is_empty() || self.has_plaintext() {
-            return Ok(true);
+            return Ok(Arrival::Bytes);
         }
         match self.inbox.fill_quietly(&mut self.io, limit, quiet).await {
-            None => Ok(false),
-            Some(res) => res.map(|_| true),
+            None => Ok(Arrival::Nothing),
+            Some(res) => res.map(|_| Arrival::Bytes),
         }
     }
 

@@ -263,19 +263,28 @@ mod tests {
         (client, server)
     }
 
+    /// A read of up to 5 s posted with a 64-byte buffer, an 8-byte one after a quiet spell:
+    /// the capacity says which buffer the bytes went into.
+    async fn read_64_or_8(
+        quiet: &mut Quiet,
+        server: &mut TcpStream,
+    ) -> Option<(io::Result<usize>, Vec<u8>)> {
+        quiet
+            .read(
+                server,
+                Vec::with_capacity(64),
+                Duration::from_secs(5),
+                || Vec::with_capacity(8),
+            )
+            .await
+    }
+
     #[test]
     fn bytes_sent_at_once_are_read_into_the_posted_buffer() {
         on_both_drivers(|| async {
             let (mut client, mut server) = pair().await;
             let _ = client.write_all(b"hello".to_vec()).await;
-            let got = Quiet::default()
-                .read(
-                    &mut server,
-                    Vec::with_capacity(64),
-                    Duration::from_secs(5),
-                    || Vec::with_capacity(8),
-                )
-                .await;
+            let got = read_64_or_8(&mut Quiet::default(), &mut server).await;
             let (res, buf) = got.expect("bytes came");
             assert_eq!(res.expect("read"), 5);
             assert_eq!(&buf[..], b"hello");
@@ -296,14 +305,7 @@ mod tests {
             let _ = client.write_all(b"late".to_vec()).await;
             client
         });
-        let got = Quiet::default()
-            .read(
-                &mut server,
-                Vec::with_capacity(64),
-                Duration::from_secs(5),
-                || Vec::with_capacity(8),
-            )
-            .await;
+        let got = read_64_or_8(&mut Quiet::default(), &mut server).await;
         let (res, buf) = got.expect("bytes came");
         assert_eq!(res.expect("read"), 4);
         assert_eq!(&buf[..], b"late");
@@ -340,13 +342,7 @@ mod tests {
                 .await;
             assert!(none.is_none());
             drop(client);
-            let (res, _) = quiet
-                .read(
-                    &mut server,
-                    Vec::with_capacity(64),
-                    Duration::from_secs(5),
-                    || Vec::with_capacity(8),
-                )
+            let (res, _) = read_64_or_8(&mut quiet, &mut server)
                 .await
                 .expect("the close came");
             assert_eq!(res.expect("read"), 0);

@@ -467,6 +467,22 @@ fn curl_h2_post(
     (out.to_ascii_lowercase(), body)
 }
 
+/// `scripts/h2-client.py` (under a 30 s timeout) through `proxy` with the test client's
+/// certificate, for one request to `path`: its words follow.
+fn h2_client(proxy: &Proxy, pki: &Pki, path: &str) -> Command {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["30", "python3", H2_CLIENT, "--addr"])
+        .arg(proxy.addr().to_string())
+        .arg("--ca")
+        .arg(&pki.ca.pem_path)
+        .arg("--cert")
+        .arg(&pki.client.cert)
+        .arg("--key")
+        .arg(&pki.client.key)
+        .args(["--path", path, "request"]);
+    cmd
+}
+
 /// One POST of `body_file` with `headers` to `path` through the proxy as the test client, by
 /// `scripts/h2-client.py`: the stream as it reports it (`status`, `headers` including those of
 /// a trailers-only answer, `body_len`); None, after a SKIPPED line, without python's `h2`.
@@ -480,17 +496,8 @@ fn h2_post(
     body_file: &Path,
     headers: &[&str],
 ) -> Option<Value> {
-    let mut cmd = Command::new("timeout");
-    cmd.args(["30", "python3", H2_CLIENT, "--addr"])
-        .arg(proxy.addr().to_string())
-        .arg("--ca")
-        .arg(&pki.ca.pem_path)
-        .arg("--cert")
-        .arg(&pki.client.cert)
-        .arg("--key")
-        .arg(&pki.client.key)
-        .args(["--path", path, "request", "--method", "POST", "--body-file"])
-        .arg(body_file);
+    let mut cmd = h2_client(proxy, pki, path);
+    cmd.args(["--method", "POST", "--body-file"]).arg(body_file);
     for h in headers {
         cmd.args(["-H", h]);
     }
@@ -571,16 +578,7 @@ impl Drop for H2Upstream {
 /// `scripts/h2-client.py` through `proxy` with the test client's certificate: one request
 /// (`words` after `request`), its JSON report.
 fn h2_request(proxy: &Proxy, pki: &Pki, path: &str, words: &[&str]) -> Value {
-    let out = Command::new("timeout")
-        .args(["30", "python3", H2_CLIENT, "--addr"])
-        .arg(proxy.addr().to_string())
-        .arg("--ca")
-        .arg(&pki.ca.pem_path)
-        .arg("--cert")
-        .arg(&pki.client.cert)
-        .arg("--key")
-        .arg(&pki.client.key)
-        .args(["--path", path, "request"])
+    let out = h2_client(proxy, pki, path)
         .args(words)
         .output()
         .expect("run scripts/h2-client.py");

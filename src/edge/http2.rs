@@ -283,7 +283,8 @@ async fn stream(
     let bytes = Bytes::from(text);
     if let Some(refusal) = refusal {
         let mut facts = LogFacts::default();
-        super::respond::refuse(&mut client, refusal, &mut facts).await;
+        let dialect = super::request::Dialect::of(&head, &bytes);
+        super::respond::refuse_as(&mut client, dialect, refusal, &mut facts).await;
         conn.log_refused(Protocol::Http2, &head, &bytes, started, refusal);
         finish(&mut client);
         return;

@@ -50,6 +50,46 @@ pub enum Denial {
     Role,
 }
 
+/// The gRPC status codes ringgate answers with itself (the numbers are gRPC's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrpcCode {
+    /// 2: an HTTP status gRPC's mapping has no code for.
+    Unknown = 2,
+    /// 4: a timeout.
+    DeadlineExceeded = 4,
+    /// 7: the client is known and not admitted.
+    PermissionDenied = 7,
+    /// 8: the request is over a limit.
+    ResourceExhausted = 8,
+    /// 12: nothing serves this method or path.
+    Unimplemented = 12,
+    /// 13: a malformed request, or ringgate's own fault.
+    Internal = 13,
+    /// 14: the upstream, or the proxy, cannot serve it now; a client may retry.
+    Unavailable = 14,
+    /// 16: no acceptable client certificate.
+    Unauthenticated = 16,
+}
+
+impl GrpcCode {
+    /// gRPC's mapping of an HTTP status a `return` rule answers with.
+    pub fn of_http(status: u16) -> GrpcCode {
+        match status {
+            400 => GrpcCode::Internal,
+            401 => GrpcCode::Unauthenticated,
+            403 => GrpcCode::PermissionDenied,
+            404 => GrpcCode::Unimplemented,
+            429 | 502 | 503 | 504 => GrpcCode::Unavailable,
+            _ => GrpcCode::Unknown,
+        }
+    }
+
+    /// The `grpc-status` value.
+    pub fn value(self) -> u8 {
+        self as u8
+    }
+}
+
 /// Why ringgate answers a request itself with an error page.
 #[derive(Debug)]
 pub enum Refusal {
@@ -117,6 +157,32 @@ impl Refusal {
             Refusal::Upstream(e) if e.is_timeout() => Canned::GatewayTimeout,
             Refusal::Upstream(_) => Canned::BadGateway,
             Refusal::ConnectionLimit => Canned::ServiceUnavailable,
+        }
+    }
+
+    /// The `grpc-status` a gRPC client gets instead of the page: gRPC's own mapping from
+    /// HTTP statuses (400 INTERNAL, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404
+    /// UNIMPLEMENTED, 502/503/504 UNAVAILABLE), made exact where the refusal says more than
+    /// its status: a timeout is DEADLINE_EXCEEDED, a body over the limit RESOURCE_EXHAUSTED,
+    /// a certificate nginx answers with 400 UNAUTHENTICATED.
+    pub fn grpc_code(&self) -> GrpcCode {
+        match self {
+            Refusal::BadHead(_) | Refusal::BadPath | Refusal::BadBody | Refusal::Internal => {
+                GrpcCode::Internal
+            }
+            Refusal::HeadTimeout | Refusal::BodyTimeout => GrpcCode::DeadlineExceeded,
+            Refusal::Upstream(e) if e.is_timeout() => GrpcCode::DeadlineExceeded,
+            Refusal::Misdirected | Refusal::Upstream(_) | Refusal::ConnectionLimit => {
+                GrpcCode::Unavailable
+            }
+            Refusal::NotFound | Refusal::MethodNotAllowed => GrpcCode::Unimplemented,
+            Refusal::DirectoryListing | Refusal::Unreadable => GrpcCode::PermissionDenied,
+            Refusal::Denied(Denial::Binding | Denial::Role) => GrpcCode::PermissionDenied,
+            Refusal::Denied(
+                Denial::NoCertificateSent | Denial::CertificateError | Denial::CertificateRequired,
+            )
+            | Refusal::HandshakeCertificate { .. } => GrpcCode::Unauthenticated,
+            Refusal::BodyTooLarge => GrpcCode::ResourceExhausted,
         }
     }
 
@@ -299,6 +365,58 @@ mod tests {
             assert_eq!(r.page().status(), status, "{r:?}");
             assert!(!r.reason().is_empty());
         }
+    }
+
+    /// Where a refusal's status says all there is, a gRPC client gets gRPC's own mapping of
+    /// it; the refinements are the timeouts, the size limit, the certificate 400s, 421, and
+    /// ringgate's own fault (INTERNAL, not the mapping's UNKNOWN for a 500).
+    #[test]
+    fn a_grpc_client_gets_its_mapping_of_the_status_or_something_more_exact() {
+        use GrpcCode as G;
+        let cases = [
+            (Refusal::BadPath, G::Internal, true),
+            (Refusal::BadBody, G::Internal, true),
+            (Refusal::Internal, G::Internal, false),
+            (Refusal::Denied(Denial::Role), G::PermissionDenied, true),
+            (Refusal::Denied(Denial::Binding), G::PermissionDenied, true),
+            (Refusal::DirectoryListing, G::PermissionDenied, true),
+            (
+                Refusal::Denied(Denial::CertificateRequired),
+                G::Unauthenticated,
+                true,
+            ),
+            (
+                Refusal::Denied(Denial::NoCertificateSent),
+                G::Unauthenticated,
+                false,
+            ),
+            (
+                Refusal::HandshakeCertificate { missing: false },
+                G::Unauthenticated,
+                false,
+            ),
+            (Refusal::NotFound, G::Unimplemented, true),
+            (
+                Refusal::Upstream(UpstreamError::ClosedEarly),
+                G::Unavailable,
+                true,
+            ),
+            (
+                Refusal::Upstream(UpstreamError::ReadTimeout),
+                G::DeadlineExceeded,
+                false,
+            ),
+            (Refusal::ConnectionLimit, G::Unavailable, true),
+            (Refusal::Misdirected, G::Unavailable, false),
+            (Refusal::BodyTooLarge, G::ResourceExhausted, false),
+            (Refusal::HeadTimeout, G::DeadlineExceeded, false),
+        ];
+        for (r, code, as_mapped) in cases {
+            assert_eq!(r.grpc_code(), code, "{r:?}");
+            assert_eq!(G::of_http(r.status()) == code, as_mapped, "{r:?}");
+        }
+        assert_eq!(G::PermissionDenied.value(), 7);
+        assert_eq!(G::Unauthenticated.value(), 16);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::core::Generation;
 use super::outcome::{LogFacts, Next, Refusal};
 use super::peer::Peer;
 use super::refusal_log::Kind;
-use super::request::{Client, Incoming, Request};
+use super::request::{Client, Dialect, Incoming, Request};
 use super::respond;
 use super::route::{self, Routed};
 use crate::config::{Action, Location, Rule, Socket};
@@ -43,7 +43,10 @@ pub async fn run(
         facts,
     ) {
         Ok(r) => r,
-        Err(refusal) => return respond::refuse(client.stream, &refusal, facts).await,
+        Err(refusal) => {
+            let dialect = Dialect::of(incoming.head, incoming.bytes);
+            return respond::refuse_as(client.stream, dialect, &refusal, facts).await;
+        }
     };
     let req = Request {
         protocol: incoming.protocol,
@@ -62,7 +65,7 @@ pub async fn run(
         return respond::rule(client.stream, &req, rule, facts).await;
     }
     let Some(location) = route::find_location(&server.locations, &uri) else {
-        return respond::refuse(client.stream, &Refusal::NotFound, facts).await;
+        return respond::refuse_as(client.stream, req.dialect(), &Refusal::NotFound, facts).await;
     };
     // Location rules (the location's rewrite phase), then access.
     if let Some(rule) = first_rule(&location.rules, &req) {
@@ -81,7 +84,7 @@ pub async fn run(
             denied.reason
         );
         facts.decision = format!("deny: {}", denied.reason).into();
-        return respond::refuse(client.stream, &refusal, facts).await;
+        return respond::refuse_as(client.stream, req.dialect(), &refusal, facts).await;
     }
     facts.decision = match &origin.peer.role {
         Some(r) => format!("allow role={r}").into(),
@@ -123,7 +126,9 @@ async fn content(
             ))
             .await
         }
-        Action::Rules => respond::refuse(client.stream, &Refusal::NotFound, facts).await,
+        Action::Rules => {
+            respond::refuse_as(client.stream, req.dialect(), &Refusal::NotFound, facts).await
+        }
     }
 }
 

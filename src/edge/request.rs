@@ -67,6 +67,46 @@ pub struct Incoming<'a> {
     pub last: bool,
 }
 
+/// How ringgate's own answers reach a client: nginx's pages, or a gRPC status.
+///
+/// A gRPC client reads a call's outcome from `grpc-status`. Given an HTTP error page it has
+/// to translate the status itself, and the RST_STREAM(NO_ERROR) that follows a complete
+/// answer to an unfinished request can reach it first and turn the translation into
+/// INTERNAL. So a gRPC call gets `200` with the status in a trailers-only response (as Envoy
+/// answers one); the access log keeps the HTTP status nginx would log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect<'a> {
+    /// An HTTP status and its page.
+    Page,
+    /// A gRPC call: the media type it was sent as (`application/grpc`, `+proto`,
+    /// `application/grpc-web...`), said back without its parameters.
+    Grpc(&'a [u8]),
+}
+
+impl<'a> Dialect<'a> {
+    /// The dialect of a request, by its `content-type`.
+    pub fn of(head: &RequestHead, bytes: &'a [u8]) -> Dialect<'a> {
+        const GRPC: &[u8] = b"application/grpc";
+        let Some(value) = head.header(bytes, b"content-type") else {
+            return Dialect::Page;
+        };
+        let media = value
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or(value)
+            .trim_ascii();
+        let is_grpc = media
+            .get(..GRPC.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(GRPC))
+            && matches!(media.get(GRPC.len()), None | Some(b'+' | b'-'));
+        if is_grpc {
+            Dialect::Grpc(media)
+        } else {
+            Dialect::Page
+        }
+    }
+}
+
 /// One routed request: what every phase after routing reads.
 pub struct Request<'a> {
     /// The protocol it came over.
@@ -103,6 +143,11 @@ impl Request<'_> {
     /// The client may send another request after this one's response.
     pub fn client_keeps_alive(&self) -> bool {
         !self.last && self.head.keep_alive
+    }
+
+    /// How ringgate's own answers to this request are put: pages, or gRPC statuses.
+    pub fn dialect(&self) -> Dialect<'_> {
+        Dialect::of(self.head, self.bytes)
     }
 }
 

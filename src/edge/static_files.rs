@@ -35,17 +35,21 @@ pub async fn serve(
     let method = req.head.method_span.get(req.bytes);
     let is_head = method == b"HEAD";
     if method != b"GET" && !is_head {
-        return respond::refuse(stream, &Refusal::MethodNotAllowed, facts).await;
+        let refusal = Refusal::MethodNotAllowed;
+        return respond::refuse_as(stream, req.dialect(), &refusal, facts).await;
     }
     // A request body on a GET is unusual; we do not read it, so the connection must close.
     let keep_alive = req.client_keeps_alive() && req.head.framing == http::BodyFraming::None;
     let path = match resolve(root, req.uri) {
         Ok(p) => p,
-        Err(refusal) => return respond::refuse(stream, &refusal, facts).await,
+        Err(refusal) => return respond::refuse_as(stream, req.dialect(), &refusal, facts).await,
     };
     let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
-        Err(e) => return not_found(stream, &path, &e, facts).await,
+        Err(e) => {
+            let refusal = open_failed(&path, &e);
+            return respond::refuse_as(stream, req.dialect(), &refusal, facts).await;
+        }
     };
     if meta.is_dir() {
         let out = directory_redirect(req.uri, is_head, keep_alive, facts);
@@ -53,7 +57,10 @@ pub async fn serve(
     }
     let file = match monoio::fs::File::open(&path).await {
         Ok(f) => f,
-        Err(e) => return not_found(stream, &path, &e, facts).await,
+        Err(e) => {
+            let refusal = open_failed(&path, &e);
+            return respond::refuse_as(stream, req.dialect(), &refusal, facts).await;
+        }
     };
     let size = meta.len();
     let (out, not_modified) = file_head(req, &path, &meta, types, keep_alive);
@@ -251,13 +258,8 @@ fn content_type<'a>(path: &Path, types: &'a StaticTypes) -> &'a str {
 }
 
 /// Answers a file that cannot be opened: 403 when permission is denied, else 404.
-async fn not_found(
-    stream: &mut Stream,
-    path: &Path,
-    e: &std::io::Error,
-    facts: &mut LogFacts,
-) -> Next {
-    let refusal = if e.kind() == std::io::ErrorKind::PermissionDenied {
+fn open_failed(path: &Path, e: &std::io::Error) -> Refusal {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
         crate::refusal_line!(
             Kind::NotFound,
             error,
@@ -273,8 +275,7 @@ async fn not_found(
             path.display()
         );
         Refusal::NotFound
-    };
-    respond::refuse(stream, &refusal, facts).await
+    }
 }
 
 /// Sends a complete head-only (or small) response.

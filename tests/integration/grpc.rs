@@ -159,6 +159,18 @@ struct Client {
 impl Client {
     /// TLS to `addr` as `localhost`, trusting the test CA, presenting `leaf`.
     fn mtls(addr: SocketAddr, pki: &Pki, leaf: &Leaf) -> Client {
+        let mut c = Client::anonymous(addr, pki);
+        c.conn.extend([
+            "--cert".to_string(),
+            path_str(&leaf.cert).to_string(),
+            "--key".to_string(),
+            path_str(&leaf.key).to_string(),
+        ]);
+        c
+    }
+
+    /// TLS to `addr` as `localhost`, trusting the test CA, with no certificate.
+    fn anonymous(addr: SocketAddr, pki: &Pki) -> Client {
         Client {
             conn: vec![
                 "--addr".to_string(),
@@ -167,10 +179,6 @@ impl Client {
                 "localhost".to_string(),
                 "--ca".to_string(),
                 path_str(&pki.ca.pem_path).to_string(),
-                "--cert".to_string(),
-                path_str(&leaf.cert).to_string(),
-                "--key".to_string(),
-                path_str(&leaf.key).to_string(),
             ],
         }
     }
@@ -1003,8 +1011,9 @@ fn identity_headers_are_set_and_forged_metadata_is_stripped() {
     );
 }
 
-/// `allow_roles` per stream: a client whose role the location does not admit gets HTTP 403,
-/// which gRPC clients report as PERMISSION_DENIED, and the upstream sees no RPC at all; a
+/// `allow_roles` per stream: a client whose role the location does not admit gets
+/// PERMISSION_DENIED as a gRPC status (a trailers-only answer: no HTML page for the client to
+/// translate), the access log says 403 as nginx would, and the upstream sees no RPC at all; a
 /// client with an admitted role on the same listener is served.
 #[test]
 fn role_denied_client_gets_permission_denied_and_nothing_reaches_the_upstream() {
@@ -1013,9 +1022,12 @@ fn role_denied_client_gets_permission_denied_and_nothing_reaches_the_upstream() 
     }
     let pki = Pki::new();
     let up = GrpcUpstream::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
     let proxy = Setup::implicit(&pki, &up)
         .top("[identity]\nroles = [ { role = \"eng\", ou = \"Eng\" }, { role = \"admin\", ou = \"Admin\" } ]\n")
         .location("allow_roles = [\"admin\"]\n")
+        .access_log(&log)
         .start();
     let r = Client::mtls(proxy.addr(), &pki, &pki.client).run_all(&[
         &["unary", "10"],
@@ -1024,8 +1036,15 @@ fn role_denied_client_gets_permission_denied_and_nothing_reaches_the_upstream() 
     ]);
     for (call, name) in r.iter().zip(["unary", "server-stream", "bidi"]) {
         assert_eq!(code(call), "PERMISSION_DENIED", "{name}: {call}");
+        assert_eq!(call["details"], "role not admitted", "{name}: {call}");
+        assert!(!from_http_status(call), "{name}: {call}");
     }
     proxy.assert_log(&["/test.Echo/Unary", "denied (403)", "role `eng`"]);
+    let line = log_line(&log, 3, "/test.Echo/Unary");
+    assert!(
+        line.contains("\"POST /test.Echo/Unary HTTP/2.0\" 403 "),
+        "{line}"
+    );
     assert!(
         up.rpcs().is_empty(),
         "a denied stream reached the upstream: {:?}",
@@ -1036,6 +1055,144 @@ fn role_denied_client_gets_permission_denied_and_nothing_reaches_the_upstream() 
     let r = Client::mtls(proxy.addr(), &pki, &admin).run(&["unary", "10"]);
     assert_ok(&r, "the admin");
     assert_eq!(up.rpcs().len(), 1, "{:?}", up.rpcs());
+}
+
+/// Every answer ringgate makes itself to a gRPC call is a gRPC status, on the wire a single
+/// HEADERS frame (`200`, the status, no DATA), whatever the HTTP status the log says: an
+/// error `return` is its gRPC mapping with the rule's text as the message; a location that
+/// requires a certificate the client did not send is UNAUTHENTICATED; a gRPC-Web call over
+/// HTTP/1.1 gets the status in the head and the connection closes (its body is unread). A
+/// request that is not gRPC still gets nginx's page.
+#[test]
+fn ringgate_own_answers_to_grpc_calls_are_grpc_statuses() {
+    if !python_grpc("ringgate_own_answers_to_grpc_calls_are_grpc_statuses") {
+        return;
+    }
+    let pki = Pki::new();
+    let up = GrpcUpstream::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    let maintenance = "[[listener.location.rule]]\nif = '$http_x_closed'\nreturn = { status = 503, body = \"closed for 100% maintenance\" }\n";
+    let text = Setup::implicit(&pki, &up)
+        .location(&format!("verify_client = \"on\"\n{maintenance}"))
+        .access_log(&log)
+        .render()
+        .replace(
+            "verify_client = \"on\"\n\n[[listener.location]]",
+            "verify_client = \"optional\"\n\n[[listener.location]]",
+        );
+    let proxy = Proxy::start(&text);
+
+    // An error `return`: 503 is UNAVAILABLE, the rule's text (percent-encoded on the wire)
+    // is the message.
+    let closed = Client::mtls(proxy.addr(), &pki, &pki.client)
+        .metadata("x-closed", "1")
+        .run(&["unary", "10"]);
+    assert_eq!(code(&closed), "UNAVAILABLE", "{closed}");
+    assert_eq!(closed["details"], "closed for 100% maintenance", "{closed}");
+    assert!(!from_http_status(&closed), "{closed}");
+
+    // No certificate where the location requires one.
+    let r = Client::anonymous(proxy.addr(), &pki).run(&["unary", "10"]);
+    assert_eq!(code(&r), "UNAUTHENTICATED", "{r}");
+    assert_eq!(r["details"], "verified certificate required", "{r}");
+
+    let body = dir.path().join("request.bin");
+    std::fs::write(&body, grpc_frame(b"hello")).expect("write the request body");
+    if let Some(s) = h2_post(
+        &proxy,
+        &pki,
+        "/test.Echo/Unary",
+        &body,
+        &[
+            "content-type: application/grpc+proto",
+            "te: trailers",
+            "x-closed: 1",
+        ],
+    ) {
+        assert_eq!(s["status"], 200, "{s}");
+        assert_eq!(md(&s, "headers", "grpc-status"), ["14"], "{s}");
+        assert_eq!(
+            md(&s, "headers", "grpc-message"),
+            ["closed for 100%25 maintenance"],
+            "{s}"
+        );
+        assert_eq!(
+            md(&s, "headers", "content-type"),
+            ["application/grpc+proto"],
+            "{s}"
+        );
+        assert_eq!(s["body_len"], 0, "a trailers-only answer has no DATA: {s}");
+        assert_eq!(s["ended"], true, "{s}");
+    }
+
+    // gRPC-Web over HTTP/1.1: the status in the head, and the connection closes.
+    let (resolve, url) = curl_url(proxy.addr(), "/test.Echo/Unary");
+    let data = format!("@{}", path_str(&body));
+    let (rc, head, err) = curl(&[
+        "--http1.1",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "--resolve",
+        &resolve,
+        "--cacert",
+        path_str(&pki.ca.pem_path),
+        "--cert",
+        path_str(&pki.client.cert),
+        "--key",
+        path_str(&pki.client.key),
+        "-H",
+        "content-type: application/grpc-web+proto",
+        "-H",
+        "x-closed: 1",
+        "--data-binary",
+        &data,
+        &url,
+    ]);
+    assert_eq!(rc, 0, "{err}");
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    for field in [
+        "grpc-status: 14\r\n",
+        "content-type: application/grpc-web+proto\r\n",
+        "content-length: 0\r\n",
+        "connection: close\r\n",
+    ] {
+        assert!(head.contains(field), "{field:?} in {head}");
+    }
+
+    // Not gRPC: nginx's page.
+    let (rc, head, err) = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "--resolve",
+        &resolve,
+        "--cacert",
+        path_str(&pki.ca.pem_path),
+        "--cert",
+        path_str(&pki.client.cert),
+        "--key",
+        path_str(&pki.client.key),
+        "-H",
+        "x-closed: 1",
+        &url,
+    ]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(head.starts_with("HTTP/2 503"), "{head}");
+    assert!(!head.to_ascii_lowercase().contains("grpc-status"), "{head}");
+
+    // The log says what nginx would: the HTTP status of each answer.
+    let lines = lines(&log, 5);
+    let statuses: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split('"').nth(2)?.split_whitespace().next())
+        .collect();
+    assert_eq!(statuses, ["503", "401", "503", "503", "503"], "{lines:?}");
+    assert!(up.rpcs().is_empty(), "{:?}", up.rpcs());
 }
 
 /// An upstream that refuses connections: a gRPC request is answered HTTP 200 with

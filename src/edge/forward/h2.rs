@@ -8,9 +8,10 @@
 //! is relayed, with the trailers in the last chunk. The response head takes the same rewrite
 //! as an HTTP/1.1 upstream's (`forward::client_head`).
 //!
-//! A failure before the response head is answered as gRPC clients expect when the request is
-//! gRPC: `200` with `grpc-status` 14 (UNAVAILABLE), or 4 (DEADLINE_EXCEEDED) for a timeout,
-//! and no body; the access log says 502 or 504, as nginx would log them.
+//! A failure before the response head is answered in the request's dialect
+//! (`request::Dialect`): a gRPC call gets `200` with `grpc-status` 14 (UNAVAILABLE), or 4
+//! (DEADLINE_EXCEEDED) for a timeout, and no body; the access log says 502 or 504, as nginx
+//! would log them.
 
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -102,7 +103,8 @@ pub(super) async fn proxy(
                 if let Some(addr) = addr {
                     log_failure(req, group.up, addr, &refusal);
                 }
-                return answer(client.stream, req, &refusal, facts).await;
+                let dialect = req.dialect();
+                return respond::refuse_as(client.stream, dialect, &refusal, facts).await;
             }
             Attempt::Relayed(
                 Err(Failure::Answer(Refusal::Upstream(UpstreamError::Reset(r)))),
@@ -133,7 +135,7 @@ pub(super) async fn proxy(
                     x.split().1.reset(Reason::CANCEL);
                     Next::Close
                 }
-                _ => answer(client.stream, req, &refusal, facts).await,
+                _ => respond::refuse_as(client.stream, req.dialect(), &refusal, facts).await,
             }
         }
         Err(Failure::Abort(reason)) => {
@@ -497,45 +499,6 @@ fn io_failure(e: std::io::Error) -> UpstreamError {
             },
             None => UpstreamError::Io(e),
         },
-    }
-}
-
-/// Answers a failure before the response head: a gRPC request gets `200` with its
-/// `grpc-status` (logged with the HTTP status nginx would log), any other request the
-/// refusal's page.
-async fn answer(
-    stream: &mut Stream,
-    req: &Request<'_>,
-    refusal: &Refusal,
-    facts: &mut LogFacts,
-) -> Next {
-    let grpc = req
-        .head
-        .header(req.bytes, b"content-type")
-        .is_some_and(|v| v.len() >= 16 && v[..16].eq_ignore_ascii_case(b"application/grpc"));
-    if !grpc {
-        return respond::refuse(stream, refusal, facts).await;
-    }
-    facts.refused(refusal);
-    let (code, message) = match refusal {
-        Refusal::Upstream(e) if e.is_timeout() => (4, "upstream timed out"),
-        Refusal::Upstream(_) => (14, "upstream unavailable"),
-        Refusal::BodyTooLarge => (8, "request too large"),
-        _ => (13, "request refused"),
-    };
-    let date = crate::clock::cached_http_date();
-    let mut out = BytesMut::with_capacity(256);
-    out.extend_from_slice(b"HTTP/1.1 200 OK\r\nServer: ringgate\r\nDate: ");
-    out.extend_from_slice(&date);
-    out.extend_from_slice(b"\r\nContent-Type: application/grpc\r\nGrpc-Status: ");
-    out.extend_from_slice(code.to_string().as_bytes());
-    out.extend_from_slice(b"\r\nGrpc-Message: ");
-    out.extend_from_slice(message.as_bytes());
-    out.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
-    facts.bytes = out.len() as u64;
-    match stream.write_owned(out).await.0 {
-        Ok(()) => Next::keep_if(req.client_keeps_alive()),
-        Err(_) => Next::Close,
     }
 }
 

@@ -180,7 +180,7 @@ async fn fail(
         return Next::Close;
     };
     log_failure(req, up, addr, &refusal);
-    respond::refuse(client.stream, &refusal, facts).await
+    respond::refuse_as(client.stream, req.dialect(), &refusal, facts).await
 }
 
 /// Whether each side of an exchange may be kept alive.

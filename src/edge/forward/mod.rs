@@ -63,7 +63,8 @@ pub async fn proxy(
                 req.server.name,
                 req.peer.addr
             );
-            return respond::refuse(client.stream, &Refusal::BodyTooLarge, facts).await;
+            let refusal = Refusal::BodyTooLarge;
+            return respond::refuse_as(client.stream, req.dialect(), &refusal, facts).await;
         }
     }
     let outgoing = outgoing(req, target, up);
@@ -82,7 +83,8 @@ pub async fn proxy(
             req.line(),
             target.location.path
         );
-        return respond::refuse(client.stream, &Refusal::MethodNotAllowed, facts).await;
+        let refusal = Refusal::MethodNotAllowed;
+        return respond::refuse_as(client.stream, req.dialect(), &refusal, facts).await;
     }
     if req.head.expect_continue && req.head.framing != BodyFraming::None {
         // We read the body on the client's behalf, so we say "go ahead" ourselves.

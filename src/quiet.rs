@@ -8,9 +8,12 @@
 //! read, frees the buffer and waits for readiness with none, as an epoll server does; a buffer
 //! is taken again only when bytes are there to fill it.
 //!
-//! The grace period is measured by the core's [`sweep`] task, not by a timer per read: it
-//! ticks every [`TICK`], and a read still waiting two ticks after it was posted has waited
-//! between one and two ticks. A read that completes at once registers nothing.
+//! Both the grace period and the rest of the wait (`header_timeout`, `keepalive_timeout`) are
+//! counted by the core's [`sweep`] task, not by a timer per read: it ticks every [`TICK`] and
+//! ends the waits due at that tick, filed by tick on a wheel. An idle connection so holds a
+//! wheel entry of a few dozen bytes rather than a timer of its own (monoio's is 640 bytes);
+//! a timeout ends up to one tick late, never early. A read that completes at once registers
+//! nothing.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -24,7 +27,7 @@ use monoio::io::{AsyncReadRent, CancelableAsyncReadRent, Canceller};
 use monoio::net::TcpStream;
 use monoio::time::Sleep;
 
-/// How often the core's sweeper looks at the posted reads.
+/// How often the core's sweeper advances its wheel.
 pub const TICK: Duration = Duration::from_millis(25);
 
 /// The longest a read stays posted with its buffer before the buffer is given back (at least
@@ -32,125 +35,223 @@ pub const TICK: Duration = Duration::from_millis(25);
 /// it; one quiet for longer costs a cancel and a readiness wait, once per quiet spell.
 pub const GRACE: Duration = Duration::from_millis(2 * 25);
 
+/// Slots in the core's wheel: a wait due further ahead than a turn of the wheel
+/// (`SLOTS` ticks) is looked at once per turn until it is due.
+const SLOTS: usize = 64;
+
 thread_local! {
-    static POSTED: RefCell<Posted> = RefCell::new(Posted::default());
+    static WHEEL: RefCell<Wheel> = RefCell::new(Wheel::default());
 }
 
-/// The core's reads waiting within their grace period.
+/// The core's waits that the sweeper ends: each is due at a tick and filed in that tick's slot,
+/// so a tick looks at one slot, not at every wait.
 #[derive(Default)]
-struct Posted {
+struct Wheel {
     /// A sweeper runs on this thread (without one, each wait has a timer of its own).
     swept: bool,
     /// Ticks so far.
     tick: u64,
-    waiting: slab::Slab<Waiting>,
+    waits: slab::Slab<Wait>,
+    /// The keys of the waits not yet due, by `due % SLOTS` (made at the first wait).
+    slots: Vec<Vec<usize>>,
 }
 
-/// One read waiting within its grace period.
-struct Waiting {
-    /// The tick it was posted in.
-    since: u64,
+/// One wait on the wheel.
+struct Wait {
+    /// The tick it ends at.
+    due: u64,
     waker: Waker,
-    expired: bool,
+    /// Its place in its slot; None once it has ended.
+    place: Option<usize>,
 }
 
-/// The core's sweeper: ends the grace period of reads posted two ticks ago. Runs for the
-/// worker's life, spawned beside its other loops.
-pub async fn sweep() {
-    POSTED.with(|p| p.borrow_mut().swept = true);
-    loop {
-        monoio::time::sleep(TICK).await;
-        POSTED.with(|p| {
-            let mut p = p.borrow_mut();
-            p.tick += 1;
-            let now = p.tick;
-            for (_, w) in p.waiting.iter_mut() {
-                if !w.expired && now >= w.since + 2 {
-                    w.expired = true;
-                    w.waker.wake_by_ref();
-                }
-            }
+fn slot_of(tick: u64) -> usize {
+    // The remainder is below SLOTS, so it fits.
+    (tick % SLOTS as u64) as usize
+}
+
+impl Wheel {
+    /// Files a wait that ends `ticks` ticks from now.
+    fn insert(&mut self, ticks: u64, waker: Waker) -> usize {
+        if self.slots.is_empty() {
+            self.slots.resize_with(SLOTS, Vec::new);
+        }
+        let due = self.tick + ticks.max(1);
+        let slot = &mut self.slots[slot_of(due)];
+        let key = self.waits.insert(Wait {
+            due,
+            waker,
+            place: Some(slot.len()),
         });
+        slot.push(key);
+        key
     }
-}
 
-/// Resolves when the read beside it has been posted for its grace period.
-struct Grace {
-    key: Option<usize>,
-    /// Where no sweeper runs (tests, tools): a timer of its own.
-    timer: Option<Pin<Box<Sleep>>>,
-}
+    /// Forgets a wait, ended or not.
+    fn remove(&mut self, key: usize) {
+        if let Some(Wait {
+            due,
+            place: Some(place),
+            ..
+        }) = self.waits.try_remove(key)
+        {
+            self.unfile(slot_of(due), place);
+        }
+    }
 
-impl Grace {
-    fn new() -> Self {
-        Grace {
-            key: None,
-            timer: None,
+    /// Takes the entry at `place` out of `slot`; the last one takes its place.
+    fn unfile(&mut self, slot: usize, place: usize) {
+        let keys = &mut self.slots[slot];
+        keys.swap_remove(place);
+        if let Some(&moved) = keys.get(place) {
+            if let Some(w) = self.waits.get_mut(moved) {
+                w.place = Some(place);
+            }
+        }
+    }
+
+    /// One tick: the waits due by now end, and their tasks are woken.
+    fn advance(&mut self) {
+        self.tick += 1;
+        if self.slots.is_empty() {
+            return;
+        }
+        let slot = slot_of(self.tick);
+        let mut place = 0;
+        while let Some(&key) = self.slots[slot].get(place) {
+            let due = match self.waits.get_mut(key) {
+                Some(w) if w.due <= self.tick => {
+                    w.place = None;
+                    w.waker.wake_by_ref();
+                    true
+                }
+                _ => false,
+            };
+            if due {
+                self.unfile(slot, place);
+            } else {
+                place += 1;
+            }
         }
     }
 }
 
-impl Future for Grace {
+/// The core's sweeper: advances the wheel every [`TICK`], ending the waits that are due (a
+/// read's grace period, an idle connection's timeout). Runs for the worker's life, spawned
+/// beside its other loops.
+pub async fn sweep() {
+    WHEEL.with(|w| w.borrow_mut().swept = true);
+    loop {
+        monoio::time::sleep(TICK).await;
+        WHEEL.with(|w| w.borrow_mut().advance());
+    }
+}
+
+/// Resolves once the core's sweeper has counted its ticks from the first poll: a timeout of
+/// a few dozen bytes on the wheel rather than a timer entry of its own (640 bytes in monoio's
+/// wheel, for as long as a connection idles).
+struct Alarm {
+    ticks: u64,
+    key: Option<usize>,
+    /// Where no sweeper runs (tests, tools): a timer of its own, for `fallback`.
+    timer: Option<Pin<Box<Sleep>>>,
+    fallback: Duration,
+}
+
+impl Alarm {
+    /// Rings after the grace period: two ticks from the first poll, so between one and two
+    /// ticks of waiting.
+    fn grace() -> Alarm {
+        Alarm {
+            ticks: 2,
+            key: None,
+            timer: None,
+            fallback: GRACE,
+        }
+    }
+
+    /// Rings no earlier than `wait` from the first poll, and at most a tick later.
+    fn after(wait: Duration) -> Alarm {
+        let whole = wait.as_nanos().div_ceil(TICK.as_nanos());
+        Alarm {
+            ticks: u64::try_from(whole)
+                .unwrap_or(u64::MAX / 2)
+                .saturating_add(1),
+            key: None,
+            timer: None,
+            fallback: wait,
+        }
+    }
+}
+
+impl Future for Alarm {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if let Some(timer) = self.timer.as_mut() {
             return timer.as_mut().poll(cx);
         }
-        let key = self.key;
-        let state = POSTED.with(|p| {
-            let mut p = p.borrow_mut();
-            if !p.swept {
+        let (key, ticks) = (self.key, self.ticks);
+        let state = WHEEL.with(|w| {
+            let mut w = w.borrow_mut();
+            if !w.swept {
                 return State::Unswept;
             }
-            match key.and_then(|k| p.waiting.get_mut(k)) {
-                Some(w) if w.expired => State::Expired,
-                Some(w) => {
-                    if !w.waker.will_wake(cx.waker()) {
-                        w.waker = cx.waker().clone();
+            match key.and_then(|k| w.waits.get_mut(k)) {
+                Some(wait) if wait.place.is_none() => State::Rung,
+                Some(wait) => {
+                    if !wait.waker.will_wake(cx.waker()) {
+                        wait.waker = cx.waker().clone();
                     }
                     State::Waiting
                 }
-                None => {
-                    let since = p.tick;
-                    State::Registered(p.waiting.insert(Waiting {
-                        since,
-                        waker: cx.waker().clone(),
-                        expired: false,
-                    }))
-                }
+                None => State::Filed(w.insert(ticks, cx.waker().clone())),
             }
         });
         match state {
-            State::Expired => Poll::Ready(()),
+            State::Rung => Poll::Ready(()),
             State::Waiting => Poll::Pending,
-            State::Registered(k) => {
+            State::Filed(k) => {
                 self.key = Some(k);
                 Poll::Pending
             }
             State::Unswept => {
-                let timer = self.timer.insert(crate::deadline::sleep(GRACE));
+                let fallback = self.fallback;
+                let timer = self.timer.insert(crate::deadline::sleep(fallback));
                 timer.as_mut().poll(cx)
             }
         }
     }
 }
 
-/// Where a [`Grace`] stands after a look at the core's set.
+/// Where an [`Alarm`] stands after a look at the wheel.
 enum State {
-    Expired,
+    Rung,
     Waiting,
-    Registered(usize),
+    Filed(usize),
     Unswept,
 }
 
-impl Drop for Grace {
+impl Drop for Alarm {
     fn drop(&mut self) {
         if let Some(k) = self.key {
-            // At thread exit the set may be gone already: nothing to remove then.
-            let _ = POSTED.try_with(|p| p.borrow_mut().waiting.try_remove(k));
+            // At thread exit the wheel may be gone already: nothing to remove then.
+            let _ = WHEEL.try_with(|w| w.borrow_mut().remove(k));
         }
     }
+}
+
+/// `fut`, or None once `alarm` rings first.
+async fn until<F: Future>(fut: F, alarm: Alarm) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut alarm = std::pin::pin!(alarm);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        alarm.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// What waiting for a peer's next bytes came to.
@@ -196,15 +297,7 @@ impl Quiet {
         }
         let (res, buf) = {
             let mut posted = std::pin::pin!(io.cancelable_read(buf, self.canceller.handle()));
-            let mut grace = std::pin::pin!(Grace::new());
-            let first = std::future::poll_fn(|cx| {
-                if let Poll::Ready(done) = posted.as_mut().poll(cx) {
-                    return Poll::Ready(Some(done));
-                }
-                grace.as_mut().poll(cx).map(|()| None)
-            })
-            .await;
-            match first {
+            match until(posted.as_mut(), Alarm::grace()).await {
                 Some(done) => return Some(done),
                 None => {
                     // Bytes may have arrived while the cancel was on its way: the read then
@@ -221,10 +314,10 @@ impl Quiet {
         }
         drop(buf);
         let left = limit.saturating_sub(GRACE);
-        match crate::deadline::timeout(left, io.readable(false)).await {
-            Err(_) => None,
-            Ok(Err(e)) => Some((Err(e), fresh())),
-            Ok(Ok(())) => Some(io.read(fresh()).await),
+        match until(io.readable(false), Alarm::after(left)).await {
+            None => None,
+            Some(Err(e)) => Some((Err(e), fresh())),
+            Some(Ok(())) => Some(io.read(fresh()).await),
         }
     }
 }
@@ -261,6 +354,96 @@ mod tests {
         let client = TcpStream::connect(addr).await.expect("connect");
         let (server, _) = listener.accept().await.expect("accept");
         (client, server)
+    }
+
+    /// A waker that counts its wakes.
+    fn counting() -> (Waker, std::sync::Arc<CountWakes>) {
+        let count = std::sync::Arc::new(CountWakes::default());
+        (Waker::from(count.clone()), count)
+    }
+
+    #[derive(Default)]
+    struct CountWakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountWakes {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    impl CountWakes {
+        fn wakes(&self) -> usize {
+            self.0.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    /// Waits due within a turn, several turns ahead and in the same slot end at their tick
+    /// and no other; waits removed from the middle of a slot leave the others in place.
+    #[test]
+    fn the_wheel_ends_each_wait_at_its_tick() {
+        let mut wheel = Wheel::default();
+        let ticks = [
+            1,
+            2,
+            5,
+            SLOTS as u64,
+            SLOTS as u64 + 5,
+            3 * SLOTS as u64 + 2,
+            5,
+        ];
+        let waits: Vec<_> = ticks
+            .iter()
+            .map(|&t| {
+                let (waker, count) = counting();
+                (wheel.insert(t, waker), t, count)
+            })
+            .collect();
+        // Two more in the slot of tick 5, removed before it comes: the others still end.
+        let (gone_a, _) = counting();
+        let (gone_b, gone_count) = counting();
+        let a = wheel.insert(5, gone_a);
+        let b = wheel.insert(5 + SLOTS as u64, gone_b);
+        wheel.remove(a);
+        for now in 1..=4 * SLOTS as u64 {
+            wheel.advance();
+            if now == 3 {
+                wheel.remove(b);
+            }
+            for (key, due, count) in &waits {
+                let ended = wheel.waits.get(*key).is_some_and(|w| w.place.is_none());
+                assert_eq!(ended, now >= *due, "wait due at {due}, tick {now}");
+                assert_eq!(count.wakes(), usize::from(now >= *due), "wait due at {due}");
+            }
+        }
+        assert_eq!(gone_count.wakes(), 0, "a removed wait is never woken");
+        for (key, _, _) in waits {
+            wheel.remove(key);
+        }
+        assert!(wheel.waits.is_empty());
+        assert!(wheel.slots.iter().all(Vec::is_empty), "every slot emptied");
+    }
+
+    /// With the sweeper, a wait for a quiet peer ends at its limit (not before, and within a
+    /// tick or so after), and leaves nothing on the wheel.
+    #[test]
+    fn with_the_core_sweeper_nothing_within_the_limit_ends_at_the_limit() {
+        on_both_drivers(|| async {
+            drop(monoio::spawn(sweep()));
+            let (_client, mut server) = pair().await;
+            let limit = GRACE * 4;
+            let began = std::time::Instant::now();
+            let none = Quiet::default()
+                .read(&mut server, Vec::with_capacity(64), limit, Vec::new)
+                .await;
+            let waited = began.elapsed();
+            assert!(none.is_none());
+            assert!(waited >= limit, "ended after {waited:?}, before {limit:?}");
+            assert!(waited < limit + Duration::from_secs(2), "{waited:?}");
+            assert_eq!(WHEEL.with(|w| w.borrow().waits.len()), 0);
+        });
     }
 
     /// A read of up to 5 s posted with a 64-byte buffer, an 8-byte one after a quiet spell:
@@ -316,7 +499,7 @@ mod tests {
         );
         drop(writer.await);
         assert_eq!(
-            POSTED.with(|p| p.borrow().waiting.len()),
+            WHEEL.with(|w| w.borrow().waits.len()),
             0,
             "nothing left waiting"
         );

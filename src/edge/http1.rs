@@ -66,33 +66,13 @@ impl Session<'_> {
                 }
                 head_time = head_time.saturating_sub(waiting.elapsed());
             }
-            let started = Instant::now();
-            let head = match read_head(stream, &mut unread, &limits, head_time).await {
-                Ok(h) => h,
-                Err(e) => {
-                    // Boxed: the refusal's write is rare and would otherwise size the
-                    // connection's task for every request.
-                    Box::pin(self.head_failed(stream, e)).await;
-                    break;
-                }
-            };
-            // The head gets a buffer of its own (a split, not a copy): the body and any
-            // pipelined request stay in `unread`, and the head stays readable for the log.
-            let bytes = unread.split_to(head.head_len.min(unread.len())).freeze();
             served += 1;
-            let incoming = Incoming {
-                protocol: Protocol::of_http1(&head),
-                head: &head,
-                bytes: &bytes,
-                served,
-                last: served >= http.keepalive_requests || self.core.drain.is_draining(),
-            };
             match self
-                .one_request(stream, &mut unread, incoming, started)
+                .serve_one(stream, &mut unread, served, &limits, head_time)
                 .await
             {
-                After::NextRequest if !incoming.last => {}
-                After::NextRequest | After::Close => break,
+                After::NextRequest => {}
+                After::Close => break,
                 After::Relay(mut switched) => {
                     switched.from_client = std::mem::take(&mut unread);
                     return Some(switched);
@@ -100,6 +80,46 @@ impl Session<'_> {
             }
         }
         None
+    }
+
+    /// Reads the connection's `served`th request head within `head_time` and serves the
+    /// request: whether the connection goes on to another. (A function of its own, so that a
+    /// request's state and the wait for the next one share their place in the connection's
+    /// future.)
+    async fn serve_one(
+        &self,
+        stream: &mut Stream,
+        unread: &mut BytesMut,
+        served: u64,
+        limits: &http::Limits,
+        head_time: Duration,
+    ) -> After {
+        let started = Instant::now();
+        let head = match read_head(stream, unread, limits, head_time).await {
+            Ok(h) => h,
+            Err(e) => {
+                // Boxed: the refusal's write is rare and would otherwise size the
+                // connection's task for every request.
+                Box::pin(self.head_failed(stream, e)).await;
+                return After::Close;
+            }
+        };
+        // The head gets a buffer of its own (a split, not a copy): the body and any
+        // pipelined request stay in `unread`, and the head stays readable for the log.
+        let bytes = unread.split_to(head.head_len.min(unread.len())).freeze();
+        let http = &self.server.http;
+        let incoming = Incoming {
+            protocol: Protocol::of_http1(&head),
+            head: &head,
+            bytes: &bytes,
+            served,
+            last: served >= http.keepalive_requests || self.core.drain.is_draining(),
+        };
+        match self.one_request(stream, unread, incoming, started).await {
+            After::NextRequest if !incoming.last => After::NextRequest,
+            After::NextRequest | After::Close => After::Close,
+            relay @ After::Relay(_) => relay,
+        }
     }
 
     /// Answers a head that could not be read, when there is anything to answer.

@@ -445,15 +445,33 @@ fn curl_h2_post(
     body_file: &Path,
     headers: &[&str],
 ) -> (String, Vec<u8>) {
-    let (resolve, url) = curl_url(proxy.addr(), path);
     let data = format!("@{}", path_str(body_file));
     let out_file = body_file.with_extension("response");
-    let mut args = vec![
-        "--http2",
+    let mut args = vec!["--http2", "--data-binary", &data];
+    for h in headers {
+        args.extend(["-H", h]);
+    }
+    let (code, out, err) = curl_as_client(proxy, pki, path, path_str(&out_file), &args);
+    assert_eq!(code, 0, "curl {path}: {err}");
+    let body = std::fs::read(&out_file).unwrap_or_default();
+    (out.to_ascii_lowercase(), body)
+}
+
+/// curl to `path` through the proxy as the test client with `args`, the body written to
+/// `out`: its exit code, the response head(s) and its error output.
+fn curl_as_client(
+    proxy: &Proxy,
+    pki: &Pki,
+    path: &str,
+    out: &str,
+    args: &[&str],
+) -> (i32, String, String) {
+    let (resolve, url) = curl_url(proxy.addr(), path);
+    let mut all = vec![
         "-D",
         "-",
         "-o",
-        path_str(&out_file),
+        out,
         "--resolve",
         &resolve,
         "--cacert",
@@ -462,17 +480,10 @@ fn curl_h2_post(
         path_str(&pki.client.cert),
         "--key",
         path_str(&pki.client.key),
-        "--data-binary",
-        &data,
     ];
-    for h in headers {
-        args.extend(["-H", h]);
-    }
-    args.push(&url);
-    let (code, out, err) = curl(&args);
-    assert_eq!(code, 0, "curl {path}: {err}");
-    let body = std::fs::read(&out_file).unwrap_or_default();
-    (out.to_ascii_lowercase(), body)
+    all.extend_from_slice(args);
+    all.push(&url);
+    curl(&all)
 }
 
 /// `scripts/h2-client.py` (under a 30 s timeout) through `proxy` with the test client's
@@ -1127,30 +1138,22 @@ fn ringgate_own_answers_to_grpc_calls_are_grpc_statuses() {
     }
 
     // gRPC-Web over HTTP/1.1: the status in the head, and the connection closes.
-    let (resolve, url) = curl_url(proxy.addr(), "/test.Echo/Unary");
     let data = format!("@{}", path_str(&body));
-    let (rc, head, err) = curl(&[
-        "--http1.1",
-        "-D",
-        "-",
-        "-o",
+    let (rc, head, err) = curl_as_client(
+        &proxy,
+        &pki,
+        "/test.Echo/Unary",
         "/dev/null",
-        "--resolve",
-        &resolve,
-        "--cacert",
-        path_str(&pki.ca.pem_path),
-        "--cert",
-        path_str(&pki.client.cert),
-        "--key",
-        path_str(&pki.client.key),
-        "-H",
-        "content-type: application/grpc-web+proto",
-        "-H",
-        "x-closed: 1",
-        "--data-binary",
-        &data,
-        &url,
-    ]);
+        &[
+            "--http1.1",
+            "-H",
+            "content-type: application/grpc-web+proto",
+            "-H",
+            "x-closed: 1",
+            "--data-binary",
+            &data,
+        ],
+    );
     assert_eq!(rc, 0, "{err}");
     let head = head.to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
@@ -1164,23 +1167,13 @@ fn ringgate_own_answers_to_grpc_calls_are_grpc_statuses() {
     }
 
     // Not gRPC: nginx's page.
-    let (rc, head, err) = curl(&[
-        "-D",
-        "-",
-        "-o",
+    let (rc, head, err) = curl_as_client(
+        &proxy,
+        &pki,
+        "/test.Echo/Unary",
         "/dev/null",
-        "--resolve",
-        &resolve,
-        "--cacert",
-        path_str(&pki.ca.pem_path),
-        "--cert",
-        path_str(&pki.client.cert),
-        "--key",
-        path_str(&pki.client.key),
-        "-H",
-        "x-closed: 1",
-        &url,
-    ]);
+        &["-H", "x-closed: 1"],
+    );
     assert_eq!(rc, 0, "{err}");
     assert!(head.starts_with("HTTP/2 503"), "{head}");
     assert!(!head.to_ascii_lowercase().contains("grpc-status"), "{head}");

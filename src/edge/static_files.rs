@@ -257,7 +257,7 @@ fn content_type<'a>(path: &Path, types: &'a StaticTypes) -> &'a str {
         .map_or(types.default_type.as_str(), String::as_str)
 }
 
-/// Answers a file that cannot be opened: 403 when permission is denied, else 404.
+/// Why a file cannot be served, logged: 403 when permission is denied, else 404.
 fn open_failed(path: &Path, e: &std::io::Error) -> Refusal {
     if e.kind() == std::io::ErrorKind::PermissionDenied {
         crate::refusal_line!(
